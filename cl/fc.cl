@@ -1,0 +1,26 @@
+/* Fully connected epilogues around CLBlast's GEMM. Layouts: y and dy (N, OUT) row-major, bias (OUT).
+ * One work-item per element written. */
+
+/* y = act(y + bias) in place; NaN passes the ReLU */
+__kernel void bias_act(__global float *y, ulong y_off, __global const float *bias, ulong bias_off,
+                       int out_features, int relu) {
+  const size_t i = get_global_id(0);
+  float v = y[y_off + i] + bias[bias_off + i % out_features];
+  if (relu && v < 0.0f) v = 0.0f;
+  y[y_off + i] = v;
+}
+
+/* dy = dy · [y > 0] in place: the gradient before the ReLU */
+__kernel void relu_mask(__global float *dy, ulong dy_off, __global const float *y, ulong y_off) {
+  const size_t i = get_global_id(0);
+  if (!(y[y_off + i] > 0.0f)) dy[dy_off + i] = 0.0f;
+}
+
+/* work-item = one column o: db[o] += Σ_n dy[n, o] */
+__kernel void colsum_add(__global const float *dy, ulong dy_off, int n, int out_features,
+                         __global float *db, ulong db_off) {
+  const int o = (int)get_global_id(0);
+  float s = 0.0f;
+  for (int r = 0; r < n; r++) s += dy[dy_off + (size_t)r * out_features + o];
+  db[db_off + o] += s;
+}

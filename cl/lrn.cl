@@ -1,0 +1,39 @@
+/* Local response normalisation across channels, as torch.nn.LocalResponseNorm(size, alpha, beta, k):
+ *   scale_c = k + alpha/size · Σ_{j ∈ [c - size/2, c + (size-1)/2]} x_j²,   out_c = x_c · scale_c^-beta
+ * The paper writes alpha without the 1/size; PyTorch and Caffe divide by size, and so do we.
+ * Layout (N, C, H, W); one work-item per element (img, c, p); scale is kept for the backward pass. */
+
+__kernel void lrn_forward(__global const float *inp, ulong inp_off, __global float *out, ulong out_off,
+                          __global float *scale, ulong scale_off, int c, int hw, int size,
+                          float alpha, float beta, float k) {
+  const size_t i = get_global_id(0);
+  const int p = (int)(i % hw), ch = (int)((i / hw) % c);
+  const size_t base = i - ((size_t)ch * hw + p); /* start of this image */
+  const int lo = max(ch - size / 2, 0), hi = min(ch + (size - 1) / 2, c - 1);
+  float sum = 0.0f;
+  for (int j = lo; j <= hi; j++) {
+    const float v = inp[inp_off + base + (size_t)j * hw + p];
+    sum += v * v;
+  }
+  const float s = k + alpha / size * sum;
+  scale[scale_off + i] = s;
+  out[out_off + i] = inp[inp_off + i] * pow(s, -beta);
+}
+
+/* dx_i = dy_i·scale_i^-beta − (2·alpha·beta/size)·x_i·Σ_{j : i ∈ window(j)} dy_j·out_j / scale_j */
+__kernel void lrn_backward(__global const float *dout, ulong dout_off, __global const float *out,
+                           ulong out_off, __global const float *scale, ulong scale_off,
+                           __global const float *inp, ulong inp_off, __global float *dinp,
+                           ulong dinp_off, int c, int hw, int size, float alpha, float beta) {
+  const size_t i = get_global_id(0);
+  const int p = (int)(i % hw), ch = (int)((i / hw) % c);
+  const size_t base = i - ((size_t)ch * hw + p);
+  const int lo = max(ch - (size - 1) / 2, 0), hi = min(ch + size / 2, c - 1);
+  float acc = 0.0f;
+  for (int j = lo; j <= hi; j++) {
+    const size_t e = base + (size_t)j * hw + p;
+    acc += dout[dout_off + e] * out[out_off + e] / scale[scale_off + e];
+  }
+  dinp[dinp_off + i] = dout[dout_off + i] * pow(scale[scale_off + i], -beta) -
+                       2.0f * alpha * beta / size * inp[inp_off + i] * acc;
+}

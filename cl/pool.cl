@@ -1,0 +1,86 @@
+/* Pooling. Layouts: inp (N, C, H, W), out (N, C, OH, OW).
+ * Max-pool: k×k windows at stride s, no padding; the first maximum in row-major window order wins (as
+ * PyTorch's CPU kernel), NaN propagates. The backward gathers: each input element re-finds the argmax of
+ * the (at most ⌈k/s⌉²) windows that hold it, so nothing is stored between the passes.
+ * Adaptive average pool: output row i averages rows [⌊i·H/OH⌋, ⌈(i+1)·H/OH⌉), as PyTorch. */
+
+__kernel void maxpool_forward(__global const float *inp, ulong inp_off, __global float *out,
+                              ulong out_off, int h, int w, int oh, int ow, int k, int stride) {
+  const size_t i = get_global_id(0);
+  const int ox = (int)(i % ow), oy = (int)((i / ow) % oh);
+  const size_t plane = i / ((size_t)ow * oh);
+  __global const float *x = inp + inp_off + plane * h * w;
+  float best = -INFINITY;
+  for (int ki = 0; ki < k; ki++)
+    for (int kj = 0; kj < k; kj++) {
+      const float v = x[(oy * stride + ki) * w + ox * stride + kj];
+      if (v > best || isnan(v)) best = v;
+    }
+  out[out_off + i] = best;
+}
+
+static int window_argmax(__global const float *x, int w, int y0, int x0, int k) {
+  float best = -INFINITY;
+  int arg = y0 * w + x0;
+  for (int ki = 0; ki < k; ki++)
+    for (int kj = 0; kj < k; kj++) {
+      const float v = x[(y0 + ki) * w + x0 + kj];
+      if (v > best || isnan(v)) {
+        best = v;
+        arg = (y0 + ki) * w + x0 + kj;
+      }
+    }
+  return arg;
+}
+
+/* work-item = one input element */
+__kernel void maxpool_backward(__global const float *dout, ulong dout_off, __global const float *inp,
+                               ulong inp_off, __global float *dinp, ulong dinp_off, int h, int w,
+                               int oh, int ow, int k, int stride) {
+  const size_t i = get_global_id(0);
+  const int x = (int)(i % w), y = (int)((i / w) % h);
+  const size_t plane = i / ((size_t)w * h);
+  __global const float *xp = inp + inp_off + plane * h * w;
+  __global const float *dy = dout + dout_off + plane * oh * ow;
+  const int oy_lo = y < k ? 0 : (y - k) / stride + 1, oy_hi = min(y / stride, oh - 1);
+  const int ox_lo = x < k ? 0 : (x - k) / stride + 1, ox_hi = min(x / stride, ow - 1);
+  float g = 0.0f;
+  for (int oy = oy_lo; oy <= oy_hi; oy++)
+    for (int ox = ox_lo; ox <= ox_hi; ox++)
+      if (window_argmax(xp, w, oy * stride, ox * stride, k) == y * w + x) g += dy[oy * ow + ox];
+  dinp[dinp_off + i] = g;
+}
+
+__kernel void avgpool_forward(__global const float *inp, ulong inp_off, __global float *out,
+                              ulong out_off, int h, int w, int oh, int ow) {
+  const size_t i = get_global_id(0);
+  const int ox = (int)(i % ow), oy = (int)((i / ow) % oh);
+  const size_t plane = i / ((size_t)ow * oh);
+  const int y0 = oy * h / oh, y1 = ((oy + 1) * h + oh - 1) / oh;
+  const int x0 = ox * w / ow, x1 = ((ox + 1) * w + ow - 1) / ow;
+  __global const float *x = inp + inp_off + plane * h * w;
+  float s = 0.0f;
+  for (int y = y0; y < y1; y++)
+    for (int xx = x0; xx < x1; xx++) s += x[y * w + xx];
+  out[out_off + i] = s / (float)((y1 - y0) * (x1 - x0));
+}
+
+/* work-item = one input element: Σ over the windows that hold it of dout / window area */
+__kernel void avgpool_backward(__global const float *dout, ulong dout_off, __global float *dinp,
+                               ulong dinp_off, int h, int w, int oh, int ow) {
+  const size_t i = get_global_id(0);
+  const int x = (int)(i % w), y = (int)((i / w) % h);
+  const size_t plane = i / ((size_t)w * h);
+  __global const float *dy = dout + dout_off + plane * oh * ow;
+  float g = 0.0f;
+  for (int oy = 0; oy < oh; oy++) {
+    const int y0 = oy * h / oh, y1 = ((oy + 1) * h + oh - 1) / oh;
+    if (y < y0 || y >= y1) continue;
+    for (int ox = 0; ox < ow; ox++) {
+      const int x0 = ox * w / ow, x1 = ((ox + 1) * w + ow - 1) / ow;
+      if (x < x0 || x >= x1) continue;
+      g += dy[oy * ow + ox] / (float)((y1 - y0) * (x1 - x0));
+    }
+  }
+  dinp[dinp_off + i] = g;
+}

@@ -1,0 +1,128 @@
+/* The three AlexNets as const layer tables, and a net: one model planned on a device for a batch size,
+ * with parameters, gradients, momentum and activations in a few device buffers addressed by offset. */
+#ifndef ALEXNET_MODEL_H
+#define ALEXNET_MODEL_H
+
+#include <stdint.h>
+
+#include "alexnet/layers.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum an_layer_kind {
+  AN_LAYER_CONV, AN_LAYER_LRN, AN_LAYER_MAXPOOL, AN_LAYER_AVGPOOL, AN_LAYER_DROPOUT, AN_LAYER_FC
+} an_layer_kind;
+
+typedef enum an_init_kind {
+  AN_INIT_NONE,            /* layers without parameters */
+  AN_INIT_NORMAL,          /* weight ~ N(0, weight_std), bias = bias_value (the paper; linear of half) */
+  AN_INIT_KAIMING_FAN_OUT, /* weight ~ N(0, sqrt(2 / (OC·KH·KW))), bias = bias_value */
+  AN_INIT_TORCH_DEFAULT    /* weight, bias ~ U(±1/sqrt(fan_in)): PyTorch's default, torchvision's */
+} an_init_kind;
+
+typedef struct an_layer_desc {
+  an_layer_kind kind;
+  const char *name;    /* state_dict prefix of the parameters ("features.0"), NULL without any */
+  int out_channels;    /* conv, fc; 0 on the last fc means "the number of classes" */
+  int kernel, stride, pad, groups;
+  int relu;            /* conv, fc: a ReLU follows (fused into the layer) */
+  an_lrn_params lrn;   /* lrn */
+  float dropout_p;     /* dropout */
+  int out_hw;          /* adaptive average pool output side */
+  an_init_kind init;
+  float weight_std, bias_value;
+} an_layer_desc;
+
+typedef struct an_model_desc {
+  const char *name;
+  const char *summary;
+  const an_layer_desc *layers;
+  int n_layers;
+} an_model_desc;
+
+/* "alexnet", "alexnet-half" or "alexnet-tv"; NULL when unknown. */
+const an_model_desc *an_model_find(const char *name);
+const an_model_desc *an_model_at(int i); /* NULL past the last */
+
+/* A parameter tensor inside the parameter buffer (and, at the same offset, in grads and momentum). */
+typedef struct an_tensor {
+  char name[64]; /* state_dict name: "features.0.weight" */
+  int ndim;
+  int shape[4];
+  size_t offset, count; /* in floats */
+  int is_bias;
+} an_tensor;
+
+/* One layer as planned: its shapes, where its output lives, which tensors it owns. */
+typedef struct an_layer_plan {
+  const an_layer_desc *desc;
+  int in_c, in_h, in_w, out_c, out_h, out_w;
+  size_t in_off, out_off, aux_off; /* activations buffer, floats; aux = LRN scale */
+  int weight, bias;                /* tensor indices, -1 when none */
+} an_layer_plan;
+
+typedef struct an_net {
+  an_runtime *rt;
+  const an_model_desc *model;
+  int batch, classes, input_hw;
+  an_layer_plan *layers; /* model->n_layers */
+  an_tensor *tensors;
+  int n_tensors;
+  size_t n_params;
+  cl_mem params, grads, momentum;   /* (n_params) each */
+  cl_mem acts;                      /* input, every layer's output, LRN scales */
+  cl_mem dacts;                     /* two gradient regions of the largest activation, ping-pong */
+  cl_mem work;                      /* im2col workspace */
+  cl_mem labels;                    /* (N) int */
+  cl_mem loss;                      /* loss (1), per-sample losses (N) */
+  size_t act_floats, dact_floats, work_floats, max_act_floats;
+  size_t logits_off;                /* (N, classes) in acts */
+  int train;                        /* plan includes backward buffers */
+} an_net;
+
+/* Plans model for a batch and input side (224 for the paper; others use the adaptive pool) and
+ * allocates its buffers. AN_ERR_DEVICE_MEMORY, with the bytes needed, when it does not fit. */
+an_status an_net_create(an_runtime *rt, const char *model, int classes, int batch, int input_hw,
+                        an_net **out);
+void an_net_destroy(an_net *net);
+
+/* Device bytes the net's buffers take. */
+size_t an_net_device_bytes(const an_net *net);
+
+/* Initialises every parameter with the model's scheme from seed (host RNG, then one upload) and zeroes
+ * the momentum. */
+an_status an_net_init(an_net *net, uint64_t seed);
+
+/* Uploads a batch: images (N, 3, H, W) float, labels (N) in [0, classes). */
+an_status an_net_set_batch(an_net *net, const float *images, const int *labels);
+
+/* Enqueues the forward pass (train: dropout active, keyed by seed and step) and the loss. */
+an_status an_net_forward(an_net *net, int train, uint64_t seed, uint64_t step);
+/* Enqueues the backward pass: zeroes the gradients, then every layer from the loss down. */
+an_status an_net_backward(an_net *net, uint64_t seed, uint64_t step);
+
+typedef struct an_sgd_params {
+  float lr, momentum, weight_decay;
+  int no_bias_decay; /* 1: weight decay on weights only */
+} an_sgd_params;
+
+an_status an_net_sgd(an_net *net, const an_sgd_params *p);
+
+/* One training step: upload, forward, backward, SGD, then the only wait: reading the loss back.
+ * A NaN or Inf loss is AN_ERR_NOT_FINITE. */
+an_status an_net_train_step(an_net *net, const float *images, const int *labels,
+                            const an_sgd_params *p, uint64_t seed, uint64_t step, float *loss);
+
+an_status an_net_read_loss(an_net *net, float *loss);
+an_status an_net_read_logits(an_net *net, float *logits /* (N, classes) */);
+/* Whole parameter / gradient / momentum buffers to and from the host (n_params floats). */
+an_status an_net_read_params(an_net *net, float *params);
+an_status an_net_write_params(an_net *net, const float *params);
+an_status an_net_read_grads(an_net *net, float *grads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,93 @@
+/* OpenCL runtime: device discovery and selection, one context and in-order queue, the project's
+ * program built once from the embedded .cl sources (or from ALEXNET_CL_DIR), and its kernels. */
+#ifndef ALEXNET_RUNTIME_H
+#define ALEXNET_RUNTIME_H
+
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#include <CL/cl.h>
+#include <stddef.h>
+
+#include "alexnet/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct an_device_info {
+  int platform_index, device_index; /* "P:D" as `alexnet devices` prints it */
+  cl_platform_id platform;
+  cl_device_id device;
+  char platform_name[128];
+  char name[256];
+  char vendor[128];
+  char driver_version[128];
+  char device_version[128];
+  char c_version[128];
+  cl_device_type type;
+  cl_uint compute_units;
+  cl_ulong global_mem_bytes, local_mem_bytes, max_alloc_bytes;
+  int fp16, fp64, host_unified;
+} an_device_info;
+
+/* Every device of every platform. *devices is malloc'd; free() it. No device at all is AN_ERR_NO_DEVICE. */
+an_status an_list_devices(an_device_info **devices, int *n_devices);
+
+/* Picks a device: spec "P:D", or a case-insensitive substring of the device name (or vendor); NULL or ""
+ * reads ALEXNET_DEVICE, and if that is unset too, takes the first GPU, else the first device. An unknown
+ * spec is AN_ERR_DEVICE_NOT_FOUND with a message listing the devices that exist. */
+an_status an_select_device(const char *spec, an_device_info *out);
+
+/* Kernel handles of the project's program, created once after the build. */
+typedef enum an_kernel_id {
+  AN_K_IM2COL, AN_K_COL2IM, AN_K_CONV_EPILOGUE, AN_K_CONV_GRAD_PROLOGUE, AN_K_ROWSUM_ADD,
+  AN_K_BIAS_ACT, AN_K_RELU_MASK, AN_K_COLSUM_ADD,
+  AN_K_LRN_FORWARD, AN_K_LRN_BACKWARD,
+  AN_K_MAXPOOL_FORWARD, AN_K_MAXPOOL_BACKWARD, AN_K_AVGPOOL_FORWARD, AN_K_AVGPOOL_BACKWARD,
+  AN_K_DROPOUT_FORWARD, AN_K_DROPOUT_BACKWARD,
+  AN_K_XENT_FORWARD_BACKWARD, AN_K_SUM_LOSS,
+  AN_K_SGD_UPDATE,
+  AN_K_COUNT
+} an_kernel_id;
+
+typedef struct an_runtime {
+  an_device_info info;
+  cl_context context;
+  cl_command_queue queue; /* in-order; profiling enabled */
+  cl_program program;
+  cl_kernel kernels[AN_K_COUNT];
+  char build_options[256];
+} an_runtime;
+
+/* Creates the context and queue on the selected device and builds the project's program. A failed
+ * build prints the build log and options to stderr and returns AN_ERR_BUILD. */
+an_status an_runtime_create(const char *device_spec, an_runtime **out);
+void an_runtime_destroy(an_runtime *rt);
+
+/* Builds a program from source for rt's device (the startup build uses it; tests use it to check the
+ * failure path). On failure the log and options go to stderr and the message names the device. */
+an_status an_build_program(an_runtime *rt, const char *source, const char *options, cl_program *out);
+
+/* A device buffer and an offset into it, in floats (CLBlast takes buffer + offset the same way). */
+typedef struct an_buf {
+  cl_mem mem;
+  size_t off;
+} an_buf;
+
+static inline an_buf an_at(cl_mem mem, size_t off) {
+  an_buf b = {mem, off};
+  return b;
+}
+
+/* Allocates a device buffer of n floats; AN_ERR_DEVICE_MEMORY with a hint when it cannot. */
+an_status an_alloc(an_runtime *rt, size_t n_floats, cl_mem *out);
+an_status an_write(an_runtime *rt, an_buf dst, const float *src, size_t n_floats);
+an_status an_read(an_runtime *rt, float *dst, an_buf src, size_t n_floats); /* blocking */
+an_status an_fill(an_runtime *rt, an_buf dst, float value, size_t n_floats);
+an_status an_finish(an_runtime *rt);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

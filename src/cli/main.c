@@ -1,0 +1,48 @@
+/* alexnet: dispatches to the subcommands; only the CLI prints usage and exits. */
+#include <stdio.h>
+#include <string.h>
+
+#include "alexnet/status.h"
+#include "cli.h"
+
+static const struct {
+  const char *name;
+  int (*run)(int, char **);
+  const char *summary;
+} commands[] = {
+    {"devices", cmd_devices, "list every OpenCL platform and device"},
+    {"step", cmd_step, "run forward+backward+SGD steps of a model on random data, print loss and time"},
+};
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: alexnet <command> [options]   (alexnet <command> --help for its options)\n\n"
+          "AlexNet (Krizhevsky, Sutskever & Hinton, 2012) on OpenCL with CLBlast.\n"
+          "Models: alexnet (the paper's two columns), alexnet-half (one column), alexnet-tv (torchvision).\n\n"
+          "commands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+  fprintf(f, "\nThe device is chosen by --device P:D or a name substring, or ALEXNET_DEVICE;\n"
+             "ALEXNET_CL_DIR loads the kernels from that directory instead of the embedded copies.\n");
+}
+
+int cli_fail(const char *what) {
+  fprintf(stderr, "alexnet: %s: %s\n", what, an_last_error());
+  return 1;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage(stdout);
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "alexnet: unknown command '%s'\n\n", argv[1]);
+  usage(stderr);
+  return 2;
+}

@@ -1,0 +1,124 @@
+/* Convolution, forward and backward: batched im2col, one CLBlast GEMM per group per chunk of images,
+ * and an epilogue that adds the bias, applies the ReLU and moves the result to NCHW.
+ *
+ * Per chunk of nb images the workspace holds
+ *   col  (C·KH·KW, nb·OH·OW)   im2col of the chunk; in the backward pass, then the input gradient's col
+ *   ybuf (OC, nb·OH·OW)        the GEMM output (forward) or the output gradient (backward)
+ * Forward   ybuf_g  = W_g · col_g
+ * Backward  dW_g   += dybuf_g · col_gᵀ,  db += Σ_cols dybuf,  dcol_g = W_gᵀ · dybuf_g,  dinp = col2im(dcol) */
+#include "alexnet/layers.h"
+#include "../runtime/check.h"
+#include "../runtime/launch.h"
+#include "gemm.h"
+
+an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int stride, int pad,
+                               int groups) {
+  an_conv_dims d = {n, c, h, w, oc, k, k, stride, pad, groups, 0, 0};
+  d.oh = (h + 2 * pad - k) / stride + 1;
+  d.ow = (w + 2 * pad - k) / stride + 1;
+  return d;
+}
+
+size_t an_conv_work_floats(const an_conv_dims *d, int images) {
+  const size_t ncols = (size_t)images * d->oh * d->ow;
+  return ((size_t)d->c * d->kh * d->kw + (size_t)d->oc) * ncols;
+}
+
+static an_status check_dims(const an_conv_dims *d, size_t work_floats, int *chunk) {
+  if (d->n < 1 || d->c < 1 || d->oc < 1 || d->groups < 1 || d->c % d->groups || d->oc % d->groups ||
+      d->oh < 1 || d->ow < 1 || d->stride < 1)
+    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__,
+                    "convolution %dx%dx%dx%d -> %d channels (k %d, stride %d, pad %d, groups %d) is not valid",
+                    d->n, d->c, d->h, d->w, d->oc, d->kh, d->stride, d->pad, d->groups);
+  const size_t per_image = an_conv_work_floats(d, 1);
+  size_t nb = work_floats / per_image;
+  if (nb < 1)
+    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__,
+                    "convolution workspace of %zu floats holds less than one image (%zu)", work_floats,
+                    per_image);
+  *chunk = nb > (size_t)d->n ? d->n : (int)nb;
+  return AN_OK;
+}
+
+static an_status im2col(an_runtime *rt, const an_conv_dims *d, an_buf inp, an_buf col, int n0, int nb) {
+  const size_t global[2] = {(size_t)nb * d->oh * d->ow, (size_t)d->c * d->kh * d->kw};
+  const an_arg args[] = {an_arg_mem(inp.mem), an_arg_ulong(inp.off), an_arg_mem(col.mem),
+                         an_arg_ulong(col.off), an_arg_int(d->c),     an_arg_int(d->h),
+                         an_arg_int(d->w),      an_arg_int(d->kh),    an_arg_int(d->kw),
+                         an_arg_int(d->stride), an_arg_int(d->pad),   an_arg_int(d->oh),
+                         an_arg_int(d->ow),     an_arg_int(n0),       an_arg_int(nb)};
+  return an_launch(rt, AN_K_IM2COL, 2, global, NULL, args);
+}
+
+an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_buf inp, an_buf weight,
+                          an_buf bias, int relu, an_buf work, size_t work_floats) {
+  int chunk;
+  AN_TRY(check_dims(d, work_floats, &chunk));
+  const size_t ohw = (size_t)d->oh * d->ow, ckk_g = (size_t)(d->c / d->groups) * d->kh * d->kw;
+  const size_t oc_g = (size_t)(d->oc / d->groups);
+  for (int n0 = 0; n0 < d->n; n0 += chunk) {
+    const int nb = d->n - n0 < chunk ? d->n - n0 : chunk;
+    const size_t ncols = (size_t)nb * ohw;
+    const an_buf col = work;                                   /* (C·KH·KW, ncols) */
+    const an_buf ybuf = an_at(work.mem, work.off + ckk_g * d->groups * ncols); /* (OC, ncols) */
+    AN_TRY(im2col(rt, d, inp, col, n0, nb));
+    for (int g = 0; g < d->groups; g++)
+      AN_TRY(an_gemm(rt, 0, 0, oc_g, ncols, ckk_g, 1.0f, an_at(weight.mem, weight.off + g * oc_g * ckk_g),
+                     ckk_g, an_at(col.mem, col.off + g * ckk_g * ncols), ncols, 0.0f,
+                     an_at(ybuf.mem, ybuf.off + g * oc_g * ncols), ncols));
+    const size_t global = (size_t)nb * d->oc * ohw;
+    const an_arg args[] = {an_arg_mem(ybuf.mem), an_arg_ulong(ybuf.off), an_arg_mem(bias.mem),
+                           an_arg_ulong(bias.off), an_arg_mem(out.mem),   an_arg_ulong(out.off),
+                           an_arg_int(d->oc),      an_arg_int((int)ohw),  an_arg_int(n0),
+                           an_arg_int(nb),         an_arg_int(relu != 0)};
+    AN_TRY(an_launch(rt, AN_K_CONV_EPILOGUE, 1, &global, NULL, args));
+  }
+  return AN_OK;
+}
+
+an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, an_buf dweight,
+                           an_buf dbias, an_buf dout, an_buf out, an_buf inp, an_buf weight, int relu,
+                           an_buf work, size_t work_floats) {
+  int chunk;
+  AN_TRY(check_dims(d, work_floats, &chunk));
+  const size_t ohw = (size_t)d->oh * d->ow, ckk_g = (size_t)(d->c / d->groups) * d->kh * d->kw;
+  const size_t oc_g = (size_t)(d->oc / d->groups);
+  for (int n0 = 0; n0 < d->n; n0 += chunk) {
+    const int nb = d->n - n0 < chunk ? d->n - n0 : chunk;
+    const size_t ncols = (size_t)nb * ohw;
+    const an_buf col = work;                                                      /* (C·KH·KW, ncols) */
+    const an_buf dybuf = an_at(work.mem, work.off + ckk_g * d->groups * ncols);  /* (OC, ncols) */
+    AN_TRY(im2col(rt, d, inp, col, n0, nb));
+    {
+      const size_t global = (size_t)nb * d->oc * ohw;
+      const an_arg args[] = {an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_mem(out.mem),
+                             an_arg_ulong(out.off),  an_arg_mem(dybuf.mem), an_arg_ulong(dybuf.off),
+                             an_arg_int(d->oc),      an_arg_int((int)ohw),  an_arg_int(n0),
+                             an_arg_int(nb),         an_arg_int(relu != 0)};
+      AN_TRY(an_launch(rt, AN_K_CONV_GRAD_PROLOGUE, 1, &global, NULL, args));
+    }
+    {
+      const size_t local = 64, global = (size_t)d->oc * local;
+      const an_arg args[] = {an_arg_mem(dybuf.mem), an_arg_ulong(dybuf.off), an_arg_int((int)ncols),
+                             an_arg_mem(dbias.mem), an_arg_ulong(dbias.off)};
+      AN_TRY(an_launch(rt, AN_K_ROWSUM_ADD, 1, &global, &local, args));
+    }
+    for (int g = 0; g < d->groups; g++)
+      AN_TRY(an_gemm(rt, 0, 1, oc_g, ckk_g, ncols, 1.0f, an_at(dybuf.mem, dybuf.off + g * oc_g * ncols),
+                     ncols, an_at(col.mem, col.off + g * ckk_g * ncols), ncols, 1.0f,
+                     an_at(dweight.mem, dweight.off + g * oc_g * ckk_g), ckk_g));
+    if (!dinp.mem) continue;
+    for (int g = 0; g < d->groups; g++) /* the col region now receives the input gradient's columns */
+      AN_TRY(an_gemm(rt, 1, 0, ckk_g, ncols, oc_g, 1.0f, an_at(weight.mem, weight.off + g * oc_g * ckk_g),
+                     ckk_g, an_at(dybuf.mem, dybuf.off + g * oc_g * ncols), ncols, 0.0f,
+                     an_at(col.mem, col.off + g * ckk_g * ncols), ncols));
+    const size_t global = (size_t)nb * d->c * d->h * d->w;
+    const an_arg args[] = {an_arg_mem(col.mem), an_arg_ulong(col.off), an_arg_mem(dinp.mem),
+                           an_arg_ulong(dinp.off), an_arg_int(d->c),    an_arg_int(d->h),
+                           an_arg_int(d->w),       an_arg_int(d->kh),   an_arg_int(d->kw),
+                           an_arg_int(d->stride),  an_arg_int(d->pad),  an_arg_int(d->oh),
+                           an_arg_int(d->ow),      an_arg_int(n0),      an_arg_int(nb)};
+    AN_TRY(an_launch(rt, AN_K_COL2IM, 1, &global, NULL, args));
+  }
+  return AN_OK;
+}

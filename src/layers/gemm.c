@@ -1,0 +1,22 @@
+/* The one place the project calls CLBlast's SGEMM. */
+#include <clblast_c.h>
+
+#include "alexnet/status.h"
+#include "gemm.h"
+
+an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                     float alpha, an_buf a, size_t lda, an_buf b, size_t ldb, float beta, an_buf c,
+                     size_t ldc, const char *file, int line) {
+  CLBlastStatusCode rc = CLBlastSgemm(
+      CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+      trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a.mem, a.off, lda, b.mem,
+      b.off, ldb, beta, c.mem, c.off, ldc, &rt->queue, NULL);
+  if (rc != CLBlastSuccess) {
+    const char *hint = (rc == CLBlastOpenCLOutOfResources || rc == -4)
+                           ? "; the device ran out of memory: try a smaller batch"
+                           : "";
+    return an_error((an_status)rc, file, line, "CLBlastSgemm(%c%c, m=%zu n=%zu k=%zu)%s",
+                    trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, hint);
+  }
+  return AN_OK;
+}

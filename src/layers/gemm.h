@@ -1,0 +1,14 @@
+/* Internal: CLBlast's row-major SGEMM on (buffer, offset) operands, with its status checked and the
+ * shape named in the error. C = alpha·op(A)·op(B) + beta·C. */
+#ifndef ALEXNET_GEMM_H
+#define ALEXNET_GEMM_H
+
+#include "alexnet/runtime.h"
+
+an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                     float alpha, an_buf a, size_t lda, an_buf b, size_t ldb, float beta, an_buf c,
+                     size_t ldc, const char *file, int line);
+#define an_gemm(rt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) \
+  an_gemm_at(rt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, __FILE__, __LINE__)
+
+#endif

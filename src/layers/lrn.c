@@ -1,0 +1,35 @@
+/* Local response normalisation across channels, forward and backward (see cl/lrn.cl for the formula
+ * and why alpha is divided by size). */
+#include "alexnet/layers.h"
+#include "../runtime/check.h"
+#include "../runtime/launch.h"
+
+static an_status check(int n, int c, int h, int w, const an_lrn_params *p) {
+  if (n < 1 || c < 1 || h < 1 || w < 1 || p->size < 1 || p->k <= 0.0f)
+    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "LRN on %dx%dx%dx%d, size %d, k %g is not valid",
+                    n, c, h, w, p->size, (double)p->k);
+  return AN_OK;
+}
+
+an_status an_lrn_forward(an_runtime *rt, int n, int c, int h, int w, const an_lrn_params *p, an_buf out,
+                         an_buf scale, an_buf inp) {
+  AN_TRY(check(n, c, h, w, p));
+  const size_t global = (size_t)n * c * h * w;
+  const an_arg args[] = {an_arg_mem(inp.mem),   an_arg_ulong(inp.off),  an_arg_mem(out.mem),
+                         an_arg_ulong(out.off),  an_arg_mem(scale.mem), an_arg_ulong(scale.off),
+                         an_arg_int(c),          an_arg_int(h * w),     an_arg_int(p->size),
+                         an_arg_float(p->alpha), an_arg_float(p->beta), an_arg_float(p->k)};
+  return an_launch(rt, AN_K_LRN_FORWARD, 1, &global, NULL, args);
+}
+
+an_status an_lrn_backward(an_runtime *rt, int n, int c, int h, int w, const an_lrn_params *p, an_buf dinp,
+                          an_buf dout, an_buf out, an_buf scale, an_buf inp) {
+  AN_TRY(check(n, c, h, w, p));
+  const size_t global = (size_t)n * c * h * w;
+  const an_arg args[] = {an_arg_mem(dout.mem),  an_arg_ulong(dout.off),  an_arg_mem(out.mem),
+                         an_arg_ulong(out.off),  an_arg_mem(scale.mem),  an_arg_ulong(scale.off),
+                         an_arg_mem(inp.mem),    an_arg_ulong(inp.off),  an_arg_mem(dinp.mem),
+                         an_arg_ulong(dinp.off), an_arg_int(c),          an_arg_int(h * w),
+                         an_arg_int(p->size),    an_arg_float(p->alpha), an_arg_float(p->beta)};
+  return an_launch(rt, AN_K_LRN_BACKWARD, 1, &global, NULL, args);
+}

@@ -1,0 +1,90 @@
+/* The three AlexNets as const layer tables. Parameter names are the PyTorch state_dict names of the
+ * matching nn.Sequential layouts (features.N / classifier.N, counting the ReLU, LRN, pool and dropout
+ * modules that hold no parameters), so weights can travel to and from PyTorch. */
+#include <string.h>
+
+#include "alexnet/model.h"
+
+#define LRN_PAPER {5, 1e-4f, 0.75f, 2.0f}
+#define CONV(nm, oc, k, s, p, g, ini, std, b) \
+  {AN_LAYER_CONV, nm, oc, k, s, p, g, 1, {0, 0, 0, 0}, 0, 0, ini, std, b}
+#define FC(nm, out, relu, ini, std, b) {AN_LAYER_FC, nm, out, 0, 0, 0, 1, relu, {0, 0, 0, 0}, 0, 0, ini, std, b}
+#define LRN {AN_LAYER_LRN, NULL, 0, 0, 0, 0, 1, 0, LRN_PAPER, 0, 0, AN_INIT_NONE, 0, 0}
+#define MAXPOOL {AN_LAYER_MAXPOOL, NULL, 0, 3, 2, 0, 1, 0, {0, 0, 0, 0}, 0, 0, AN_INIT_NONE, 0, 0}
+#define AVGPOOL6 {AN_LAYER_AVGPOOL, NULL, 0, 0, 0, 0, 1, 0, {0, 0, 0, 0}, 0, 6, AN_INIT_NONE, 0, 0}
+#define DROPOUT {AN_LAYER_DROPOUT, NULL, 0, 0, 0, 0, 1, 0, {0, 0, 0, 0}, 0.5f, 0, AN_INIT_NONE, 0, 0}
+
+/* Krizhevsky, Sutskever & Hinton 2012: two columns as groups=2 at conv2, conv4, conv5; weights
+ * N(0, 0.01), biases 1 in conv2, conv4, conv5 and the hidden FC layers. */
+static const an_layer_desc alexnet_layers[] = {
+    CONV("features.0", 96, 11, 4, 2, 1, AN_INIT_NORMAL, 0.01f, 0.0f),
+    LRN,
+    MAXPOOL,
+    CONV("features.4", 256, 5, 1, 2, 2, AN_INIT_NORMAL, 0.01f, 1.0f),
+    LRN,
+    MAXPOOL,
+    CONV("features.8", 384, 3, 1, 1, 1, AN_INIT_NORMAL, 0.01f, 0.0f),
+    CONV("features.10", 384, 3, 1, 1, 2, AN_INIT_NORMAL, 0.01f, 1.0f),
+    CONV("features.12", 256, 3, 1, 1, 2, AN_INIT_NORMAL, 0.01f, 1.0f),
+    MAXPOOL,
+    AVGPOOL6,
+    DROPOUT,
+    FC("classifier.1", 4096, 1, AN_INIT_NORMAL, 0.01f, 1.0f),
+    DROPOUT,
+    FC("classifier.4", 4096, 1, AN_INIT_NORMAL, 0.01f, 1.0f),
+    FC("classifier.6", 0, 0, AN_INIT_NORMAL, 0.01f, 0.0f),
+};
+
+/* One column, as the tutorials' PyTorch model: no LRN, Kaiming (fan_out) conv init, N(0, 0.01) linear. */
+static const an_layer_desc alexnet_half_layers[] = {
+    CONV("features.0", 48, 11, 4, 2, 1, AN_INIT_KAIMING_FAN_OUT, 0.0f, 0.0f),
+    MAXPOOL,
+    CONV("features.3", 128, 5, 1, 2, 1, AN_INIT_KAIMING_FAN_OUT, 0.0f, 0.0f),
+    MAXPOOL,
+    CONV("features.6", 192, 3, 1, 1, 1, AN_INIT_KAIMING_FAN_OUT, 0.0f, 0.0f),
+    CONV("features.8", 192, 3, 1, 1, 1, AN_INIT_KAIMING_FAN_OUT, 0.0f, 0.0f),
+    CONV("features.10", 128, 3, 1, 1, 1, AN_INIT_KAIMING_FAN_OUT, 0.0f, 0.0f),
+    MAXPOOL,
+    AVGPOOL6,
+    DROPOUT,
+    FC("classifier.1", 2048, 1, AN_INIT_NORMAL, 0.01f, 0.0f),
+    DROPOUT,
+    FC("classifier.4", 2048, 1, AN_INIT_NORMAL, 0.01f, 0.0f),
+    FC("classifier.6", 0, 0, AN_INIT_NORMAL, 0.01f, 0.0f),
+};
+
+/* torchvision.models.alexnet: one column of 64-192-384-256-256, adaptive 6×6 pool, PyTorch's default init. */
+static const an_layer_desc alexnet_tv_layers[] = {
+    CONV("features.0", 64, 11, 4, 2, 1, AN_INIT_TORCH_DEFAULT, 0.0f, 0.0f),
+    MAXPOOL,
+    CONV("features.3", 192, 5, 1, 2, 1, AN_INIT_TORCH_DEFAULT, 0.0f, 0.0f),
+    MAXPOOL,
+    CONV("features.6", 384, 3, 1, 1, 1, AN_INIT_TORCH_DEFAULT, 0.0f, 0.0f),
+    CONV("features.8", 256, 3, 1, 1, 1, AN_INIT_TORCH_DEFAULT, 0.0f, 0.0f),
+    CONV("features.10", 256, 3, 1, 1, 1, AN_INIT_TORCH_DEFAULT, 0.0f, 0.0f),
+    MAXPOOL,
+    AVGPOOL6,
+    DROPOUT,
+    FC("classifier.1", 4096, 1, AN_INIT_TORCH_DEFAULT, 0.0f, 0.0f),
+    DROPOUT,
+    FC("classifier.4", 4096, 1, AN_INIT_TORCH_DEFAULT, 0.0f, 0.0f),
+    FC("classifier.6", 0, 0, AN_INIT_TORCH_DEFAULT, 0.0f, 0.0f),
+};
+
+#define COUNT(a) (int)(sizeof(a) / sizeof((a)[0]))
+static const an_model_desc models[] = {
+    {"alexnet", "the 2012 paper: 96-256-384-384-256, groups 2 at conv2/4/5, LRN, FC 4096-4096-N",
+     alexnet_layers, COUNT(alexnet_layers)},
+    {"alexnet-half", "one column: 48-128-192-192-128, no LRN, FC 2048-2048-N", alexnet_half_layers,
+     COUNT(alexnet_half_layers)},
+    {"alexnet-tv", "torchvision's layout: 64-192-384-256-256, FC 4096-4096-N", alexnet_tv_layers,
+     COUNT(alexnet_tv_layers)},
+};
+
+const an_model_desc *an_model_find(const char *name) {
+  for (int i = 0; name && i < COUNT(models); i++)
+    if (strcmp(models[i].name, name) == 0) return &models[i];
+  return NULL;
+}
+
+const an_model_desc *an_model_at(int i) { return i >= 0 && i < COUNT(models) ? &models[i] : NULL; }

@@ -1,0 +1,374 @@
+/* A model planned on a device: shapes, the parameter table, buffer offsets, and the training step
+ * (forward, loss, backward, SGD) enqueued without a host round-trip; the loss is the only read-back.
+ *
+ * Buffers (floats):
+ *   params, grads, momentum  (n_params)  every tensor at the same offset in all three
+ *   acts      input (N,3,H,W), then each layer's output (N,C,H,W); an LRN's scale after its output
+ *   dacts     2 × largest activation: the output gradient and input gradient of a layer, ping-pong
+ *   work      im2col workspace for the largest convolution's chunk
+ *   loss      loss (1), per-sample losses (N)
+ *   labels    (N) int */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alexnet/model.h"
+#include "../runtime/check.h"
+
+#define WORKSPACE_BUDGET_FLOATS ((size_t)64 << 20) /* 256 MiB of im2col: chunks of the batch beyond it */
+
+static int add_tensor(an_net *net, const char *layer, const char *suffix, int ndim, const int *shape,
+                      int is_bias) {
+  an_tensor *t = &net->tensors[net->n_tensors];
+  snprintf(t->name, sizeof t->name, "%s.%s", layer, suffix);
+  t->ndim = ndim;
+  t->count = 1;
+  for (int i = 0; i < 4; i++) t->shape[i] = i < ndim ? shape[i] : 1;
+  for (int i = 0; i < ndim; i++) t->count *= (size_t)shape[i];
+  t->offset = net->n_params;
+  t->is_bias = is_bias;
+  net->n_params += t->count;
+  return net->n_tensors++;
+}
+
+static an_conv_dims conv_dims(const an_net *net, const an_layer_plan *L) {
+  const an_layer_desc *d = L->desc;
+  return an_conv_dims_make(net->batch, L->in_c, L->in_h, L->in_w, d->out_channels, d->kernel, d->stride,
+                           d->pad, d->groups);
+}
+
+/* Shapes, tensors and activation offsets; fails when the input is too small for a layer. */
+static an_status plan(an_net *net) {
+  const an_model_desc *m = net->model;
+  int c = 3, h = net->input_hw, w = net->input_hw, i;
+  size_t off = (size_t)net->batch * c * h * w;
+  net->max_act_floats = off;
+  for (i = 0; i < m->n_layers; i++) {
+    const an_layer_desc *d = &m->layers[i];
+    an_layer_plan *L = &net->layers[i];
+    L->desc = d;
+    L->in_c = c, L->in_h = h, L->in_w = w;
+    L->in_off = i == 0 ? 0 : net->layers[i - 1].out_off;
+    L->weight = L->bias = -1;
+    switch (d->kind) {
+      case AN_LAYER_CONV: {
+        const int oh = (h + 2 * d->pad - d->kernel) / d->stride + 1;
+        if (h + 2 * d->pad < d->kernel || oh < 1) goto too_small;
+        const int wshape[4] = {d->out_channels, c / d->groups, d->kernel, d->kernel};
+        L->weight = add_tensor(net, d->name, "weight", 4, wshape, 0);
+        L->bias = add_tensor(net, d->name, "bias", 1, &d->out_channels, 1);
+        c = d->out_channels, h = oh, w = oh;
+        break;
+      }
+      case AN_LAYER_MAXPOOL:
+        if (h < d->kernel) goto too_small;
+        h = an_pool_out(h, d->kernel, d->stride), w = an_pool_out(w, d->kernel, d->stride);
+        break;
+      case AN_LAYER_AVGPOOL:
+        h = w = d->out_hw;
+        break;
+      case AN_LAYER_LRN:
+      case AN_LAYER_DROPOUT:
+        break;
+      case AN_LAYER_FC: {
+        const int out = d->out_channels ? d->out_channels : net->classes;
+        const int wshape[2] = {out, c * h * w};
+        L->weight = add_tensor(net, d->name, "weight", 2, wshape, 0);
+        L->bias = add_tensor(net, d->name, "bias", 1, &out, 1);
+        c = out, h = w = 1;
+        break;
+      }
+    }
+    L->out_c = c, L->out_h = h, L->out_w = w;
+    const size_t count = (size_t)net->batch * c * h * w;
+    L->out_off = off;
+    off += count;
+    if (d->kind == AN_LAYER_LRN) {
+      L->aux_off = off;
+      off += count;
+    }
+    if (count > net->max_act_floats) net->max_act_floats = count;
+  }
+  net->act_floats = off;
+  net->logits_off = net->layers[m->n_layers - 1].out_off;
+  return AN_OK;
+too_small:
+  return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__,
+                  "%s: an input of %dx%d is too small (layer %d sees %dx%d)", m->name, net->input_hw,
+                  net->input_hw, i, h, w);
+}
+
+static size_t workspace_floats(const an_net *net) {
+  size_t need = 0;
+  for (int i = 0; i < net->model->n_layers; i++) {
+    const an_layer_plan *L = &net->layers[i];
+    if (L->desc->kind != AN_LAYER_CONV) continue;
+    const an_conv_dims d = conv_dims(net, L);
+    const size_t one = an_conv_work_floats(&d, 1), all = an_conv_work_floats(&d, net->batch);
+    size_t want = all < WORKSPACE_BUDGET_FLOATS ? all : WORKSPACE_BUDGET_FLOATS;
+    if (want < one) want = one;
+    want = want / one * one; /* whole images */
+    if (want > need) need = want;
+  }
+  return need;
+}
+
+size_t an_net_device_bytes(const an_net *net) {
+  return (3 * net->n_params + net->act_floats + net->dact_floats + net->work_floats + 1 + net->batch) *
+             sizeof(float) + (size_t)net->batch * sizeof(cl_int);
+}
+
+an_status an_net_create(an_runtime *rt, const char *model, int classes, int batch, int input_hw,
+                        an_net **out) {
+  *out = NULL;
+  const an_model_desc *m = an_model_find(model);
+  if (!m)
+    return an_error(AN_ERR_UNKNOWN_MODEL, __FILE__, __LINE__,
+                    "unknown model '%s' (the models are alexnet, alexnet-half, alexnet-tv)", model ? model : "");
+  if (classes < 1 || batch < 1 || input_hw < 1)
+    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "classes %d, batch %d, input %d must be positive",
+                    classes, batch, input_hw);
+  an_status status = AN_OK;
+  cl_int rc;
+  an_net *net = calloc(1, sizeof *net);
+  if (!net) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "net");
+  net->rt = rt, net->model = m, net->classes = classes, net->batch = batch, net->input_hw = input_hw;
+  net->layers = calloc((size_t)m->n_layers, sizeof *net->layers);
+  net->tensors = calloc((size_t)2 * m->n_layers, sizeof *net->tensors);
+  if (!net->layers || !net->tensors) {
+    status = an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "net plan");
+    goto cleanup;
+  }
+  AN_TRY_GOTO(plan(net));
+  net->dact_floats = 2 * net->max_act_floats;
+  net->work_floats = workspace_floats(net);
+  net->train = 1;
+  const size_t bytes = an_net_device_bytes(net);
+  if (bytes > rt->info.global_mem_bytes) {
+    status = an_error(AN_ERR_DEVICE_MEMORY, __FILE__, __LINE__,
+                      "%s at batch %d needs %.0f MiB of device memory; %s has %.0f MiB: try a smaller batch",
+                      m->name, batch, bytes / 1048576.0, rt->info.name, rt->info.global_mem_bytes / 1048576.0);
+    goto cleanup;
+  }
+  AN_TRY_GOTO(an_alloc(rt, net->n_params, &net->params));
+  AN_TRY_GOTO(an_alloc(rt, net->n_params, &net->grads));
+  AN_TRY_GOTO(an_alloc(rt, net->n_params, &net->momentum));
+  AN_TRY_GOTO(an_alloc(rt, net->act_floats, &net->acts));
+  AN_TRY_GOTO(an_alloc(rt, net->dact_floats, &net->dacts));
+  AN_TRY_GOTO(an_alloc(rt, net->work_floats, &net->work));
+  AN_TRY_GOTO(an_alloc(rt, 1 + (size_t)batch, &net->loss));
+  net->labels = clCreateBuffer(rt->context, CL_MEM_READ_ONLY, (size_t)batch * sizeof(cl_int), NULL, &rc);
+  AN_CL_GOTO(rc);
+  /* PoCL (and others) hand out uninitialised memory: start from defined gradients and momentum. */
+  AN_TRY_GOTO(an_fill(rt, an_at(net->grads, 0), 0.0f, net->n_params));
+  AN_TRY_GOTO(an_fill(rt, an_at(net->momentum, 0), 0.0f, net->n_params));
+  AN_TRY_GOTO(an_finish(rt));
+  *out = net;
+  return AN_OK;
+cleanup:
+  an_net_destroy(net);
+  return status;
+}
+
+void an_net_destroy(an_net *net) {
+  if (!net) return;
+  cl_mem mems[] = {net->labels, net->loss, net->work, net->dacts, net->acts, net->momentum, net->grads, net->params};
+  for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
+    if (mems[i]) clReleaseMemObject(mems[i]);
+  free(net->tensors);
+  free(net->layers);
+  free(net);
+}
+
+/* ---- initialisation: a splitmix64 stream, Box-Muller normals, on the host, then one upload ---- */
+typedef struct rng {
+  uint64_t s;
+} rng;
+
+static uint64_t rng_next(rng *r) {
+  uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+static double rng_uniform(rng *r) { return ((rng_next(r) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
+static double rng_normal(rng *r) {
+  return sqrt(-2.0 * log(rng_uniform(r))) * cos(6.283185307179586 * rng_uniform(r));
+}
+
+an_status an_net_init(an_net *net, uint64_t seed) {
+  float *host = malloc(net->n_params * sizeof *host);
+  if (!host) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "parameters (%zu floats)", net->n_params);
+  rng r = {seed};
+  for (int i = 0; i < net->model->n_layers; i++) {
+    const an_layer_plan *L = &net->layers[i];
+    if (L->weight < 0) continue;
+    const an_layer_desc *d = L->desc;
+    const an_tensor *w = &net->tensors[L->weight], *b = &net->tensors[L->bias];
+    const size_t fan_in = w->count / (size_t)w->shape[0];
+    const double kaiming_std = sqrt(2.0 / ((double)w->shape[0] * (w->ndim == 4 ? w->shape[2] * w->shape[3] : 1)));
+    const double bound = 1.0 / sqrt((double)fan_in);
+    for (size_t j = 0; j < w->count; j++) {
+      double v = 0;
+      switch (d->init) {
+        case AN_INIT_NORMAL: v = d->weight_std * rng_normal(&r); break;
+        case AN_INIT_KAIMING_FAN_OUT: v = kaiming_std * rng_normal(&r); break;
+        case AN_INIT_TORCH_DEFAULT: v = bound * (2.0 * rng_uniform(&r) - 1.0); break;
+        case AN_INIT_NONE: break;
+      }
+      host[w->offset + j] = (float)v;
+    }
+    for (size_t j = 0; j < b->count; j++)
+      host[b->offset + j] = d->init == AN_INIT_TORCH_DEFAULT ? (float)(bound * (2.0 * rng_uniform(&r) - 1.0))
+                                                             : d->bias_value;
+  }
+  an_status status = an_write(net->rt, an_at(net->params, 0), host, net->n_params);
+  free(host);
+  AN_TRY(status);
+  return an_fill(net->rt, an_at(net->momentum, 0), 0.0f, net->n_params);
+}
+
+an_status an_net_set_batch(an_net *net, const float *images, const int *labels) {
+  for (int i = 0; i < net->batch; i++)
+    if (labels[i] < 0 || labels[i] >= net->classes)
+      return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "label %d of sample %d is outside [0, %d)",
+                      labels[i], i, net->classes);
+  AN_TRY(an_write(net->rt, an_at(net->acts, 0), images, (size_t)net->batch * 3 * net->input_hw * net->input_hw));
+  AN_CL_RETURN(clEnqueueWriteBuffer(net->rt->queue, net->labels, CL_TRUE, 0, (size_t)net->batch * sizeof(cl_int),
+                                    labels, 0, NULL, NULL));
+  return AN_OK;
+}
+
+static an_buf param(const an_net *net, cl_mem mem, int tensor) {
+  return an_at(mem, net->tensors[tensor].offset);
+}
+
+an_status an_net_forward(an_net *net, int train, uint64_t seed, uint64_t step) {
+  an_runtime *rt = net->rt;
+  const int n = net->batch;
+  for (int i = 0; i < net->model->n_layers; i++) {
+    const an_layer_plan *L = &net->layers[i];
+    const an_layer_desc *d = L->desc;
+    const an_buf in = an_at(net->acts, L->in_off), out = an_at(net->acts, L->out_off);
+    const size_t in_count = (size_t)n * L->in_c * L->in_h * L->in_w;
+    switch (d->kind) {
+      case AN_LAYER_CONV: {
+        const an_conv_dims cd = conv_dims(net, L);
+        AN_TRY(an_conv_forward(rt, &cd, out, in, param(net, net->params, L->weight),
+                               param(net, net->params, L->bias), d->relu, an_at(net->work, 0), net->work_floats));
+        break;
+      }
+      case AN_LAYER_LRN:
+        AN_TRY(an_lrn_forward(rt, n, L->in_c, L->in_h, L->in_w, &d->lrn, out, an_at(net->acts, L->aux_off), in));
+        break;
+      case AN_LAYER_MAXPOOL:
+        AN_TRY(an_maxpool_forward(rt, n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride, out, in));
+        break;
+      case AN_LAYER_AVGPOOL:
+        AN_TRY(an_avgpool_forward(rt, n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w, out, in));
+        break;
+      case AN_LAYER_DROPOUT:
+        if (train && d->dropout_p > 0.0f)
+          AN_TRY(an_dropout_forward(rt, in_count, d->dropout_p, an_dropout_key(seed, step, (uint32_t)i), out, in));
+        else
+          AN_CL_RETURN(clEnqueueCopyBuffer(rt->queue, net->acts, net->acts, in.off * sizeof(float),
+                                           out.off * sizeof(float), in_count * sizeof(float), 0, NULL, NULL));
+        break;
+      case AN_LAYER_FC:
+        AN_TRY(an_fc_forward(rt, n, L->in_c * L->in_h * L->in_w, L->out_c, out, in,
+                             param(net, net->params, L->weight), param(net, net->params, L->bias), d->relu));
+        break;
+    }
+  }
+  /* the loss kernel writes dlogits too: into the gradient region the backward pass starts from */
+  return an_softmax_xent(rt, n, net->classes, an_at(net->loss, 0), an_at(net->dacts, 0), an_at(net->loss, 1),
+                         an_at(net->acts, net->logits_off), net->labels);
+}
+
+an_status an_net_backward(an_net *net, uint64_t seed, uint64_t step) {
+  an_runtime *rt = net->rt;
+  const int n = net->batch;
+  AN_TRY(an_fill(rt, an_at(net->grads, 0), 0.0f, net->n_params));
+  int cur = 0; /* dacts region holding the gradient of the current layer's output */
+  for (int i = net->model->n_layers - 1; i >= 0; i--) {
+    const an_layer_plan *L = &net->layers[i];
+    const an_layer_desc *d = L->desc;
+    const an_buf in = an_at(net->acts, L->in_off), out = an_at(net->acts, L->out_off);
+    const an_buf dout = an_at(net->dacts, (size_t)cur * net->max_act_floats);
+    const an_buf dinp = an_at(i == 0 ? NULL : net->dacts, (size_t)(1 - cur) * net->max_act_floats);
+    const size_t in_count = (size_t)n * L->in_c * L->in_h * L->in_w;
+    switch (d->kind) {
+      case AN_LAYER_CONV: {
+        const an_conv_dims cd = conv_dims(net, L);
+        AN_TRY(an_conv_backward(rt, &cd, dinp, param(net, net->grads, L->weight), param(net, net->grads, L->bias),
+                                dout, out, in, param(net, net->params, L->weight), d->relu, an_at(net->work, 0),
+                                net->work_floats));
+        break;
+      }
+      case AN_LAYER_LRN:
+        AN_TRY(an_lrn_backward(rt, n, L->in_c, L->in_h, L->in_w, &d->lrn, dinp, dout, out,
+                               an_at(net->acts, L->aux_off), in));
+        break;
+      case AN_LAYER_MAXPOOL:
+        AN_TRY(an_maxpool_backward(rt, n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride, dinp, dout, in));
+        break;
+      case AN_LAYER_AVGPOOL:
+        AN_TRY(an_avgpool_backward(rt, n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w, dinp, dout));
+        break;
+      case AN_LAYER_DROPOUT:
+        AN_TRY(an_dropout_backward(rt, in_count, d->dropout_p, an_dropout_key(seed, step, (uint32_t)i), dinp, dout));
+        break;
+      case AN_LAYER_FC:
+        AN_TRY(an_fc_backward(rt, n, L->in_c * L->in_h * L->in_w, L->out_c, dinp, param(net, net->grads, L->weight),
+                              param(net, net->grads, L->bias), dout, out, in, param(net, net->params, L->weight),
+                              d->relu));
+        break;
+    }
+    cur = 1 - cur;
+  }
+  return AN_OK;
+}
+
+an_status an_net_sgd(an_net *net, const an_sgd_params *p) {
+  if (!p->no_bias_decay)
+    return an_sgd_update(net->rt, net->n_params, p->lr, p->momentum, p->weight_decay, an_at(net->params, 0),
+                         an_at(net->grads, 0), an_at(net->momentum, 0));
+  for (int t = 0; t < net->n_tensors; t++) {
+    const an_tensor *T = &net->tensors[t];
+    AN_TRY(an_sgd_update(net->rt, T->count, p->lr, p->momentum, T->is_bias ? 0.0f : p->weight_decay,
+                         an_at(net->params, T->offset), an_at(net->grads, T->offset),
+                         an_at(net->momentum, T->offset)));
+  }
+  return AN_OK;
+}
+
+an_status an_net_read_loss(an_net *net, float *loss) {
+  AN_TRY(an_read(net->rt, loss, an_at(net->loss, 0), 1));
+  if (!isfinite(*loss))
+    return an_error(AN_ERR_NOT_FINITE, __FILE__, __LINE__, "the loss is %f: training diverged (lower the learning rate)",
+                    (double)*loss);
+  return AN_OK;
+}
+
+an_status an_net_train_step(an_net *net, const float *images, const int *labels, const an_sgd_params *p,
+                            uint64_t seed, uint64_t step, float *loss) {
+  AN_TRY(an_net_set_batch(net, images, labels));
+  AN_TRY(an_net_forward(net, 1, seed, step));
+  AN_TRY(an_net_backward(net, seed, step));
+  AN_TRY(an_net_sgd(net, p));
+  return an_net_read_loss(net, loss);
+}
+
+an_status an_net_read_logits(an_net *net, float *logits) {
+  return an_read(net->rt, logits, an_at(net->acts, net->logits_off), (size_t)net->batch * net->classes);
+}
+an_status an_net_read_params(an_net *net, float *params) {
+  return an_read(net->rt, params, an_at(net->params, 0), net->n_params);
+}
+an_status an_net_write_params(an_net *net, const float *params) {
+  return an_write(net->rt, an_at(net->params, 0), params, net->n_params);
+}
+an_status an_net_read_grads(an_net *net, float *grads) {
+  return an_read(net->rt, grads, an_at(net->grads, 0), net->n_params);
+}

@@ -1,0 +1,348 @@
+/* OpenCL runtime: platforms and devices, selection by P:D / name / ALEXNET_DEVICE, the context and
+ * in-order queue, the startup build of the project's kernels, buffers, and kernel launches. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alexnet/runtime.h"
+#include "check.h"
+
+#ifndef CL_DEVICE_HALF_FP_CONFIG /* cl_ext.h's, for the fp16 column of `alexnet devices` */
+#define CL_DEVICE_HALF_FP_CONFIG 0x1033
+#endif
+#ifndef CL_PLATFORM_NOT_FOUND_KHR /* what the ICD loader returns when no platform is installed */
+#define CL_PLATFORM_NOT_FOUND_KHR -1001
+#endif
+#include "launch.h"
+
+static const char *const kernel_names[AN_K_COUNT] = {
+    [AN_K_IM2COL] = "im2col",
+    [AN_K_COL2IM] = "col2im",
+    [AN_K_CONV_EPILOGUE] = "conv_epilogue",
+    [AN_K_CONV_GRAD_PROLOGUE] = "conv_grad_prologue",
+    [AN_K_ROWSUM_ADD] = "rowsum_add",
+    [AN_K_BIAS_ACT] = "bias_act",
+    [AN_K_RELU_MASK] = "relu_mask",
+    [AN_K_COLSUM_ADD] = "colsum_add",
+    [AN_K_LRN_FORWARD] = "lrn_forward",
+    [AN_K_LRN_BACKWARD] = "lrn_backward",
+    [AN_K_MAXPOOL_FORWARD] = "maxpool_forward",
+    [AN_K_MAXPOOL_BACKWARD] = "maxpool_backward",
+    [AN_K_AVGPOOL_FORWARD] = "avgpool_forward",
+    [AN_K_AVGPOOL_BACKWARD] = "avgpool_backward",
+    [AN_K_DROPOUT_FORWARD] = "dropout_forward",
+    [AN_K_DROPOUT_BACKWARD] = "dropout_backward",
+    [AN_K_XENT_FORWARD_BACKWARD] = "xent_forward_backward",
+    [AN_K_SUM_LOSS] = "sum_loss",
+    [AN_K_SGD_UPDATE] = "sgd_update",
+};
+
+static void info_string(cl_device_id d, cl_device_info what, char *buf, size_t size) {
+  if (clGetDeviceInfo(d, what, size, buf, NULL) != CL_SUCCESS) snprintf(buf, size, "?");
+  buf[size - 1] = '\0';
+}
+
+static void fill_info(an_device_info *di, cl_platform_id p, cl_device_id d, int pi, int dj) {
+  memset(di, 0, sizeof *di);
+  di->platform_index = pi;
+  di->device_index = dj;
+  di->platform = p;
+  di->device = d;
+  if (clGetPlatformInfo(p, CL_PLATFORM_NAME, sizeof di->platform_name, di->platform_name, NULL))
+    snprintf(di->platform_name, sizeof di->platform_name, "?");
+  info_string(d, CL_DEVICE_NAME, di->name, sizeof di->name);
+  info_string(d, CL_DEVICE_VENDOR, di->vendor, sizeof di->vendor);
+  info_string(d, CL_DRIVER_VERSION, di->driver_version, sizeof di->driver_version);
+  info_string(d, CL_DEVICE_VERSION, di->device_version, sizeof di->device_version);
+  info_string(d, CL_DEVICE_OPENCL_C_VERSION, di->c_version, sizeof di->c_version);
+  clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof di->type, &di->type, NULL);
+  clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof di->compute_units, &di->compute_units, NULL);
+  clGetDeviceInfo(d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof di->global_mem_bytes, &di->global_mem_bytes, NULL);
+  clGetDeviceInfo(d, CL_DEVICE_LOCAL_MEM_SIZE, sizeof di->local_mem_bytes, &di->local_mem_bytes, NULL);
+  clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof di->max_alloc_bytes, &di->max_alloc_bytes, NULL);
+  cl_device_fp_config fp = 0;
+  if (clGetDeviceInfo(d, CL_DEVICE_HALF_FP_CONFIG, sizeof fp, &fp, NULL) == CL_SUCCESS) di->fp16 = fp != 0;
+  char ext[8192] = {0};
+  info_string(d, CL_DEVICE_EXTENSIONS, ext, sizeof ext);
+  if (strstr(ext, "cl_khr_fp16")) di->fp16 = 1;
+  fp = 0;
+  if (clGetDeviceInfo(d, CL_DEVICE_DOUBLE_FP_CONFIG, sizeof fp, &fp, NULL) == CL_SUCCESS) di->fp64 = fp != 0;
+  cl_bool unified = CL_FALSE;
+  clGetDeviceInfo(d, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL);
+  di->host_unified = unified == CL_TRUE;
+}
+
+an_status an_list_devices(an_device_info **devices, int *n_devices) {
+  *devices = NULL;
+  *n_devices = 0;
+  cl_uint n_platforms = 0;
+  cl_int rc = clGetPlatformIDs(0, NULL, &n_platforms);
+  if (rc == CL_PLATFORM_NOT_FOUND_KHR || n_platforms == 0)
+    return an_error(AN_ERR_NO_DEVICE, __FILE__, __LINE__,
+                    "no OpenCL platform found (is an ICD such as pocl-opencl-icd installed?)");
+  AN_CL_RETURN(rc);
+  cl_platform_id platforms[32];
+  if (n_platforms > 32) n_platforms = 32;
+  AN_CL_RETURN(clGetPlatformIDs(n_platforms, platforms, NULL));
+  int total = 0, capacity = 0;
+  an_device_info *list = NULL;
+  for (cl_uint p = 0; p < n_platforms; p++) {
+    cl_uint n = 0;
+    if (clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL, 0, NULL, &n) != CL_SUCCESS || n == 0) continue;
+    cl_device_id ids[64];
+    if (n > 64) n = 64;
+    if (clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL, n, ids, NULL) != CL_SUCCESS) continue;
+    for (cl_uint d = 0; d < n; d++) {
+      if (total == capacity) {
+        capacity = capacity ? 2 * capacity : 8;
+        an_device_info *grown = realloc(list, (size_t)capacity * sizeof *list);
+        if (!grown) {
+          free(list);
+          return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "device list");
+        }
+        list = grown;
+      }
+      fill_info(&list[total++], platforms[p], ids[d], (int)p, (int)d);
+    }
+  }
+  if (total == 0) {
+    free(list);
+    return an_error(AN_ERR_NO_DEVICE, __FILE__, __LINE__, "OpenCL platforms exist but expose no device");
+  }
+  *devices = list;
+  *n_devices = total;
+  return AN_OK;
+}
+
+static int contains_nocase(const char *hay, const char *needle) {
+  size_t n = strlen(needle);
+  for (; *hay; hay++) {
+    size_t i = 0;
+    while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i])) i++;
+    if (i == n) return 1;
+  }
+  return 0;
+}
+
+an_status an_select_device(const char *spec, an_device_info *out) {
+  if (!spec || !*spec) spec = getenv("ALEXNET_DEVICE");
+  an_device_info *list;
+  int n;
+  AN_TRY(an_list_devices(&list, &n));
+  int found = -1;
+  if (!spec || !*spec) {
+    for (int i = 0; i < n && found < 0; i++)
+      if (list[i].type & CL_DEVICE_TYPE_GPU) found = i;
+    if (found < 0) found = 0;
+  } else {
+    int p, d;
+    char tail;
+    if (sscanf(spec, "%d:%d%c", &p, &d, &tail) == 2) {
+      for (int i = 0; i < n; i++)
+        if (list[i].platform_index == p && list[i].device_index == d) found = i;
+    } else {
+      for (int i = 0; i < n && found < 0; i++)
+        if (contains_nocase(list[i].name, spec) || contains_nocase(list[i].vendor, spec)) found = i;
+    }
+  }
+  if (found < 0) {
+    char names[3000] = "";
+    size_t used = 0;
+    for (int i = 0; i < n && used < sizeof names - 1; i++)
+      used += (size_t)snprintf(names + used, sizeof names - used, "\n  %d:%d  %s (%s)",
+                               list[i].platform_index, list[i].device_index, list[i].name,
+                               list[i].platform_name);
+    free(list);
+    return an_error(AN_ERR_DEVICE_NOT_FOUND, __FILE__, __LINE__,
+                    "no OpenCL device matches '%s'; the devices are:%s", spec, names);
+  }
+  *out = list[found];
+  free(list);
+  return AN_OK;
+}
+
+an_status an_build_program(an_runtime *rt, const char *source, const char *options, cl_program *out) {
+  cl_int rc;
+  *out = NULL;
+  cl_program prog = clCreateProgramWithSource(rt->context, 1, &source, NULL, &rc);
+  AN_CL_RETURN(rc);
+  rc = clBuildProgram(prog, 1, &rt->info.device, options, NULL, NULL);
+  if (rc != CL_SUCCESS) {
+    size_t log_size = 0;
+    clGetProgramBuildInfo(prog, rt->info.device, CL_PROGRAM_BUILD_LOG, 0, NULL, &log_size);
+    char *log = malloc(log_size + 1);
+    if (log) {
+      log[0] = '\0';
+      clGetProgramBuildInfo(prog, rt->info.device, CL_PROGRAM_BUILD_LOG, log_size, log, NULL);
+      log[log_size] = '\0';
+    }
+    fprintf(stderr, "alexnet: building the kernels for %s failed (%s)\nbuild options: %s\nbuild log:\n%s\n",
+            rt->info.name, an_status_name(rc), options ? options : "", log ? log : "(no log)");
+    free(log);
+    clReleaseProgram(prog);
+    return an_error(AN_ERR_BUILD, __FILE__, __LINE__,
+                    "clBuildProgram for %s failed with %s (options '%s'; the build log is above)",
+                    rt->info.name, an_status_name(rc), options ? options : "");
+  }
+  *out = prog;
+  return AN_OK;
+}
+
+/* The kernel sources: embedded at build time, or read from ALEXNET_CL_DIR for kernel work. */
+static an_status load_sources(char **out) {
+  const char *dir = getenv("ALEXNET_CL_DIR");
+  size_t total = 1;
+  char **parts = calloc((size_t)an_cl_source_count, sizeof *parts);
+  if (!parts) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "kernel sources");
+  an_status status = AN_OK;
+  for (int i = 0; i < an_cl_source_count; i++) {
+    if (dir && *dir) {
+      char path[4096];
+      snprintf(path, sizeof path, "%s/%s", dir, an_cl_source_names[i]);
+      FILE *f = fopen(path, "rb");
+      if (!f) {
+        status = an_error(AN_ERR_IO, __FILE__, __LINE__, "ALEXNET_CL_DIR: cannot open %s", path);
+        goto cleanup;
+      }
+      fseek(f, 0, SEEK_END);
+      long size = ftell(f);
+      fseek(f, 0, SEEK_SET);
+      parts[i] = malloc((size_t)size + 1);
+      size_t got = parts[i] ? fread(parts[i], 1, (size_t)size, f) : 0;
+      fclose(f);
+      if (!parts[i] || got != (size_t)size) {
+        status = an_error(AN_ERR_IO, __FILE__, __LINE__, "ALEXNET_CL_DIR: cannot read %s", path);
+        goto cleanup;
+      }
+      parts[i][size] = '\0';
+    } else {
+      parts[i] = strdup(an_cl_sources[i]);
+      if (!parts[i]) {
+        status = an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "kernel sources");
+        goto cleanup;
+      }
+    }
+    total += strlen(parts[i]) + 64;
+  }
+  char *all = malloc(total);
+  if (!all) {
+    status = an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "kernel sources");
+    goto cleanup;
+  }
+  size_t used = 0;
+  for (int i = 0; i < an_cl_source_count; i++) {
+    used += (size_t)sprintf(all + used, "\n#line 1 \"%s\"\n", an_cl_source_names[i]);
+    strcpy(all + used, parts[i]);
+    used += strlen(parts[i]);
+  }
+  *out = all;
+cleanup:
+  for (int i = 0; i < an_cl_source_count; i++) free(parts[i]);
+  free(parts);
+  return status;
+}
+
+an_status an_runtime_create(const char *device_spec, an_runtime **out) {
+  *out = NULL;
+  an_status status = AN_OK;
+  char *source = NULL;
+  cl_int rc;
+  an_runtime *rt = calloc(1, sizeof *rt);
+  if (!rt) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "runtime");
+  AN_TRY_GOTO(an_select_device(device_spec, &rt->info));
+  cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)rt->info.platform, 0};
+  rt->context = clCreateContext(props, 1, &rt->info.device, NULL, NULL, &rc);
+  AN_CL_GOTO(rc);
+  rt->queue = clCreateCommandQueue(rt->context, rt->info.device, CL_QUEUE_PROFILING_ENABLE, &rc);
+  AN_CL_GOTO(rc);
+  AN_TRY_GOTO(load_sources(&source));
+  snprintf(rt->build_options, sizeof rt->build_options, "-cl-std=CL1.2");
+  AN_TRY_GOTO(an_build_program(rt, source, rt->build_options, &rt->program));
+  for (int k = 0; k < AN_K_COUNT; k++) {
+    rt->kernels[k] = clCreateKernel(rt->program, kernel_names[k], &rc);
+    if (rc != CL_SUCCESS) {
+      status = an_error(rc, __FILE__, __LINE__, "clCreateKernel(%s)", kernel_names[k]);
+      goto cleanup;
+    }
+  }
+  free(source);
+  *out = rt;
+  return AN_OK;
+cleanup:
+  free(source);
+  an_runtime_destroy(rt);
+  return status;
+}
+
+void an_runtime_destroy(an_runtime *rt) {
+  if (!rt) return;
+  if (rt->queue) clFinish(rt->queue);
+  for (int k = AN_K_COUNT - 1; k >= 0; k--)
+    if (rt->kernels[k]) clReleaseKernel(rt->kernels[k]);
+  if (rt->program) clReleaseProgram(rt->program);
+  if (rt->queue) clReleaseCommandQueue(rt->queue);
+  if (rt->context) clReleaseContext(rt->context);
+  free(rt);
+}
+
+an_status an_alloc(an_runtime *rt, size_t n_floats, cl_mem *out) {
+  cl_int rc;
+  size_t bytes = (n_floats ? n_floats : 1) * sizeof(float);
+  *out = NULL;
+  if (bytes > rt->info.max_alloc_bytes)
+    return an_error(AN_ERR_DEVICE_MEMORY, __FILE__, __LINE__,
+                    "a buffer of %.1f MiB exceeds %s's largest allocation (%.1f MiB); try a smaller batch",
+                    bytes / 1048576.0, rt->info.name, rt->info.max_alloc_bytes / 1048576.0);
+  *out = clCreateBuffer(rt->context, CL_MEM_READ_WRITE, bytes, NULL, &rc);
+  if (rc == CL_MEM_OBJECT_ALLOCATION_FAILURE || rc == CL_OUT_OF_RESOURCES || rc == CL_OUT_OF_HOST_MEMORY)
+    return an_error(rc, __FILE__, __LINE__,
+                    "out of device memory allocating %.1f MiB on %s; try a smaller batch",
+                    bytes / 1048576.0, rt->info.name);
+  AN_CL_RETURN(rc);
+  return AN_OK;
+}
+
+an_status an_write(an_runtime *rt, an_buf dst, const float *src, size_t n) {
+  AN_CL_RETURN(clEnqueueWriteBuffer(rt->queue, dst.mem, CL_TRUE, dst.off * sizeof(float),
+                                    n * sizeof(float), src, 0, NULL, NULL));
+  return AN_OK;
+}
+
+an_status an_read(an_runtime *rt, float *dst, an_buf src, size_t n) {
+  AN_CL_RETURN(clEnqueueReadBuffer(rt->queue, src.mem, CL_TRUE, src.off * sizeof(float),
+                                   n * sizeof(float), dst, 0, NULL, NULL));
+  return AN_OK;
+}
+
+an_status an_fill(an_runtime *rt, an_buf dst, float value, size_t n) {
+  if (n == 0) return AN_OK;
+  AN_CL_RETURN(clEnqueueFillBuffer(rt->queue, dst.mem, &value, sizeof value, dst.off * sizeof(float),
+                                   n * sizeof(float), 0, NULL, NULL));
+  return AN_OK;
+}
+
+an_status an_finish(an_runtime *rt) {
+  AN_CL_RETURN(clFinish(rt->queue));
+  return AN_OK;
+}
+
+an_status an_launch_at(an_runtime *rt, an_kernel_id k, cl_uint dims, const size_t *global,
+                       const size_t *local, const an_arg *args, int n_args, const char *file,
+                       int line) {
+  for (int i = 0; i < n_args; i++) {
+    cl_int rc = clSetKernelArg(rt->kernels[k], (cl_uint)i, args[i].size, &args[i].v);
+    if (rc != CL_SUCCESS)
+      return an_error(rc, file, line, "clSetKernelArg(%s, %d)", kernel_names[k], i);
+  }
+  for (cl_uint d = 0; d < dims; d++)
+    if (global[d] == 0) return AN_OK;
+  cl_int rc = clEnqueueNDRangeKernel(rt->queue, rt->kernels[k], dims, NULL, global, local, 0, NULL, NULL);
+  if (rc != CL_SUCCESS) {
+    if (rc == CL_MEM_OBJECT_ALLOCATION_FAILURE || rc == CL_OUT_OF_RESOURCES)
+      return an_error(rc, file, line, "clEnqueueNDRangeKernel(%s): the device ran out of memory; try a smaller batch",
+                      kernel_names[k]);
+    return an_error(rc, file, line, "clEnqueueNDRangeKernel(%s)", kernel_names[k]);
+  }
+  return AN_OK;
+}
