@@ -1,6 +1,6 @@
 /* Helpers shared by the tests: a seeded RNG of our own (so data do not depend on the C library),
  * float <-> double conversion, tensor comparison that prints what it found, and the runtime a device
- * test needs. Include after cmocka's prerequisites (stdarg.h, stddef.h, stdint.h, setjmp.h). */
+ * test needs. Failures inside these helpers fail the running cmocka test. */
 #ifndef ALEXNET_TESTS_CHECK_H
 #define ALEXNET_TESTS_CHECK_H
 

@@ -1,0 +1,739 @@
+/* Every device layer of layers.h against the plain-C reference (ref.c, itself checked against finite
+ * differences by test_reference.c): the forward, then every gradient of the backward (dinp, dweight,
+ * dbias), on AlexNet's own shapes and on small odd ones.
+ *
+ * How the data are laid out, and why:
+ * - weight and bias gradients start from nonzero values, so a backward that assigns instead of
+ *   accumulating fails; input gradients start from garbage, so one that accumulates fails;
+ * - most cases put all their tensors in one device buffer at odd offsets, with gaps filled with a
+ *   sentinel that is checked afterwards: a kernel that ignores an offset, or writes past its tensor,
+ *   fails; the others give each tensor a buffer of its own (offset 0);
+ * - with a fused ReLU the reference backward takes the device's forward output as its mask, so that an
+ *   output rounded to the other side of 0 does not count as a mismatch in the gradients.
+ * A missing OpenCL device fails the whole suite (group setup), it never skips. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alexnet/layers.h"
+#include "check.h"
+#include "ref.h"
+
+/* Forward: float accumulation of at most a few thousand products, against max|want|. */
+#define FWD_RTOL 1e-4
+#define FWD_ATOL 1e-5
+/* Gradients: reductions over up to 6050 terms (conv1's dweight, N·OH·OW) or 4096 (fc6's dinp); the
+ * worst seen on PoCL is 2e-6 of max|want|, so 1e-4 leaves a margin for other devices' GEMMs. */
+#define GRAD_RTOL 1e-4
+#define GRAD_ATOL 1e-5
+/* Elementwise layers (dropout, SGD, max-pool routing): only float rounding of one or two operations. */
+#define EXACT_RTOL 1e-6
+#define EXACT_ATOL 1e-7
+
+#define SENTINEL 12345.25f
+#define GAP 13         /* floats of sentinel before every tensor in a shared buffer: offsets are odd */
+#define MAX_TENSORS 16 /* per arena */
+#define GARBAGE -777.0f /* what an input gradient holds before the backward writes it */
+
+/* ---- device tensors ---- */
+
+/* Tensors of one test. shared: one buffer, each tensor GAP floats after the previous one, the rest
+ * sentinel; otherwise a buffer per tensor at offset 0. */
+typedef struct arena {
+  an_runtime *rt;
+  int shared;
+  cl_mem mem; /* shared */
+  size_t cap, used;
+  size_t off[MAX_TENSORS], count[MAX_TENSORS];
+  cl_mem own[MAX_TENSORS]; /* not shared */
+  int n;
+} arena;
+
+static void arena_open(arena *a, an_runtime *rt, int shared, size_t floats, int tensors) {
+  memset(a, 0, sizeof(*a));
+  a->rt = rt;
+  a->shared = shared;
+  if (shared) {
+    a->cap = floats + (size_t)(tensors + 1) * GAP;
+    TEST_OK(an_alloc(rt, a->cap, &a->mem));
+    TEST_OK(an_fill(rt, an_at(a->mem, 0), SENTINEL, a->cap));
+  }
+}
+
+static an_buf arena_take(arena *a, size_t count) {
+  assert_true(a->n < MAX_TENSORS);
+  if (!a->shared) {
+    TEST_OK(an_alloc(a->rt, count ? count : 1, &a->own[a->n]));
+    a->off[a->n] = 0, a->count[a->n] = count;
+    return an_at(a->own[a->n++], 0);
+  }
+  a->used += GAP;
+  if (a->used + count > a->cap) fail_msg("arena of %zu floats is too small (test bug)", a->cap);
+  a->off[a->n] = a->used, a->count[a->n++] = count;
+  an_buf b = an_at(a->mem, a->used);
+  a->used += count;
+  return b;
+}
+
+static an_buf arena_put(arena *a, const float *host, size_t count) {
+  an_buf b = arena_take(a, count);
+  TEST_OK(an_write(a->rt, b, host, count));
+  return b;
+}
+
+static an_buf arena_filled(arena *a, float value, size_t count) {
+  an_buf b = arena_take(a, count);
+  TEST_OK(an_fill(a->rt, b, value, count));
+  return b;
+}
+
+static float *download(an_runtime *rt, an_buf b, size_t count) {
+  float *host = test_floats(count);
+  TEST_OK(an_read(rt, host, b, count));
+  return host;
+}
+
+/* Every float of a shared buffer outside the tensors must still be the sentinel. */
+static int arena_check_gaps(arena *a) {
+  if (!a->shared) return 0;
+  float *all = download(a->rt, an_at(a->mem, 0), a->cap);
+  size_t bad = 0, first = 0;
+  size_t pos = 0;
+  for (int t = 0; t <= a->n; t++) {
+    size_t end = t < a->n ? a->off[t] : a->cap;
+    for (size_t i = pos; i < end; i++)
+      if (all[i] != SENTINEL && bad++ == 0) first = i;
+    if (t < a->n) pos = a->off[t] + a->count[t];
+  }
+  if (bad)
+    printf("  gaps between tensors: %zu floats overwritten, first at buffer offset %zu (%g)  FAIL\n", bad,
+           first, (double)all[first]);
+  else
+    printf("  gaps between tensors: untouched  PASS\n");
+  free(all);
+  return bad ? 1 : 0;
+}
+
+static void arena_close(arena *a) {
+  if (a->mem) clReleaseMemObject(a->mem);
+  for (int t = 0; t < a->n; t++)
+    if (a->own[t]) clReleaseMemObject(a->own[t]);
+  memset(a, 0, sizeof(*a));
+}
+
+static void fill_weights(float *w, size_t count, int fan_in, test_rng *rng) {
+  float bound = (float)sqrt(3.0 / fan_in); /* variance 1/fan_in: outputs of order 1 */
+  test_fill_uniform(w, count, -bound, bound, rng);
+}
+
+/* ---- convolution ---- */
+
+typedef struct conv_case {
+  int n, c, h, w, oc, k, stride, pad, groups, relu;
+  int work_images; /* images per workspace chunk; 0: the whole batch */
+  int skip_dinp;   /* backward with a NULL dinp, as for the first layer */
+  int shared;
+  uint64_t seed;
+} conv_case;
+
+static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
+  an_conv_dims d = an_conv_dims_make(cc->n, cc->c, cc->h, cc->w, cc->oc, cc->k, cc->stride, cc->pad,
+                                     cc->groups);
+  ref_conv_dims rd = ref_conv_dims_make(cc->n, cc->c, cc->h, cc->w, cc->oc, cc->k, cc->stride, cc->pad,
+                                        cc->groups);
+  assert_int_equal(d.oh, rd.oh);
+  assert_int_equal(d.ow, rd.ow);
+  int chunk = cc->work_images > 0 ? cc->work_images : cc->n;
+  size_t work_floats = an_conv_work_floats(&d, chunk);
+  printf("%s: (%d,%d,%d,%d) -> (%d,%d,%d,%d), k=%d stride=%d pad=%d groups=%d relu=%d, workspace %zu "
+         "floats (%d of %d images a chunk)%s%s\n",
+         name, cc->n, cc->c, cc->h, cc->w, cc->n, cc->oc, d.oh, d.ow, cc->k, cc->stride, cc->pad,
+         cc->groups, cc->relu, work_floats, chunk, cc->n, cc->skip_dinp ? ", no dinp" : "",
+         cc->shared ? ", shared buffer at odd offsets" : "");
+  fflush(stdout);
+
+  size_t n_inp = (size_t)cc->n * cc->c * cc->h * cc->w;
+  size_t n_w = (size_t)cc->oc * (cc->c / cc->groups) * cc->k * cc->k;
+  size_t n_out = (size_t)cc->n * cc->oc * d.oh * d.ow;
+  size_t n_b = (size_t)cc->oc;
+  test_rng rng = test_rng_seeded(cc->seed);
+  float *inp = test_floats(n_inp), *weight = test_floats(n_w), *bias = test_floats(n_b);
+  float *dout = test_floats(n_out), *dweight0 = test_floats(n_w), *dbias0 = test_floats(n_b);
+  test_fill_uniform(inp, n_inp, -1.0f, 1.0f, &rng);
+  fill_weights(weight, n_w, (cc->c / cc->groups) * cc->k * cc->k, &rng);
+  test_fill_uniform(bias, n_b, -0.1f, 0.1f, &rng);
+  test_fill_uniform(dout, n_out, -1.0f, 1.0f, &rng);
+  test_fill_uniform(dweight0, n_w, -1.0f, 1.0f, &rng);
+  test_fill_uniform(dbias0, n_b, -1.0f, 1.0f, &rng);
+
+  arena a;
+  arena_open(&a, rt, cc->shared, 2 * (n_inp + n_w + n_b + n_out) + work_floats, 9);
+  an_buf d_inp = arena_put(&a, inp, n_inp), d_weight = arena_put(&a, weight, n_w);
+  an_buf d_bias = arena_put(&a, bias, n_b), d_out = arena_take(&a, n_out);
+  an_buf d_work = arena_take(&a, work_floats), d_dout = arena_put(&a, dout, n_out);
+  an_buf d_dweight = arena_put(&a, dweight0, n_w), d_dbias = arena_put(&a, dbias0, n_b);
+  an_buf d_dinp = cc->skip_dinp ? an_at(NULL, 0) : arena_filled(&a, GARBAGE, n_inp);
+
+  /* forward */
+  TEST_OK(an_conv_forward(rt, &d, d_out, d_inp, d_weight, d_bias, cc->relu, d_work, work_floats));
+  float *out = download(rt, d_out, n_out);
+  double *inp_d = test_dup_double(inp, n_inp), *weight_d = test_dup_double(weight, n_w);
+  double *bias_d = test_dup_double(bias, n_b), *want_out = test_doubles(n_out);
+  ref_conv_forward(want_out, inp_d, weight_d, bias_d, &rd, cc->relu);
+  int fails = check_close("conv out", out, want_out, n_out, FWD_RTOL, FWD_ATOL);
+
+  /* backward */
+  TEST_OK(an_conv_backward(rt, &d, d_dinp, d_dweight, d_dbias, d_dout, d_out, d_inp, d_weight,
+                           cc->relu, d_work, work_floats));
+  float *dweight = download(rt, d_dweight, n_w), *dbias = download(rt, d_dbias, n_b);
+  double *out_d = test_dup_double(out, n_out), *dout_d = test_dup_double(dout, n_out);
+  double *want_dweight = test_dup_double(dweight0, n_w), *want_dbias = test_dup_double(dbias0, n_b);
+  double *want_dinp = cc->skip_dinp ? NULL : test_doubles(n_inp);
+  ref_conv_backward(want_dinp, want_dweight, want_dbias, dout_d, out_d, inp_d, weight_d, &rd, cc->relu);
+  if (!cc->skip_dinp) {
+    float *dinp = download(rt, d_dinp, n_inp);
+    fails += check_close("conv dinp", dinp, want_dinp, n_inp, GRAD_RTOL, GRAD_ATOL);
+    free(dinp);
+  }
+  fails += check_close("conv dweight (accumulated)", dweight, want_dweight, n_w, GRAD_RTOL, GRAD_ATOL);
+  fails += check_close("conv dbias (accumulated)", dbias, want_dbias, n_b, GRAD_RTOL, GRAD_ATOL);
+  fails += arena_check_gaps(&a);
+
+  arena_close(&a);
+  free(inp), free(weight), free(bias), free(dout), free(dweight0), free(dbias0);
+  free(out), free(dweight), free(dbias);
+  free(inp_d), free(weight_d), free(bias_d), free(want_out), free(out_d), free(dout_d);
+  free(want_dweight), free(want_dbias), free(want_dinp);
+  assert_int_equal(fails, 0);
+}
+
+#define CONV_TEST(fn, ...)                     \
+  static void fn(void **state) {               \
+    const conv_case cc = {__VA_ARGS__};        \
+    run_conv((an_runtime *)*state, #fn, &cc);  \
+  }
+
+/*        name                              n   c   h    w   oc   k  s  p  g relu work noDinp shared seed */
+CONV_TEST(test_conv_small_batch1,           1,  3,  7,   9,   4,  3, 1, 0, 1, 0,   0,   0,     1,   101)
+CONV_TEST(test_conv_small_groups2_chunk1,   3,  4,  9,   7,   6,  3, 1, 1, 2, 1,   1,   0,     1,   102)
+CONV_TEST(test_conv_small_groups2_chunk2,   3,  4,  9,   7,   6,  3, 1, 1, 2, 1,   2,   0,     1,   102)
+CONV_TEST(test_conv_small_groups2_whole,    3,  4,  9,   7,   6,  3, 1, 1, 2, 1,   0,   0,     1,   102)
+CONV_TEST(test_conv_small_k11_stride4,      2,  3, 23,  27,   5, 11, 4, 2, 1, 1,   1,   0,     1,   103)
+CONV_TEST(test_conv_small_stride4_gaps_g2,  3,  4, 10,   9,   2,  3, 4, 0, 2, 0,   1,   0,     1,   104)
+CONV_TEST(test_conv_small_k5_pad2_g2,       1,  6,  8,  11,   4,  5, 1, 2, 2, 1,   0,   0,     0,   105)
+CONV_TEST(test_conv_small_1x1,              2,  5,  4,   6,   7,  1, 1, 0, 1, 0,   0,   0,     1,   106)
+CONV_TEST(test_conv_small_no_dinp,          3,  3, 11,  10,   4,  5, 2, 1, 1, 1,   1,   1,     1,   107)
+CONV_TEST(test_conv_alexnet_conv1,          2,  3, 224, 224, 96, 11, 4, 2, 1, 1,   0,   0,     1,   111)
+CONV_TEST(test_conv_alexnet_conv1_chunk1,   2,  3, 224, 224, 96, 11, 4, 2, 1, 1,   1,   1,     0,   112)
+CONV_TEST(test_conv_alexnet_conv2,          1, 96, 27,  27, 256,  5, 1, 2, 2, 1,   0,   0,     1,   113)
+CONV_TEST(test_conv_alexnet_conv3,          1, 256, 13, 13, 384,  3, 1, 1, 1, 1,   0,   0,     0,   114)
+CONV_TEST(test_conv_alexnet_conv4,          1, 384, 13, 13, 384,  3, 1, 1, 2, 1,   0,   0,     1,   115)
+CONV_TEST(test_conv_alexnet_conv5_chunk1,   2, 384, 13, 13, 256,  3, 1, 1, 2, 1,   1,   0,     1,   116)
+
+/* A workspace that cannot hold one image is an error with a message, not a crash or a silent no-op. */
+static void test_conv_workspace_too_small(void **state) {
+  an_runtime *rt = *state;
+  an_conv_dims d = an_conv_dims_make(2, 3, 9, 9, 4, 3, 1, 1, 1);
+  const size_t n_inp = 2 * 3 * 9 * 9, n_w = 4 * 3 * 3 * 3, n_b = 4, n_out = 2 * 4 * 9 * 9;
+  size_t need = an_conv_work_floats(&d, 1);
+  cl_mem buf = NULL;
+  TEST_OK(an_alloc(rt, 2 * n_inp + n_w + n_b + 2 * n_out + need, &buf));
+  an_buf inp = an_at(buf, 0), dinp = an_at(buf, n_inp), weight = an_at(buf, 2 * n_inp);
+  an_buf bias = an_at(buf, 2 * n_inp + n_w), out = an_at(buf, 2 * n_inp + n_w + n_b);
+  an_buf dout = an_at(buf, 2 * n_inp + n_w + n_b + n_out);
+  an_buf work = an_at(buf, 2 * n_inp + n_w + n_b + 2 * n_out);
+  an_status st = an_conv_forward(rt, &d, out, inp, weight, bias, 0, work, need - 1);
+  printf("  forward with %zu of %zu workspace floats: %s: %s\n", need - 1, need, an_status_name(st),
+         an_last_error());
+  assert_int_not_equal(st, AN_OK);
+  st = an_conv_backward(rt, &d, dinp, weight, bias, dout, out, inp, weight, 0, work, need - 1);
+  printf("  backward with %zu of %zu workspace floats: %s: %s\n", need - 1, need, an_status_name(st),
+         an_last_error());
+  assert_int_not_equal(st, AN_OK);
+  TEST_OK(an_finish(rt));
+  clReleaseMemObject(buf);
+}
+
+/* ---- fully connected ---- */
+
+static void run_fc(an_runtime *rt, const char *name, int n, int in, int out_features, int relu,
+                   int shared, uint64_t seed) {
+  printf("%s: (%d,%d) -> (%d,%d) relu=%d%s\n", name, n, in, n, out_features, relu,
+         shared ? ", shared buffer at odd offsets" : "");
+  fflush(stdout);
+  size_t n_inp = (size_t)n * in, n_w = (size_t)out_features * in, n_out = (size_t)n * out_features;
+  size_t n_b = (size_t)out_features;
+  test_rng rng = test_rng_seeded(seed);
+  float *inp = test_floats(n_inp), *weight = test_floats(n_w), *bias = test_floats(n_b);
+  float *dout = test_floats(n_out), *dweight0 = test_floats(n_w), *dbias0 = test_floats(n_b);
+  test_fill_uniform(inp, n_inp, -1.0f, 1.0f, &rng);
+  fill_weights(weight, n_w, in, &rng);
+  test_fill_uniform(bias, n_b, -0.1f, 0.1f, &rng);
+  test_fill_uniform(dout, n_out, -1.0f, 1.0f, &rng);
+  test_fill_uniform(dweight0, n_w, -1.0f, 1.0f, &rng);
+  test_fill_uniform(dbias0, n_b, -1.0f, 1.0f, &rng);
+
+  arena a;
+  arena_open(&a, rt, shared, 2 * (n_inp + n_w + n_b + n_out), 8);
+  an_buf d_inp = arena_put(&a, inp, n_inp), d_weight = arena_put(&a, weight, n_w);
+  an_buf d_bias = arena_put(&a, bias, n_b), d_out = arena_take(&a, n_out);
+  an_buf d_dout = arena_put(&a, dout, n_out), d_dweight = arena_put(&a, dweight0, n_w);
+  an_buf d_dbias = arena_put(&a, dbias0, n_b), d_dinp = arena_filled(&a, GARBAGE, n_inp);
+
+  TEST_OK(an_fc_forward(rt, n, in, out_features, d_out, d_inp, d_weight, d_bias, relu));
+  float *out = download(rt, d_out, n_out);
+  double *inp_d = test_dup_double(inp, n_inp), *weight_d = test_dup_double(weight, n_w);
+  double *bias_d = test_dup_double(bias, n_b), *want_out = test_doubles(n_out);
+  ref_fc_forward(want_out, inp_d, weight_d, bias_d, n, in, out_features, relu);
+  int fails = check_close("fc out", out, want_out, n_out, FWD_RTOL, FWD_ATOL);
+
+  TEST_OK(an_fc_backward(rt, n, in, out_features, d_dinp, d_dweight, d_dbias, d_dout, d_out, d_inp,
+                         d_weight, relu));
+  float *dinp = download(rt, d_dinp, n_inp), *dweight = download(rt, d_dweight, n_w);
+  float *dbias = download(rt, d_dbias, n_b);
+  double *out_d = test_dup_double(out, n_out), *dout_d = test_dup_double(dout, n_out);
+  double *want_dinp = test_doubles(n_inp);
+  double *want_dweight = test_dup_double(dweight0, n_w), *want_dbias = test_dup_double(dbias0, n_b);
+  ref_fc_backward(want_dinp, want_dweight, want_dbias, dout_d, out_d, inp_d, weight_d, n, in,
+                  out_features, relu);
+  fails += check_close("fc dinp", dinp, want_dinp, n_inp, GRAD_RTOL, GRAD_ATOL);
+  fails += check_close("fc dweight (accumulated)", dweight, want_dweight, n_w, GRAD_RTOL, GRAD_ATOL);
+  fails += check_close("fc dbias (accumulated)", dbias, want_dbias, n_b, GRAD_RTOL, GRAD_ATOL);
+  if (relu) { /* documented: dout now holds the gradient before the ReLU */
+    float *dout_after = download(rt, d_dout, n_out);
+    for (size_t i = 0; i < n_out; i++) dout_d[i] = out[i] > 0.0f ? dout_d[i] : 0.0;
+    fails += check_close("fc dout masked in place", dout_after, dout_d, n_out, 0.0, 0.0);
+    free(dout_after);
+  }
+  fails += arena_check_gaps(&a);
+
+  arena_close(&a);
+  free(inp), free(weight), free(bias), free(dout), free(dweight0), free(dbias0);
+  free(out), free(dinp), free(dweight), free(dbias);
+  free(inp_d), free(weight_d), free(bias_d), free(want_out), free(out_d), free(dout_d);
+  free(want_dinp), free(want_dweight), free(want_dbias);
+  assert_int_equal(fails, 0);
+}
+
+#define FC_TEST(fn, ...) \
+  static void fn(void **state) { run_fc((an_runtime *)*state, #fn, __VA_ARGS__); }
+
+/*      name                          n   in    out  relu shared seed */
+FC_TEST(test_fc_small,                3,  37,   19,  0,   1,     201)
+FC_TEST(test_fc_small_relu,           5,  100,  33,  1,   1,     202)
+FC_TEST(test_fc_small_batch1_relu,    1,  7,    3,   1,   0,     203)
+FC_TEST(test_fc_alexnet_fc6,          2,  9216, 4096, 1,  0,     211)
+FC_TEST(test_fc_alexnet_fc7,          2,  4096, 4096, 1,  1,     212)
+FC_TEST(test_fc_alexnet_fc8,          2,  4096, 1000, 0,  1,     213)
+
+/* ---- local response normalisation ---- */
+
+static void run_lrn(an_runtime *rt, const char *name, int n, int c, int h, int w, an_lrn_params p,
+                    float range, int shared, uint64_t seed) {
+  printf("%s: (%d,%d,%d,%d) size=%d alpha=%g beta=%g k=%g, inputs in ±%g%s\n", name, n, c, h, w, p.size,
+         (double)p.alpha, (double)p.beta, (double)p.k, (double)range,
+         shared ? ", shared buffer at odd offsets" : "");
+  fflush(stdout);
+  size_t count = (size_t)n * c * h * w;
+  test_rng rng = test_rng_seeded(seed);
+  float *inp = test_floats(count), *dout = test_floats(count);
+  test_fill_uniform(inp, count, -range, range, &rng);
+  test_fill_uniform(dout, count, -1.0f, 1.0f, &rng);
+
+  arena a;
+  arena_open(&a, rt, shared, 5 * count, 5);
+  an_buf d_inp = arena_put(&a, inp, count), d_out = arena_take(&a, count);
+  an_buf d_scale = arena_take(&a, count), d_dout = arena_put(&a, dout, count);
+  an_buf d_dinp = arena_filled(&a, GARBAGE, count);
+
+  TEST_OK(an_lrn_forward(rt, n, c, h, w, &p, d_out, d_scale, d_inp));
+  float *out = download(rt, d_out, count), *scale = download(rt, d_scale, count);
+  double *inp_d = test_dup_double(inp, count), *dout_d = test_dup_double(dout, count);
+  double *want_out = test_doubles(count), *want_scale = test_doubles(count);
+  ref_lrn_forward(want_out, want_scale, inp_d, n, c, h, w, p.size, p.alpha, p.beta, p.k);
+  int fails = check_close("lrn out", out, want_out, count, FWD_RTOL, FWD_ATOL);
+  fails += check_close("lrn scale", scale, want_scale, count, FWD_RTOL, FWD_ATOL);
+
+  TEST_OK(an_lrn_backward(rt, n, c, h, w, &p, d_dinp, d_dout, d_out, d_scale, d_inp));
+  float *dinp = download(rt, d_dinp, count);
+  double *want_dinp = test_doubles(count);
+  ref_lrn_backward(want_dinp, dout_d, inp_d, n, c, h, w, p.size, p.alpha, p.beta, p.k);
+  fails += check_close("lrn dinp", dinp, want_dinp, count, GRAD_RTOL, GRAD_ATOL);
+  fails += arena_check_gaps(&a);
+
+  arena_close(&a);
+  free(inp), free(dout), free(out), free(scale), free(dinp);
+  free(inp_d), free(dout_d), free(want_out), free(want_scale), free(want_dinp);
+  assert_int_equal(fails, 0);
+}
+
+static const an_lrn_params alexnet_lrn = {5, 1e-4f, 0.75f, 2.0f};
+/* A large alpha, so that the cross-channel term of the gradient is as large as the direct one. */
+static const an_lrn_params strong_lrn5 = {5, 0.8f, 0.75f, 2.0f};
+static const an_lrn_params strong_lrn4 = {4, 0.8f, 0.75f, 2.0f};
+
+static void test_lrn_alexnet_lrn1(void **state) {
+  run_lrn(*state, "lrn1", 2, 96, 55, 55, alexnet_lrn, 30.0f, 1, 301);
+}
+static void test_lrn_alexnet_lrn2(void **state) {
+  run_lrn(*state, "lrn2", 2, 256, 27, 27, alexnet_lrn, 30.0f, 0, 302);
+}
+static void test_lrn_small_size5(void **state) {
+  run_lrn(*state, "lrn size 5", 3, 7, 5, 6, strong_lrn5, 2.0f, 1, 303);
+}
+static void test_lrn_small_size4_even(void **state) {
+  run_lrn(*state, "lrn size 4", 1, 6, 3, 7, strong_lrn4, 2.0f, 1, 304);
+}
+static void test_lrn_small_window_wider_than_channels(void **state) {
+  run_lrn(*state, "lrn size 5 on 3 channels", 2, 3, 4, 3, strong_lrn5, 2.0f, 1, 305);
+}
+
+/* ---- max-pool ---- */
+
+enum { POOL_DISTINCT, POOL_NEGATIVE, POOL_TIES };
+
+static void run_maxpool(an_runtime *rt, const char *name, int n, int c, int h, int w, int k, int stride,
+                        int data, int shared, uint64_t seed) {
+  int oh = an_pool_out(h, k, stride), ow = an_pool_out(w, k, stride);
+  assert_int_equal(oh, (h - k) / stride + 1);
+  static const char *data_names[] = {"distinct values", "distinct negative values", "many ties"};
+  printf("%s: (%d,%d,%d,%d) k=%d stride=%d -> %dx%d, %s%s\n", name, n, c, h, w, k, stride, oh, ow,
+         data_names[data], shared ? ", shared buffer at odd offsets" : "");
+  fflush(stdout);
+  size_t count = (size_t)n * c * h * w, n_out = (size_t)n * c * oh * ow;
+  test_rng rng = test_rng_seeded(seed);
+  float *inp = test_floats(count), *dout = test_floats(n_out);
+  test_fill_distinct(inp, count, &rng);
+  if (data == POOL_NEGATIVE) /* a kernel that starts its maximum at 0 gets these wrong */
+    for (size_t i = 0; i < count; i++) inp[i] = inp[i] - 2.0f;
+  if (data == POOL_TIES)
+    for (size_t i = 0; i < count; i++) inp[i] = (float)test_rng_below(&rng, 3) - 2.0f; /* -2, -1, 0 */
+  test_fill_uniform(dout, n_out, -1.0f, 1.0f, &rng);
+
+  arena a;
+  arena_open(&a, rt, shared, 2 * count + 2 * n_out, 4);
+  an_buf d_inp = arena_put(&a, inp, count), d_out = arena_take(&a, n_out);
+  an_buf d_dout = arena_put(&a, dout, n_out), d_dinp = arena_filled(&a, GARBAGE, count);
+
+  TEST_OK(an_maxpool_forward(rt, n, c, h, w, k, stride, d_out, d_inp));
+  float *out = download(rt, d_out, n_out);
+  double *inp_d = test_dup_double(inp, count), *dout_d = test_dup_double(dout, n_out);
+  double *want_out = test_doubles(n_out), *want_dinp = test_doubles(count);
+  ref_maxpool_forward(want_out, inp_d, n, c, h, w, k, stride);
+  int fails = check_close("maxpool out", out, want_out, n_out, 0.0, 0.0); /* a copy: exact */
+
+  TEST_OK(an_maxpool_backward(rt, n, c, h, w, k, stride, d_dinp, d_dout, d_inp));
+  float *dinp = download(rt, d_dinp, count);
+  ref_maxpool_backward(want_dinp, dout_d, inp_d, n, c, h, w, k, stride);
+  fails += check_close("maxpool dinp", dinp, want_dinp, count, EXACT_RTOL, EXACT_ATOL);
+  fails += arena_check_gaps(&a);
+
+  arena_close(&a);
+  free(inp), free(dout), free(out), free(dinp);
+  free(inp_d), free(dout_d), free(want_out), free(want_dinp);
+  assert_int_equal(fails, 0);
+}
+
+#define MAXPOOL_TEST(fn, ...) \
+  static void fn(void **state) { run_maxpool((an_runtime *)*state, #fn, __VA_ARGS__); }
+
+/*           name                          n    c   h   w  k  s  data           shared seed */
+MAXPOOL_TEST(test_maxpool_alexnet_pool1,   2,  96, 55, 55, 3, 2, POOL_DISTINCT, 1,     401)
+MAXPOOL_TEST(test_maxpool_alexnet_pool2,   2, 256, 27, 27, 3, 2, POOL_DISTINCT, 0,     402)
+MAXPOOL_TEST(test_maxpool_alexnet_pool5,   2, 256, 13, 13, 3, 2, POOL_NEGATIVE, 1,     403)
+MAXPOOL_TEST(test_maxpool_small_floor,     3,   2,  8, 10, 3, 2, POOL_DISTINCT, 1,     404)
+MAXPOOL_TEST(test_maxpool_small_2x2,       1,   3,  7,  9, 2, 2, POOL_NEGATIVE, 1,     405)
+MAXPOOL_TEST(test_maxpool_small_ties,      2,   3,  9, 11, 3, 2, POOL_TIES,     1,     406)
+MAXPOOL_TEST(test_maxpool_small_ties_s1,   1,   2,  6,  5, 3, 1, POOL_TIES,     1,     407)
+
+/* ---- adaptive average pool ---- */
+
+static void run_avgpool(an_runtime *rt, const char *name, int n, int c, int h, int w, int oh, int ow,
+                        int shared, uint64_t seed) {
+  printf("%s: (%d,%d,%d,%d) -> %dx%d%s\n", name, n, c, h, w, oh, ow,
+         shared ? ", shared buffer at odd offsets" : "");
+  fflush(stdout);
+  size_t count = (size_t)n * c * h * w, n_out = (size_t)n * c * oh * ow;
+  test_rng rng = test_rng_seeded(seed);
+  float *inp = test_floats(count), *dout = test_floats(n_out);
+  test_fill_uniform(inp, count, -1.0f, 1.0f, &rng);
+  test_fill_uniform(dout, n_out, -1.0f, 1.0f, &rng);
+
+  arena a;
+  arena_open(&a, rt, shared, 2 * count + 2 * n_out, 4);
+  an_buf d_inp = arena_put(&a, inp, count), d_out = arena_take(&a, n_out);
+  an_buf d_dout = arena_put(&a, dout, n_out), d_dinp = arena_filled(&a, GARBAGE, count);
+
+  TEST_OK(an_avgpool_forward(rt, n, c, h, w, oh, ow, d_out, d_inp));
+  float *out = download(rt, d_out, n_out);
+  double *inp_d = test_dup_double(inp, count), *dout_d = test_dup_double(dout, n_out);
+  double *want_out = test_doubles(n_out), *want_dinp = test_doubles(count);
+  ref_avgpool_forward(want_out, inp_d, n, c, h, w, oh, ow);
+  int fails = check_close("avgpool out", out, want_out, n_out, FWD_RTOL, FWD_ATOL);
+
+  TEST_OK(an_avgpool_backward(rt, n, c, h, w, oh, ow, d_dinp, d_dout));
+  float *dinp = download(rt, d_dinp, count);
+  ref_avgpool_backward(want_dinp, dout_d, n, c, h, w, oh, ow);
+  fails += check_close("avgpool dinp", dinp, want_dinp, count, FWD_RTOL, FWD_ATOL);
+  fails += arena_check_gaps(&a);
+
+  arena_close(&a);
+  free(inp), free(dout), free(out), free(dinp);
+  free(inp_d), free(dout_d), free(want_out), free(want_dinp);
+  assert_int_equal(fails, 0);
+}
+
+#define AVGPOOL_TEST(fn, ...) \
+  static void fn(void **state) { run_avgpool((an_runtime *)*state, #fn, __VA_ARGS__); }
+
+/*           name                             n    c   h   w  oh ow shared seed */
+AVGPOOL_TEST(test_avgpool_alexnet_6_to_6,     2, 256,  6,  6, 6, 6, 1,     501)
+AVGPOOL_TEST(test_avgpool_alexnet_13_to_6,    2, 256, 13, 13, 6, 6, 0,     502)
+AVGPOOL_TEST(test_avgpool_alexnet_4_to_6,     2, 256,  4,  4, 6, 6, 1,     503)
+AVGPOOL_TEST(test_avgpool_small_5_to_3,       3,   2,  5,  5, 3, 3, 1,     504)
+AVGPOOL_TEST(test_avgpool_small_nonsquare,    1,   3,  7,  5, 3, 2, 1,     505)
+AVGPOOL_TEST(test_avgpool_small_up_nonsquare, 2,   1,  3,  4, 5, 7, 1,     506)
+
+/* ---- dropout ---- */
+
+static void run_dropout(an_runtime *rt, const char *name, size_t count, float p, uint64_t key,
+                        int shared, uint64_t seed) {
+  printf("%s: %zu elements, p=%g, key %016llx%s\n", name, count, (double)p, (unsigned long long)key,
+         shared ? ", shared buffer at odd offsets" : "");
+  fflush(stdout);
+  test_rng rng = test_rng_seeded(seed);
+  float *inp = test_floats(count), *dout = test_floats(count);
+  test_fill_uniform(inp, count, 0.5f, 1.5f, &rng); /* never 0, so a zero output means dropped */
+  for (size_t i = 0; i < count; i += 2) inp[i] = -inp[i];
+  test_fill_uniform(dout, count, 0.5f, 1.5f, &rng);
+
+  arena a;
+  arena_open(&a, rt, shared, 4 * count, 4);
+  an_buf d_inp = arena_put(&a, inp, count), d_out = arena_filled(&a, GARBAGE, count);
+  an_buf d_dout = arena_put(&a, dout, count), d_dinp = arena_filled(&a, GARBAGE, count);
+
+  TEST_OK(an_dropout_forward(rt, count, p, key, d_out, d_inp));
+  TEST_OK(an_dropout_backward(rt, count, p, key, d_dinp, d_dout));
+  float *out = download(rt, d_out, count), *dinp = download(rt, d_dinp, count);
+  double *inp_d = test_dup_double(inp, count), *dout_d = test_dup_double(dout, count);
+  double *want_out = test_doubles(count), *want_dinp = test_doubles(count);
+  size_t want_kept = ref_dropout_forward(want_out, inp_d, count, p, key);
+  ref_dropout_backward(want_dinp, dout_d, count, p, key);
+
+  size_t kept = 0, mask_mismatch = 0, first_mismatch = 0;
+  for (size_t i = 0; i < count; i++) {
+    int device_kept = out[i] != 0.0f, ref_kept = want_out[i] != 0.0;
+    kept += (size_t)device_kept;
+    if (device_kept != ref_kept || (dinp[i] != 0.0f) != ref_kept)
+      if (mask_mismatch++ == 0) first_mismatch = i;
+  }
+  double frac = (double)kept / (double)count;
+  double sd = sqrt((double)p * (1.0 - p) / (double)count);
+  int fails = 0;
+  printf("  kept %zu of %zu (%.4f, expected %.4f ± %.4f); reference kept %zu; mask mismatches %zu", kept,
+         count, frac, 1.0 - p, 5 * sd, want_kept, mask_mismatch);
+  if (mask_mismatch)
+    printf(", first at [%zu]: uniform %.9g, out %g, dinp %g", first_mismatch,
+           (double)an_dropout_uniform(key, first_mismatch), (double)out[first_mismatch],
+           (double)dinp[first_mismatch]);
+  printf("  %s\n", mask_mismatch == 0 && fabs(frac - (1.0 - p)) <= 5 * sd ? "PASS" : "FAIL");
+  fails += mask_mismatch != 0;
+  fails += fabs(frac - (1.0 - p)) > 5 * sd;
+  fails += check_close("dropout out", out, want_out, count, EXACT_RTOL, EXACT_ATOL);
+  fails += check_close("dropout dinp", dinp, want_dinp, count, EXACT_RTOL, EXACT_ATOL);
+  fails += arena_check_gaps(&a);
+
+  arena_close(&a);
+  free(inp), free(dout), free(out), free(dinp);
+  free(inp_d), free(dout_d), free(want_out), free(want_dinp);
+  assert_int_equal(fails, 0);
+}
+
+static void test_dropout_alexnet(void **state) {
+  run_dropout(*state, "dropout 2x4096", 2 * 4096, 0.5f, an_dropout_key(1234, 7, 0), 0, 601);
+}
+static void test_dropout_odd_count_offsets(void **state) {
+  run_dropout(*state, "dropout odd count", 1001, 0.1f, an_dropout_key(1234, 7, 1), 1, 602);
+}
+static void test_dropout_large_count(void **state) { /* indices past 2^20: a generator keyed per element */
+  run_dropout(*state, "dropout 2^21+3", (1u << 21) + 3, 0.5f, an_dropout_key(99, 123456, 2), 1, 603);
+}
+
+/* Masks depend on the key: another step or layer draws a different one, the same key the same one. */
+static void test_dropout_keys(void **state) {
+  (void)state;
+  uint64_t k1 = an_dropout_key(1, 1, 0), k2 = an_dropout_key(1, 2, 0), k3 = an_dropout_key(1, 1, 1);
+  assert_true(k1 == an_dropout_key(1, 1, 0));
+  size_t differ12 = 0, differ13 = 0, n = 4096;
+  for (size_t i = 0; i < n; i++) {
+    differ12 += (an_dropout_uniform(k1, i) >= 0.5f) != (an_dropout_uniform(k2, i) >= 0.5f);
+    differ13 += (an_dropout_uniform(k1, i) >= 0.5f) != (an_dropout_uniform(k3, i) >= 0.5f);
+  }
+  printf("  masks of p=0.5 differ in %zu (other step) and %zu (other layer) of %zu elements\n", differ12,
+         differ13, n);
+  assert_true(differ12 > n / 2 - 200 && differ12 < n / 2 + 200);
+  assert_true(differ13 > n / 2 - 200 && differ13 < n / 2 + 200);
+}
+
+/* ---- softmax cross-entropy ---- */
+
+static void run_xent(an_runtime *rt, const char *name, int n, int classes, float range, uint64_t seed) {
+  printf("%s: N=%d K=%d, logits in ±%g\n", name, n, classes, (double)range);
+  fflush(stdout);
+  size_t count = (size_t)n * classes;
+  test_rng rng = test_rng_seeded(seed);
+  float *logits = test_floats(count);
+  int *labels = malloc(sizeof(int) * (size_t)n);
+  assert_non_null(labels);
+  test_fill_uniform(logits, count, -range, range, &rng);
+  for (int b = 0; b < n; b++) labels[b] = test_rng_below(&rng, classes);
+
+  arena a;
+  arena_open(&a, rt, 1, 2 * count + 1 + (size_t)n, 4);
+  an_buf d_logits = arena_put(&a, logits, count), d_dlogits = arena_filled(&a, GARBAGE, count);
+  an_buf d_loss = arena_filled(&a, GARBAGE, 1), d_per_sample = arena_take(&a, (size_t)n);
+  cl_mem d_labels = NULL;
+  TEST_OK(an_alloc(rt, (size_t)n, &d_labels)); /* n floats hold n ints */
+  cl_int err = clEnqueueWriteBuffer(rt->queue, d_labels, CL_TRUE, 0, sizeof(int) * (size_t)n, labels,
+                                    0, NULL, NULL);
+  if (err != CL_SUCCESS) fail_msg("clEnqueueWriteBuffer(labels): %s", an_status_name(err));
+
+  TEST_OK(an_softmax_xent(rt, n, classes, d_loss, d_dlogits, d_per_sample, d_logits, d_labels));
+  float loss, *dlogits = download(rt, d_dlogits, count);
+  TEST_OK(an_read(rt, &loss, d_loss, 1));
+  double *logits_d = test_dup_double(logits, count), *want_dlogits = test_doubles(count);
+  double want_loss = ref_softmax_xent(want_dlogits, NULL, logits_d, labels, n, classes);
+  int fails = check_close("xent loss", &loss, &want_loss, 1, 1e-5, 1e-6);
+  fails += check_close("xent dlogits", dlogits, want_dlogits, count, FWD_RTOL, FWD_ATOL);
+  fails += arena_check_gaps(&a);
+
+  clReleaseMemObject(d_labels);
+  arena_close(&a);
+  free(logits), free(labels), free(dlogits), free(logits_d), free(want_dlogits);
+  assert_int_equal(fails, 0);
+}
+
+static void test_xent_alexnet(void **state) { run_xent(*state, "xent 4x1000", 4, 1000, 5.0f, 701); }
+static void test_xent_small(void **state) { run_xent(*state, "xent 3x10", 3, 10, 2.0f, 702); }
+static void test_xent_batch1(void **state) { run_xent(*state, "xent 1x7", 1, 7, 2.0f, 703); }
+static void test_xent_large_logits(void **state) { /* exp overflows without subtracting the max */
+  run_xent(*state, "xent large logits", 2, 9, 500.0f, 704);
+}
+
+/* ---- SGD ---- */
+
+static void test_sgd(void **state) {
+  an_runtime *rt = *state;
+  const size_t count = 10007;
+  const float lr = 0.01f, momentum = 0.9f, weight_decay = 5e-4f;
+  printf("sgd: %zu elements, lr=%g momentum=%g weight_decay=%g, two steps, shared buffer at odd offsets\n",
+         count, (double)lr, (double)momentum, (double)weight_decay);
+  test_rng rng = test_rng_seeded(801);
+  float *weight = test_floats(count), *grad = test_floats(count), *velocity = test_floats(count);
+  test_fill_uniform(weight, count, -1.0f, 1.0f, &rng);
+  test_fill_uniform(grad, count, -1.0f, 1.0f, &rng);
+  test_fill_uniform(velocity, count, -0.1f, 0.1f, &rng);
+
+  arena a;
+  arena_open(&a, rt, 1, 3 * count, 3);
+  an_buf d_weight = arena_put(&a, weight, count), d_grad = arena_put(&a, grad, count);
+  an_buf d_velocity = arena_put(&a, velocity, count);
+  double *want_w = test_dup_double(weight, count), *want_v = test_dup_double(velocity, count);
+  double *grad_d = test_dup_double(grad, count);
+
+  TEST_OK(an_sgd_update(rt, count, lr, momentum, weight_decay, d_weight, d_grad, d_velocity));
+  ref_sgd_update(want_w, grad_d, want_v, count, lr, momentum, weight_decay);
+  float *got_w = download(rt, d_weight, count), *got_v = download(rt, d_velocity, count);
+  int fails = check_close("sgd weight, step 1", got_w, want_w, count, EXACT_RTOL, EXACT_ATOL);
+  fails += check_close("sgd velocity, step 1", got_v, want_v, count, EXACT_RTOL, EXACT_ATOL);
+  free(got_w), free(got_v);
+
+  /* a second step without weight decay (biases under no_bias_decay) carries the velocity over */
+  TEST_OK(an_sgd_update(rt, count, lr, momentum, 0.0f, d_weight, d_grad, d_velocity));
+  ref_sgd_update(want_w, grad_d, want_v, count, lr, momentum, 0.0);
+  got_w = download(rt, d_weight, count), got_v = download(rt, d_velocity, count);
+  fails += check_close("sgd weight, step 2", got_w, want_w, count, EXACT_RTOL, EXACT_ATOL);
+  fails += check_close("sgd velocity, step 2", got_v, want_v, count, EXACT_RTOL, EXACT_ATOL);
+  float *got_g = download(rt, d_grad, count);
+  fails += check_close("sgd grad unchanged", got_g, grad_d, count, 0.0, 0.0);
+  fails += arena_check_gaps(&a);
+
+  arena_close(&a);
+  free(weight), free(grad), free(velocity), free(got_w), free(got_v), free(got_g);
+  free(want_w), free(want_v), free(grad_d);
+  assert_int_equal(fails, 0);
+}
+
+/* ---- the suite ---- */
+
+static int setup_runtime(void **state) {
+  *state = test_runtime(); /* fails the group, loudly, without a device */
+  return *state ? 0 : -1;
+}
+
+static int teardown_runtime(void **state) {
+  an_runtime_destroy(*state);
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_conv_small_batch1),
+      cmocka_unit_test(test_conv_small_groups2_chunk1),
+      cmocka_unit_test(test_conv_small_groups2_chunk2),
+      cmocka_unit_test(test_conv_small_groups2_whole),
+      cmocka_unit_test(test_conv_small_k11_stride4),
+      cmocka_unit_test(test_conv_small_stride4_gaps_g2),
+      cmocka_unit_test(test_conv_small_k5_pad2_g2),
+      cmocka_unit_test(test_conv_small_1x1),
+      cmocka_unit_test(test_conv_small_no_dinp),
+      cmocka_unit_test(test_conv_workspace_too_small),
+      cmocka_unit_test(test_conv_alexnet_conv1),
+      cmocka_unit_test(test_conv_alexnet_conv1_chunk1),
+      cmocka_unit_test(test_conv_alexnet_conv2),
+      cmocka_unit_test(test_conv_alexnet_conv3),
+      cmocka_unit_test(test_conv_alexnet_conv4),
+      cmocka_unit_test(test_conv_alexnet_conv5_chunk1),
+      cmocka_unit_test(test_fc_small),
+      cmocka_unit_test(test_fc_small_relu),
+      cmocka_unit_test(test_fc_small_batch1_relu),
+      cmocka_unit_test(test_fc_alexnet_fc6),
+      cmocka_unit_test(test_fc_alexnet_fc7),
+      cmocka_unit_test(test_fc_alexnet_fc8),
+      cmocka_unit_test(test_lrn_alexnet_lrn1),
+      cmocka_unit_test(test_lrn_alexnet_lrn2),
+      cmocka_unit_test(test_lrn_small_size5),
+      cmocka_unit_test(test_lrn_small_size4_even),
+      cmocka_unit_test(test_lrn_small_window_wider_than_channels),
+      cmocka_unit_test(test_maxpool_alexnet_pool1),
+      cmocka_unit_test(test_maxpool_alexnet_pool2),
+      cmocka_unit_test(test_maxpool_alexnet_pool5),
+      cmocka_unit_test(test_maxpool_small_floor),
+      cmocka_unit_test(test_maxpool_small_2x2),
+      cmocka_unit_test(test_maxpool_small_ties),
+      cmocka_unit_test(test_maxpool_small_ties_s1),
+      cmocka_unit_test(test_avgpool_alexnet_6_to_6),
+      cmocka_unit_test(test_avgpool_alexnet_13_to_6),
+      cmocka_unit_test(test_avgpool_alexnet_4_to_6),
+      cmocka_unit_test(test_avgpool_small_5_to_3),
+      cmocka_unit_test(test_avgpool_small_nonsquare),
+      cmocka_unit_test(test_avgpool_small_up_nonsquare),
+      cmocka_unit_test(test_dropout_alexnet),
+      cmocka_unit_test(test_dropout_odd_count_offsets),
+      cmocka_unit_test(test_dropout_large_count),
+      cmocka_unit_test(test_dropout_keys),
+      cmocka_unit_test(test_xent_alexnet),
+      cmocka_unit_test(test_xent_small),
+      cmocka_unit_test(test_xent_batch1),
+      cmocka_unit_test(test_xent_large_logits),
+      cmocka_unit_test(test_sgd),
+  };
+  return cmocka_run_group_tests(tests, setup_runtime, teardown_runtime);
+}
