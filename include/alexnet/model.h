@@ -80,6 +80,7 @@ typedef struct an_net {
   size_t act_floats, dact_floats, work_floats, max_act_floats;
   size_t logits_off;                /* (N, classes) in acts */
   int train;                        /* plan includes backward buffers */
+  int dropout_active;               /* set by the last forward: the backward pass follows it */
 } an_net;
 
 /* Plans model for a batch and input side (224 for the paper; others use the adaptive pool) and
@@ -98,7 +99,9 @@ an_status an_net_init(an_net *net, uint64_t seed);
 /* Uploads a batch: images (N, 3, H, W) float, labels (N) in [0, classes). */
 an_status an_net_set_batch(an_net *net, const float *images, const int *labels);
 
-/* Enqueues the forward pass (train: dropout active, keyed by seed and step) and the loss. */
+/* Enqueues the forward pass and the loss. train != 0: dropout active, its masks keyed by (seed, step,
+ * layer); train == 0: dropout is the identity (evaluation, or checks against PyTorch with dropout off).
+ * The backward pass follows the mode of the last forward. */
 an_status an_net_forward(an_net *net, int train, uint64_t seed, uint64_t step);
 /* Enqueues the backward pass: zeroes the gradients, then every layer from the loss down. */
 an_status an_net_backward(an_net *net, uint64_t seed, uint64_t step);

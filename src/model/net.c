@@ -247,6 +247,7 @@ static an_buf param(const an_net *net, cl_mem mem, int tensor) {
 an_status an_net_forward(an_net *net, int train, uint64_t seed, uint64_t step) {
   an_runtime *rt = net->rt;
   const int n = net->batch;
+  net->dropout_active = train != 0;
   for (int i = 0; i < net->model->n_layers; i++) {
     const an_layer_plan *L = &net->layers[i];
     const an_layer_desc *d = L->desc;
@@ -269,7 +270,7 @@ an_status an_net_forward(an_net *net, int train, uint64_t seed, uint64_t step) {
         AN_TRY(an_avgpool_forward(rt, n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w, out, in));
         break;
       case AN_LAYER_DROPOUT:
-        if (train && d->dropout_p > 0.0f)
+        if (net->dropout_active && d->dropout_p > 0.0f)
           AN_TRY(an_dropout_forward(rt, in_count, d->dropout_p, an_dropout_key(seed, step, (uint32_t)i), out, in));
         else
           AN_CL_RETURN(clEnqueueCopyBuffer(rt->queue, net->acts, net->acts, in.off * sizeof(float),
@@ -317,7 +318,11 @@ an_status an_net_backward(an_net *net, uint64_t seed, uint64_t step) {
         AN_TRY(an_avgpool_backward(rt, n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w, dinp, dout));
         break;
       case AN_LAYER_DROPOUT:
-        AN_TRY(an_dropout_backward(rt, in_count, d->dropout_p, an_dropout_key(seed, step, (uint32_t)i), dinp, dout));
+        if (net->dropout_active && d->dropout_p > 0.0f)
+          AN_TRY(an_dropout_backward(rt, in_count, d->dropout_p, an_dropout_key(seed, step, (uint32_t)i), dinp, dout));
+        else
+          AN_CL_RETURN(clEnqueueCopyBuffer(rt->queue, net->dacts, net->dacts, dout.off * sizeof(float),
+                                           dinp.off * sizeof(float), in_count * sizeof(float), 0, NULL, NULL));
         break;
       case AN_LAYER_FC:
         AN_TRY(an_fc_backward(rt, n, L->in_c * L->in_h * L->in_w, L->out_c, dinp, param(net, net->grads, L->weight),
