@@ -19,7 +19,7 @@ typedef struct an_conv_dims {
   int n, c, h, w;          /* input (N, C, H, W) */
   int oc, kh, kw;          /* weight (OC, C/groups, KH, KW) */
   int stride, pad, groups; /* groups divides C and OC */
-  int oh, ow;              /* output (N, OC, OH, OW); an_conv_dims_init computes them */
+  int oh, ow;              /* output (N, OC, OH, OW); an_conv_dims_make computes them */
 } an_conv_dims;
 
 an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int stride, int pad, int groups);
