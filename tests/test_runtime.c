@@ -1,0 +1,150 @@
+/* The runtime and the net's error paths: status names, device discovery and selection, the build
+ * failure path, and each clear error a user can meet (unknown model or device, an input too small,
+ * a batch too large for the device, labels out of range, a NaN loss). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alexnet/model.h"
+#include "check.h"
+
+static an_runtime *rt;
+
+static int setup(void **state) {
+  (void)state;
+  rt = test_runtime();
+  return rt ? 0 : -1;
+}
+static int teardown(void **state) {
+  (void)state;
+  an_runtime_destroy(rt);
+  return 0;
+}
+
+static void assert_message_has(const char *needle) {
+  if (!strstr(an_last_error(), needle)) fail_msg("the error '%s' does not mention '%s'", an_last_error(), needle);
+}
+
+static void test_status_names(void **state) {
+  (void)state;
+  assert_string_equal(an_status_name(0), "CL_SUCCESS");
+  assert_string_equal(an_status_name(-4), "CL_MEM_OBJECT_ALLOCATION_FAILURE");
+  assert_string_equal(an_status_name(-11), "CL_BUILD_PROGRAM_FAILURE");
+  assert_string_equal(an_status_name(-2046), "CLBlastInvalidLocalMemUsage");
+  assert_string_equal(an_status_name(-1017), "CLBlastInvalidDimension");
+  assert_string_equal(an_status_name(AN_ERR_BUILD), "AN_ERR_BUILD");
+  assert_string_equal(an_status_name(12345), "UNKNOWN_STATUS");
+  assert_int_equal(an_error(-5, "x.c", 7, "clFoo(bar)"), -5);
+  assert_string_equal(an_last_error(), "clFoo(bar): CL_OUT_OF_RESOURCES (-5) at x.c:7");
+}
+
+static void test_device_selection(void **state) {
+  (void)state;
+  an_device_info *list;
+  int n;
+  if (an_list_devices(&list, &n) != AN_OK) fail_msg("no OpenCL device: %s", an_last_error());
+  assert_true(n >= 1);
+  an_device_info d;
+  char spec[64];
+  snprintf(spec, sizeof spec, "%d:%d", list[0].platform_index, list[0].device_index);
+  TEST_OK(an_select_device(spec, &d));
+  assert_ptr_equal(d.device, list[0].device);
+  /* a name substring, in another case */
+  char sub[8] = {0};
+  for (int i = 0; i < 4 && list[0].name[i]; i++)
+    sub[i] = (char)((list[0].name[i] >= 'a' && list[0].name[i] <= 'z') ? list[0].name[i] - 32 : list[0].name[i]);
+  TEST_OK(an_select_device(sub, &d));
+  /* ALEXNET_DEVICE when no spec is given */
+  setenv("ALEXNET_DEVICE", spec, 1);
+  TEST_OK(an_select_device(NULL, &d));
+  assert_ptr_equal(d.device, list[0].device);
+  setenv("ALEXNET_DEVICE", "no-such-device-anywhere", 1);
+  assert_int_equal(an_select_device(NULL, &d), AN_ERR_DEVICE_NOT_FOUND);
+  unsetenv("ALEXNET_DEVICE");
+  assert_int_equal(an_select_device("97:3", &d), AN_ERR_DEVICE_NOT_FOUND);
+  assert_message_has("no OpenCL device matches '97:3'");
+  assert_message_has(list[0].name); /* the message lists what exists */
+  assert_int_equal(an_select_device("0:0x", &d), AN_ERR_DEVICE_NOT_FOUND);
+  free(list);
+}
+
+static void test_build_failure_reports(void **state) {
+  (void)state;
+  cl_program prog = NULL;
+  assert_int_equal(an_build_program(rt, "__kernel void broken(__global float *x) { x[0] = undefined_name; }",
+                                    "-cl-std=CL1.2", &prog),
+                   AN_ERR_BUILD);
+  assert_null(prog);
+  assert_message_has("clBuildProgram");
+  assert_message_has("-cl-std=CL1.2");
+}
+
+static void test_cl_dir_missing(void **state) {
+  (void)state;
+  an_runtime *other = NULL;
+  setenv("ALEXNET_CL_DIR", "/nonexistent-alexnet-kernels", 1);
+  const an_status s = an_runtime_create(NULL, &other);
+  unsetenv("ALEXNET_CL_DIR");
+  assert_int_equal(s, AN_ERR_IO);
+  assert_null(other);
+  assert_message_has("conv.cl");
+}
+
+static void test_net_errors(void **state) {
+  (void)state;
+  an_net *net = NULL;
+  assert_int_equal(an_net_create(rt, "alexnet-xl", 10, 2, 224, &net), AN_ERR_UNKNOWN_MODEL);
+  assert_message_has("alexnet-xl");
+  assert_int_equal(an_net_create(rt, "alexnet", 10, 2, 31, &net), AN_ERR_ARGUMENT);
+  assert_message_has("too small");
+  assert_int_equal(an_net_create(rt, "alexnet", 0, 2, 224, &net), AN_ERR_ARGUMENT);
+  /* a batch no device here holds: refused before any work, with the size and a hint */
+  assert_int_equal(an_net_create(rt, "alexnet", 1000, 1 << 20, 224, &net), AN_ERR_DEVICE_MEMORY);
+  assert_message_has("smaller batch");
+  assert_null(net);
+}
+
+static void test_bad_labels_and_nan_loss(void **state) {
+  (void)state;
+  an_net *net;
+  TEST_OK(an_net_create(rt, "alexnet-half", 7, 2, 63, &net));
+  TEST_OK(an_net_init(net, 3));
+  const size_t pixels = (size_t)2 * 3 * 63 * 63;
+  float *images = test_floats(pixels);
+  test_rng rng = test_rng_seeded(5);
+  test_fill_uniform(images, pixels, -1, 1, &rng);
+  int labels[2] = {1, 7};
+  const an_sgd_params sgd = {0.01f, 0.9f, 5e-4f, 0};
+  float loss;
+  assert_int_equal(an_net_train_step(net, images, labels, &sgd, 1, 0, &loss), AN_ERR_ARGUMENT);
+  assert_message_has("label 7 of sample 1");
+  labels[1] = 6;
+  TEST_OK(an_net_train_step(net, images, labels, &sgd, 1, 0, &loss));
+  assert_true(fabs(loss - log(7.0)) < 0.3);
+  /* a NaN weight makes the loss NaN: the step says so instead of training on */
+  float *params = test_floats(net->n_params);
+  TEST_OK(an_net_read_params(net, params));
+  params[net->tensors[net->n_tensors - 1].offset] = NAN; /* the last bias */
+  TEST_OK(an_net_write_params(net, params));
+  assert_int_equal(an_net_train_step(net, images, labels, &sgd, 1, 1, &loss), AN_ERR_NOT_FINITE);
+  assert_message_has("the loss is nan");
+  free(params);
+  free(images);
+  an_net_destroy(net);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_status_names),          cmocka_unit_test(test_device_selection),
+      cmocka_unit_test(test_build_failure_reports), cmocka_unit_test(test_cl_dir_missing),
+      cmocka_unit_test(test_net_errors),            cmocka_unit_test(test_bad_labels_and_nan_loss),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
