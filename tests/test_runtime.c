@@ -1,6 +1,7 @@
 /* The runtime and the net's error paths: status names, device discovery and selection, the build
  * failure path, and each clear error a user can meet (unknown model or device, an input too small,
  * a batch too large for the device, labels out of range, a NaN loss). */
+#define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alexnet/model.h"
 #include "check.h"
@@ -97,6 +99,60 @@ static void test_cl_dir_missing(void **state) {
   assert_message_has("conv.cl");
 }
 
+/* The compiled-program cache: written on a miss, used on a hit, and a corrupt or truncated entry is
+ * rebuilt from source, never trusted. */
+static void test_program_cache(void **state) {
+  (void)state;
+  char dir[] = "/tmp/alexnet-test-cacheXXXXXX";
+  assert_non_null(mkdtemp(dir));
+  setenv("ALEXNET_CACHE_DIR", dir, 1);
+  an_runtime *a = NULL;
+  TEST_OK(an_runtime_create(NULL, &a));
+  assert_int_equal(a->program_from_cache, 0);
+  an_runtime_destroy(a);
+  char cmd[512], path[512] = "";
+  snprintf(cmd, sizeof cmd, "ls %s/program-*.bin", dir);
+  FILE *ls = popen(cmd, "r");
+  assert_non_null(ls);
+  assert_non_null(fgets(path, sizeof path, ls));
+  pclose(ls);
+  path[strcspn(path, "\n")] = '\0';
+  TEST_OK(an_runtime_create(NULL, &a));
+  assert_int_equal(a->program_from_cache, 1);
+  an_runtime_destroy(a);
+  /* flip bytes in the middle of the binary */
+  FILE *f = fopen(path, "r+b");
+  assert_non_null(f);
+  fseek(f, 0, SEEK_END);
+  const long size = ftell(f);
+  fseek(f, size / 2, SEEK_SET);
+  fputs("garbage!", f);
+  fclose(f);
+  TEST_OK(an_runtime_create(NULL, &a));
+  assert_int_equal(a->program_from_cache, 0); /* rebuilt */
+  an_runtime_destroy(a);
+  TEST_OK(an_runtime_create(NULL, &a)); /* and cached again */
+  assert_int_equal(a->program_from_cache, 1);
+  an_runtime_destroy(a);
+  /* truncated */
+  assert_int_equal(truncate(path, size / 3), 0);
+  TEST_OK(an_runtime_create(NULL, &a));
+  assert_int_equal(a->program_from_cache, 0);
+  /* the rebuilt program works: a small layer runs */
+  cl_mem m;
+  TEST_OK(an_alloc(a, 64, &m));
+  TEST_OK(an_fill(a, an_at(m, 0), 2.0f, 64));
+  TEST_OK(an_sgd_update(a, 32, 0.5f, 0.0f, 0.0f, an_at(m, 0), an_at(m, 32), an_at(m, 32)));
+  float w;
+  TEST_OK(an_read(a, &w, an_at(m, 0), 1));
+  assert_true(w == 1.0f); /* 2 - 0.5·2 */
+  clReleaseMemObject(m);
+  an_runtime_destroy(a);
+  unsetenv("ALEXNET_CACHE_DIR");
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
 static void test_net_errors(void **state) {
   (void)state;
   an_net *net = NULL;
@@ -144,7 +200,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_status_names),          cmocka_unit_test(test_device_selection),
       cmocka_unit_test(test_build_failure_reports), cmocka_unit_test(test_cl_dir_missing),
-      cmocka_unit_test(test_net_errors),            cmocka_unit_test(test_bad_labels_and_nan_loss),
+      cmocka_unit_test(test_program_cache),         cmocka_unit_test(test_net_errors),            cmocka_unit_test(test_bad_labels_and_nan_loss),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -51,6 +51,25 @@ typedef enum an_kernel_id {
   AN_K_COUNT
 } an_kernel_id;
 
+/* Profiling marks: when rt->profiling is set, the net and the GEMM wrapper enqueue markers whose end
+ * times split a step into layers and GEMMs (alexnet bench reads them). */
+typedef enum an_mark_kind {
+  AN_MARK_BEGIN,      /* start of a forward pass */
+  AN_MARK_FORWARD,    /* end of layer `layer`'s forward */
+  AN_MARK_LOSS,       /* end of the loss */
+  AN_MARK_ZERO_GRADS, /* end of zeroing the gradients */
+  AN_MARK_BACKWARD,   /* end of layer `layer`'s backward */
+  AN_MARK_SGD,        /* end of the update */
+  AN_MARK_GEMM_BEGIN, /* around every CLBlast call */
+  AN_MARK_GEMM_END
+} an_mark_kind;
+
+typedef struct an_mark {
+  an_mark_kind kind;
+  int layer;
+  cl_event event;
+} an_mark;
+
 typedef struct an_runtime {
   an_device_info info;
   cl_context context;
@@ -58,7 +77,20 @@ typedef struct an_runtime {
   cl_program program;
   cl_kernel kernels[AN_K_COUNT];
   char build_options[256];
+  int profiling;   /* 1: record marks */
+  an_mark *marks;  /* (n_marks) in enqueue order */
+  int n_marks, cap_marks;
+  double build_seconds; /* the startup build of the project's program (or its load from the cache) */
+  int program_from_cache; /* the program came from the compiled-program cache */
+  int gemm_tuned;       /* a cached GEMM tuning was applied at startup (alexnet tune) */
+  char gemm_tuning[512];
 } an_runtime;
+
+/* Enqueues a marker and records it (no-op unless rt->profiling). */
+an_status an_mark_add(an_runtime *rt, an_mark_kind kind, int layer);
+/* Device time at which mark i completed, in milliseconds (after the queue finished). */
+an_status an_mark_end_ms(an_runtime *rt, int i, double *ms);
+void an_marks_clear(an_runtime *rt);
 
 /* Creates the context and queue on the selected device and builds the project's program. A failed
  * build prints the build log and options to stderr and returns AN_ERR_BUILD. */

@@ -12,6 +12,9 @@ static const struct {
 } commands[] = {
     {"devices", cmd_devices, "list every OpenCL platform and device"},
     {"step", cmd_step, "run forward+backward+SGD steps of a model on random data, print loss and time"},
+    {"bench", cmd_bench, "time training or inference per layer on one or every device"},
+    {"tune", cmd_tune, "tune CLBlast's GEMM for a device on a model's shapes; later runs apply it"},
+    {"pack", cmd_pack, "pack a folder-per-class image tree into a shard of resized uint8 images"},
 };
 
 static void usage(FILE *f) {

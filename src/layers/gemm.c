@@ -2,11 +2,13 @@
 #include <clblast_c.h>
 
 #include "alexnet/status.h"
+#include "../runtime/check.h"
 #include "gemm.h"
 
 an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k,
                      float alpha, an_buf a, size_t lda, an_buf b, size_t ldb, float beta, an_buf c,
                      size_t ldc, const char *file, int line) {
+  AN_TRY(an_mark_add(rt, AN_MARK_GEMM_BEGIN, -1));
   CLBlastStatusCode rc = CLBlastSgemm(
       CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
       trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a.mem, a.off, lda, b.mem,
@@ -18,5 +20,5 @@ an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t 
     return an_error((an_status)rc, file, line, "CLBlastSgemm(%c%c, m=%zu n=%zu k=%zu)%s",
                     trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, hint);
   }
-  return AN_OK;
+  return an_mark_add(rt, AN_MARK_GEMM_END, -1);
 }

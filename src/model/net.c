@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "alexnet/model.h"
+#include "alexnet/tune.h"
 #include "../runtime/check.h"
 
 #define WORKSPACE_BUDGET_FLOATS ((size_t)64 << 20) /* 256 MiB of im2col: chunks of the batch beyond it */
@@ -248,6 +249,7 @@ an_status an_net_forward(an_net *net, int train, uint64_t seed, uint64_t step) {
   an_runtime *rt = net->rt;
   const int n = net->batch;
   net->dropout_active = train != 0;
+  AN_TRY(an_mark_add(rt, AN_MARK_BEGIN, -1));
   for (int i = 0; i < net->model->n_layers; i++) {
     const an_layer_plan *L = &net->layers[i];
     const an_layer_desc *d = L->desc;
@@ -281,16 +283,19 @@ an_status an_net_forward(an_net *net, int train, uint64_t seed, uint64_t step) {
                              param(net, net->params, L->weight), param(net, net->params, L->bias), d->relu));
         break;
     }
+    AN_TRY(an_mark_add(rt, AN_MARK_FORWARD, i));
   }
   /* the loss kernel writes dlogits too: into the gradient region the backward pass starts from */
-  return an_softmax_xent(rt, n, net->classes, an_at(net->loss, 0), an_at(net->dacts, 0), an_at(net->loss, 1),
-                         an_at(net->acts, net->logits_off), net->labels);
+  AN_TRY(an_softmax_xent(rt, n, net->classes, an_at(net->loss, 0), an_at(net->dacts, 0), an_at(net->loss, 1),
+                         an_at(net->acts, net->logits_off), net->labels));
+  return an_mark_add(rt, AN_MARK_LOSS, -1);
 }
 
 an_status an_net_backward(an_net *net, uint64_t seed, uint64_t step) {
   an_runtime *rt = net->rt;
   const int n = net->batch;
   AN_TRY(an_fill(rt, an_at(net->grads, 0), 0.0f, net->n_params));
+  AN_TRY(an_mark_add(rt, AN_MARK_ZERO_GRADS, -1));
   int cur = 0; /* dacts region holding the gradient of the current layer's output */
   for (int i = net->model->n_layers - 1; i >= 0; i--) {
     const an_layer_plan *L = &net->layers[i];
@@ -330,22 +335,25 @@ an_status an_net_backward(an_net *net, uint64_t seed, uint64_t step) {
                               d->relu));
         break;
     }
+    AN_TRY(an_mark_add(rt, AN_MARK_BACKWARD, i));
     cur = 1 - cur;
   }
   return AN_OK;
 }
 
 an_status an_net_sgd(an_net *net, const an_sgd_params *p) {
-  if (!p->no_bias_decay)
-    return an_sgd_update(net->rt, net->n_params, p->lr, p->momentum, p->weight_decay, an_at(net->params, 0),
-                         an_at(net->grads, 0), an_at(net->momentum, 0));
-  for (int t = 0; t < net->n_tensors; t++) {
-    const an_tensor *T = &net->tensors[t];
-    AN_TRY(an_sgd_update(net->rt, T->count, p->lr, p->momentum, T->is_bias ? 0.0f : p->weight_decay,
-                         an_at(net->params, T->offset), an_at(net->grads, T->offset),
-                         an_at(net->momentum, T->offset)));
+  if (!p->no_bias_decay) {
+    AN_TRY(an_sgd_update(net->rt, net->n_params, p->lr, p->momentum, p->weight_decay, an_at(net->params, 0),
+                         an_at(net->grads, 0), an_at(net->momentum, 0)));
+  } else {
+    for (int t = 0; t < net->n_tensors; t++) {
+      const an_tensor *T = &net->tensors[t];
+      AN_TRY(an_sgd_update(net->rt, T->count, p->lr, p->momentum, T->is_bias ? 0.0f : p->weight_decay,
+                           an_at(net->params, T->offset), an_at(net->grads, T->offset),
+                           an_at(net->momentum, T->offset)));
+    }
   }
-  return AN_OK;
+  return an_mark_add(net->rt, AN_MARK_SGD, -1);
 }
 
 an_status an_net_read_loss(an_net *net, float *loss) {
@@ -376,4 +384,45 @@ an_status an_net_write_params(an_net *net, const float *params) {
 }
 an_status an_net_read_grads(an_net *net, float *grads) {
   return an_read(net->rt, grads, an_at(net->grads, 0), net->n_params);
+}
+
+/* ---- the GEMMs a step runs, for tuning ---- */
+static int add_shape(an_gemm_shape *shapes, int n, int max, int ta, int tb, size_t m, size_t nn, size_t k,
+                     int count) {
+  for (int i = 0; i < n; i++)
+    if (shapes[i].trans_a == ta && shapes[i].trans_b == tb && shapes[i].m == m && shapes[i].n == nn &&
+        shapes[i].k == k) {
+      shapes[i].count += count;
+      return n;
+    }
+  if (n == max) return n;
+  const an_gemm_shape s = {ta, tb, m, nn, k, count};
+  shapes[n] = s;
+  return n + 1;
+}
+
+int an_net_gemm_shapes(const an_net *net, an_gemm_shape *shapes, int max_shapes) {
+  int n = 0;
+  for (int i = 0; i < net->model->n_layers; i++) {
+    const an_layer_plan *L = &net->layers[i];
+    if (L->desc->kind == AN_LAYER_CONV) {
+      const an_conv_dims d = conv_dims(net, L);
+      const int chunk = (int)(net->work_floats / an_conv_work_floats(&d, 1)) < d.n
+                            ? (int)(net->work_floats / an_conv_work_floats(&d, 1))
+                            : d.n;
+      const size_t ocg = (size_t)d.oc / d.groups, ckkg = (size_t)(d.c / d.groups) * d.kh * d.kw;
+      for (int n0 = 0; n0 < d.n; n0 += chunk) {
+        const size_t ncols = (size_t)(d.n - n0 < chunk ? d.n - n0 : chunk) * d.oh * d.ow;
+        n = add_shape(shapes, n, max_shapes, 0, 0, ocg, ncols, ckkg, d.groups);
+        n = add_shape(shapes, n, max_shapes, 0, 1, ocg, ckkg, ncols, d.groups);
+        if (i > 0) n = add_shape(shapes, n, max_shapes, 1, 0, ckkg, ncols, ocg, d.groups);
+      }
+    } else if (L->desc->kind == AN_LAYER_FC) {
+      const size_t in = (size_t)L->in_c * L->in_h * L->in_w, out = (size_t)L->out_c, b = (size_t)net->batch;
+      n = add_shape(shapes, n, max_shapes, 0, 1, b, out, in, 1);
+      n = add_shape(shapes, n, max_shapes, 1, 0, out, in, b, 1);
+      n = add_shape(shapes, n, max_shapes, 0, 0, b, in, out, 1);
+    }
+  }
+  return n;
 }

@@ -1,11 +1,16 @@
 /* OpenCL runtime: platforms and devices, selection by P:D / name / ALEXNET_DEVICE, the context and
  * in-order queue, the startup build of the project's kernels, buffers, and kernel launches. */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "alexnet/runtime.h"
+#include "alexnet/tune.h"
 #include "check.h"
 
 #ifndef CL_DEVICE_HALF_FP_CONFIG /* cl_ext.h's, for the fp16 column of `alexnet devices` */
@@ -243,6 +248,111 @@ cleanup:
   return status;
 }
 
+
+/* ---- compiled program cache: one file per (device, driver, options, source), checked before use ----
+ * File: "ANPROG1\0", key hash (8 bytes), payload size (8), payload hash (8), payload (the binary).
+ * Anything that does not match (other key, short file, wrong hash, a binary the driver refuses) is
+ * removed and the program rebuilt from source; a stale or corrupt entry is never trusted. */
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+  const unsigned char *p = data;
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+  return h;
+}
+
+static uint64_t program_key(const an_runtime *rt, const char *source) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  const char *parts[] = {rt->info.name, rt->info.vendor, rt->info.driver_version, rt->info.device_version,
+                         rt->build_options, source};
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) h = fnv1a(h, parts[i], strlen(parts[i]) + 1);
+  return h;
+}
+
+static void program_cache_path(const an_runtime *rt, const char *source, char *buf, size_t size) {
+  const char *dir = getenv("ALEXNET_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+  const unsigned long long key = (unsigned long long)program_key(rt, source);
+  if (dir && *dir)
+    snprintf(buf, size, "%s/program-%016llx.bin", dir, key);
+  else if (xdg && *xdg)
+    snprintf(buf, size, "%s/alexnet/program-%016llx.bin", xdg, key);
+  else if (home && *home)
+    snprintf(buf, size, "%s/.cache/alexnet/program-%016llx.bin", home, key);
+  else
+    buf[0] = '\0';
+}
+
+static const char program_magic[8] = {'A', 'N', 'P', 'R', 'O', 'G', '1', '\0'};
+
+static int program_cache_load(an_runtime *rt, const char *path, cl_program *out) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return 0;
+  char magic[8];
+  uint64_t header[3]; /* key, size, payload hash */
+  unsigned char *payload = NULL;
+  int ok = fread(magic, 1, 8, f) == 8 && !memcmp(magic, program_magic, 8) && fread(header, 8, 3, f) == 3 &&
+           header[1] > 0 && header[1] < ((uint64_t)1 << 31);
+  const char *name = strrchr(path, '/');
+  unsigned long long key_in_name = 0;
+  if (ok && name && sscanf(name, "/program-%16llx.bin", &key_in_name) == 1) ok = header[0] == key_in_name;
+  if (ok) ok = (payload = malloc((size_t)header[1])) != NULL && fread(payload, 1, (size_t)header[1], f) == header[1] &&
+               fgetc(f) == EOF && fnv1a(0xcbf29ce484222325ULL, payload, (size_t)header[1]) == header[2];
+  fclose(f);
+  cl_program prog = NULL;
+  if (ok) {
+    const size_t size = (size_t)header[1];
+    const unsigned char *bin = payload;
+    cl_int binary_status = CL_SUCCESS, rc;
+    prog = clCreateProgramWithBinary(rt->context, 1, &rt->info.device, &size, &bin, &binary_status, &rc);
+    ok = rc == CL_SUCCESS && binary_status == CL_SUCCESS &&
+         clBuildProgram(prog, 1, &rt->info.device, rt->build_options, NULL, NULL) == CL_SUCCESS;
+    for (int k = 0; ok && k < AN_K_COUNT; k++) { /* every kernel must be in it */
+      cl_kernel kernel = clCreateKernel(prog, kernel_names[k], &rc);
+      ok = rc == CL_SUCCESS;
+      if (kernel) clReleaseKernel(kernel);
+    }
+  }
+  free(payload);
+  if (!ok) {
+    if (prog) clReleaseProgram(prog);
+    remove(path);
+    return 0;
+  }
+  *out = prog;
+  return 1;
+}
+
+static void program_cache_store(an_runtime *rt, const char *path) {
+  size_t size = 0;
+  if (clGetProgramInfo(rt->program, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) != CL_SUCCESS || !size) return;
+  unsigned char *bin = malloc(size);
+  if (!bin) return;
+  if (clGetProgramInfo(rt->program, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) == CL_SUCCESS) {
+    char dir[4096], tmp[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    for (char *p = dir + 1; *p; p++)
+      if (*p == '/') {
+        *p = '\0';
+        mkdir(dir, 0755);
+        *p = '/';
+      }
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (f) {
+      const char *name = strrchr(path, '/');
+      unsigned long long key = 0;
+      if (name) sscanf(name, "/program-%16llx.bin", &key);
+      const uint64_t header[3] = {key, size, fnv1a(0xcbf29ce484222325ULL, bin, size)};
+      const int ok = fwrite(program_magic, 1, 8, f) == 8 && fwrite(header, 8, 3, f) == 3 &&
+                     fwrite(bin, 1, size, f) == size && fflush(f) == 0 && fsync(fileno(f)) == 0;
+      if (fclose(f) == 0 && ok && rename(tmp, path) == 0) {
+        free(bin);
+        return;
+      }
+      remove(tmp);
+    }
+  }
+  free(bin);
+}
+
 an_status an_runtime_create(const char *device_spec, an_runtime **out) {
   *out = NULL;
   an_status status = AN_OK;
@@ -258,7 +368,18 @@ an_status an_runtime_create(const char *device_spec, an_runtime **out) {
   AN_CL_GOTO(rc);
   AN_TRY_GOTO(load_sources(&source));
   snprintf(rt->build_options, sizeof rt->build_options, "-cl-std=CL1.2");
-  AN_TRY_GOTO(an_build_program(rt, source, rt->build_options, &rt->program));
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  char cache_path[4096] = "";
+  if (!getenv("ALEXNET_NO_PROGRAM_CACHE")) program_cache_path(rt, source, cache_path, sizeof cache_path);
+  if (cache_path[0] && program_cache_load(rt, cache_path, &rt->program)) {
+    rt->program_from_cache = 1;
+  } else {
+    AN_TRY_GOTO(an_build_program(rt, source, rt->build_options, &rt->program));
+    if (cache_path[0]) program_cache_store(rt, cache_path); /* best effort: a cache that cannot be written is no error */
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  rt->build_seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
   for (int k = 0; k < AN_K_COUNT; k++) {
     rt->kernels[k] = clCreateKernel(rt->program, kernel_names[k], &rc);
     if (rc != CL_SUCCESS) {
@@ -267,6 +388,18 @@ an_status an_runtime_create(const char *device_spec, an_runtime **out) {
     }
   }
   free(source);
+  /* the device's GEMM tuning from `alexnet tune`, unless ALEXNET_NO_TUNING is set */
+  if (!getenv("ALEXNET_NO_TUNING")) {
+    char path[4096];
+    an_gemm_config config;
+    an_tuning_path(path, sizeof path);
+    status = an_tuning_load(rt, path, &rt->gemm_tuned, &config);
+    if (status != AN_OK) {
+      an_runtime_destroy(rt);
+      return status;
+    }
+    if (rt->gemm_tuned) an_gemm_config_format(&config, rt->gemm_tuning, sizeof rt->gemm_tuning);
+  }
   *out = rt;
   return AN_OK;
 cleanup:
@@ -278,6 +411,8 @@ cleanup:
 void an_runtime_destroy(an_runtime *rt) {
   if (!rt) return;
   if (rt->queue) clFinish(rt->queue);
+  an_marks_clear(rt);
+  free(rt->marks);
   for (int k = AN_K_COUNT - 1; k >= 0; k--)
     if (rt->kernels[k]) clReleaseKernel(rt->kernels[k]);
   if (rt->program) clReleaseProgram(rt->program);
@@ -345,4 +480,31 @@ an_status an_launch_at(an_runtime *rt, an_kernel_id k, cl_uint dims, const size_
     return an_error(rc, file, line, "clEnqueueNDRangeKernel(%s)", kernel_names[k]);
   }
   return AN_OK;
+}
+
+an_status an_mark_add(an_runtime *rt, an_mark_kind kind, int layer) {
+  if (!rt->profiling) return AN_OK;
+  if (rt->n_marks == rt->cap_marks) {
+    const int cap = rt->cap_marks ? 2 * rt->cap_marks : 256;
+    an_mark *grown = realloc(rt->marks, (size_t)cap * sizeof *grown);
+    if (!grown) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "profiling marks");
+    rt->marks = grown, rt->cap_marks = cap;
+  }
+  an_mark *m = &rt->marks[rt->n_marks];
+  m->kind = kind, m->layer = layer;
+  AN_CL_RETURN(clEnqueueMarkerWithWaitList(rt->queue, 0, NULL, &m->event));
+  rt->n_marks++;
+  return AN_OK;
+}
+
+an_status an_mark_end_ms(an_runtime *rt, int i, double *ms) {
+  cl_ulong end = 0;
+  AN_CL_RETURN(clGetEventProfilingInfo(rt->marks[i].event, CL_PROFILING_COMMAND_END, sizeof end, &end, NULL));
+  *ms = (double)end * 1e-6;
+  return AN_OK;
+}
+
+void an_marks_clear(an_runtime *rt) {
+  for (int i = 0; i < rt->n_marks; i++) clReleaseEvent(rt->marks[i].event);
+  rt->n_marks = 0;
 }

@@ -1,0 +1,142 @@
+/* Weights on disk: the safetensors format (read, parse from memory, write atomically) and a net's
+ * weights or training checkpoint in it, under the PyTorch state_dict names of the net's tensor table.
+ *
+ * safetensors: an 8-byte little-endian header length N, N bytes of JSON
+ *   {"__metadata__": {"key": "value", ...},                     (optional, strings only)
+ *    "features.0.weight": {"dtype": "F32", "shape": [96, 3, 11, 11], "data_offsets": [begin, end]}, ...}
+ * then the data section; offsets are bytes relative to its start. Data are little-endian.
+ *
+ * Every malformed file is AN_ERR_IO with a message naming the file, the tensor or field and the cause
+ * (header length beyond the file, truncated data, JSON that does not parse, a missing or invalid field,
+ * an unknown dtype, offsets outside the data, overlapping offsets, an extent that is not shape × dtype
+ * size). A well-formed file that does not fit the net is AN_ERR_ARGUMENT, naming the tensor and both
+ * shapes. Nothing in this module prints or exits. */
+#ifndef ALEXNET_IO_H
+#define ALEXNET_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alexnet/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- safetensors ---- */
+
+typedef enum an_dtype {
+  AN_DTYPE_BOOL, AN_DTYPE_U8, AN_DTYPE_I8, AN_DTYPE_F8_E5M2, AN_DTYPE_F8_E4M3, AN_DTYPE_I16,
+  AN_DTYPE_U16, AN_DTYPE_F16, AN_DTYPE_BF16, AN_DTYPE_I32, AN_DTYPE_U32, AN_DTYPE_F32, AN_DTYPE_F64,
+  AN_DTYPE_I64, AN_DTYPE_U64,
+  AN_DTYPE_COUNT
+} an_dtype;
+
+const char *an_dtype_name(an_dtype dtype); /* "F32"; "?" outside the enum */
+size_t an_dtype_bytes(an_dtype dtype);     /* bytes per element; 0 outside the enum */
+
+#define AN_ST_MAX_DIMS 8
+#define AN_ST_MAX_HEADER_BYTES ((uint64_t)100 << 20) /* larger headers are refused, as upstream does */
+
+/* One tensor of a parsed file. */
+typedef struct an_st_tensor {
+  const char *name;
+  an_dtype dtype;
+  int ndim;                       /* 0 for a scalar */
+  int64_t shape[AN_ST_MAX_DIMS];
+  uint64_t count;                 /* elements: the product of shape */
+  uint64_t begin, end;            /* data_offsets: bytes in the data section, end - begin = count × size */
+} an_st_tensor;
+
+typedef struct an_st_meta {
+  const char *key, *value;
+} an_st_meta;
+
+/* A parsed file: header validated, data read on demand with an_st_read. Strings point into the
+ * parsed header and live until an_st_close. */
+typedef struct an_safetensors {
+  char source[256];      /* the path (or the name given to an_st_parse), for messages */
+  an_st_tensor *tensors; /* (n_tensors) in header order */
+  int n_tensors;
+  an_st_meta *meta;      /* (n_meta) the __metadata__ map */
+  int n_meta;
+  uint64_t header_bytes; /* N */
+  uint64_t data_bytes;   /* bytes after the header */
+  /* private */
+  void *json_;           /* the parsed header (cJSON) that names and values point into */
+  void *file_;           /* FILE * of an_st_open; NULL for an_st_parse */
+  const uint8_t *data_;  /* an_st_parse: the caller's bytes from the data section on (borrowed) */
+} an_safetensors;
+
+/* Parses a whole file held in memory; bytes must outlive the result (they are borrowed, not copied).
+ * source names the bytes in messages. */
+an_status an_st_parse(const void *bytes, size_t n_bytes, const char *source, an_safetensors **out);
+
+/* Opens a file and validates its header against the file's size; the data stay on disk. */
+an_status an_st_open(const char *path, an_safetensors **out);
+void an_st_close(an_safetensors *st);
+
+/* Index of the tensor called name, -1 when absent. */
+int an_st_find(const an_safetensors *st, const char *name);
+/* The metadata value of key, NULL when absent. */
+const char *an_st_meta_get(const an_safetensors *st, const char *key);
+
+/* Copies tensor i's raw bytes into dst, which holds dst_bytes = end - begin bytes. A file that has
+ * shrunk since an_st_open is a truncated-file error. */
+an_status an_st_read(an_safetensors *st, int i, void *dst, size_t dst_bytes);
+
+/* A tensor to write. */
+typedef struct an_st_entry {
+  const char *name;
+  an_dtype dtype;
+  int ndim;
+  int64_t shape[AN_ST_MAX_DIMS];
+  const void *data; /* product(shape) × an_dtype_bytes(dtype) bytes */
+} an_st_entry;
+
+/* Writes path atomically: a temporary file in the same directory, fsync, rename over path. Tensors are
+ * laid out in the order given; the header is padded with spaces so that the data start 8-aligned.
+ * Names must be unique, non-empty and not "__metadata__". */
+an_status an_st_write(const char *path, const an_st_entry *tensors, int n_tensors, const an_st_meta *meta,
+                      int n_meta);
+
+/* The same file in memory: *out is malloc'd (free() it), *out_bytes its size. */
+an_status an_st_serialize(const an_st_entry *tensors, int n_tensors, const an_st_meta *meta, int n_meta,
+                          uint8_t **out, size_t *out_bytes);
+
+/* ---- a net's weights and checkpoints ----
+ *
+ * A weights file holds every tensor of the net's table under its name, F32. A checkpoint adds the
+ * optimizer's momentum as "momentum.<name>". __metadata__ holds strings:
+ *   format "alexnet-opencl", format_version "1", kind "weights" | "checkpoint", model, classes,
+ *   input_size, and when given: epoch, step, seed, lr, mean, std (the normalisation, "r,g,b"). */
+#define AN_CHECKPOINT_FORMAT_VERSION 1
+
+typedef struct an_checkpoint_meta {
+  int checkpoint;   /* save: 1 writes the momentum (a checkpoint), 0 weights only; load: what the file is */
+  int64_t epoch, step;
+  uint64_t seed;
+  double lr;
+  char mean[96], std[96]; /* "0.485,0.456,0.406"; "" when none */
+  /* load only (save takes them from the net); 0 or "" when the file does not say */
+  int format_version;
+  char model[32];
+  int classes, input_hw;
+} an_checkpoint_meta;
+
+/* Writes the net's parameters (and with meta->checkpoint its momentum) to path, atomically. meta NULL:
+ * weights with the net's model, classes and input size only. */
+an_status an_net_save(an_net *net, const char *path, const an_checkpoint_meta *meta);
+
+/* Loads path into the net: every tensor of the net must be in the file, F32, with the net's shape, and
+ * the file may hold nothing else (a checkpoint: the momentum of every tensor too). A model named in the
+ * metadata must be the net's. All of it is read and checked before anything reaches the device, so a
+ * failure leaves the net as it was. A checkpoint restores the momentum; a weights file zeroes it (a
+ * fresh optimizer). out (may be NULL) receives the metadata. Files without metadata (converted from a
+ * PyTorch state_dict) load as weights. */
+an_status an_net_load(an_net *net, const char *path, an_checkpoint_meta *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,247 @@
+/* A net's weights and training checkpoints as safetensors, under the net's tensor-table names.
+ *
+ * Saving reads the parameters (and for a checkpoint the momentum) back from the device and writes one
+ * file atomically. Loading opens the file, checks its metadata and every tensor's presence, dtype and
+ * shape against the net, reads all data into host memory, and only then writes the device buffers:
+ * a file that does not fit leaves the net untouched. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alexnet/io.h"
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "safetensors data are little-endian; this code copies F32 bytes as they are"
+#endif
+
+#define ERR_FORMAT AN_ERR_IO         /* a malformed file (as safetensors.c) */
+#define ERR_MISMATCH AN_ERR_ARGUMENT /* a well-formed file that does not fit the net */
+#define FAIL(status, ...) an_error((status), __FILE__, __LINE__, __VA_ARGS__)
+
+#define MOMENTUM_PREFIX "momentum."
+#define FORMAT_NAME "alexnet-opencl"
+
+static const char *net_shape_str(char *buf, size_t size, const an_tensor *t) {
+  size_t used = (size_t)snprintf(buf, size, "[");
+  for (int i = 0; i < t->ndim && used < size; i++)
+    used += (size_t)snprintf(buf + used, size - used, "%s%d", i ? "," : "", t->shape[i]);
+  if (used < size) snprintf(buf + used, size - used, "]");
+  return buf;
+}
+
+static const char *file_shape_str(char *buf, size_t size, const an_st_tensor *t) {
+  size_t used = (size_t)snprintf(buf, size, "[");
+  for (int i = 0; i < t->ndim && used < size; i++)
+    used += (size_t)snprintf(buf + used, size - used, "%s%lld", i ? "," : "", (long long)t->shape[i]);
+  if (used < size) snprintf(buf + used, size - used, "]");
+  return buf;
+}
+
+an_status an_net_save(an_net *net, const char *path, const an_checkpoint_meta *meta) {
+  const int ckpt = meta && meta->checkpoint, n = net->n_tensors, n_entries = ckpt ? 2 * n : n;
+  an_status status = AN_OK;
+  float *params = malloc(net->n_params * sizeof *params);                         /* (n_params) */
+  float *momentum = ckpt ? malloc(net->n_params * sizeof *momentum) : NULL;       /* (n_params) */
+  an_st_entry *entries = calloc((size_t)n_entries, sizeof *entries);              /* (n_entries) */
+  char(*names)[sizeof MOMENTUM_PREFIX + sizeof net->tensors[0].name] =
+      ckpt ? malloc((size_t)n * sizeof *names) : NULL;                            /* (n) momentum.<name> */
+  if (!params || (ckpt && (!momentum || !names)) || !entries) {
+    status = FAIL(AN_ERR_HOST_ALLOC, "%s: host copies of %zu parameters", path, net->n_params);
+    goto cleanup;
+  }
+  if ((status = an_net_read_params(net, params)) != AN_OK) goto cleanup;
+  if (ckpt && (status = an_read(net->rt, momentum, an_at(net->momentum, 0), net->n_params)) != AN_OK) goto cleanup;
+  for (int i = 0; i < n; i++) {
+    const an_tensor *t = &net->tensors[i];
+    an_st_entry *e = &entries[i];
+    e->name = t->name, e->dtype = AN_DTYPE_F32, e->ndim = t->ndim, e->data = params + t->offset;
+    for (int d = 0; d < t->ndim; d++) e->shape[d] = t->shape[d];
+    if (!ckpt) continue;
+    snprintf(names[i], sizeof names[i], MOMENTUM_PREFIX "%s", t->name);
+    entries[n + i] = *e;
+    entries[n + i].name = names[i];
+    entries[n + i].data = momentum + t->offset;
+  }
+
+  char classes[16], input[16], epoch[24], step[24], seed[24], lr[32];
+  snprintf(classes, sizeof classes, "%d", net->classes);
+  snprintf(input, sizeof input, "%d", net->input_hw);
+  an_st_meta m[16] = {
+      {"format", FORMAT_NAME},
+      {"format_version", "1"},
+      {"kind", ckpt ? "checkpoint" : "weights"},
+      {"model", net->model->name},
+      {"classes", classes},
+      {"input_size", input},
+  };
+  int n_meta = 6;
+  if (meta) {
+    snprintf(epoch, sizeof epoch, "%lld", (long long)meta->epoch);
+    snprintf(step, sizeof step, "%lld", (long long)meta->step);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)meta->seed);
+    snprintf(lr, sizeof lr, "%.9g", meta->lr);
+    m[n_meta++] = (an_st_meta){"epoch", epoch};
+    m[n_meta++] = (an_st_meta){"step", step};
+    m[n_meta++] = (an_st_meta){"seed", seed};
+    m[n_meta++] = (an_st_meta){"lr", lr};
+    if (meta->mean[0]) m[n_meta++] = (an_st_meta){"mean", meta->mean};
+    if (meta->std[0]) m[n_meta++] = (an_st_meta){"std", meta->std};
+  }
+  status = an_st_write(path, entries, n_entries, m, n_meta);
+cleanup:
+  free(names);
+  free(entries);
+  free(momentum);
+  free(params);
+  return status;
+}
+
+/* ---- loading ---- */
+
+static an_status meta_int(const an_safetensors *st, const char *key, long long lo, long long hi, long long *out) {
+  const char *v = an_st_meta_get(st, key);
+  if (!v) return AN_OK;
+  char *end;
+  const long long x = strtoll(v, &end, 10);
+  if (!v[0] || *end || x < lo || x > hi)
+    return FAIL(ERR_FORMAT, "%s: __metadata__ %s is '%.40s', not an integer in [%lld, %lld]", st->source, key, v,
+                lo, hi);
+  *out = x;
+  return AN_OK;
+}
+
+/* Reads the metadata into m and checks what must agree with the net. */
+static an_status read_meta(const an_safetensors *st, const an_net *net, an_checkpoint_meta *m) {
+  const char *src = st->source, *v;
+  long long x;
+  memset(m, 0, sizeof *m);
+  an_status s;
+  x = 0;
+  if ((s = meta_int(st, "format_version", 0, 1000000, &x)) != AN_OK) return s;
+  if (x > AN_CHECKPOINT_FORMAT_VERSION)
+    return FAIL(ERR_FORMAT, "%s: format_version %lld is newer than this build reads (%d)", src, x,
+                AN_CHECKPOINT_FORMAT_VERSION);
+  m->format_version = (int)x;
+  if ((v = an_st_meta_get(st, "kind"))) {
+    if (!strcmp(v, "checkpoint")) m->checkpoint = 1;
+    else if (strcmp(v, "weights"))
+      return FAIL(ERR_FORMAT, "%s: __metadata__ kind is '%.40s', neither weights nor checkpoint", src, v);
+  }
+  if ((v = an_st_meta_get(st, "model"))) {
+    if (strcmp(v, net->model->name))
+      return FAIL(ERR_MISMATCH, "%s: holds weights of model %.40s, the net is %s", src, v, net->model->name);
+    snprintf(m->model, sizeof m->model, "%s", v);
+  }
+  x = 0;
+  if ((s = meta_int(st, "classes", 1, 1 << 30, &x)) != AN_OK) return s;
+  m->classes = (int)x;
+  x = 0;
+  if ((s = meta_int(st, "input_size", 1, 1 << 30, &x)) != AN_OK) return s;
+  m->input_hw = (int)x;
+  x = 0;
+  if ((s = meta_int(st, "epoch", INT64_MIN, INT64_MAX, &x)) != AN_OK) return s;
+  m->epoch = x;
+  x = 0;
+  if ((s = meta_int(st, "step", INT64_MIN, INT64_MAX, &x)) != AN_OK) return s;
+  m->step = x;
+  if ((v = an_st_meta_get(st, "seed"))) {
+    char *end;
+    const unsigned long long u = strtoull(v, &end, 10);
+    if (!v[0] || *end || v[0] == '-')
+      return FAIL(ERR_FORMAT, "%s: __metadata__ seed is '%.40s', not an unsigned integer", src, v);
+    m->seed = u;
+  }
+  if ((v = an_st_meta_get(st, "lr"))) {
+    char *end;
+    m->lr = strtod(v, &end);
+    if (!v[0] || *end) return FAIL(ERR_FORMAT, "%s: __metadata__ lr is '%.40s', not a number", src, v);
+  }
+  if ((v = an_st_meta_get(st, "mean"))) snprintf(m->mean, sizeof m->mean, "%s", v);
+  if ((v = an_st_meta_get(st, "std"))) snprintf(m->std, sizeof m->std, "%s", v);
+  return AN_OK;
+}
+
+/* The file's tensor called name, checked against t; its index in *index. */
+static an_status match_tensor(const an_safetensors *st, const char *name, const an_tensor *t, int *index) {
+  char have[160], need[160];
+  const int i = an_st_find(st, name);
+  if (i < 0)
+    return FAIL(ERR_MISMATCH, "%s: tensor %s is missing (the model needs %s)", st->source, name,
+                net_shape_str(need, sizeof need, t));
+  const an_st_tensor *f = &st->tensors[i];
+  int same = f->ndim == t->ndim;
+  for (int d = 0; same && d < t->ndim; d++) same = f->shape[d] == t->shape[d];
+  if (!same)
+    return FAIL(ERR_MISMATCH, "%s: tensor %s has shape %s, the model needs %s", st->source, name,
+                file_shape_str(have, sizeof have, f), net_shape_str(need, sizeof need, t));
+  if (f->dtype != AN_DTYPE_F32)
+    return FAIL(ERR_MISMATCH, "%s: tensor %s has dtype %s, the model needs F32", st->source, name,
+                an_dtype_name(f->dtype));
+  *index = i;
+  return AN_OK;
+}
+
+an_status an_net_load(an_net *net, const char *path, an_checkpoint_meta *out) {
+  an_safetensors *st = NULL;
+  an_status status = an_st_open(path, &st);
+  if (status != AN_OK) return status;
+  const int n = net->n_tensors;
+  int *where = NULL;       /* (2n) file index of each tensor, then of each momentum */
+  char *used = NULL;       /* (st->n_tensors) */
+  float *params = NULL;    /* (n_params) */
+  float *momentum = NULL;  /* (n_params) */
+  an_checkpoint_meta m;
+  if ((status = read_meta(st, net, &m)) != AN_OK) goto cleanup;
+  where = malloc(2 * (size_t)n * sizeof *where);
+  used = calloc(st->n_tensors ? (size_t)st->n_tensors : 1, 1);
+  if (!where || !used) {
+    status = FAIL(AN_ERR_HOST_ALLOC, "%s: tensor tables", path);
+    goto cleanup;
+  }
+  char name[sizeof MOMENTUM_PREFIX + sizeof net->tensors[0].name];
+  for (int k = 0; k < (m.checkpoint ? 2 : 1); k++)
+    for (int i = 0; i < n; i++) {
+      snprintf(name, sizeof name, "%s%s", k ? MOMENTUM_PREFIX : "", net->tensors[i].name);
+      if ((status = match_tensor(st, name, &net->tensors[i], &where[k * n + i])) != AN_OK) goto cleanup;
+      used[where[k * n + i]] = 1;
+    }
+  int extra = 0, first = -1;
+  for (int j = 0; j < st->n_tensors; j++)
+    if (!used[j] && extra++ == 0) first = j;
+  if (extra) {
+    const char *nm = st->tensors[first].name;
+    status = FAIL(ERR_MISMATCH, "%s: tensor %s is not part of model %s%s (%d tensor%s in the file %s not)", path, nm,
+                  net->model->name,
+                  !strncmp(nm, MOMENTUM_PREFIX, strlen(MOMENTUM_PREFIX)) ? ", and the metadata do not say checkpoint"
+                                                                           : "",
+                  extra, extra > 1 ? "s" : "", extra > 1 ? "are" : "is");
+    goto cleanup;
+  }
+
+  params = malloc(net->n_params * sizeof *params);
+  momentum = m.checkpoint ? malloc(net->n_params * sizeof *momentum) : NULL;
+  if (!params || (m.checkpoint && !momentum)) {
+    status = FAIL(AN_ERR_HOST_ALLOC, "%s: host copies of %zu parameters", path, net->n_params);
+    goto cleanup;
+  }
+  for (int k = 0; k < (m.checkpoint ? 2 : 1); k++)
+    for (int i = 0; i < n; i++) {
+      const an_tensor *t = &net->tensors[i];
+      float *dst = (k ? momentum : params) + t->offset;
+      if ((status = an_st_read(st, where[k * n + i], dst, t->count * sizeof *dst)) != AN_OK) goto cleanup;
+    }
+
+  /* everything is read and checked: only now does the device change */
+  if ((status = an_net_write_params(net, params)) != AN_OK) goto cleanup;
+  status = m.checkpoint ? an_write(net->rt, an_at(net->momentum, 0), momentum, net->n_params)
+                        : an_fill(net->rt, an_at(net->momentum, 0), 0.0f, net->n_params);
+  if (status == AN_OK) status = an_finish(net->rt);
+  if (status == AN_OK && out) *out = m;
+cleanup:
+  free(momentum);
+  free(params);
+  free(used);
+  free(where);
+  an_st_close(st);
+  return status;
+}
