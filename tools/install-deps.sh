@@ -10,5 +10,5 @@ $SUDO apt-get install -y --no-install-recommends \
   build-essential cmake pkg-config clang \
   ocl-icd-opencl-dev opencl-headers clinfo pocl-opencl-icd libclblast-dev \
   libstb-dev libcmocka-dev libcjson-dev zlib1g-dev \
-  python3 python3-torch python3-torchvision python3-numpy python3-matplotlib \
+  python3 python3-torch python3-torchvision python3-numpy python3-matplotlib libopenblas0-pthread \
   dataset-fashion-mnist

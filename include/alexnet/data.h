@@ -221,7 +221,7 @@ typedef struct an_loader_config {
   int threads;      /* worker threads, >= 1 */
   int prefetch;     /* batches prepared ahead of the caller's (>= 1; 1 is double buffering) */
   int train;        /* training (above) or evaluation */
-  int epochs;       /* epochs to produce; 0: without end */
+  int epochs;       /* the run's epochs, counted from epoch 0 (not from start_epoch); 0: without end */
   int start_epoch, start_step; /* the first batch produced (resuming a run) */
   uint64_t seed;
   an_augment aug;

@@ -58,6 +58,10 @@ typedef struct an_tune_result {
 an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes, int max_candidates,
                        uint64_t seed, an_tune_progress progress, void *user, an_tune_result *result);
 
+/* Times each shape once after a warm-up run with whatever configuration is applied: seconds[i] is one
+ * run of shapes[i] (its count not applied). For reports and comparisons with other BLAS libraries. */
+an_status an_gemm_time_shapes(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes, double *seconds);
+
 #ifdef __cplusplus
 }
 #endif

@@ -33,7 +33,9 @@ static void help(void) {
          "  --candidates N    configurations to try                        (default 24)\n"
          "  --seed S          seed of the random candidates                (default 1)\n"
          "  --device D        P:D index or name substring\n"
-         "  --dry-run         search and report, but do not store\n");
+         "  --dry-run         search and report, but do not store\n"
+         "  --report          no search: time each GEMM shape of the step with the tuning in effect and\n"
+         "                    print one JSON line per shape (tools/gemm_compare.py reads them)\n");
 }
 
 int cmd_tune(int argc, char **argv) {
@@ -43,9 +45,9 @@ int cmd_tune(int argc, char **argv) {
       {"device", required_argument, NULL, 'd'},     {"dry-run", no_argument, NULL, 'x'},
       {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
   const char *model = "alexnet", *device = NULL;
-  int batch = 16, candidates = 24, dry = 0, c;
+  int batch = 16, candidates = 24, dry = 0, report = 0, c;
   unsigned long long seed = 1;
-  while ((c = getopt_long(argc, argv, "m:b:n:r:d:xh", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "m:b:n:r:d:xph", opts, NULL)) != -1) {
     switch (c) {
       case 'm': model = optarg; break;
       case 'b': batch = atoi(optarg); break;
@@ -53,6 +55,7 @@ int cmd_tune(int argc, char **argv) {
       case 'r': seed = strtoull(optarg, NULL, 10); break;
       case 'd': device = optarg; break;
       case 'x': dry = 1; break;
+      case 'p': report = 1; break;
       case 'h': help(); return 0;
       default: fprintf(stderr, "see: alexnet tune --help\n"); return 2;
     }
@@ -62,7 +65,7 @@ int cmd_tune(int argc, char **argv) {
     return 2;
   }
   /* the search measures the untuned default first, so no cached tuning may be applied before it */
-  setenv("ALEXNET_NO_TUNING", "1", 1);
+  if (!report) setenv("ALEXNET_NO_TUNING", "1", 1);
   an_runtime *rt;
   if (an_runtime_create(device, &rt) != AN_OK) return cli_fail("opening the OpenCL device");
   an_net *net;
@@ -73,6 +76,17 @@ int cmd_tune(int argc, char **argv) {
   an_gemm_shape shapes[128];
   const int n = an_net_gemm_shapes(net, shapes, 128);
   an_net_destroy(net);
+  if (report) {
+    double seconds[128];
+    const an_status s = an_gemm_time_shapes(rt, shapes, n, seconds);
+    for (int i = 0; s == AN_OK && i < n; i++)
+      printf("{\"m\": %zu, \"n\": %zu, \"k\": %zu, \"trans_a\": %d, \"trans_b\": %d, \"count\": %d, "
+             "\"seconds\": %.6f, \"gflops\": %.3f, \"tuning\": \"%s\"}\n",
+             shapes[i].m, shapes[i].n, shapes[i].k, shapes[i].trans_a, shapes[i].trans_b, shapes[i].count, seconds[i],
+             2.0 * shapes[i].m * shapes[i].n * shapes[i].k / seconds[i] / 1e9, rt->gemm_tuned ? rt->gemm_tuning : "untuned");
+    an_runtime_destroy(rt);
+    return s == AN_OK ? 0 : cli_fail("timing GEMMs");
+  }
   printf("tuning GEMMs for %s at batch %d on %s: %d distinct shapes, %d candidates\n", model, batch, rt->info.name, n,
          candidates);
   an_tune_result result;

@@ -229,19 +229,25 @@ void an_ten_crop_origin(int base, int input, int k, int *x, int *y) {
 
 /* ---- one sample ---- */
 
-/* out (3, I, I) = (base[y0 + y][x0 + x'] / 255 + light - mean) / std · scale, x' mirrored when flip. */
+/* out (3, I, I) = (base[y0 + y][x0 + x'] / 255 + light - mean) / std · scale, x' mirrored when flip.
+ * One pass over the base pixels, writing the three planes. */
 static void write_crop(const uint8_t *base /* (S, S, 3) */, int S, int I, int x0, int y0, int flip,
                        const float gain[3], const float offset[3], float *out /* (3, I, I) */) {
-  for (int c = 0; c < 3; c++) {
-    const float g = gain[c], o = offset[c];
-    for (int y = 0; y < I; y++) {
-      const uint8_t *row = base + ((size_t)(y0 + y) * S + x0) * 3 + c;
-      float *dst = out + ((size_t)c * I + y) * I;
-      if (flip)
-        for (int x = 0; x < I; x++) dst[x] = row[(size_t)(I - 1 - x) * 3] * g + o;
-      else
-        for (int x = 0; x < I; x++) dst[x] = row[(size_t)x * 3] * g + o;
-    }
+  const float g0 = gain[0], g1 = gain[1], g2 = gain[2], o0 = offset[0], o1 = offset[1], o2 = offset[2];
+  const size_t plane = (size_t)I * I;
+  for (int y = 0; y < I; y++) {
+    const uint8_t *row = base + ((size_t)(y0 + y) * S + x0) * 3;
+    float *restrict d0 = out + (size_t)y * I, *restrict d1 = d0 + plane, *restrict d2 = d1 + plane;
+    if (flip)
+      for (int x = 0; x < I; x++) {
+        const uint8_t *p = row + (size_t)(I - 1 - x) * 3;
+        d0[x] = p[0] * g0 + o0, d1[x] = p[1] * g1 + o1, d2[x] = p[2] * g2 + o2;
+      }
+    else
+      for (int x = 0; x < I; x++) {
+        const uint8_t *p = row + (size_t)x * 3;
+        d0[x] = p[0] * g0 + o0, d1[x] = p[1] * g1 + o1, d2[x] = p[2] * g2 + o2;
+      }
   }
 }
 

@@ -338,3 +338,32 @@ cleanup:
   free(bb.want), free(bb.got), free(host), free(cands), free(screen);
   return status;
 }
+
+an_status an_gemm_time_shapes(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes, double *seconds) {
+  for (int i = 0; i < n_shapes; i++) {
+    const an_gemm_shape *s = &shapes[i];
+    bench_bufs bb = {0};
+    an_status status = AN_OK;
+    AN_TRY_GOTO(an_alloc(rt, s->m * s->k, &bb.a));
+    AN_TRY_GOTO(an_alloc(rt, s->k * s->n, &bb.b));
+    AN_TRY_GOTO(an_alloc(rt, s->m * s->n, &bb.c));
+    AN_TRY_GOTO(an_fill(rt, an_at(bb.a, 0), 0.5f, s->m * s->k));
+    AN_TRY_GOTO(an_fill(rt, an_at(bb.b, 0), 0.25f, s->k * s->n));
+    for (int rep = 0; rep < 2; rep++) {
+      const double t0 = now_s();
+      const CLBlastStatusCode rc = run_gemm(rt, s, &bb);
+      if (rc != CLBlastSuccess) {
+        status = an_error((an_status)rc, __FILE__, __LINE__, "CLBlastSgemm(m=%zu n=%zu k=%zu)", s->m, s->n, s->k);
+        goto cleanup;
+      }
+      AN_CL_GOTO(clFinish(rt->queue));
+      seconds[i] = now_s() - t0;
+    }
+  cleanup:
+    if (bb.a) clReleaseMemObject(bb.a);
+    if (bb.b) clReleaseMemObject(bb.b);
+    if (bb.c) clReleaseMemObject(bb.c);
+    if (status != AN_OK) return status;
+  }
+  return AN_OK;
+}
