@@ -133,3 +133,18 @@ void test_ok_(an_status status, const char *expr, const char *file, int line) {
   print_error("ERROR: %s returned %s: %s\n", expr, an_status_name(status), an_last_error());
   _fail(file, line);
 }
+
+an_runtime *test_rt;
+
+int test_runtime_setup(void **state) {
+  (void)state;
+  test_rt = test_runtime();
+  return test_rt ? 0 : -1;
+}
+
+int test_runtime_teardown(void **state) {
+  (void)state;
+  an_runtime_destroy(test_rt);
+  test_rt = NULL;
+  return 0;
+}

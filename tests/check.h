@@ -47,6 +47,11 @@ int check_close_double(const char *what, const double *got /* (n) */, const doub
  * device it got. */
 an_runtime *test_runtime(void);
 
+/* cmocka group setup/teardown around test_runtime(): the runtime is test_rt. */
+extern an_runtime *test_rt;
+int test_runtime_setup(void **state);
+int test_runtime_teardown(void **state);
+
 /* Fails the test, printing the expression, an_last_error() and the status name, unless status is AN_OK. */
 #define TEST_OK(expr) test_ok_((expr), #expr, __FILE__, __LINE__)
 void test_ok_(an_status status, const char *expr, const char *file, int line);

@@ -28,18 +28,7 @@
 #define SEED 20121203u
 #define STEP 7u
 
-static an_runtime *rt;
-
-static int setup(void **state) {
-  (void)state;
-  rt = test_runtime();
-  return rt ? 0 : -1;
-}
-static int teardown(void **state) {
-  (void)state;
-  an_runtime_destroy(rt);
-  return 0;
-}
+#define rt test_rt
 
 /* The tensor called name, checked against the shape the reference expects. */
 static const an_tensor *tensor(const an_net *net, const char *layer, const char *suffix, int ndim, const int *shape) {
@@ -263,5 +252,5 @@ int main(void) {
       cmocka_unit_test(test_alexnet_tv_small_input),
       cmocka_unit_test(test_alexnet_batch1),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, test_runtime_setup, test_runtime_teardown);
 }

@@ -17,18 +17,7 @@
 #include "alexnet/model.h"
 #include "check.h"
 
-static an_runtime *rt;
-
-static int setup(void **state) {
-  (void)state;
-  rt = test_runtime();
-  return rt ? 0 : -1;
-}
-static int teardown(void **state) {
-  (void)state;
-  an_runtime_destroy(rt);
-  return 0;
-}
+#define rt test_rt
 
 static void assert_message_has(const char *needle) {
   if (!strstr(an_last_error(), needle)) fail_msg("the error '%s' does not mention '%s'", an_last_error(), needle);
@@ -202,5 +191,5 @@ int main(void) {
       cmocka_unit_test(test_build_failure_reports), cmocka_unit_test(test_cl_dir_missing),
       cmocka_unit_test(test_program_cache),         cmocka_unit_test(test_net_errors),            cmocka_unit_test(test_bad_labels_and_nan_loss),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, test_runtime_setup, test_runtime_teardown);
 }

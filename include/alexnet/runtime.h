@@ -119,6 +119,9 @@ an_status an_read(an_runtime *rt, float *dst, an_buf src, size_t n_floats); /* b
 an_status an_fill(an_runtime *rt, an_buf dst, float value, size_t n_floats);
 an_status an_finish(an_runtime *rt);
 
+/* Seconds on a monotonic clock, for timings. */
+double an_seconds(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,12 +10,6 @@
 #include "alexnet/model.h"
 #include "cli.h"
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 typedef struct layer_time {
   double fwd_ms, bwd_ms, fwd_flop, bwd_flop;
 } layer_time;
@@ -90,7 +84,7 @@ static int bench_model(an_runtime *rt, const char *model, int classes, int batch
   double wall = 0;
   for (int k = 0; k < warmup + iterations; k++) {
     rt->profiling = k >= warmup;
-    const double t0 = now_s();
+    const double t0 = an_seconds();
     float loss;
     an_status s;
     if (train) {
@@ -104,7 +98,7 @@ static int bench_model(an_runtime *rt, const char *model, int classes, int batch
       rc = cli_fail("benchmark step");
       goto done;
     }
-    const double dt = now_s() - t0;
+    const double dt = an_seconds() - t0;
     if (k == 0) r->first_step_s = dt;
     if (k >= warmup) wall += dt;
   }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "alexnet/data.h"
+#include "alexnet/runtime.h"
 #include "cli.h"
 
 static void help(void) {
@@ -28,19 +29,13 @@ static void help(void) {
          "training, centre or ten crops in evaluation), so --size is normally the train --resize.\n");
 }
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 static int pack_one(const an_dataset *ds, const char *path, int side, int threads) {
-  const double t0 = now_s();
+  const double t0 = an_seconds();
   an_pack_report report;
   if (an_pack_write(ds, path, side, threads, NULL, NULL, &report) != AN_OK) return cli_fail("pack");
   struct stat st;
   const double mib = stat(path, &st) == 0 ? st.st_size / 1048576.0 : 0.0;
-  const double dt = now_s() - t0;
+  const double dt = an_seconds() - t0;
   printf("%s: %d images, %d classes, %dx%d RGB, %.1f MiB; %d skipped; %.1f s (%.0f images/s)\n", path,
          report.written, an_dataset_classes(ds), side, side, mib, report.skipped, dt,
          (report.written + report.skipped) / (dt > 0 ? dt : 1e-9));

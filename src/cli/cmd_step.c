@@ -10,12 +10,6 @@
 #include "alexnet/model.h"
 #include "cli.h"
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 static void help(void) {
   printf("usage: alexnet step [options]\n\n"
          "Runs training steps (forward, loss, backward, SGD) on random images and labels and prints\n"
@@ -59,12 +53,12 @@ static int run_model(an_runtime *rt, const char *model, int classes, int batch, 
   double total = 0;
   for (int k = 0; k < steps; k++) {
     float loss;
-    const double t0 = now_s();
+    const double t0 = an_seconds();
     if (an_net_train_step(net, images, labels, &sgd, seed, (uint64_t)k, &loss) != AN_OK) {
       rc = cli_fail("training step");
       goto done;
     }
-    const double dt = now_s() - t0;
+    const double dt = an_seconds() - t0;
     if (k > 0 || steps == 1) total += dt;
     printf("  step %d  loss %.4f  (ln %d = %.4f)  %.3f s  %.1f img/s%s\n", k, loss, classes, log((double)classes),
            dt, batch / dt, k == 0 ? "  (includes CLBlast's kernel compilation)" : "");

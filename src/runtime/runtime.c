@@ -508,3 +508,9 @@ void an_marks_clear(an_runtime *rt) {
   for (int i = 0; i < rt->n_marks; i++) clReleaseEvent(rt->marks[i].event);
   rt->n_marks = 0;
 }
+
+double an_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}

@@ -156,12 +156,6 @@ an_status an_tuning_save(const an_runtime *rt, const char *path, const an_gemm_c
 
 /* ---- the search ---- */
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 typedef struct bench_bufs {
   cl_mem a, b, c;
   float **want; /* (n_shapes) untuned results */
@@ -184,9 +178,9 @@ static double time_shapes(an_runtime *rt, const an_gemm_shape *shapes, int first
   for (int i = first; i < first + n; i++) {
     const an_gemm_shape *s = &shapes[i];
     if (run_gemm(rt, s, bb) != CLBlastSuccess || clFinish(rt->queue) != CL_SUCCESS) return -1; /* warm-up */
-    const double t0 = now_s();
+    const double t0 = an_seconds();
     if (run_gemm(rt, s, bb) != CLBlastSuccess || clFinish(rt->queue) != CL_SUCCESS) return -1;
-    total += (now_s() - t0) * s->count;
+    total += (an_seconds() - t0) * s->count;
     const size_t count = s->m * s->n;
     float *dst = record ? bb->want[i] : bb->got;
     if (clEnqueueReadBuffer(rt->queue, bb->c, CL_TRUE, 0, count * sizeof(float), dst, 0, NULL, NULL)) return -1;
@@ -350,14 +344,14 @@ an_status an_gemm_time_shapes(an_runtime *rt, const an_gemm_shape *shapes, int n
     AN_TRY_GOTO(an_fill(rt, an_at(bb.a, 0), 0.5f, s->m * s->k));
     AN_TRY_GOTO(an_fill(rt, an_at(bb.b, 0), 0.25f, s->k * s->n));
     for (int rep = 0; rep < 2; rep++) {
-      const double t0 = now_s();
+      const double t0 = an_seconds();
       const CLBlastStatusCode rc = run_gemm(rt, s, &bb);
       if (rc != CLBlastSuccess) {
         status = an_error((an_status)rc, __FILE__, __LINE__, "CLBlastSgemm(m=%zu n=%zu k=%zu)", s->m, s->n, s->k);
         goto cleanup;
       }
       AN_CL_GOTO(clFinish(rt->queue));
-      seconds[i] = now_s() - t0;
+      seconds[i] = an_seconds() - t0;
     }
   cleanup:
     if (bb.a) clReleaseMemObject(bb.a);
