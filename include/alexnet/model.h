@@ -89,7 +89,7 @@ an_status an_net_create(an_runtime *rt, const char *model, int classes, int batc
                         an_net **out);
 void an_net_destroy(an_net *net);
 
-/* Device bytes the net's buffers take. */
+/* Device bytes the net's buffers take, with the GEMM scratch reserved for it on the runtime. */
 size_t an_net_device_bytes(const an_net *net);
 
 /* Initialises every parameter with the model's scheme from seed (host RNG, then one upload) and zeroes

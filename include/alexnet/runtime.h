@@ -83,6 +83,8 @@ typedef struct an_runtime {
   double build_seconds; /* the startup build of the project's program (or its load from the cache) */
   int program_from_cache; /* the program came from the compiled-program cache */
   int gemm_tuned;       /* a cached GEMM tuning was applied at startup (alexnet tune) */
+  cl_mem gemm_temp;     /* CLBlast's scratch for padded/transposed copies, reused by every GEMM */
+  size_t gemm_temp_bytes;
   char gemm_tuning[512];
 } an_runtime;
 
@@ -118,6 +120,10 @@ an_status an_write(an_runtime *rt, an_buf dst, const float *src, size_t n_floats
 an_status an_read(an_runtime *rt, float *dst, an_buf src, size_t n_floats); /* blocking */
 an_status an_fill(an_runtime *rt, an_buf dst, float value, size_t n_floats);
 an_status an_finish(an_runtime *rt);
+
+/* Makes rt's GEMM scratch at least `bytes` large (a net reserves what its GEMMs need at creation, so a
+ * step allocates nothing; a GEMM that needs more than the scratch lets CLBlast allocate its own). */
+an_status an_reserve_gemm_temp(an_runtime *rt, size_t bytes);
 
 /* Seconds on a monotonic clock, for timings. */
 double an_seconds(void);

@@ -147,7 +147,7 @@ static an_status parse_tensor(const char *src, const cJSON *entry, uint64_t data
   return AN_OK;
 }
 
-/* Parses and validates the N header bytes into st (tensors, meta, json_). */
+/* Parses and validates the n header bytes (text[n] is a terminating NUL) into st (tensors, meta, json_). */
 static an_status parse_header(an_safetensors *st, const char *text, size_t n, uint64_t data_bytes) {
   const char *src = st->source;
   const char *end = NULL;
@@ -249,6 +249,7 @@ static an_status check_length(const char *src, uint64_t file_bytes, uint64_t n) 
 an_status an_st_parse(const void *bytes, size_t n_bytes, const char *source, an_safetensors **out) {
   *out = NULL;
   an_safetensors *st = st_new(source);
+  char *text = NULL;
   if (!st) return FAIL(AN_ERR_HOST_ALLOC, "safetensors");
   an_status status;
   if (n_bytes < 8) {
@@ -261,11 +262,21 @@ an_status an_st_parse(const void *bytes, size_t n_bytes, const char *source, an_
   if ((status = check_length(st->source, n_bytes, n)) != AN_OK) goto cleanup;
   st->header_bytes = n;
   st->data_bytes = n_bytes - 8 - n;
-  if ((status = parse_header(st, (const char *)b + 8, (size_t)n, st->data_bytes)) != AN_OK) goto cleanup;
+  /* cJSON gets a terminated copy: it is never asked to stop at a length alone */
+  text = malloc((size_t)n + 1);
+  if (!text) {
+    status = FAIL(AN_ERR_HOST_ALLOC, "%s: header of %llu bytes", st->source, (unsigned long long)n);
+    goto cleanup;
+  }
+  memcpy(text, b + 8, (size_t)n);
+  text[n] = '\0';
+  if ((status = parse_header(st, text, (size_t)n, st->data_bytes)) != AN_OK) goto cleanup;
+  free(text);
   st->data_ = b + 8 + n;
   *out = st;
   return AN_OK;
 cleanup:
+  free(text);
   an_st_close(st);
   return status;
 }
@@ -314,6 +325,7 @@ an_status an_st_open(const char *path, an_safetensors **out) {
                   ferror(f) ? strerror(errno) : "the file ended early");
     goto cleanup;
   }
+  text[n] = '\0';
   st->header_bytes = n;
   st->data_bytes = file_bytes - 8 - n;
   if ((status = parse_header(st, text, (size_t)n, st->data_bytes)) != AN_OK) goto cleanup;

@@ -9,10 +9,19 @@ an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t 
                      float alpha, an_buf a, size_t lda, an_buf b, size_t ldb, float beta, an_buf c,
                      size_t ldc, const char *file, int line) {
   AN_TRY(an_mark_add(rt, AN_MARK_GEMM_BEGIN, -1));
-  CLBlastStatusCode rc = CLBlastSgemm(
-      CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
-      trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a.mem, a.off, lda, b.mem,
-      b.off, ldb, beta, c.mem, c.off, ldc, &rt->queue, NULL);
+  const CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
+  const CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
+  size_t temp = 0;
+  CLBlastStatusCode rc;
+  if (rt->gemm_temp &&
+      CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, ta, tb, m, n, k, a.off, lda, b.off, ldb, c.off, ldc,
+                                 &rt->queue, &temp) == CLBlastSuccess &&
+      temp <= rt->gemm_temp_bytes)
+    rc = CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a.mem, a.off, lda, b.mem, b.off,
+                                    ldb, beta, c.mem, c.off, ldc, &rt->queue, NULL, rt->gemm_temp);
+  else
+    rc = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a.mem, a.off, lda, b.mem, b.off, ldb, beta,
+                      c.mem, c.off, ldc, &rt->queue, NULL);
   if (rc != CLBlastSuccess) {
     const char *hint = (rc == CLBlastOpenCLOutOfResources || rc == -4)
                            ? "; the device ran out of memory: try a smaller batch"

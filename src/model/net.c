@@ -15,6 +15,8 @@
 
 #include "alexnet/model.h"
 #include "alexnet/tune.h"
+
+#include <clblast_c.h>
 #include "../runtime/check.h"
 
 #define WORKSPACE_BUDGET_FLOATS ((size_t)64 << 20) /* 256 MiB of im2col: chunks of the batch beyond it */
@@ -117,7 +119,7 @@ static size_t workspace_floats(const an_net *net) {
 
 size_t an_net_device_bytes(const an_net *net) {
   return (3 * net->n_params + net->act_floats + net->dact_floats + net->work_floats + 1 + net->batch) *
-             sizeof(float) + (size_t)net->batch * sizeof(cl_int);
+             sizeof(float) + (size_t)net->batch * sizeof(cl_int) + net->rt->gemm_temp_bytes;
 }
 
 an_status an_net_create(an_runtime *rt, const char *model, int classes, int batch, int input_hw,
@@ -161,6 +163,23 @@ an_status an_net_create(an_runtime *rt, const char *model, int classes, int batc
   AN_TRY_GOTO(an_alloc(rt, 1 + (size_t)batch, &net->loss));
   net->labels = clCreateBuffer(rt->context, CL_MEM_READ_ONLY, (size_t)batch * sizeof(cl_int), NULL, &rc);
   AN_CL_GOTO(rc);
+  {
+    /* CLBlast's scratch for this net's GEMMs, reserved now so that a step allocates nothing */
+    an_gemm_shape shapes[128];
+    const int n_shapes = an_net_gemm_shapes(net, shapes, 128);
+    size_t most = 0;
+    for (int i = 0; i < n_shapes; i++) {
+      const an_gemm_shape *g = &shapes[i];
+      size_t bytes = 0;
+      const size_t lda = g->trans_a ? g->m : g->k, ldb = g->trans_b ? g->k : g->n;
+      if (CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, g->trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+                                     g->trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, g->m, g->n, g->k, 0, lda,
+                                     0, ldb, 0, g->n, &rt->queue, &bytes) == CLBlastSuccess &&
+          bytes > most)
+        most = bytes;
+    }
+    if (most) AN_TRY_GOTO(an_reserve_gemm_temp(rt, most + most / 16 + 4096)); /* slack for offsets */
+  }
   /* PoCL (and others) hand out uninitialised memory: start from defined gradients and momentum. */
   AN_TRY_GOTO(an_fill(rt, an_at(net->grads, 0), 0.0f, net->n_params));
   AN_TRY_GOTO(an_fill(rt, an_at(net->momentum, 0), 0.0f, net->n_params));

@@ -413,6 +413,7 @@ void an_runtime_destroy(an_runtime *rt) {
   if (rt->queue) clFinish(rt->queue);
   an_marks_clear(rt);
   free(rt->marks);
+  if (rt->gemm_temp) clReleaseMemObject(rt->gemm_temp);
   for (int k = AN_K_COUNT - 1; k >= 0; k--)
     if (rt->kernels[k]) clReleaseKernel(rt->kernels[k]);
   if (rt->program) clReleaseProgram(rt->program);
@@ -513,4 +514,17 @@ double an_seconds(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+an_status an_reserve_gemm_temp(an_runtime *rt, size_t bytes) {
+  if (bytes <= rt->gemm_temp_bytes) return AN_OK;
+  cl_mem grown;
+  AN_TRY(an_alloc(rt, (bytes + sizeof(float) - 1) / sizeof(float), &grown));
+  if (rt->gemm_temp) {
+    AN_CL_RETURN(clFinish(rt->queue)); /* the old scratch may still be in use by enqueued GEMMs */
+    clReleaseMemObject(rt->gemm_temp);
+  }
+  rt->gemm_temp = grown;
+  rt->gemm_temp_bytes = bytes;
+  return AN_OK;
 }
