@@ -43,6 +43,7 @@ int cmd_tune(int argc, char **argv) {
       {"model", required_argument, NULL, 'm'},      {"batch", required_argument, NULL, 'b'},
       {"candidates", required_argument, NULL, 'n'}, {"seed", required_argument, NULL, 'r'},
       {"device", required_argument, NULL, 'd'},     {"dry-run", no_argument, NULL, 'x'},
+      {"report", no_argument, NULL, 'p'},
       {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
   const char *model = "alexnet", *device = NULL;
   int batch = 16, candidates = 24, dry = 0, report = 0, c;

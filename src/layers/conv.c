@@ -11,6 +11,9 @@
 #include "../runtime/launch.h"
 #include "gemm.h"
 
+/* Columns per weight-gradient GEMM (see an_conv_backward). */
+#define AN_CONV_DW_SLICE ((size_t)1024)
+
 an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int stride, int pad,
                                int groups) {
   an_conv_dims d = {n, c, h, w, oc, k, k, stride, pad, groups, 0, 0};
@@ -103,10 +106,15 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
                              an_arg_mem(dbias.mem), an_arg_ulong(dbias.off)};
       AN_TRY(an_launch(rt, AN_K_ROWSUM_ADD, 1, &global, &local, args));
     }
+    /* dW's reduction runs over every output pixel of the chunk (K = nb·OH·OW, up to ~10⁵): split into
+     * slices accumulated with beta = 1, which keeps each GEMM's panels in cache (3-4x faster on CPUs) */
     for (int g = 0; g < d->groups; g++)
-      AN_TRY(an_gemm(rt, 0, 1, oc_g, ckk_g, ncols, 1.0f, an_at(dybuf.mem, dybuf.off + g * oc_g * ncols),
-                     ncols, an_at(col.mem, col.off + g * ckk_g * ncols), ncols, 1.0f,
-                     an_at(dweight.mem, dweight.off + g * oc_g * ckk_g), ckk_g));
+      for (size_t j0 = 0; j0 < ncols; j0 += AN_CONV_DW_SLICE) {
+        const size_t kk = ncols - j0 < AN_CONV_DW_SLICE ? ncols - j0 : AN_CONV_DW_SLICE;
+        AN_TRY(an_gemm(rt, 0, 1, oc_g, ckk_g, kk, 1.0f, an_at(dybuf.mem, dybuf.off + g * oc_g * ncols + j0), ncols,
+                       an_at(col.mem, col.off + g * ckk_g * ncols + j0), ncols, 1.0f,
+                       an_at(dweight.mem, dweight.off + g * oc_g * ckk_g), ckk_g));
+      }
     if (!dinp.mem) continue;
     for (int g = 0; g < d->groups; g++) /* the col region now receives the input gradient's columns */
       AN_TRY(an_gemm(rt, 1, 0, ckk_g, ncols, oc_g, 1.0f, an_at(weight.mem, weight.off + g * oc_g * ckk_g),

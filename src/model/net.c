@@ -433,7 +433,8 @@ int an_net_gemm_shapes(const an_net *net, an_gemm_shape *shapes, int max_shapes)
       for (int n0 = 0; n0 < d.n; n0 += chunk) {
         const size_t ncols = (size_t)(d.n - n0 < chunk ? d.n - n0 : chunk) * d.oh * d.ow;
         n = add_shape(shapes, n, max_shapes, 0, 0, ocg, ncols, ckkg, d.groups);
-        n = add_shape(shapes, n, max_shapes, 0, 1, ocg, ckkg, ncols, d.groups);
+        for (size_t j0 = 0; j0 < ncols; j0 += 1024) /* the weight gradient's K slices, as conv.c runs them */
+          n = add_shape(shapes, n, max_shapes, 0, 1, ocg, ckkg, ncols - j0 < 1024 ? ncols - j0 : 1024, d.groups);
         if (i > 0) n = add_shape(shapes, n, max_shapes, 1, 0, ckkg, ncols, ocg, d.groups);
       }
     } else if (L->desc->kind == AN_LAYER_FC) {
