@@ -1,53 +1,48 @@
-/* Pooling. Layouts: inp (N, C, H, W), out (N, C, OH, OW).
+/* Pooling. Layouts: inp (N, C, H, W), out and argmax (N, C, OH, OW).
  * Max-pool: k×k windows at stride s, no padding; the first maximum in row-major window order wins (as
- * PyTorch's CPU kernel), NaN propagates. The backward gathers: each input element re-finds the argmax of
- * the (at most ⌈k/s⌉²) windows that hold it, so nothing is stored between the passes.
+ * PyTorch's CPU kernel), NaN propagates. The forward pass stores each window's argmax (y·W + x in its
+ * plane, int32 bits in the float activation buffer); the backward pass gathers: each input element
+ * sums the gradients of the (at most ⌈k/s⌉²) windows whose argmax it is — no atomics.
  * Adaptive average pool: output row i averages rows [⌊i·H/OH⌋, ⌈(i+1)·H/OH⌉), as PyTorch. */
 
 __kernel void maxpool_forward(__global const float *inp, ulong inp_off, __global float *out,
-                              ulong out_off, int h, int w, int oh, int ow, int k, int stride) {
+                              ulong out_off, __global float *argmax, ulong argmax_off, int h, int w,
+                              int oh, int ow, int k, int stride) {
   const size_t i = get_global_id(0);
   const int ox = (int)(i % ow), oy = (int)((i / ow) % oh);
   const size_t plane = i / ((size_t)ow * oh);
   __global const float *x = inp + inp_off + plane * h * w;
   float best = -INFINITY;
+  int arg = oy * stride * w + ox * stride;
   for (int ki = 0; ki < k; ki++)
     for (int kj = 0; kj < k; kj++) {
-      const float v = x[(oy * stride + ki) * w + ox * stride + kj];
-      if (v > best || isnan(v)) best = v;
-    }
-  out[out_off + i] = best;
-}
-
-static int window_argmax(__global const float *x, int w, int y0, int x0, int k) {
-  float best = -INFINITY;
-  int arg = y0 * w + x0;
-  for (int ki = 0; ki < k; ki++)
-    for (int kj = 0; kj < k; kj++) {
-      const float v = x[(y0 + ki) * w + x0 + kj];
+      const int at = (oy * stride + ki) * w + ox * stride + kj;
+      const float v = x[at];
       if (v > best || isnan(v)) {
         best = v;
-        arg = (y0 + ki) * w + x0 + kj;
+        arg = at;
       }
     }
-  return arg;
+  out[out_off + i] = best;
+  ((__global int *)argmax)[argmax_off + i] = arg;
 }
 
 /* work-item = one input element */
-__kernel void maxpool_backward(__global const float *dout, ulong dout_off, __global const float *inp,
-                               ulong inp_off, __global float *dinp, ulong dinp_off, int h, int w,
+__kernel void maxpool_backward(__global const float *dout, ulong dout_off, __global const float *argmax,
+                               ulong argmax_off, __global float *dinp, ulong dinp_off, int h, int w,
                                int oh, int ow, int k, int stride) {
   const size_t i = get_global_id(0);
   const int x = (int)(i % w), y = (int)((i / w) % h);
   const size_t plane = i / ((size_t)w * h);
-  __global const float *xp = inp + inp_off + plane * h * w;
+  __global const int *arg = (__global const int *)argmax + argmax_off + plane * oh * ow;
   __global const float *dy = dout + dout_off + plane * oh * ow;
   const int oy_lo = y < k ? 0 : (y - k) / stride + 1, oy_hi = min(y / stride, oh - 1);
   const int ox_lo = x < k ? 0 : (x - k) / stride + 1, ox_hi = min(x / stride, ow - 1);
+  const int me = y * w + x;
   float g = 0.0f;
   for (int oy = oy_lo; oy <= oy_hi; oy++)
     for (int ox = ox_lo; ox <= ox_hi; ox++)
-      if (window_argmax(xp, w, oy * stride, ox * stride, k) == y * w + x) g += dy[oy * ow + ox];
+      if (arg[oy * ow + ox] == me) g += dy[oy * ow + ox];
   dinp[dinp_off + i] = g;
 }
 

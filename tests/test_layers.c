@@ -418,18 +418,18 @@ static void run_maxpool(an_runtime *rt, const char *name, int n, int c, int h, i
   test_fill_uniform(dout, n_out, -1.0f, 1.0f, &rng);
 
   arena a;
-  arena_open(&a, rt, shared, 2 * count + 2 * n_out, 4);
-  an_buf d_inp = arena_put(&a, inp, count), d_out = arena_take(&a, n_out);
+  arena_open(&a, rt, shared, 2 * count + 3 * n_out, 5);
+  an_buf d_inp = arena_put(&a, inp, count), d_out = arena_take(&a, n_out), d_arg = arena_take(&a, n_out);
   an_buf d_dout = arena_put(&a, dout, n_out), d_dinp = arena_filled(&a, GARBAGE, count);
 
-  TEST_OK(an_maxpool_forward(rt, n, c, h, w, k, stride, d_out, d_inp));
+  TEST_OK(an_maxpool_forward(rt, n, c, h, w, k, stride, d_out, d_arg, d_inp));
   float *out = download(rt, d_out, n_out);
   double *inp_d = test_dup_double(inp, count), *dout_d = test_dup_double(dout, n_out);
   double *want_out = test_doubles(n_out), *want_dinp = test_doubles(count);
   ref_maxpool_forward(want_out, inp_d, n, c, h, w, k, stride);
   int fails = check_close("maxpool out", out, want_out, n_out, 0.0, 0.0); /* a copy: exact */
 
-  TEST_OK(an_maxpool_backward(rt, n, c, h, w, k, stride, d_dinp, d_dout, d_inp));
+  TEST_OK(an_maxpool_backward(rt, n, c, h, w, k, stride, d_dinp, d_dout, d_arg));
   float *dinp = download(rt, d_dinp, count);
   ref_maxpool_backward(want_dinp, dout_d, inp_d, n, c, h, w, k, stride);
   fails += check_close("maxpool dinp", dinp, want_dinp, count, EXACT_RTOL, EXACT_ATOL);

@@ -68,12 +68,15 @@ an_status an_lrn_backward(an_runtime *rt, int n, int c, int h, int w, const an_l
                           an_buf inp /* (N,C,H,W) */);
 
 /* ---- max-pool (no padding, floor mode; ties go to the first element in row-major window order, as
- *      PyTorch's CPU kernel) and adaptive average pool (PyTorch's window bounds) ---- */
+ *      PyTorch's CPU kernel) and adaptive average pool (PyTorch's window bounds). The forward pass
+ *      records each window's argmax (its index y·W + x in the input plane, as int32 bits in a float
+ *      buffer) for the backward pass ---- */
 an_status an_maxpool_forward(an_runtime *rt, int n, int c, int h, int w, int k, int stride,
-                             an_buf out /* (N,C,OH,OW) */, an_buf inp /* (N,C,H,W) */);
+                             an_buf out /* (N,C,OH,OW) */, an_buf argmax /* (N,C,OH,OW) int32 */,
+                             an_buf inp /* (N,C,H,W) */);
 an_status an_maxpool_backward(an_runtime *rt, int n, int c, int h, int w, int k, int stride,
                               an_buf dinp /* (N,C,H,W) */, an_buf dout /* (N,C,OH,OW) */,
-                              an_buf inp /* (N,C,H,W) */);
+                              an_buf argmax /* (N,C,OH,OW) int32 */);
 static inline int an_pool_out(int size, int k, int stride) { return (size - k) / stride + 1; }
 
 an_status an_avgpool_forward(an_runtime *rt, int n, int c, int h, int w, int oh, int ow,

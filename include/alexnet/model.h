@@ -59,7 +59,7 @@ typedef struct an_tensor {
 typedef struct an_layer_plan {
   const an_layer_desc *desc;
   int in_c, in_h, in_w, out_c, out_h, out_w;
-  size_t in_off, out_off, aux_off; /* activations buffer, floats; aux = LRN scale */
+  size_t in_off, out_off, aux_off; /* activations buffer, floats; aux = LRN scale, max-pool argmax */
   int weight, bias;                /* tensor indices, -1 when none */
 } an_layer_plan;
 

@@ -3,7 +3,8 @@
  *
  * Buffers (floats):
  *   params, grads, momentum  (n_params)  every tensor at the same offset in all three
- *   acts      input (N,3,H,W), then each layer's output (N,C,H,W); an LRN's scale after its output
+ *   acts      input (N,3,H,W), then each layer's output (N,C,H,W); after its output, an LRN's scale
+ *             and a max-pool's argmax (int32 bits)
  *   dacts     2 × largest activation: the output gradient and input gradient of a layer, ping-pong
  *   work      im2col workspace for the largest convolution's chunk
  *   loss      loss (1), per-sample losses (N)
@@ -87,7 +88,7 @@ static an_status plan(an_net *net) {
     const size_t count = (size_t)net->batch * c * h * w;
     L->out_off = off;
     off += count;
-    if (d->kind == AN_LAYER_LRN) {
+    if (d->kind == AN_LAYER_LRN || d->kind == AN_LAYER_MAXPOOL) { /* LRN's scale, max-pool's argmax */
       L->aux_off = off;
       off += count;
     }
@@ -285,7 +286,8 @@ an_status an_net_forward(an_net *net, int train, uint64_t seed, uint64_t step) {
         AN_TRY(an_lrn_forward(rt, n, L->in_c, L->in_h, L->in_w, &d->lrn, out, an_at(net->acts, L->aux_off), in));
         break;
       case AN_LAYER_MAXPOOL:
-        AN_TRY(an_maxpool_forward(rt, n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride, out, in));
+        AN_TRY(an_maxpool_forward(rt, n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride, out,
+                                  an_at(net->acts, L->aux_off), in));
         break;
       case AN_LAYER_AVGPOOL:
         AN_TRY(an_avgpool_forward(rt, n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w, out, in));
@@ -336,7 +338,8 @@ an_status an_net_backward(an_net *net, uint64_t seed, uint64_t step) {
                                an_at(net->acts, L->aux_off), in));
         break;
       case AN_LAYER_MAXPOOL:
-        AN_TRY(an_maxpool_backward(rt, n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride, dinp, dout, in));
+        AN_TRY(an_maxpool_backward(rt, n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride, dinp, dout,
+                                   an_at(net->acts, L->aux_off)));
         break;
       case AN_LAYER_AVGPOOL:
         AN_TRY(an_avgpool_backward(rt, n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w, dinp, dout));
