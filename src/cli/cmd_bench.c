@@ -12,6 +12,7 @@
 
 typedef struct layer_time {
   double fwd_ms, bwd_ms, fwd_flop, bwd_flop;
+  double fwd_gemm_ms, bwd_gemm_ms; /* the part of fwd_ms / bwd_ms spent in CLBlast */
 } layer_time;
 
 typedef struct bench_result {
@@ -40,21 +41,31 @@ static void layer_flops(const an_net *net, int i, double *fwd, double *bwd) {
 
 /* Splits the recorded marks of the timed steps into per-layer, loss, zeroing, SGD and GEMM time. */
 static int collect(an_runtime *rt, bench_result *r, int steps) {
-  double prev = 0, gemm_begin = 0, t;
+  double prev = 0, gemm_begin = 0, pending_gemm = 0, t;
   for (int i = 0; i < rt->n_marks; i++) {
     if (an_mark_end_ms(rt, i, &t) != AN_OK) return 1;
     const an_mark *m = &rt->marks[i];
     switch (m->kind) {
       case AN_MARK_BEGIN: break;
-      case AN_MARK_FORWARD: r->layers[m->layer].fwd_ms += (t - prev) / steps; break;
+      case AN_MARK_FORWARD:
+        r->layers[m->layer].fwd_ms += (t - prev) / steps;
+        r->layers[m->layer].fwd_gemm_ms += pending_gemm / steps;
+        break;
       case AN_MARK_LOSS: r->loss_ms += (t - prev) / steps; break;
       case AN_MARK_ZERO_GRADS: r->zero_ms += (t - prev) / steps; break;
-      case AN_MARK_BACKWARD: r->layers[m->layer].bwd_ms += (t - prev) / steps; break;
+      case AN_MARK_BACKWARD:
+        r->layers[m->layer].bwd_ms += (t - prev) / steps;
+        r->layers[m->layer].bwd_gemm_ms += pending_gemm / steps;
+        break;
       case AN_MARK_SGD: r->sgd_ms += (t - prev) / steps; break;
       case AN_MARK_GEMM_BEGIN: gemm_begin = t; continue;
-      case AN_MARK_GEMM_END: r->gemm_ms += (t - gemm_begin) / steps; continue;
+      case AN_MARK_GEMM_END:
+        r->gemm_ms += (t - gemm_begin) / steps;
+        pending_gemm += t - gemm_begin;
+        continue;
     }
     prev = t;
+    pending_gemm = 0;
   }
   return 0;
 }
@@ -141,15 +152,17 @@ static const char *kind_name(an_layer_kind k) {
 
 static void print_result(const bench_result *r, const an_model_desc *m) {
   printf("\n%s on %s, batch %d, %s\n", r->model, r->device, r->batch, r->train ? "training" : "inference");
-  printf("  %-3s %-8s %-13s %10s %10s %10s %10s\n", "#", "kind", "name", "fwd ms", "bwd ms", "fwd GF/s", "bwd GF/s");
+  printf("  %-3s %-8s %-13s %10s %10s %10s %10s %9s %9s\n", "#", "kind", "name", "fwd ms", "bwd ms", "fwd GF/s",
+         "bwd GF/s", "fwd GEMM", "bwd GEMM");
   for (int i = 0; i < r->n_layers; i++) {
     const layer_time *L = &r->layers[i];
     const an_layer_desc *d = &m->layers[i];
     printf("  %-3d %-8s %-13s %10.2f %10.2f", i, kind_name(d->kind), d->name ? d->name : "", L->fwd_ms,
            r->train ? L->bwd_ms : 0.0);
     if (L->fwd_flop > 0)
-      printf(" %10.1f %10.1f", L->fwd_flop / (L->fwd_ms * 1e-3) / 1e9,
-             r->train && L->bwd_ms > 0 ? L->bwd_flop / (L->bwd_ms * 1e-3) / 1e9 : 0.0);
+      printf(" %10.1f %10.1f %8.0f%% %8.0f%%", L->fwd_flop / (L->fwd_ms * 1e-3) / 1e9,
+             r->train && L->bwd_ms > 0 ? L->bwd_flop / (L->bwd_ms * 1e-3) / 1e9 : 0.0,
+             100 * L->fwd_gemm_ms / L->fwd_ms, r->train && L->bwd_ms > 0 ? 100 * L->bwd_gemm_ms / L->bwd_ms : 0.0);
     printf("\n");
   }
   printf("  loss %.2f ms", r->loss_ms);
@@ -174,9 +187,10 @@ static void print_json(const bench_result *r, const an_model_desc *m, int first)
          r->zero_ms, r->sgd_ms, r->tuning);
   for (int i = 0; i < r->n_layers; i++)
     printf("%s{\"index\": %d, \"kind\": \"%s\", \"name\": \"%s\", \"forward_ms\": %.4f, \"backward_ms\": %.4f, "
-           "\"forward_flop\": %.0f, \"backward_flop\": %.0f}",
+           "\"forward_gemm_ms\": %.4f, \"backward_gemm_ms\": %.4f, \"forward_flop\": %.0f, \"backward_flop\": %.0f}",
            i ? ", " : "", i, kind_name(m->layers[i].kind), m->layers[i].name ? m->layers[i].name : "",
-           r->layers[i].fwd_ms, r->train ? r->layers[i].bwd_ms : 0.0, r->layers[i].fwd_flop,
+           r->layers[i].fwd_ms, r->train ? r->layers[i].bwd_ms : 0.0, r->layers[i].fwd_gemm_ms,
+           r->train ? r->layers[i].bwd_gemm_ms : 0.0, r->layers[i].fwd_flop,
            r->train ? r->layers[i].bwd_flop : 0.0);
   printf("]}");
 }
