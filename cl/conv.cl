@@ -9,21 +9,23 @@
  * Every kernel maps one work-item to one element it writes; col2im gathers (no atomics, writes, not
  * adds, so its target needs no zeroing). Offsets are in floats. */
 
-/* work-item (column, row) of col */
+/* work-item = one output row (img, oy) of one col row (ch, ki, kj): OW consecutive columns, so the
+ * index arithmetic is done once per row and the writes are contiguous */
 __kernel void im2col(__global const float *inp, ulong inp_off, __global float *col, ulong col_off,
                      int c, int h, int w, int kh, int kw, int stride, int pad, int oh, int ow,
                      int n0, int nb) {
-  const int column = (int)get_global_id(0);
+  const int img_oy = (int)get_global_id(0);
   const int row = (int)get_global_id(1);
-  const int ohw = oh * ow;
-  const int img = column / ohw, p = column - img * ohw;
-  const int oy = p / ow, ox = p - oy * ow;
+  const int img = img_oy / oh, oy = img_oy - img * oh;
   const int kj = row % kw, ki = (row / kw) % kh, ch = row / (kw * kh);
-  const int y = oy * stride - pad + ki, x = ox * stride - pad + kj;
-  float v = 0.0f;
-  if (y >= 0 && y < h && x >= 0 && x < w)
-    v = inp[inp_off + (((size_t)(n0 + img) * c + ch) * h + y) * w + x];
-  col[col_off + (size_t)row * ((size_t)nb * ohw) + column] = v;
+  const int y = oy * stride - pad + ki;
+  __global float *dst = col + col_off + (size_t)row * ((size_t)nb * oh * ow) + ((size_t)img * oh + oy) * ow;
+  if (y < 0 || y >= h) {
+    for (int ox = 0; ox < ow; ox++) dst[ox] = 0.0f;
+    return;
+  }
+  __global const float *src = inp + inp_off + (((size_t)(n0 + img) * c + ch) * h + y) * w;
+  for (int ox = 0, x = kj - pad; ox < ow; ox++, x += stride) dst[ox] = (x >= 0 && x < w) ? src[x] : 0.0f;
 }
 
 /* work-item = one input element (img, ch, y, x) of the chunk; sums every col entry that reads it */

@@ -44,7 +44,7 @@ static an_status check_dims(const an_conv_dims *d, size_t work_floats, int *chun
 }
 
 static an_status im2col(an_runtime *rt, const an_conv_dims *d, an_buf inp, an_buf col, int n0, int nb) {
-  const size_t global[2] = {(size_t)nb * d->oh * d->ow, (size_t)d->c * d->kh * d->kw};
+  const size_t global[2] = {(size_t)nb * d->oh, (size_t)d->c * d->kh * d->kw};
   const an_arg args[] = {an_arg_mem(inp.mem), an_arg_ulong(inp.off), an_arg_mem(col.mem),
                          an_arg_ulong(col.off), an_arg_int(d->c),     an_arg_int(d->h),
                          an_arg_int(d->w),      an_arg_int(d->kh),    an_arg_int(d->kw),
