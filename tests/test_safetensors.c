@@ -306,18 +306,16 @@ static void test_bad_files_on_disk(void **state) {
 #define CLASSES 10
 #define INPUT 63
 
-static an_runtime *rt;
-
-/* One runtime for the device tests, created by the first and released with the group. */
+/* The shared runtime fixture (test_rt), opened by the first device test: the format tests need none. */
 static int setup_device(void **state) {
   (void)state;
-  if (!rt) rt = test_runtime();
-  return rt ? 0 : -1;
+  if (!test_rt) test_rt = test_runtime();
+  return test_rt ? 0 : -1;
 }
 
 static an_net *make_net(const char *model, int classes, uint64_t seed) {
   an_net *net;
-  TEST_OK(an_net_create(rt, model, classes, 1, INPUT, &net));
+  TEST_OK(an_net_create(test_rt, model, classes, 1, INPUT, &net));
   TEST_OK(an_net_init(net, seed));
   return net;
 }
@@ -531,9 +529,7 @@ static void test_net_load_rejects(void **state) {
 }
 
 static int cleanup_tmpdir(void **state) {
-  (void)state;
-  an_runtime_destroy(rt);
-  rt = NULL;
+  test_runtime_teardown(state);
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
   return system(cmd) == 0 ? 0 : -1;

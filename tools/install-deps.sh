@@ -7,7 +7,7 @@ if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
-  build-essential cmake pkg-config clang \
+  build-essential cmake pkg-config clang libclang-rt-14-dev \
   ocl-icd-opencl-dev opencl-headers clinfo pocl-opencl-icd libclblast-dev \
   libstb-dev libcmocka-dev libcjson-dev zlib1g-dev \
   python3 python3-torch python3-torchvision python3-numpy python3-matplotlib libopenblas0-pthread \

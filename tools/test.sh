@@ -14,3 +14,5 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DALEXNET_SANITIZE=ON
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -LE pytorch
+# A minute of coverage-guided fuzzing of the safetensors parser (clang, libFuzzer, ASan + UBSan).
+tools/fuzz.sh 60

@@ -1,21 +1,22 @@
 /* agreement_dump: this project's side of the PyTorch agreement test (tools/agreement.py runs it).
  *
- * For one model it creates a net, initialises it from a seed (or loads --weights), and writes to --out:
+ * For one model it creates a net, initialises it from a seed with the model's scheme (or loads
+ * --weights), and writes to --out:
  *   weights.safetensors  the parameters it starts from (an_net_save)
- *   batch.safetensors    images F32 (N, 3, S, S), labels I32 (N)
+ *   batch.safetensors    images F32 (N, 3, S, S) uniform with standard deviation --input-std (1: as
+ *                        normalised pixels), labels I32 (N)
  *   grads.safetensors    logits F32 (N, K), loss F32 (), grad.<name> for every tensor: one forward with
  *                        dropout off (train = 0) and the backward pass that follows it
+ *   acts.<k>.safetensors act.<i>: the output of every layer i in step k's forward, (N, C, H, W) or
+ *                        (N, C) after a fully connected layer. PyTorch replays the backward on these
+ *                        values, so both sides take the same max-pool and ReLU decisions: values within
+ *                        float rounding of a decision otherwise send a gradient elsewhere in one of them
+ *                        (PyTorch fp32 and fp64 differ by 2e-2 on conv1's weight gradient that way).
  *   after.safetensors    every parameter after --steps SGD steps (each: forward with dropout off,
  *                        backward, an_net_sgd with lr 0.01, momentum 0.9, weight decay 5e-4), and
  *                        losses F32 (steps): the loss each step saw before its update
- * The first step's forward and backward are those of grads.safetensors. Exit status 0 on success; a
- * failure prints the library's message and exits 1.
- *
- * --bias-uniform B redraws every bias from U(-B, B) after the model's initialisation. The paper's
- * constant biases of 1 put conv2's and conv5's outputs at 1 ± 0.03, where neighbouring values in a
- * max-pool window differ by little more than float rounding: any two fp32 implementations (PyTorch fp32
- * against PyTorch fp64 too) then route some pool gradients to different elements, and conv1's weight
- * gradient differs by a few percent. Spread biases keep the comparison about arithmetic. */
+ * Step 0's forward and backward are those of grads.safetensors. Exit status 0 on success; a failure
+ * prints the library's message and exits 1. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,17 +31,17 @@ typedef struct options {
   const char *model, *out, *weights, *device;
   int classes, batch, input_hw, steps;
   uint64_t seed;
-  double bias_uniform;
+  double input_std;
 } options;
 
 static void usage(void) {
   fprintf(stderr,
           "usage: agreement_dump --model M --classes K --out DIR [--batch 4] [--input-size 224] [--steps 5]\n"
-          "                      [--seed S] [--weights FILE] [--bias-uniform B] [--device D]\n");
+          "                      [--seed S] [--input-std X] [--weights FILE] [--device D]\n");
 }
 
 static int parse(int argc, char **argv, options *o) {
-  *o = (options){.batch = 4, .input_hw = 224, .steps = 5, .seed = 1};
+  *o = (options){.batch = 4, .input_hw = 224, .steps = 5, .seed = 1, .input_std = 1.0};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) return 0;
@@ -53,12 +54,12 @@ static int parse(int argc, char **argv, options *o) {
     else if (!strcmp(a, "--input-size")) o->input_hw = atoi(v);
     else if (!strcmp(a, "--steps")) o->steps = atoi(v);
     else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10);
-    else if (!strcmp(a, "--bias-uniform")) o->bias_uniform = atof(v);
+    else if (!strcmp(a, "--input-std")) o->input_std = atof(v);
     else return 0;
     i++;
   }
   return o->model && o->out && o->classes > 0 && o->batch > 0 && o->input_hw > 0 && o->steps >= 0 &&
-         o->bias_uniform >= 0;
+         o->input_std > 0;
 }
 
 /* splitmix64: the batch depends only on the seed */
@@ -89,6 +90,25 @@ static void tensor_entries(const an_net *net, const float *values /* (n_params) 
   }
 }
 
+/* Every layer's output of the last forward into <dir>/acts.<step>.safetensors. */
+static an_status dump_acts(an_net *net, const char *dir, int step, float *acts /* (act_floats) */,
+                           an_st_entry *entries /* (n_layers) */, char (*names)[96] /* (n_layers) */) {
+  const an_status status = an_read(net->rt, acts, an_at(net->acts, 0), net->act_floats);
+  if (status != AN_OK) return status;
+  for (int i = 0; i < net->model->n_layers; i++) {
+    const an_layer_plan *L = &net->layers[i];
+    snprintf(names[i], sizeof names[i], "act.%d", i);
+    entries[i] = L->desc->kind == AN_LAYER_FC
+                     ? (an_st_entry){names[i], AN_DTYPE_F32, 2, {net->batch, L->out_c}, acts + L->out_off}
+                     : (an_st_entry){names[i], AN_DTYPE_F32, 4, {net->batch, L->out_c, L->out_h, L->out_w},
+                                     acts + L->out_off};
+  }
+  char path[4096], name[32];
+  snprintf(name, sizeof name, "acts.%d.safetensors", step);
+  path_in(path, sizeof path, dir, name);
+  return an_st_write(path, entries, net->model->n_layers, NULL, 0);
+}
+
 int main(int argc, char **argv) {
   options o;
   if (!parse(argc, argv, &o)) {
@@ -104,8 +124,9 @@ int main(int argc, char **argv) {
   float *logits = malloc((size_t)o.batch * o.classes * sizeof *logits); /* (N, K) */
   float *losses = malloc((o.steps ? (size_t)o.steps : 1) * sizeof *losses); /* (steps) */
   float *values = NULL;                                         /* (n_params) grads, then params */
-  an_st_entry *entries = NULL;                                  /* (n_tensors + 2) */
-  char(*names)[96] = NULL;                                      /* (n_tensors) */
+  float *acts = NULL;                                           /* (act_floats) */
+  an_st_entry *entries = NULL;                                  /* (n_entries) */
+  char(*names)[96] = NULL;                                      /* (n_entries) */
   char path[4096];
   if (!images || !labels || !logits || !losses) {
     fprintf(stderr, "agreement_dump: out of host memory\n");
@@ -124,28 +145,14 @@ int main(int argc, char **argv) {
     rc = fail(o.weights ? o.weights : "initialising the parameters");
     goto done;
   }
+  const int n_entries = (net->n_tensors + 2 > net->model->n_layers ? net->n_tensors + 2 : net->model->n_layers);
   values = malloc(net->n_params * sizeof *values);
-  entries = calloc((size_t)net->n_tensors + 2, sizeof *entries);
-  names = calloc((size_t)net->n_tensors, sizeof *names);
-  if (!values || !entries || !names) {
+  acts = malloc(net->act_floats * sizeof *acts);
+  entries = calloc((size_t)n_entries, sizeof *entries);
+  names = calloc((size_t)n_entries, sizeof *names);
+  if (!values || !acts || !entries || !names) {
     fprintf(stderr, "agreement_dump: out of host memory\n");
     goto done;
-  }
-  if (o.bias_uniform > 0) {
-    uint64_t b = o.seed ^ 0xb1a5ULL;
-    if (an_net_read_params(net, values) != AN_OK) {
-      rc = fail("reading the parameters");
-      goto done;
-    }
-    for (int i = 0; i < net->n_tensors; i++) {
-      const an_tensor *t = &net->tensors[i];
-      for (size_t j = 0; t->is_bias && j < t->count; j++)
-        values[t->offset + j] = (float)(o.bias_uniform * ((next(&b) >> 11) * (2.0 / 9007199254740992.0) - 1.0));
-    }
-    if (an_net_write_params(net, values) != AN_OK) {
-      rc = fail("writing the parameters");
-      goto done;
-    }
   }
   path_in(path, sizeof path, o.out, "weights.safetensors");
   if (an_net_save(net, path, NULL) != AN_OK) {
@@ -154,8 +161,9 @@ int main(int argc, char **argv) {
   }
 
   uint64_t s = o.seed ^ 0x5eed0fba7c4ULL;
-  for (size_t i = 0; i < pixels; i++) /* uniform with unit variance, as normalised pixels */
-    images[i] = (float)(((next(&s) >> 40) * (1.0 / 16777216.0)) * 3.4641016151377544 - 1.7320508075688772);
+  for (size_t i = 0; i < pixels; i++) /* uniform with standard deviation input_std */
+    images[i] = (float)(o.input_std * (((next(&s) >> 40) * (1.0 / 16777216.0)) * 3.4641016151377544 -
+                                       1.7320508075688772));
   for (int i = 0; i < o.batch; i++) labels[i] = (int)(next(&s) % (uint64_t)o.classes);
   {
     const an_st_entry batch[2] = {
@@ -176,6 +184,10 @@ int main(int argc, char **argv) {
     rc = fail("forward and backward");
     goto done;
   }
+  if (dump_acts(net, o.out, 0, acts, entries, names) != AN_OK) {
+    rc = fail("writing the activations");
+    goto done;
+  }
   printf("%s, %d classes: loss %.6f\n", o.model, o.classes, loss);
   tensor_entries(net, values, "grad.", names, entries);
   entries[net->n_tensors] = (an_st_entry){"logits", AN_DTYPE_F32, 2, {o.batch, o.classes}, logits};
@@ -189,7 +201,8 @@ int main(int argc, char **argv) {
   const an_sgd_params sgd = {0.01f, 0.9f, 5e-4f, 0};
   for (int k = 0; k < o.steps; k++) {
     if (k > 0 && (an_net_forward(net, 0, o.seed, (uint64_t)k) != AN_OK ||
-                  an_net_backward(net, o.seed, (uint64_t)k) != AN_OK || an_net_read_loss(net, &loss) != AN_OK)) {
+                  an_net_backward(net, o.seed, (uint64_t)k) != AN_OK || an_net_read_loss(net, &loss) != AN_OK ||
+                  dump_acts(net, o.out, k, acts, entries, names) != AN_OK)) {
       rc = fail("training step");
       goto done;
     }
@@ -215,6 +228,7 @@ int main(int argc, char **argv) {
 done:
   free(names);
   free(entries);
+  free(acts);
   free(values);
   free(losses);
   free(logits);
