@@ -14,6 +14,8 @@ static const struct {
     {"step", cmd_step, "run forward+backward+SGD steps of a model on random data, print loss and time"},
     {"bench", cmd_bench, "time training or inference per layer on one or every device"},
     {"tune", cmd_tune, "tune CLBlast's GEMM for a device on a model's shapes; later runs apply it"},
+    {"train", cmd_train, "train a model on a dataset: checkpoints, validation, log.jsonl; --resume continues"},
+    {"eval", cmd_eval, "top-1/top-5 (and confusion matrix) of a checkpoint on a dataset"},
     {"pack", cmd_pack, "pack a folder-per-class image tree into a shard of resized uint8 images"},
 };
 

@@ -1,0 +1,96 @@
+/* The training loop and evaluation: a dataset in, checkpoints, a JSON-lines log and accuracy out.
+ *
+ * an_train runs SGD steps with batches from the threaded loader (its workers prepare the next batches
+ * while the device computes), validates at the end of every epoch, and keeps two checkpoints in
+ * out_dir: last.safetensors (every checkpoint_every steps, at each epoch's end and when the run stops)
+ * and best.safetensors (the best validation top-1). Both are written atomically by an_net_save.
+ * Resuming reads last.safetensors and continues at its global step: the loader starts at that batch and
+ * dropout is keyed by (seed, global step), so the losses equal those of an uninterrupted run. */
+#ifndef ALEXNET_TRAIN_H
+#define ALEXNET_TRAIN_H
+
+#include <stdint.h>
+
+#include "alexnet/data.h"
+#include "alexnet/model.h"
+#include "alexnet/runtime.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum an_lr_schedule {
+  AN_LR_NONE,   /* constant */
+  AN_LR_STEP,   /* x0.1 at 1/3 and again at 2/3 of the run's steps */
+  AN_LR_COSINE  /* lr · (1 + cos(pi · t)) / 2, t = step / total steps */
+} an_lr_schedule;
+
+/* The learning rate at global step `step` of a run of `total` steps. */
+double an_lr_at(an_lr_schedule schedule, double base_lr, int64_t step, int64_t total);
+
+/* STEP after every step; EPOCH at each epoch's end (and at the run's end inside an epoch); VAL after a
+ * validation every val_every steps (no checkpoint decision). */
+typedef enum an_train_event_kind { AN_EVENT_STEP, AN_EVENT_EPOCH, AN_EVENT_VAL } an_train_event_kind;
+
+typedef struct an_train_event {
+  an_train_event_kind kind;
+  int epoch, epochs;           /* epoch counted from 0 */
+  int step, steps_per_epoch;   /* step within the epoch */
+  int64_t global_step, total_steps; /* global_step: steps done including this one */
+  float loss;                  /* step: this step's loss; epoch: mean over the epoch's steps run here */
+  double lr, images_per_s, eta_s;
+  double val_top1, val_top5;   /* epoch: validation accuracy in [0, 1]; -1 without a validation set */
+  int best;                    /* epoch: best.safetensors was written */
+} an_train_event;
+
+typedef void (*an_train_callback)(void *ctx, const an_train_event *ev);
+
+typedef struct an_train_config {
+  const char *model;
+  const an_dataset *train, *val; /* val may be NULL */
+  int batch, input, epochs;
+  int64_t max_steps;         /* 0: epochs · batches per epoch; else the run's length (schedule included) */
+  int64_t stop_at_step;      /* 0: none; else stop (with a checkpoint) once this global step is done */
+  an_sgd_params sgd;         /* sgd.lr is the base learning rate */
+  an_lr_schedule schedule;
+  uint64_t seed;
+  int threads;               /* loader workers */
+  int stats_images;          /* images for the normalisation statistics (0: all) */
+  int checkpoint_every;      /* steps between last.safetensors writes; 0: epoch ends and the end only */
+  int val_every;             /* steps between extra validations (logged as "val"); 0: epoch ends only */
+  const char *out_dir;       /* created when missing; holds last/best.safetensors, log.jsonl, classes.txt */
+  int resume;                /* continue from out_dir/last.safetensors */
+  an_train_callback callback;
+  void *callback_ctx;
+} an_train_config;
+
+typedef struct an_train_result {
+  int64_t steps_done;       /* global step reached */
+  int64_t start_step;       /* where this run started (0, or the resumed checkpoint's) */
+  float last_loss;
+  double val_top1, val_top5; /* last validation; -1 when none ran */
+  double best_top1;
+  an_data_stats stats;
+} an_train_result;
+
+/* AN_ERR_NOT_FINITE when the loss turns NaN or Inf: nothing is saved after it, so last.safetensors is
+ * the last good state. */
+an_status an_train(an_runtime *rt, const an_train_config *cfg, an_train_result *result);
+
+/* Accuracy of net's parameters on ds: a dataset-order pass, centre crop or ten-crop (softmax averaged
+ * over the crops). net->batch must be a multiple of an_augment_crops(aug, 0); padding and unreadable
+ * samples are not counted. confusion (may be NULL): (classes, classes) counts, row = true label. */
+typedef struct an_eval_result {
+  int64_t samples, top1, top5; /* counts */
+} an_eval_result;
+an_status an_evaluate(an_net *net, const an_dataset *ds, const an_augment *aug, const an_data_stats *stats,
+                      int threads, an_eval_result *out, int64_t *confusion);
+
+/* "r,g,b" of three floats to and from an_checkpoint_meta's mean/std strings. */
+void an_format_rgb(const float v[3], char *buf, size_t size);
+int an_parse_rgb(const char *s, float v[3]); /* 1 when three numbers were read */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

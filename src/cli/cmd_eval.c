@@ -1,0 +1,140 @@
+/* alexnet eval: top-1/top-5 of a checkpoint or weights file on a dataset, centre crop or ten-crop, with a
+ * confusion matrix for up to 20 classes. Model, classes, input size and normalisation come from the
+ * file's metadata. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alexnet/data.h"
+#include "alexnet/io.h"
+#include "alexnet/train.h"
+#include "cli.h"
+
+static void help(void) {
+  printf("usage: alexnet eval --weights W [options]\n\n"
+         "Evaluates a checkpoint (alexnet train's last/best.safetensors) or a weights file on a dataset:\n"
+         "top-1 and top-5 accuracy, and the confusion matrix when there are at most 20 classes.\n\n"
+         "  --weights W      .safetensors file (model, classes, input size, mean/std from its metadata)\n"
+         "  --data D         fashion-mnist:test | fashion-mnist | a class-per-folder dir | a pack shard\n"
+         "                   (default fashion-mnist:test)\n"
+         "  --ten-crop       average the softmax over 4 corners + centre and their mirrors\n"
+         "  --model M        model when the file does not name one\n"
+         "  --input-size S   input side when the file does not say             (default 224)\n"
+         "  --batch B        samples per forward pass                          (default 32)\n"
+         "  --threads T      loader worker threads                             (default 2)\n"
+         "  --device D       P:D index or name substring (default: ALEXNET_DEVICE, else first GPU)\n");
+}
+
+int cmd_eval(int argc, char **argv) {
+  enum { O_TEN = 256, O_THREADS };
+  static const struct option opts[] = {
+      {"weights", required_argument, NULL, 'w'}, {"data", required_argument, NULL, 'D'},
+      {"ten-crop", no_argument, NULL, O_TEN},    {"model", required_argument, NULL, 'm'},
+      {"input-size", required_argument, NULL, 's'}, {"batch", required_argument, NULL, 'b'},
+      {"threads", required_argument, NULL, O_THREADS}, {"device", required_argument, NULL, 'd'},
+      {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+  const char *weights = NULL, *data = "fashion-mnist:test", *model = NULL, *device = NULL;
+  int ten_crop = 0, size = 0, batch = 32, threads = 2, c;
+  while ((c = getopt_long(argc, argv, "w:D:m:s:b:d:h", opts, NULL)) != -1) {
+    switch (c) {
+      case 'w': weights = optarg; break;
+      case 'D': data = optarg; break;
+      case O_TEN: ten_crop = 1; break;
+      case 'm': model = optarg; break;
+      case 's': size = atoi(optarg); break;
+      case 'b': batch = atoi(optarg); break;
+      case O_THREADS: threads = atoi(optarg); break;
+      case 'd': device = optarg; break;
+      case 'h': help(); return 0;
+      default: fprintf(stderr, "see: alexnet eval --help\n"); return 2;
+    }
+  }
+  if (optind < argc || !weights || batch < 1 || threads < 1 || size < 0) {
+    fprintf(stderr, "alexnet eval: --weights is required; batch and threads must be positive\n");
+    return 2;
+  }
+  /* the metadata decide the net before it exists */
+  an_safetensors *st = NULL;
+  if (an_st_open(weights, &st) != AN_OK) return cli_fail("reading the weights");
+  char model_buf[32] = "";
+  const char *v;
+  if ((v = an_st_meta_get(st, "model"))) snprintf(model_buf, sizeof model_buf, "%s", v);
+  int classes = (v = an_st_meta_get(st, "classes")) ? atoi(v) : 0;
+  if (!size) size = (v = an_st_meta_get(st, "input_size")) ? atoi(v) : 224;
+  an_data_stats stats = an_data_stats_imagenet();
+  const int have_norm = an_parse_rgb(an_st_meta_get(st, "mean"), stats.mean) &&
+                        an_parse_rgb(an_st_meta_get(st, "std"), stats.std);
+  an_st_close(st);
+  if (!model) model = model_buf[0] ? model_buf : "alexnet-half";
+
+  int rc = 1;
+  an_dataset *ds = NULL;
+  an_runtime *rt = NULL;
+  an_net *net = NULL;
+  int64_t *confusion = NULL;
+  if (an_dataset_open(data, &ds) != AN_OK) return cli_fail("opening the dataset");
+  if (!classes) classes = an_dataset_classes(ds);
+  if (an_dataset_classes(ds) > classes) {
+    fprintf(stderr, "alexnet eval: %s has %d classes, %s was trained for %d\n", an_dataset_source(ds),
+            an_dataset_classes(ds), weights, classes);
+    goto done;
+  }
+  an_augment aug = an_augment_default(size);
+  aug.ten_crop = ten_crop;
+  const int crops = an_augment_crops(&aug, 0);
+  if (an_runtime_create(device, &rt) != AN_OK) {
+    rc = cli_fail("opening the OpenCL device");
+    goto done;
+  }
+  if (an_net_create(rt, model, classes, batch * crops, size, &net) != AN_OK) {
+    rc = cli_fail(model);
+    goto done;
+  }
+  if (an_net_load(net, weights, NULL) != AN_OK) {
+    rc = cli_fail("loading the weights");
+    goto done;
+  }
+  confusion = calloc((size_t)classes * classes, sizeof *confusion);
+  if (!confusion) {
+    fprintf(stderr, "alexnet eval: out of host memory\n");
+    goto done;
+  }
+  printf("%s (%s, %d classes, input %d%s) on %s: %d images, %s\n", weights, model, classes, size,
+         have_norm ? "" : ", ImageNet normalisation: the file has none", an_dataset_source(ds), an_dataset_count(ds),
+         ten_crop ? "ten-crop" : "centre crop");
+  fflush(stdout);
+  an_eval_result e;
+  const double t0 = an_seconds();
+  if (an_evaluate(net, ds, &aug, &stats, threads, &e, confusion) != AN_OK) {
+    rc = cli_fail("evaluating");
+    goto done;
+  }
+  const double dt = an_seconds() - t0;
+  if (e.samples == 0) {
+    fprintf(stderr, "alexnet eval: no readable image in %s\n", data);
+    goto done;
+  }
+  printf("top-1 %.2f%%  top-5 %.2f%%  (%lld images, %.1f s, %.1f img/s)\n", 100.0 * e.top1 / e.samples,
+         100.0 * e.top5 / e.samples, (long long)e.samples, dt, e.samples / dt);
+  const int n = an_dataset_classes(ds);
+  if (n <= 20) {
+    printf("\nconfusion matrix (rows: true class, columns: predicted)\n%14s", "");
+    for (int j = 0; j < n; j++) printf(" %6d", j);
+    printf("  recall\n");
+    for (int i = 0; i < n; i++) {
+      int64_t row = 0;
+      for (int j = 0; j < classes; j++) row += confusion[(size_t)i * classes + j];
+      printf("%2d %-11.11s", i, an_dataset_class_name(ds, i));
+      for (int j = 0; j < n; j++) printf(" %6lld", (long long)confusion[(size_t)i * classes + j]);
+      printf("  %5.1f%%\n", row ? 100.0 * confusion[(size_t)i * classes + i] / row : 0.0);
+    }
+  }
+  rc = 0;
+done:
+  free(confusion);
+  an_net_destroy(net);
+  an_runtime_destroy(rt);
+  an_dataset_destroy(ds);
+  return rc;
+}

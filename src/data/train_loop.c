@@ -1,0 +1,351 @@
+/* The training loop (an_train) and evaluation (an_evaluate): see include/alexnet/train.h.
+ * Lives in src/data/ because that directory is globbed into alexnet_core; it is the model's loop. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "alexnet/io.h"
+#include "alexnet/train.h"
+
+#define TRAIN_ERR(status, ...) an_error((status), __FILE__, __LINE__, __VA_ARGS__)
+
+double an_lr_at(an_lr_schedule schedule, double base_lr, int64_t step, int64_t total) {
+  const double t = total > 0 ? (double)step / (double)total : 0.0;
+  switch (schedule) {
+    case AN_LR_STEP: return base_lr * (t >= 2.0 / 3 ? 0.01 : t >= 1.0 / 3 ? 0.1 : 1.0);
+    case AN_LR_COSINE: return base_lr * 0.5 * (1.0 + cos(M_PI * (t > 1 ? 1 : t)));
+    default: return base_lr;
+  }
+}
+
+void an_format_rgb(const float v[3], char *buf, size_t size) {
+  snprintf(buf, size, "%.9g,%.9g,%.9g", v[0], v[1], v[2]);
+}
+
+int an_parse_rgb(const char *s, float v[3]) {
+  return s && sscanf(s, "%f,%f,%f", &v[0], &v[1], &v[2]) == 3;
+}
+
+/* Softmax of row (classes) added into acc (classes). */
+static void add_softmax(const float *row, int classes, double *acc) {
+  float m = row[0];
+  for (int c = 1; c < classes; c++) m = row[c] > m ? row[c] : m;
+  double sum = 0;
+  for (int c = 0; c < classes; c++) sum += exp((double)row[c] - m);
+  for (int c = 0; c < classes; c++) acc[c] += exp((double)row[c] - m) / sum;
+}
+
+an_status an_evaluate(an_net *net, const an_dataset *ds, const an_augment *aug, const an_data_stats *stats,
+                      int threads, an_eval_result *out, int64_t *confusion) {
+  const int crops = an_augment_crops(aug, 0), classes = net->classes;
+  memset(out, 0, sizeof *out);
+  if (net->batch % crops)
+    return TRAIN_ERR(AN_ERR_ARGUMENT, "evaluate: net batch %d is not a multiple of %d crops", net->batch, crops);
+  if (an_dataset_classes(ds) > classes)
+    return TRAIN_ERR(AN_ERR_ARGUMENT, "evaluate: %s has %d classes, the net %d", an_dataset_source(ds),
+                     an_dataset_classes(ds), classes);
+  an_loader_config lc = {.batch = net->batch / crops, .threads = threads > 0 ? threads : 1, .prefetch = 2,
+                         .train = 0, .epochs = 1, .aug = *aug, .stats = *stats};
+  an_loader *ld = NULL;
+  float *logits = malloc((size_t)net->batch * classes * sizeof *logits);
+  double *prob = malloc((size_t)classes * sizeof *prob);
+  an_status st = AN_OK;
+  if (!logits || !prob) {
+    st = TRAIN_ERR(AN_ERR_HOST_ALLOC, "evaluate: out of host memory");
+    goto done;
+  }
+  if ((st = an_loader_create(ds, &lc, &ld)) != AN_OK) goto done;
+  for (;;) {
+    const an_batch *b;
+    if ((st = an_loader_next(ld, &b)) != AN_OK) goto done;
+    if (!b) break;
+    if ((st = an_net_set_batch(net, b->images, b->labels)) != AN_OK) goto done;
+    if ((st = an_net_forward(net, 0, 0, 0)) != AN_OK) goto done;
+    if ((st = an_net_read_logits(net, logits)) != AN_OK) goto done;
+    for (int j = 0; j < b->samples; j++) {
+      if (b->index[j] < 0) continue;
+      memset(prob, 0, (size_t)classes * sizeof *prob);
+      for (int k = 0; k < crops; k++) add_softmax(logits + (size_t)(j * crops + k) * classes, classes, prob);
+      const int label = b->labels[j * crops];
+      int rank = 0, best = 0;
+      for (int c = 0; c < classes; c++) {
+        if (prob[c] > prob[label] || (prob[c] == prob[label] && c < label)) rank++;
+        if (prob[c] > prob[best]) best = c;
+      }
+      out->samples++;
+      out->top1 += rank == 0;
+      out->top5 += rank < 5;
+      if (confusion) confusion[(size_t)label * classes + best]++;
+    }
+  }
+done:
+  an_loader_destroy(ld);
+  free(logits);
+  free(prob);
+  return st;
+}
+
+/* mkdir -p */
+static an_status make_dir(const char *dir) {
+  char path[1024];
+  if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+    return TRAIN_ERR(AN_ERR_ARGUMENT, "%s: path too long", dir);
+  for (char *p = path + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(path, 0777) != 0 && errno != EEXIST)
+      return TRAIN_ERR(AN_ERR_IO, "%s: cannot create the directory: %s", path, strerror(errno));
+    *p = '/';
+  }
+  if (mkdir(path, 0777) == 0 || errno == EEXIST) return AN_OK;
+  return TRAIN_ERR(AN_ERR_IO, "%s: cannot create the directory: %s", dir, strerror(errno));
+}
+
+/* A process killed while saving leaves its temporary file (an_st_write's PATH.tmp.XXXXXX) behind: a
+ * checkpoint's size each. The next run in the directory removes them. */
+static void remove_stale_temporaries(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  const struct dirent *e;
+  char path[1024];
+  while ((e = readdir(d))) {
+    if (strncmp(e->d_name, "last.safetensors.tmp.", 21) && strncmp(e->d_name, "best.safetensors.tmp.", 21)) continue;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    unlink(path);
+  }
+  closedir(d);
+}
+
+/* The best validation top-1 logged so far in log.jsonl (a resumed run keeps its best checkpoint). */
+static double best_from_log(const char *path) {
+  FILE *f = fopen(path, "r");
+  double best = -1;
+  char line[1024];
+  if (!f) return best;
+  while (fgets(line, sizeof line, f)) {
+    const char *p = strstr(line, "\"val_top1\":");
+    if (p && strstr(line, "\"best\":true")) {
+      const double v = strtod(p + 11, NULL);
+      if (v > best) best = v;
+    }
+  }
+  fclose(f);
+  return best;
+}
+
+typedef struct run_state {
+  const an_train_config *cfg;
+  an_net *net;
+  an_data_stats stats;
+  char last_path[1024], best_path[1024], log_path[1024];
+  FILE *log;
+  int bpe;
+  int64_t total;
+} run_state;
+
+static an_status save(run_state *r, const char *path, int64_t step, double lr) {
+  an_checkpoint_meta m = {.checkpoint = 1, .epoch = step / r->bpe, .step = step, .seed = r->cfg->seed, .lr = lr};
+  an_format_rgb(r->stats.mean, m.mean, sizeof m.mean);
+  an_format_rgb(r->stats.std, m.std, sizeof m.std);
+  return an_net_save(r->net, path, &m);
+}
+
+static an_status write_classes(const an_train_config *cfg) {
+  char path[1024], tmp[1040];
+  snprintf(path, sizeof path, "%s/classes.txt", cfg->out_dir);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (!f) return TRAIN_ERR(AN_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+  for (int c = 0; c < an_dataset_classes(cfg->train); c++) fprintf(f, "%s\n", an_dataset_class_name(cfg->train, c));
+  if (fclose(f) != 0 || rename(tmp, path) != 0)
+    return TRAIN_ERR(AN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+  return AN_OK;
+}
+
+static an_status validate(run_state *r, double *top1, double *top5) {
+  *top1 = *top5 = -1;
+  if (!r->cfg->val) return AN_OK;
+  an_augment aug = an_augment_default(r->cfg->input);
+  an_eval_result e;
+  an_status st = an_evaluate(r->net, r->cfg->val, &aug, &r->stats, r->cfg->threads, &e, NULL);
+  if (st != AN_OK) return st;
+  if (e.samples > 0) {
+    *top1 = (double)e.top1 / e.samples;
+    *top5 = (double)e.top5 / e.samples;
+  }
+  return AN_OK;
+}
+
+an_status an_train(an_runtime *rt, const an_train_config *cfg, an_train_result *result) {
+  run_state r = {.cfg = cfg};
+  an_loader *ld = NULL;
+  an_status st;
+  memset(result, 0, sizeof *result);
+  result->val_top1 = result->val_top5 = result->best_top1 = -1;
+  if (!cfg->train || !cfg->out_dir || cfg->batch < 1 || cfg->epochs < 1 || cfg->input < 1)
+    return TRAIN_ERR(AN_ERR_ARGUMENT, "train: a training set, an output directory, batch, epochs and input "
+                                      "size are required");
+  if (cfg->val && (st = an_dataset_check_classes(cfg->train, cfg->val)) != AN_OK) return st;
+  if ((st = make_dir(cfg->out_dir)) != AN_OK) return st;
+  remove_stale_temporaries(cfg->out_dir);
+  snprintf(r.last_path, sizeof r.last_path, "%s/last.safetensors", cfg->out_dir);
+  snprintf(r.best_path, sizeof r.best_path, "%s/best.safetensors", cfg->out_dir);
+  snprintf(r.log_path, sizeof r.log_path, "%s/log.jsonl", cfg->out_dir);
+
+  const int classes = an_dataset_classes(cfg->train), threads = cfg->threads > 0 ? cfg->threads : 1;
+  if ((st = an_data_stats_compute(cfg->train, cfg->stats_images, cfg->seed, threads, NULL, NULL, &r.stats)) != AN_OK)
+    return st;
+  result->stats = r.stats;
+  if ((st = an_net_create(rt, cfg->model, classes, cfg->batch, cfg->input, &r.net)) != AN_OK) return st;
+
+  int64_t step = 0;
+  double best = -1;
+  if (cfg->resume) {
+    an_checkpoint_meta m;
+    if ((st = an_net_load(r.net, r.last_path, &m)) != AN_OK) goto done;
+    if (!m.checkpoint || (m.input_hw && m.input_hw != cfg->input) || m.seed != cfg->seed) {
+      st = TRAIN_ERR(AN_ERR_ARGUMENT, "%s: not a checkpoint of this run (kind %s, input %d, seed %llu; the run "
+                     "has input %d, seed %llu)", r.last_path, m.checkpoint ? "checkpoint" : "weights", m.input_hw,
+                     (unsigned long long)m.seed, cfg->input, (unsigned long long)cfg->seed);
+      goto done;
+    }
+    step = m.step;
+    best = best_from_log(r.log_path);
+  } else if ((st = an_net_init(r.net, cfg->seed)) != AN_OK) {
+    goto done;
+  }
+  result->start_step = result->steps_done = step;
+  result->best_top1 = best;
+  if ((st = write_classes(cfg)) != AN_OK) goto done;
+
+  an_loader_config lc = {.batch = cfg->batch, .threads = threads, .prefetch = 2, .train = 1, .epochs = 0,
+                         .seed = cfg->seed, .aug = an_augment_default(cfg->input), .stats = r.stats};
+  lc.start_epoch = 0; /* set below, once batches per epoch are known */
+  if ((st = an_loader_create(cfg->train, &lc, &ld)) != AN_OK) goto done;
+  r.bpe = an_loader_batches_per_epoch(ld);
+  const int64_t epoch_steps = (int64_t)cfg->epochs * r.bpe;
+  r.total = cfg->max_steps > 0 && cfg->max_steps < epoch_steps ? cfg->max_steps : epoch_steps;
+  if (step > 0) { /* restart the loader at the checkpoint's batch */
+    an_loader_destroy(ld);
+    ld = NULL;
+    lc.start_epoch = (int)(step / r.bpe);
+    lc.start_step = (int)(step % r.bpe);
+    if ((st = an_loader_create(cfg->train, &lc, &ld)) != AN_OK) goto done;
+  }
+  r.log = fopen(r.log_path, cfg->resume ? "a" : "w");
+  if (!r.log) {
+    st = TRAIN_ERR(AN_ERR_IO, "%s: cannot open: %s", r.log_path, strerror(errno));
+    goto done;
+  }
+
+  const double t_start = an_seconds();
+  double epoch_loss = 0;
+  int epoch_n = 0;
+  double lr = an_lr_at(cfg->schedule, cfg->sgd.lr, step, r.total);
+  while (step < r.total && !(cfg->stop_at_step > 0 && step >= cfg->stop_at_step)) {
+    const double t0 = an_seconds();
+    const an_batch *b;
+    if ((st = an_loader_next(ld, &b)) != AN_OK) goto done;
+    if (!b) break;
+    an_sgd_params sgd = cfg->sgd;
+    lr = an_lr_at(cfg->schedule, cfg->sgd.lr, step, r.total);
+    sgd.lr = (float)lr;
+    float loss;
+    st = an_net_train_step(r.net, b->images, b->labels, &sgd, cfg->seed, (uint64_t)step, &loss);
+    if (st == AN_ERR_NOT_FINITE) {
+      TRAIN_ERR(st, "the loss is %s at epoch %d, step %d (global step %lld, lr %g): stopped; %s holds the last "
+                "good state (try a lower --lr)", isnan(loss) ? "NaN" : "Inf", b->epoch, b->step, (long long)step,
+                lr, r.last_path);
+      goto done;
+    }
+    if (st != AN_OK) goto done;
+    step++;
+    const double dt = an_seconds() - t0;
+    epoch_loss += loss;
+    epoch_n++;
+    result->last_loss = loss;
+    result->steps_done = step;
+    an_train_event ev = {.kind = AN_EVENT_STEP, .epoch = b->epoch, .epochs = cfg->epochs, .step = b->step,
+                         .steps_per_epoch = r.bpe, .global_step = step, .total_steps = r.total, .loss = loss,
+                         .lr = lr, .images_per_s = cfg->batch / dt, .val_top1 = -1, .val_top5 = -1};
+    const int64_t done_here = step - result->start_step;
+    ev.eta_s = (an_seconds() - t_start) / (double)done_here * (double)(r.total - step);
+    fprintf(r.log, "{\"type\":\"step\",\"epoch\":%d,\"step\":%lld,\"loss\":%.7g,\"lr\":%.7g,\"img_s\":%.2f}\n",
+            b->epoch, (long long)step, loss, lr, ev.images_per_s);
+    if (cfg->callback) cfg->callback(cfg->callback_ctx, &ev);
+
+    const int epoch_end = step % r.bpe == 0;
+    if (epoch_end) {
+      double top1, top5;
+      if ((st = validate(&r, &top1, &top5)) != AN_OK) goto done;
+      result->val_top1 = top1;
+      result->val_top5 = top5;
+      if ((st = save(&r, r.last_path, step, lr)) != AN_OK) goto done;
+      ev.kind = AN_EVENT_EPOCH;
+      ev.loss = (float)(epoch_loss / epoch_n);
+      ev.val_top1 = top1;
+      ev.val_top5 = top5;
+      ev.best = top1 > best || (top1 < 0 && step >= r.total);
+      if (ev.best) {
+        if ((st = save(&r, r.best_path, step, lr)) != AN_OK) goto done;
+        best = top1 > best ? top1 : best;
+        result->best_top1 = best;
+      }
+      fprintf(r.log, "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%lld,\"loss\":%.7g,\"lr\":%.7g,"
+              "\"val_top1\":%.6f,\"val_top5\":%.6f,\"best\":%s}\n", b->epoch, (long long)step, ev.loss, lr, top1,
+              top5, ev.best ? "true" : "false");
+      fflush(r.log);
+      if (cfg->callback) cfg->callback(cfg->callback_ctx, &ev);
+      epoch_loss = 0;
+      epoch_n = 0;
+    } else {
+      if (cfg->val_every > 0 && step % cfg->val_every == 0 && step < r.total) {
+        double top1, top5;
+        if ((st = validate(&r, &top1, &top5)) != AN_OK) goto done;
+        result->val_top1 = top1;
+        result->val_top5 = top5;
+        fprintf(r.log, "{\"type\":\"val\",\"epoch\":%d,\"step\":%lld,\"lr\":%.7g,\"val_top1\":%.6f,"
+                "\"val_top5\":%.6f}\n", b->epoch, (long long)step, lr, top1, top5);
+        ev.kind = AN_EVENT_VAL;
+        ev.val_top1 = top1;
+        ev.val_top5 = top5;
+        if (cfg->callback) cfg->callback(cfg->callback_ctx, &ev);
+      }
+      if (cfg->checkpoint_every > 0 && step % cfg->checkpoint_every == 0) {
+        fflush(r.log);
+        if ((st = save(&r, r.last_path, step, lr)) != AN_OK) goto done;
+      }
+    }
+  }
+  /* stopped inside an epoch (max steps or stop_at_step): keep the state, and validate at the run's end */
+  if (step % r.bpe != 0 && step > result->start_step) {
+    if ((st = save(&r, r.last_path, step, lr)) != AN_OK) goto done;
+    if (step >= r.total) {
+      double top1, top5;
+      if ((st = validate(&r, &top1, &top5)) != AN_OK) goto done;
+      result->val_top1 = top1;
+      result->val_top5 = top5;
+      const int is_best = top1 > best || top1 < 0;
+      if (is_best && (st = save(&r, r.best_path, step, lr)) != AN_OK) goto done;
+      if (top1 > best) result->best_top1 = best = top1;
+      fprintf(r.log, "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%lld,\"loss\":%.7g,\"lr\":%.7g,"
+              "\"val_top1\":%.6f,\"val_top5\":%.6f,\"best\":%s,\"partial\":true}\n", (int)(step / r.bpe),
+              (long long)step, epoch_n ? epoch_loss / epoch_n : 0.0, lr, top1, top5, is_best ? "true" : "false");
+      an_train_event ev = {.kind = AN_EVENT_EPOCH, .epoch = (int)(step / r.bpe), .epochs = cfg->epochs,
+                           .step = (int)(step % r.bpe), .steps_per_epoch = r.bpe, .global_step = step,
+                           .total_steps = r.total, .loss = (float)(epoch_n ? epoch_loss / epoch_n : 0), .lr = lr,
+                           .val_top1 = top1, .val_top5 = top5, .best = is_best};
+      if (cfg->callback) cfg->callback(cfg->callback_ctx, &ev);
+    }
+  }
+done:
+  if (r.log) fclose(r.log);
+  an_loader_destroy(ld);
+  an_net_destroy(r.net);
+  return st;
+}
