@@ -78,6 +78,45 @@ static int png_empty_idat(const uint8_t *b, size_t n) {
   return 0;
 }
 
+/* A JPEG Huffman table (DHT segment) whose 16 code counts add up to more than 256 makes stb_image 2.27
+ * write past its 257-entry size table before it checks the sum (found by our fuzzer under UBSan). The
+ * segments are walked as stb_image walks them (fill bytes, lengths, entropy-coded data after a scan,
+ * bytes past the end reading as 0), so a table inside an APP or ICC payload is never mistaken for one. */
+static int dht_overflows(const uint8_t *b, size_t n, size_t at, long left) {
+  while (left > 0 && at < n) {
+    at++; /* table class and id */
+    size_t sum = 0;
+    for (int k = 0; k < 16; k++, at++) sum += at < n ? b[at] : 0;
+    if (sum > 256) return 1;
+    at += sum;
+    left -= 17 + (long)sum;
+  }
+  return 0;
+}
+
+static int jpeg_bad_huffman(const uint8_t *b, size_t n) {
+  size_t i = 0;
+  if (n < 2 || b[0] != 0xFF) return 0;
+  while (i < n && b[i] == 0xFF) i++;
+  if (i >= n || b[i] != 0xD8) return 0; /* not a JPEG: stb_image's test is the same */
+  i++;
+  while (i < n) {
+    if (b[i] != 0xFF) { /* entropy-coded data (or garbage) until the next marker */
+      i++;
+      continue;
+    }
+    while (i < n && b[i] == 0xFF) i++;
+    if (i >= n) break;
+    const uint8_t m = b[i++];
+    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue; /* stuffing, TEM, RSTn, SOI */
+    if (m == 0xD9) break;                                                /* end of image */
+    const long len = i + 1 < n ? ((long)b[i] << 8 | b[i + 1]) : 0;
+    if (m == 0xC4 && dht_overflows(b, n, i + 2, len - 2)) return 1;
+    i += len >= 2 ? (size_t)len : 2;
+  }
+  return 0;
+}
+
 an_status an_image_decode(const void *bytes, size_t n_bytes, const char *name, an_image *out) {
   memset(out, 0, sizeof *out);
   if (!name) name = "image";
@@ -85,6 +124,9 @@ an_status an_image_decode(const void *bytes, size_t n_bytes, const char *name, a
   if (n_bytes > AN_IMAGE_MAX_FILE_BYTES)
     return DATA_ERR(AN_ERR_IO, "%s: %zu bytes, over the %u-byte limit for one image", name, n_bytes,
                     AN_IMAGE_MAX_FILE_BYTES);
+  /* before stb_image sees the bytes at all: even its header parser builds the Huffman tables */
+  if (jpeg_bad_huffman(bytes, n_bytes))
+    return DATA_ERR(AN_ERR_IO, "%s: corrupt JPEG (a Huffman table with more than 256 codes)", name);
   int w = 0, h = 0, comp = 0;
   /* The header alone first: a file declaring 100000x100000 pixels is refused without allocating. */
   if (!stbi_info_from_memory(bytes, (int)n_bytes, &w, &h, &comp)) {

@@ -135,6 +135,7 @@ int main(int argc, char **argv) {
   if (!buf) return 2;
   rng_state = seed;
   const clock_t t0 = clock();
+  const char *dump = getenv("FUZZ_DUMP");
   for (long it = 0; it < iterations; it++) {
     const seed_input *s = &seeds[below((size_t)n_seeds)];
     size_t n = s->size;
@@ -143,6 +144,10 @@ int main(int argc, char **argv) {
     uint8_t *exact = malloc(n ? n : 1); /* its own allocation, so ASan sees any read past the end */
     if (!exact) return 2;
     memcpy(exact, buf, n);
+    if (dump) { /* FUZZ_DUMP=file: each input is written there first, so a crash leaves it behind */
+      FILE *f = fopen(dump, "wb");
+      if (f) fwrite(exact, 1, n, f), fclose(f);
+    }
     LLVMFuzzerTestOneInput(exact, n);
     free(exact);
   }
