@@ -125,6 +125,11 @@ an_status an_finish(an_runtime *rt);
  * step allocates nothing; a GEMM that needs more than the scratch lets CLBlast allocate its own). */
 an_status an_reserve_gemm_temp(an_runtime *rt, size_t bytes);
 
+/* mkdir -p: creates dir and its missing parents; AN_ERR_IO naming the directory when it cannot. */
+an_status an_make_dirs(const char *dir);
+/* The same for the directory that will hold the file `path`. */
+an_status an_make_parent_dirs(const char *path);
+
 /* Seconds on a monotonic clock, for timings. */
 double an_seconds(void);
 

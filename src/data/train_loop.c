@@ -90,22 +90,6 @@ done:
   return st;
 }
 
-/* mkdir -p */
-static an_status make_dir(const char *dir) {
-  char path[1024];
-  if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
-    return TRAIN_ERR(AN_ERR_ARGUMENT, "%s: path too long", dir);
-  for (char *p = path + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(path, 0777) != 0 && errno != EEXIST)
-      return TRAIN_ERR(AN_ERR_IO, "%s: cannot create the directory: %s", path, strerror(errno));
-    *p = '/';
-  }
-  if (mkdir(path, 0777) == 0 || errno == EEXIST) return AN_OK;
-  return TRAIN_ERR(AN_ERR_IO, "%s: cannot create the directory: %s", dir, strerror(errno));
-}
-
 /* A process killed while saving leaves its temporary file (an_st_write's PATH.tmp.XXXXXX) behind: a
  * checkpoint's size each. The next run in the directory removes them. */
 static void remove_stale_temporaries(const char *dir) {
@@ -191,7 +175,7 @@ an_status an_train(an_runtime *rt, const an_train_config *cfg, an_train_result *
     return TRAIN_ERR(AN_ERR_ARGUMENT, "train: a training set, an output directory, batch, epochs and input "
                                       "size are required");
   if (cfg->val && (st = an_dataset_check_classes(cfg->train, cfg->val)) != AN_OK) return st;
-  if ((st = make_dir(cfg->out_dir)) != AN_OK) return st;
+  if ((st = an_make_dirs(cfg->out_dir)) != AN_OK) return st;
   remove_stale_temporaries(cfg->out_dir);
   snprintf(r.last_path, sizeof r.last_path, "%s/last.safetensors", cfg->out_dir);
   snprintf(r.best_path, sizeof r.best_path, "%s/best.safetensors", cfg->out_dir);

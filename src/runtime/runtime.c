@@ -1,6 +1,7 @@
 /* OpenCL runtime: platforms and devices, selection by P:D / name / ALEXNET_DEVICE, the context and
  * in-order queue, the startup build of the project's kernels, buffers, and kernel launches. */
 #include <ctype.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -326,16 +327,9 @@ static void program_cache_store(an_runtime *rt, const char *path) {
   unsigned char *bin = malloc(size);
   if (!bin) return;
   if (clGetProgramInfo(rt->program, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) == CL_SUCCESS) {
-    char dir[4096], tmp[4200];
-    snprintf(dir, sizeof dir, "%s", path);
-    for (char *p = dir + 1; *p; p++)
-      if (*p == '/') {
-        *p = '\0';
-        mkdir(dir, 0755);
-        *p = '/';
-      }
+    char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
+    FILE *f = an_make_parent_dirs(path) == AN_OK ? fopen(tmp, "wb") : NULL;
     if (f) {
       const char *name = strrchr(path, '/');
       unsigned long long key = 0;
@@ -527,4 +521,29 @@ an_status an_reserve_gemm_temp(an_runtime *rt, size_t bytes) {
   rt->gemm_temp = grown;
   rt->gemm_temp_bytes = bytes;
   return AN_OK;
+}
+
+an_status an_make_dirs(const char *dir) {
+  char path[4096];
+  if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "%s: path too long", dir);
+  for (char *p = path + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(path, 0777) != 0 && errno != EEXIST)
+      return an_error(AN_ERR_IO, __FILE__, __LINE__, "%s: cannot create the directory: %s", path, strerror(errno));
+    *p = '/';
+  }
+  if (mkdir(path, 0777) == 0 || errno == EEXIST) return AN_OK;
+  return an_error(AN_ERR_IO, __FILE__, __LINE__, "%s: cannot create the directory: %s", dir, strerror(errno));
+}
+
+an_status an_make_parent_dirs(const char *path) {
+  char dir[4096];
+  if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "%s: path too long", path);
+  char *slash = strrchr(dir, '/');
+  if (!slash || slash == dir) return AN_OK;
+  *slash = '\0';
+  return an_make_dirs(dir);
 }

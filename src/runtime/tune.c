@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -120,22 +119,11 @@ an_status an_tuning_load(an_runtime *rt, const char *path, int *applied, an_gemm
   return AN_OK;
 }
 
-static void make_parent_dirs(const char *path) {
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s", path);
-  for (char *p = dir + 1; *p; p++)
-    if (*p == '/') {
-      *p = '\0';
-      mkdir(dir, 0755);
-      *p = '/';
-    }
-}
-
 an_status an_tuning_save(const an_runtime *rt, const char *path, const an_gemm_config *c, double gflops) {
   char key[512], tmp[4200], params[1024], line[2048];
   device_key(&rt->info, key, sizeof key);
   an_gemm_config_format(c, params, sizeof params);
-  make_parent_dirs(path);
+  AN_TRY(an_make_parent_dirs(path));
   snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
   FILE *out = fopen(tmp, "w");
   if (!out) return an_error(AN_ERR_IO, __FILE__, __LINE__, "cannot write %s: %s", tmp, strerror(errno));
