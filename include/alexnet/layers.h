@@ -26,6 +26,11 @@ an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int st
 
 /* Floats of workspace one chunk of `images` images needs (forward and backward alike). */
 size_t an_conv_work_floats(const an_conv_dims *d, int images);
+/* Images per chunk for a workspace of work_floats (0 when not even one fits). */
+int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats);
+/* Columns per weight-gradient GEMM: the backward pass splits the reduction over a chunk's output pixels
+ * into slices this wide, accumulated with beta = 1 (see conv.c). */
+#define AN_CONV_DW_SLICE ((size_t)1024)
 
 /* out = act(conv(inp, weight) + bias), act = ReLU when relu != 0. work holds work_floats floats; the
  * batch is processed in chunks as large as the workspace allows (at least one image must fit). */

@@ -79,7 +79,6 @@ typedef struct an_net {
   cl_mem loss;                      /* loss (1), per-sample losses (N) */
   size_t act_floats, dact_floats, work_floats, max_act_floats;
   size_t logits_off;                /* (N, classes) in acts */
-  int train;                        /* plan includes backward buffers */
   int dropout_active;               /* set by the last forward: the backward pass follows it */
 } an_net;
 

@@ -11,9 +11,6 @@
 #include "../runtime/launch.h"
 #include "gemm.h"
 
-/* Columns per weight-gradient GEMM (see an_conv_backward). */
-#define AN_CONV_DW_SLICE ((size_t)1024)
-
 an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int stride, int pad,
                                int groups) {
   an_conv_dims d = {n, c, h, w, oc, k, k, stride, pad, groups, 0, 0};
@@ -34,13 +31,17 @@ static an_status check_dims(const an_conv_dims *d, size_t work_floats, int *chun
                     "convolution %dx%dx%dx%d -> %d channels (k %d, stride %d, pad %d, groups %d) is not valid",
                     d->n, d->c, d->h, d->w, d->oc, d->kh, d->stride, d->pad, d->groups);
   const size_t per_image = an_conv_work_floats(d, 1);
-  size_t nb = work_floats / per_image;
-  if (nb < 1)
+  *chunk = an_conv_chunk_images(d, work_floats);
+  if (*chunk < 1)
     return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__,
                     "convolution workspace of %zu floats holds less than one image (%zu)", work_floats,
                     per_image);
-  *chunk = nb > (size_t)d->n ? d->n : (int)nb;
   return AN_OK;
+}
+
+int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats) {
+  const size_t nb = work_floats / an_conv_work_floats(d, 1);
+  return nb > (size_t)d->n ? d->n : (int)nb;
 }
 
 static an_status im2col(an_runtime *rt, const an_conv_dims *d, an_buf inp, an_buf col, int n0, int nb) {

@@ -147,7 +147,6 @@ an_status an_net_create(an_runtime *rt, const char *model, int classes, int batc
   AN_TRY_GOTO(plan(net));
   net->dact_floats = 2 * net->max_act_floats;
   net->work_floats = workspace_floats(net);
-  net->train = 1;
   const size_t bytes = an_net_device_bytes(net);
   if (bytes > rt->info.global_mem_bytes) {
     status = an_error(AN_ERR_DEVICE_MEMORY, __FILE__, __LINE__,
@@ -429,15 +428,14 @@ int an_net_gemm_shapes(const an_net *net, an_gemm_shape *shapes, int max_shapes)
     const an_layer_plan *L = &net->layers[i];
     if (L->desc->kind == AN_LAYER_CONV) {
       const an_conv_dims d = conv_dims(net, L);
-      const int chunk = (int)(net->work_floats / an_conv_work_floats(&d, 1)) < d.n
-                            ? (int)(net->work_floats / an_conv_work_floats(&d, 1))
-                            : d.n;
+      const int chunk = an_conv_chunk_images(&d, net->work_floats);
       const size_t ocg = (size_t)d.oc / d.groups, ckkg = (size_t)(d.c / d.groups) * d.kh * d.kw;
       for (int n0 = 0; n0 < d.n; n0 += chunk) {
         const size_t ncols = (size_t)(d.n - n0 < chunk ? d.n - n0 : chunk) * d.oh * d.ow;
         n = add_shape(shapes, n, max_shapes, 0, 0, ocg, ncols, ckkg, d.groups);
-        for (size_t j0 = 0; j0 < ncols; j0 += 1024) /* the weight gradient's K slices, as conv.c runs them */
-          n = add_shape(shapes, n, max_shapes, 0, 1, ocg, ckkg, ncols - j0 < 1024 ? ncols - j0 : 1024, d.groups);
+        for (size_t j0 = 0; j0 < ncols; j0 += AN_CONV_DW_SLICE) /* the weight gradient's slices */
+          n = add_shape(shapes, n, max_shapes, 0, 1, ocg, ckkg,
+                        ncols - j0 < AN_CONV_DW_SLICE ? ncols - j0 : AN_CONV_DW_SLICE, d.groups);
         if (i > 0) n = add_shape(shapes, n, max_shapes, 1, 0, ckkg, ncols, ocg, d.groups);
       }
     } else if (L->desc->kind == AN_LAYER_FC) {
