@@ -265,21 +265,22 @@ void ref_avgpool_backward(double *dinp, const double *dout, int n, int c, int h,
 
 /* ---- dropout ---- */
 
-size_t ref_dropout_forward(double *out, const double *inp, size_t count, float p, uint64_t key) {
+size_t ref_dropout_forward(double *out, const double *inp, size_t count, float p, uint64_t key, uint64_t first) {
   double keep_scale = 1.0 / (1.0 - (double)p);
   size_t kept = 0;
   for (size_t i = 0; i < count; i++) {
-    int keep = an_dropout_uniform(key, i) >= p;
+    int keep = an_dropout_uniform(key, first + i) >= p;
     out[i] = keep ? inp[i] * keep_scale : 0.0;
     kept += (size_t)keep;
   }
   return kept;
 }
 
-void ref_dropout_backward(double *dinp, const double *dout, size_t count, float p, uint64_t key) {
+void ref_dropout_backward(double *dinp, const double *dout, size_t count, float p, uint64_t key,
+                          uint64_t first) {
   double keep_scale = 1.0 / (1.0 - (double)p);
   for (size_t i = 0; i < count; i++)
-    dinp[i] = an_dropout_uniform(key, i) >= p ? dout[i] * keep_scale : 0.0;
+    dinp[i] = an_dropout_uniform(key, first + i) >= p ? dout[i] * keep_scale : 0.0;
 }
 
 /* ---- softmax cross-entropy ---- */

@@ -65,12 +65,12 @@ void ref_avgpool_forward(double *out /* (N,C,OH,OW) */, const double *inp /* (N,
 void ref_avgpool_backward(double *dinp /* (N,C,H,W) */, const double *dout /* (N,C,OH,OW) */, int n,
                           int c, int h, int w, int oh, int ow);
 
-/* ---- dropout: element i is kept when an_dropout_uniform(key, i) >= p (the library's host copy of the
- *      kernels' generator) and scaled by 1/(1-p). Returns how many elements were kept ---- */
+/* ---- dropout: element i is kept when an_dropout_uniform(key, first + i) >= p (the library's host copy
+ *      of the kernels' generator) and scaled by 1/(1-p). Returns how many elements were kept ---- */
 size_t ref_dropout_forward(double *out /* (count) */, const double *inp /* (count) */, size_t count,
-                           float p, uint64_t key);
+                           float p, uint64_t key, uint64_t first);
 void ref_dropout_backward(double *dinp /* (count) */, const double *dout /* (count) */, size_t count,
-                          float p, uint64_t key);
+                          float p, uint64_t key, uint64_t first);
 
 /* ---- softmax cross-entropy, mean over the batch. Returns the loss; dlogits = (softmax - onehot) / N
  *      (skipped when NULL); per_sample, when not NULL, gets each sample's -log softmax[label] ---- */

@@ -504,9 +504,9 @@ AVGPOOL_TEST(test_avgpool_small_up_nonsquare, 2,   1,  3,  4, 5, 7, 1,     506)
 /* ---- dropout ---- */
 
 static void run_dropout(an_runtime *rt, const char *name, size_t count, float p, uint64_t key,
-                        int shared, uint64_t seed) {
-  printf("%s: %zu elements, p=%g, key %016llx%s\n", name, count, (double)p, (unsigned long long)key,
-         shared ? ", shared buffer at odd offsets" : "");
+                        uint64_t first, int shared, uint64_t seed) {
+  printf("%s: %zu elements from %llu, p=%g, key %016llx%s\n", name, count, (unsigned long long)first,
+         (double)p, (unsigned long long)key, shared ? ", shared buffer at odd offsets" : "");
   fflush(stdout);
   test_rng rng = test_rng_seeded(seed);
   float *inp = test_floats(count), *dout = test_floats(count);
@@ -519,13 +519,13 @@ static void run_dropout(an_runtime *rt, const char *name, size_t count, float p,
   an_buf d_inp = arena_put(&a, inp, count), d_out = arena_filled(&a, GARBAGE, count);
   an_buf d_dout = arena_put(&a, dout, count), d_dinp = arena_filled(&a, GARBAGE, count);
 
-  TEST_OK(an_dropout_forward(rt, count, p, key, d_out, d_inp));
-  TEST_OK(an_dropout_backward(rt, count, p, key, d_dinp, d_dout));
+  TEST_OK(an_dropout_forward(rt, count, p, key, first, d_out, d_inp));
+  TEST_OK(an_dropout_backward(rt, count, p, key, first, d_dinp, d_dout));
   float *out = download(rt, d_out, count), *dinp = download(rt, d_dinp, count);
   double *inp_d = test_dup_double(inp, count), *dout_d = test_dup_double(dout, count);
   double *want_out = test_doubles(count), *want_dinp = test_doubles(count);
-  size_t want_kept = ref_dropout_forward(want_out, inp_d, count, p, key);
-  ref_dropout_backward(want_dinp, dout_d, count, p, key);
+  size_t want_kept = ref_dropout_forward(want_out, inp_d, count, p, key, first);
+  ref_dropout_backward(want_dinp, dout_d, count, p, key, first);
 
   size_t kept = 0, mask_mismatch = 0, first_mismatch = 0;
   for (size_t i = 0; i < count; i++) {
@@ -541,7 +541,7 @@ static void run_dropout(an_runtime *rt, const char *name, size_t count, float p,
          count, frac, 1.0 - p, 5 * sd, want_kept, mask_mismatch);
   if (mask_mismatch)
     printf(", first at [%zu]: uniform %.9g, out %g, dinp %g", first_mismatch,
-           (double)an_dropout_uniform(key, first_mismatch), (double)out[first_mismatch],
+           (double)an_dropout_uniform(key, first + first_mismatch), (double)out[first_mismatch],
            (double)dinp[first_mismatch]);
   printf("  %s\n", mask_mismatch == 0 && fabs(frac - (1.0 - p)) <= 5 * sd ? "PASS" : "FAIL");
   fails += mask_mismatch != 0;
@@ -557,13 +557,13 @@ static void run_dropout(an_runtime *rt, const char *name, size_t count, float p,
 }
 
 static void test_dropout_alexnet(void **state) {
-  run_dropout(*state, "dropout 2x4096", 2 * 4096, 0.5f, an_dropout_key(1234, 7, 0), 0, 601);
+  run_dropout(*state, "dropout 2x4096", 2 * 4096, 0.5f, an_dropout_key(1234, 7, 0), 0, 0, 601);
 }
-static void test_dropout_odd_count_offsets(void **state) {
-  run_dropout(*state, "dropout odd count", 1001, 0.1f, an_dropout_key(1234, 7, 1), 1, 602);
+static void test_dropout_odd_count_offsets(void **state) { /* and a first index: a device's half of a batch */
+  run_dropout(*state, "dropout odd count", 1001, 0.1f, an_dropout_key(1234, 7, 1), 4096 * 3, 1, 602);
 }
 static void test_dropout_large_count(void **state) { /* indices past 2^20: a generator keyed per element */
-  run_dropout(*state, "dropout 2^21+3", (1u << 21) + 3, 0.5f, an_dropout_key(99, 123456, 2), 1, 603);
+  run_dropout(*state, "dropout 2^21+3", (1u << 21) + 3, 0.5f, an_dropout_key(99, 123456, 2), 0, 1, 603);
 }
 
 /* Masks depend on the key: another step or layer draws a different one, the same key the same one. */

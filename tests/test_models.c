@@ -117,7 +117,7 @@ static void run_model(const char *model, int classes, int batch, int input_hw) {
         break;
       case AN_LAYER_DROPOUT:
         L->out = test_doubles((size_t)n * c * h * w);
-        ref_dropout_forward(L->out, in, (size_t)n * c * h * w, d->dropout_p, an_dropout_key(SEED, STEP, (uint32_t)i));
+        ref_dropout_forward(L->out, in, (size_t)n * c * h * w, d->dropout_p, an_dropout_key(SEED, STEP, (uint32_t)i), 0);
         break;
       case AN_LAYER_FC: {
         const int out = d->out_channels ? d->out_channels : classes, fan_in = c * h * w;
@@ -129,6 +129,9 @@ static void run_model(const char *model, int classes, int batch, int input_hw) {
         ref_fc_forward(L->out, in, P + L->w->offset, P + L->b->offset, n, fan_in, out, d->relu);
         break;
       }
+      case AN_LAYER_GATHER: /* only in column models, which a split runs */
+      case AN_LAYER_SUM:
+        fail_msg("%s: layer %d is an exchange", model, i);
     }
     L->out_c = c, L->out_h = h, L->out_w = w;
     in = L->out;
@@ -187,12 +190,15 @@ static void run_model(const char *model, int classes, int batch, int input_hw) {
         ref_avgpool_backward(dinp, dout, n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w);
         break;
       case AN_LAYER_DROPOUT:
-        ref_dropout_backward(dinp, dout, in_n, d->dropout_p, an_dropout_key(SEED, STEP, (uint32_t)i));
+        ref_dropout_backward(dinp, dout, in_n, d->dropout_p, an_dropout_key(SEED, STEP, (uint32_t)i), 0);
         break;
       case AN_LAYER_FC:
         ref_fc_backward(dinp, G + L->w->offset, G + L->b->offset, dout, L->out, lin, P + L->w->offset, n,
                         L->in_c * L->in_h * L->in_w, L->out_c, d->relu);
         break;
+      case AN_LAYER_GATHER:
+      case AN_LAYER_SUM:
+        fail_msg("%s: layer %d is an exchange", model, i);
     }
     free(dout);
     dout = dinp;

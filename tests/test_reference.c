@@ -484,7 +484,7 @@ typedef struct dropout_case {
 
 static double dropout_objective(void *ctx) {
   dropout_case *dc = ctx;
-  ref_dropout_forward(dc->out, dc->inp, dc->count, dc->p, dc->key);
+  ref_dropout_forward(dc->out, dc->inp, dc->count, dc->p, dc->key, 0);
   return dot(dc->out, dc->r, dc->count);
 }
 
@@ -496,9 +496,9 @@ static void test_dropout_fd_and_keep_fraction(void **state) {
   test_fill_uniform_double(dc.inp, dc.count, -1.0, 1.0, &rng);
   test_fill_uniform_double(dc.r, dc.count, -1.0, 1.0, &rng);
   double *dinp = test_doubles(dc.count);
-  ref_dropout_backward(dinp, dc.r, dc.count, dc.p, dc.key);
+  ref_dropout_backward(dinp, dc.r, dc.count, dc.p, dc.key, 0);
   int fails = check_fd("dropout dinp", dc.inp, dc.count, dinp, dropout_objective, &dc);
-  size_t kept = ref_dropout_forward(dc.out, dc.inp, dc.count, dc.p, dc.key);
+  size_t kept = ref_dropout_forward(dc.out, dc.inp, dc.count, dc.p, dc.key, 0);
   double frac = (double)kept / (double)dc.count; /* 1 - p = 0.7, sd 0.0145 */
   printf("  dropout p=%.2f kept %zu of %zu (%.3f)\n", dc.p, kept, dc.count, frac);
   assert_true(fabs(frac - 0.7) < 0.07);

@@ -94,10 +94,12 @@ an_status an_avgpool_backward(an_runtime *rt, int n, int c, int h, int w, int oh
 uint64_t an_dropout_key(uint64_t seed, uint64_t step, uint32_t layer);
 /* The uniform in [0, 1) the kernels draw for element i (the host copy, for references). */
 float an_dropout_uniform(uint64_t key, uint64_t i);
-an_status an_dropout_forward(an_runtime *rt, size_t count, float p, uint64_t key, an_buf out,
-                             an_buf inp);
-an_status an_dropout_backward(an_runtime *rt, size_t count, float p, uint64_t key, an_buf dinp,
-                              an_buf dout);
+/* Element j of the buffers draws uniform(key, first + j): first is the buffer's offset in the step's
+ * whole tensor (0 unless the batch is split across devices). */
+an_status an_dropout_forward(an_runtime *rt, size_t count, float p, uint64_t key, uint64_t first,
+                             an_buf out, an_buf inp);
+an_status an_dropout_backward(an_runtime *rt, size_t count, float p, uint64_t key, uint64_t first,
+                              an_buf dinp, an_buf dout);
 
 /* ---- softmax cross-entropy, mean over the batch: loss (1 float) and dlogits = (softmax - onehot)/N.
  *      labels is a device buffer of N ints in [0, classes); per_sample holds N floats of scratch ---- */

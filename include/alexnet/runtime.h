@@ -99,6 +99,13 @@ void an_marks_clear(an_runtime *rt);
 an_status an_runtime_create(const char *device_spec, an_runtime **out);
 void an_runtime_destroy(an_runtime *rt);
 
+/* Two runtimes for the two-device split: spec is two device specs separated by a comma ("0:0,0:1",
+ * or two name substrings; NULL reads ALEXNET_DEVICE). Devices of one platform share one context (they
+ * exchange by buffer copies) unless separate_contexts is set; devices of different platforms always
+ * get a context each (they exchange through host memory). The same device twice is allowed: two
+ * queues on it. */
+an_status an_runtime_create_pair(const char *spec, int separate_contexts, an_runtime **rt0, an_runtime **rt1);
+
 /* Builds a program from source for rt's device (the startup build uses it; tests use it to check the
  * failure path). On failure the log and options go to stderr and the message names the device. */
 an_status an_build_program(an_runtime *rt, const char *source, const char *options, cl_program *out);

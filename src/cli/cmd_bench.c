@@ -146,6 +146,8 @@ static const char *kind_name(an_layer_kind k) {
     case AN_LAYER_AVGPOOL: return "avgpool";
     case AN_LAYER_DROPOUT: return "dropout";
     case AN_LAYER_FC: return "fc";
+    case AN_LAYER_GATHER: return "gather";
+    case AN_LAYER_SUM: return "sum";
   }
   return "?";
 }

@@ -18,21 +18,22 @@ float an_dropout_uniform(uint64_t key, uint64_t i) {
   return (float)(mix64(key + (i + 1) * 0x9e3779b97f4a7c15ULL) >> 40) * (1.0f / 16777216.0f);
 }
 
-static an_status run(an_runtime *rt, an_kernel_id k, size_t count, float p, uint64_t key, an_buf dst,
-                     an_buf src) {
+static an_status run(an_runtime *rt, an_kernel_id k, size_t count, float p, uint64_t key, uint64_t first,
+                     an_buf dst, an_buf src) {
   if (!(p >= 0.0f && p < 1.0f))
     return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "dropout probability %g is not in [0, 1)", (double)p);
   const an_arg args[] = {an_arg_mem(src.mem), an_arg_ulong(src.off), an_arg_mem(dst.mem),
-                         an_arg_ulong(dst.off), an_arg_ulong(key),   an_arg_float(p),
+                         an_arg_ulong(dst.off), an_arg_ulong(key),   an_arg_ulong(first), an_arg_float(p),
                          an_arg_float(1.0f / (1.0f - p))};
   return an_launch(rt, k, 1, &count, NULL, args);
 }
 
-an_status an_dropout_forward(an_runtime *rt, size_t count, float p, uint64_t key, an_buf out, an_buf inp) {
-  return run(rt, AN_K_DROPOUT_FORWARD, count, p, key, out, inp);
+an_status an_dropout_forward(an_runtime *rt, size_t count, float p, uint64_t key, uint64_t first, an_buf out,
+                             an_buf inp) {
+  return run(rt, AN_K_DROPOUT_FORWARD, count, p, key, first, out, inp);
 }
 
-an_status an_dropout_backward(an_runtime *rt, size_t count, float p, uint64_t key, an_buf dinp,
-                              an_buf dout) {
-  return run(rt, AN_K_DROPOUT_BACKWARD, count, p, key, dinp, dout);
+an_status an_dropout_backward(an_runtime *rt, size_t count, float p, uint64_t key, uint64_t first,
+                              an_buf dinp, an_buf dout) {
+  return run(rt, AN_K_DROPOUT_BACKWARD, count, p, key, first, dinp, dout);
 }

@@ -6,13 +6,18 @@
 #include "alexnet/model.h"
 
 #define LRN_PAPER {5, 1e-4f, 0.75f, 2.0f}
-#define CONV(nm, oc, k, s, p, g, ini, std, b) \
-  {AN_LAYER_CONV, nm, oc, k, s, p, g, 1, {0, 0, 0, 0}, 0, 0, ini, std, b}
-#define FC(nm, out, relu, ini, std, b) {AN_LAYER_FC, nm, out, 0, 0, 0, 1, relu, {0, 0, 0, 0}, 0, 0, ini, std, b}
-#define LRN {AN_LAYER_LRN, NULL, 0, 0, 0, 0, 1, 0, LRN_PAPER, 0, 0, AN_INIT_NONE, 0, 0}
-#define MAXPOOL {AN_LAYER_MAXPOOL, NULL, 0, 3, 2, 0, 1, 0, {0, 0, 0, 0}, 0, 0, AN_INIT_NONE, 0, 0}
-#define AVGPOOL6 {AN_LAYER_AVGPOOL, NULL, 0, 0, 0, 0, 1, 0, {0, 0, 0, 0}, 0, 6, AN_INIT_NONE, 0, 0}
-#define DROPOUT {AN_LAYER_DROPOUT, NULL, 0, 0, 0, 0, 1, 0, {0, 0, 0, 0}, 0.5f, 0, AN_INIT_NONE, 0, 0}
+#define CONV_SLICED(nm, oc, k, s, p, g, ini, std, b, sl) \
+  {AN_LAYER_CONV, nm, oc, k, s, p, g, 1, {0, 0, 0, 0}, 0, 0, ini, std, b, sl, 0}
+#define CONV(nm, oc, k, s, p, g, ini, std, b) CONV_SLICED(nm, oc, k, s, p, g, ini, std, b, AN_SLICE_NONE)
+#define FC_SLICED(nm, out, relu, ini, std, b, sl, nob) \
+  {AN_LAYER_FC, nm, out, 0, 0, 0, 1, relu, {0, 0, 0, 0}, 0, 0, ini, std, b, sl, nob}
+#define FC(nm, out, relu, ini, std, b) FC_SLICED(nm, out, relu, ini, std, b, AN_SLICE_NONE, 0)
+#define LRN {AN_LAYER_LRN, NULL, 0, 0, 0, 0, 1, 0, LRN_PAPER, 0, 0, AN_INIT_NONE, 0, 0, AN_SLICE_NONE, 0}
+#define MAXPOOL {AN_LAYER_MAXPOOL, NULL, 0, 3, 2, 0, 1, 0, {0, 0, 0, 0}, 0, 0, AN_INIT_NONE, 0, 0, AN_SLICE_NONE, 0}
+#define AVGPOOL6 {AN_LAYER_AVGPOOL, NULL, 0, 0, 0, 0, 1, 0, {0, 0, 0, 0}, 0, 6, AN_INIT_NONE, 0, 0, AN_SLICE_NONE, 0}
+#define DROPOUT {AN_LAYER_DROPOUT, NULL, 0, 0, 0, 0, 1, 0, {0, 0, 0, 0}, 0.5f, 0, AN_INIT_NONE, 0, 0, AN_SLICE_NONE, 0}
+#define GATHER {AN_LAYER_GATHER, NULL, 0, 0, 0, 0, 1, 0, {0, 0, 0, 0}, 0, 0, AN_INIT_NONE, 0, 0, AN_SLICE_NONE, 0}
+#define SUM(nm) {AN_LAYER_SUM, nm, 0, 0, 0, 0, 1, 0, {0, 0, 0, 0}, 0, 0, AN_INIT_NORMAL, 0.01f, 0.0f, AN_SLICE_NONE, 0}
 
 /* Krizhevsky, Sutskever & Hinton 2012: two columns as groups=2 at conv2, conv4, conv5; weights
  * N(0, 0.01), biases 1 in conv2, conv4, conv5 and the hidden FC layers. */
@@ -33,6 +38,36 @@ static const an_layer_desc alexnet_layers[] = {
     DROPOUT,
     FC("classifier.4", 4096, 1, AN_INIT_NORMAL, 0.01f, 1.0f),
     FC("classifier.6", 0, 0, AN_INIT_NORMAL, 0.01f, 0.0f),
+};
+
+/* One device's column of alexnet for the two-device split: the paper's GPU k holds conv1 filters
+ * [48k, 48k+48), its group of conv2/conv4/conv5, conv3 filters [192k, 192k+192) over all 256 channels,
+ * fc6/fc7 neurons [2048k, 2048k+2048) over all inputs, and fc8's weights over its half of fc7 (split-K).
+ * The GATHERs are where the GPUs communicate: after pool2 (conv3 sees both columns), after pool5 and
+ * after fc6; the SUM adds both partial fc8 products and fc8's bias. Dropout runs on the gathered
+ * tensors, so its masks are the single-device model's (their keys take the index of the layer in
+ * alexnet_layers, not counting the exchanges). */
+static const an_layer_desc alexnet_column_layers[] = {
+    CONV_SLICED("features.0", 48, 11, 4, 2, 1, AN_INIT_NORMAL, 0.01f, 0.0f, AN_SLICE_ROWS),
+    LRN,
+    MAXPOOL,
+    CONV_SLICED("features.4", 128, 5, 1, 2, 1, AN_INIT_NORMAL, 0.01f, 1.0f, AN_SLICE_ROWS),
+    LRN,
+    MAXPOOL,
+    GATHER,
+    CONV_SLICED("features.8", 192, 3, 1, 1, 1, AN_INIT_NORMAL, 0.01f, 0.0f, AN_SLICE_ROWS),
+    CONV_SLICED("features.10", 192, 3, 1, 1, 1, AN_INIT_NORMAL, 0.01f, 1.0f, AN_SLICE_ROWS),
+    CONV_SLICED("features.12", 128, 3, 1, 1, 1, AN_INIT_NORMAL, 0.01f, 1.0f, AN_SLICE_ROWS),
+    MAXPOOL,
+    AVGPOOL6,
+    GATHER,
+    DROPOUT,
+    FC_SLICED("classifier.1", 2048, 1, AN_INIT_NORMAL, 0.01f, 1.0f, AN_SLICE_ROWS, 0),
+    GATHER,
+    DROPOUT,
+    FC_SLICED("classifier.4", 2048, 1, AN_INIT_NORMAL, 0.01f, 1.0f, AN_SLICE_ROWS, 0),
+    FC_SLICED("classifier.6", 0, 0, AN_INIT_NORMAL, 0.01f, 0.0f, AN_SLICE_COLS, 1),
+    SUM("classifier.6"),
 };
 
 /* One column, as the tutorials' PyTorch model: no LRN, Kaiming (fan_out) conv init, N(0, 0.01) linear. */
@@ -85,6 +120,14 @@ const an_model_desc *an_model_find(const char *name) {
   for (int i = 0; name && i < COUNT(models); i++)
     if (strcmp(models[i].name, name) == 0) return &models[i];
   return NULL;
+}
+
+static const an_model_desc alexnet_column = {
+    "alexnet-column", "one device's column of alexnet in the two-device split", alexnet_column_layers,
+    COUNT(alexnet_column_layers)};
+
+const an_model_desc *an_model_column(const an_model_desc *model) {
+  return model && model == &models[0] ? &alexnet_column : NULL;
 }
 
 const an_model_desc *an_model_at(int i) { return i >= 0 && i < COUNT(models) ? &models[i] : NULL; }

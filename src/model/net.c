@@ -55,6 +55,9 @@ static an_status plan(an_net *net) {
     L->in_c = c, L->in_h = h, L->in_w = w;
     L->in_off = i == 0 ? 0 : net->layers[i - 1].out_off;
     L->weight = L->bias = -1;
+    L->key_index = i == 0 ? 0 : net->layers[i - 1].key_index + 1;
+    if (i > 0 && (m->layers[i - 1].kind == AN_LAYER_GATHER || m->layers[i - 1].kind == AN_LAYER_SUM))
+      L->key_index--; /* exchanges are not layers of the single-device model */
     switch (d->kind) {
       case AN_LAYER_CONV: {
         const int oh = (h + 2 * d->pad - d->kernel) / d->stride + 1;
@@ -79,10 +82,16 @@ static an_status plan(an_net *net) {
         const int out = d->out_channels ? d->out_channels : net->classes;
         const int wshape[2] = {out, c * h * w};
         L->weight = add_tensor(net, d->name, "weight", 2, wshape, 0);
-        L->bias = add_tensor(net, d->name, "bias", 1, &out, 1);
+        if (!d->no_bias) L->bias = add_tensor(net, d->name, "bias", 1, &out, 1);
         c = out, h = w = 1;
         break;
       }
+      case AN_LAYER_GATHER:
+        c *= 2;
+        break;
+      case AN_LAYER_SUM:
+        L->bias = add_tensor(net, d->name, "bias", 1, &c, 1);
+        break;
     }
     L->out_c = c, L->out_h = h, L->out_w = w;
     const size_t count = (size_t)net->batch * c * h * w;
@@ -120,24 +129,26 @@ static size_t workspace_floats(const an_net *net) {
 
 size_t an_net_device_bytes(const an_net *net) {
   return (3 * net->n_params + net->act_floats + net->dact_floats + net->work_floats + 1 + net->batch) *
-             sizeof(float) + (size_t)net->batch * sizeof(cl_int) + net->rt->gemm_temp_bytes;
+             sizeof(float) + (size_t)net->batch * sizeof(cl_int) + (net->rt ? net->rt->gemm_temp_bytes : 0);
 }
 
-an_status an_net_create(an_runtime *rt, const char *model, int classes, int batch, int input_hw,
-                        an_net **out) {
-  *out = NULL;
+static const an_model_desc *find_model(const char *model) {
   const an_model_desc *m = an_model_find(model);
   if (!m)
-    return an_error(AN_ERR_UNKNOWN_MODEL, __FILE__, __LINE__,
-                    "unknown model '%s' (the models are alexnet, alexnet-half, alexnet-tv)", model ? model : "");
+    an_error(AN_ERR_UNKNOWN_MODEL, __FILE__, __LINE__, "unknown model '%s' (the models are alexnet, alexnet-half, alexnet-tv)",
+             model ? model : "");
+  return m;
+}
+
+an_status an_net_plan_desc(const an_model_desc *m, int classes, int batch, int input_hw, an_net **out) {
+  *out = NULL;
   if (classes < 1 || batch < 1 || input_hw < 1)
     return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "classes %d, batch %d, input %d must be positive",
                     classes, batch, input_hw);
   an_status status = AN_OK;
-  cl_int rc;
   an_net *net = calloc(1, sizeof *net);
   if (!net) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "net");
-  net->rt = rt, net->model = m, net->classes = classes, net->batch = batch, net->input_hw = input_hw;
+  net->model = m, net->classes = classes, net->batch = batch, net->input_hw = input_hw;
   net->layers = calloc((size_t)m->n_layers, sizeof *net->layers);
   net->tensors = calloc((size_t)2 * m->n_layers, sizeof *net->tensors);
   if (!net->layers || !net->tensors) {
@@ -147,6 +158,41 @@ an_status an_net_create(an_runtime *rt, const char *model, int classes, int batc
   AN_TRY_GOTO(plan(net));
   net->dact_floats = 2 * net->max_act_floats;
   net->work_floats = workspace_floats(net);
+  *out = net;
+  return AN_OK;
+cleanup:
+  an_net_destroy(net);
+  return status;
+}
+
+an_status an_net_plan(const char *model, int classes, int batch, int input_hw, an_net **out) {
+  *out = NULL;
+  const an_model_desc *m = find_model(model);
+  if (!m) return AN_ERR_UNKNOWN_MODEL;
+  return an_net_plan_desc(m, classes, batch, input_hw, out);
+}
+
+an_status an_net_create(an_runtime *rt, const char *model, int classes, int batch, int input_hw,
+                        an_net **out) {
+  *out = NULL;
+  const an_model_desc *m = find_model(model);
+  if (!m) return AN_ERR_UNKNOWN_MODEL;
+  return an_net_create_desc(rt, m, classes, batch, input_hw, out);
+}
+
+int an_net_find_tensor(const an_net *net, const char *name) {
+  for (int t = 0; t < net->n_tensors; t++)
+    if (strcmp(net->tensors[t].name, name) == 0) return t;
+  return -1;
+}
+
+an_status an_net_create_desc(an_runtime *rt, const an_model_desc *m, int classes, int batch, int input_hw,
+                             an_net **out) {
+  an_status status = AN_OK;
+  cl_int rc;
+  an_net *net = NULL;
+  AN_TRY(an_net_plan_desc(m, classes, batch, input_hw, &net));
+  net->rt = rt;
   const size_t bytes = an_net_device_bytes(net);
   if (bytes > rt->info.global_mem_bytes) {
     status = an_error(AN_ERR_DEVICE_MEMORY, __FILE__, __LINE__,
@@ -225,7 +271,7 @@ an_status an_net_init(an_net *net, uint64_t seed) {
     const an_layer_plan *L = &net->layers[i];
     if (L->weight < 0) continue;
     const an_layer_desc *d = L->desc;
-    const an_tensor *w = &net->tensors[L->weight], *b = &net->tensors[L->bias];
+    const an_tensor *w = &net->tensors[L->weight], *b = L->bias >= 0 ? &net->tensors[L->bias] : NULL;
     const size_t fan_in = w->count / (size_t)w->shape[0];
     const double kaiming_std = sqrt(2.0 / ((double)w->shape[0] * (w->ndim == 4 ? w->shape[2] * w->shape[3] : 1)));
     const double bound = 1.0 / sqrt((double)fan_in);
@@ -239,7 +285,7 @@ an_status an_net_init(an_net *net, uint64_t seed) {
       }
       host[w->offset + j] = (float)v;
     }
-    for (size_t j = 0; j < b->count; j++)
+    for (size_t j = 0; b && j < b->count; j++)
       host[b->offset + j] = d->init == AN_INIT_TORCH_DEFAULT ? (float)(bound * (2.0 * rng_uniform(&r) - 1.0))
                                                              : d->bias_value;
   }
@@ -264,102 +310,135 @@ static an_buf param(const an_net *net, cl_mem mem, int tensor) {
   return an_at(mem, net->tensors[tensor].offset);
 }
 
-an_status an_net_forward(an_net *net, int train, uint64_t seed, uint64_t step) {
+static an_status forward_layer(an_net *net, int i, uint64_t seed, uint64_t step) {
   an_runtime *rt = net->rt;
   const int n = net->batch;
-  net->dropout_active = train != 0;
-  AN_TRY(an_mark_add(rt, AN_MARK_BEGIN, -1));
-  for (int i = 0; i < net->model->n_layers; i++) {
-    const an_layer_plan *L = &net->layers[i];
-    const an_layer_desc *d = L->desc;
-    const an_buf in = an_at(net->acts, L->in_off), out = an_at(net->acts, L->out_off);
-    const size_t in_count = (size_t)n * L->in_c * L->in_h * L->in_w;
-    switch (d->kind) {
-      case AN_LAYER_CONV: {
-        const an_conv_dims cd = conv_dims(net, L);
-        AN_TRY(an_conv_forward(rt, &cd, out, in, param(net, net->params, L->weight),
-                               param(net, net->params, L->bias), d->relu, an_at(net->work, 0), net->work_floats));
-        break;
-      }
-      case AN_LAYER_LRN:
-        AN_TRY(an_lrn_forward(rt, n, L->in_c, L->in_h, L->in_w, &d->lrn, out, an_at(net->acts, L->aux_off), in));
-        break;
-      case AN_LAYER_MAXPOOL:
-        AN_TRY(an_maxpool_forward(rt, n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride, out,
-                                  an_at(net->acts, L->aux_off), in));
-        break;
-      case AN_LAYER_AVGPOOL:
-        AN_TRY(an_avgpool_forward(rt, n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w, out, in));
-        break;
-      case AN_LAYER_DROPOUT:
-        if (net->dropout_active && d->dropout_p > 0.0f)
-          AN_TRY(an_dropout_forward(rt, in_count, d->dropout_p, an_dropout_key(seed, step, (uint32_t)i), out, in));
-        else
-          AN_CL_RETURN(clEnqueueCopyBuffer(rt->queue, net->acts, net->acts, in.off * sizeof(float),
-                                           out.off * sizeof(float), in_count * sizeof(float), 0, NULL, NULL));
-        break;
-      case AN_LAYER_FC:
-        AN_TRY(an_fc_forward(rt, n, L->in_c * L->in_h * L->in_w, L->out_c, out, in,
-                             param(net, net->params, L->weight), param(net, net->params, L->bias), d->relu));
-        break;
+  const an_layer_plan *L = &net->layers[i];
+  const an_layer_desc *d = L->desc;
+  const an_buf in = an_at(net->acts, L->in_off), out = an_at(net->acts, L->out_off);
+  const size_t in_count = (size_t)n * L->in_c * L->in_h * L->in_w;
+  switch (d->kind) {
+    case AN_LAYER_CONV: {
+      const an_conv_dims cd = conv_dims(net, L);
+      return an_conv_forward(rt, &cd, out, in, param(net, net->params, L->weight), param(net, net->params, L->bias),
+                             d->relu, an_at(net->work, 0), net->work_floats);
     }
-    AN_TRY(an_mark_add(rt, AN_MARK_FORWARD, i));
+    case AN_LAYER_LRN:
+      return an_lrn_forward(rt, n, L->in_c, L->in_h, L->in_w, &d->lrn, out, an_at(net->acts, L->aux_off), in);
+    case AN_LAYER_MAXPOOL:
+      return an_maxpool_forward(rt, n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride, out,
+                                an_at(net->acts, L->aux_off), in);
+    case AN_LAYER_AVGPOOL:
+      return an_avgpool_forward(rt, n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w, out, in);
+    case AN_LAYER_DROPOUT:
+      if (net->dropout_active && d->dropout_p > 0.0f)
+        return an_dropout_forward(rt, in_count, d->dropout_p, an_dropout_key(seed, step, (uint32_t)L->key_index),
+                                  (uint64_t)net->sample_base * (in_count / (size_t)n), out, in);
+      AN_CL_RETURN(clEnqueueCopyBuffer(rt->queue, net->acts, net->acts, in.off * sizeof(float),
+                                       out.off * sizeof(float), in_count * sizeof(float), 0, NULL, NULL));
+      return AN_OK;
+    case AN_LAYER_FC:
+      return an_fc_forward(rt, n, L->in_c * L->in_h * L->in_w, L->out_c, out, in, param(net, net->params, L->weight),
+                           L->bias >= 0 ? param(net, net->params, L->bias) : an_at(NULL, 0), d->relu);
+    case AN_LAYER_GATHER:
+    case AN_LAYER_SUM:
+      break;
   }
+  return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "%s: layer %d exchanges between devices: a split runs it",
+                  net->model->name, i);
+}
+
+an_status an_net_forward_layers(an_net *net, int from, int to, uint64_t seed, uint64_t step) {
+  for (int i = from; i < to; i++) {
+    AN_TRY(forward_layer(net, i, seed, step));
+    AN_TRY(an_mark_add(net->rt, AN_MARK_FORWARD, i));
+  }
+  return AN_OK;
+}
+
+an_status an_net_loss(an_net *net) {
   /* the loss kernel writes dlogits too: into the gradient region the backward pass starts from */
-  AN_TRY(an_softmax_xent(rt, n, net->classes, an_at(net->loss, 0), an_at(net->dacts, 0), an_at(net->loss, 1),
+  AN_TRY(an_softmax_xent(net->rt, net->batch, net->classes, an_at(net->loss, 0),
+                         an_at(net->dacts, an_net_dout_off(net, net->model->n_layers - 1)), an_at(net->loss, 1),
                          an_at(net->acts, net->logits_off), net->labels));
-  return an_mark_add(rt, AN_MARK_LOSS, -1);
+  return an_mark_add(net->rt, AN_MARK_LOSS, -1);
+}
+
+an_status an_net_forward(an_net *net, int train, uint64_t seed, uint64_t step) {
+  net->dropout_active = train != 0;
+  AN_TRY(an_mark_add(net->rt, AN_MARK_BEGIN, -1));
+  AN_TRY(an_net_forward_layers(net, 0, net->model->n_layers, seed, step));
+  return an_net_loss(net);
+}
+
+/* Layer i's output gradient sits in region (n_layers - 1 - i) mod 2 of dacts, its input gradient in the
+ * other: the regions alternate from the loss down. */
+size_t an_net_dout_off(const an_net *net, int i) {
+  return (size_t)((net->model->n_layers - 1 - i) & 1) * net->max_act_floats;
+}
+size_t an_net_dinp_off(const an_net *net, int i) {
+  return (size_t)(1 - ((net->model->n_layers - 1 - i) & 1)) * net->max_act_floats;
+}
+
+static an_status backward_layer(an_net *net, int i, uint64_t seed, uint64_t step) {
+  an_runtime *rt = net->rt;
+  const int n = net->batch;
+  const an_layer_plan *L = &net->layers[i];
+  const an_layer_desc *d = L->desc;
+  const an_buf in = an_at(net->acts, L->in_off), out = an_at(net->acts, L->out_off);
+  const an_buf dout = an_at(net->dacts, an_net_dout_off(net, i));
+  const an_buf dinp = an_at(i == 0 ? NULL : net->dacts, an_net_dinp_off(net, i));
+  const size_t in_count = (size_t)n * L->in_c * L->in_h * L->in_w;
+  switch (d->kind) {
+    case AN_LAYER_CONV: {
+      const an_conv_dims cd = conv_dims(net, L);
+      return an_conv_backward(rt, &cd, dinp, param(net, net->grads, L->weight), param(net, net->grads, L->bias), dout,
+                              out, in, param(net, net->params, L->weight), d->relu, an_at(net->work, 0),
+                              net->work_floats);
+    }
+    case AN_LAYER_LRN:
+      return an_lrn_backward(rt, n, L->in_c, L->in_h, L->in_w, &d->lrn, dinp, dout, out, an_at(net->acts, L->aux_off),
+                             in);
+    case AN_LAYER_MAXPOOL:
+      return an_maxpool_backward(rt, n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride, dinp, dout,
+                                 an_at(net->acts, L->aux_off));
+    case AN_LAYER_AVGPOOL:
+      return an_avgpool_backward(rt, n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w, dinp, dout);
+    case AN_LAYER_DROPOUT:
+      if (net->dropout_active && d->dropout_p > 0.0f)
+        return an_dropout_backward(rt, in_count, d->dropout_p, an_dropout_key(seed, step, (uint32_t)L->key_index),
+                                   (uint64_t)net->sample_base * (in_count / (size_t)n), dinp, dout);
+      AN_CL_RETURN(clEnqueueCopyBuffer(rt->queue, net->dacts, net->dacts, dout.off * sizeof(float),
+                                       dinp.off * sizeof(float), in_count * sizeof(float), 0, NULL, NULL));
+      return AN_OK;
+    case AN_LAYER_FC:
+      return an_fc_backward(rt, n, L->in_c * L->in_h * L->in_w, L->out_c, dinp, param(net, net->grads, L->weight),
+                            L->bias >= 0 ? param(net, net->grads, L->bias) : an_at(NULL, 0), dout, out, in,
+                            param(net, net->params, L->weight), d->relu);
+    case AN_LAYER_GATHER:
+    case AN_LAYER_SUM:
+      break;
+  }
+  return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "%s: layer %d exchanges between devices: a split runs it",
+                  net->model->name, i);
+}
+
+an_status an_net_zero_grads(an_net *net) {
+  AN_TRY(an_fill(net->rt, an_at(net->grads, 0), 0.0f, net->n_params));
+  return an_mark_add(net->rt, AN_MARK_ZERO_GRADS, -1);
+}
+
+an_status an_net_backward_layers(an_net *net, int from, int to, uint64_t seed, uint64_t step) {
+  for (int i = to - 1; i >= from; i--) {
+    AN_TRY(backward_layer(net, i, seed, step));
+    AN_TRY(an_mark_add(net->rt, AN_MARK_BACKWARD, i));
+  }
+  return AN_OK;
 }
 
 an_status an_net_backward(an_net *net, uint64_t seed, uint64_t step) {
-  an_runtime *rt = net->rt;
-  const int n = net->batch;
-  AN_TRY(an_fill(rt, an_at(net->grads, 0), 0.0f, net->n_params));
-  AN_TRY(an_mark_add(rt, AN_MARK_ZERO_GRADS, -1));
-  int cur = 0; /* dacts region holding the gradient of the current layer's output */
-  for (int i = net->model->n_layers - 1; i >= 0; i--) {
-    const an_layer_plan *L = &net->layers[i];
-    const an_layer_desc *d = L->desc;
-    const an_buf in = an_at(net->acts, L->in_off), out = an_at(net->acts, L->out_off);
-    const an_buf dout = an_at(net->dacts, (size_t)cur * net->max_act_floats);
-    const an_buf dinp = an_at(i == 0 ? NULL : net->dacts, (size_t)(1 - cur) * net->max_act_floats);
-    const size_t in_count = (size_t)n * L->in_c * L->in_h * L->in_w;
-    switch (d->kind) {
-      case AN_LAYER_CONV: {
-        const an_conv_dims cd = conv_dims(net, L);
-        AN_TRY(an_conv_backward(rt, &cd, dinp, param(net, net->grads, L->weight), param(net, net->grads, L->bias),
-                                dout, out, in, param(net, net->params, L->weight), d->relu, an_at(net->work, 0),
-                                net->work_floats));
-        break;
-      }
-      case AN_LAYER_LRN:
-        AN_TRY(an_lrn_backward(rt, n, L->in_c, L->in_h, L->in_w, &d->lrn, dinp, dout, out,
-                               an_at(net->acts, L->aux_off), in));
-        break;
-      case AN_LAYER_MAXPOOL:
-        AN_TRY(an_maxpool_backward(rt, n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride, dinp, dout,
-                                   an_at(net->acts, L->aux_off)));
-        break;
-      case AN_LAYER_AVGPOOL:
-        AN_TRY(an_avgpool_backward(rt, n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w, dinp, dout));
-        break;
-      case AN_LAYER_DROPOUT:
-        if (net->dropout_active && d->dropout_p > 0.0f)
-          AN_TRY(an_dropout_backward(rt, in_count, d->dropout_p, an_dropout_key(seed, step, (uint32_t)i), dinp, dout));
-        else
-          AN_CL_RETURN(clEnqueueCopyBuffer(rt->queue, net->dacts, net->dacts, dout.off * sizeof(float),
-                                           dinp.off * sizeof(float), in_count * sizeof(float), 0, NULL, NULL));
-        break;
-      case AN_LAYER_FC:
-        AN_TRY(an_fc_backward(rt, n, L->in_c * L->in_h * L->in_w, L->out_c, dinp, param(net, net->grads, L->weight),
-                              param(net, net->grads, L->bias), dout, out, in, param(net, net->params, L->weight),
-                              d->relu));
-        break;
-    }
-    AN_TRY(an_mark_add(rt, AN_MARK_BACKWARD, i));
-    cur = 1 - cur;
-  }
-  return AN_OK;
+  AN_TRY(an_net_zero_grads(net));
+  return an_net_backward_layers(net, 0, net->model->n_layers, seed, step);
 }
 
 an_status an_net_sgd(an_net *net, const an_sgd_params *p) {

@@ -347,17 +347,24 @@ static void program_cache_store(an_runtime *rt, const char *path) {
   free(bin);
 }
 
-an_status an_runtime_create(const char *device_spec, an_runtime **out) {
+/* A runtime on one device; in `shared` when given (a context holding that device), else in a context
+ * of its own. */
+static an_status runtime_create(const an_device_info *info, cl_context shared, an_runtime **out) {
   *out = NULL;
   an_status status = AN_OK;
   char *source = NULL;
   cl_int rc;
   an_runtime *rt = calloc(1, sizeof *rt);
   if (!rt) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "runtime");
-  AN_TRY_GOTO(an_select_device(device_spec, &rt->info));
-  cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)rt->info.platform, 0};
-  rt->context = clCreateContext(props, 1, &rt->info.device, NULL, NULL, &rc);
-  AN_CL_GOTO(rc);
+  rt->info = *info;
+  if (shared) {
+    AN_CL_GOTO(clRetainContext(shared));
+    rt->context = shared;
+  } else {
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)rt->info.platform, 0};
+    rt->context = clCreateContext(props, 1, &rt->info.device, NULL, NULL, &rc);
+    AN_CL_GOTO(rc);
+  }
   rt->queue = clCreateCommandQueue(rt->context, rt->info.device, CL_QUEUE_PROFILING_ENABLE, &rc);
   AN_CL_GOTO(rc);
   AN_TRY_GOTO(load_sources(&source));
@@ -399,6 +406,48 @@ an_status an_runtime_create(const char *device_spec, an_runtime **out) {
 cleanup:
   free(source);
   an_runtime_destroy(rt);
+  return status;
+}
+
+an_status an_runtime_create(const char *device_spec, an_runtime **out) {
+  *out = NULL;
+  an_device_info info;
+  AN_TRY(an_select_device(device_spec, &info));
+  return runtime_create(&info, NULL, out);
+}
+
+an_status an_runtime_create_pair(const char *spec, int separate_contexts, an_runtime **rt0, an_runtime **rt1) {
+  *rt0 = *rt1 = NULL;
+  if (!spec || !*spec) spec = getenv("ALEXNET_DEVICE");
+  const char *comma = spec ? strchr(spec, ',') : NULL;
+  if (!comma || strchr(comma + 1, ','))
+    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__,
+                    "two devices are named by two specs separated by a comma (\"0:0,0:1\"), not '%s'",
+                    spec ? spec : "");
+  char first[256];
+  snprintf(first, sizeof first, "%.*s", (int)(comma - spec), spec);
+  an_device_info a, b;
+  AN_TRY(an_select_device(first, &a));
+  AN_TRY(an_select_device(comma + 1, &b));
+  an_status status = AN_OK;
+  cl_context shared = NULL;
+  cl_int rc;
+  if (!separate_contexts && a.platform == b.platform) {
+    /* one context: the devices exchange by buffer copies, ordered by events */
+    cl_device_id ids[2] = {a.device, b.device};
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)a.platform, 0};
+    shared = clCreateContext(props, a.device == b.device ? 1 : 2, ids, NULL, NULL, &rc);
+    AN_CL_GOTO(rc);
+  }
+  AN_TRY_GOTO(runtime_create(&a, shared, rt0));
+  AN_TRY_GOTO(runtime_create(&b, shared, rt1));
+  if (shared) clReleaseContext(shared);
+  return AN_OK;
+cleanup:
+  an_runtime_destroy(*rt0);
+  an_runtime_destroy(*rt1);
+  *rt0 = *rt1 = NULL;
+  if (shared) clReleaseContext(shared);
   return status;
 }
 
