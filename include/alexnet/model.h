@@ -122,6 +122,8 @@ size_t an_net_device_bytes(const an_net *net);
 /* Initialises every parameter with the model's scheme from seed (host RNG, then one upload) and zeroes
  * the momentum. */
 an_status an_net_init(an_net *net, uint64_t seed);
+/* The same numbers into a host array of n_params floats (a plan without device buffers will do). */
+void an_net_init_host(const an_net *net, uint64_t seed, float *host);
 
 /* Uploads a batch: images (N, 3, H, W) float, labels (N) in [0, classes). */
 an_status an_net_set_batch(an_net *net, const float *images, const int *labels);

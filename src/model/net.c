@@ -263,9 +263,7 @@ static double rng_normal(rng *r) {
   return sqrt(-2.0 * log(rng_uniform(r))) * cos(6.283185307179586 * rng_uniform(r));
 }
 
-an_status an_net_init(an_net *net, uint64_t seed) {
-  float *host = malloc(net->n_params * sizeof *host);
-  if (!host) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "parameters (%zu floats)", net->n_params);
+void an_net_init_host(const an_net *net, uint64_t seed, float *host) {
   rng r = {seed};
   for (int i = 0; i < net->model->n_layers; i++) {
     const an_layer_plan *L = &net->layers[i];
@@ -289,6 +287,12 @@ an_status an_net_init(an_net *net, uint64_t seed) {
       host[b->offset + j] = d->init == AN_INIT_TORCH_DEFAULT ? (float)(bound * (2.0 * rng_uniform(&r) - 1.0))
                                                              : d->bias_value;
   }
+}
+
+an_status an_net_init(an_net *net, uint64_t seed) {
+  float *host = malloc(net->n_params * sizeof *host);
+  if (!host) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "parameters (%zu floats)", net->n_params);
+  an_net_init_host(net, seed, host);
   an_status status = an_write(net->rt, an_at(net->params, 0), host, net->n_params);
   free(host);
   AN_TRY(status);

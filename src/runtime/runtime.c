@@ -42,6 +42,7 @@ static const char *const kernel_names[AN_K_COUNT] = {
     [AN_K_XENT_FORWARD_BACKWARD] = "xent_forward_backward",
     [AN_K_SUM_LOSS] = "sum_loss",
     [AN_K_SGD_UPDATE] = "sgd_update",
+    [AN_K_COPY_ROWS] = "copy_rows",
 };
 
 static void info_string(cl_device_id d, cl_device_info what, char *buf, size_t size) {

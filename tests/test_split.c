@@ -1,0 +1,296 @@
+/* The two-device split against one device: same weights, seed and dropout masks, so logits, loss,
+ * every gradient, and every parameter and momentum after several SGD steps must agree up to float
+ * rounding. alexnet splits into columns (model parallel), alexnet-half and alexnet-tv split the batch.
+ * Devices: the first two the runtime lists (CTest runs this with POCL_DEVICES="pthread pthread", two
+ * one-core PoCL devices); fewer than two is a failure, not a skip. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "alexnet/split.h"
+#include "check.h"
+
+/* Margins. The batch split sums the same gradients in another order; the column split also sums fc6's,
+ * fc7's and conv3's input gradients as two halves over K (the devices' partial products, as the paper's
+ * GPUs did) where one device runs one GEMM over the whole K, and the early layers' gradients inherit
+ * that rounding. Each tensor must be within NORM_RTOL in norm (‖got − want‖ / ‖want‖) and each element
+ * within ELEM_RTOL of the tensor's largest magnitude; the loss within NORM_RTOL. */
+#define NORM_RTOL 1e-5
+#define ELEM_RTOL 3e-5
+
+static char pair_spec[64];
+
+static int pair_setup(void **state) {
+  (void)state;
+  an_device_info *list;
+  int n;
+  if (an_list_devices(&list, &n) != AN_OK) {
+    fprintf(stderr, "no OpenCL device: %s\n", an_last_error());
+    return -1;
+  }
+  if (n < 2) {
+    fprintf(stderr, "the split tests need two OpenCL devices and found %d; with PoCL: "
+                    "POCL_DEVICES=\"pthread pthread\" POCL_MAX_PTHREAD_COUNT=1\n", n);
+    free(list);
+    return -1;
+  }
+  snprintf(pair_spec, sizeof pair_spec, "%d:%d,%d:%d", list[0].platform_index, list[0].device_index,
+           list[1].platform_index, list[1].device_index);
+  printf("split tests on %s: %s + %s\n", pair_spec, list[0].name, list[1].name);
+  free(list);
+  return 0;
+}
+
+typedef struct pair {
+  an_runtime *rt[2];
+} pair;
+
+static pair open_pair(int separate) {
+  pair p;
+  TEST_OK(an_runtime_create_pair(pair_spec, separate, &p.rt[0], &p.rt[1]));
+  return p;
+}
+static void close_pair(pair *p) {
+  an_runtime_destroy(p->rt[1]);
+  an_runtime_destroy(p->rt[0]);
+}
+
+static void make_batch(float *images, int *labels, int batch, int hw, int classes, uint64_t seed) {
+  test_rng rng = test_rng_seeded(seed);
+  test_fill_uniform(images, (size_t)batch * 3 * hw * hw, -1.7f, 1.7f, &rng);
+  for (int i = 0; i < batch; i++) labels[i] = test_rng_below(&rng, classes);
+}
+
+/* Compares a full-layout array tensor by tensor; returns the worst error relative to each tensor's
+ * largest magnitude through *worst. */
+static int compare_tensors(const char *what, const an_net *full, const float *got, const float *want,
+                           double *worst_elem, double *worst_norm) {
+  int bad = 0;
+  for (int t = 0; t < full->n_tensors; t++) {
+    const an_tensor *T = &full->tensors[t];
+    double *w = test_dup_double(want + T->offset, T->count);
+    double big = 0, err = 0, diff2 = 0, want2 = 0;
+    for (size_t i = 0; i < T->count; i++) {
+      if (fabs(w[i]) > big) big = fabs(w[i]);
+      const double e = fabs((double)got[T->offset + i] - w[i]);
+      if (e > err || e != e) err = e;
+      diff2 += e * e, want2 += w[i] * w[i];
+    }
+    const double rel = big > 0 ? err / big : err, norm = want2 > 0 ? sqrt(diff2 / want2) : sqrt(diff2);
+    if (rel > *worst_elem) *worst_elem = rel;
+    if (norm > *worst_norm) *worst_norm = norm;
+    char name[160];
+    snprintf(name, sizeof name, "%s %s (norm-wise %.2e)", what, T->name, norm);
+    bad |= check_close(name, got + T->offset, w, T->count, ELEM_RTOL, 1e-30);
+    if (!(norm <= NORM_RTOL)) {
+      printf("    %s: norm-wise relative difference %.2e > %.0e FAIL\n", name, norm, NORM_RTOL);
+      bad = 1;
+    }
+    free(w);
+  }
+  return bad;
+}
+
+/* Trains `steps` steps of model on one device and on the split, checking step 0's logits and gradients,
+ * every step's loss, and the parameters and momentum at the end. */
+static void run_against_one(const char *model, int batch, int hw, int classes, int steps, float lr, int separate) {
+  const double t0 = an_seconds();
+  printf("%s: batch %d, input %d, %d classes, %d steps, %s\n", model, batch, hw, classes, steps,
+         separate ? "separate contexts (host path)" : "one context");
+  fflush(stdout);
+  pair p = open_pair(separate);
+  an_net *one = NULL;
+  an_split *two = NULL;
+  TEST_OK(an_net_create(p.rt[0], model, classes, batch, hw, &one));
+  TEST_OK(an_net_init(one, 7));
+  TEST_OK(an_split_create(p.rt[0], p.rt[1], model, classes, batch, hw, &two));
+  TEST_OK(an_split_init(two, 7));
+  assert_int_equal(two->full->n_params, one->n_params);
+  printf("  mode %s, devices run samples [%d, %d) and [%d, %d)\n", two->mode == AN_SPLIT_COLUMNS ? "columns" : "batch",
+         two->first[0], two->first[0] + two->count[0], two->first[1], two->first[1] + two->count[1]);
+
+  const size_t np = one->n_params, pixels = (size_t)batch * 3 * hw * hw;
+  float *a = test_floats(np), *b = test_floats(np);
+  float *images = test_floats(pixels);
+  float *la = test_floats((size_t)batch * classes), *lb = test_floats((size_t)batch * classes);
+  int *labels = malloc((size_t)batch * sizeof *labels);
+  assert_non_null(labels);
+  int bad = 0;
+  double worst = 0, worst_norm = 0;
+
+  /* the same initial weights: the split scatters the single-device initialisation */
+  TEST_OK(an_net_read_params(one, a));
+  TEST_OK(an_split_read_params(two, b));
+  bad |= memcmp(a, b, np * sizeof *a) != 0;
+  printf("  initial parameters %s\n", memcmp(a, b, np * sizeof *a) == 0 ? "identical" : "DIFFER");
+
+  const an_sgd_params sgd = {lr, 0.9f, 5e-4f, 0};
+  double worst_loss = 0;
+  for (int s = 0; s < steps; s++) {
+    make_batch(images, labels, batch, hw, classes, 1000 + (uint64_t)s);
+    float loss_one, loss_two;
+    TEST_OK(an_net_set_batch(one, images, labels));
+    TEST_OK(an_net_forward(one, 1, 7, (uint64_t)s));
+    TEST_OK(an_net_backward(one, 7, (uint64_t)s));
+    TEST_OK(an_split_set_batch(two, images, labels));
+    TEST_OK(an_split_forward(two, 1, 7, (uint64_t)s));
+    TEST_OK(an_split_backward(two, 7, (uint64_t)s));
+    TEST_OK(an_net_read_loss(one, &loss_one));
+    TEST_OK(an_split_read_loss(two, &loss_two));
+    const double rel = fabs((double)loss_two - loss_one) / fabs((double)loss_one);
+    if (rel > worst_loss) worst_loss = rel;
+    printf("  step %d: loss %.7f (one device) %.7f (two), relative difference %.2e\n", s, (double)loss_one,
+           (double)loss_two, rel);
+    bad |= !(rel <= NORM_RTOL);
+    if (s == 0) {
+      TEST_OK(an_net_read_logits(one, la));
+      TEST_OK(an_split_read_logits(two, lb));
+      double *want = test_dup_double(la, (size_t)batch * classes);
+      bad |= check_close("  logits", lb, want, (size_t)batch * classes, ELEM_RTOL, 1e-30);
+      free(want);
+      TEST_OK(an_net_read_grads(one, a));
+      TEST_OK(an_split_read_grads(two, b));
+      bad |= compare_tensors("  step 0 gradient", two->full, b, a, &worst, &worst_norm);
+    }
+    TEST_OK(an_net_sgd(one, &sgd));
+    TEST_OK(an_split_sgd(two, &sgd));
+  }
+  TEST_OK(an_net_read_params(one, a));
+  TEST_OK(an_split_read_params(two, b));
+  bad |= compare_tensors("  parameters after the steps", two->full, b, a, &worst, &worst_norm);
+  TEST_OK(an_read(one->rt, a, an_at(one->momentum, 0), np));
+  TEST_OK(an_split_read_momentum(two, b));
+  bad |= compare_tensors("  momentum after the steps", two->full, b, a, &worst, &worst_norm);
+  if (two->mode == AN_SPLIT_BATCH) { /* the replicas must not drift apart */
+    TEST_OK(an_net_read_params(two->net[0], a));
+    TEST_OK(an_net_read_params(two->net[1], b));
+    printf("  the two replicas' parameters are %s\n", memcmp(a, b, np * sizeof *a) == 0 ? "identical" : "DIFFERENT");
+    bad |= memcmp(a, b, np * sizeof *a) != 0;
+  }
+  printf("  %s: worst relative difference %.2e element-wise (margin %.0e), %.2e norm-wise (margin %.0e), %.2e in "
+         "the loss; %.1f s\n", model, worst, ELEM_RTOL, worst_norm, NORM_RTOL, worst_loss, an_seconds() - t0);
+  free(a), free(b), free(images), free(la), free(lb), free(labels);
+  an_split_destroy(two);
+  an_net_destroy(one);
+  close_pair(&p);
+  assert_int_equal(bad, 0);
+}
+
+static void test_alexnet_columns(void **state) {
+  (void)state;
+  run_against_one("alexnet", 4, 63, 10, 10, 0.001f, 0);
+}
+static void test_half_batch(void **state) { /* an odd batch: shares of 3 and 2 */
+  (void)state;
+  run_against_one("alexnet-half", 5, 63, 10, 10, 0.01f, 0);
+}
+static void test_tv_batch(void **state) {
+  (void)state;
+  run_against_one("alexnet-tv", 2, 63, 10, 10, 0.01f, 0); /* one sample per device: the largest model's cost */
+}
+static void test_alexnet_host_path(void **state) {
+  (void)state;
+  run_against_one("alexnet", 4, 63, 10, 3, 0.001f, 1);
+}
+static void test_half_host_path(void **state) {
+  (void)state;
+  run_against_one("alexnet-half", 4, 63, 10, 3, 0.01f, 1);
+}
+
+/* One context and two contexts run the same operations on the same devices: the same bits. */
+static void test_contexts_agree(void **state) {
+  (void)state;
+  const int batch = 4, hw = 63, classes = 10;
+  float *params[2];
+  float losses[2][3];
+  for (int separate = 0; separate < 2; separate++) {
+    pair p = open_pair(separate);
+    an_split *s = NULL;
+    TEST_OK(an_split_create(p.rt[0], p.rt[1], "alexnet", classes, batch, hw, &s));
+    printf("%s: %s\n", separate ? "separate contexts" : "one context", s->shared_context ? "buffer copies" : "host staging");
+    assert_int_equal(s->shared_context, !separate);
+    TEST_OK(an_split_init(s, 3));
+    float *images = test_floats((size_t)batch * 3 * hw * hw);
+    int labels[4];
+    const an_sgd_params sgd = {0.01f, 0.9f, 5e-4f, 0};
+    for (int k = 0; k < 3; k++) {
+      make_batch(images, labels, batch, hw, classes, 50 + (uint64_t)k);
+      TEST_OK(an_split_train_step(s, images, labels, &sgd, 3, (uint64_t)k, &losses[separate][k]));
+    }
+    params[separate] = test_floats(s->full->n_params);
+    TEST_OK(an_split_read_params(s, params[separate]));
+    const size_t np = s->full->n_params;
+    free(images);
+    an_split_destroy(s);
+    close_pair(&p);
+    if (separate) {
+      const int same = memcmp(params[0], params[1], np * sizeof(float)) == 0 &&
+                       memcmp(losses[0], losses[1], sizeof losses[0]) == 0;
+      printf("  losses %.7f %.7f %.7f vs %.7f %.7f %.7f; parameters after 3 steps %s\n", (double)losses[0][0],
+             (double)losses[0][1], (double)losses[0][2], (double)losses[1][0], (double)losses[1][1],
+             (double)losses[1][2], same ? "identical" : "DIFFERENT");
+      assert_true(same);
+    }
+  }
+  free(params[0]), free(params[1]);
+}
+
+/* A device that cannot hold its half is refused before anything is allocated, naming the device. */
+static void test_too_little_memory(void **state) {
+  (void)state;
+  pair p = open_pair(0);
+  const cl_ulong real = p.rt[1]->info.global_mem_bytes;
+  p.rt[1]->info.global_mem_bytes = 64u << 20; /* as if device 1 had 64 MiB */
+  an_split *s = NULL;
+  an_status st = an_split_create(p.rt[0], p.rt[1], "alexnet", 1000, 32, 224, &s);
+  printf("alexnet at batch 32 with device 1 at 64 MiB: %s: %s\n", an_status_name(st), an_last_error());
+  assert_int_equal(st, AN_ERR_DEVICE_MEMORY);
+  assert_null(s);
+  assert_non_null(strstr(an_last_error(), "device 1"));
+  assert_non_null(strstr(an_last_error(), "needs"));
+  assert_int_equal(p.rt[1]->gemm_temp_bytes, 0); /* nothing was reserved on it either */
+  p.rt[1]->info.global_mem_bytes = real;
+  p.rt[0]->info.global_mem_bytes = 64u << 20;
+  st = an_split_create(p.rt[0], p.rt[1], "alexnet-tv", 1000, 32, 224, &s);
+  printf("alexnet-tv at batch 32 with device 0 at 64 MiB: %s: %s\n", an_status_name(st), an_last_error());
+  assert_int_equal(st, AN_ERR_DEVICE_MEMORY);
+  assert_non_null(strstr(an_last_error(), "device 0"));
+  close_pair(&p);
+}
+
+/* Pair specs: a missing comma is a clear error. */
+static void test_pair_spec(void **state) {
+  (void)state;
+  an_runtime *a = NULL, *b = NULL;
+  assert_int_equal(an_runtime_create_pair("0:0", 0, &a, &b), AN_ERR_ARGUMENT);
+  printf("'0:0': %s\n", an_last_error());
+  assert_null(a);
+  assert_null(b);
+}
+
+int main(void) {
+  /* ALEXNET_SPLIT_QUICK: the host path and the error paths only (the sanitizer pass; the full suite runs
+   * everything) */
+  const struct CMUnitTest quick[] = {
+      cmocka_unit_test(test_pair_spec),
+      cmocka_unit_test(test_too_little_memory),
+      cmocka_unit_test(test_half_host_path),
+  };
+  if (getenv("ALEXNET_SPLIT_QUICK")) return cmocka_run_group_tests(quick, pair_setup, NULL);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_pair_spec),
+      cmocka_unit_test(test_too_little_memory),
+      cmocka_unit_test(test_alexnet_columns),
+      cmocka_unit_test(test_half_batch),
+      cmocka_unit_test(test_tv_batch),
+      cmocka_unit_test(test_alexnet_host_path),
+      cmocka_unit_test(test_half_host_path),
+      cmocka_unit_test(test_contexts_agree),
+  };
+  return cmocka_run_group_tests(tests, pair_setup, NULL);
+}
