@@ -7,13 +7,15 @@
 #include <string.h>
 #include <time.h>
 
-#include "alexnet/model.h"
+#include "alexnet/split.h"
 #include "cli.h"
 
 static void help(void) {
   printf("usage: alexnet step [options]\n\n"
          "Runs training steps (forward, loss, backward, SGD) on random images and labels and prints\n"
-         "the loss and the time of each step. At initialisation the loss is near ln(classes).\n\n"
+         "the loss and the time of each step. At initialisation the loss is near ln(classes).\n"
+         "Two devices (--device A,B) split the model: alexnet's two columns as in the paper, the batch\n"
+         "for the single-column models; the losses equal one device's up to float rounding.\n\n"
          "  --model M         alexnet | alexnet-half | alexnet-tv | all      (default all)\n"
          "  --classes N       number of classes                            (default 1000)\n"
          "  --batch B         images per step                              (default 16)\n"
@@ -21,19 +23,75 @@ static void help(void) {
          "  --steps K         steps per model                              (default 3)\n"
          "  --lr X            learning rate (momentum 0.9, weight decay 5e-4) (default 0.01)\n"
          "  --seed S          seed of weights, data and dropout             (default 1)\n"
-         "  --device D        P:D index or name substring (default: ALEXNET_DEVICE, else first GPU)\n");
+         "  --device D        P:D index or name substring; two separated by a comma for the split\n"
+         "                    (default: ALEXNET_DEVICE, else first GPU)\n"
+         "  --separate-contexts  split: one context per device even on one platform (host-memory exchange)\n"
+         "  --profile         split: each step's busy time per device and exchange time, from profiling\n");
 }
 
-static int run_model(an_runtime *rt, const char *model, int classes, int batch, int size, int steps,
-                     float lr, uint64_t seed) {
-  an_net *net = NULL;
-  if (an_net_create(rt, model, classes, batch, size, &net) != AN_OK) return cli_fail(model);
-  if (an_net_init(net, seed) != AN_OK) {
-    an_net_destroy(net);
-    return cli_fail("initialising parameters");
+typedef struct stepper {
+  an_net *net;     /* one device */
+  an_split *split; /* or two */
+} stepper;
+
+/* Per device of a split: the device time of its layers and of its exchanges (waiting for the other
+ * device included) from the profiling marks of the last step; then the copies' own device time. */
+static void print_profile(an_split *s) {
+  for (int k = 0; k < 2; k++) {
+    an_runtime *rt = s->rt[k];
+    double compute = 0, exchange = 0, prev = 0, t;
+    for (int i = 0; i < rt->n_marks; i++) {
+      if (an_mark_end_ms(rt, i, &t) != AN_OK) return;
+      const an_mark *m = &rt->marks[i];
+      if (i > 0) {
+        const int ex = (m->kind == AN_MARK_FORWARD || m->kind == AN_MARK_BACKWARD) && m->layer >= 0 &&
+                       (s->net[k]->model->layers[m->layer].kind == AN_LAYER_GATHER ||
+                        s->net[k]->model->layers[m->layer].kind == AN_LAYER_SUM);
+        if (m->kind != AN_MARK_GEMM_BEGIN && m->kind != AN_MARK_GEMM_END) {
+          if (ex) exchange += t - prev;
+          else compute += t - prev;
+        } else {
+          compute += t - prev;
+        }
+      }
+      prev = t;
+    }
+    printf("    device %d (%s): layers %.1f ms, exchanges and waits %.1f ms\n", k, rt->info.name, compute, exchange);
   }
-  printf("%s: %zu parameters, %.0f MiB on the device, batch %d, input %dx%d, %d classes\n", model,
-         net->n_params, an_net_device_bytes(net) / 1048576.0, batch, size, size, classes);
+  double copies;
+  int n;
+  if (an_split_exchange_ms(s, &copies, &n) == AN_OK)
+    printf("    %d exchange copies: %.1f ms of device time%s\n", n, copies,
+           s->mode == AN_SPLIT_BATCH ? " (the gradient sum)" : "");
+}
+
+static int run_model(an_runtime *rt, an_runtime *rt1, const char *model, int classes, int batch, int size,
+                     int steps, float lr, uint64_t seed, int profile) {
+  stepper st = {NULL, NULL};
+  if (rt1) {
+    if (an_split_create(rt, rt1, model, classes, batch, size, &st.split) != AN_OK) return cli_fail(model);
+    if (an_split_init(st.split, seed) != AN_OK) {
+      an_split_destroy(st.split);
+      return cli_fail("initialising parameters");
+    }
+    st.split->profiling = profile;
+    rt->profiling = rt1->profiling = profile;
+    printf("%s: %zu parameters, split over two devices by %s (%s), batch %d, input %dx%d, %d classes\n", model,
+           st.split->full->n_params, st.split->mode == AN_SPLIT_COLUMNS ? "columns" : "batch",
+           st.split->shared_context ? "one context: buffer copies" : "separate contexts: host memory", batch, size,
+           size, classes);
+    for (int k = 0; k < 2; k++)
+      printf("  device %d: %.0f MiB, samples [%d, %d)\n", k, an_net_device_bytes(st.split->net[k]) / 1048576.0,
+             st.split->first[k], st.split->first[k] + st.split->count[k]);
+  } else {
+    if (an_net_create(rt, model, classes, batch, size, &st.net) != AN_OK) return cli_fail(model);
+    if (an_net_init(st.net, seed) != AN_OK) {
+      an_net_destroy(st.net);
+      return cli_fail("initialising parameters");
+    }
+    printf("%s: %zu parameters, %.0f MiB on the device, batch %d, input %dx%d, %d classes\n", model,
+           st.net->n_params, an_net_device_bytes(st.net) / 1048576.0, batch, size, size, classes);
+  }
   const size_t pixels = (size_t)batch * 3 * size * size;
   float *images = malloc(pixels * sizeof *images);
   int *labels = malloc((size_t)batch * sizeof *labels);
@@ -53,15 +111,27 @@ static int run_model(an_runtime *rt, const char *model, int classes, int batch, 
   double total = 0;
   for (int k = 0; k < steps; k++) {
     float loss;
+    if (st.split) {
+      an_marks_clear(st.split->rt[0]);
+      an_marks_clear(st.split->rt[1]);
+      an_split_clear_events(st.split);
+    }
     const double t0 = an_seconds();
-    if (an_net_train_step(net, images, labels, &sgd, seed, (uint64_t)k, &loss) != AN_OK) {
+    const an_status status = st.split ? an_split_train_step(st.split, images, labels, &sgd, seed, (uint64_t)k, &loss)
+                                      : an_net_train_step(st.net, images, labels, &sgd, seed, (uint64_t)k, &loss);
+    if (status != AN_OK) {
       rc = cli_fail("training step");
       goto done;
     }
     const double dt = an_seconds() - t0;
     if (k > 0 || steps == 1) total += dt;
-    printf("  step %d  loss %.4f  (ln %d = %.4f)  %.3f s  %.1f img/s%s\n", k, loss, classes, log((double)classes),
+    printf("  step %d  loss %.7f  (ln %d = %.4f)  %.3f s  %.1f img/s%s\n", k, loss, classes, log((double)classes),
            dt, batch / dt, k == 0 ? "  (includes CLBlast's kernel compilation)" : "");
+    if (st.split && profile) {
+      an_finish(st.split->rt[0]);
+      an_finish(st.split->rt[1]);
+      print_profile(st.split);
+    }
     fflush(stdout);
   }
   const int timed = steps > 1 ? steps - 1 : 1;
@@ -70,7 +140,8 @@ static int run_model(an_runtime *rt, const char *model, int classes, int batch, 
 done:
   free(images);
   free(labels);
-  an_net_destroy(net);
+  an_split_destroy(st.split);
+  an_net_destroy(st.net);
   return rc;
 }
 
@@ -80,13 +151,14 @@ int cmd_step(int argc, char **argv) {
       {"batch", required_argument, NULL, 'b'}, {"input-size", required_argument, NULL, 's'},
       {"steps", required_argument, NULL, 'k'}, {"lr", required_argument, NULL, 'l'},
       {"seed", required_argument, NULL, 'r'},  {"device", required_argument, NULL, 'd'},
+      {"separate-contexts", no_argument, NULL, 'x'}, {"profile", no_argument, NULL, 'p'},
       {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
   const char *model = "all", *device = NULL;
-  int classes = 1000, batch = 16, size = 224, steps = 3;
+  int classes = 1000, batch = 16, size = 224, steps = 3, separate = 0, profile = 0;
   float lr = 0.01f;
   unsigned long long seed = 1;
   int c;
-  while ((c = getopt_long(argc, argv, "m:c:b:s:k:l:r:d:h", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "m:c:b:s:k:l:r:d:xph", opts, NULL)) != -1) {
     switch (c) {
       case 'm': model = optarg; break;
       case 'c': classes = atoi(optarg); break;
@@ -96,6 +168,8 @@ int cmd_step(int argc, char **argv) {
       case 'l': lr = strtof(optarg, NULL); break;
       case 'r': seed = strtoull(optarg, NULL, 10); break;
       case 'd': device = optarg; break;
+      case 'x': separate = 1; break;
+      case 'p': profile = 1; break;
       case 'h': help(); return 0;
       default: fprintf(stderr, "see: alexnet step --help\n"); return 2;
     }
@@ -108,14 +182,23 @@ int cmd_step(int argc, char **argv) {
     fprintf(stderr, "alexnet step: unknown model '%s' (alexnet, alexnet-half, alexnet-tv, all)\n", model);
     return 2;
   }
-  an_runtime *rt;
-  if (an_runtime_create(device, &rt) != AN_OK) return cli_fail("opening the OpenCL device");
+  if (!device) device = getenv("ALEXNET_DEVICE");
+  an_runtime *rt = NULL, *rt1 = NULL;
+  if (device && strchr(device, ',')) {
+    if (an_runtime_create_pair(device, separate, &rt, &rt1) != AN_OK) return cli_fail("opening the two OpenCL devices");
+  } else if (an_runtime_create(device, &rt) != AN_OK) {
+    return cli_fail("opening the OpenCL device");
+  }
   printf("device %d:%d %s (%s)\n", rt->info.platform_index, rt->info.device_index, rt->info.name,
          rt->info.platform_name);
+  if (rt1)
+    printf("device %d:%d %s (%s)\n", rt1->info.platform_index, rt1->info.device_index, rt1->info.name,
+           rt1->info.platform_name);
   int rc = 0;
   for (int i = 0; an_model_at(i) && rc == 0; i++)
     if (!strcmp(model, "all") || !strcmp(model, an_model_at(i)->name))
-      rc = run_model(rt, an_model_at(i)->name, classes, batch, size, steps, lr, seed);
+      rc = run_model(rt, rt1, an_model_at(i)->name, classes, batch, size, steps, lr, seed, profile);
+  an_runtime_destroy(rt1);
   an_runtime_destroy(rt);
   return rc;
 }
