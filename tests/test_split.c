@@ -10,8 +10,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
+#include "alexnet/io.h"
 #include "alexnet/split.h"
 #include "check.h"
 
@@ -240,6 +242,72 @@ static void test_contexts_agree(void **state) {
   free(params[0]), free(params[1]);
 }
 
+static unsigned char *slurp(const char *path, size_t *size) {
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  fseek(f, 0, SEEK_END);
+  *size = (size_t)ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *b = malloc(*size ? *size : 1);
+  assert_non_null(b);
+  assert_int_equal(fread(b, 1, *size, f), *size);
+  fclose(f);
+  return b;
+}
+
+/* A checkpoint of the column split is the single-device file: the split's file loads into one device,
+ * which writes the same bytes back, and that file loads into a split with the same parameters and
+ * momentum. */
+static void test_checkpoint_either_way(void **state) {
+  (void)state;
+  const int batch = 2, hw = 63, classes = 10;
+  pair p = open_pair(0);
+  an_split *s = NULL, *s2 = NULL;
+  an_net *one = NULL;
+  TEST_OK(an_split_create(p.rt[0], p.rt[1], "alexnet", classes, batch, hw, &s));
+  TEST_OK(an_split_init(s, 11));
+  float *images = test_floats((size_t)batch * 3 * hw * hw), loss;
+  int labels[2];
+  const an_sgd_params sgd = {0.001f, 0.9f, 5e-4f, 0};
+  for (int k = 0; k < 2; k++) { /* some momentum to save */
+    make_batch(images, labels, batch, hw, classes, 70 + (uint64_t)k);
+    TEST_OK(an_split_train_step(s, images, labels, &sgd, 11, (uint64_t)k, &loss));
+  }
+  char dir[] = "/tmp/alexnet-split-XXXXXX", a[64], b[64];
+  assert_non_null(mkdtemp(dir));
+  snprintf(a, sizeof a, "%s/split.safetensors", dir);
+  snprintf(b, sizeof b, "%s/one.safetensors", dir);
+  an_checkpoint_meta meta;
+  memset(&meta, 0, sizeof meta);
+  meta.checkpoint = 1, meta.step = 2, meta.seed = 11, meta.lr = 0.001;
+  TEST_OK(an_split_save(s, a, &meta));
+  TEST_OK(an_net_create(p.rt[0], "alexnet", classes, batch, hw, &one));
+  TEST_OK(an_net_load(one, a, NULL));
+  TEST_OK(an_net_save(one, b, &meta));
+  size_t na, nb;
+  unsigned char *fa = slurp(a, &na), *fb = slurp(b, &nb);
+  printf("split checkpoint %zu bytes, the one-device net's %zu bytes: %s\n", na, nb,
+         na == nb && memcmp(fa, fb, na) == 0 ? "identical" : "DIFFERENT");
+  assert_true(na == nb && memcmp(fa, fb, na) == 0);
+  TEST_OK(an_split_create(p.rt[0], p.rt[1], "alexnet", classes, batch, hw, &s2));
+  TEST_OK(an_split_load(s2, b, NULL));
+  const size_t np = s->full->n_params;
+  float *x = test_floats(np), *y = test_floats(np);
+  TEST_OK(an_split_read_params(s, x));
+  TEST_OK(an_split_read_params(s2, y));
+  assert_memory_equal(x, y, np * sizeof *x);
+  TEST_OK(an_split_read_momentum(s, x));
+  TEST_OK(an_split_read_momentum(s2, y));
+  assert_memory_equal(x, y, np * sizeof *x);
+  printf("loaded back into a split: parameters and momentum identical\n");
+  remove(a), remove(b), rmdir(dir);
+  free(fa), free(fb), free(x), free(y), free(images);
+  an_split_destroy(s2);
+  an_split_destroy(s);
+  an_net_destroy(one);
+  close_pair(&p);
+}
+
 /* A device that cannot hold its half is refused before anything is allocated, naming the device. */
 static void test_too_little_memory(void **state) {
   (void)state;
@@ -282,6 +350,7 @@ int main(void) {
       cmocka_unit_test(test_half_host_path),
   };
   if (getenv("ALEXNET_SPLIT_QUICK")) return cmocka_run_group_tests(quick, pair_setup, NULL);
+  if (getenv("ALEXNET_TEST_FILTER")) cmocka_set_test_filter(getenv("ALEXNET_TEST_FILTER")); /* by hand */
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_pair_spec),
       cmocka_unit_test(test_too_little_memory),
@@ -291,6 +360,7 @@ int main(void) {
       cmocka_unit_test(test_alexnet_host_path),
       cmocka_unit_test(test_half_host_path),
       cmocka_unit_test(test_contexts_agree),
+      cmocka_unit_test(test_checkpoint_either_way),
   };
   return cmocka_run_group_tests(tests, pair_setup, NULL);
 }

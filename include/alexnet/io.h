@@ -136,6 +136,20 @@ an_status an_net_save(an_net *net, const char *path, const an_checkpoint_meta *m
  * PyTorch state_dict) load as weights. */
 an_status an_net_load(an_net *net, const char *path, an_checkpoint_meta *out);
 
+/* The same through host arrays in the layout of `net`'s tensor table (a plan without device buffers
+ * will do): save writes params (and with meta->checkpoint momentum, n_params floats each); load checks
+ * and reads everything, then hands out malloc'd arrays (*momentum NULL for a weights file). */
+an_status an_checkpoint_save(const an_net *net, const float *params, const float *momentum, const char *path,
+                             const an_checkpoint_meta *meta);
+an_status an_checkpoint_load(const an_net *net, const char *path, float **params, float **momentum,
+                             an_checkpoint_meta *out);
+
+/* A two-device split's weights and checkpoints: the single-device model's file, so either loads into
+ * either (see split.h). */
+struct an_split;
+an_status an_split_save(struct an_split *s, const char *path, const an_checkpoint_meta *meta);
+an_status an_split_load(struct an_split *s, const char *path, an_checkpoint_meta *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "alexnet/io.h"
+#include "alexnet/split.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data are little-endian; this code copies F32 bytes as they are"
@@ -37,20 +38,18 @@ static const char *file_shape_str(char *buf, size_t size, const an_st_tensor *t)
   return buf;
 }
 
-an_status an_net_save(an_net *net, const char *path, const an_checkpoint_meta *meta) {
+an_status an_checkpoint_save(const an_net *net, const float *params, const float *momentum, const char *path,
+                             const an_checkpoint_meta *meta) {
   const int ckpt = meta && meta->checkpoint, n = net->n_tensors, n_entries = ckpt ? 2 * n : n;
   an_status status = AN_OK;
-  float *params = malloc(net->n_params * sizeof *params);                         /* (n_params) */
-  float *momentum = ckpt ? malloc(net->n_params * sizeof *momentum) : NULL;       /* (n_params) */
   an_st_entry *entries = calloc((size_t)n_entries, sizeof *entries);              /* (n_entries) */
   char(*names)[sizeof MOMENTUM_PREFIX + sizeof net->tensors[0].name] =
       ckpt ? malloc((size_t)n * sizeof *names) : NULL;                            /* (n) momentum.<name> */
-  if (!params || (ckpt && (!momentum || !names)) || !entries) {
-    status = FAIL(AN_ERR_HOST_ALLOC, "%s: host copies of %zu parameters", path, net->n_params);
+  if ((ckpt && (!momentum || !names)) || !entries) {
+    status = FAIL(ckpt && !momentum ? AN_ERR_ARGUMENT : AN_ERR_HOST_ALLOC, "%s: %s", path,
+                  ckpt && !momentum ? "a checkpoint needs the momentum" : "tensor tables");
     goto cleanup;
   }
-  if ((status = an_net_read_params(net, params)) != AN_OK) goto cleanup;
-  if (ckpt && (status = an_read(net->rt, momentum, an_at(net->momentum, 0), net->n_params)) != AN_OK) goto cleanup;
   for (int i = 0; i < n; i++) {
     const an_tensor *t = &net->tensors[i];
     an_st_entry *e = &entries[i];
@@ -91,6 +90,41 @@ an_status an_net_save(an_net *net, const char *path, const an_checkpoint_meta *m
 cleanup:
   free(names);
   free(entries);
+  return status;
+}
+
+an_status an_net_save(an_net *net, const char *path, const an_checkpoint_meta *meta) {
+  const int ckpt = meta && meta->checkpoint;
+  an_status status = AN_OK;
+  float *params = malloc(net->n_params * sizeof *params);                   /* (n_params) */
+  float *momentum = ckpt ? malloc(net->n_params * sizeof *momentum) : NULL; /* (n_params) */
+  if (!params || (ckpt && !momentum)) {
+    status = FAIL(AN_ERR_HOST_ALLOC, "%s: host copies of %zu parameters", path, net->n_params);
+    goto cleanup;
+  }
+  if ((status = an_net_read_params(net, params)) != AN_OK) goto cleanup;
+  if (ckpt && (status = an_read(net->rt, momentum, an_at(net->momentum, 0), net->n_params)) != AN_OK) goto cleanup;
+  status = an_checkpoint_save(net, params, momentum, path, meta);
+cleanup:
+  free(momentum);
+  free(params);
+  return status;
+}
+
+an_status an_split_save(an_split *s, const char *path, const an_checkpoint_meta *meta) {
+  const int ckpt = meta && meta->checkpoint;
+  const size_t np = s->full->n_params;
+  an_status status = AN_OK;
+  float *params = malloc(np * sizeof *params);                   /* (n_params) the single-device layout */
+  float *momentum = ckpt ? malloc(np * sizeof *momentum) : NULL; /* (n_params) */
+  if (!params || (ckpt && !momentum)) {
+    status = FAIL(AN_ERR_HOST_ALLOC, "%s: host copies of %zu parameters", path, np);
+    goto cleanup;
+  }
+  if ((status = an_split_read_params(s, params)) != AN_OK) goto cleanup;
+  if (ckpt && (status = an_split_read_momentum(s, momentum)) != AN_OK) goto cleanup;
+  status = an_checkpoint_save(s->full, params, momentum, path, meta);
+cleanup:
   free(momentum);
   free(params);
   return status;
@@ -181,7 +215,9 @@ static an_status match_tensor(const an_safetensors *st, const char *name, const 
   return AN_OK;
 }
 
-an_status an_net_load(an_net *net, const char *path, an_checkpoint_meta *out) {
+an_status an_checkpoint_load(const an_net *net, const char *path, float **params_out, float **momentum_out,
+                             an_checkpoint_meta *out) {
+  *params_out = *momentum_out = NULL;
   an_safetensors *st = NULL;
   an_status status = an_st_open(path, &st);
   if (status != AN_OK) return status;
@@ -231,17 +267,47 @@ an_status an_net_load(an_net *net, const char *path, an_checkpoint_meta *out) {
       if ((status = an_st_read(st, where[k * n + i], dst, t->count * sizeof *dst)) != AN_OK) goto cleanup;
     }
 
-  /* everything is read and checked: only now does the device change */
-  if ((status = an_net_write_params(net, params)) != AN_OK) goto cleanup;
-  status = m.checkpoint ? an_write(net->rt, an_at(net->momentum, 0), momentum, net->n_params)
-                        : an_fill(net->rt, an_at(net->momentum, 0), 0.0f, net->n_params);
-  if (status == AN_OK) status = an_finish(net->rt);
-  if (status == AN_OK && out) *out = m;
+  *params_out = params, *momentum_out = momentum;
+  params = momentum = NULL;
+  if (out) *out = m;
 cleanup:
   free(momentum);
   free(params);
   free(used);
   free(where);
   an_st_close(st);
+  return status;
+}
+
+an_status an_net_load(an_net *net, const char *path, an_checkpoint_meta *out) {
+  float *params, *momentum;
+  an_checkpoint_meta m;
+  an_status status = an_checkpoint_load(net, path, &params, &momentum, &m);
+  if (status != AN_OK) return status;
+  /* everything is read and checked: only now does the device change */
+  status = an_net_write_params(net, params);
+  if (status == AN_OK)
+    status = momentum ? an_write(net->rt, an_at(net->momentum, 0), momentum, net->n_params)
+                      : an_fill(net->rt, an_at(net->momentum, 0), 0.0f, net->n_params);
+  if (status == AN_OK) status = an_finish(net->rt);
+  if (status == AN_OK && out) *out = m;
+  free(momentum);
+  free(params);
+  return status;
+}
+
+an_status an_split_load(an_split *s, const char *path, an_checkpoint_meta *out) {
+  float *params, *momentum;
+  an_checkpoint_meta m;
+  an_status status = an_checkpoint_load(s->full, path, &params, &momentum, &m);
+  if (status != AN_OK) return status;
+  status = an_split_write_params(s, params);
+  if (status == AN_OK && momentum) status = an_split_write_momentum(s, momentum);
+  for (int k = 0; status == AN_OK && !momentum && k < 2; k++)
+    status = an_fill(s->rt[k], an_at(s->net[k]->momentum, 0), 0.0f, s->net[k]->n_params);
+  for (int k = 0; status == AN_OK && k < 2; k++) status = an_finish(s->rt[k]);
+  if (status == AN_OK && out) *out = m;
+  free(momentum);
+  free(params);
   return status;
 }
