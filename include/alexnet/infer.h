@@ -75,7 +75,8 @@ typedef struct an_infer {
 
 /* Plans model for a batch and input side without allocating anything: the buffers' sizes under opts'
  * memory limit, the im2col workspace chunked to fit. AN_ERR_DEVICE_MEMORY when even one image per chunk
- * does not fit, with a message that gives the bytes needed and the largest batch that would fit. */
+ * does not fit, with a message that gives the bytes needed and the largest batch that would fit; *out
+ * then holds that smallest plan. */
 an_status an_infer_plan(an_runtime *rt, const char *model, int classes, int batch, int input_hw,
                         const an_infer_options *opts, an_infer_memory *out);
 
