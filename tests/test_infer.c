@@ -268,6 +268,9 @@ static void test_memory_plan_and_training_ratio(void **state) {
   for (int i = 0; i < inf->model->n_layers; i++)
     if (inf->fc_weight[i]) fc += mem_size(inf->fc_weight[i]), n_fc++;
   assert_int_equal(n_fc, 3);
+  /* activations: the largest consecutive pair, conv1's output and LRN1's, (96, 55, 55) each; nothing
+   * kept for a backward pass */
+  assert_int_equal(inf->act_floats, 2 * 96 * 55 * 55);
   created += fc;
   /* no scratch at all when every GEMM of the plan runs CLBlast's direct kernel (untuned defaults) */
   const size_t temp = fresh->gemm_temp ? mem_size(fresh->gemm_temp) : 0;

@@ -143,34 +143,34 @@ static an_status plan_shapes(an_infer *inf) {
   inf->input_floats = (size_t)inf->batch * 3 * inf->input_hw * inf->input_hw;
   inf->output_floats = (size_t)inf->batch * inf->classes_pad;
   /* sides: -1 the input buffer, 0 the start of acts, 1 its end, 2 the output buffer */
+  int *sides = malloc(2 * (size_t)m->n_layers * sizeof *sides); /* (n_layers, 2) each layer's in, out side */
+  if (!sides) return FAIL(AN_ERR_HOST_ALLOC, "inference plan of %s", m->name);
   int side = -1;
   size_t need = 0;
   for (i = 0; i < m->n_layers; i++) {
-    an_layer_plan *L = &inf->layers[i];
+    const an_layer_plan *L = &inf->layers[i];
     inf->reads_input[i] = side == -1;
-    L->aux_off = (size_t)(side + 1); /* the input's side + 1, resolved to an offset below */
-    if (inf->skip[i]) {
-      L->out_off = (size_t)(side + 1);
-      continue;
+    sides[2 * i] = side;
+    if (!inf->skip[i]) { /* a skipped layer's output is its input, where it is */
+      const int out_side = i == last ? 2 : (side == 0 ? 1 : 0);
+      inf->writes_output[i] = out_side == 2;
+      if (out_side != 2) {
+        const size_t pair = (side >= 0 ? layer_in_floats(inf, L) : 0) + layer_out_floats(inf, L);
+        if (pair > need) need = pair;
+      }
+      side = out_side;
     }
-    const int out_side = i == last ? 2 : (side == 0 ? 1 : 0);
-    inf->writes_output[i] = out_side == 2;
-    if (out_side != 2) {
-      const size_t pair = (side >= 0 ? layer_in_floats(inf, L) : 0) + layer_out_floats(inf, L);
-      if (pair > need) need = pair;
-    }
-    L->out_off = (size_t)(out_side + 1);
-    side = out_side;
+    sides[2 * i + 1] = side;
   }
   inf->act_floats = need;
-  /* resolve sides to offsets: side 0 at 0, side 1 flush with the end, input and output at 0 */
+  /* side 0 starts at 0, side 1 ends flush with acts' end; input and output start at 0 of their own */
   for (i = 0; i < m->n_layers; i++) {
     an_layer_plan *L = &inf->layers[i];
-    const int in_side = (int)L->aux_off - 1, out_side = (int)L->out_off - 1;
-    L->in_off = in_side == 1 ? need - layer_in_floats(inf, L) : 0;
-    L->out_off = out_side == 1 ? need - layer_out_floats(inf, L) : 0;
+    L->in_off = sides[2 * i] == 1 ? need - layer_in_floats(inf, L) : 0;
+    L->out_off = sides[2 * i + 1] == 1 ? need - layer_out_floats(inf, L) : 0;
     L->aux_off = 0;
   }
+  free(sides);
   return AN_OK;
 too_small:
   return FAIL(AN_ERR_ARGUMENT, "%s: an input of %dx%d is too small (layer %d sees %dx%d)", m->name, inf->input_hw,
