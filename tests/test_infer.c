@@ -1,4 +1,5 @@
 /* The inference plan and what is built on it, against independent references:
+ *   - the forward-only max-pool and LRN kernels against the reference and the training kernels;
  *   - logits of every model against the plain-C reference (double) composed from the model's table,
  *     and against the training net's forward with dropout off, on the same weights (saved by the net,
  *     loaded by the plan); zero-copy and copying I/O, one and two input slots, a chunked workspace;
@@ -241,6 +242,61 @@ static void test_alexnet_half(void **state) {
 static void test_alexnet_tv_batch1(void **state) {
   (void)state;
   check_model("alexnet-tv", 1000, 1, 224, 1.7f);
+}
+
+/* ---- the forward-only kernels against the reference and the training kernels ---- */
+
+static void test_forward_only_layers(void **state) {
+  (void)state;
+  const int n = 2, c = 7, h = 13, w = 11, k = 3, stride = 2, oh = 6, ow = 5;
+  const size_t in_count = (size_t)n * c * h * w, out_count = (size_t)n * c * oh * ow;
+  float *x = test_floats(in_count); /* (N, C, H, W) */
+  test_rng r = test_rng_seeded(SEED);
+  test_fill_uniform(x, in_count, -60.0f, 60.0f, &r); /* LRN's normalisation only shows at pixel scale */
+  x[5] = NAN;                                        /* NaN wins its max-pool windows, as PyTorch */
+  cl_mem inp, out, out_train, aux;
+  TEST_OK(an_alloc(rt, in_count, &inp));
+  TEST_OK(an_alloc(rt, in_count, &out));
+  TEST_OK(an_alloc(rt, in_count, &out_train));
+  TEST_OK(an_alloc(rt, in_count, &aux));
+  TEST_OK(an_write(rt, an_at(inp, 0), x, in_count));
+  float *got = test_floats(in_count), *train = test_floats(in_count);
+  double *X = test_dup_double(x, in_count), *want = test_doubles(in_count);
+
+  TEST_OK(an_maxpool_forward_infer(rt, n, c, h, w, k, stride, an_at(out, 0), an_at(inp, 0)));
+  TEST_OK(an_maxpool_forward(rt, n, c, h, w, k, stride, an_at(out_train, 0), an_at(aux, 0), an_at(inp, 0)));
+  TEST_OK(an_read(rt, got, an_at(out, 0), out_count));
+  TEST_OK(an_read(rt, train, an_at(out_train, 0), out_count));
+  ref_maxpool_forward(want, X, n, c, h, w, k, stride);
+  /* x[5] = (0, 0, 0, 5) lies in one window, rows 0-2 and columns 4-6: output 2, NaN in both kernels
+   * (the reference does not model NaN: that output is left out of its comparison) */
+  for (size_t i = 0; i < out_count; i++) assert_int_equal(isnan(got[i]) != 0, i == 2);
+  assert_true(isnan(train[2]));
+  got[2] = train[2] = (float)want[2];
+  assert_int_equal(check_close("max-pool inference vs reference", got, want, out_count, 0, 0), 0);
+  assert_memory_equal(got, train, out_count * sizeof *got);
+
+  const an_lrn_params p = {5, 1e-4f, 0.75f, 2.0f};
+  x[5] = 1.0f;
+  X[5] = 1.0;
+  TEST_OK(an_write(rt, an_at(inp, 0), x, in_count));
+  TEST_OK(an_lrn_forward_infer(rt, n, c, h, w, &p, an_at(out, 0), an_at(inp, 0)));
+  TEST_OK(an_lrn_forward(rt, n, c, h, w, &p, an_at(out_train, 0), an_at(aux, 0), an_at(inp, 0)));
+  TEST_OK(an_read(rt, got, an_at(out, 0), in_count));
+  TEST_OK(an_read(rt, train, an_at(out_train, 0), in_count));
+  ref_lrn_forward(want, NULL, X, n, c, h, w, p.size, p.alpha, p.beta, p.k);
+  assert_int_equal(check_close("LRN inference vs reference", got, want, in_count, 1e-5, 1e-6), 0);
+  assert_memory_equal(got, train, in_count * sizeof *got);
+
+  clReleaseMemObject(aux);
+  clReleaseMemObject(out_train);
+  clReleaseMemObject(out);
+  clReleaseMemObject(inp);
+  free(want);
+  free(X);
+  free(train);
+  free(got);
+  free(x);
 }
 
 /* ---- memory ---- */
@@ -621,6 +677,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_labels_file),
       cmocka_unit_test(test_filters_png),
+      cmocka_unit_test(test_forward_only_layers),
       cmocka_unit_test(test_alexnet_half),
       cmocka_unit_test(test_alexnet_small),
       cmocka_unit_test(test_alexnet_tv_batch1),
