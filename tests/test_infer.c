@@ -168,6 +168,10 @@ static float *infer_logits(const char *model, int classes, int batch, int input_
   memcpy(an_infer_input(inf, slot), images, (size_t)batch * 3 * input_hw * input_hw * sizeof(float));
   const float *logits;
   TEST_OK(an_infer_run(inf, slot, &logits));
+  if (inf->zero_copy) { /* the device used the host's memory: maps of USE_HOST_PTR buffers derive from it */
+    assert_ptr_equal(an_infer_input(inf, slot), inf->host_input + (size_t)slot * inf->input_floats);
+    assert_ptr_equal(inf->output_map, inf->host_output);
+  }
   float *copy = test_floats((size_t)batch * classes);
   memcpy(copy, logits, (size_t)batch * classes * sizeof *copy);
   an_infer_destroy(inf);
