@@ -305,6 +305,8 @@ int cmd_classify(int argc, char **argv) {
   if (batch > files.n) batch = files.n; /* no plan larger than the work */
   if (an_infer_create(rt, model, classes, batch * crops, size, &io, &inf) != AN_OK) {
     rc = cli_fail("planning inference");
+    if (crops > 1) fprintf(stderr, "alexnet classify: with --crop ten a batch holds 10 rows per image: --batch is "
+                                   "the batch that fits divided by 10\n");
     goto done;
   }
   if (an_infer_load(inf, weights) != AN_OK) {
