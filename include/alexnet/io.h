@@ -120,12 +120,13 @@ typedef struct an_checkpoint_meta {
   uint64_t seed;
   double lr;
   char mean[96], std[96]; /* "0.485,0.456,0.406"; "" when none */
-  const char *class_names; /* save: newline-separated, one per class; NULL: none. Load leaves it NULL
-                              (an_weights_info_read in infer.h reads the names) */
   /* load only (save takes them from the net); 0 or "" when the file does not say */
   int format_version;
   char model[32];
   int classes, input_hw;
+  /* save only: newline-separated, one per class; NULL: none. Load leaves it NULL (an_weights_info_read
+   * in infer.h reads the names) */
+  const char *class_names;
 } an_checkpoint_meta;
 
 /* Writes the net's parameters (and with meta->checkpoint its momentum) to path, atomically. meta NULL:
