@@ -20,6 +20,22 @@ __kernel void lrn_forward(__global const float *inp, ulong inp_off, __global flo
   out[out_off + i] = inp[inp_off + i] * pow(s, -beta);
 }
 
+/* Inference: the same output, the scale not kept (nothing runs backward) */
+__kernel void lrn_forward_infer(__global const float *inp, ulong inp_off, __global float *out,
+                                ulong out_off, int c, int hw, int size, float alpha, float beta,
+                                float k) {
+  const size_t i = get_global_id(0);
+  const int p = (int)(i % hw), ch = (int)((i / hw) % c);
+  const size_t base = i - ((size_t)ch * hw + p);
+  const int lo = max(ch - size / 2, 0), hi = min(ch + (size - 1) / 2, c - 1);
+  float sum = 0.0f;
+  for (int j = lo; j <= hi; j++) {
+    const float v = inp[inp_off + base + (size_t)j * hw + p];
+    sum += v * v;
+  }
+  out[out_off + i] = inp[inp_off + i] * pow(k + alpha / size * sum, -beta);
+}
+
 /* dx_i = dy_i·scale_i^-beta − (2·alpha·beta/size)·x_i·Σ_{j : i ∈ window(j)} dy_j·out_j / scale_j */
 __kernel void lrn_backward(__global const float *dout, ulong dout_off, __global const float *out,
                            ulong out_off, __global const float *scale, ulong scale_off,

@@ -27,6 +27,22 @@ __kernel void maxpool_forward(__global const float *inp, ulong inp_off, __global
   ((__global int *)argmax)[argmax_off + i] = arg;
 }
 
+/* Inference: the same maximum (first in row-major window order, NaN propagates), no argmax kept */
+__kernel void maxpool_forward_infer(__global const float *inp, ulong inp_off, __global float *out,
+                                    ulong out_off, int h, int w, int oh, int ow, int k, int stride) {
+  const size_t i = get_global_id(0);
+  const int ox = (int)(i % ow), oy = (int)((i / ow) % oh);
+  const size_t plane = i / ((size_t)ow * oh);
+  __global const float *x = inp + inp_off + plane * h * w;
+  float best = -INFINITY;
+  for (int ki = 0; ki < k; ki++)
+    for (int kj = 0; kj < k; kj++) {
+      const float v = x[(oy * stride + ki) * w + ox * stride + kj];
+      if (v > best || isnan(v)) best = v;
+    }
+  out[out_off + i] = best;
+}
+
 /* work-item = one input element */
 __kernel void maxpool_backward(__global const float *dout, ulong dout_off, __global const float *argmax,
                                ulong argmax_off, __global float *dinp, ulong dinp_off, int h, int w,

@@ -109,8 +109,10 @@ an_status an_st_serialize(const an_st_entry *tensors, int n_tensors, const an_st
  * A weights file holds every tensor of the net's table under its name, F32. A checkpoint adds the
  * optimizer's momentum as "momentum.<name>". __metadata__ holds strings:
  *   format "alexnet-opencl", format_version "1", kind "weights" | "checkpoint", model, classes,
- *   input_size, and when given: epoch, step, seed, lr, mean, std (the normalisation, "r,g,b"). */
+ *   input_size, and when given: epoch, step, seed, lr, mean, std (the normalisation, "r,g,b"),
+ *   class_names (one name per class, in label order, separated by newlines). */
 #define AN_CHECKPOINT_FORMAT_VERSION 1
+#define AN_META_CLASS_NAMES "class_names"
 
 typedef struct an_checkpoint_meta {
   int checkpoint;   /* save: 1 writes the momentum (a checkpoint), 0 weights only; load: what the file is */
@@ -122,6 +124,9 @@ typedef struct an_checkpoint_meta {
   int format_version;
   char model[32];
   int classes, input_hw;
+  /* save only: newline-separated, one per class; NULL: none. Load leaves it NULL (an_weights_info_read
+   * in infer.h reads the names) */
+  const char *class_names;
 } an_checkpoint_meta;
 
 /* Writes the net's parameters (and with meta->checkpoint its momentum) to path, atomically. meta NULL:

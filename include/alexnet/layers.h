@@ -67,6 +67,9 @@ typedef struct an_lrn_params {
 an_status an_lrn_forward(an_runtime *rt, int n, int c, int h, int w, const an_lrn_params *p,
                          an_buf out /* (N,C,H,W) */, an_buf scale /* (N,C,H,W) k + alpha/size·Σx² */,
                          an_buf inp /* (N,C,H,W) */);
+/* Inference: the same out, no scale kept (nothing runs backward) */
+an_status an_lrn_forward_infer(an_runtime *rt, int n, int c, int h, int w, const an_lrn_params *p,
+                               an_buf out /* (N,C,H,W) */, an_buf inp /* (N,C,H,W) */);
 an_status an_lrn_backward(an_runtime *rt, int n, int c, int h, int w, const an_lrn_params *p,
                           an_buf dinp /* (N,C,H,W) */, an_buf dout /* (N,C,H,W) */,
                           an_buf out /* (N,C,H,W) */, an_buf scale /* (N,C,H,W) */,
@@ -79,6 +82,9 @@ an_status an_lrn_backward(an_runtime *rt, int n, int c, int h, int w, const an_l
 an_status an_maxpool_forward(an_runtime *rt, int n, int c, int h, int w, int k, int stride,
                              an_buf out /* (N,C,OH,OW) */, an_buf argmax /* (N,C,OH,OW) int32 */,
                              an_buf inp /* (N,C,H,W) */);
+/* Inference: the same out, no argmax kept */
+an_status an_maxpool_forward_infer(an_runtime *rt, int n, int c, int h, int w, int k, int stride,
+                                   an_buf out /* (N,C,OH,OW) */, an_buf inp /* (N,C,H,W) */);
 an_status an_maxpool_backward(an_runtime *rt, int n, int c, int h, int w, int k, int stride,
                               an_buf dinp /* (N,C,H,W) */, an_buf dout /* (N,C,OH,OW) */,
                               an_buf argmax /* (N,C,OH,OW) int32 */);

@@ -49,6 +49,7 @@ typedef enum an_kernel_id {
   AN_K_XENT_FORWARD_BACKWARD, AN_K_SUM_LOSS,
   AN_K_SGD_UPDATE,
   AN_K_COPY_ROWS,
+  AN_K_MAXPOOL_FORWARD_INFER, AN_K_LRN_FORWARD_INFER, /* inference: nothing kept for backward */
   AN_K_COUNT
 } an_kernel_id;
 

@@ -9,6 +9,8 @@ int cmd_tune(int argc, char **argv);
 int cmd_pack(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
+int cmd_filters(int argc, char **argv);
 
 /* Prints "alexnet: <message>" for the library's last error and returns the exit code 1. */
 int cli_fail(const char *what);

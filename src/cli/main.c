@@ -16,6 +16,8 @@ static const struct {
     {"tune", cmd_tune, "tune CLBlast's GEMM for a device on a model's shapes; later runs apply it"},
     {"train", cmd_train, "train a model on a dataset: checkpoints, validation, log.jsonl; --resume continues"},
     {"eval", cmd_eval, "top-1/top-5 (and confusion matrix) of a checkpoint on a dataset"},
+    {"classify", cmd_classify, "top-k classes of image files (inference only; --time: latency, memory)"},
+    {"filters", cmd_filters, "conv1's kernels as an image grid (the paper's Figure 3)"},
     {"pack", cmd_pack, "pack a folder-per-class image tree into a shard of resized uint8 images"},
 };
 

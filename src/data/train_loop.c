@@ -132,11 +132,30 @@ typedef struct run_state {
   int64_t total;
 } run_state;
 
+/* The training set's class names, one per line (a newline inside a name becomes a space); malloc'd. */
+static char *class_names_text(const an_dataset *ds) {
+  size_t len = 1;
+  for (int c = 0; c < an_dataset_classes(ds); c++) len += strlen(an_dataset_class_name(ds, c)) + 1;
+  char *text = malloc(len), *p = text;
+  if (!text) return NULL;
+  for (int c = 0; c < an_dataset_classes(ds); c++) {
+    for (const char *q = an_dataset_class_name(ds, c); *q; q++) *p++ = *q == '\n' || *q == '\r' ? ' ' : *q;
+    if (c + 1 < an_dataset_classes(ds)) *p++ = '\n';
+  }
+  *p = '\0';
+  return text;
+}
+
 static an_status save(run_state *r, const char *path, int64_t step, double lr) {
   an_checkpoint_meta m = {.checkpoint = 1, .epoch = step / r->bpe, .step = step, .seed = r->cfg->seed, .lr = lr};
   an_format_rgb(r->stats.mean, m.mean, sizeof m.mean);
   an_format_rgb(r->stats.std, m.std, sizeof m.std);
-  return an_net_save(r->net, path, &m);
+  char *names = class_names_text(r->cfg->train); /* in the metadata, so classify names the classes */
+  if (!names) return TRAIN_ERR(AN_ERR_HOST_ALLOC, "%s: class names", path);
+  m.class_names = names;
+  const an_status st = an_net_save(r->net, path, &m);
+  free(names);
+  return st;
 }
 
 static an_status write_classes(const an_train_config *cfg) {

@@ -85,6 +85,7 @@ an_status an_checkpoint_save(const an_net *net, const float *params, const float
     m[n_meta++] = (an_st_meta){"lr", lr};
     if (meta->mean[0]) m[n_meta++] = (an_st_meta){"mean", meta->mean};
     if (meta->std[0]) m[n_meta++] = (an_st_meta){"std", meta->std};
+    if (meta->class_names) m[n_meta++] = (an_st_meta){AN_META_CLASS_NAMES, meta->class_names};
   }
   status = an_st_write(path, entries, n_entries, m, n_meta);
 cleanup:

@@ -1,4 +1,5 @@
-/* Local response normalisation across channels, forward and backward (see cl/lrn.cl for the formula
+/* Local response normalisation across channels, forward and backward, and the inference forward that
+ * keeps no scale (see cl/lrn.cl for the formula
  * and why alpha is divided by size). */
 #include "alexnet/layers.h"
 #include "../runtime/check.h"
@@ -20,6 +21,16 @@ an_status an_lrn_forward(an_runtime *rt, int n, int c, int h, int w, const an_lr
                          an_arg_int(c),          an_arg_int(h * w),     an_arg_int(p->size),
                          an_arg_float(p->alpha), an_arg_float(p->beta), an_arg_float(p->k)};
   return an_launch(rt, AN_K_LRN_FORWARD, 1, &global, NULL, args);
+}
+
+an_status an_lrn_forward_infer(an_runtime *rt, int n, int c, int h, int w, const an_lrn_params *p, an_buf out,
+                               an_buf inp) {
+  AN_TRY(check(n, c, h, w, p));
+  const size_t global = (size_t)n * c * h * w;
+  const an_arg args[] = {an_arg_mem(inp.mem),  an_arg_ulong(inp.off), an_arg_mem(out.mem),   an_arg_ulong(out.off),
+                         an_arg_int(c),        an_arg_int(h * w),     an_arg_int(p->size),   an_arg_float(p->alpha),
+                         an_arg_float(p->beta), an_arg_float(p->k)};
+  return an_launch(rt, AN_K_LRN_FORWARD_INFER, 1, &global, NULL, args);
 }
 
 an_status an_lrn_backward(an_runtime *rt, int n, int c, int h, int w, const an_lrn_params *p, an_buf dinp,

@@ -1,4 +1,5 @@
-/* Max-pool and adaptive average pool, forward and backward (window rules in cl/pool.cl). */
+/* Max-pool and adaptive average pool, forward and backward, and max-pool's inference forward (no argmax)
+ * (window rules in cl/pool.cl). */
 #include "alexnet/layers.h"
 #include "../runtime/check.h"
 #include "../runtime/launch.h"
@@ -14,6 +15,18 @@ an_status an_maxpool_forward(an_runtime *rt, int n, int c, int h, int w, int k, 
                          an_arg_int(h),            an_arg_int(w),            an_arg_int(oh),
                          an_arg_int(ow),           an_arg_int(k),            an_arg_int(stride)};
   return an_launch(rt, AN_K_MAXPOOL_FORWARD, 1, &global, NULL, args);
+}
+
+an_status an_maxpool_forward_infer(an_runtime *rt, int n, int c, int h, int w, int k, int stride, an_buf out,
+                                   an_buf inp) {
+  const int oh = an_pool_out(h, k, stride), ow = an_pool_out(w, k, stride);
+  if (n < 1 || c < 1 || k < 1 || stride < 1 || h < k || w < k)
+    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "max-pool %d/%d on %dx%d is not valid", k, stride, h, w);
+  const size_t global = (size_t)n * c * oh * ow;
+  const an_arg args[] = {an_arg_mem(inp.mem), an_arg_ulong(inp.off), an_arg_mem(out.mem), an_arg_ulong(out.off),
+                         an_arg_int(h),       an_arg_int(w),         an_arg_int(oh),      an_arg_int(ow),
+                         an_arg_int(k),       an_arg_int(stride)};
+  return an_launch(rt, AN_K_MAXPOOL_FORWARD_INFER, 1, &global, NULL, args);
 }
 
 an_status an_maxpool_backward(an_runtime *rt, int n, int c, int h, int w, int k, int stride, an_buf dinp,

@@ -43,6 +43,8 @@ static const char *const kernel_names[AN_K_COUNT] = {
     [AN_K_SUM_LOSS] = "sum_loss",
     [AN_K_SGD_UPDATE] = "sgd_update",
     [AN_K_COPY_ROWS] = "copy_rows",
+    [AN_K_MAXPOOL_FORWARD_INFER] = "maxpool_forward_infer",
+    [AN_K_LRN_FORWARD_INFER] = "lrn_forward_infer",
 };
 
 static void info_string(cl_device_id d, cl_device_info what, char *buf, size_t size) {
