@@ -282,6 +282,208 @@ static void lr_schedules(void **state) {
   assert_true(an_parse_rgb(buf, v));
   assert_memory_equal(v, want, sizeof want);
   assert_false(an_parse_rgb("1,2", v));
+  /* plateau: strict improvement resets the count; `patience` bad validations in a row cut lr x0.1 */
+  an_plateau p = an_plateau_start(2);
+  const double top1[] = {0.5, 0.4, 0.5, 0.6, 0.6, 0.6, 0.7, -1};
+  const int cut[] = {0, 0, 1, 0, 0, 1, 0, 0};
+  for (int i = 0; i < 8; i++) assert_int_equal(an_plateau_step(&p, top1[i]), cut[i]);
+  assert_true(fabs(p.factor - 0.01) < 1e-15 && p.best == 0.7);
+  assert_int_equal(an_plateau_start(0).patience, 3);
+  assert_true(an_lr_at(AN_LR_PLATEAU, 0.1, 50, 100) == 0.1);
+}
+
+/* lr by global step and validations, recorded by the callback. */
+typedef struct lr_log {
+  double lr[MAX_LOG_STEPS + 1];
+  int vals, reductions;
+} lr_log;
+
+static void record_lr(void *ctx, const an_train_event *ev) {
+  lr_log *l = ctx;
+  if (ev->kind == AN_EVENT_STEP && ev->global_step <= MAX_LOG_STEPS) l->lr[ev->global_step] = ev->lr;
+  if (ev->kind == AN_EVENT_VAL || ev->kind == AN_EVENT_EPOCH) l->vals++, l->reductions += ev->lr_reduced;
+}
+
+/* Plateau on a run that cannot improve (lr 1e-7 leaves the validation top-1 where it is): with
+ * patience 2 and a validation after every step, lr x0.1 after validations 3, 5, 7, …; a run stopped
+ * and resumed replays the logged validations and continues with the same learning rates. */
+static void plateau_lowers_lr(void **state) {
+  (void)state;
+  enum { N = 8 };
+  an_dataset *train = make_set(64, 51), *val = make_set(16, 52);
+  char dir_a[128], dir_b[128];
+  temp_dir(dir_a, sizeof dir_a, "plateau");
+  temp_dir(dir_b, sizeof dir_b, "plateau_halves");
+  static lr_log whole, halves;
+  memset(&whole, 0, sizeof whole);
+  memset(&halves, 0, sizeof halves);
+  an_train_config c = base_config(train, val, dir_a);
+  c.sgd.lr = 1e-7f;
+  c.schedule = AN_LR_PLATEAU;
+  c.patience = 2;
+  c.max_steps = N;
+  c.val_every = 1;
+  c.callback = record_lr;
+  c.callback_ctx = &whole;
+  an_train_result r;
+  TEST_OK(an_train(test_rt, &c, &r));
+  /* validation k (after step k) is the k-th; reductions after validations 3, 5, 7 */
+  double want = 1e-7;
+  for (int s = 1; s <= N; s++) {
+    if (s == 4 || s == 6 || s == 8) want *= 0.1;
+    printf("step %d: lr %.4g (want %.4g)\n", s, whole.lr[s], want);
+    assert_true(fabs(whole.lr[s] - want) <= 1e-6 * want);
+  }
+  assert_int_equal(whole.reductions, 3); /* the 8th validation is the run's end: 1 since the last cut */
+
+  c.out_dir = dir_b;
+  c.callback_ctx = &halves;
+  c.stop_at_step = 5; /* mid-epoch, between two reductions, one bad validation counted */
+  TEST_OK(an_train(test_rt, &c, &r));
+  c.stop_at_step = 0;
+  c.resume = 1;
+  TEST_OK(an_train(test_rt, &c, &r));
+  assert_int_equal(r.start_step, 5);
+  for (int s = 1; s <= N; s++) assert_true(halves.lr[s] == whole.lr[s]);
+  an_dataset_destroy(train);
+  an_dataset_destroy(val);
+  remove_dir(dir_a);
+  remove_dir(dir_b);
+}
+
+/* --resume of a run with a different recipe is refused before anything changes, the message naming
+ * the option and both values; the same recipe still resumes. */
+static void resume_refuses_other_recipe(void **state) {
+  (void)state;
+  an_dataset *train = make_set(64, 61), *other = make_set(48, 61), *val = make_set(16, 62);
+  char dir[128];
+  temp_dir(dir, sizeof dir, "recipe");
+  an_train_config c = base_config(train, val, dir);
+  c.max_steps = 6;
+  c.stop_at_step = 2;
+  c.measure_loader = 1;
+  an_train_result r;
+  TEST_OK(an_train(test_rt, &c, &r));
+  assert_true(r.loader_images_per_s > 0);
+  c.stop_at_step = 0;
+  c.measure_loader = 0;
+  c.resume = 1;
+  struct {
+    const char *option, *here, *logged;
+    an_train_config cfg;
+  } cases[9];
+  for (int i = 0; i < 9; i++) cases[i].cfg = c;
+  cases[0].option = "--batch", cases[0].here = "8", cases[0].logged = "16", cases[0].cfg.batch = 8;
+  cases[1].option = "--lr", cases[1].here = "0.02", cases[1].logged = "0.01", cases[1].cfg.sgd.lr = 0.02f;
+  cases[2].option = "--momentum", cases[2].here = "0.8", cases[2].logged = "0.9", cases[2].cfg.sgd.momentum = 0.8f;
+  cases[3].option = "--weight-decay", cases[3].here = "0", cases[3].logged = "0.0005";
+  cases[3].cfg.sgd.weight_decay = 0;
+  cases[4].option = "--lr-schedule", cases[4].here = "step", cases[4].logged = "cosine";
+  cases[4].cfg.schedule = AN_LR_STEP;
+  cases[5].option = "--epochs", cases[5].here = "50", cases[5].logged = "100", cases[5].cfg.epochs = 50;
+  cases[6].option = "--max-steps", cases[6].here = "7", cases[6].logged = "6", cases[6].cfg.max_steps = 7;
+  cases[7].option = "--data", cases[7].here = "(48 images)", cases[7].logged = "(64 images)";
+  cases[7].cfg.train = other;
+  cases[8].option = "--model", cases[8].here = "alexnet-tv", cases[8].logged = "alexnet-half";
+  cases[8].cfg.model = "alexnet-tv";
+  for (int i = 0; i < 9; i++) {
+    assert_int_equal(an_train(test_rt, &cases[i].cfg, &r), AN_ERR_ARGUMENT);
+    const char *msg = an_last_error();
+    printf("%s: %s\n", cases[i].option, msg);
+    assert_non_null(strstr(msg, cases[i].option));
+    assert_non_null(strstr(msg, cases[i].here));
+    assert_non_null(strstr(msg, cases[i].logged));
+  }
+  TEST_OK(an_train(test_rt, &c, &r)); /* nothing was changed by the refusals */
+  assert_int_equal(r.start_step, 2);
+  assert_int_equal(r.steps_done, 6);
+  an_dataset_destroy(train);
+  an_dataset_destroy(other);
+  an_dataset_destroy(val);
+  remove_dir(dir);
+}
+
+/* Ten-crop evaluation against the crops taken one by one here: the base image from
+ * an_image_resize_square, each crop's corner written out (torchvision's TenCrop order), the mirror by
+ * hand, x = (p/255 - mean)/std, the softmax averaged over the 10 crops in double. 13 samples of 10
+ * classes, 2 per batch: the last batch is padded. Top-1, top-5 and the confusion matrix must agree. */
+static void ten_crop_matches_crops(void **state) {
+  (void)state;
+  enum { K = 10, SAMPLES = 13, PER_BATCH = 2, ROWS = PER_BATCH * 10 };
+  an_synthetic_config sc = {.count = SAMPLES, .classes = K, .side = 32, .noise = 0.2f, .seed = 71};
+  an_dataset *ds = NULL;
+  TEST_OK(an_dataset_synthetic(&sc, &ds));
+  an_net *net = NULL;
+  TEST_OK(an_net_create(test_rt, MODEL, K, ROWS, INPUT, &net));
+  TEST_OK(an_net_init(net, 72));
+  const an_data_stats stats = an_data_stats_imagenet();
+  an_augment aug = an_augment_default(INPUT);
+  aug.ten_crop = 1;
+  an_eval_result got;
+  int64_t got_conf[K * K] = {0}, want_conf[K * K] = {0};
+  TEST_OK(an_evaluate(net, ds, &aug, &stats, 2, &got, got_conf));
+
+  const int S = aug.resize, I = INPUT, far = S - I, mid = (S - I) / 2;
+  const int corner[5][2] = {{0, 0}, {far, 0}, {0, far}, {far, far}, {mid, mid}}; /* (x, y) */
+  float *images = test_floats((size_t)ROWS * 3 * I * I), *logits = test_floats((size_t)ROWS * K);
+  int labels[ROWS] = {0};
+  uint8_t *base = malloc((size_t)S * S * 3);
+  assert_non_null(base);
+  int64_t want_top1 = 0, want_top5 = 0;
+  for (int first = 0; first < SAMPLES; first += PER_BATCH) {
+    memset(images, 0, sizeof(float) * (size_t)ROWS * 3 * I * I);
+    for (int j = 0; j < PER_BATCH && first + j < SAMPLES; j++) {
+      an_image img, b = {.pixels = base};
+      TEST_OK(an_dataset_read(ds, first + j, &img));
+      TEST_OK(an_image_resize_square(&img, S, &b));
+      an_image_free(&img);
+      for (int k = 0; k < 10; k++) {
+        float *out = images + (size_t)(j * 10 + k) * 3 * I * I; /* (3, I, I) */
+        for (int ch = 0; ch < 3; ch++) {
+          const float gain = 1.0f / (255.0f * stats.std[ch]), offset = -stats.mean[ch] / stats.std[ch];
+          for (int y = 0; y < I; y++)
+            for (int x = 0; x < I; x++) {
+              const int sx = corner[k % 5][0] + (k >= 5 ? I - 1 - x : x), sy = corner[k % 5][1] + y;
+              out[((size_t)ch * I + y) * I + x] = base[((size_t)sy * S + sx) * 3 + ch] * gain + offset;
+            }
+        }
+      }
+    }
+    TEST_OK(an_net_set_batch(net, images, labels));
+    TEST_OK(an_net_forward(net, 0, 0, 0));
+    TEST_OK(an_net_read_logits(net, logits));
+    for (int j = 0; j < PER_BATCH && first + j < SAMPLES; j++) {
+      double prob[K] = {0};
+      for (int k = 0; k < 10; k++) {
+        const float *row = logits + (size_t)(j * 10 + k) * K;
+        double m = row[0], sum = 0;
+        for (int c = 1; c < K; c++) m = row[c] > m ? row[c] : m;
+        for (int c = 0; c < K; c++) sum += exp(row[c] - m);
+        for (int c = 0; c < K; c++) prob[c] += exp(row[c] - m) / sum / 10;
+      }
+      const int label = an_dataset_label(ds, first + j);
+      int best = 0, above = 0;
+      for (int c = 0; c < K; c++) {
+        if (prob[c] > prob[best]) best = c;
+        above += prob[c] > prob[label];
+      }
+      want_top1 += above == 0;
+      want_top5 += above < 5;
+      want_conf[label * K + best]++;
+    }
+  }
+  printf("ten-crop: top-1 %lld/%lld top-5 %lld/%lld; by hand: top-1 %lld top-5 %lld\n", (long long)got.top1,
+         (long long)got.samples, (long long)got.top5, (long long)got.samples, (long long)want_top1,
+         (long long)want_top5);
+  assert_int_equal(got.samples, SAMPLES);
+  assert_int_equal(got.top1, want_top1);
+  assert_int_equal(got.top5, want_top5);
+  assert_memory_equal(got_conf, want_conf, sizeof want_conf);
+  free(base);
+  free(images);
+  free(logits);
+  an_net_destroy(net);
+  an_dataset_destroy(ds);
 }
 
 int main(int argc, char **argv) {
@@ -290,6 +492,9 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(lr_schedules),
       cmocka_unit_test(resume_is_exact),
+      cmocka_unit_test(resume_refuses_other_recipe),
+      cmocka_unit_test(plateau_lowers_lr),
+      cmocka_unit_test(ten_crop_matches_crops),
       cmocka_unit_test(divergence_keeps_last_good),
       cmocka_unit_test(survives_sigkill),
       cmocka_unit_test(learns),

@@ -22,15 +22,31 @@ extern "C" {
 typedef enum an_lr_schedule {
   AN_LR_NONE,   /* constant */
   AN_LR_STEP,   /* x0.1 at 1/3 and again at 2/3 of the run's steps */
-  AN_LR_COSINE  /* lr · (1 + cos(pi · t)) / 2, t = step / total steps */
+  AN_LR_COSINE, /* lr · (1 + cos(pi · t)) / 2, t = step / total steps */
+  AN_LR_PLATEAU /* x0.1 each time validation top-1 has not improved for `patience` validations */
 } an_lr_schedule;
 
-/* The learning rate at global step `step` of a run of `total` steps. */
+/* The learning rate at global step `step` of a run of `total` steps; PLATEAU's is base_lr here, its
+ * factor comes from the validations (an_plateau). */
 double an_lr_at(an_lr_schedule schedule, double base_lr, int64_t step, int64_t total);
 
+/* The plateau schedule's state. A validation improves when its top-1 is strictly above the best so
+ * far; after `patience` validations in a row without improvement the factor is multiplied by 0.1 and
+ * the count starts again. Validations are those at epoch ends and every val_every steps. */
+typedef struct an_plateau {
+  int patience;  /* >= 1 */
+  double best;   /* best top-1 so far; -1 before the first validation */
+  int bad;       /* validations since the last improvement or reduction */
+  double factor; /* lr = base lr · factor; starts at 1 */
+} an_plateau;
+an_plateau an_plateau_start(int patience);
+/* Takes one validation's top-1; returns 1 when it reduced the factor. */
+int an_plateau_step(an_plateau *p, double top1);
+
 /* STEP after every step; EPOCH at each epoch's end (and at the run's end inside an epoch); VAL after a
- * validation every val_every steps (no checkpoint decision). */
-typedef enum an_train_event_kind { AN_EVENT_STEP, AN_EVENT_EPOCH, AN_EVENT_VAL } an_train_event_kind;
+ * validation every val_every steps (no checkpoint decision); LOADER once before the first step when
+ * measure_loader is set (images_per_s: the loader's own speed, the device idle). */
+typedef enum an_train_event_kind { AN_EVENT_STEP, AN_EVENT_EPOCH, AN_EVENT_VAL, AN_EVENT_LOADER } an_train_event_kind;
 
 typedef struct an_train_event {
   an_train_event_kind kind;
@@ -41,6 +57,7 @@ typedef struct an_train_event {
   double lr, images_per_s, eta_s;
   double val_top1, val_top5;   /* epoch: validation accuracy in [0, 1]; -1 without a validation set */
   int best;                    /* epoch: best.safetensors was written */
+  int lr_reduced;              /* epoch, val: the plateau schedule multiplied lr by 0.1 after it */
 } an_train_event;
 
 typedef void (*an_train_callback)(void *ctx, const an_train_event *ev);
@@ -53,13 +70,17 @@ typedef struct an_train_config {
   int64_t stop_at_step;      /* 0: none; else stop (with a checkpoint) once this global step is done */
   an_sgd_params sgd;         /* sgd.lr is the base learning rate */
   an_lr_schedule schedule;
+  int patience;              /* AN_LR_PLATEAU: validations without improvement before lr x0.1 (0: 3) */
   uint64_t seed;
   int threads;               /* loader workers */
   int stats_images;          /* images for the normalisation statistics (0: all) */
   int checkpoint_every;      /* steps between last.safetensors writes; 0: epoch ends and the end only */
   int val_every;             /* steps between extra validations (logged as "val"); 0: epoch ends only */
   const char *out_dir;       /* created when missing; holds last/best.safetensors, log.jsonl, classes.txt */
-  int resume;                /* continue from out_dir/last.safetensors */
+  int resume;                /* continue from out_dir/last.safetensors; refused unless the recipe is the
+                                logged run's (log.jsonl's "run" line: model, data, batch, input, epochs,
+                                max steps, lr, momentum, weight decay, schedule, patience, seed) */
+  int measure_loader;        /* time the loader alone (~1-2 s) before training: logged and reported */
   an_train_callback callback;
   void *callback_ctx;
 } an_train_config;
@@ -70,6 +91,7 @@ typedef struct an_train_result {
   float last_loss;
   double val_top1, val_top5; /* last validation; -1 when none ran */
   double best_top1;
+  double loader_images_per_s; /* measure_loader's figure; 0 when not measured */
   an_data_stats stats;
 } an_train_result;
 

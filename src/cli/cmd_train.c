@@ -18,7 +18,9 @@ static void help(void) {
          "the device computes. The normalisation (mean/std) is computed on the training set and saved in\n"
          "the checkpoints. Validation top-1/top-5 after every epoch. In --out: last.safetensors (every\n"
          "--checkpoint-every steps, each epoch's end and the end), best.safetensors (best validation\n"
-         "top-1), log.jsonl (every step and epoch), classes.txt. Plot the log with tools/plot.py.\n\n"
+         "top-1), log.jsonl (the run's recipe, every step and epoch), classes.txt. Plot the log with\n"
+         "tools/plot.py. Before training, the loader alone is timed for ~1.5 s (images/s with the device\n"
+         "idle): when the training steps run at about that speed, the loader, not the device, is the limit.\n\n"
          "  --model M           alexnet | alexnet-half | alexnet-tv          (default alexnet-half)\n"
          "  --data D            fashion-mnist | a class-per-folder dir | a pack shard (default fashion-mnist)\n"
          "  --val D             validation set (fashion-mnist:test, a dir, a shard)\n"
@@ -29,7 +31,10 @@ static void help(void) {
          "  --lr X              base learning rate                              (default 0.01)\n"
          "  --momentum X        SGD momentum                                    (default 0.9)\n"
          "  --weight-decay X    L2 weight decay                                 (default 5e-4)\n"
-         "  --lr-schedule S     step (x0.1 at 1/3 and 2/3) | cosine | none     (default cosine)\n"
+         "  --lr-schedule S     step (x0.1 at 1/3 and 2/3) | cosine | plateau | none (default cosine)\n"
+         "                      plateau: lr x0.1 once validation top-1 has not improved (strictly) for\n"
+         "                      --patience validations in a row (epoch ends, and --val-every steps)\n"
+         "  --patience N        plateau's validations without improvement        (default 3)\n"
          "  --input-size S      input side in pixels (63 suits 28 px images)    (default 224)\n"
          "  --seed S            seed of weights, split, shuffling, augmentation, dropout (default 1)\n"
          "  --threads T         loader worker threads                           (default 2)\n"
@@ -37,12 +42,13 @@ static void help(void) {
          "  --log-every N       steps between progress lines when not a terminal (default 50)\n"
          "  --val-every N       also validate every N steps (curves of short runs) (default 0: epochs)\n"
          "  --out DIR           output directory                                (default runs/train)\n"
-         "  --resume            continue the run in --out from last.safetensors (same options)\n"
+         "  --resume            continue the run in --out from last.safetensors; refused, naming the\n"
+         "                      option, unless the options are the run's (log.jsonl's first line)\n"
          "  --device D          P:D index or name substring (default: ALEXNET_DEVICE, else first GPU)\n");
 }
 
 typedef struct progress {
-  int tty, log_every;
+  int tty, log_every, threads, patience;
   double t_last;
 } progress;
 
@@ -74,7 +80,14 @@ static void on_event(void *ctx, const an_train_event *ev) {
     }
     return;
   }
+  if (ev->kind == AN_EVENT_LOADER) {
+    printf("loader alone: %.0f images/s with the device idle (%d threads); the steps' img/s below is the whole "
+           "step's\n", ev->images_per_s, p->threads);
+    fflush(stdout);
+    return;
+  }
   if (p->tty) fprintf(stderr, "\n");
+  if (ev->lr_reduced) printf("plateau: no improvement for %d validations, lr x0.1\n", p->patience);
   if (ev->kind == AN_EVENT_VAL) {
     printf("step %lld: val top-1 %.2f%%  top-5 %.2f%%\n", (long long)ev->global_step, 100 * ev->val_top1,
            100 * ev->val_top5);
@@ -92,7 +105,8 @@ static void on_event(void *ctx, const an_train_event *ev) {
 }
 
 int cmd_train(int argc, char **argv) {
-  enum { O_MOMENTUM = 256, O_WD, O_SCHED, O_VALFRAC, O_MAXSTEPS, O_RESUME, O_THREADS, O_CKPT, O_LOGEVERY, O_VALEVERY };
+  enum { O_MOMENTUM = 256, O_WD, O_SCHED, O_VALFRAC, O_MAXSTEPS, O_RESUME, O_THREADS, O_CKPT, O_LOGEVERY, O_VALEVERY,
+         O_PATIENCE };
   static const struct option opts[] = {
       {"model", required_argument, NULL, 'm'},      {"data", required_argument, NULL, 'D'},
       {"val", required_argument, NULL, 'V'},        {"val-fraction", required_argument, NULL, O_VALFRAC},
@@ -102,14 +116,14 @@ int cmd_train(int argc, char **argv) {
       {"lr-schedule", required_argument, NULL, O_SCHED}, {"input-size", required_argument, NULL, 's'},
       {"seed", required_argument, NULL, 'r'},       {"threads", required_argument, NULL, O_THREADS},
       {"checkpoint-every", required_argument, NULL, O_CKPT}, {"log-every", required_argument, NULL, O_LOGEVERY},
-      {"val-every", required_argument, NULL, O_VALEVERY},
+      {"val-every", required_argument, NULL, O_VALEVERY}, {"patience", required_argument, NULL, O_PATIENCE},
       {"out", required_argument, NULL, 'o'},        {"resume", no_argument, NULL, O_RESUME},
       {"device", required_argument, NULL, 'd'},     {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *model = "alexnet-half", *data = "fashion-mnist", *val = NULL, *out = "runs/train", *device = NULL;
   const char *sched = "cosine";
   double val_fraction = -1;
-  int epochs = 10, batch = 32, size = 224, threads = 2, ckpt_every = 200, log_every = 50, val_every = 0, resume = 0;
+  int epochs = 10, batch = 32, size = 224, threads = 2, ckpt_every = 200, log_every = 50, val_every = 0, resume = 0, patience = 3;
   long long max_steps = 0;
   an_sgd_params sgd = {0.01f, 0.9f, 5e-4f, 0};
   unsigned long long seed = 1;
@@ -133,6 +147,7 @@ int cmd_train(int argc, char **argv) {
       case O_CKPT: ckpt_every = atoi(optarg); break;
       case O_LOGEVERY: log_every = atoi(optarg); break;
       case O_VALEVERY: val_every = atoi(optarg); break;
+      case O_PATIENCE: patience = atoi(optarg); break;
       case 'o': out = optarg; break;
       case O_RESUME: resume = 1; break;
       case 'd': device = optarg; break;
@@ -143,15 +158,16 @@ int cmd_train(int argc, char **argv) {
   an_lr_schedule schedule;
   if (!strcmp(sched, "step")) schedule = AN_LR_STEP;
   else if (!strcmp(sched, "cosine")) schedule = AN_LR_COSINE;
+  else if (!strcmp(sched, "plateau")) schedule = AN_LR_PLATEAU;
   else if (!strcmp(sched, "none")) schedule = AN_LR_NONE;
   else {
-    fprintf(stderr, "alexnet train: unknown --lr-schedule '%s' (step, cosine, none)\n", sched);
+    fprintf(stderr, "alexnet train: unknown --lr-schedule '%s' (step, cosine, plateau, none)\n", sched);
     return 2;
   }
   if (optind < argc || epochs < 1 || batch < 1 || size < 1 || threads < 1 || max_steps < 0 || log_every < 1 ||
-      ckpt_every < 0 || val_every < 0 || !(sgd.lr > 0) || val_fraction >= 1) {
-    fprintf(stderr, "alexnet train: invalid arguments (epochs, batch, input-size, threads, log-every must be "
-                    "positive, lr > 0, val-fraction < 1)\n");
+      ckpt_every < 0 || val_every < 0 || patience < 1 || !(sgd.lr > 0) || val_fraction >= 1) {
+    fprintf(stderr, "alexnet train: invalid arguments (epochs, batch, input-size, threads, log-every, patience "
+                    "must be positive, lr > 0, val-fraction < 1)\n");
     return 2;
   }
   if (!an_model_find(model)) {
@@ -195,12 +211,12 @@ int cmd_train(int argc, char **argv) {
          valset ? an_dataset_count(valset) : 0,
          an_dataset_classes(train), batch, size, resume ? "resuming" : "from scratch");
   fflush(stdout);
-  progress prog = {.tty = isatty(STDERR_FILENO), .log_every = log_every};
+  progress prog = {.tty = isatty(STDERR_FILENO), .log_every = log_every, .threads = threads, .patience = patience};
   an_train_config cfg = {.model = model, .train = train, .val = valset, .batch = batch, .input = size,
-                         .epochs = epochs, .max_steps = max_steps, .sgd = sgd, .schedule = schedule, .seed = seed,
+                         .epochs = epochs, .max_steps = max_steps, .sgd = sgd, .schedule = schedule, .patience = patience, .seed = seed,
                          .threads = threads, .stats_images = 10000, .checkpoint_every = ckpt_every,
                          .val_every = val_every,
-                         .out_dir = out, .resume = resume, .callback = on_event, .callback_ctx = &prog};
+                         .out_dir = out, .resume = resume, .measure_loader = 1, .callback = on_event, .callback_ctx = &prog};
   an_train_result res;
   const double t0 = an_seconds();
   const an_status st = an_train(rt, &cfg, &res);

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "alexnet/io.h"
 #include "alexnet/train.h"
 
@@ -19,8 +21,26 @@ double an_lr_at(an_lr_schedule schedule, double base_lr, int64_t step, int64_t t
   switch (schedule) {
     case AN_LR_STEP: return base_lr * (t >= 2.0 / 3 ? 0.01 : t >= 1.0 / 3 ? 0.1 : 1.0);
     case AN_LR_COSINE: return base_lr * 0.5 * (1.0 + cos(M_PI * (t > 1 ? 1 : t)));
-    default: return base_lr;
+    default: return base_lr; /* none, and plateau before its factor */
   }
+}
+
+an_plateau an_plateau_start(int patience) {
+  an_plateau p = {.patience = patience > 0 ? patience : 3, .best = -1, .bad = 0, .factor = 1.0};
+  return p;
+}
+
+int an_plateau_step(an_plateau *p, double top1) {
+  if (top1 < 0) return 0; /* no validation set: nothing to judge by */
+  if (top1 > p->best) {
+    p->best = top1;
+    p->bad = 0;
+    return 0;
+  }
+  if (++p->bad < p->patience) return 0;
+  p->bad = 0;
+  p->factor *= 0.1;
+  return 1;
 }
 
 void an_format_rgb(const float v[3], char *buf, size_t size) {
@@ -122,6 +142,131 @@ static double best_from_log(const char *path) {
   return best;
 }
 
+/* ---- the run's recipe: written as log.jsonl's first line, checked when resuming ---- */
+
+typedef struct recipe_field {
+  const char *key, *option;
+  char value[300];
+} recipe_field;
+
+enum { N_RECIPE = 12 };
+
+static const char *schedule_name(an_lr_schedule s) {
+  switch (s) {
+    case AN_LR_STEP: return "step";
+    case AN_LR_COSINE: return "cosine";
+    case AN_LR_PLATEAU: return "plateau";
+    default: return "none";
+  }
+}
+
+static void recipe_of(const an_train_config *cfg, recipe_field f[N_RECIPE]) {
+  static const char *const keys[N_RECIPE][2] = {
+      {"model", "--model"}, {"data", "--data"}, {"val", "--val/--val-fraction"}, {"batch", "--batch"},
+      {"input_size", "--input-size"}, {"epochs", "--epochs"}, {"max_steps", "--max-steps"}, {"lr", "--lr"},
+      {"momentum", "--momentum"}, {"weight_decay", "--weight-decay"}, {"lr_schedule", "--lr-schedule"},
+      {"patience", "--patience"}};
+  for (int i = 0; i < N_RECIPE; i++) f[i].key = keys[i][0], f[i].option = keys[i][1];
+  const size_t n = sizeof f[0].value;
+  snprintf(f[0].value, n, "%s", cfg->model);
+  snprintf(f[1].value, n, "%s (%d images)", an_dataset_source(cfg->train), an_dataset_count(cfg->train));
+  if (cfg->val) snprintf(f[2].value, n, "%s (%d images)", an_dataset_source(cfg->val), an_dataset_count(cfg->val));
+  else snprintf(f[2].value, n, "none");
+  snprintf(f[3].value, n, "%d", cfg->batch);
+  snprintf(f[4].value, n, "%d", cfg->input);
+  snprintf(f[5].value, n, "%d", cfg->epochs);
+  snprintf(f[6].value, n, "%lld", (long long)cfg->max_steps);
+  snprintf(f[7].value, n, "%.7g", cfg->sgd.lr); /* 7 digits: a float as it was typed */
+  snprintf(f[8].value, n, "%.7g", cfg->sgd.momentum);
+  snprintf(f[9].value, n, "%.7g%s", cfg->sgd.weight_decay, cfg->sgd.no_bias_decay ? " (not on biases)" : "");
+  snprintf(f[10].value, n, "%s", schedule_name(cfg->schedule));
+  if (cfg->schedule == AN_LR_PLATEAU) snprintf(f[11].value, n, "%d", an_plateau_start(cfg->patience).patience);
+  else snprintf(f[11].value, n, "-");
+}
+
+/* {"type":"run", recipe…, "seed":"…", "loader_img_s":…} */
+static an_status write_recipe(FILE *log, const an_train_config *cfg, double loader_img_s) {
+  recipe_field f[N_RECIPE];
+  recipe_of(cfg, f);
+  cJSON *o = cJSON_CreateObject();
+  char seed[32];
+  snprintf(seed, sizeof seed, "%llu", (unsigned long long)cfg->seed);
+  int ok = o && cJSON_AddStringToObject(o, "type", "run");
+  for (int i = 0; ok && i < N_RECIPE; i++) ok = cJSON_AddStringToObject(o, f[i].key, f[i].value) != NULL;
+  ok = ok && cJSON_AddStringToObject(o, "seed", seed) && cJSON_AddNumberToObject(o, "loader_img_s", loader_img_s);
+  char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
+  cJSON_Delete(o);
+  if (!text) return TRAIN_ERR(AN_ERR_HOST_ALLOC, "out of host memory for the run's log line");
+  fprintf(log, "%s\n", text);
+  cJSON_free(text);
+  fflush(log);
+  return AN_OK;
+}
+
+/* A resumed run must be the logged one: the first differing option is an error naming both values. */
+static an_status check_recipe(const char *log_path, const an_train_config *cfg) {
+  FILE *lf = fopen(log_path, "r");
+  if (!lf)
+    return TRAIN_ERR(AN_ERR_ARGUMENT, "%s: cannot open (%s), so the run to resume is unknown: --resume needs the "
+                     "run's log", log_path, strerror(errno));
+  char line[4096];
+  cJSON *run = NULL;
+  while (!run && fgets(line, sizeof line, lf))
+    if (strstr(line, "\"type\":\"run\"")) run = cJSON_Parse(line);
+  fclose(lf);
+  if (!run)
+    return TRAIN_ERR(AN_ERR_ARGUMENT, "%s: no \"run\" line, so the recipe of the run to resume is unknown "
+                     "(--resume needs a log written by this version)", log_path);
+  recipe_field f[N_RECIPE];
+  recipe_of(cfg, f);
+  an_status st = AN_OK;
+  for (int i = 0; i < N_RECIPE && st == AN_OK; i++) {
+    const char *logged = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(run, f[i].key));
+    if (!logged || strcmp(logged, f[i].value))
+      st = TRAIN_ERR(AN_ERR_ARGUMENT, "--resume: %s is %s here, the run being resumed (%s) has %s; give the run's "
+                     "options, or another --out for a new run", f[i].option, f[i].value, log_path,
+                     logged ? logged : "(not logged)");
+  }
+  cJSON_Delete(run);
+  return st;
+}
+
+/* The plateau state at checkpoint step `upto`, replayed from the validations logged up to it. Lines a
+ * killed attempt logged past its last checkpoint are followed by the resumed attempt's: a validation at
+ * a step not after the previous one discards the previous ones from that step on. */
+static an_plateau plateau_from_log(const char *path, int patience, int64_t upto) {
+  enum { MAX_VALS = 4096 };
+  static double top1s[MAX_VALS];
+  static int64_t steps[MAX_VALS];
+  int n = 0;
+  FILE *f = fopen(path, "r");
+  char line[1024];
+  while (f && fgets(line, sizeof line, f)) {
+    const char *v = strstr(line, "\"val_top1\":"), *s = strstr(line, "\"step\":");
+    if (!v || !s) continue;
+    const int64_t step = strtoll(s + 7, NULL, 10);
+    if (step > upto) continue;
+    while (n > 0 && steps[n - 1] >= step) n--;
+    if (n == MAX_VALS) continue;
+    steps[n] = step;
+    top1s[n++] = strtod(v + 11, NULL);
+  }
+  if (f) fclose(f);
+  an_plateau p = an_plateau_start(patience);
+  for (int i = 0; i < n; i++) an_plateau_step(&p, top1s[i]);
+  return p;
+}
+
+/* The loader alone for about 1.5 s: one batch (startup included) sizes the real measurement. */
+static an_status measure_loader(const an_dataset *ds, const an_loader_config *lc, double *images_per_s) {
+  double first;
+  an_status st = an_loader_measure(ds, lc, 1, &first);
+  if (st != AN_OK) return st;
+  int batches = (int)(1.5 * first / lc->batch);
+  batches = batches < 2 ? 2 : batches > 400 ? 400 : batches;
+  return an_loader_measure(ds, lc, batches, images_per_s);
+}
+
 typedef struct run_state {
   const an_train_config *cfg;
   an_net *net;
@@ -209,7 +354,8 @@ an_status an_train(an_runtime *rt, const an_train_config *cfg, an_train_result *
   int64_t step = 0;
   double best = -1;
   if (cfg->resume) {
-    an_checkpoint_meta m;
+    an_checkpoint_meta m; /* the recipe first: a different --model would fail the load less clearly */
+    if ((st = check_recipe(r.log_path, cfg)) != AN_OK) goto done;
     if ((st = an_net_load(r.net, r.last_path, &m)) != AN_OK) goto done;
     if (!m.checkpoint || (m.input_hw && m.input_hw != cfg->input) || m.seed != cfg->seed) {
       st = TRAIN_ERR(AN_ERR_ARGUMENT, "%s: not a checkpoint of this run (kind %s, input %d, seed %llu; the run "
@@ -240,23 +386,45 @@ an_status an_train(an_runtime *rt, const an_train_config *cfg, an_train_result *
     lc.start_step = (int)(step % r.bpe);
     if ((st = an_loader_create(cfg->train, &lc, &ld)) != AN_OK) goto done;
   }
+  if (cfg->measure_loader) {
+    lc.start_epoch = lc.start_step = 0;
+    st = measure_loader(cfg->train, &lc, &result->loader_images_per_s);
+    lc.start_epoch = (int)(step / r.bpe);
+    lc.start_step = (int)(step % r.bpe);
+    if (st != AN_OK) goto done;
+  }
   r.log = fopen(r.log_path, cfg->resume ? "a" : "w");
   if (!r.log) {
     st = TRAIN_ERR(AN_ERR_IO, "%s: cannot open: %s", r.log_path, strerror(errno));
     goto done;
   }
+  if (!cfg->resume) {
+    if ((st = write_recipe(r.log, cfg, result->loader_images_per_s)) != AN_OK) goto done;
+  } else {
+    fprintf(r.log, "{\"type\":\"resume\",\"step\":%lld,\"loader_img_s\":%.2f}\n", (long long)step,
+            result->loader_images_per_s);
+    fflush(r.log);
+  }
+  if (cfg->measure_loader && cfg->callback) {
+    an_train_event ev = {.kind = AN_EVENT_LOADER, .epochs = cfg->epochs, .steps_per_epoch = r.bpe,
+                         .global_step = step, .total_steps = r.total, .lr = cfg->sgd.lr,
+                         .images_per_s = result->loader_images_per_s, .val_top1 = -1, .val_top5 = -1};
+    cfg->callback(cfg->callback_ctx, &ev);
+  }
+  an_plateau plateau = an_plateau_start(cfg->patience);
+  if (cfg->schedule == AN_LR_PLATEAU && step > 0) plateau = plateau_from_log(r.log_path, cfg->patience, step);
 
   const double t_start = an_seconds();
   double epoch_loss = 0;
   int epoch_n = 0;
-  double lr = an_lr_at(cfg->schedule, cfg->sgd.lr, step, r.total);
+  double lr = an_lr_at(cfg->schedule, cfg->sgd.lr, step, r.total) * plateau.factor;
   while (step < r.total && !(cfg->stop_at_step > 0 && step >= cfg->stop_at_step)) {
     const double t0 = an_seconds();
     const an_batch *b;
     if ((st = an_loader_next(ld, &b)) != AN_OK) goto done;
     if (!b) break;
     an_sgd_params sgd = cfg->sgd;
-    lr = an_lr_at(cfg->schedule, cfg->sgd.lr, step, r.total);
+    lr = an_lr_at(cfg->schedule, cfg->sgd.lr, step, r.total) * plateau.factor;
     sgd.lr = (float)lr;
     float loss;
     st = an_net_train_step(r.net, b->images, b->labels, &sgd, cfg->seed, (uint64_t)step, &loss);
@@ -289,6 +457,7 @@ an_status an_train(an_runtime *rt, const an_train_config *cfg, an_train_result *
       result->val_top1 = top1;
       result->val_top5 = top5;
       if ((st = save(&r, r.last_path, step, lr)) != AN_OK) goto done;
+      if (cfg->schedule == AN_LR_PLATEAU) ev.lr_reduced = an_plateau_step(&plateau, top1);
       ev.kind = AN_EVENT_EPOCH;
       ev.loss = (float)(epoch_loss / epoch_n);
       ev.val_top1 = top1;
@@ -314,6 +483,7 @@ an_status an_train(an_runtime *rt, const an_train_config *cfg, an_train_result *
         result->val_top5 = top5;
         fprintf(r.log, "{\"type\":\"val\",\"epoch\":%d,\"step\":%lld,\"lr\":%.7g,\"val_top1\":%.6f,"
                 "\"val_top5\":%.6f}\n", b->epoch, (long long)step, lr, top1, top5);
+        if (cfg->schedule == AN_LR_PLATEAU) ev.lr_reduced = an_plateau_step(&plateau, top1);
         ev.kind = AN_EVENT_VAL;
         ev.val_top1 = top1;
         ev.val_top5 = top5;
