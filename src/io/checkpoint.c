@@ -10,6 +10,7 @@
 
 #include "alexnet/io.h"
 #include "alexnet/split.h"
+#include "../runtime/check.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data are little-endian; this code copies F32 bytes as they are"
@@ -94,41 +95,44 @@ cleanup:
   return status;
 }
 
-an_status an_net_save(an_net *net, const char *path, const an_checkpoint_meta *meta) {
+/* Saves what `read` gathers into host arrays in layout's tensor table (momentum only for a checkpoint). */
+typedef an_status (*read_fn)(void *from, float *params, float *momentum /* NULL: weights only */);
+
+static an_status save_through_host(const an_net *layout, read_fn read, void *from, const char *path,
+                                   const an_checkpoint_meta *meta) {
   const int ckpt = meta && meta->checkpoint;
   an_status status = AN_OK;
-  float *params = malloc(net->n_params * sizeof *params);                   /* (n_params) */
-  float *momentum = ckpt ? malloc(net->n_params * sizeof *momentum) : NULL; /* (n_params) */
+  float *params = malloc(layout->n_params * sizeof *params);                   /* (n_params) */
+  float *momentum = ckpt ? malloc(layout->n_params * sizeof *momentum) : NULL; /* (n_params) */
   if (!params || (ckpt && !momentum)) {
-    status = FAIL(AN_ERR_HOST_ALLOC, "%s: host copies of %zu parameters", path, net->n_params);
+    status = FAIL(AN_ERR_HOST_ALLOC, "%s: host copies of %zu parameters", path, layout->n_params);
     goto cleanup;
   }
-  if ((status = an_net_read_params(net, params)) != AN_OK) goto cleanup;
-  if (ckpt && (status = an_read(net->rt, momentum, an_at(net->momentum, 0), net->n_params)) != AN_OK) goto cleanup;
-  status = an_checkpoint_save(net, params, momentum, path, meta);
+  if ((status = read(from, params, momentum)) != AN_OK) goto cleanup;
+  status = an_checkpoint_save(layout, params, momentum, path, meta);
 cleanup:
   free(momentum);
   free(params);
   return status;
 }
 
+static an_status read_net(void *from, float *params, float *momentum) {
+  an_net *net = from;
+  AN_TRY(an_net_read_params(net, params));
+  return momentum ? an_read(net->rt, momentum, an_at(net->momentum, 0), net->n_params) : AN_OK;
+}
+
+static an_status read_split(void *from, float *params, float *momentum) {
+  AN_TRY(an_split_read_params(from, params));
+  return momentum ? an_split_read_momentum(from, momentum) : AN_OK;
+}
+
+an_status an_net_save(an_net *net, const char *path, const an_checkpoint_meta *meta) {
+  return save_through_host(net, read_net, net, path, meta);
+}
+
 an_status an_split_save(an_split *s, const char *path, const an_checkpoint_meta *meta) {
-  const int ckpt = meta && meta->checkpoint;
-  const size_t np = s->full->n_params;
-  an_status status = AN_OK;
-  float *params = malloc(np * sizeof *params);                   /* (n_params) the single-device layout */
-  float *momentum = ckpt ? malloc(np * sizeof *momentum) : NULL; /* (n_params) */
-  if (!params || (ckpt && !momentum)) {
-    status = FAIL(AN_ERR_HOST_ALLOC, "%s: host copies of %zu parameters", path, np);
-    goto cleanup;
-  }
-  if ((status = an_split_read_params(s, params)) != AN_OK) goto cleanup;
-  if (ckpt && (status = an_split_read_momentum(s, momentum)) != AN_OK) goto cleanup;
-  status = an_checkpoint_save(s->full, params, momentum, path, meta);
-cleanup:
-  free(momentum);
-  free(params);
-  return status;
+  return save_through_host(s->full, read_split, s, path, meta);
 }
 
 /* ---- loading ---- */
