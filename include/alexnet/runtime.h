@@ -63,7 +63,8 @@ typedef enum an_mark_kind {
   AN_MARK_BACKWARD,   /* end of layer `layer`'s backward */
   AN_MARK_SGD,        /* end of the update */
   AN_MARK_GEMM_BEGIN, /* around every CLBlast call */
-  AN_MARK_GEMM_END
+  AN_MARK_GEMM_END,
+  AN_MARK_EXCHANGE    /* end of an exchange outside the layers: the batch split's gradient sum */
 } an_mark_kind;
 
 typedef struct an_mark {

@@ -78,6 +78,22 @@ an_status an_split_read_logits(an_split *s, float *logits /* (N, classes) */);
 an_status an_split_exchange_ms(an_split *s, double *ms, int *n_copies);
 void an_split_clear_events(an_split *s);
 
+/* Each device's time over the steps profiled since its marks were last cleared (an_marks_clear on both
+ * runtimes; queues finished): busy_ms, its layers, loss, zeroing and update; exchange_ms, its exchanges
+ * and the waiting for the other device inside them (the interval of each exchange layer, and of the
+ * batch split's gradient sum). busy + exchange is the span of its steps, begin to update; the time
+ * between steps counts in neither. copy_ms and n_copies: an_split_exchange_ms's. */
+typedef struct an_split_times {
+  double busy_ms[2], exchange_ms[2];
+  double copy_ms;
+  int n_copies;
+  int n_steps; /* steps begun in the marks (device 0's) */
+} an_split_times;
+an_status an_split_times_read(an_split *s, an_split_times *out);
+
+/* Device k's memory: its net (an_net_device_bytes) and its receive buffer. */
+size_t an_split_device_bytes(const an_split *s, int k);
+
 #ifdef __cplusplus
 }
 #endif

@@ -37,32 +37,13 @@ typedef struct stepper {
 /* Per device of a split: the device time of its layers and of its exchanges (waiting for the other
  * device included) from the profiling marks of the last step; then the copies' own device time. */
 static void print_profile(an_split *s) {
-  for (int k = 0; k < 2; k++) {
-    an_runtime *rt = s->rt[k];
-    double compute = 0, exchange = 0, prev = 0, t;
-    for (int i = 0; i < rt->n_marks; i++) {
-      if (an_mark_end_ms(rt, i, &t) != AN_OK) return;
-      const an_mark *m = &rt->marks[i];
-      if (i > 0) {
-        const int ex = (m->kind == AN_MARK_FORWARD || m->kind == AN_MARK_BACKWARD) && m->layer >= 0 &&
-                       (s->net[k]->model->layers[m->layer].kind == AN_LAYER_GATHER ||
-                        s->net[k]->model->layers[m->layer].kind == AN_LAYER_SUM);
-        if (m->kind != AN_MARK_GEMM_BEGIN && m->kind != AN_MARK_GEMM_END) {
-          if (ex) exchange += t - prev;
-          else compute += t - prev;
-        } else {
-          compute += t - prev;
-        }
-      }
-      prev = t;
-    }
-    printf("    device %d (%s): layers %.1f ms, exchanges and waits %.1f ms\n", k, rt->info.name, compute, exchange);
-  }
-  double copies;
-  int n;
-  if (an_split_exchange_ms(s, &copies, &n) == AN_OK)
-    printf("    %d exchange copies: %.1f ms of device time%s\n", n, copies,
-           s->mode == AN_SPLIT_BATCH ? " (the gradient sum)" : "");
+  an_split_times t;
+  if (an_split_times_read(s, &t) != AN_OK) return;
+  for (int k = 0; k < 2; k++)
+    printf("    device %d (%s): layers %.1f ms, exchanges and waits %.1f ms\n", k, s->rt[k]->info.name, t.busy_ms[k],
+           t.exchange_ms[k]);
+  printf("    %d exchange copies: %.1f ms of device time%s\n", t.n_copies, t.copy_ms,
+         s->mode == AN_SPLIT_BATCH ? " (the gradient sum)" : "");
 }
 
 static int run_model(an_runtime *rt, an_runtime *rt1, const char *model, int classes, int batch, int size,
@@ -81,7 +62,7 @@ static int run_model(an_runtime *rt, an_runtime *rt1, const char *model, int cla
            st.split->shared_context ? "one context: buffer copies" : "separate contexts: host memory", batch, size,
            size, classes);
     for (int k = 0; k < 2; k++)
-      printf("  device %d: %.0f MiB, samples [%d, %d)\n", k, an_net_device_bytes(st.split->net[k]) / 1048576.0,
+      printf("  device %d: %.0f MiB, samples [%d, %d)\n", k, an_split_device_bytes(st.split, k) / 1048576.0,
              st.split->first[k], st.split->first[k] + st.split->count[k]);
   } else {
     if (an_net_create(rt, model, classes, batch, size, &st.net) != AN_OK) return cli_fail(model);

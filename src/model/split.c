@@ -474,7 +474,10 @@ an_status an_split_backward(an_split *s, uint64_t seed, uint64_t step) {
     }
     i = j - 1;
   }
-  if (s->mode == AN_SPLIT_BATCH) AN_TRY(sum_gradients(s));
+  if (s->mode == AN_SPLIT_BATCH) {
+    AN_TRY(sum_gradients(s));
+    for (int k = 0; k < 2; k++) AN_TRY(an_mark_add(s->rt[k], AN_MARK_EXCHANGE, -1));
+  }
   for (int k = 0; k < 2; k++) AN_CL_RETURN(clFlush(s->rt[k]->queue));
   return AN_OK;
 }
@@ -505,4 +508,33 @@ an_status an_split_read_logits(an_split *s, float *logits) {
   if (s->mode == AN_SPLIT_COLUMNS) return an_net_read_logits(s->net[0], logits);
   for (int k = 0; k < 2; k++) AN_TRY(an_net_read_logits(s->net[k], logits + (size_t)s->first[k] * s->classes));
   return AN_OK;
+}
+
+/* ---- profiling: each device's time, busy and in exchanges ---- */
+
+an_status an_split_times_read(an_split *s, an_split_times *out) {
+  memset(out, 0, sizeof *out);
+  for (int k = 0; k < 2; k++) {
+    an_runtime *rt = s->rt[k];
+    double prev = 0, t;
+    for (int i = 0; i < rt->n_marks; i++) {
+      AN_TRY(an_mark_end_ms(rt, i, &t));
+      const an_mark *m = &rt->marks[i];
+      if (m->kind == AN_MARK_BEGIN) {
+        if (k == 0) out->n_steps++;
+      } else if (i > 0) { /* GEMM marks split a layer's interval: they count with their layer */
+        const int exchange = m->kind == AN_MARK_EXCHANGE ||
+                             ((m->kind == AN_MARK_FORWARD || m->kind == AN_MARK_BACKWARD) && m->layer >= 0 &&
+                              is_exchange(s->net[k], m->layer));
+        if (exchange) out->exchange_ms[k] += t - prev;
+        else out->busy_ms[k] += t - prev;
+      }
+      prev = t;
+    }
+  }
+  return an_split_exchange_ms(s, &out->copy_ms, &out->n_copies);
+}
+
+size_t an_split_device_bytes(const an_split *s, int k) {
+  return an_net_device_bytes(s->net[k]) + s->recv_floats * sizeof(float);
 }
