@@ -1,13 +1,14 @@
-/* alexnet bench: times training or inference steps of the models on one device or every device,
- * splitting each step into layers and GEMMs with OpenCL profiling markers, and reports images/s,
- * GFLOP/s per layer and overall, the GEMM share, host overhead, device memory, cold and warm start. */
+/* alexnet bench: times training or inference steps of the models on one device or every device, or
+ * split over two (--split 2), splitting each step into layers and GEMMs with OpenCL profiling markers,
+ * and reports images/s, GFLOP/s per layer and overall, the GEMM share, host overhead, device memory,
+ * cold and warm start; for a split, each device's rows, busy time and exchange time. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "alexnet/model.h"
+#include "alexnet/split.h"
 #include "cli.h"
 
 typedef struct layer_time {
@@ -15,14 +16,28 @@ typedef struct layer_time {
   double fwd_gemm_ms, bwd_gemm_ms; /* the part of fwd_ms / bwd_ms spent in CLBlast */
 } layer_time;
 
-typedef struct bench_result {
-  char device[320], model[32], tuning[512];
-  int batch, train;
-  double img_s, step_ms, device_ms, gemm_ms, host_ms, gflops, build_s, first_step_s;
-  double loss_ms, zero_ms, sgd_ms;
-  size_t device_bytes;
+/* One device's share of a step, from its profiling marks, averaged over the timed steps. */
+typedef struct device_time {
+  char device[320], tuning[512];
+  const an_model_desc *model; /* the layers it runs: the model, or alexnet's column in a split */
   layer_time layers[32];
-  int n_layers;
+  int n_layers, first, count; /* samples [first, first + count) of the batch */
+  double device_ms;           /* the sum of its rows: from the step's first mark to its last */
+  double busy_ms, exchange_ms; /* split: device_ms = busy + exchanges and waits for the other device */
+  double gemm_ms, loss_ms, zero_ms, grad_sum_ms, sgd_ms, flop, build_s;
+  size_t device_bytes;
+} device_time;
+
+typedef struct bench_result {
+  char device[656], model[32];
+  int batch, train, n_devices; /* 1, or 2 for the split */
+  int columns, shared_context; /* split: alexnet's columns (else the batch); buffer copies (else host memory) */
+  double img_s, step_ms, gflops, build_s, first_step_s;
+  double device_ms, gemm_ms, host_ms; /* split: of the device whose rows take longer */
+  double copy_ms;  /* split, per step: the exchange copies' own device time */
+  double n_copies; /* and their count */
+  size_t device_bytes;
+  device_time dev[2];
 } bench_result;
 
 /* FLOPs of a layer's forward and backward (GEMM-bearing layers only; the rest move memory). */
@@ -39,8 +54,9 @@ static void layer_flops(const an_net *net, int i, double *fwd, double *bwd) {
   }
 }
 
-/* Splits the recorded marks of the timed steps into per-layer, loss, zeroing, SGD and GEMM time. */
-static int collect(an_runtime *rt, bench_result *r, int steps) {
+/* Splits the recorded marks of the timed steps into per-layer, loss, zeroing, gradient sum, SGD and
+ * GEMM time. */
+static int collect(an_runtime *rt, device_time *r, int steps) {
   double prev = 0, gemm_begin = 0, pending_gemm = 0, t;
   for (int i = 0; i < rt->n_marks; i++) {
     if (an_mark_end_ms(rt, i, &t) != AN_OK) return 1;
@@ -57,6 +73,7 @@ static int collect(an_runtime *rt, bench_result *r, int steps) {
         r->layers[m->layer].bwd_ms += (t - prev) / steps;
         r->layers[m->layer].bwd_gemm_ms += pending_gemm / steps;
         break;
+      case AN_MARK_EXCHANGE: r->grad_sum_ms += (t - prev) / steps; break;
       case AN_MARK_SGD: r->sgd_ms += (t - prev) / steps; break;
       case AN_MARK_GEMM_BEGIN: gemm_begin = t; continue;
       case AN_MARK_GEMM_END:
@@ -70,42 +87,61 @@ static int collect(an_runtime *rt, bench_result *r, int steps) {
   return 0;
 }
 
-static int bench_model(an_runtime *rt, const char *model, int classes, int batch, int size, int train,
-                       int warmup, int iterations, bench_result *r) {
-  an_net *net = NULL;
-  memset(r, 0, sizeof *r);
-  snprintf(r->device, sizeof r->device, "%d:%d %s", rt->info.platform_index, rt->info.device_index, rt->info.name);
-  snprintf(r->model, sizeof r->model, "%s", model);
-  r->batch = batch, r->train = train, r->build_s = rt->build_seconds;
-  snprintf(r->tuning, sizeof r->tuning, "%s", rt->gemm_tuned ? rt->gemm_tuning : "");
-  if (an_net_create(rt, model, classes, batch, size, &net) != AN_OK || an_net_init(net, 1) != AN_OK) {
-    an_net_destroy(net);
-    return cli_fail(model);
+/* What the timed loop drives: one net on one device, or a split over two. */
+typedef struct target {
+  an_net *net;
+  an_split *split;
+  an_runtime *rt[2];
+  int n_devices;
+} target;
+
+static void set_profiling(target *t, int on) {
+  for (int k = 0; k < t->n_devices; k++) t->rt[k]->profiling = on;
+  if (t->split) t->split->profiling = on;
+}
+
+/* One step; a split's ends when both devices have finished it (the loss is read from one of them). */
+static an_status run_step(target *t, const float *images, const int *labels, float *logits, int train, uint64_t k) {
+  const an_sgd_params sgd = {0.001f, 0.9f, 5e-4f, 0};
+  float loss;
+  an_status s;
+  if (t->split) {
+    if (train) {
+      s = an_split_train_step(t->split, images, labels, &sgd, 1, k, &loss);
+    } else {
+      s = an_split_set_batch(t->split, images, labels);
+      if (s == AN_OK) s = an_split_forward(t->split, 0, 1, k);
+      if (s == AN_OK) s = an_split_read_logits(t->split, logits);
+    }
+    for (int d = 0; d < 2 && s == AN_OK; d++) s = an_finish(t->rt[d]);
+    return s;
   }
-  r->device_bytes = an_net_device_bytes(net);
-  r->n_layers = net->model->n_layers;
+  if (train) return an_net_train_step(t->net, images, labels, &sgd, 1, k, &loss);
+  s = an_net_set_batch(t->net, images, labels);
+  if (s == AN_OK) s = an_net_forward(t->net, 0, 1, k);
+  if (s == AN_OK) s = an_net_read_logits(t->net, logits);
+  return s;
+}
+
+/* Warm-up steps, then the timed ones with profiling on; fills the step time, every device's rows and the
+ * totals. */
+static int time_steps(target *t, int classes, int size, int warmup, int iterations, bench_result *r) {
+  const int batch = r->batch;
   const size_t pixels = (size_t)batch * 3 * size * size;
   float *images = malloc(pixels * sizeof *images), *logits = malloc((size_t)batch * classes * sizeof *logits);
   int *labels = malloc((size_t)batch * sizeof *labels);
   int rc = 1;
-  if (!images || !labels || !logits) goto done;
+  if (!images || !labels || !logits) {
+    fprintf(stderr, "alexnet: out of host memory\n");
+    goto done;
+  }
   for (size_t i = 0; i < pixels; i++) images[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
   for (int i = 0; i < batch; i++) labels[i] = i % classes;
-  const an_sgd_params sgd = {0.001f, 0.9f, 5e-4f, 0};
   double wall = 0;
   for (int k = 0; k < warmup + iterations; k++) {
-    rt->profiling = k >= warmup;
+    set_profiling(t, k >= warmup);
     const double t0 = an_seconds();
-    float loss;
-    an_status s;
-    if (train) {
-      s = an_net_train_step(net, images, labels, &sgd, 1, (uint64_t)k, &loss);
-    } else {
-      s = an_net_set_batch(net, images, labels);
-      if (s == AN_OK) s = an_net_forward(net, 0, 1, (uint64_t)k);
-      if (s == AN_OK) s = an_net_read_logits(net, logits);
-    }
-    if (s != AN_OK) {
+    if (run_step(t, images, labels, logits, r->train, (uint64_t)k) != AN_OK) {
       rc = cli_fail("benchmark step");
       goto done;
     }
@@ -113,30 +149,106 @@ static int bench_model(an_runtime *rt, const char *model, int classes, int batch
     if (k == 0) r->first_step_s = dt;
     if (k >= warmup) wall += dt;
   }
-  rt->profiling = 0;
-  if (collect(rt, r, iterations)) {
-    rc = cli_fail("reading profiling events");
-    goto done;
-  }
-  double flop = 0;
-  for (int i = 0; i < r->n_layers; i++) {
-    layer_flops(net, i, &r->layers[i].fwd_flop, &r->layers[i].bwd_flop);
-    r->device_ms += r->layers[i].fwd_ms + r->layers[i].bwd_ms;
-    flop += r->layers[i].fwd_flop + (train ? r->layers[i].bwd_flop : 0);
-  }
-  r->device_ms += r->loss_ms + r->zero_ms + r->sgd_ms;
+  set_profiling(t, 0);
   r->step_ms = wall / iterations * 1e3;
+  double flop = 0;
+  for (int k = 0; k < t->n_devices; k++) {
+    device_time *d = &r->dev[k];
+    const an_net *net = t->split ? t->split->net[k] : t->net;
+    if (d->n_layers > (int)(sizeof d->layers / sizeof d->layers[0])) {
+      fprintf(stderr, "alexnet bench: %s has %d layers, the bench keeps %d\n", d->model->name, d->n_layers,
+              (int)(sizeof d->layers / sizeof d->layers[0]));
+      goto done;
+    }
+    if (collect(t->rt[k], d, iterations)) {
+      rc = cli_fail("reading profiling events");
+      goto done;
+    }
+    for (int i = 0; i < d->n_layers; i++) {
+      layer_flops(net, i, &d->layers[i].fwd_flop, &d->layers[i].bwd_flop);
+      d->device_ms += d->layers[i].fwd_ms + d->layers[i].bwd_ms;
+      d->flop += d->layers[i].fwd_flop + (r->train ? d->layers[i].bwd_flop : 0);
+    }
+    d->device_ms += d->loss_ms + d->zero_ms + d->grad_sum_ms + d->sgd_ms;
+    if (d->device_ms > r->device_ms) r->device_ms = d->device_ms, r->gemm_ms = d->gemm_ms;
+    if (d->device_bytes > r->device_bytes) r->device_bytes = d->device_bytes;
+    flop += d->flop;
+  }
+  if (t->split) {
+    an_split_times times;
+    if (an_split_times_read(t->split, &times) != AN_OK) {
+      rc = cli_fail("reading the split's profiling events");
+      goto done;
+    }
+    for (int k = 0; k < 2; k++) {
+      r->dev[k].busy_ms = times.busy_ms[k] / iterations;
+      r->dev[k].exchange_ms = times.exchange_ms[k] / iterations;
+    }
+    r->copy_ms = times.copy_ms / iterations;
+    r->n_copies = (double)times.n_copies / iterations;
+  }
   r->host_ms = r->step_ms - r->device_ms;
   r->img_s = batch / (r->step_ms * 1e-3);
   r->gflops = flop / (r->step_ms * 1e-3) / 1e9;
   rc = 0;
 done:
-  an_marks_clear(rt);
+  for (int k = 0; k < t->n_devices; k++) an_marks_clear(t->rt[k]);
+  if (t->split) an_split_clear_events(t->split);
   free(images), free(labels), free(logits);
-  an_net_destroy(net);
   return rc;
 }
 
+static void describe_device(device_time *d, an_runtime *rt, const an_model_desc *m) {
+  snprintf(d->device, sizeof d->device, "%d:%d %s", rt->info.platform_index, rt->info.device_index, rt->info.name);
+  snprintf(d->tuning, sizeof d->tuning, "%s", rt->gemm_tuned ? rt->gemm_tuning : "");
+  d->build_s = rt->build_seconds;
+  d->model = m;
+  d->n_layers = m->n_layers;
+}
+
+static int bench_model(an_runtime *rt, const char *model, int classes, int batch, int size, int train,
+                       int warmup, int iterations, bench_result *r) {
+  target t = {NULL, NULL, {rt, NULL}, 1};
+  memset(r, 0, sizeof *r);
+  snprintf(r->model, sizeof r->model, "%s", model);
+  r->batch = batch, r->train = train, r->n_devices = 1, r->build_s = rt->build_seconds;
+  if (an_net_create(rt, model, classes, batch, size, &t.net) != AN_OK || an_net_init(t.net, 1) != AN_OK) {
+    an_net_destroy(t.net);
+    return cli_fail(model);
+  }
+  describe_device(&r->dev[0], rt, t.net->model);
+  snprintf(r->device, sizeof r->device, "%s", r->dev[0].device);
+  r->dev[0].count = batch;
+  r->dev[0].device_bytes = an_net_device_bytes(t.net);
+  const int rc = time_steps(&t, classes, size, warmup, iterations, r);
+  an_net_destroy(t.net);
+  return rc;
+}
+
+/* The model split over rt0 and rt1 (an_runtime_create_pair): alexnet's columns, or the batch. */
+static int bench_split(an_runtime *rt0, an_runtime *rt1, const char *model, int classes, int batch, int size,
+                       int train, int warmup, int iterations, bench_result *r) {
+  target t = {NULL, NULL, {rt0, rt1}, 2};
+  memset(r, 0, sizeof *r);
+  snprintf(r->model, sizeof r->model, "%s", model);
+  r->batch = batch, r->train = train, r->n_devices = 2, r->build_s = rt0->build_seconds + rt1->build_seconds;
+  if (an_split_create(rt0, rt1, model, classes, batch, size, &t.split) != AN_OK) return cli_fail(model);
+  if (an_split_init(t.split, 1) != AN_OK) {
+    an_split_destroy(t.split);
+    return cli_fail("initialising parameters");
+  }
+  r->columns = t.split->mode == AN_SPLIT_COLUMNS, r->shared_context = t.split->shared_context;
+  for (int k = 0; k < 2; k++) {
+    device_time *d = &r->dev[k];
+    describe_device(d, t.rt[k], t.split->net[k]->model);
+    d->first = t.split->first[k], d->count = t.split->count[k];
+    d->device_bytes = an_split_device_bytes(t.split, k);
+  }
+  snprintf(r->device, sizeof r->device, "%s + %s", r->dev[0].device, r->dev[1].device);
+  const int rc = time_steps(&t, classes, size, warmup, iterations, r);
+  an_split_destroy(t.split);
+  return rc;
+}
 
 static const char *kind_name(an_layer_kind k) {
   switch (k) {
@@ -152,14 +264,15 @@ static const char *kind_name(an_layer_kind k) {
   return "?";
 }
 
-static void print_result(const bench_result *r, const an_model_desc *m) {
+static void print_result(const bench_result *r) {
+  const device_time *d = &r->dev[0];
   printf("\n%s on %s, batch %d, %s\n", r->model, r->device, r->batch, r->train ? "training" : "inference");
   printf("  %-3s %-8s %-13s %10s %10s %10s %10s %9s %9s\n", "#", "kind", "name", "fwd ms", "bwd ms", "fwd GF/s",
          "bwd GF/s", "fwd GEMM", "bwd GEMM");
-  for (int i = 0; i < r->n_layers; i++) {
-    const layer_time *L = &r->layers[i];
-    const an_layer_desc *d = &m->layers[i];
-    printf("  %-3d %-8s %-13s %10.2f %10.2f", i, kind_name(d->kind), d->name ? d->name : "", L->fwd_ms,
+  for (int i = 0; i < d->n_layers; i++) {
+    const layer_time *L = &d->layers[i];
+    const an_layer_desc *ld = &d->model->layers[i];
+    printf("  %-3d %-8s %-13s %10.2f %10.2f", i, kind_name(ld->kind), ld->name ? ld->name : "", L->fwd_ms,
            r->train ? L->bwd_ms : 0.0);
     if (L->fwd_flop > 0)
       printf(" %10.1f %10.1f %8.0f%% %8.0f%%", L->fwd_flop / (L->fwd_ms * 1e-3) / 1e9,
@@ -167,8 +280,8 @@ static void print_result(const bench_result *r, const an_model_desc *m) {
              100 * L->fwd_gemm_ms / L->fwd_ms, r->train && L->bwd_ms > 0 ? 100 * L->bwd_gemm_ms / L->bwd_ms : 0.0);
     printf("\n");
   }
-  printf("  loss %.2f ms", r->loss_ms);
-  if (r->train) printf(", zero gradients %.2f ms, SGD %.2f ms", r->zero_ms, r->sgd_ms);
+  printf("  loss %.2f ms", d->loss_ms);
+  if (r->train) printf(", zero gradients %.2f ms, SGD %.2f ms", d->zero_ms, d->sgd_ms);
   printf("\n  step %.1f ms = device %.1f ms (layers, sum of the rows) + host %.1f ms (upload, enqueue, read-back)\n",
          r->step_ms, r->device_ms, r->host_ms);
   printf("  GEMMs %.1f ms = %.0f%% of device time\n", r->gemm_ms, 100 * r->gemm_ms / r->device_ms);
@@ -176,41 +289,134 @@ static void print_result(const bench_result *r, const an_model_desc *m) {
          r->device_bytes / 1048576.0);
   printf("  cold start: program build %.2f s, first step %.2f s (CLBlast builds its kernels)\n", r->build_s,
          r->first_step_s);
-  printf("  GEMM tuning: %s\n", r->tuning[0] ? r->tuning : "none (untuned CLBlast defaults; see alexnet tune)");
+  printf("  GEMM tuning: %s\n", d->tuning[0] ? d->tuning : "none (untuned CLBlast defaults; see alexnet tune)");
 }
 
-static void print_json(const bench_result *r, const an_model_desc *m, int first) {
-  printf("%s{\"device\": \"%s\", \"model\": \"%s\", \"mode\": \"%s\", \"batch\": %d, \"images_per_s\": %.3f, "
-         "\"step_ms\": %.3f, \"device_ms\": %.3f, \"host_ms\": %.3f, \"gemm_ms\": %.3f, \"gflops\": %.3f, "
-         "\"device_bytes\": %zu, \"build_s\": %.3f, \"first_step_s\": %.3f, \"loss_ms\": %.3f, "
-         "\"zero_grads_ms\": %.3f, \"sgd_ms\": %.3f, \"gemm_tuning\": \"%s\", \"layers\": [",
-         first ? "" : ",\n", r->device, r->model, r->train ? "train" : "infer", r->batch, r->img_s, r->step_ms,
-         r->device_ms, r->host_ms, r->gemm_ms, r->gflops, r->device_bytes, r->build_s, r->first_step_s, r->loss_ms,
-         r->zero_ms, r->sgd_ms, r->tuning);
-  for (int i = 0; i < r->n_layers; i++)
+/* The split: both devices' rows side by side (both run the same layer table), then each device's busy
+ * and exchange time. */
+static void print_split_result(const bench_result *r) {
+  const device_time *d = r->dev;
+  printf("\n%s split over two devices by %s (%s), batch %d, %s\n", r->model, r->columns ? "columns" : "batch",
+         r->shared_context ? "one context: buffer copies" : "separate contexts: host memory", r->batch,
+         r->train ? "training" : "inference");
+  for (int k = 0; k < 2; k++)
+    printf("  device %d: %s, samples [%d, %d)\n", k, d[k].device, d[k].first, d[k].first + d[k].count);
+  printf("  %-3s %-8s %-13s %10s %10s %10s %10s\n", "#", "kind", "name", "fwd ms 0", "bwd ms 0", "fwd ms 1",
+         "bwd ms 1");
+  for (int i = 0; i < d[0].n_layers; i++) {
+    const an_layer_desc *ld = &d[0].model->layers[i];
+    printf("  %-3d %-8s %-13s", i, kind_name(ld->kind), ld->name ? ld->name : "");
+    for (int k = 0; k < 2; k++) printf(" %10.2f %10.2f", d[k].layers[i].fwd_ms, r->train ? d[k].layers[i].bwd_ms : 0.0);
+    printf("\n");
+  }
+  printf("  loss %.2f / %.2f ms", d[0].loss_ms, d[1].loss_ms);
+  if (r->train) {
+    printf(", zero gradients %.2f / %.2f ms", d[0].zero_ms, d[1].zero_ms);
+    if (!r->columns) printf(", gradient sum %.2f / %.2f ms", d[0].grad_sum_ms, d[1].grad_sum_ms);
+    printf(", SGD %.2f / %.2f ms", d[0].sgd_ms, d[1].sgd_ms);
+  }
+  printf("\n");
+  for (int k = 0; k < 2; k++)
+    printf("  device %d: %.1f ms (sum of its rows) = busy %.1f ms + exchanges and waits %.1f ms; GEMMs %.0f%% of "
+           "busy; %.1f GFLOP/s; %.0f MiB\n",
+           k, d[k].device_ms, d[k].busy_ms, d[k].exchange_ms, d[k].busy_ms > 0 ? 100 * d[k].gemm_ms / d[k].busy_ms : 0.0,
+           d[k].flop / (r->step_ms * 1e-3) / 1e9, d[k].device_bytes / 1048576.0);
+  printf("  exchange copies: %.0f per step, %.2f ms of device time (%s)\n", r->n_copies, r->copy_ms,
+         r->columns ? "activations and their gradients" : "the gradient sum");
+  printf("  step %.1f ms = the longer device %.1f ms + host %.1f ms (upload, enqueue, read-back)\n", r->step_ms,
+         r->device_ms, r->host_ms);
+  printf("  %.1f images/s, %.1f GFLOP/s overall\n", r->img_s, r->gflops);
+  printf("  cold start: program builds %.2f s + %.2f s, first step %.2f s (CLBlast builds its kernels)\n", d[0].build_s,
+         d[1].build_s, r->first_step_s);
+  for (int k = 0; k < 2; k++)
+    printf("  GEMM tuning, device %d: %s\n", k,
+           d[k].tuning[0] ? d[k].tuning : "none (untuned CLBlast defaults; see alexnet tune)");
+}
+
+static void print_json_layers(const device_time *d, int train) {
+  printf("\"layers\": [");
+  for (int i = 0; i < d->n_layers; i++) {
+    const an_layer_desc *ld = &d->model->layers[i];
     printf("%s{\"index\": %d, \"kind\": \"%s\", \"name\": \"%s\", \"forward_ms\": %.4f, \"backward_ms\": %.4f, "
            "\"forward_gemm_ms\": %.4f, \"backward_gemm_ms\": %.4f, \"forward_flop\": %.0f, \"backward_flop\": %.0f}",
-           i ? ", " : "", i, kind_name(m->layers[i].kind), m->layers[i].name ? m->layers[i].name : "",
-           r->layers[i].fwd_ms, r->train ? r->layers[i].bwd_ms : 0.0, r->layers[i].fwd_gemm_ms,
-           r->train ? r->layers[i].bwd_gemm_ms : 0.0, r->layers[i].fwd_flop,
-           r->train ? r->layers[i].bwd_flop : 0.0);
+           i ? ", " : "", i, kind_name(ld->kind), ld->name ? ld->name : "", d->layers[i].fwd_ms,
+           train ? d->layers[i].bwd_ms : 0.0, d->layers[i].fwd_gemm_ms, train ? d->layers[i].bwd_gemm_ms : 0.0,
+           d->layers[i].fwd_flop, train ? d->layers[i].bwd_flop : 0.0);
+  }
+  printf("]");
+}
+
+/* One result. A single device keeps its rows at the top level; a split has them per device under
+ * "devices", and the top level's device_ms and gemm_ms are the longer device's, device_bytes the larger. */
+static void print_json(const bench_result *r, int first) {
+  const device_time *d = r->dev;
+  printf("%s{\"device\": \"%s\", \"model\": \"%s\", \"mode\": \"%s\", \"batch\": %d, \"split\": %d, "
+         "\"images_per_s\": %.3f, \"step_ms\": %.3f, \"device_ms\": %.3f, \"host_ms\": %.3f, \"gemm_ms\": %.3f, "
+         "\"gflops\": %.3f, \"device_bytes\": %zu, \"build_s\": %.3f, \"first_step_s\": %.3f, ",
+         first ? "" : ",\n", r->device, r->model, r->train ? "train" : "infer", r->batch, r->n_devices, r->img_s,
+         r->step_ms, r->device_ms, r->host_ms, r->gemm_ms, r->gflops, r->device_bytes, r->build_s, r->first_step_s);
+  if (r->n_devices == 1) {
+    printf("\"loss_ms\": %.3f, \"zero_grads_ms\": %.3f, \"sgd_ms\": %.3f, \"gemm_tuning\": \"%s\", ", d->loss_ms,
+           d->zero_ms, d->sgd_ms, d->tuning);
+    print_json_layers(d, r->train);
+    printf("}");
+    return;
+  }
+  printf("\"split_mode\": \"%s\", \"exchange_path\": \"%s\", \"exchange_copy_ms\": %.4f, \"exchange_copies\": %.0f, "
+         "\"devices\": [",
+         r->columns ? "columns" : "batch", r->shared_context ? "buffer copies" : "host memory", r->copy_ms,
+         r->n_copies);
+  for (int k = 0; k < 2; k++) {
+    printf("%s{\"device\": \"%s\", \"first_sample\": %d, \"samples\": %d, \"device_ms\": %.3f, \"busy_ms\": %.3f, "
+           "\"exchange_ms\": %.3f, \"gemm_ms\": %.3f, \"gflops\": %.3f, \"loss_ms\": %.3f, \"zero_grads_ms\": %.3f, "
+           "\"grad_sum_ms\": %.3f, \"sgd_ms\": %.3f, \"device_bytes\": %zu, \"build_s\": %.3f, \"gemm_tuning\": \"%s\", ",
+           k ? ", " : "", d[k].device, d[k].first, d[k].count, d[k].device_ms, d[k].busy_ms, d[k].exchange_ms,
+           d[k].gemm_ms, d[k].flop / (r->step_ms * 1e-3) / 1e9, d[k].loss_ms, d[k].zero_ms, d[k].grad_sum_ms,
+           d[k].sgd_ms, d[k].device_bytes, d[k].build_s, d[k].tuning);
+    print_json_layers(&d[k], r->train);
+    printf("}");
+  }
   printf("]}");
 }
 
 static void help(void) {
   printf("usage: alexnet bench [options]\n\n"
          "Times training (or inference) steps on random data after warm-up steps. Each step is split\n"
-         "into layers and GEMMs with OpenCL profiling markers; the layer rows add up to the device time.\n\n"
+         "into layers and GEMMs with OpenCL profiling markers; the layer rows add up to the device time.\n"
+         "With --split 2 the model runs split over two devices as `alexnet step --device A,B` runs it\n"
+         "(alexnet's columns, the batch for the others): each device's rows side by side, its busy time\n"
+         "and its time in exchanges (copies and waiting for the other device), and the copies' own time.\n\n"
          "  --device D        all | P:D | name substring, or a comma-separated list (default: the usual choice)\n"
          "  --model M         alexnet | alexnet-half | alexnet-tv | all   (default all)\n"
          "  --batch B         images per step                         (default 64)\n"
          "  --mode M          train | infer                           (default train)\n"
-         "  --split N         devices per model; only 1 exists today   (default 1)\n"
+         "  --split N         devices per model: 1, or 2 for the split (default 1). With 2, --device A,B\n"
+         "                    names the pair; --device all benches every device alone and then the first\n"
+         "                    two as a pair; without --device, ALEXNET_DEVICE if it names two, else the\n"
+         "                    first two devices\n"
+         "  --separate-contexts  split: one context per device even on one platform (host-memory exchange)\n"
          "  --iterations N    timed steps                             (default 3)\n"
          "  --warmup N        untimed steps first                     (default 1)\n"
          "  --classes N       classes                                 (default 1000)\n"
          "  --input-size S    input side                              (default 224)\n"
-         "  --json            one JSON array on stdout instead of tables\n");
+         "  --json            one JSON array on stdout instead of tables; a split's element has \"split\": 2\n"
+         "                    and its rows, busy and exchange times under \"devices\"\n");
+}
+
+/* A spec naming every device in turn, or the first two as a pair. */
+static int list_specs(char specs[][64], int max, int *n, char pair[64]) {
+  an_device_info *list;
+  int count;
+  if (an_list_devices(&list, &count) != AN_OK) return cli_fail("listing devices");
+  *n = 0;
+  for (int i = 0; i < count && *n < max; i++)
+    snprintf(specs[(*n)++], 64, "%d:%d", list[i].platform_index, list[i].device_index);
+  pair[0] = '\0';
+  if (count >= 2)
+    snprintf(pair, 64, "%d:%d,%d:%d", list[0].platform_index, list[0].device_index, list[1].platform_index,
+             list[1].device_index);
+  free(list);
+  return 0;
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -220,10 +426,11 @@ int cmd_bench(int argc, char **argv) {
       {"split", required_argument, NULL, 'p'},      {"iterations", required_argument, NULL, 'n'},
       {"warmup", required_argument, NULL, 'w'},     {"classes", required_argument, NULL, 'c'},
       {"input-size", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
-      {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+      {"separate-contexts", no_argument, NULL, 'x'}, {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
   const char *device = NULL, *model = "all", *mode = "train";
-  int batch = 64, split = 1, iterations = 3, warmup = 1, classes = 1000, size = 224, json = 0, c;
-  while ((c = getopt_long(argc, argv, "d:m:b:o:p:n:w:c:s:jh", opts, NULL)) != -1) {
+  int batch = 64, split = 1, iterations = 3, warmup = 1, classes = 1000, size = 224, json = 0, separate = 0, c;
+  while ((c = getopt_long(argc, argv, "d:m:b:o:p:n:w:c:s:jxh", opts, NULL)) != -1) {
     switch (c) {
       case 'd': device = optarg; break;
       case 'm': model = optarg; break;
@@ -235,6 +442,7 @@ int cmd_bench(int argc, char **argv) {
       case 'c': classes = atoi(optarg); break;
       case 's': size = atoi(optarg); break;
       case 'j': json = 1; break;
+      case 'x': separate = 1; break;
       case 'h': help(); return 0;
       default: fprintf(stderr, "see: alexnet bench --help\n"); return 2;
     }
@@ -244,24 +452,38 @@ int cmd_bench(int argc, char **argv) {
     fprintf(stderr, "alexnet bench: invalid arguments (see --help)\n");
     return 2;
   }
-  if (split != 1) {
-    fprintf(stderr, "alexnet bench: --split %d: the two-device split is not implemented yet\n", split);
+  if (split != 1 && split != 2) {
+    fprintf(stderr, "alexnet bench: --split %d: a model runs on 1 device or is split over 2\n", split);
     return 2;
   }
   if (strcmp(model, "all") && !an_model_find(model)) {
     fprintf(stderr, "alexnet bench: unknown model '%s' (alexnet, alexnet-half, alexnet-tv, all)\n", model);
     return 2;
   }
-  /* the device list: every device, a comma-separated list, or the usual single choice */
-  char specs[64][64];
+  /* the devices benched alone (every device, a comma-separated list, or the usual single choice), and
+   * the pair for --split 2 */
+  char specs[64][64], pair[64] = "";
   int n_specs = 0;
-  if (device && !strcmp(device, "all")) {
-    an_device_info *list;
-    int n;
-    if (an_list_devices(&list, &n) != AN_OK) return cli_fail("listing devices");
-    for (int i = 0; i < n && n_specs < 64; i++)
-      snprintf(specs[n_specs++], sizeof specs[0], "%d:%d", list[i].platform_index, list[i].device_index);
-    free(list);
+  if (split == 2 && device && strcmp(device, "all")) {
+    const char *comma = strchr(device, ',');
+    if (!comma || strchr(comma + 1, ',')) {
+      fprintf(stderr, "alexnet bench: --split 2 takes two devices (--device A,B) or all, not '%s'\n", device);
+      return 2;
+    }
+    snprintf(pair, sizeof pair, "%s", device);
+  } else if (split == 2 && !device && getenv("ALEXNET_DEVICE") && strchr(getenv("ALEXNET_DEVICE"), ',')) {
+    snprintf(pair, sizeof pair, "%s", getenv("ALEXNET_DEVICE"));
+  } else if (split == 2 || !strcmp(device ? device : "", "all")) {
+    if (list_specs(specs, 64, &n_specs, pair)) return 1;
+    if (!device) n_specs = 0; /* --split 2 alone: only the pair */
+    if (split == 2 && !pair[0]) {
+      if (!device) {
+        fprintf(stderr, "alexnet bench: --split 2 needs two devices and there is one (see alexnet devices)\n");
+        return 1;
+      }
+      fprintf(stderr, "alexnet bench: one device: no pair to split over, each device alone only\n");
+    }
+    if (split == 1) pair[0] = '\0';
   } else if (device) {
     char buf[1024];
     snprintf(buf, sizeof buf, "%s", device);
@@ -270,44 +492,58 @@ int cmd_bench(int argc, char **argv) {
   } else {
     specs[n_specs++][0] = '\0';
   }
-  bench_result *results = calloc((size_t)n_specs * 3, sizeof *results);
-  const an_model_desc **models = calloc((size_t)n_specs * 3, sizeof *models);
+  const int n_runs = n_specs + (pair[0] ? 1 : 0);
+  bench_result *results = calloc((size_t)n_runs * 3, sizeof *results);
   int n_results = 0, rc = 0;
-  if (!results || !models) {
+  if (!results) {
     fprintf(stderr, "alexnet: out of host memory\n");
     return 1;
   }
   if (json) printf("[");
-  for (int s = 0; s < n_specs && rc == 0; s++) {
-    an_runtime *rt;
-    if (an_runtime_create(specs[s][0] ? specs[s] : NULL, &rt) != AN_OK) {
-      rc = cli_fail("opening the OpenCL device");
+  for (int s = 0; s < n_runs && rc == 0; s++) {
+    an_runtime *rt[2] = {NULL, NULL};
+    const int is_pair = s == n_specs;
+    if (is_pair ? an_runtime_create_pair(pair, separate, &rt[0], &rt[1]) != AN_OK
+                : an_runtime_create(specs[s][0] ? specs[s] : NULL, &rt[0]) != AN_OK) {
+      rc = cli_fail(is_pair ? "opening the two OpenCL devices" : "opening the OpenCL device");
       break;
     }
     for (int i = 0; an_model_at(i) && rc == 0; i++) {
-      if (strcmp(model, "all") && strcmp(model, an_model_at(i)->name)) continue;
-      if (!json) fprintf(stderr, "benchmarking %s on %s ...\n", an_model_at(i)->name, rt->info.name);
-      rc = bench_model(rt, an_model_at(i)->name, classes, batch, size, !strcmp(mode, "train"), warmup, iterations,
-                       &results[n_results]);
+      const char *name = an_model_at(i)->name;
+      if (strcmp(model, "all") && strcmp(model, name)) continue;
+      bench_result *r = &results[n_results];
+      if (!json)
+        fprintf(stderr, "benchmarking %s on %s%s%s ...\n", name, rt[0]->info.name, is_pair ? " + " : "",
+                is_pair ? rt[1]->info.name : "");
+      rc = is_pair ? bench_split(rt[0], rt[1], name, classes, batch, size, !strcmp(mode, "train"), warmup,
+                                 iterations, r)
+                   : bench_model(rt[0], name, classes, batch, size, !strcmp(mode, "train"), warmup, iterations, r);
       if (rc) break;
-      models[n_results] = an_model_at(i);
       if (json)
-        print_json(&results[n_results], models[n_results], n_results == 0);
+        print_json(r, n_results == 0);
+      else if (is_pair)
+        print_split_result(r);
       else
-        print_result(&results[n_results], models[n_results]);
+        print_result(r);
       fflush(stdout);
       n_results++;
     }
-    an_runtime_destroy(rt);
+    an_runtime_destroy(rt[1]);
+    an_runtime_destroy(rt[0]);
   }
   if (json) printf("]\n");
   if (!json && n_results > 1) {
-    printf("\n%-40s %-14s %10s %10s %10s\n", "device", "model", "images/s", "step ms", "GFLOP/s");
-    for (int i = 0; i < n_results; i++)
-      printf("%-40.40s %-14s %10.1f %10.1f %10.1f\n", results[i].device, results[i].model, results[i].img_s,
-             results[i].step_ms, results[i].gflops);
+    printf("\n%-40s %-14s %-8s %10s %10s %10s\n", "device", "model", "split", "images/s", "step ms", "GFLOP/s");
+    for (int i = 0; i < n_results; i++) {
+      const bench_result *r = &results[i];
+      char label[128];
+      if (r->n_devices == 2) /* "P:D + P:D": the names are in the tables above */
+        snprintf(label, sizeof label, "%.*s + %.*s", (int)strcspn(r->dev[0].device, " "), r->dev[0].device,
+                 (int)strcspn(r->dev[1].device, " "), r->dev[1].device);
+      printf("%-40.40s %-14s %-8s %10.1f %10.1f %10.1f\n", r->n_devices == 2 ? label : r->device, r->model,
+             r->n_devices == 1 ? "-" : r->columns ? "columns" : "batch", r->img_s, r->step_ms, r->gflops);
+    }
   }
   free(results);
-  free(models);
   return rc;
 }

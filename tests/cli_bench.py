@@ -1,0 +1,120 @@
+#!/usr/bin/python3
+"""alexnet bench --json end to end, on two devices (PoCL's pthread driver twice), tiny models so it
+takes seconds (Python's standard library only):
+
+  1. `--device all --split 2`: every device alone, then the first two as a pair (alexnet-half splits
+     the batch); `--split 2` on alexnet: its two columns and their exchange layers;
+  2. every result: valid JSON; images/s > 0 and equal to batch / step time; for every device, its rows
+     (layers, loss, zeroing, gradient sum, SGD) add up to its device_ms and lie within 10 % of the
+     measured step time, never above it;
+  3. a split: each device's busy and exchange time add up to its device_ms, the busy time is at most
+     the step time, the exchange copies are those the split makes per step (the batch's gradient sum
+     one each way: 2; alexnet's three gathers and fc8's sum forward, the gathers backward: 14);
+  4. bad options: --split 3, --split 2 with one device named: exit status 2.
+Exits 1 on any difference, printing the result and the figure that is off. Benchmarks assert no speed:
+only that the figures account for the step.
+
+  cli_bench.py --exe build/alexnet
+"""
+import argparse
+import json
+import subprocess
+import sys
+
+TINY = ["--batch", "2", "--input-size", "67", "--classes", "10", "--iterations", "1", "--warmup", "1"]
+failures = []
+
+
+def check(ok, what, result):
+    if not ok:
+        failures.append(what)
+        print(f"FAIL: {what}\n  in {json.dumps({k: v for k, v in result.items() if k not in ('layers', 'devices')})}")
+
+
+def close(a, b, rel, abs_=0.0):
+    return abs(a - b) <= rel * max(abs(a), abs(b)) + abs_
+
+
+def bench(exe, args):
+    p = subprocess.run([exe, "bench", "--json"] + args, capture_output=True, text=True)
+    if p.returncode != 0:
+        print(f"FAIL: alexnet bench {' '.join(args)} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
+        sys.exit(1)
+    try:
+        return json.loads(p.stdout)
+    except json.JSONDecodeError as e:
+        print(f"FAIL: alexnet bench {' '.join(args)}: not JSON ({e})\n{p.stdout}")
+        sys.exit(1)
+
+
+def rows_ms(dev):
+    """The sum of a device's rows, as the table prints them."""
+    layers = sum(L["forward_ms"] + L["backward_ms"] for L in dev["layers"])
+    return layers, layers + dev["loss_ms"] + dev["zero_grads_ms"] + dev.get("grad_sum_ms", 0.0) + dev["sgd_ms"]
+
+
+def check_result(r):
+    name = f"{r['model']} on {r['device']}"
+    step = r["step_ms"]
+    check(step > 0 and r["images_per_s"] > 0, f"{name}: step {step} ms, {r['images_per_s']} images/s", r)
+    check(close(r["images_per_s"], r["batch"] / (step * 1e-3), 1e-3),
+          f"{name}: {r['images_per_s']} images/s, batch {r['batch']} / step {step} ms = "
+          f"{r['batch'] / (step * 1e-3):.3f}", r)
+    devices = r["devices"] if r["split"] == 2 else [r]
+    for k, dev in enumerate(devices):
+        layers, rows = rows_ms(dev)
+        print(f"  {name} [{k}]: step {step:.1f} ms, layer rows {layers:.1f} ms ({100 * layers / step:.1f} %), "
+              f"all rows {rows:.1f} ms ({100 * rows / step:.1f} %)")
+        check(close(rows, dev["device_ms"], 1e-3, 0.05), f"{name} [{k}]: rows {rows:.3f} ms, device_ms "
+              f"{dev['device_ms']}", r)
+        check(0.9 * step <= rows <= 1.01 * step, f"{name} [{k}]: rows {rows:.1f} ms against step {step:.1f} ms "
+              "(not within 10 %)", r)
+    if r["split"] != 2:
+        check(r["split"] == 1 and "layers" in r, f"{name}: split {r['split']}", r)
+        return
+    check(len(devices) == 2, f"{name}: {len(devices)} devices", r)
+    for k, dev in enumerate(devices):
+        check(0 < dev["busy_ms"] <= step and dev["exchange_ms"] >= 0,
+              f"{name} [{k}]: busy {dev['busy_ms']} ms, exchanges {dev['exchange_ms']} ms, step {step} ms", r)
+        check(close(dev["busy_ms"] + dev["exchange_ms"], dev["device_ms"], 1e-3, 0.05),
+              f"{name} [{k}]: busy + exchanges {dev['busy_ms'] + dev['exchange_ms']:.3f} ms, device_ms "
+              f"{dev['device_ms']}", r)
+    check(close(r["device_ms"], max(d["device_ms"] for d in devices), 1e-6, 1e-3),
+          f"{name}: device_ms {r['device_ms']} is not the longer device's", r)
+    columns = r["split_mode"] == "columns"
+    check(r["split_mode"] == ("columns" if r["model"] == "alexnet" else "batch"),
+          f"{name}: split_mode {r['split_mode']}", r)
+    check(r["exchange_path"] == "buffer copies", f"{name}: exchange_path {r['exchange_path']} in one context", r)
+    copies = 14 if columns else 2
+    check(r["exchange_copies"] == copies and r["exchange_copy_ms"] >= 0,
+          f"{name}: {r['exchange_copies']} exchange copies ({r['exchange_copy_ms']} ms), the split makes {copies}",
+          r)
+    samples = [d["samples"] for d in devices]
+    check(samples == ([r["batch"]] * 2 if columns else [1, 1]), f"{name}: samples per device {samples}", r)
+    exchange_rows = [L for L in devices[0]["layers"] if L["kind"] in ("gather", "sum")]
+    check(len(exchange_rows) == (4 if columns else 0), f"{name}: {len(exchange_rows)} exchange layer rows", r)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--exe", required=True)
+    exe = ap.parse_args().exe
+    results = bench(exe, ["--device", "all", "--split", "2", "--model", "alexnet-half"] + TINY)
+    check(len(results) == 3 and [r["split"] for r in results] == [1, 1, 2],
+          f"--device all --split 2 on two devices: {len(results)} results, splits "
+          f"{[r['split'] for r in results]} (expected each device alone, then the pair)", {})
+    results += bench(exe, ["--split", "2", "--model", "alexnet"] + TINY)
+    for r in results:
+        check_result(r)
+    for bad in (["--split", "3"], ["--split", "2", "--device", "0:0"]):
+        p = subprocess.run([exe, "bench"] + bad, capture_output=True, text=True)
+        check(p.returncode == 2, f"alexnet bench {' '.join(bad)} exited {p.returncode}, expected 2", {})
+    if failures:
+        print(f"{len(failures)} failure(s)")
+        return 1
+    print(f"ok: {len(results)} results")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
