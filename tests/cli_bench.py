@@ -57,7 +57,7 @@ def check_result(r):
     name = f"{r['model']} on {r['device']}"
     step = r["step_ms"]
     check(step > 0 and r["images_per_s"] > 0, f"{name}: step {step} ms, {r['images_per_s']} images/s", r)
-    check(close(r["images_per_s"], r["batch"] / (step * 1e-3), 1e-3),
+    check(close(r["images_per_s"], r["batch"] / (step * 1e-3), 1e-3, 6e-4),  # printed to 3 decimals
           f"{name}: {r['images_per_s']} images/s, batch {r['batch']} / step {step} ms = "
           f"{r['batch'] / (step * 1e-3):.3f}", r)
     devices = r["devices"] if r["split"] == 2 else [r]
