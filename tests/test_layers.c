@@ -378,6 +378,8 @@ static const an_lrn_params alexnet_lrn = {5, 1e-4f, 0.75f, 2.0f};
 /* A large alpha, so that the cross-channel term of the gradient is as large as the direct one. */
 static const an_lrn_params strong_lrn5 = {5, 0.8f, 0.75f, 2.0f};
 static const an_lrn_params strong_lrn4 = {4, 0.8f, 0.75f, 2.0f};
+/* beta other than the paper's 0.75: the kernel's general pow path (0.75 has a fast path of its own) */
+static const an_lrn_params other_beta_lrn = {3, 0.5f, 0.6f, 1.0f};
 
 static void test_lrn_alexnet_lrn1(void **state) {
   run_lrn(*state, "lrn1", 2, 96, 55, 55, alexnet_lrn, 30.0f, 1, 301);
@@ -393,6 +395,9 @@ static void test_lrn_small_size4_even(void **state) {
 }
 static void test_lrn_small_window_wider_than_channels(void **state) {
   run_lrn(*state, "lrn size 5 on 3 channels", 2, 3, 4, 3, strong_lrn5, 2.0f, 1, 305);
+}
+static void test_lrn_other_beta(void **state) {
+  run_lrn(*state, "lrn beta 0.6", 2, 9, 5, 7, other_beta_lrn, 2.0f, 1, 306);
 }
 
 /* ---- max-pool ---- */
@@ -712,6 +717,7 @@ int main(void) {
       cmocka_unit_test(test_lrn_small_size5),
       cmocka_unit_test(test_lrn_small_size4_even),
       cmocka_unit_test(test_lrn_small_window_wider_than_channels),
+      cmocka_unit_test(test_lrn_other_beta),
       cmocka_unit_test(test_maxpool_alexnet_pool1),
       cmocka_unit_test(test_maxpool_alexnet_pool2),
       cmocka_unit_test(test_maxpool_alexnet_pool5),
