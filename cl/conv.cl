@@ -28,13 +28,13 @@ __kernel void im2col(__global const float *inp, ulong inp_off, __global float *c
   for (int ox = 0, x = kj - pad; ox < ow; ox++, x += stride) dst[ox] = (x >= 0 && x < w) ? src[x] : 0.0f;
 }
 
-/* work-item = one input element (img, ch, y, x) of the chunk; sums every col entry that reads it */
+/* work-item = one input element (x, y, img·C + ch) of the chunk, a 3-D range (no 64-bit index
+ * divisions; neighbouring work-items are neighbouring pixels); sums every col entry that reads it */
 __kernel void col2im(__global const float *col, ulong col_off, __global float *inp, ulong inp_off,
                      int c, int h, int w, int kh, int kw, int stride, int pad, int oh, int ow,
                      int n0, int nb) {
-  const size_t i = get_global_id(0);
-  const int x = (int)(i % w), y = (int)((i / w) % h), ch = (int)((i / ((size_t)w * h)) % c);
-  const int img = (int)(i / ((size_t)w * h * c));
+  const int x = (int)get_global_id(0), y = (int)get_global_id(1), z = (int)get_global_id(2);
+  const int img = z / c, ch = z - img * c;
   const int ohw = oh * ow;
   const size_t ncols = (size_t)nb * ohw;
   float s = 0.0f;
@@ -50,23 +50,23 @@ __kernel void col2im(__global const float *col, ulong col_off, __global float *i
   inp[inp_off + (((size_t)(n0 + img) * c + ch) * h + y) * w + x] = s;
 }
 
-/* work-item = one output element in (img, o, p) order: out = act(ybuf + bias); NaN passes the ReLU */
+/* work-item = one output element (p, o, img), a 3-D range: out = act(ybuf + bias); NaN passes the
+ * ReLU */
 __kernel void conv_epilogue(__global const float *ybuf, ulong ybuf_off, __global const float *bias,
                             ulong bias_off, __global float *out, ulong out_off, int oc, int ohw,
                             int n0, int nb, int relu) {
-  const size_t i = get_global_id(0);
-  const int p = (int)(i % ohw), o = (int)((i / ohw) % oc), img = (int)(i / ((size_t)ohw * oc));
+  const int p = (int)get_global_id(0), o = (int)get_global_id(1), img = (int)get_global_id(2);
   float v = ybuf[ybuf_off + ((size_t)o * nb + img) * ohw + p] + bias[bias_off + o];
   if (relu && v < 0.0f) v = 0.0f;
   out[out_off + ((size_t)(n0 + img) * oc + o) * ohw + p] = v;
 }
 
-/* work-item = one element of dybuf in (o, img, p) order: dybuf = dout · [out > 0 when relu] */
+/* work-item = one element (p, img, o) of dybuf, a 3-D range: dybuf = dout · [out > 0 when relu] */
 __kernel void conv_grad_prologue(__global const float *dout, ulong dout_off, __global const float *out,
                                  ulong out_off, __global float *dybuf, ulong dybuf_off, int oc,
                                  int ohw, int n0, int nb, int relu) {
-  const size_t i = get_global_id(0);
-  const int p = (int)(i % ohw), img = (int)((i / ohw) % nb), o = (int)(i / ((size_t)ohw * nb));
+  const int p = (int)get_global_id(0), img = (int)get_global_id(1), o = (int)get_global_id(2);
+  const size_t i = ((size_t)o * nb + img) * ohw + p;
   const size_t src = ((size_t)(n0 + img) * oc + o) * ohw + p;
   float g = dout[dout_off + src];
   if (relu && !(out[out_off + src] > 0.0f)) g = 0.0f;

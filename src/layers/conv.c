@@ -70,12 +70,12 @@ an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_
       AN_TRY(an_gemm(rt, 0, 0, oc_g, ncols, ckk_g, 1.0f, an_at(weight.mem, weight.off + g * oc_g * ckk_g),
                      ckk_g, an_at(col.mem, col.off + g * ckk_g * ncols), ncols, 0.0f,
                      an_at(ybuf.mem, ybuf.off + g * oc_g * ncols), ncols));
-    const size_t global = (size_t)nb * d->oc * ohw;
+    const size_t global[3] = {ohw, (size_t)d->oc, (size_t)nb}; /* (pixel, channel, image) */
     const an_arg args[] = {an_arg_mem(ybuf.mem), an_arg_ulong(ybuf.off), an_arg_mem(bias.mem),
                            an_arg_ulong(bias.off), an_arg_mem(out.mem),   an_arg_ulong(out.off),
                            an_arg_int(d->oc),      an_arg_int((int)ohw),  an_arg_int(n0),
                            an_arg_int(nb),         an_arg_int(relu != 0)};
-    AN_TRY(an_launch(rt, AN_K_CONV_EPILOGUE, 1, &global, NULL, args));
+    AN_TRY(an_launch(rt, AN_K_CONV_EPILOGUE, 3, global, NULL, args));
   }
   return AN_OK;
 }
@@ -94,12 +94,12 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
     const an_buf dybuf = an_at(work.mem, work.off + ckk_g * d->groups * ncols);  /* (OC, ncols) */
     AN_TRY(im2col(rt, d, inp, col, n0, nb));
     {
-      const size_t global = (size_t)nb * d->oc * ohw;
+      const size_t global[3] = {ohw, (size_t)nb, (size_t)d->oc}; /* (pixel, image, channel) */
       const an_arg args[] = {an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_mem(out.mem),
                              an_arg_ulong(out.off),  an_arg_mem(dybuf.mem), an_arg_ulong(dybuf.off),
                              an_arg_int(d->oc),      an_arg_int((int)ohw),  an_arg_int(n0),
                              an_arg_int(nb),         an_arg_int(relu != 0)};
-      AN_TRY(an_launch(rt, AN_K_CONV_GRAD_PROLOGUE, 1, &global, NULL, args));
+      AN_TRY(an_launch(rt, AN_K_CONV_GRAD_PROLOGUE, 3, global, NULL, args));
     }
     {
       const size_t local = 64, global = (size_t)d->oc * local;
@@ -121,13 +121,13 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
       AN_TRY(an_gemm(rt, 1, 0, ckk_g, ncols, oc_g, 1.0f, an_at(weight.mem, weight.off + g * oc_g * ckk_g),
                      ckk_g, an_at(dybuf.mem, dybuf.off + g * oc_g * ncols), ncols, 0.0f,
                      an_at(col.mem, col.off + g * ckk_g * ncols), ncols));
-    const size_t global = (size_t)nb * d->c * d->h * d->w;
+    const size_t global[3] = {(size_t)d->w, (size_t)d->h, (size_t)nb * d->c}; /* (x, y, image·C + channel) */
     const an_arg args[] = {an_arg_mem(col.mem), an_arg_ulong(col.off), an_arg_mem(dinp.mem),
                            an_arg_ulong(dinp.off), an_arg_int(d->c),    an_arg_int(d->h),
                            an_arg_int(d->w),       an_arg_int(d->kh),   an_arg_int(d->kw),
                            an_arg_int(d->stride),  an_arg_int(d->pad),  an_arg_int(d->oh),
                            an_arg_int(d->ow),      an_arg_int(n0),      an_arg_int(nb)};
-    AN_TRY(an_launch(rt, AN_K_COL2IM, 1, &global, NULL, args));
+    AN_TRY(an_launch(rt, AN_K_COL2IM, 3, global, NULL, args));
   }
   return AN_OK;
 }
