@@ -512,7 +512,7 @@ an_status an_train_pair(an_runtime *rt0, an_runtime *rt1, const an_train_config 
                          .lr = lr, .images_per_s = cfg->batch / dt, .val_top1 = -1, .val_top5 = -1};
     const int64_t done_here = step - result->start_step;
     ev.eta_s = (an_seconds() - t_start) / (double)done_here * (double)(r.total - step);
-    fprintf(r.log, "{\"type\":\"step\",\"epoch\":%d,\"step\":%lld,\"loss\":%.7g,\"lr\":%.7g,\"img_s\":%.2f}\n",
+    fprintf(r.log, "{\"type\":\"step\",\"epoch\":%d,\"step\":%lld,\"loss\":%.9g,\"lr\":%.7g,\"img_s\":%.2f}\n",
             b->epoch, (long long)step, loss, lr, ev.images_per_s);
     if (cfg->callback) cfg->callback(cfg->callback_ctx, &ev);
 
