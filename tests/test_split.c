@@ -339,26 +339,48 @@ static void remove_run(const char *dir) {
   assert_int_equal(rmdir(dir), 0);
 }
 
-/* The parameters and momentum of a run's last checkpoint, through a one-device net: (n_params) each,
- * malloc'd. */
-static void load_one_device(an_runtime *rt, const char *model, int batch, int hw, const char *dir, float **params,
-                            float **momentum, an_checkpoint_meta *meta) {
+/* A run's last checkpoint loaded into a one-device net and into a split: its parameters and momentum
+ * through the net ((n_params) each, malloc'd), and whether the two give the same logits with dropout
+ * off, the forward pass that evaluation runs (within ELEM_RTOL of the largest logit). */
+static int load_both_ways(pair *p, const char *model, int batch, int hw, const char *dir, float **params,
+                          float **momentum, an_checkpoint_meta *meta) {
   char path[128];
   snprintf(path, sizeof path, "%s/last.safetensors", dir);
   an_net *net = NULL;
-  TEST_OK(an_net_create(rt, model, TRAIN_CLASSES, batch, hw, &net));
+  an_split *split = NULL;
+  TEST_OK(an_net_create(p->rt[0], model, TRAIN_CLASSES, batch, hw, &net));
   TEST_OK(an_net_load(net, path, meta));
   *params = test_floats(net->n_params);
   *momentum = test_floats(net->n_params);
   TEST_OK(an_net_read_params(net, *params));
-  TEST_OK(an_read(rt, *momentum, an_at(net->momentum, 0), net->n_params));
+  TEST_OK(an_read(p->rt[0], *momentum, an_at(net->momentum, 0), net->n_params));
+  TEST_OK(an_split_create(p->rt[0], p->rt[1], model, TRAIN_CLASSES, batch, hw, &split));
+  TEST_OK(an_split_load(split, path, NULL));
+  const size_t n_logits = (size_t)batch * TRAIN_CLASSES;
+  float *images = test_floats((size_t)batch * 3 * hw * hw), *la = test_floats(n_logits), *lb = test_floats(n_logits);
+  int *labels = malloc((size_t)batch * sizeof *labels);
+  assert_non_null(labels);
+  make_batch(images, labels, batch, hw, TRAIN_CLASSES, 90);
+  TEST_OK(an_net_set_batch(net, images, labels));
+  TEST_OK(an_net_forward(net, 0, 0, 0));
+  TEST_OK(an_net_read_logits(net, la));
+  TEST_OK(an_split_set_batch(split, images, labels));
+  TEST_OK(an_split_forward(split, 0, 0, 0));
+  TEST_OK(an_split_read_logits(split, lb));
+  double *want = test_dup_double(la, n_logits);
+  const int bad = check_close("  inference logits, the checkpoint on two devices vs one", lb, want, n_logits,
+                              ELEM_RTOL, 1e-30);
+  free(want), free(images), free(la), free(lb), free(labels);
+  an_split_destroy(split);
   an_net_destroy(net);
+  return bad;
 }
 
 /* alexnet train's loop (an_train_pair) on two devices against one, the same recipe on the synthetic set:
  * the per-step losses within TRAIN_LOSS_RTOL, the same validation top-1, and the two-device run's
  * checkpoint loads into a one-device net with the one-device run's parameters and momentum (within the
- * margins above). The validation at the end runs on the split. With resume_halfway the two-device run
+ * margins above) and gives the split's logits with dropout off. The validation at the end runs on the
+ * split. With resume_halfway the two-device run
  * stops halfway and resumes, so the split's checkpoint load is in its path too. One epoch and few
  * checkpoints: alexnet's is ~0.5 GB to write. */
 static void train_against_one(const char *model, int batch, float lr, int resume_halfway) {
@@ -421,7 +443,7 @@ static void train_against_one(const char *model, int batch, float lr, int resume
   snprintf(path, sizeof path, "%s/last.safetensors", dir[0]);
   TEST_OK(an_checkpoint_load(layout, path, &pa, &ma, &meta_a));
   assert_non_null(ma);
-  load_one_device(p.rt[0], model, batch, hw, dir[1], &pb, &mb, &meta_b);
+  bad |= load_both_ways(&p, model, batch, hw, dir[1], &pb, &mb, &meta_b);
   printf("  the two-device checkpoint loads into one device: step %lld, mean %s\n", (long long)meta_b.step, meta_b.mean);
   assert_int_equal(meta_b.step, TRAIN_STEPS);
   assert_string_equal(meta_a.mean, meta_b.mean);
