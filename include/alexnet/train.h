@@ -9,8 +9,8 @@
  *
  * On two devices (an_train_pair) the loop is the same and drives the split of split.h: alexnet's
  * columns, or the batch for the single-column models. Its checkpoints are the single-device files, so
- * a run may resume, and its checkpoints be evaluated, on one device or two; the losses equal one
- * device's up to float rounding. */
+ * a run may resume, and its checkpoints be evaluated, on one device or two. The losses equal one
+ * device's up to float rounding, which training amplifies like any rounding (docs/BENCHMARKS.md). */
 #ifndef ALEXNET_TRAIN_H
 #define ALEXNET_TRAIN_H
 
