@@ -1,6 +1,7 @@
 /* The two-device split against one device: same weights, seed and dropout masks, so logits, loss,
  * every gradient, and every parameter and momentum after several SGD steps must agree up to float
- * rounding. alexnet splits into columns (model parallel), alexnet-half and alexnet-tv split the batch.
+ * rounding; and the training loop on two devices against one (losses, validation, checkpoints).
+ * alexnet splits into columns (model parallel), alexnet-half and alexnet-tv split the batch.
  * Devices: the first two the runtime lists (CTest runs this with POCL_DEVICES="pthread pthread", two
  * one-core PoCL devices); fewer than two is a failure, not a skip. */
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 
 #include "alexnet/io.h"
 #include "alexnet/split.h"
+#include "alexnet/train.h"
 #include "check.h"
 
 /* Margins. The batch split sums the same gradients in another order; the column split also sums fc6's,
@@ -308,6 +310,168 @@ static void test_checkpoint_either_way(void **state) {
   close_pair(&p);
 }
 
+/* ---- the training loop on two devices ---- */
+
+/* Per-step losses of an_train_pair against an_train: a few steps, so rounding has no time to grow. */
+#define TRAIN_LOSS_RTOL 1e-5
+enum { TRAIN_STEPS = 4, TRAIN_CLASSES = 4 };
+
+typedef struct step_losses {
+  float loss[TRAIN_STEPS + 1]; /* by global step */
+  int seen[TRAIN_STEPS + 1];
+} step_losses;
+
+static void record_loss(void *ctx, const an_train_event *ev) {
+  step_losses *l = ctx;
+  if (ev->kind == AN_EVENT_STEP && ev->global_step <= TRAIN_STEPS) {
+    l->loss[ev->global_step] = ev->loss;
+    l->seen[ev->global_step] = 1;
+  }
+}
+
+static void remove_run(const char *dir) {
+  static const char *const files[] = {"last.safetensors", "best.safetensors", "log.jsonl", "classes.txt"};
+  char path[128];
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+    remove(path);
+  }
+  assert_int_equal(rmdir(dir), 0);
+}
+
+/* A run's last checkpoint loaded into a one-device net and into a split: its parameters and momentum
+ * through the net ((n_params) each, malloc'd), and whether the two give the same logits with dropout
+ * off, the forward pass that evaluation runs (within ELEM_RTOL of the largest logit). */
+static int load_both_ways(pair *p, const char *model, int batch, int hw, const char *dir, float **params,
+                          float **momentum, an_checkpoint_meta *meta) {
+  char path[128];
+  snprintf(path, sizeof path, "%s/last.safetensors", dir);
+  an_net *net = NULL;
+  an_split *split = NULL;
+  TEST_OK(an_net_create(p->rt[0], model, TRAIN_CLASSES, batch, hw, &net));
+  TEST_OK(an_net_load(net, path, meta));
+  *params = test_floats(net->n_params);
+  *momentum = test_floats(net->n_params);
+  TEST_OK(an_net_read_params(net, *params));
+  TEST_OK(an_read(p->rt[0], *momentum, an_at(net->momentum, 0), net->n_params));
+  TEST_OK(an_split_create(p->rt[0], p->rt[1], model, TRAIN_CLASSES, batch, hw, &split));
+  TEST_OK(an_split_load(split, path, NULL));
+  const size_t n_logits = (size_t)batch * TRAIN_CLASSES;
+  float *images = test_floats((size_t)batch * 3 * hw * hw), *la = test_floats(n_logits), *lb = test_floats(n_logits);
+  int *labels = malloc((size_t)batch * sizeof *labels);
+  assert_non_null(labels);
+  make_batch(images, labels, batch, hw, TRAIN_CLASSES, 90);
+  TEST_OK(an_net_set_batch(net, images, labels));
+  TEST_OK(an_net_forward(net, 0, 0, 0));
+  TEST_OK(an_net_read_logits(net, la));
+  TEST_OK(an_split_set_batch(split, images, labels));
+  TEST_OK(an_split_forward(split, 0, 0, 0));
+  TEST_OK(an_split_read_logits(split, lb));
+  double *want = test_dup_double(la, n_logits);
+  const int bad = check_close("  inference logits, the checkpoint on two devices vs one", lb, want, n_logits,
+                              ELEM_RTOL, 1e-30);
+  free(want), free(images), free(la), free(lb), free(labels);
+  an_split_destroy(split);
+  an_net_destroy(net);
+  return bad;
+}
+
+/* alexnet train's loop (an_train_pair) on two devices against one, the same recipe on the synthetic set:
+ * the per-step losses within TRAIN_LOSS_RTOL, the same validation top-1, and the two-device run's
+ * checkpoint loads into a one-device net with the one-device run's parameters and momentum (within the
+ * margins above) and gives the split's logits with dropout off. The validation at the end runs on the
+ * split. With resume_halfway the two-device run
+ * stops halfway and resumes, so the split's checkpoint load is in its path too. One epoch and few
+ * checkpoints: alexnet's is ~0.5 GB to write. */
+static void train_against_one(const char *model, int batch, float lr, int resume_halfway) {
+  const double t0 = an_seconds();
+  const int hw = 63;
+  printf("%s: an_train on one device and an_train_pair on two, batch %d, input %d, %d steps, lr %g%s\n", model,
+         batch, hw, TRAIN_STEPS, (double)lr, resume_halfway ? ", the two-device run resumed halfway" : "");
+  fflush(stdout);
+  an_synthetic_config tc = {.count = TRAIN_STEPS * batch, .classes = TRAIN_CLASSES, .side = 32, .noise = 0.1f, .seed = 31};
+  an_synthetic_config vc = {.count = 8, .classes = TRAIN_CLASSES, .side = 32, .noise = 0.1f, .seed = 32};
+  an_dataset *train = NULL, *val = NULL;
+  TEST_OK(an_dataset_synthetic(&tc, &train));
+  TEST_OK(an_dataset_synthetic(&vc, &val));
+  char dir[2][64];
+  for (int d = 0; d < 2; d++) {
+    snprintf(dir[d], sizeof dir[d], "/tmp/alexnet-split-train-XXXXXX");
+    assert_non_null(mkdtemp(dir[d]));
+  }
+  pair p = open_pair(0);
+  static step_losses losses[2];
+  memset(losses, 0, sizeof losses);
+  an_train_config c = {.model = model, .train = train, .val = val, .batch = batch, .input = hw, .epochs = 1,
+                       .sgd = {lr, 0.9f, 5e-4f, 0}, .schedule = AN_LR_COSINE, .seed = 5, .threads = 1,
+                       .callback = record_loss};
+  an_train_result r[2];
+  c.out_dir = dir[0];
+  c.callback_ctx = &losses[0];
+  TEST_OK(an_train(p.rt[0], &c, &r[0]));
+  c.out_dir = dir[1];
+  c.callback_ctx = &losses[1];
+  if (resume_halfway) {
+    c.stop_at_step = TRAIN_STEPS / 2;
+    TEST_OK(an_train_pair(p.rt[0], p.rt[1], &c, &r[1]));
+    assert_int_equal(r[1].steps_done, TRAIN_STEPS / 2);
+    c.stop_at_step = 0;
+    c.resume = 1;
+  }
+  TEST_OK(an_train_pair(p.rt[0], p.rt[1], &c, &r[1]));
+  assert_int_equal(r[0].steps_done, TRAIN_STEPS);
+  assert_int_equal(r[1].steps_done, TRAIN_STEPS);
+
+  int bad = 0;
+  double worst_loss = 0;
+  for (int s = 1; s <= TRAIN_STEPS; s++) {
+    assert_true(losses[0].seen[s] && losses[1].seen[s]);
+    const double one = losses[0].loss[s], two = losses[1].loss[s], rel = fabs(two - one) / fabs(one);
+    if (rel > worst_loss) worst_loss = rel;
+    printf("  step %d: loss %.7f (one device) %.7f (two), relative difference %.2e\n", s, one, two, rel);
+    bad |= !(rel <= TRAIN_LOSS_RTOL);
+  }
+  printf("  validation top-1 %.3f (one device) %.3f (two)\n", r[0].val_top1, r[1].val_top1);
+  bad |= r[0].val_top1 < 0 || r[0].val_top1 != r[1].val_top1 || r[0].best_top1 != r[1].best_top1;
+
+  /* the one-device run's checkpoint through host arrays, the two-device run's through a one-device net */
+  float *pa, *ma, *pb, *mb;
+  an_checkpoint_meta meta_a, meta_b;
+  an_net *layout = NULL;
+  TEST_OK(an_net_plan(model, TRAIN_CLASSES, batch, hw, &layout));
+  char path[128];
+  snprintf(path, sizeof path, "%s/last.safetensors", dir[0]);
+  TEST_OK(an_checkpoint_load(layout, path, &pa, &ma, &meta_a));
+  assert_non_null(ma);
+  bad |= load_both_ways(&p, model, batch, hw, dir[1], &pb, &mb, &meta_b);
+  printf("  the two-device checkpoint loads into one device: step %lld, mean %s\n", (long long)meta_b.step, meta_b.mean);
+  assert_int_equal(meta_b.step, TRAIN_STEPS);
+  assert_string_equal(meta_a.mean, meta_b.mean);
+  assert_string_equal(meta_a.std, meta_b.std);
+  double worst = 0, worst_norm = 0;
+  bad |= compare_tensors("  parameters after the run", layout, pb, pa, &worst, &worst_norm);
+  bad |= compare_tensors("  momentum after the run", layout, mb, ma, &worst, &worst_norm);
+  printf("  %s: worst relative difference %.2e element-wise, %.2e norm-wise, %.2e in the losses (margin %.0e); "
+         "%.1f s\n", model, worst, worst_norm, worst_loss, TRAIN_LOSS_RTOL, an_seconds() - t0);
+  an_net_destroy(layout);
+  free(pa), free(ma), free(pb), free(mb);
+  close_pair(&p);
+  remove_run(dir[0]);
+  remove_run(dir[1]);
+  an_dataset_destroy(train);
+  an_dataset_destroy(val);
+  assert_int_equal(bad, 0);
+}
+
+static void test_train_half_batch(void **state) {
+  (void)state;
+  train_against_one("alexnet-half", 4, 0.01f, 1);
+}
+static void test_train_alexnet_columns(void **state) {
+  (void)state;
+  train_against_one("alexnet", 4, 0.001f, 0);
+}
+
 /* A device that cannot hold its half is refused before anything is allocated, naming the device. */
 static void test_too_little_memory(void **state) {
   (void)state;
@@ -361,6 +525,8 @@ int main(void) {
       cmocka_unit_test(test_half_host_path),
       cmocka_unit_test(test_contexts_agree),
       cmocka_unit_test(test_checkpoint_either_way),
+      cmocka_unit_test(test_train_half_batch),
+      cmocka_unit_test(test_train_alexnet_columns),
   };
   return cmocka_run_group_tests(tests, pair_setup, NULL);
 }

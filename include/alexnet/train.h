@@ -3,9 +3,14 @@
  * an_train runs SGD steps with batches from the threaded loader (its workers prepare the next batches
  * while the device computes), validates at the end of every epoch, and keeps two checkpoints in
  * out_dir: last.safetensors (every checkpoint_every steps, at each epoch's end and when the run stops)
- * and best.safetensors (the best validation top-1). Both are written atomically by an_net_save.
+ * and best.safetensors (the best validation top-1). Both are written atomically (an_net_save).
  * Resuming reads last.safetensors and continues at its global step: the loader starts at that batch and
- * dropout is keyed by (seed, global step), so the losses equal those of an uninterrupted run. */
+ * dropout is keyed by (seed, global step), so the losses equal those of an uninterrupted run.
+ *
+ * On two devices (an_train_pair) the loop is the same and drives the split of split.h: alexnet's
+ * columns, or the batch for the single-column models. Its checkpoints are the single-device files, so
+ * a run may resume, and its checkpoints be evaluated, on one device or two. The losses equal one
+ * device's up to float rounding, which training amplifies like any rounding (docs/BENCHMARKS.md). */
 #ifndef ALEXNET_TRAIN_H
 #define ALEXNET_TRAIN_H
 
@@ -14,6 +19,7 @@
 #include "alexnet/data.h"
 #include "alexnet/model.h"
 #include "alexnet/runtime.h"
+#include "alexnet/split.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -98,6 +104,9 @@ typedef struct an_train_result {
 /* AN_ERR_NOT_FINITE when the loss turns NaN or Inf: nothing is saved after it, so last.safetensors is
  * the last good state. */
 an_status an_train(an_runtime *rt, const an_train_config *cfg, an_train_result *result);
+/* The same on two devices, rt0 and rt1 from an_runtime_create_pair (rt1 NULL: an_train on rt0). The
+ * batch split needs cfg->batch >= 2. log.jsonl's run and resume lines say how many devices ran. */
+an_status an_train_pair(an_runtime *rt0, an_runtime *rt1, const an_train_config *cfg, an_train_result *result);
 
 /* Accuracy of net's parameters on ds: a dataset-order pass, centre crop or ten-crop (softmax averaged
  * over the crops). net->batch must be a multiple of an_augment_crops(aug, 0); padding and unreadable
@@ -107,6 +116,9 @@ typedef struct an_eval_result {
 } an_eval_result;
 an_status an_evaluate(an_net *net, const an_dataset *ds, const an_augment *aug, const an_data_stats *stats,
                       int threads, an_eval_result *out, int64_t *confusion);
+/* The same on a two-device split (s->batch in place of net->batch). */
+an_status an_evaluate_split(an_split *s, const an_dataset *ds, const an_augment *aug, const an_data_stats *stats,
+                            int threads, an_eval_result *out, int64_t *confusion);
 
 /* "r,g,b" of three floats to and from an_checkpoint_meta's mean/std strings. */
 void an_format_rgb(const float v[3], char *buf, size_t size);

@@ -2,6 +2,8 @@
 #ifndef ALEXNET_CLI_H
 #define ALEXNET_CLI_H
 
+#include "alexnet/runtime.h"
+
 int cmd_devices(int argc, char **argv);
 int cmd_step(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
@@ -14,5 +16,10 @@ int cmd_filters(int argc, char **argv);
 
 /* Prints "alexnet: <message>" for the library's last error and returns the exit code 1. */
 int cli_fail(const char *what);
+
+/* Opens the device of spec (--device; NULL or "" reads ALEXNET_DEVICE), or the two of a spec with a
+ * comma ("0:0,0:1", an_runtime_create_pair) for the split, and prints a line per device. *rt1 is NULL
+ * for one device. Returns 0, or cli_fail's exit code with nothing left open. */
+int cli_open_devices(const char *spec, int separate_contexts, an_runtime **rt0, an_runtime **rt1);
 
 #endif

@@ -1,6 +1,6 @@
 /* alexnet eval: top-1/top-5 of a checkpoint or weights file on a dataset, centre crop or ten-crop, with a
  * confusion matrix for up to 20 classes. Model, classes, input size and normalisation come from the
- * file's metadata. */
+ * file's metadata. On one device, or split over two (--device A,B). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +23,9 @@ static void help(void) {
          "  --input-size S   input side when the file does not say             (default 224)\n"
          "  --batch B        samples per forward pass                          (default 32)\n"
          "  --threads T      loader worker threads                             (default 2)\n"
-         "  --device D       P:D index or name substring (default: ALEXNET_DEVICE, else first GPU)\n");
+         "  --device D       P:D index or name substring (default: ALEXNET_DEVICE, else first GPU);\n"
+         "                   two separated by a comma (0:0,0:1) split the model across them as train\n"
+         "                   does (any checkpoint: one device's and two devices' files are the same)\n");
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -70,8 +72,9 @@ int cmd_eval(int argc, char **argv) {
 
   int rc = 1;
   an_dataset *ds = NULL;
-  an_runtime *rt = NULL;
-  an_net *net = NULL;
+  an_runtime *rt = NULL, *rt1 = NULL;
+  an_net *net = NULL;     /* one device */
+  an_split *split = NULL; /* or two */
   int64_t *confusion = NULL;
   if (an_dataset_open(data, &ds) != AN_OK) return cli_fail("opening the dataset");
   if (!classes) classes = an_dataset_classes(ds);
@@ -83,15 +86,14 @@ int cmd_eval(int argc, char **argv) {
   an_augment aug = an_augment_default(size);
   aug.ten_crop = ten_crop;
   const int crops = an_augment_crops(&aug, 0);
-  if (an_runtime_create(device, &rt) != AN_OK) {
-    rc = cli_fail("opening the OpenCL device");
-    goto done;
-  }
-  if (an_net_create(rt, model, classes, batch * crops, size, &net) != AN_OK) {
+  if ((rc = cli_open_devices(device, 0, &rt, &rt1)) != 0) goto done;
+  rc = 1;
+  if ((rt1 ? an_split_create(rt, rt1, model, classes, batch * crops, size, &split)
+           : an_net_create(rt, model, classes, batch * crops, size, &net)) != AN_OK) {
     rc = cli_fail(model);
     goto done;
   }
-  if (an_net_load(net, weights, NULL) != AN_OK) {
+  if ((split ? an_split_load(split, weights, NULL) : an_net_load(net, weights, NULL)) != AN_OK) {
     rc = cli_fail("loading the weights");
     goto done;
   }
@@ -106,7 +108,8 @@ int cmd_eval(int argc, char **argv) {
   fflush(stdout);
   an_eval_result e;
   const double t0 = an_seconds();
-  if (an_evaluate(net, ds, &aug, &stats, threads, &e, confusion) != AN_OK) {
+  if ((split ? an_evaluate_split(split, ds, &aug, &stats, threads, &e, confusion)
+             : an_evaluate(net, ds, &aug, &stats, threads, &e, confusion)) != AN_OK) {
     rc = cli_fail("evaluating");
     goto done;
   }
@@ -133,7 +136,9 @@ int cmd_eval(int argc, char **argv) {
   rc = 0;
 done:
   free(confusion);
+  an_split_destroy(split);
   an_net_destroy(net);
+  an_runtime_destroy(rt1);
   an_runtime_destroy(rt);
   an_dataset_destroy(ds);
   return rc;

@@ -163,19 +163,9 @@ int cmd_step(int argc, char **argv) {
     fprintf(stderr, "alexnet step: unknown model '%s' (alexnet, alexnet-half, alexnet-tv, all)\n", model);
     return 2;
   }
-  if (!device) device = getenv("ALEXNET_DEVICE");
   an_runtime *rt = NULL, *rt1 = NULL;
-  if (device && strchr(device, ',')) {
-    if (an_runtime_create_pair(device, separate, &rt, &rt1) != AN_OK) return cli_fail("opening the two OpenCL devices");
-  } else if (an_runtime_create(device, &rt) != AN_OK) {
-    return cli_fail("opening the OpenCL device");
-  }
-  printf("device %d:%d %s (%s)\n", rt->info.platform_index, rt->info.device_index, rt->info.name,
-         rt->info.platform_name);
-  if (rt1)
-    printf("device %d:%d %s (%s)\n", rt1->info.platform_index, rt1->info.device_index, rt1->info.name,
-           rt1->info.platform_name);
-  int rc = 0;
+  int rc = cli_open_devices(device, separate, &rt, &rt1);
+  if (rc) return rc;
   for (int i = 0; an_model_at(i) && rc == 0; i++)
     if (!strcmp(model, "all") || !strcmp(model, an_model_at(i)->name))
       rc = run_model(rt, rt1, an_model_at(i)->name, classes, batch, size, steps, lr, seed, profile);

@@ -1,5 +1,6 @@
 /* alexnet train: trains a model on a dataset with the threaded loader, validating each epoch, keeping the
- * last and the best checkpoint and a JSON-lines log in --out; --resume continues the exact run. */
+ * last and the best checkpoint and a JSON-lines log in --out; --resume continues the exact run. On one
+ * device, or split over two (--device A,B). */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -44,7 +45,11 @@ static void help(void) {
          "  --out DIR           output directory                                (default runs/train)\n"
          "  --resume            continue the run in --out from last.safetensors; refused, naming the\n"
          "                      option, unless the options are the run's (log.jsonl's first line)\n"
-         "  --device D          P:D index or name substring (default: ALEXNET_DEVICE, else first GPU)\n");
+         "  --device D          P:D index or name substring (default: ALEXNET_DEVICE, else first GPU);\n"
+         "                      two separated by a comma (0:0,0:1) train on both: alexnet's two columns\n"
+         "                      one per device, the batch halved for alexnet-half and alexnet-tv. Same\n"
+         "                      checkpoints: a run may resume, and be evaluated, on one device or two\n"
+         "  --separate-contexts two devices: one context each even on one platform (host-memory exchange)\n");
 }
 
 typedef struct progress {
@@ -106,7 +111,7 @@ static void on_event(void *ctx, const an_train_event *ev) {
 
 int cmd_train(int argc, char **argv) {
   enum { O_MOMENTUM = 256, O_WD, O_SCHED, O_VALFRAC, O_MAXSTEPS, O_RESUME, O_THREADS, O_CKPT, O_LOGEVERY, O_VALEVERY,
-         O_PATIENCE };
+         O_PATIENCE, O_SEPARATE };
   static const struct option opts[] = {
       {"model", required_argument, NULL, 'm'},      {"data", required_argument, NULL, 'D'},
       {"val", required_argument, NULL, 'V'},        {"val-fraction", required_argument, NULL, O_VALFRAC},
@@ -118,12 +123,14 @@ int cmd_train(int argc, char **argv) {
       {"checkpoint-every", required_argument, NULL, O_CKPT}, {"log-every", required_argument, NULL, O_LOGEVERY},
       {"val-every", required_argument, NULL, O_VALEVERY}, {"patience", required_argument, NULL, O_PATIENCE},
       {"out", required_argument, NULL, 'o'},        {"resume", no_argument, NULL, O_RESUME},
-      {"device", required_argument, NULL, 'd'},     {"help", no_argument, NULL, 'h'},
+      {"device", required_argument, NULL, 'd'},     {"separate-contexts", no_argument, NULL, O_SEPARATE},
+      {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *model = "alexnet-half", *data = "fashion-mnist", *val = NULL, *out = "runs/train", *device = NULL;
   const char *sched = "cosine";
   double val_fraction = -1;
   int epochs = 10, batch = 32, size = 224, threads = 2, ckpt_every = 200, log_every = 50, val_every = 0, resume = 0, patience = 3;
+  int separate = 0;
   long long max_steps = 0;
   an_sgd_params sgd = {0.01f, 0.9f, 5e-4f, 0};
   unsigned long long seed = 1;
@@ -151,6 +158,7 @@ int cmd_train(int argc, char **argv) {
       case 'o': out = optarg; break;
       case O_RESUME: resume = 1; break;
       case 'd': device = optarg; break;
+      case O_SEPARATE: separate = 1; break;
       case 'h': help(); return 0;
       default: fprintf(stderr, "see: alexnet train --help\n"); return 2;
     }
@@ -182,7 +190,7 @@ int cmd_train(int argc, char **argv) {
 
   int rc = 1;
   an_dataset *all = NULL, *train = NULL, *valset = NULL;
-  an_runtime *rt = NULL;
+  an_runtime *rt = NULL, *rt1 = NULL;
   if (an_dataset_open(data, &all) != AN_OK) return cli_fail("opening the training set");
   if (val) {
     if (an_dataset_open(val, &valset) != AN_OK) {
@@ -200,12 +208,12 @@ int cmd_train(int argc, char **argv) {
     train = all;
     all = NULL;
   }
-  if (an_runtime_create(device, &rt) != AN_OK) {
-    rc = cli_fail("opening the OpenCL device");
-    goto done;
-  }
-  printf("device %d:%d %s (%s)\n", rt->info.platform_index, rt->info.device_index, rt->info.name,
-         rt->info.platform_name);
+  if ((rc = cli_open_devices(device, separate, &rt, &rt1)) != 0) goto done;
+  rc = 1;
+  if (rt1)
+    printf("split over the two devices: %s\n", an_model_column(an_model_find(model))
+                                                   ? "alexnet's two columns, one per device"
+                                                   : "the batch, half on each device");
   printf("%s on %s: %d training images, %s%d validation images, %d classes; batch %d, input %d, %s\n", model,
          an_dataset_source(train), an_dataset_count(train), val ? "" : "held-out ",
          valset ? an_dataset_count(valset) : 0,
@@ -219,7 +227,7 @@ int cmd_train(int argc, char **argv) {
                          .out_dir = out, .resume = resume, .measure_loader = 1, .callback = on_event, .callback_ctx = &prog};
   an_train_result res;
   const double t0 = an_seconds();
-  const an_status st = an_train(rt, &cfg, &res);
+  const an_status st = an_train_pair(rt, rt1, &cfg, &res);
   if (prog.tty) fprintf(stderr, "\n");
   if (st != AN_OK) {
     rc = cli_fail(st == AN_ERR_NOT_FINITE ? "training diverged" : "training");
@@ -234,6 +242,7 @@ int cmd_train(int argc, char **argv) {
          "(plot: /usr/bin/python3 tools/plot.py %s/log.jsonl)\n", out, out, out, out);
   rc = 0;
 done:
+  an_runtime_destroy(rt1);
   an_runtime_destroy(rt);
   an_dataset_destroy(valset);
   an_dataset_destroy(train);

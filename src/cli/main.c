@@ -1,5 +1,6 @@
 /* alexnet: dispatches to the subcommands; only the CLI prints usage and exits. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alexnet/status.h"
@@ -29,13 +30,29 @@ static void usage(FILE *f) {
           "commands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-  fprintf(f, "\nThe device is chosen by --device P:D or a name substring, or ALEXNET_DEVICE;\n"
+  fprintf(f, "\nThe device is chosen by --device P:D or a name substring, or ALEXNET_DEVICE; step, train\n"
+             "and eval take two separated by a comma (0:0,0:1) and split the model across them.\n"
              "ALEXNET_CL_DIR loads the kernels from that directory instead of the embedded copies.\n");
 }
 
 int cli_fail(const char *what) {
   fprintf(stderr, "alexnet: %s: %s\n", what, an_last_error());
   return 1;
+}
+
+int cli_open_devices(const char *spec, int separate_contexts, an_runtime **rt0, an_runtime **rt1) {
+  *rt0 = *rt1 = NULL;
+  if (!spec || !*spec) spec = getenv("ALEXNET_DEVICE");
+  if (spec && strchr(spec, ',')) {
+    if (an_runtime_create_pair(spec, separate_contexts, rt0, rt1) != AN_OK)
+      return cli_fail("opening the two OpenCL devices");
+  } else if (an_runtime_create(spec, rt0) != AN_OK) {
+    return cli_fail("opening the OpenCL device");
+  }
+  for (const an_runtime *rt = *rt0; rt; rt = rt == *rt0 ? *rt1 : NULL)
+    printf("device %d:%d %s (%s)\n", rt->info.platform_index, rt->info.device_index, rt->info.name,
+           rt->info.platform_name);
+  return 0;
 }
 
 int main(int argc, char **argv) {

@@ -1,5 +1,7 @@
 /* The training loop (an_train) and evaluation (an_evaluate): see include/alexnet/train.h.
- * Lives in src/data/ because that directory is globbed into alexnet_core; it is the model's loop. */
+ * Lives in src/data/ because that directory is globbed into alexnet_core; it is the model's loop.
+ * One loop for one device and for the two-device split: it drives a `trainable`, a net or a split,
+ * through the handful of operations the two share. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,9 +14,56 @@
 #include <cjson/cJSON.h>
 
 #include "alexnet/io.h"
+#include "alexnet/split.h"
 #include "alexnet/train.h"
 
 #define TRAIN_ERR(status, ...) an_error((status), __FILE__, __LINE__, __VA_ARGS__)
+
+/* ---- what the loop trains: a net on one device or a split over two ---- */
+
+typedef struct trainable {
+  an_net *net;     /* one device */
+  an_split *split; /* or two; exactly one of the two is set */
+} trainable;
+
+static an_status tr_create(an_runtime *rt0, an_runtime *rt1, const char *model, int classes, int batch, int input,
+                           trainable *t) {
+  t->net = NULL, t->split = NULL;
+  return rt1 ? an_split_create(rt0, rt1, model, classes, batch, input, &t->split)
+             : an_net_create(rt0, model, classes, batch, input, &t->net);
+}
+static void tr_destroy(trainable *t) {
+  an_split_destroy(t->split);
+  an_net_destroy(t->net);
+}
+static int tr_batch(const trainable *t) { return t->net ? t->net->batch : t->split->batch; }
+static int tr_classes(const trainable *t) { return t->net ? t->net->classes : t->split->classes; }
+static an_status tr_init(trainable *t, uint64_t seed) {
+  return t->net ? an_net_init(t->net, seed) : an_split_init(t->split, seed);
+}
+static an_status tr_load(trainable *t, const char *path, an_checkpoint_meta *m) {
+  return t->net ? an_net_load(t->net, path, m) : an_split_load(t->split, path, m);
+}
+static an_status tr_save(trainable *t, const char *path, const an_checkpoint_meta *m) {
+  return t->net ? an_net_save(t->net, path, m) : an_split_save(t->split, path, m);
+}
+static an_status tr_train_step(trainable *t, const float *images, const int *labels, const an_sgd_params *p,
+                               uint64_t seed, uint64_t step, float *loss) {
+  return t->net ? an_net_train_step(t->net, images, labels, p, seed, step, loss)
+                : an_split_train_step(t->split, images, labels, p, seed, step, loss);
+}
+/* Inference on a batch: images (N, 3, H, W) in, logits (N, classes) out, dropout off. */
+static an_status tr_infer(trainable *t, const float *images, const int *labels, float *logits) {
+  an_status st;
+  if (t->net) {
+    if ((st = an_net_set_batch(t->net, images, labels)) != AN_OK) return st;
+    if ((st = an_net_forward(t->net, 0, 0, 0)) != AN_OK) return st;
+    return an_net_read_logits(t->net, logits);
+  }
+  if ((st = an_split_set_batch(t->split, images, labels)) != AN_OK) return st;
+  if ((st = an_split_forward(t->split, 0, 0, 0)) != AN_OK) return st;
+  return an_split_read_logits(t->split, logits);
+}
 
 double an_lr_at(an_lr_schedule schedule, double base_lr, int64_t step, int64_t total) {
   const double t = total > 0 ? (double)step / (double)total : 0.0;
@@ -60,19 +109,19 @@ static void add_softmax(const float *row, int classes, double *acc) {
   for (int c = 0; c < classes; c++) acc[c] += exp((double)row[c] - m) / sum;
 }
 
-an_status an_evaluate(an_net *net, const an_dataset *ds, const an_augment *aug, const an_data_stats *stats,
-                      int threads, an_eval_result *out, int64_t *confusion) {
-  const int crops = an_augment_crops(aug, 0), classes = net->classes;
+static an_status evaluate(trainable *t, const an_dataset *ds, const an_augment *aug, const an_data_stats *stats,
+                          int threads, an_eval_result *out, int64_t *confusion) {
+  const int crops = an_augment_crops(aug, 0), classes = tr_classes(t), batch = tr_batch(t);
   memset(out, 0, sizeof *out);
-  if (net->batch % crops)
-    return TRAIN_ERR(AN_ERR_ARGUMENT, "evaluate: net batch %d is not a multiple of %d crops", net->batch, crops);
+  if (batch % crops)
+    return TRAIN_ERR(AN_ERR_ARGUMENT, "evaluate: net batch %d is not a multiple of %d crops", batch, crops);
   if (an_dataset_classes(ds) > classes)
     return TRAIN_ERR(AN_ERR_ARGUMENT, "evaluate: %s has %d classes, the net %d", an_dataset_source(ds),
                      an_dataset_classes(ds), classes);
-  an_loader_config lc = {.batch = net->batch / crops, .threads = threads > 0 ? threads : 1, .prefetch = 2,
+  an_loader_config lc = {.batch = batch / crops, .threads = threads > 0 ? threads : 1, .prefetch = 2,
                          .train = 0, .epochs = 1, .aug = *aug, .stats = *stats};
   an_loader *ld = NULL;
-  float *logits = malloc((size_t)net->batch * classes * sizeof *logits);
+  float *logits = malloc((size_t)batch * classes * sizeof *logits); /* (batch, classes) */
   double *prob = malloc((size_t)classes * sizeof *prob);
   an_status st = AN_OK;
   if (!logits || !prob) {
@@ -84,9 +133,7 @@ an_status an_evaluate(an_net *net, const an_dataset *ds, const an_augment *aug, 
     const an_batch *b;
     if ((st = an_loader_next(ld, &b)) != AN_OK) goto done;
     if (!b) break;
-    if ((st = an_net_set_batch(net, b->images, b->labels)) != AN_OK) goto done;
-    if ((st = an_net_forward(net, 0, 0, 0)) != AN_OK) goto done;
-    if ((st = an_net_read_logits(net, logits)) != AN_OK) goto done;
+    if ((st = tr_infer(t, b->images, b->labels, logits)) != AN_OK) goto done;
     for (int j = 0; j < b->samples; j++) {
       if (b->index[j] < 0) continue;
       memset(prob, 0, (size_t)classes * sizeof *prob);
@@ -108,6 +155,18 @@ done:
   free(logits);
   free(prob);
   return st;
+}
+
+an_status an_evaluate(an_net *net, const an_dataset *ds, const an_augment *aug, const an_data_stats *stats,
+                      int threads, an_eval_result *out, int64_t *confusion) {
+  trainable t = {.net = net};
+  return evaluate(&t, ds, aug, stats, threads, out, confusion);
+}
+
+an_status an_evaluate_split(an_split *s, const an_dataset *ds, const an_augment *aug, const an_data_stats *stats,
+                            int threads, an_eval_result *out, int64_t *confusion) {
+  trainable t = {.split = s};
+  return evaluate(&t, ds, aug, stats, threads, out, confusion);
 }
 
 /* A process killed while saving leaves its temporary file (an_st_write's PATH.tmp.XXXXXX) behind: a
@@ -184,8 +243,9 @@ static void recipe_of(const an_train_config *cfg, recipe_field f[N_RECIPE]) {
   else snprintf(f[11].value, n, "-");
 }
 
-/* {"type":"run", recipe…, "seed":"…", "loader_img_s":…} */
-static an_status write_recipe(FILE *log, const an_train_config *cfg, double loader_img_s) {
+/* {"type":"run", recipe…, "seed":"…", "devices":…, "loader_img_s":…}; the device count is not part of the
+ * recipe: a run may resume on one device or two. */
+static an_status write_recipe(FILE *log, const an_train_config *cfg, int devices, double loader_img_s) {
   recipe_field f[N_RECIPE];
   recipe_of(cfg, f);
   cJSON *o = cJSON_CreateObject();
@@ -193,7 +253,8 @@ static an_status write_recipe(FILE *log, const an_train_config *cfg, double load
   snprintf(seed, sizeof seed, "%llu", (unsigned long long)cfg->seed);
   int ok = o && cJSON_AddStringToObject(o, "type", "run");
   for (int i = 0; ok && i < N_RECIPE; i++) ok = cJSON_AddStringToObject(o, f[i].key, f[i].value) != NULL;
-  ok = ok && cJSON_AddStringToObject(o, "seed", seed) && cJSON_AddNumberToObject(o, "loader_img_s", loader_img_s);
+  ok = ok && cJSON_AddStringToObject(o, "seed", seed) && cJSON_AddNumberToObject(o, "devices", devices) &&
+       cJSON_AddNumberToObject(o, "loader_img_s", loader_img_s);
   char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
   cJSON_Delete(o);
   if (!text) return TRAIN_ERR(AN_ERR_HOST_ALLOC, "out of host memory for the run's log line");
@@ -269,7 +330,7 @@ static an_status measure_loader(const an_dataset *ds, const an_loader_config *lc
 
 typedef struct run_state {
   const an_train_config *cfg;
-  an_net *net;
+  trainable model;
   an_data_stats stats;
   char last_path[1024], best_path[1024], log_path[1024];
   FILE *log;
@@ -298,7 +359,7 @@ static an_status save(run_state *r, const char *path, int64_t step, double lr) {
   char *names = class_names_text(r->cfg->train); /* in the metadata, so classify names the classes */
   if (!names) return TRAIN_ERR(AN_ERR_HOST_ALLOC, "%s: class names", path);
   m.class_names = names;
-  const an_status st = an_net_save(r->net, path, &m);
+  const an_status st = tr_save(&r->model, path, &m);
   free(names);
   return st;
 }
@@ -320,7 +381,7 @@ static an_status validate(run_state *r, double *top1, double *top5) {
   if (!r->cfg->val) return AN_OK;
   an_augment aug = an_augment_default(r->cfg->input);
   an_eval_result e;
-  an_status st = an_evaluate(r->net, r->cfg->val, &aug, &r->stats, r->cfg->threads, &e, NULL);
+  an_status st = evaluate(&r->model, r->cfg->val, &aug, &r->stats, r->cfg->threads, &e, NULL);
   if (st != AN_OK) return st;
   if (e.samples > 0) {
     *top1 = (double)e.top1 / e.samples;
@@ -330,6 +391,10 @@ static an_status validate(run_state *r, double *top1, double *top5) {
 }
 
 an_status an_train(an_runtime *rt, const an_train_config *cfg, an_train_result *result) {
+  return an_train_pair(rt, NULL, cfg, result);
+}
+
+an_status an_train_pair(an_runtime *rt0, an_runtime *rt1, const an_train_config *cfg, an_train_result *result) {
   run_state r = {.cfg = cfg};
   an_loader *ld = NULL;
   an_status st;
@@ -346,17 +411,18 @@ an_status an_train(an_runtime *rt, const an_train_config *cfg, an_train_result *
   snprintf(r.log_path, sizeof r.log_path, "%s/log.jsonl", cfg->out_dir);
 
   const int classes = an_dataset_classes(cfg->train), threads = cfg->threads > 0 ? cfg->threads : 1;
+  const int devices = rt1 ? 2 : 1;
   if ((st = an_data_stats_compute(cfg->train, cfg->stats_images, cfg->seed, threads, NULL, NULL, &r.stats)) != AN_OK)
     return st;
   result->stats = r.stats;
-  if ((st = an_net_create(rt, cfg->model, classes, cfg->batch, cfg->input, &r.net)) != AN_OK) return st;
+  if ((st = tr_create(rt0, rt1, cfg->model, classes, cfg->batch, cfg->input, &r.model)) != AN_OK) return st;
 
   int64_t step = 0;
   double best = -1;
   if (cfg->resume) {
     an_checkpoint_meta m; /* the recipe first: a different --model would fail the load less clearly */
     if ((st = check_recipe(r.log_path, cfg)) != AN_OK) goto done;
-    if ((st = an_net_load(r.net, r.last_path, &m)) != AN_OK) goto done;
+    if ((st = tr_load(&r.model, r.last_path, &m)) != AN_OK) goto done;
     if (!m.checkpoint || (m.input_hw && m.input_hw != cfg->input) || m.seed != cfg->seed) {
       st = TRAIN_ERR(AN_ERR_ARGUMENT, "%s: not a checkpoint of this run (kind %s, input %d, seed %llu; the run "
                      "has input %d, seed %llu)", r.last_path, m.checkpoint ? "checkpoint" : "weights", m.input_hw,
@@ -365,7 +431,7 @@ an_status an_train(an_runtime *rt, const an_train_config *cfg, an_train_result *
     }
     step = m.step;
     best = best_from_log(r.log_path);
-  } else if ((st = an_net_init(r.net, cfg->seed)) != AN_OK) {
+  } else if ((st = tr_init(&r.model, cfg->seed)) != AN_OK) {
     goto done;
   }
   result->start_step = result->steps_done = step;
@@ -399,10 +465,10 @@ an_status an_train(an_runtime *rt, const an_train_config *cfg, an_train_result *
     goto done;
   }
   if (!cfg->resume) {
-    if ((st = write_recipe(r.log, cfg, result->loader_images_per_s)) != AN_OK) goto done;
+    if ((st = write_recipe(r.log, cfg, devices, result->loader_images_per_s)) != AN_OK) goto done;
   } else {
-    fprintf(r.log, "{\"type\":\"resume\",\"step\":%lld,\"loader_img_s\":%.2f}\n", (long long)step,
-            result->loader_images_per_s);
+    fprintf(r.log, "{\"type\":\"resume\",\"step\":%lld,\"devices\":%d,\"loader_img_s\":%.2f}\n", (long long)step,
+            devices, result->loader_images_per_s);
     fflush(r.log);
   }
   if (cfg->measure_loader && cfg->callback) {
@@ -427,7 +493,7 @@ an_status an_train(an_runtime *rt, const an_train_config *cfg, an_train_result *
     lr = an_lr_at(cfg->schedule, cfg->sgd.lr, step, r.total) * plateau.factor;
     sgd.lr = (float)lr;
     float loss;
-    st = an_net_train_step(r.net, b->images, b->labels, &sgd, cfg->seed, (uint64_t)step, &loss);
+    st = tr_train_step(&r.model, b->images, b->labels, &sgd, cfg->seed, (uint64_t)step, &loss);
     if (st == AN_ERR_NOT_FINITE) {
       TRAIN_ERR(st, "the loss is %s at epoch %d, step %d (global step %lld, lr %g): stopped; %s holds the last "
                 "good state (try a lower --lr)", isnan(loss) ? "NaN" : "Inf", b->epoch, b->step, (long long)step,
@@ -446,7 +512,7 @@ an_status an_train(an_runtime *rt, const an_train_config *cfg, an_train_result *
                          .lr = lr, .images_per_s = cfg->batch / dt, .val_top1 = -1, .val_top5 = -1};
     const int64_t done_here = step - result->start_step;
     ev.eta_s = (an_seconds() - t_start) / (double)done_here * (double)(r.total - step);
-    fprintf(r.log, "{\"type\":\"step\",\"epoch\":%d,\"step\":%lld,\"loss\":%.7g,\"lr\":%.7g,\"img_s\":%.2f}\n",
+    fprintf(r.log, "{\"type\":\"step\",\"epoch\":%d,\"step\":%lld,\"loss\":%.9g,\"lr\":%.7g,\"img_s\":%.2f}\n",
             b->epoch, (long long)step, loss, lr, ev.images_per_s);
     if (cfg->callback) cfg->callback(cfg->callback_ctx, &ev);
 
@@ -519,6 +585,6 @@ an_status an_train(an_runtime *rt, const an_train_config *cfg, an_train_result *
 done:
   if (r.log) fclose(r.log);
   an_loader_destroy(ld);
-  an_net_destroy(r.net);
+  tr_destroy(&r.model);
   return st;
 }

@@ -489,10 +489,12 @@ an_status an_split_sgd(an_split *s, const an_sgd_params *p) {
 
 an_status an_split_read_loss(an_split *s, float *loss) {
   if (s->mode == AN_SPLIT_COLUMNS) return an_net_read_loss(s->net[0], loss);
-  float l[2];
-  for (int k = 0; k < 2; k++) AN_TRY(an_net_read_loss(s->net[k], &l[k]));
+  float l[2] = {0, 0};
+  an_status st[2];
+  for (int k = 0; k < 2; k++) st[k] = an_net_read_loss(s->net[k], &l[k]);
+  /* a NaN or Inf share still sets *loss (the training loop names which), then reports its status */
   *loss = (float)(((double)l[0] * s->count[0] + (double)l[1] * s->count[1]) / s->batch);
-  return AN_OK;
+  return st[0] != AN_OK ? st[0] : st[1];
 }
 
 an_status an_split_train_step(an_split *s, const float *images, const int *labels, const an_sgd_params *p,
