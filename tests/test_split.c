@@ -187,7 +187,7 @@ static void run_against_one(const char *model, int batch, int hw, int classes, i
 
 static void test_alexnet_columns(void **state) {
   (void)state;
-  run_against_one("alexnet", 4, 63, 10, 10, 0.001f, 0);
+  run_against_one("alexnet", 4, 63, 10, 10, 0.0003f, 0);
 }
 static void test_half_batch(void **state) { /* an odd batch: shares of 3 and 2 */
   (void)state;
