@@ -88,7 +88,8 @@ typedef struct an_runtime {
   int gemm_tuned;       /* a cached GEMM tuning was applied at startup (alexnet tune) */
   cl_mem gemm_temp;     /* CLBlast's scratch for padded/transposed copies, reused by every GEMM */
   size_t gemm_temp_bytes;
-  char gemm_tuning[512];
+  char gemm_tuning[512];  /* the fallback configuration, as an_gemm_config_format writes it */
+  struct an_gemm_table *gemm_table; /* the tuning's per-shape configurations (tune.c); NULL untuned */
 } an_runtime;
 
 /* Enqueues a marker and records it (no-op unless rt->profiling). */

@@ -19,11 +19,22 @@ typedef struct an_gemm_config {
   size_t min_indirect_size;     /* CLBlast's XGEMM_MIN_INDIRECT_SIZE; 0 keeps CLBlast's own */
 } an_gemm_config;
 
+/* CLBlast runs a GEMM on its direct kernel when m·n·k < XGEMM_MIN_INDIRECT_SIZE³: this threshold sends
+ * every GEMM there, 1 sends every GEMM to the indirect (Xgemm) kernel. */
+#define AN_GEMM_DIRECT ((size_t)1 << 20)
+
 typedef struct an_gemm_shape {
   int trans_a, trans_b;
   size_t m, n, k;
   int count; /* how many times a step runs it */
 } an_gemm_shape;
+
+/* One shape's own configuration (the tuning's per-shape entries). */
+typedef struct an_gemm_shape_config {
+  int trans_a, trans_b;
+  size_t m, n, k;
+  an_gemm_config config;
+} an_gemm_shape_config;
 
 /* The distinct GEMMs of one training step of net (forward, weight and input gradients), with counts. */
 int an_net_gemm_shapes(const an_net *net, an_gemm_shape *shapes, int max_shapes);
@@ -36,25 +47,46 @@ void an_gemm_config_format(const an_gemm_config *c, char *buf, size_t size);
 /* The cache file: $ALEXNET_TUNING_FILE, else $XDG_CACHE_HOME/alexnet/gemm-tuning.txt, else
  * $HOME/.cache/alexnet/gemm-tuning.txt. */
 void an_tuning_path(char *buf, size_t size);
-/* Applies the cache's entry for rt's device and driver, if there is one (*applied says). Lines that do
- * not parse, or whose values are out of range, are ignored: the untuned default stays. */
+/* Applies the cache's entry for rt's device and driver, if there is one (*applied says): the fallback
+ * configuration, and each listed shape's own, which an_gemm_select switches to before that shape's
+ * GEMMs. Lines that do not parse, or whose values are out of range, are ignored: without a valid
+ * fallback line the untuned default stays. *config receives the fallback. */
 an_status an_tuning_load(an_runtime *rt, const char *path, int *applied, an_gemm_config *config);
-/* Replaces (or adds) rt's device's entry, atomically (temporary file, rename). */
-an_status an_tuning_save(const an_runtime *rt, const char *path, const an_gemm_config *c, double gflops);
+
+typedef struct an_tune_result an_tune_result;
+/* Replaces (or adds) rt's device's entries (the fallback and the per-shape lines), atomically
+ * (temporary file, fsync, rename); other devices' lines are kept. */
+an_status an_tuning_save(const an_runtime *rt, const char *path, const an_tune_result *r);
+
+/* Makes CLBlast's next GEMM on rt's device use the tuning's configuration for this shape (its own
+ * entry, else the fallback); a no-op when rt is untuned or the configuration is already in effect.
+ * CLBlast keeps one override per device: two runtimes on one cl_device_id share it (results stay
+ * right, only the speed may not be the tuned one). */
+an_status an_gemm_select(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k);
+/* How many per-shape entries rt's tuning has (0 untuned or fallback only). */
+int an_gemm_tuned_shapes(const an_runtime *rt);
+void an_gemm_table_free(struct an_gemm_table *t);
 
 typedef void (*an_tune_progress)(void *user, int candidate, int n_candidates, const an_gemm_config *c,
                                  double gflops, double best_gflops, const char *note);
 
-typedef struct an_tune_result {
-  an_gemm_config best;
-  double default_gflops, best_gflops; /* on the shapes, weighted by their counts */
-  int n_tried, n_rejected;            /* rejected: wrong results or failed to build/run */
-} an_tune_result;
+struct an_tune_result {
+  an_gemm_config best;    /* the fallback: any shape without its own entry (other batch sizes) */
+  double default_gflops;  /* untuned, on the shapes weighted by their counts */
+  double fallback_gflops; /* the fallback alone on every shape */
+  double best_gflops;     /* each shape on its own best configuration */
+  int n_tried, n_rejected; /* rejected: wrong results or failed to build/run */
+  int n_shapes;
+  an_gemm_shape_config *shapes; /* (n_shapes) each shape's best; an_tune_result_free releases it */
+  double *shape_seconds;        /* (n_shapes) one run of each shape: [0..n) untuned, [n..2n) best */
+};
+void an_tune_result_free(an_tune_result *r);
 
-/* Searches up to max_candidates configurations: each is screened on the step's largest GEMM, the best
- * few are then timed on every shape. A candidate whose results differ from the untuned GEMM's is
- * rejected. Must run before any other override on this process's device (it measures the default
- * first). Leaves the best configuration applied. */
+/* Searches up to max_candidates configurations of the indirect kernel, plus CLBlast's direct kernel:
+ * each is timed on every shape, and every shape keeps the fastest; the fallback is the configuration
+ * (with the direct/indirect threshold) fastest on all shapes together. A candidate whose results
+ * differ from the untuned GEMM's on any shape is rejected. Must run before any other override on this
+ * process's device (it measures the default first). Leaves the result in effect on rt. */
 an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes, int max_candidates,
                        uint64_t seed, an_tune_progress progress, void *user, an_tune_result *result);
 

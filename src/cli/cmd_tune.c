@@ -15,19 +15,23 @@ static void progress(void *user, int i, int n, const an_gemm_config *c, double g
   if (i == 0)
     printf("  untuned default: %.1f GFLOP/s on the step's GEMMs\n", gflops);
   else if (i > 0)
-    printf("  [%2d/%d] %-8.1f GFLOP/s (largest GEMM)  %s  %s\n", i, n, gflops, text, strcmp(note, "screen") ? note : "");
+    printf("  [%2d/%d] %6.1f GFLOP/s on all shapes; each shape's best so far: %.1f  %s  %s\n", i, n, gflops, best, text,
+           note);
   else
-    printf("  all shapes: %.1f GFLOP/s (best %.1f)  %s\n", gflops, best, text);
+    printf("  %s: %.1f GFLOP/s on all shapes; each shape's best so far: %.1f\n", note, gflops, best);
   fflush(stdout);
 }
 
 static void help(void) {
   printf("usage: alexnet tune [options]\n\n"
-         "Tunes CLBlast's GEMM kernel for the device on the GEMM shapes of a model's training step:\n"
-         "candidates are screened on the largest GEMM, the best few timed on every shape, and any whose\n"
-         "results differ from the untuned GEMM's are rejected. The best is stored in the tuning file\n"
-         "(ALEXNET_TUNING_FILE, else ~/.cache/alexnet/gemm-tuning.txt), keyed by device and driver, and\n"
-         "applied by every later run on that device (ALEXNET_NO_TUNING=1 runs untuned).\n\n"
+         "Tunes CLBlast's GEMM for the device on the GEMM shapes of a model's training step: CLBlast's\n"
+         "direct kernel and each candidate configuration of its indirect kernel are timed on every shape,\n"
+         "and any candidate whose results differ from the untuned GEMM's is rejected. Each shape keeps its\n"
+         "fastest; the configuration fastest on all shapes together is the fallback for other shapes\n"
+         "(other batch sizes). Stored in the tuning file (ALEXNET_TUNING_FILE, else\n"
+         "~/.cache/alexnet/gemm-tuning.txt), keyed by device and driver, and applied by every later run on\n"
+         "that device, switching per shape (ALEXNET_NO_TUNING=1 runs untuned). Each candidate costs a\n"
+         "kernel build (seconds to tens of seconds on a CPU device) and two runs of the step's GEMMs.\n\n"
          "  --model M         alexnet | alexnet-half | alexnet-tv          (default alexnet)\n"
          "  --batch B         batch whose shapes are tuned                 (default 16)\n"
          "  --candidates N    configurations to try                        (default 24)\n"
@@ -98,18 +102,36 @@ int cmd_tune(int argc, char **argv) {
   char text[512], path[4096];
   an_gemm_config_format(&result.best, text, sizeof text);
   an_tuning_path(path, sizeof path);
-  printf("best: %.1f GFLOP/s against %.1f untuned (%.2fx), %d tried, %d rejected\n  %s\n", result.best_gflops,
-         result.default_gflops, result.best_gflops / result.default_gflops, result.n_tried, result.n_rejected, text);
+  printf("%-24s %8s %10s %10s  %s\n", "shape (op m x n x k)", "count", "untuned", "tuned", "configuration");
+  for (int i = 0; i < result.n_shapes; i++) {
+    const an_gemm_shape_config *e = &result.shapes[i];
+    const double f = 2.0 * e->m * e->n * e->k / 1e9;
+    char shape[64], cfg[512];
+    snprintf(shape, sizeof shape, "%c%c %zux%zux%zu", e->trans_a ? 'T' : 'N', e->trans_b ? 'T' : 'N', e->m, e->n, e->k);
+    if (e->config.min_indirect_size == AN_GEMM_DIRECT)
+      snprintf(cfg, sizeof cfg, "direct kernel");
+    else if (!memcmp(&e->config, &result.best, sizeof e->config))
+      snprintf(cfg, sizeof cfg, "fallback");
+    else
+      an_gemm_config_format(&e->config, cfg, sizeof cfg);
+    printf("%-24s %8d %10.1f %10.1f  %s\n", shape, shapes[i].count, f / result.shape_seconds[i],
+           f / result.shape_seconds[result.n_shapes + i], cfg);
+  }
+  printf("best: %.1f GFLOP/s against %.1f untuned (%.2fx) with each shape's own configuration; the fallback\n"
+         "alone %.1f GFLOP/s; %d candidates tried, %d rejected\n  fallback: %s\n",
+         result.best_gflops, result.default_gflops, result.best_gflops / result.default_gflops, result.fallback_gflops,
+         result.n_tried, result.n_rejected, text);
   int rc = 0;
   if (result.best_gflops <= result.default_gflops) {
     printf("no candidate beat the untuned default: nothing stored\n");
   } else if (dry) {
     printf("dry run: not stored\n");
-  } else if (an_tuning_save(rt, path, &result.best, result.best_gflops) != AN_OK) {
+  } else if (an_tuning_save(rt, path, &result) != AN_OK) {
     rc = cli_fail("storing the tuning");
   } else {
     printf("stored in %s; every later run on this device applies it\n", path);
   }
+  an_tune_result_free(&result);
   an_runtime_destroy(rt);
   return rc;
 }

@@ -185,12 +185,7 @@ too_small:
 
 static size_t temp_bytes(an_runtime *rt, int ta, int tb, size_t m, size_t n, size_t k, size_t a_off, size_t lda,
                          size_t b_off, size_t ldb, size_t c_off, size_t ldc) {
-  size_t bytes = 0;
-  if (CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, ta ? CLBlastTransposeYes : CLBlastTransposeNo,
-                                 tb ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, a_off, lda, b_off, ldb,
-                                 c_off, ldc, &rt->queue, &bytes) != CLBlastSuccess)
-    return 0;
-  return bytes;
+  return an_gemm_temp_bytes(rt, ta, tb, m, n, k, a_off, lda, b_off, ldb, c_off, ldc);
 }
 
 /* The largest scratch any GEMM of the forward pass asks for, with work_floats of im2col workspace

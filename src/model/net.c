@@ -18,6 +18,7 @@
 #include "alexnet/tune.h"
 
 #include <clblast_c.h>
+#include "../layers/gemm.h"
 #include "../runtime/check.h"
 
 #define WORKSPACE_BUDGET_FLOATS ((size_t)64 << 20) /* 256 MiB of im2col: chunks of the batch beyond it */
@@ -216,13 +217,9 @@ an_status an_net_create_desc(an_runtime *rt, const an_model_desc *m, int classes
     size_t most = 0;
     for (int i = 0; i < n_shapes; i++) {
       const an_gemm_shape *g = &shapes[i];
-      size_t bytes = 0;
       const size_t lda = g->trans_a ? g->m : g->k, ldb = g->trans_b ? g->k : g->n;
-      if (CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, g->trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
-                                     g->trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, g->m, g->n, g->k, 0, lda,
-                                     0, ldb, 0, g->n, &rt->queue, &bytes) == CLBlastSuccess &&
-          bytes > most)
-        most = bytes;
+      const size_t bytes = an_gemm_temp_bytes(rt, g->trans_a, g->trans_b, g->m, g->n, g->k, 0, lda, 0, ldb, 0, g->n);
+      if (bytes > most) most = bytes;
     }
     if (most) AN_TRY_GOTO(an_reserve_gemm_temp(rt, most + most / 16 + 4096)); /* slack for offsets */
   }

@@ -402,7 +402,13 @@ static an_status runtime_create(const an_device_info *info, cl_context shared, a
       an_runtime_destroy(rt);
       return status;
     }
-    if (rt->gemm_tuned) an_gemm_config_format(&config, rt->gemm_tuning, sizeof rt->gemm_tuning);
+    if (rt->gemm_tuned) {
+      an_gemm_config_format(&config, rt->gemm_tuning, sizeof rt->gemm_tuning);
+      const size_t used = strlen(rt->gemm_tuning);
+      if (an_gemm_tuned_shapes(rt))
+        snprintf(rt->gemm_tuning + used, sizeof rt->gemm_tuning - used, "; %d shapes with their own",
+                 an_gemm_tuned_shapes(rt));
+    }
   }
   *out = rt;
   return AN_OK;
@@ -460,6 +466,7 @@ void an_runtime_destroy(an_runtime *rt) {
   an_marks_clear(rt);
   free(rt->marks);
   if (rt->gemm_temp) clReleaseMemObject(rt->gemm_temp);
+  an_gemm_table_free(rt->gemm_table);
   for (int k = AN_K_COUNT - 1; k >= 0; k--)
     if (rt->kernels[k]) clReleaseKernel(rt->kernels[k]);
   if (rt->program) clReleaseProgram(rt->program);

@@ -67,7 +67,7 @@ static int parse_config(const char *text, an_gemm_config *c) {
     *eq = '\0';
     char *end;
     const unsigned long long value = strtoull(eq + 1, &end, 10);
-    if (*end || value > 4096) return 0;
+    if (*end || value > (!strcmp(tok, "MIN_INDIRECT") ? AN_GEMM_DIRECT : 4096)) return 0;
     if (!strcmp(tok, "MIN_INDIRECT")) {
       c->min_indirect_size = (size_t)value;
       continue;
@@ -95,6 +95,83 @@ static void device_key(const an_device_info *info, char *buf, size_t size) {
     if (*p == '\n') *p = ' ';
 }
 
+/* ---- the per-shape table a runtime switches through ---- */
+
+struct an_gemm_table {
+  an_gemm_config fallback;       /* shapes without an entry */
+  an_gemm_config current;        /* what CLBlast has now on this device (after the last switch) */
+  int n, cap;
+  an_gemm_shape_config *entries; /* (n) */
+};
+
+void an_gemm_table_free(struct an_gemm_table *t) {
+  if (!t) return;
+  free(t->entries);
+  free(t);
+}
+
+int an_gemm_tuned_shapes(const an_runtime *rt) { return rt->gemm_table ? rt->gemm_table->n : 0; }
+
+static an_status apply_min_indirect(an_runtime *rt, size_t size) {
+  const char *name[] = {"XGEMM_MIN_INDIRECT_SIZE"};
+  const CLBlastStatusCode rc =
+      CLBlastOverrideParameters(rt->info.device, "GemmRoutine", CLBlastPrecisionSingle, 1, name, &size);
+  if (rc != CLBlastSuccess) return an_error((an_status)rc, __FILE__, __LINE__, "CLBlastOverrideParameters(GemmRoutine)");
+  return AN_OK;
+}
+
+an_status an_gemm_select(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k) {
+  struct an_gemm_table *t = rt->gemm_table;
+  if (!t || !t->n) return AN_OK;
+  const an_gemm_config *want = &t->fallback;
+  for (int i = 0; i < t->n; i++) {
+    const an_gemm_shape_config *e = &t->entries[i];
+    if (e->m == m && e->n == n && e->k == k && e->trans_a == !!trans_a && e->trans_b == !!trans_b) {
+      want = &e->config;
+      break;
+    }
+  }
+  if (memcmp(want->v, t->current.v, sizeof want->v)) {
+    const CLBlastStatusCode rc = CLBlastOverrideParameters(rt->info.device, "Xgemm", CLBlastPrecisionSingle,
+                                                           AN_XGEMM_N_PARAMS, (const char **)an_xgemm_param_names, want->v);
+    if (rc != CLBlastSuccess) return an_error((an_status)rc, __FILE__, __LINE__, "CLBlastOverrideParameters(Xgemm)");
+    memcpy(t->current.v, want->v, sizeof want->v);
+  }
+  if (want->min_indirect_size && want->min_indirect_size != t->current.min_indirect_size) {
+    AN_TRY(apply_min_indirect(rt, want->min_indirect_size));
+    t->current.min_indirect_size = want->min_indirect_size;
+  }
+  return AN_OK;
+}
+
+static int table_add(struct an_gemm_table *t, const an_gemm_shape_config *e) {
+  for (int i = 0; i < t->n; i++) /* a later line for the same shape replaces the earlier one */
+    if (t->entries[i].m == e->m && t->entries[i].n == e->n && t->entries[i].k == e->k &&
+        t->entries[i].trans_a == e->trans_a && t->entries[i].trans_b == e->trans_b) {
+      t->entries[i] = *e;
+      return 1;
+    }
+  if (t->n == t->cap) {
+    const int cap = t->cap ? 2 * t->cap : 32;
+    an_gemm_shape_config *grown = realloc(t->entries, (size_t)cap * sizeof *grown);
+    if (!grown) return 0;
+    t->entries = grown, t->cap = cap;
+  }
+  t->entries[t->n++] = *e;
+  return 1;
+}
+
+/* "shape=NT,64,2048,4608" */
+static int parse_shape(const char *text, an_gemm_shape_config *e) {
+  char ta, tb;
+  unsigned long long m, n, k;
+  int used = 0;
+  if (sscanf(text, "shape=%c%c,%llu,%llu,%llu%n", &ta, &tb, &m, &n, &k, &used) != 5 || text[used]) return 0;
+  if ((ta != 'N' && ta != 'T') || (tb != 'N' && tb != 'T') || !m || !n || !k) return 0;
+  e->trans_a = ta == 'T', e->trans_b = tb == 'T', e->m = (size_t)m, e->n = (size_t)n, e->k = (size_t)k;
+  return 1;
+}
+
 an_status an_tuning_load(an_runtime *rt, const char *path, int *applied, an_gemm_config *config) {
   *applied = 0;
   FILE *f = fopen(path, "r");
@@ -102,6 +179,11 @@ an_status an_tuning_load(an_runtime *rt, const char *path, int *applied, an_gemm
   char key[512], line[2048];
   device_key(&rt->info, key, sizeof key);
   const size_t key_len = strlen(key);
+  struct an_gemm_table *t = calloc(1, sizeof *t);
+  if (!t) {
+    fclose(f);
+    return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "tuning table");
+  }
   an_gemm_config c;
   int found = 0;
   while (fgets(line, sizeof line, f)) {
@@ -109,20 +191,46 @@ an_status an_tuning_load(an_runtime *rt, const char *path, int *applied, an_gemm
     if (strncmp(line, key, key_len) || line[key_len] != '\t') continue;
     char *params = line + key_len + 1, *tab = strchr(params, '\t');
     if (tab) *tab = '\0';
+    if (!strncmp(params, "shape=", 6)) { /* KEY \t shape=.. \t PARAMS [\t note] */
+      an_gemm_shape_config e;
+      char *cfg = tab ? tab + 1 : NULL, *tab2 = cfg ? strchr(cfg, '\t') : NULL;
+      if (tab2) *tab2 = '\0';
+      if (cfg && parse_shape(params, &e) && parse_config(cfg, &e.config) && config_valid(&e.config, &rt->info) &&
+          e.config.min_indirect_size && !table_add(t, &e)) {
+        fclose(f);
+        an_gemm_table_free(t);
+        return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "tuning table");
+      }
+      continue;
+    }
     if (parse_config(params, &c) && config_valid(&c, &rt->info)) found = 1;
   }
   fclose(f);
-  if (!found) return AN_OK;
-  AN_TRY(an_gemm_config_apply(rt, &c));
+  if (!found) { /* per-shape lines without their fallback are not used either */
+    an_gemm_table_free(t);
+    return AN_OK;
+  }
+  const an_status status = an_gemm_config_apply(rt, &c);
+  if (status != AN_OK) {
+    an_gemm_table_free(t);
+    return status;
+  }
+  t->fallback = t->current = c;
+  if (!c.min_indirect_size) t->n = 0; /* a fallback that leaves CLBlast's threshold cannot be switched back to */
+  an_gemm_table_free(rt->gemm_table);
+  rt->gemm_table = t;
   if (config) *config = c;
   *applied = 1;
   return AN_OK;
 }
 
-an_status an_tuning_save(const an_runtime *rt, const char *path, const an_gemm_config *c, double gflops) {
-  char key[512], tmp[4200], params[1024], line[2048];
+static void format_shape(const an_gemm_shape_config *e, char *buf, size_t size) {
+  snprintf(buf, size, "shape=%c%c,%zu,%zu,%zu", e->trans_a ? 'T' : 'N', e->trans_b ? 'T' : 'N', e->m, e->n, e->k);
+}
+
+an_status an_tuning_save(const an_runtime *rt, const char *path, const an_tune_result *r) {
+  char key[512], tmp[4200], params[1024], shape[128], line[2048];
   device_key(&rt->info, key, sizeof key);
-  an_gemm_config_format(c, params, sizeof params);
   AN_TRY(an_make_parent_dirs(path));
   snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
   FILE *out = fopen(tmp, "w");
@@ -133,13 +241,26 @@ an_status an_tuning_save(const an_runtime *rt, const char *path, const an_gemm_c
       if (strncmp(line, key, strlen(key)) || line[strlen(key)] != '\t') fputs(line, out);
     fclose(in);
   }
-  fprintf(out, "%s\t%s\t%.2f GFLOP/s\n", key, params, gflops);
+  an_gemm_config_format(&r->best, params, sizeof params);
+  fprintf(out, "%s\t%s\t%.2f GFLOP/s (fallback %.2f)\n", key, params, r->best_gflops, r->fallback_gflops);
+  for (int i = 0; i < r->n_shapes; i++) {
+    if (!memcmp(&r->shapes[i].config, &r->best, sizeof r->best)) continue; /* the fallback's own */
+    format_shape(&r->shapes[i], shape, sizeof shape);
+    an_gemm_config_format(&r->shapes[i].config, params, sizeof params);
+    fprintf(out, "%s\t%s\t%s\n", key, shape, params);
+  }
   const int bad = fflush(out) != 0 || fsync(fileno(out)) != 0;
   if (fclose(out) != 0 || bad || rename(tmp, path) != 0) {
     remove(tmp);
     return an_error(AN_ERR_IO, __FILE__, __LINE__, "cannot write %s: %s", path, strerror(errno));
   }
   return AN_OK;
+}
+
+void an_tune_result_free(an_tune_result *r) {
+  free(r->shapes);
+  free(r->shape_seconds);
+  r->shapes = NULL, r->shape_seconds = NULL, r->n_shapes = 0;
 }
 
 /* ---- the search ---- */
@@ -158,17 +279,24 @@ static CLBlastStatusCode run_gemm(an_runtime *rt, const an_gemm_shape *s, bench_
                       bb->b, 0, ldb, 0.0f, bb->c, 0, s->n, &rt->queue, NULL);
 }
 
-/* Seconds for the shapes (each weighted by its count), or a negative value when a GEMM fails or its
- * result differs from the untuned one. With record, stores the results as the reference instead. */
-static double time_shapes(an_runtime *rt, const an_gemm_shape *shapes, int first, int n, bench_bufs *bb,
-                          int record) {
-  double total = 0;
-  for (int i = first; i < first + n; i++) {
+/* One run of each shape (after a warm-up run that also builds the kernels) into seconds[i]. Returns 0,
+ * -1 when a GEMM fails, -2 when a result differs from the untuned one. With record, stores the results
+ * as the reference instead. A shape whose warm-up already took more than 3x limit[i] (when limit is
+ * given) is not run again: the warm-up's time stands (a clearly slow candidate costs one run). */
+static int time_each(an_runtime *rt, const an_gemm_shape *shapes, int n, bench_bufs *bb, int record,
+                     const double *limit, double *seconds) {
+  /* the first GEMM under a configuration builds its program (seconds on a CPU device): not timed */
+  if (n > 0 && (run_gemm(rt, &shapes[0], bb) != CLBlastSuccess || clFinish(rt->queue) != CL_SUCCESS)) return -1;
+  for (int i = 0; i < n; i++) {
     const an_gemm_shape *s = &shapes[i];
+    double t0 = an_seconds();
     if (run_gemm(rt, s, bb) != CLBlastSuccess || clFinish(rt->queue) != CL_SUCCESS) return -1; /* warm-up */
-    const double t0 = an_seconds();
-    if (run_gemm(rt, s, bb) != CLBlastSuccess || clFinish(rt->queue) != CL_SUCCESS) return -1;
-    total += (an_seconds() - t0) * s->count;
+    seconds[i] = an_seconds() - t0;
+    if (!limit || !(seconds[i] > 3 * limit[i])) {
+      t0 = an_seconds();
+      if (run_gemm(rt, s, bb) != CLBlastSuccess || clFinish(rt->queue) != CL_SUCCESS) return -1;
+      seconds[i] = an_seconds() - t0;
+    }
     const size_t count = s->m * s->n;
     float *dst = record ? bb->want[i] : bb->got;
     if (clEnqueueReadBuffer(rt->queue, bb->c, CL_TRUE, 0, count * sizeof(float), dst, 0, NULL, NULL)) return -1;
@@ -181,13 +309,19 @@ static double time_shapes(an_runtime *rt, const an_gemm_shape *shapes, int first
     }
     if (!(worst <= 1e-3 * scale + 1e-5)) return -2;
   }
-  return total;
+  return 0;
 }
 
 static double shapes_flop(const an_gemm_shape *shapes, int n) {
   double f = 0;
   for (int i = 0; i < n; i++) f += 2.0 * shapes[i].m * shapes[i].n * shapes[i].k * shapes[i].count;
   return f;
+}
+
+static double weighted(const an_gemm_shape *shapes, int n, const double *seconds) {
+  double t = 0;
+  for (int i = 0; i < n; i++) t += seconds[i] * shapes[i].count;
+  return t;
 }
 
 static uint64_t next_rand(uint64_t *s) {
@@ -211,6 +345,11 @@ static an_gemm_config random_config(uint64_t *s, const an_device_info *info) {
   }
 }
 
+/* Does CLBlast send this shape to the direct kernel under threshold t? */
+static int goes_direct(const an_gemm_shape *s, size_t t) {
+  return (double)s->m * s->n * s->k < (double)t * t * t;
+}
+
 an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes, int max_candidates,
                        uint64_t seed, an_tune_progress progress, void *user, an_tune_result *result) {
   memset(result, 0, sizeof *result);
@@ -218,23 +357,25 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
     return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "tuning needs shapes and candidates");
   an_status status = AN_OK;
   bench_bufs bb = {0};
+  const size_t ns = (size_t)n_shapes;
   an_gemm_config *cands = calloc((size_t)max_candidates, sizeof *cands);
-  double *screen = calloc((size_t)max_candidates, sizeof *screen);
-  bb.want = calloc((size_t)n_shapes, sizeof *bb.want);
+  /* seconds of one run: [0] untuned, [1] direct kernel, [2 + c] candidate c */
+  double *secs = calloc((size_t)(max_candidates + 2) * ns, sizeof *secs);
+  double *best = calloc(ns, sizeof *best);
+  int *ok = calloc((size_t)max_candidates + 2, sizeof *ok);
+  result->shapes = calloc(ns, sizeof *result->shapes);
+  result->shape_seconds = calloc(2 * ns, sizeof *result->shape_seconds);
+  bb.want = calloc(ns, sizeof *bb.want);
   size_t max_a = 0, max_b = 0;
-  int biggest = 0;
   for (int i = 0; i < n_shapes; i++) {
     const an_gemm_shape *s = &shapes[i];
     if (s->m * s->k > max_a) max_a = s->m * s->k;
     if (s->k * s->n > max_b) max_b = s->k * s->n;
     if (s->m * s->n > bb.max_c) bb.max_c = s->m * s->n;
-    if ((double)s->m * s->n * s->k * s->count >
-        (double)shapes[biggest].m * shapes[biggest].n * shapes[biggest].k * shapes[biggest].count)
-      biggest = i;
   }
   bb.got = malloc(bb.max_c * sizeof(float));
   float *host = malloc((max_a > max_b ? max_a : max_b) * sizeof(float));
-  if (!cands || !screen || !bb.want || !bb.got || !host) {
+  if (!cands || !secs || !best || !ok || !result->shapes || !result->shape_seconds || !bb.want || !bb.got || !host) {
     status = an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "tuning buffers");
     goto cleanup;
   }
@@ -253,16 +394,27 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
   AN_TRY_GOTO(an_write(rt, an_at(bb.b, 0), host, max_b));
 
   const double flop = shapes_flop(shapes, n_shapes);
-  const double base = time_shapes(rt, shapes, 0, n_shapes, &bb, 1); /* untuned: the reference and the floor */
-  if (base < 0) {
+  if (time_each(rt, shapes, n_shapes, &bb, 1, NULL, secs) != 0) { /* untuned: the reference and the floor */
     status = an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "the untuned GEMM failed on the model's shapes");
     goto cleanup;
   }
-  result->default_gflops = flop / base / 1e9;
-  result->best_gflops = 0;
+  ok[0] = 1;
+  memcpy(best, secs, ns * sizeof *best);
+  result->default_gflops = flop / weighted(shapes, n_shapes, secs) / 1e9;
   if (progress) progress(user, 0, max_candidates, NULL, result->default_gflops, result->default_gflops, "untuned default");
 
-  /* candidates: a few shapes known to suit CPUs and GPUs, then random valid ones */
+  /* CLBlast's direct kernel on every shape (its own parameters stay CLBlast's) */
+  int rc = -1;
+  if (apply_min_indirect(rt, AN_GEMM_DIRECT) == AN_OK) rc = time_each(rt, shapes, n_shapes, &bb, 0, best, secs + ns);
+  ok[1] = rc == 0;
+  if (ok[1])
+    for (size_t i = 0; i < ns; i++)
+      if (secs[ns + i] < best[i]) best[i] = secs[ns + i];
+  if (progress)
+    progress(user, -1, max_candidates, NULL, ok[1] ? flop / weighted(shapes, n_shapes, secs + ns) / 1e9 : 0,
+             flop / weighted(shapes, n_shapes, best) / 1e9, ok[1] ? "direct kernel" : "direct kernel: failed");
+
+  /* candidates of the indirect kernel: a few shapes known to suit CPUs and GPUs, then random valid ones */
   static const size_t seeds[][AN_XGEMM_N_PARAMS] = {
       {0, 1, 16, 2, 2, 2, 16, 2, 2, 16, 0, 0, 0, 0, 8, 8},  {0, 1, 16, 2, 4, 4, 32, 4, 4, 32, 0, 0, 0, 0, 8, 8},
       {0, 1, 16, 2, 8, 8, 64, 8, 8, 64, 1, 1, 0, 0, 8, 8},  {0, 1, 32, 2, 16, 16, 64, 16, 16, 64, 1, 1, 1, 1, 2, 2},
@@ -275,49 +427,91 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
     if (config_valid(&c, &rt->info)) cands[n_cands++] = c;
   }
   while (n_cands < max_candidates) cands[n_cands++] = random_config(&s, &rt->info);
-
-  /* screen every candidate on the step's largest GEMM */
-  for (int i = 0; i < n_cands; i++) {
+  if (apply_min_indirect(rt, 1) != AN_OK) n_cands = 0; /* candidates run on the indirect kernel */
+  for (int c = 0; c < n_cands; c++) {
+    double *t = secs + (size_t)(2 + c) * ns;
     result->n_tried++;
-    screen[i] = -1;
-    if (an_gemm_config_apply(rt, &cands[i]) == AN_OK) screen[i] = time_shapes(rt, shapes, biggest, 1, &bb, 0);
-    if (screen[i] < 0) result->n_rejected++;
-    const double g = screen[i] > 0 ? 2.0 * shapes[biggest].m * shapes[biggest].n * shapes[biggest].k *
-                                         shapes[biggest].count / screen[i] / 1e9
-                                   : 0;
-    if (progress) progress(user, i + 1, n_cands, &cands[i], g, 0, screen[i] == -2 ? "wrong results: rejected"
-                                                             : screen[i] < 0 ? "failed: rejected" : "screen");
+    cands[c].min_indirect_size = 1;
+    rc = -1;
+    if (an_gemm_config_apply(rt, &cands[c]) == AN_OK) rc = time_each(rt, shapes, n_shapes, &bb, 0, best, t);
+    ok[2 + c] = rc == 0;
+    if (!ok[2 + c]) result->n_rejected++;
+    else
+      for (size_t i = 0; i < ns; i++)
+        if (t[i] < best[i]) best[i] = t[i];
+    if (progress)
+      progress(user, c + 1, n_cands, &cands[c], ok[2 + c] ? flop / weighted(shapes, n_shapes, t) / 1e9 : 0,
+               flop / weighted(shapes, n_shapes, best) / 1e9,
+               rc == -2 ? "wrong results: rejected" : rc < 0 ? "failed: rejected" : "");
   }
-  /* the best few, then the small-GEMM threshold, on every shape */
-  /* always explicit: an override cannot be undone, so "CLBlast's own threshold" is not a candidate */
-  const size_t thresholds[] = {1536, 384, 128};
-  for (int round = 0; round < 4; round++) {
-    int pick = -1;
-    for (int i = 0; i < n_cands; i++)
-      if (screen[i] > 0 && (pick < 0 || screen[i] < screen[pick])) pick = i;
-    if (pick < 0) break;
-    screen[pick] = -3; /* taken */
-    for (size_t t = 0; t < sizeof thresholds / sizeof thresholds[0]; t++) {
-      an_gemm_config c = cands[pick];
-      c.min_indirect_size = thresholds[t];
-      if (an_gemm_config_apply(rt, &c) != AN_OK) continue;
-      const double secs = time_shapes(rt, shapes, 0, n_shapes, &bb, 0);
-      const double g = secs > 0 ? flop / secs / 1e9 : 0;
-      if (g > result->best_gflops) result->best_gflops = g, result->best = c;
-      if (progress) progress(user, -1, n_cands, &c, g, result->best_gflops, "all shapes");
+  /* the fallback: the candidate and threshold fastest on all shapes together */
+  static const size_t thresholds[] = {1, 128, 384, 1536};
+  double fallback_secs = -1;
+  int fb = -1;
+  for (int c = 0; c < n_cands; c++) {
+    if (!ok[2 + c]) continue;
+    for (size_t th = 0; th < sizeof thresholds / sizeof thresholds[0]; th++) {
+      if (th > 0 && !ok[1]) break;
+      double total = 0;
+      for (size_t i = 0; i < ns; i++)
+        total += shapes[i].count * (goes_direct(&shapes[i], thresholds[th]) ? secs[ns + i] : secs[(2 + c) * ns + i]);
+      if (fallback_secs < 0 || total < fallback_secs) {
+        fallback_secs = total, fb = c;
+        result->best = cands[c];
+        result->best.min_indirect_size = thresholds[th];
+      }
     }
   }
-  if (result->best_gflops <= 0) {
+  if (fb < 0) {
     status = an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "no candidate configuration ran correctly");
     goto cleanup;
   }
+  result->fallback_gflops = flop / fallback_secs / 1e9;
+  /* each shape's own: the fastest measured among the direct kernel and the candidates (the untuned
+   * default cannot be re-applied once overridden, so it is not a choice) */
+  double total = 0;
+  for (int i = 0; i < n_shapes; i++) {
+    const an_gemm_shape *sh = &shapes[i];
+    an_gemm_shape_config *e = &result->shapes[i];
+    e->trans_a = sh->trans_a, e->trans_b = sh->trans_b, e->m = sh->m, e->n = sh->n, e->k = sh->k;
+    int pick = -1; /* -1: direct */
+    double t = ok[1] ? secs[ns + i] : 0;
+    for (int c = 0; c < n_cands; c++)
+      if (ok[2 + c] && (pick == -1 && !ok[1] ? 1 : secs[(2 + c) * ns + i] < t)) pick = c, t = secs[(2 + c) * ns + i];
+    e->config = pick < 0 ? result->best : cands[pick];
+    e->config.min_indirect_size = pick < 0 ? AN_GEMM_DIRECT : 1;
+    /* the same choice as the fallback's: keep its threshold, so switching to this shape costs nothing */
+    const int fb_direct = goes_direct(sh, result->best.min_indirect_size);
+    if ((pick < 0 && fb_direct) || (pick == fb && !fb_direct)) e->config = result->best;
+    result->shape_seconds[i] = secs[i];
+    result->shape_seconds[ns + i] = t;
+    total += t * sh->count;
+  }
+  result->n_shapes = n_shapes;
+  result->best_gflops = flop / total / 1e9;
+  /* leave the result in effect on rt, as a later load of the saved file would */
+  struct an_gemm_table *table = calloc(1, sizeof *table);
+  if (!table) {
+    status = an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "tuning table");
+    goto cleanup;
+  }
+  for (int i = 0; i < n_shapes; i++)
+    if (!table_add(table, &result->shapes[i])) {
+      an_gemm_table_free(table);
+      status = an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "tuning table");
+      goto cleanup;
+    }
   status = an_gemm_config_apply(rt, &result->best);
+  table->fallback = table->current = result->best;
+  an_gemm_table_free(rt->gemm_table);
+  rt->gemm_table = table;
 cleanup:
+  if (status != AN_OK) an_tune_result_free(result);
   if (bb.a) clReleaseMemObject(bb.a);
   if (bb.b) clReleaseMemObject(bb.b);
   if (bb.c) clReleaseMemObject(bb.c);
   for (int i = 0; bb.want && i < n_shapes; i++) free(bb.want[i]);
-  free(bb.want), free(bb.got), free(host), free(cands), free(screen);
+  free(bb.want), free(bb.got), free(host), free(cands), free(secs), free(best), free(ok);
   return status;
 }
 
@@ -331,6 +525,7 @@ an_status an_gemm_time_shapes(an_runtime *rt, const an_gemm_shape *shapes, int n
     AN_TRY_GOTO(an_alloc(rt, s->m * s->n, &bb.c));
     AN_TRY_GOTO(an_fill(rt, an_at(bb.a, 0), 0.5f, s->m * s->k));
     AN_TRY_GOTO(an_fill(rt, an_at(bb.b, 0), 0.25f, s->k * s->n));
+    AN_TRY_GOTO(an_gemm_select(rt, s->trans_a, s->trans_b, s->m, s->n, s->k));
     for (int rep = 0; rep < 2; rep++) {
       const double t0 = an_seconds();
       const CLBlastStatusCode rc = run_gemm(rt, s, &bb);

@@ -1,0 +1,196 @@
+/* GEMM tuning: the tuning file (fallback and per-shape lines, other devices' lines kept, bad lines
+ * ignored), the per-shape switch at every GEMM (checked through CLBlast's own scratch size, which is 0
+ * on its direct kernel), GEMM results against a plain-C reference while switching, and the search
+ * itself on small shapes. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alexnet/tune.h"
+#include "../src/layers/gemm.h"
+#include "check.h"
+
+/* two valid configurations of CLBlast's Xgemm kernel (the first two the search itself tries) */
+static const an_gemm_config config_a = {{0, 1, 16, 2, 2, 2, 16, 2, 2, 16, 0, 0, 0, 0, 8, 8}, 128};
+static const an_gemm_config config_b = {{0, 1, 16, 2, 4, 4, 32, 4, 4, 32, 0, 0, 0, 0, 8, 8}, 1};
+
+static char dir[64];
+
+static void path_in_dir(char *buf, size_t size, const char *name) { snprintf(buf, size, "%s/%s", dir, name); }
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  static char text[1 << 16];
+  const size_t n = fread(text, 1, sizeof text - 1, f);
+  text[n] = '\0';
+  fclose(f);
+  return text;
+}
+
+static an_gemm_shape_config shape_config(int ta, int tb, size_t m, size_t n, size_t k, an_gemm_config c) {
+  an_gemm_shape_config e = {ta, tb, m, n, k, c};
+  return e;
+}
+
+/* C = A·B (row-major, op per flag) in double, against the device's an_gemm on buffers at offsets */
+static void check_gemm(an_runtime *rt, int ta, int tb, size_t m, size_t n, size_t k, uint64_t seed) {
+  test_rng rng = test_rng_seeded(seed);
+  const size_t off = 7, lda = ta ? m : k, ldb = tb ? k : n;
+  float *a = test_floats(m * k), *b = test_floats(k * n), *c = test_floats(m * n);
+  test_fill_uniform(a, m * k, -1, 1, &rng);
+  test_fill_uniform(b, k * n, -1, 1, &rng);
+  double *want = test_doubles(m * n);
+  for (size_t i = 0; i < m; i++)
+    for (size_t j = 0; j < n; j++) {
+      double sum = 0;
+      for (size_t p = 0; p < k; p++)
+        sum += (double)(ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+      want[i * n + j] = sum;
+    }
+  cl_mem da, db, dc;
+  TEST_OK(an_alloc(rt, off + m * k, &da));
+  TEST_OK(an_alloc(rt, off + k * n, &db));
+  TEST_OK(an_alloc(rt, off + m * n, &dc));
+  TEST_OK(an_write(rt, an_at(da, off), a, m * k));
+  TEST_OK(an_write(rt, an_at(db, off), b, k * n));
+  TEST_OK(an_gemm(rt, ta, tb, m, n, k, 1.0f, an_at(da, off), lda, an_at(db, off), ldb, 0.0f, an_at(dc, off), n));
+  TEST_OK(an_read(rt, c, an_at(dc, off), m * n));
+  char what[96];
+  snprintf(what, sizeof what, "gemm %c%c %zux%zux%zu", ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k);
+  assert_int_equal(check_close(what, c, want, m * n, 1e-5, 1e-5), 0);
+  clReleaseMemObject(da), clReleaseMemObject(db), clReleaseMemObject(dc);
+  free(a), free(b), free(c), free(want);
+}
+
+static size_t scratch(an_runtime *rt, int ta, int tb, size_t m, size_t n, size_t k) {
+  return an_gemm_temp_bytes(rt, ta, tb, m, n, k, 0, ta ? m : k, 0, tb ? k : n, 0, n);
+}
+
+/* save → load: the fallback and the shapes that differ from it come back; the other device's line and
+ * the lines that do not parse stay in the file untouched and unused; then every GEMM runs the
+ * configuration of its shape, and the results are right while it switches back and forth */
+static void test_file_and_switching(void **state) {
+  (void)state;
+  char path[128];
+  path_in_dir(path, sizeof path, "gemm-tuning.txt");
+  an_runtime *probe = test_runtime(); /* only for its device key */
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, "Some Other GPU\t9.9\tGEMMK=0 KREG=1 KWG=32 KWI=2 MDIMA=8 MDIMC=8 MWG=64 NDIMB=8 NDIMC=8 NWG=64 SA=1 SB=1 "
+             "STRM=0 STRN=0 VWM=4 VWN=4 MIN_INDIRECT=384\t1.00 GFLOP/s\n");
+  fprintf(f, "%s\t%s\tshape=QQ,1,2,3\tGEMMK=0\n", probe->info.name, probe->info.driver_version);
+  fclose(f);
+
+  an_tune_result r = {0};
+  r.best = config_a;
+  an_gemm_shape_config shapes[4];
+  an_gemm_config direct = config_a;
+  direct.min_indirect_size = AN_GEMM_DIRECT;
+  an_gemm_config big = config_b; /* an invalid value for this kernel: MWG not a multiple of MDIMC·VWM */
+  shapes[0] = shape_config(0, 0, 40, 50, 300, config_b); /* indirect, 32x32 tiles: padded, needs scratch */
+  shapes[1] = shape_config(0, 1, 200, 180, 120, direct); /* large enough for the indirect kernel, sent direct */
+  shapes[2] = shape_config(1, 0, 33, 17, 65, config_a);  /* the fallback's own: not written */
+  shapes[3] = shape_config(0, 0, 9, 9, 9, big);
+  shapes[3].config.v[6] = 24;
+  r.shapes = shapes, r.n_shapes = 4, r.best_gflops = 2, r.fallback_gflops = 1;
+  TEST_OK(an_tuning_save(probe, path, &r));
+  an_runtime_destroy(probe);
+  const char *text = slurp(path);
+  printf("%s", text);
+  assert_non_null(strstr(text, "Some Other GPU\t9.9\t"));
+  assert_non_null(strstr(text, "shape=NN,40,50,300\t"));
+  assert_non_null(strstr(text, "shape=NT,200,180,120\t"));
+  assert_null(strstr(text, "shape=TN,33,17,65"));
+  assert_null(strstr(text, "shape=QQ")); /* this device's old lines are replaced */
+
+  /* a line for this device that does not parse is ignored on load */
+  f = fopen(path, "a");
+  assert_non_null(f);
+  an_runtime *rt = test_runtime();
+  fprintf(f, "%s\t%s\tshape=NN,5,5\tGEMMK=0 KREG=1\n", rt->info.name, rt->info.driver_version);
+  fclose(f);
+  an_runtime_destroy(rt);
+
+  setenv("ALEXNET_TUNING_FILE", path, 1);
+  unsetenv("ALEXNET_NO_TUNING");
+  rt = test_runtime();
+  unsetenv("ALEXNET_TUNING_FILE");
+  assert_true(rt->gemm_tuned);
+  assert_int_equal(an_gemm_tuned_shapes(rt), 2); /* NN 40x50x300 and NT 200x180x120; 9x9x9 is invalid */
+  printf("tuning: %s\n", rt->gemm_tuning);
+  assert_non_null(strstr(rt->gemm_tuning, "MWG=16"));
+  assert_non_null(strstr(rt->gemm_tuning, "2 shapes with their own"));
+
+  /* the switch is real: CLBlast's scratch follows each shape's kernel (0 on the direct kernel) */
+  for (int round = 0; round < 2; round++) {
+    assert_true(scratch(rt, 0, 0, 40, 50, 300) > 0);
+    assert_int_equal(scratch(rt, 0, 1, 200, 180, 120), 0);
+    assert_int_equal(scratch(rt, 1, 0, 33, 17, 65), 0);   /* fallback, under its threshold 128: direct */
+    assert_true(scratch(rt, 0, 1, 256, 256, 256) > 0);    /* fallback, above it: indirect */
+  }
+  check_gemm(rt, 0, 0, 40, 50, 300, 1);
+  check_gemm(rt, 0, 1, 200, 180, 120, 2);
+  check_gemm(rt, 1, 0, 33, 17, 65, 3);
+  check_gemm(rt, 0, 0, 40, 50, 300, 4);
+  check_gemm(rt, 1, 1, 130, 140, 150, 5);
+  an_runtime_destroy(rt);
+  unlink(path);
+}
+
+/* the search on two small shapes with two candidates: every shape gets a valid configuration, each
+ * shape's best is at least as fast as the fallback's, and the result is in effect and correct */
+static void test_search(void **state) {
+  (void)state;
+  setenv("ALEXNET_NO_TUNING", "1", 1);
+  an_runtime *rt = test_runtime();
+  unsetenv("ALEXNET_NO_TUNING");
+  const an_gemm_shape shapes[] = {{0, 0, 64, 96, 160, 2}, {0, 1, 24, 40, 300, 1}};
+  an_tune_result r;
+  TEST_OK(an_tune_gemm(rt, shapes, 2, 2, 1, NULL, NULL, &r));
+  printf("untuned %.2f, fallback %.2f, per shape %.2f GFLOP/s; %d tried, %d rejected\n", r.default_gflops,
+         r.fallback_gflops, r.best_gflops, r.n_tried, r.n_rejected);
+  assert_int_equal(r.n_shapes, 2);
+  assert_int_equal(r.n_tried, 2);
+  assert_true(r.default_gflops > 0);
+  assert_true(r.best_gflops >= r.fallback_gflops * (1 - 1e-9));
+  assert_true(r.best.min_indirect_size >= 1);
+  for (int i = 0; i < 2; i++) {
+    assert_true(r.shapes[i].m == shapes[i].m && r.shapes[i].n == shapes[i].n && r.shapes[i].k == shapes[i].k);
+    assert_true(r.shapes[i].config.min_indirect_size >= 1);
+    assert_true(r.shape_seconds[2 + i] > 0 && r.shape_seconds[i] > 0);
+  }
+  assert_int_equal(an_gemm_tuned_shapes(rt), 2);
+  check_gemm(rt, 0, 0, 64, 96, 160, 6);
+  check_gemm(rt, 0, 1, 24, 40, 300, 7);
+  /* saved and loaded again, the same configurations come back */
+  char path[128];
+  path_in_dir(path, sizeof path, "searched.txt");
+  TEST_OK(an_tuning_save(rt, path, &r));
+  an_gemm_config fallback;
+  int applied = 0;
+  TEST_OK(an_tuning_load(rt, path, &applied, &fallback));
+  assert_true(applied);
+  assert_memory_equal(&fallback, &r.best, sizeof fallback);
+  check_gemm(rt, 0, 0, 64, 96, 160, 8);
+  an_tune_result_free(&r);
+  an_runtime_destroy(rt);
+  unlink(path);
+}
+
+int main(void) {
+  snprintf(dir, sizeof dir, "/tmp/an_tune_XXXXXX");
+  if (!mkdtemp(dir)) return 1;
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_file_and_switching), cmocka_unit_test(test_search)};
+  const int failed = cmocka_run_group_tests(tests, NULL, NULL);
+  rmdir(dir);
+  return failed;
+}
