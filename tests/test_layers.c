@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "alexnet/layers.h"
+#include "alexnet/tune.h"
 #include "check.h"
 #include "ref.h"
 
@@ -219,6 +220,26 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
     const conv_case cc = {__VA_ARGS__};        \
     run_conv((an_runtime *)*state, #fn, &cc);  \
   }
+
+/* a slice width set for the weight gradient's reduction (as a tuning would): 6 slices of 10 columns and
+ * a remainder of 3, per group and image */
+static void test_conv_tuned_slice_width(void **state) {
+  an_runtime *rt = *state;
+  const conv_case cc = {3, 4, 9, 7, 6, 3, 1, 1, 2, 1, 1, 0, 1, 107};
+  TEST_OK(an_gemm_set_dw_slice(rt, 3, 18, 63, 10));
+  assert_int_equal(an_gemm_dw_slice(rt, 3, 18, 63), 10);
+  an_marks_clear(rt);
+  rt->profiling = 1; /* count the GEMMs: forward 2 groups x 3 chunks, input gradient as many, and the
+                      * weight gradient 2 x 3 x 7 slices */
+  run_conv(rt, "test_conv_tuned_slice_width", &cc);
+  rt->profiling = 0;
+  int gemms = 0;
+  for (int i = 0; i < rt->n_marks; i++) gemms += rt->marks[i].kind == AN_MARK_GEMM_BEGIN;
+  an_marks_clear(rt);
+  assert_int_equal(gemms, 6 + 6 + 42);
+  TEST_OK(an_gemm_set_dw_slice(rt, 3, 18, 63, 63)); /* back to one slice (the default's effect here) */
+  assert_int_equal(an_gemm_set_dw_slice(rt, 3, 18, 63, 64), AN_ERR_ARGUMENT);
+}
 
 /*        name                              n   c   h    w   oc   k  s  p  g relu work noDinp shared seed */
 CONV_TEST(test_conv_small_batch1,           1,  3,  7,   9,   4,  3, 1, 0, 1, 0,   0,   0,     1,   101)
@@ -692,6 +713,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_conv_small_batch1),
       cmocka_unit_test(test_conv_small_groups2_chunk1),
+      cmocka_unit_test(test_conv_tuned_slice_width),
       cmocka_unit_test(test_conv_small_groups2_chunk2),
       cmocka_unit_test(test_conv_small_groups2_whole),
       cmocka_unit_test(test_conv_small_k11_stride4),

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,8 @@ static void test_file_and_switching(void **state) {
   assert_non_null(f);
   an_runtime *rt = test_runtime();
   fprintf(f, "%s\t%s\tshape=NN,5,5\tGEMMK=0 KREG=1\n", rt->info.name, rt->info.driver_version);
+  fprintf(f, "%s\t%s\tdwslice=48,363,6050\twidth=512\n", rt->info.name, rt->info.driver_version);
+  fprintf(f, "%s\t%s\tdwslice=48,363,100\twidth=512\n", rt->info.name, rt->info.driver_version); /* > ncols */
   fclose(f);
   an_runtime_destroy(rt);
 
@@ -129,6 +132,10 @@ static void test_file_and_switching(void **state) {
   printf("tuning: %s\n", rt->gemm_tuning);
   assert_non_null(strstr(rt->gemm_tuning, "MWG=16"));
   assert_non_null(strstr(rt->gemm_tuning, "2 shapes with their own"));
+
+  assert_int_equal(an_gemm_dw_slice(rt, 48, 363, 6050), 512);
+  assert_int_equal(an_gemm_dw_slice(rt, 48, 363, 100), AN_CONV_DW_SLICE);
+  assert_int_equal(an_gemm_dw_slice(rt, 48, 363, 6051), AN_CONV_DW_SLICE);
 
   /* the switch is real: CLBlast's scratch follows each shape's kernel (0 on the direct kernel) */
   for (int round = 0; round < 2; round++) {
@@ -186,10 +193,51 @@ static void test_search(void **state) {
   unlink(path);
 }
 
+/* the slice widths from measured times (host only): the shapes the tuner adds for each width, and the
+ * width with the least estimated time, whole slices plus the remainder, counted per reduction */
+static void test_slice_widths(void **state) {
+  (void)state;
+  const an_dw_reduction red[] = {{48, 363, 3000, 2, 1024}, {64, 100, 700, 1, 1024}};
+  an_gemm_shape shapes[64] = {{0, 0, 8, 8, 8, 1}};
+  const int n = an_tune_dw_shapes(red, 2, shapes, 1, 64);
+  /* 3000: widths 256..2048 and their remainders (184, 440, 952; 2048 leaves 952 too), then 3000
+   * itself: 8 shapes; 700: 256, 512 (remainders 188, 188: one shape) and 700: 4 */
+  int found_3000 = 0, found_952 = 0, found_700 = 0, zero_counts = 1;
+  for (int i = 1; i < n; i++) {
+    found_3000 += shapes[i].m == 48 && shapes[i].k == 3000;
+    found_952 += shapes[i].m == 48 && shapes[i].k == 952;
+    found_700 += shapes[i].m == 64 && shapes[i].k == 700;
+    zero_counts &= shapes[i].count == 0 && !shapes[i].trans_a && shapes[i].trans_b;
+  }
+  assert_int_equal(n, 1 + 8 + 4);
+  assert_true(found_3000 == 1 && found_952 == 1 && found_700 == 1 && zero_counts);
+  /* times: t(k) = 1 ms + k µs for the first reduction (per-call overhead: fewer, wider slices win);
+   * for the second, 1 µs per column up to 256 and 10 µs beyond (cache: narrow wins) */
+  an_tune_result r = {0};
+  r.n_shapes = n;
+  r.shape_seconds = calloc(2 * (size_t)n, sizeof(double));
+  assert_non_null(r.shape_seconds);
+  for (int i = 0; i < n; i++) {
+    const double k = (double)shapes[i].k;
+    r.shape_seconds[n + i] = shapes[i].m == 48 ? 1e-3 + k * 1e-6 : k <= 256 ? k * 1e-6 : k * 1e-5;
+  }
+  double before, after;
+  TEST_OK(an_tune_dw_widths(&r, shapes, red, 2, &before, &after));
+  assert_int_equal(r.n_slices, 2);
+  assert_int_equal(r.slices[0].width, 3000);
+  assert_int_equal(r.slices[1].width, 256);
+  /* before: 2 x (2 x (1 ms + 1.024 ms) + (1 ms + 0.952 ms)) + (700 x 10 µs); after: 2 x 4 ms + 700 µs */
+  const double want_before = 2 * (2 * 2.024e-3 + 1.952e-3) + 7e-3, want_after = 2 * 4e-3 + 7e-4;
+  printf("estimated weight-gradient time: %.9f s before, %.9f s after\n", before, after);
+  assert_true(fabs(before - want_before) < 1e-12 && fabs(after - want_after) < 1e-12);
+  an_tune_result_free(&r);
+}
+
 int main(void) {
   snprintf(dir, sizeof dir, "/tmp/an_tune_XXXXXX");
   if (!mkdtemp(dir)) return 1;
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_file_and_switching), cmocka_unit_test(test_search)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_slice_widths), cmocka_unit_test(test_file_and_switching),
+                                     cmocka_unit_test(test_search)};
   const int failed = cmocka_run_group_tests(tests, NULL, NULL);
   rmdir(dir);
   return failed;

@@ -29,7 +29,8 @@ size_t an_conv_work_floats(const an_conv_dims *d, int images);
 /* Images per chunk for a workspace of work_floats (0 when not even one fits). */
 int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats);
 /* Columns per weight-gradient GEMM: the backward pass splits the reduction over a chunk's output pixels
- * into slices this wide, accumulated with beta = 1 (see conv.c). */
+ * into slices this wide, accumulated with beta = 1 (see conv.c), unless the device's tuning chose a
+ * width for that reduction (an_gemm_dw_slice). */
 #define AN_CONV_DW_SLICE ((size_t)1024)
 
 /* out = act(conv(inp, weight) + bias), act = ReLU when relu != 0. work holds work_floats floats; the

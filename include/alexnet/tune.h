@@ -36,6 +36,22 @@ typedef struct an_gemm_shape_config {
   an_gemm_config config;
 } an_gemm_shape_config;
 
+/* A convolution's weight-gradient reduction: dW (m × n) += dY (m × ncols) · col (n × ncols)ᵀ, run as
+ * GEMMs over slices of `width` columns accumulated with beta = 1 (count: how many a step runs: groups ×
+ * chunks). The slice width trades cache reuse against per-call overhead; the tuning chooses it. */
+typedef struct an_dw_reduction {
+  size_t m, n, ncols;
+  int count;
+  size_t width;
+} an_dw_reduction;
+
+/* The weight-gradient reductions of one training step of net, with the widths in effect. */
+int an_net_dw_reductions(const an_net *net, an_dw_reduction *out, int max);
+/* The slice width rt's tuning gives this reduction (AN_CONV_DW_SLICE without one). */
+size_t an_gemm_dw_slice(const an_runtime *rt, size_t m, size_t n, size_t ncols);
+/* Sets that width on rt (1 ≤ width ≤ ncols), as a tuning file's line would. */
+an_status an_gemm_set_dw_slice(an_runtime *rt, size_t m, size_t n, size_t ncols, size_t width);
+
 /* The distinct GEMMs of one training step of net (forward, weight and input gradients), with counts. */
 int an_net_gemm_shapes(const an_net *net, an_gemm_shape *shapes, int max_shapes);
 
@@ -79,7 +95,18 @@ struct an_tune_result {
   int n_shapes;
   an_gemm_shape_config *shapes; /* (n_shapes) each shape's best; an_tune_result_free releases it */
   double *shape_seconds;        /* (n_shapes) one run of each shape: [0..n) untuned, [n..2n) best */
+  int n_slices;
+  an_dw_reduction *slices;      /* (n_slices) the widths chosen by an_tune_dw_widths */
 };
+
+/* Appends to shapes (n of max used) the weight-gradient slices of every width the tuning considers
+ * for these reductions, with count 0 (timed, but not part of the step's totals); returns the new n. */
+int an_tune_dw_shapes(const an_dw_reduction *red, int n_red, an_gemm_shape *shapes, int n, int max);
+/* After an_tune_gemm on shapes that include an_tune_dw_shapes: each reduction's fastest width by the
+ * measured per-shape times (whole slices plus the remainder), into r->slices. before/after: the
+ * step's estimated weight-gradient seconds at the widths given and at the chosen ones. */
+an_status an_tune_dw_widths(an_tune_result *r, const an_gemm_shape *shapes, const an_dw_reduction *red, int n_red,
+                            double *before, double *after);
 void an_tune_result_free(an_tune_result *r);
 
 /* Searches up to max_candidates configurations of the indirect kernel, plus CLBlast's direct kernel:

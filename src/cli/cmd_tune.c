@@ -30,7 +30,9 @@ static void help(void) {
          "fastest; the configuration fastest on all shapes together is the fallback for other shapes\n"
          "(other batch sizes). Stored in the tuning file (ALEXNET_TUNING_FILE, else\n"
          "~/.cache/alexnet/gemm-tuning.txt), keyed by device and driver, and applied by every later run on\n"
-         "that device, switching per shape (ALEXNET_NO_TUNING=1 runs untuned). Each candidate costs a\n"
+         "that device, switching per shape (ALEXNET_NO_TUNING=1 runs untuned). The convolutions' weight\n"
+         "gradients are summed in slices of output pixels: each slice width is timed too, and every\n"
+         "layer gets the fastest. Each candidate costs a\n"
          "kernel build (seconds to tens of seconds on a CPU device) and two runs of the step's GEMMs.\n\n"
          "  --model M         alexnet | alexnet-half | alexnet-tv          (default alexnet)\n"
          "  --batch B         batch whose shapes are tuned                 (default 16)\n"
@@ -78,9 +80,13 @@ int cmd_tune(int argc, char **argv) {
     an_runtime_destroy(rt);
     return cli_fail(model);
   }
-  an_gemm_shape shapes[128];
-  const int n = an_net_gemm_shapes(net, shapes, 128);
+  an_gemm_shape shapes[512];
+  an_dw_reduction red[64];
+  const int n_step = an_net_gemm_shapes(net, shapes, 128);
+  const int n_red = an_net_dw_reductions(net, red, 64);
   an_net_destroy(net);
+  /* the search also times the weight gradient's slices at other widths (not part of the step's totals) */
+  const int n = report ? n_step : an_tune_dw_shapes(red, n_red, shapes, n_step, 512);
   if (report) {
     double seconds[128];
     const an_status s = an_gemm_time_shapes(rt, shapes, n, seconds);
@@ -92,8 +98,8 @@ int cmd_tune(int argc, char **argv) {
     an_runtime_destroy(rt);
     return s == AN_OK ? 0 : cli_fail("timing GEMMs");
   }
-  printf("tuning GEMMs for %s at batch %d on %s: %d distinct shapes, %d candidates\n", model, batch, rt->info.name, n,
-         candidates);
+  printf("tuning GEMMs for %s at batch %d on %s: %d distinct shapes (and %d weight-gradient slices of other\n"
+         "widths), %d candidates\n", model, batch, rt->info.name, n_step, n - n_step, candidates);
   an_tune_result result;
   if (an_tune_gemm(rt, shapes, n, candidates, seed, progress, NULL, &result) != AN_OK) {
     an_runtime_destroy(rt);
@@ -103,7 +109,7 @@ int cmd_tune(int argc, char **argv) {
   an_gemm_config_format(&result.best, text, sizeof text);
   an_tuning_path(path, sizeof path);
   printf("%-24s %8s %10s %10s  %s\n", "shape (op m x n x k)", "count", "untuned", "tuned", "configuration");
-  for (int i = 0; i < result.n_shapes; i++) {
+  for (int i = 0; i < n_step; i++) {
     const an_gemm_shape_config *e = &result.shapes[i];
     const double f = 2.0 * e->m * e->n * e->k / 1e9;
     char shape[64], cfg[512];
@@ -121,6 +127,18 @@ int cmd_tune(int argc, char **argv) {
          "alone %.1f GFLOP/s; %d candidates tried, %d rejected\n  fallback: %s\n",
          result.best_gflops, result.default_gflops, result.best_gflops / result.default_gflops, result.fallback_gflops,
          result.n_tried, result.n_rejected, text);
+  double dw_before = 0, dw_after = 0;
+  if (an_tune_dw_widths(&result, shapes, red, n_red, &dw_before, &dw_after) != AN_OK) {
+    an_tune_result_free(&result);
+    an_runtime_destroy(rt);
+    return cli_fail("choosing the weight-gradient slice widths");
+  }
+  for (int i = 0; i < result.n_slices; i++)
+    printf("  weight gradient %zux%zu over %zu columns (x%d): slices of %zu (was %zu)\n", result.slices[i].m,
+           result.slices[i].n, result.slices[i].ncols, result.slices[i].count, result.slices[i].width, red[i].width);
+  if (result.n_slices)
+    printf("  the step's weight-gradient GEMMs, tuned: %.1f ms at the widths before, %.1f ms at these\n",
+           dw_before * 1e3, dw_after * 1e3);
   int rc = 0;
   if (result.best_gflops <= result.default_gflops) {
     printf("no candidate beat the untuned default: nothing stored\n");

@@ -9,6 +9,7 @@
 #include "alexnet/layers.h"
 #include "../runtime/check.h"
 #include "../runtime/launch.h"
+#include "alexnet/tune.h"
 #include "gemm.h"
 
 an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int stride, int pad,
@@ -108,10 +109,12 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
       AN_TRY(an_launch(rt, AN_K_ROWSUM_ADD, 1, &global, &local, args));
     }
     /* dW's reduction runs over every output pixel of the chunk (K = nb·OH·OW, up to ~10⁵): split into
-     * slices accumulated with beta = 1, which keeps each GEMM's panels in cache (3-4x faster on CPUs) */
+     * slices accumulated with beta = 1, which keeps each GEMM's panels in cache (3-4x faster on CPUs);
+     * the width is the tuning's choice for this reduction (alexnet tune), else AN_CONV_DW_SLICE */
+    const size_t width = an_gemm_dw_slice(rt, oc_g, ckk_g, ncols); /* the tuning's, else AN_CONV_DW_SLICE */
     for (int g = 0; g < d->groups; g++)
-      for (size_t j0 = 0; j0 < ncols; j0 += AN_CONV_DW_SLICE) {
-        const size_t kk = ncols - j0 < AN_CONV_DW_SLICE ? ncols - j0 : AN_CONV_DW_SLICE;
+      for (size_t j0 = 0; j0 < ncols; j0 += width) {
+        const size_t kk = ncols - j0 < width ? ncols - j0 : width;
         AN_TRY(an_gemm(rt, 0, 1, oc_g, ckk_g, kk, 1.0f, an_at(dybuf.mem, dybuf.off + g * oc_g * ncols + j0), ncols,
                        an_at(col.mem, col.off + g * ckk_g * ncols + j0), ncols, 1.0f,
                        an_at(dweight.mem, dweight.off + g * oc_g * ckk_g), ckk_g));

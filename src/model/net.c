@@ -502,6 +502,29 @@ static int add_shape(an_gemm_shape *shapes, int n, int max, int ta, int tb, size
   return n + 1;
 }
 
+int an_net_dw_reductions(const an_net *net, an_dw_reduction *out, int max) {
+  int n = 0;
+  for (int i = 0; i < net->model->n_layers; i++) {
+    const an_layer_plan *L = &net->layers[i];
+    if (L->desc->kind != AN_LAYER_CONV) continue;
+    const an_conv_dims d = conv_dims(net, L);
+    const int chunk = an_conv_chunk_images(&d, net->work_floats);
+    const size_t ocg = (size_t)d.oc / d.groups, ckkg = (size_t)(d.c / d.groups) * d.kh * d.kw;
+    for (int n0 = 0; n0 < d.n; n0 += chunk) {
+      const size_t ncols = (size_t)(d.n - n0 < chunk ? d.n - n0 : chunk) * d.oh * d.ow;
+      int j = 0;
+      while (j < n && !(out[j].m == ocg && out[j].n == ckkg && out[j].ncols == ncols)) j++;
+      if (j < n) {
+        out[j].count += d.groups;
+      } else if (n < max) {
+        const an_dw_reduction r = {ocg, ckkg, ncols, d.groups, an_gemm_dw_slice(net->rt, ocg, ckkg, ncols)};
+        out[n++] = r;
+      }
+    }
+  }
+  return n;
+}
+
 int an_net_gemm_shapes(const an_net *net, an_gemm_shape *shapes, int max_shapes) {
   int n = 0;
   for (int i = 0; i < net->model->n_layers; i++) {
@@ -513,9 +536,9 @@ int an_net_gemm_shapes(const an_net *net, an_gemm_shape *shapes, int max_shapes)
       for (int n0 = 0; n0 < d.n; n0 += chunk) {
         const size_t ncols = (size_t)(d.n - n0 < chunk ? d.n - n0 : chunk) * d.oh * d.ow;
         n = add_shape(shapes, n, max_shapes, 0, 0, ocg, ncols, ckkg, d.groups);
-        for (size_t j0 = 0; j0 < ncols; j0 += AN_CONV_DW_SLICE) /* the weight gradient's slices */
-          n = add_shape(shapes, n, max_shapes, 0, 1, ocg, ckkg,
-                        ncols - j0 < AN_CONV_DW_SLICE ? ncols - j0 : AN_CONV_DW_SLICE, d.groups);
+        const size_t width = an_gemm_dw_slice(net->rt, ocg, ckkg, ncols);
+        for (size_t j0 = 0; j0 < ncols; j0 += width) /* the weight gradient's slices */
+          n = add_shape(shapes, n, max_shapes, 0, 1, ocg, ckkg, ncols - j0 < width ? ncols - j0 : width, d.groups);
         if (i > 0) n = add_shape(shapes, n, max_shapes, 1, 0, ckkg, ncols, ocg, d.groups);
       }
     } else if (L->desc->kind == AN_LAYER_FC) {

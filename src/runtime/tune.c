@@ -102,12 +102,60 @@ struct an_gemm_table {
   an_gemm_config current;        /* what CLBlast has now on this device (after the last switch) */
   int n, cap;
   an_gemm_shape_config *entries; /* (n) */
+  int n_slices, cap_slices;
+  an_dw_reduction *slices;       /* (n_slices) weight-gradient slice widths */
 };
 
 void an_gemm_table_free(struct an_gemm_table *t) {
   if (!t) return;
   free(t->entries);
+  free(t->slices);
   free(t);
+}
+
+size_t an_gemm_dw_slice(const an_runtime *rt, size_t m, size_t n, size_t ncols) {
+  const struct an_gemm_table *t = rt->gemm_table;
+  for (int i = 0; t && i < t->n_slices; i++)
+    if (t->slices[i].m == m && t->slices[i].n == n && t->slices[i].ncols == ncols) return t->slices[i].width;
+  return AN_CONV_DW_SLICE;
+}
+
+static int slices_add(struct an_gemm_table *t, const an_dw_reduction *r) {
+  for (int i = 0; i < t->n_slices; i++)
+    if (t->slices[i].m == r->m && t->slices[i].n == r->n && t->slices[i].ncols == r->ncols) {
+      t->slices[i].width = r->width;
+      return 1;
+    }
+  if (t->n_slices == t->cap_slices) {
+    const int cap = t->cap_slices ? 2 * t->cap_slices : 16;
+    an_dw_reduction *grown = realloc(t->slices, (size_t)cap * sizeof *grown);
+    if (!grown) return 0;
+    t->slices = grown, t->cap_slices = cap;
+  }
+  t->slices[t->n_slices++] = *r;
+  return 1;
+}
+
+an_status an_gemm_set_dw_slice(an_runtime *rt, size_t m, size_t n, size_t ncols, size_t width) {
+  if (!m || !n || !width || width > ncols)
+    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "slice width %zu for a reduction over %zu columns", width,
+                    ncols);
+  if (!rt->gemm_table && !(rt->gemm_table = calloc(1, sizeof *rt->gemm_table)))
+    return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "tuning table");
+  const an_dw_reduction r = {m, n, ncols, 0, width};
+  if (!slices_add(rt->gemm_table, &r)) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "tuning table");
+  return AN_OK;
+}
+
+/* "dwslice=48,363,96800" and "width=4096" */
+static int parse_slice(const char *key, const char *value, an_dw_reduction *r) {
+  unsigned long long m, n, ncols, width;
+  int used = 0, used2 = 0;
+  if (sscanf(key, "dwslice=%llu,%llu,%llu%n", &m, &n, &ncols, &used) != 3 || key[used]) return 0;
+  if (sscanf(value, "width=%llu%n", &width, &used2) != 1 || value[used2]) return 0;
+  if (!m || !n || !ncols || !width || width > ncols) return 0;
+  r->m = (size_t)m, r->n = (size_t)n, r->ncols = (size_t)ncols, r->width = (size_t)width, r->count = 0;
+  return 1;
 }
 
 int an_gemm_tuned_shapes(const an_runtime *rt) { return rt->gemm_table ? rt->gemm_table->n : 0; }
@@ -191,6 +239,17 @@ an_status an_tuning_load(an_runtime *rt, const char *path, int *applied, an_gemm
     if (strncmp(line, key, key_len) || line[key_len] != '\t') continue;
     char *params = line + key_len + 1, *tab = strchr(params, '\t');
     if (tab) *tab = '\0';
+    if (!strncmp(params, "dwslice=", 8)) { /* KEY \t dwslice=M,N,NCOLS \t width=W */
+      an_dw_reduction r;
+      char *value = tab ? tab + 1 : NULL, *tab2 = value ? strchr(value, '\t') : NULL;
+      if (tab2) *tab2 = '\0';
+      if (value && parse_slice(params, value, &r) && !slices_add(t, &r)) {
+        fclose(f);
+        an_gemm_table_free(t);
+        return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "tuning table");
+      }
+      continue;
+    }
     if (!strncmp(params, "shape=", 6)) { /* KEY \t shape=.. \t PARAMS [\t note] */
       an_gemm_shape_config e;
       char *cfg = tab ? tab + 1 : NULL, *tab2 = cfg ? strchr(cfg, '\t') : NULL;
@@ -249,6 +308,9 @@ an_status an_tuning_save(const an_runtime *rt, const char *path, const an_tune_r
     an_gemm_config_format(&r->shapes[i].config, params, sizeof params);
     fprintf(out, "%s\t%s\t%s\n", key, shape, params);
   }
+  for (int i = 0; i < r->n_slices; i++)
+    fprintf(out, "%s\tdwslice=%zu,%zu,%zu\twidth=%zu\n", key, r->slices[i].m, r->slices[i].n, r->slices[i].ncols,
+            r->slices[i].width);
   const int bad = fflush(out) != 0 || fsync(fileno(out)) != 0;
   if (fclose(out) != 0 || bad || rename(tmp, path) != 0) {
     remove(tmp);
@@ -257,10 +319,77 @@ an_status an_tuning_save(const an_runtime *rt, const char *path, const an_tune_r
   return AN_OK;
 }
 
+/* ---- the weight gradient's slice widths ---- */
+
+static const size_t dw_widths[] = {256, 512, 1024, 2048, 4096, 8192, 16384};
+
+static int add_timed_shape(an_gemm_shape *shapes, int n, int max, size_t m, size_t nn, size_t k) {
+  for (int i = 0; i < n; i++)
+    if (!shapes[i].trans_a && shapes[i].trans_b && shapes[i].m == m && shapes[i].n == nn && shapes[i].k == k) return n;
+  if (n == max) return n;
+  const an_gemm_shape s = {0, 1, m, nn, k, 0};
+  shapes[n] = s;
+  return n + 1;
+}
+
+int an_tune_dw_shapes(const an_dw_reduction *red, int n_red, an_gemm_shape *shapes, int n, int max) {
+  for (int r = 0; r < n_red; r++)
+    for (size_t w = 0; w < sizeof dw_widths / sizeof dw_widths[0]; w++) {
+      const size_t width = dw_widths[w] < red[r].ncols ? dw_widths[w] : red[r].ncols;
+      n = add_timed_shape(shapes, n, max, red[r].m, red[r].n, width);
+      if (red[r].ncols % width) n = add_timed_shape(shapes, n, max, red[r].m, red[r].n, red[r].ncols % width);
+      if (width == red[r].ncols) break;
+    }
+  return n;
+}
+
+/* the best measured seconds of NT m×n×k among the tuned shapes; < 0 when it was not measured */
+static double measured(const an_tune_result *r, const an_gemm_shape *shapes, size_t m, size_t n, size_t k) {
+  for (int i = 0; i < r->n_shapes; i++)
+    if (!shapes[i].trans_a && shapes[i].trans_b && shapes[i].m == m && shapes[i].n == n && shapes[i].k == k)
+      return r->shape_seconds[r->n_shapes + i];
+  return -1;
+}
+
+static double width_cost(const an_tune_result *r, const an_gemm_shape *shapes, const an_dw_reduction *red,
+                         size_t width) {
+  if (width > red->ncols) width = red->ncols; /* one slice: the whole reduction */
+  const double whole = measured(r, shapes, red->m, red->n, width);
+  const double rest = red->ncols % width ? measured(r, shapes, red->m, red->n, red->ncols % width) : 0;
+  if (whole < 0 || rest < 0) return -1;
+  return red->count * ((double)(red->ncols / width) * whole + rest);
+}
+
+an_status an_tune_dw_widths(an_tune_result *r, const an_gemm_shape *shapes, const an_dw_reduction *red, int n_red,
+                            double *before, double *after) {
+  *before = *after = 0;
+  free(r->slices);
+  r->n_slices = 0;
+  if (!(r->slices = calloc((size_t)(n_red ? n_red : 1), sizeof *r->slices)))
+    return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "slice widths");
+  for (int i = 0; i < n_red; i++) {
+    const double now = width_cost(r, shapes, &red[i], red[i].width);
+    an_dw_reduction pick = red[i];
+    double best = now;
+    for (size_t w = 0; w < sizeof dw_widths / sizeof dw_widths[0]; w++) {
+      const size_t width = dw_widths[w] < red[i].ncols ? dw_widths[w] : red[i].ncols;
+      const double cost = width_cost(r, shapes, &red[i], width);
+      if (cost >= 0 && (best < 0 || cost < best)) best = cost, pick.width = width;
+      if (width == red[i].ncols) break;
+    }
+    if (best < 0) best = 0; /* nothing measured for it: its width stays */
+    *before += now >= 0 ? now : best;
+    *after += best;
+    r->slices[r->n_slices++] = pick;
+  }
+  return AN_OK;
+}
+
 void an_tune_result_free(an_tune_result *r) {
   free(r->shapes);
   free(r->shape_seconds);
-  r->shapes = NULL, r->shape_seconds = NULL, r->n_shapes = 0;
+  free(r->slices);
+  r->shapes = NULL, r->shape_seconds = NULL, r->slices = NULL, r->n_shapes = r->n_slices = 0;
 }
 
 /* ---- the search ---- */
@@ -293,9 +422,15 @@ static int time_each(an_runtime *rt, const an_gemm_shape *shapes, int n, bench_b
     if (run_gemm(rt, s, bb) != CLBlastSuccess || clFinish(rt->queue) != CL_SUCCESS) return -1; /* warm-up */
     seconds[i] = an_seconds() - t0;
     if (!limit || !(seconds[i] > 3 * limit[i])) {
-      t0 = an_seconds();
-      if (run_gemm(rt, s, bb) != CLBlastSuccess || clFinish(rt->queue) != CL_SUCCESS) return -1;
-      seconds[i] = an_seconds() - t0;
+      /* the fastest of up to 3 runs, while they take under 50 ms together (small GEMMs are noisy) */
+      double spent = 0;
+      for (int run = 0; run < 3 && (run == 0 || spent < 0.05); run++) {
+        t0 = an_seconds();
+        if (run_gemm(rt, s, bb) != CLBlastSuccess || clFinish(rt->queue) != CL_SUCCESS) return -1;
+        const double t = an_seconds() - t0;
+        spent += t;
+        if (run == 0 || t < seconds[i]) seconds[i] = t;
+      }
     }
     const size_t count = s->m * s->n;
     float *dst = record ? bb->want[i] : bb->got;
@@ -331,18 +466,54 @@ static uint64_t next_rand(uint64_t *s) {
   return z ^ (z >> 31);
 }
 
-static an_gemm_config random_config(uint64_t *s, const an_device_info *info) {
-  static const size_t mwg[] = {16, 32, 64, 128}, kwg[] = {16, 32}, dim[] = {2, 4, 8, 16}, kwi[] = {2, 8},
-                      vw[] = {1, 2, 4, 8};
-  for (;;) {
-    an_gemm_config c = {{0, 1}, 0};
-    c.v[MWG] = mwg[next_rand(s) % 4], c.v[NWG] = mwg[next_rand(s) % 4], c.v[KWG] = kwg[next_rand(s) % 2];
-    c.v[MDIMC] = dim[next_rand(s) % 4], c.v[NDIMC] = dim[next_rand(s) % 4];
-    c.v[MDIMA] = c.v[MDIMC], c.v[NDIMB] = c.v[NDIMC];
-    c.v[KWI] = kwi[next_rand(s) % 2], c.v[VWM] = vw[next_rand(s) % 4], c.v[VWN] = vw[next_rand(s) % 4];
-    c.v[SA] = next_rand(s) % 2, c.v[SB] = next_rand(s) % 2, c.v[STRM] = next_rand(s) % 2, c.v[STRN] = next_rand(s) % 2;
-    if (config_valid(&c, info)) return c;
+/* The values the search draws from, per parameter (MDIMA follows MDIMC, NDIMB follows NDIMC). */
+static const size_t opt_wg[] = {8, 16, 32, 64, 128}, opt_kwg[] = {16, 32}, opt_dim[] = {1, 2, 4, 8, 16},
+                    opt_kwi[] = {2, 8}, opt_vw[] = {1, 2, 4, 8, 16}, opt_bit[] = {0, 1};
+#define PICK(opts, s) ((opts)[next_rand(s) % (sizeof(opts) / sizeof((opts)[0]))])
+
+static void set_param(an_gemm_config *c, int which, uint64_t *s) {
+  switch (which) {
+    case 0: c->v[MWG] = PICK(opt_wg, s); break;
+    case 1: c->v[NWG] = PICK(opt_wg, s); break;
+    case 2: c->v[KWG] = PICK(opt_kwg, s); break;
+    case 3: c->v[MDIMC] = c->v[MDIMA] = PICK(opt_dim, s); break;
+    case 4: c->v[NDIMC] = c->v[NDIMB] = PICK(opt_dim, s); break;
+    case 5: c->v[KWI] = PICK(opt_kwi, s); break;
+    case 6: c->v[VWM] = PICK(opt_vw, s); break;
+    case 7: c->v[VWN] = PICK(opt_vw, s); break;
+    case 8: c->v[SA] = PICK(opt_bit, s); break;
+    case 9: c->v[SB] = PICK(opt_bit, s); break;
+    case 10: c->v[STRM] = PICK(opt_bit, s); break;
+    default: c->v[STRN] = PICK(opt_bit, s); break;
   }
+}
+enum { N_SEARCHED_PARAMS = 12 };
+
+static int already_tried(const an_gemm_config *tried, int n, const an_gemm_config *c) {
+  for (int i = 0; i < n; i++)
+    if (!memcmp(tried[i].v, c->v, sizeof c->v)) return 1;
+  return 0;
+}
+
+static an_gemm_config random_config(uint64_t *s, const an_device_info *info, const an_gemm_config *tried,
+                                    int n_tried) {
+  for (int attempt = 0;; attempt++) {
+    an_gemm_config c = {{0, 1}, 0};
+    for (int p = 0; p < N_SEARCHED_PARAMS; p++) set_param(&c, p, s);
+    if (config_valid(&c, info) && (attempt > 1000 || !already_tried(tried, n_tried, &c))) return c;
+  }
+}
+
+/* A neighbour of base: one or two parameters redrawn, valid and not tried yet (else a random one). */
+static an_gemm_config neighbour(const an_gemm_config *base, uint64_t *s, const an_device_info *info,
+                                const an_gemm_config *tried, int n_tried) {
+  for (int attempt = 0; attempt < 500; attempt++) {
+    an_gemm_config c = *base;
+    const int changes = 1 + (int)(next_rand(s) % 2);
+    for (int k = 0; k < changes; k++) set_param(&c, (int)(next_rand(s) % N_SEARCHED_PARAMS), s);
+    if (config_valid(&c, info) && !already_tried(tried, n_tried, &c)) return c;
+  }
+  return random_config(s, info, tried, n_tried);
 }
 
 /* Does CLBlast send this shape to the direct kernel under threshold t? */
@@ -414,33 +585,47 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
     progress(user, -1, max_candidates, NULL, ok[1] ? flop / weighted(shapes, n_shapes, secs + ns) / 1e9 : 0,
              flop / weighted(shapes, n_shapes, best) / 1e9, ok[1] ? "direct kernel" : "direct kernel: failed");
 
-  /* candidates of the indirect kernel: a few shapes known to suit CPUs and GPUs, then random valid ones */
+  /* candidates of the indirect kernel: a few known to suit CPUs and GPUs, then random valid ones, and
+   * for the second half neighbours of the candidate fastest on all shapes so far (a local search) */
   static const size_t seeds[][AN_XGEMM_N_PARAMS] = {
       {0, 1, 16, 2, 2, 2, 16, 2, 2, 16, 0, 0, 0, 0, 8, 8},  {0, 1, 16, 2, 4, 4, 32, 4, 4, 32, 0, 0, 0, 0, 8, 8},
       {0, 1, 16, 2, 8, 8, 64, 8, 8, 64, 1, 1, 0, 0, 8, 8},  {0, 1, 32, 2, 16, 16, 64, 16, 16, 64, 1, 1, 1, 1, 2, 2},
       {0, 1, 16, 2, 8, 8, 64, 8, 8, 64, 1, 1, 1, 1, 4, 4},  {0, 1, 32, 2, 8, 8, 128, 8, 8, 128, 1, 1, 0, 0, 4, 4},
+      {0, 1, 16, 2, 2, 2, 32, 2, 2, 32, 0, 0, 0, 0, 16, 16}, {0, 1, 16, 2, 1, 1, 16, 2, 2, 32, 0, 0, 0, 0, 16, 16},
   };
-  int n_cands = 0;
-  for (size_t i = 0; i < sizeof seeds / sizeof seeds[0] && n_cands < max_candidates; i++) {
-    an_gemm_config c = {{0}, 0};
-    memcpy(c.v, seeds[i], sizeof c.v);
-    if (config_valid(&c, &rt->info)) cands[n_cands++] = c;
-  }
-  while (n_cands < max_candidates) cands[n_cands++] = random_config(&s, &rt->info);
-  if (apply_min_indirect(rt, 1) != AN_OK) n_cands = 0; /* candidates run on the indirect kernel */
-  for (int c = 0; c < n_cands; c++) {
-    double *t = secs + (size_t)(2 + c) * ns;
+  const int n_seeds = (int)(sizeof seeds / sizeof seeds[0]);
+  const int n_random = max_candidates / 2 > n_seeds ? max_candidates / 2 : n_seeds;
+  int n_cands = 0, leader = -1, next_seed = 0;
+  double leader_secs = 0;
+  if (apply_min_indirect(rt, 1) != AN_OK) max_candidates = 0; /* candidates run on the indirect kernel */
+  for (int c = 0; c < max_candidates; c++) {
+    an_gemm_config next = {{0}, 0};
+    int have = 0;
+    while (!have && next_seed < n_seeds) { /* the seeds valid on this device */
+      memcpy(next.v, seeds[next_seed++], sizeof next.v);
+      have = config_valid(&next, &rt->info);
+    }
+    if (!have)
+      next = c >= n_random && leader >= 0 ? neighbour(&cands[leader], &s, &rt->info, cands, n_cands)
+                                          : random_config(&s, &rt->info, cands, n_cands);
+    cands[n_cands] = next;
+    const int k = n_cands++;
+    double *t = secs + (size_t)(2 + k) * ns;
     result->n_tried++;
-    cands[c].min_indirect_size = 1;
+    cands[k].min_indirect_size = 1;
     rc = -1;
-    if (an_gemm_config_apply(rt, &cands[c]) == AN_OK) rc = time_each(rt, shapes, n_shapes, &bb, 0, best, t);
-    ok[2 + c] = rc == 0;
-    if (!ok[2 + c]) result->n_rejected++;
-    else
+    if (an_gemm_config_apply(rt, &cands[k]) == AN_OK) rc = time_each(rt, shapes, n_shapes, &bb, 0, best, t);
+    ok[2 + k] = rc == 0;
+    if (!ok[2 + k]) {
+      result->n_rejected++;
+    } else {
       for (size_t i = 0; i < ns; i++)
         if (t[i] < best[i]) best[i] = t[i];
+      const double total = weighted(shapes, n_shapes, t);
+      if (leader < 0 || total < leader_secs) leader = k, leader_secs = total;
+    }
     if (progress)
-      progress(user, c + 1, n_cands, &cands[c], ok[2 + c] ? flop / weighted(shapes, n_shapes, t) / 1e9 : 0,
+      progress(user, k + 1, max_candidates, &cands[k], ok[2 + k] ? flop / weighted(shapes, n_shapes, t) / 1e9 : 0,
                flop / weighted(shapes, n_shapes, best) / 1e9,
                rc == -2 ? "wrong results: rejected" : rc < 0 ? "failed: rejected" : "");
   }
