@@ -56,6 +56,9 @@ static void test_device_selection(void **state) {
   setenv("ALEXNET_DEVICE", spec, 1);
   TEST_OK(an_select_device(NULL, &d));
   assert_ptr_equal(d.device, list[0].device);
+  setenv("ALEXNET_DEVICE", "0:0,0:1", 1); /* two devices, where one is opened: says so */
+  assert_int_equal(an_select_device(NULL, &d), AN_ERR_DEVICE_NOT_FOUND);
+  assert_message_has("names two devices");
   setenv("ALEXNET_DEVICE", "no-such-device-anywhere", 1);
   assert_int_equal(an_select_device(NULL, &d), AN_ERR_DEVICE_NOT_FOUND);
   unsetenv("ALEXNET_DEVICE");

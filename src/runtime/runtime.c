@@ -136,6 +136,11 @@ static int contains_nocase(const char *hay, const char *needle) {
 
 an_status an_select_device(const char *spec, an_device_info *out) {
   if (!spec || !*spec) spec = getenv("ALEXNET_DEVICE");
+  if (spec && strchr(spec, ','))
+    return an_error(AN_ERR_DEVICE_NOT_FOUND, __FILE__, __LINE__,
+                    "'%s' names two devices, and this runs on one: give one of them (e.g. --device %.*s); "
+                    "train, eval, step and bench run on two",
+                    spec, (int)(strchr(spec, ',') - spec), spec);
   an_device_info *list;
   int n;
   AN_TRY(an_list_devices(&list, &n));
