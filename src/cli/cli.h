@@ -17,6 +17,10 @@ int cmd_filters(int argc, char **argv);
 /* Prints "alexnet: <message>" for the library's last error and returns the exit code 1. */
 int cli_fail(const char *what);
 
+/* s as the inside of a JSON string (quotes, backslashes and control characters escaped) in buf;
+ * returns buf (truncated to size - 1 bytes at a character boundary of the escaped text). */
+const char *cli_json(const char *s, char *buf, size_t size);
+
 /* Opens the device of spec (--device; NULL or "" reads ALEXNET_DEVICE), or the two of a spec with a
  * comma ("0:0,0:1", an_runtime_create_pair) for the split, and prints a line per device. *rt1 is NULL
  * for one device. Returns 0, or cli_fail's exit code with nothing left open. */

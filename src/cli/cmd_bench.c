@@ -350,14 +350,16 @@ static void print_json_layers(const device_time *d, int train) {
  * "devices", and the top level's device_ms and gemm_ms are the longer device's, device_bytes the larger. */
 static void print_json(const bench_result *r, int first) {
   const device_time *d = r->dev;
+  char esc[2][1024];
   printf("%s{\"device\": \"%s\", \"model\": \"%s\", \"mode\": \"%s\", \"batch\": %d, \"split\": %d, "
          "\"images_per_s\": %.3f, \"step_ms\": %.3f, \"device_ms\": %.3f, \"host_ms\": %.3f, \"gemm_ms\": %.3f, "
          "\"gflops\": %.3f, \"device_bytes\": %zu, \"build_s\": %.3f, \"first_step_s\": %.3f, ",
-         first ? "" : ",\n", r->device, r->model, r->train ? "train" : "infer", r->batch, r->n_devices, r->img_s,
+         first ? "" : ",\n", cli_json(r->device, esc[0], sizeof esc[0]), r->model, r->train ? "train" : "infer",
+         r->batch, r->n_devices, r->img_s,
          r->step_ms, r->device_ms, r->host_ms, r->gemm_ms, r->gflops, r->device_bytes, r->build_s, r->first_step_s);
   if (r->n_devices == 1) {
     printf("\"loss_ms\": %.3f, \"zero_grads_ms\": %.3f, \"sgd_ms\": %.3f, \"gemm_tuning\": \"%s\", ", d->loss_ms,
-           d->zero_ms, d->sgd_ms, d->tuning);
+           d->zero_ms, d->sgd_ms, cli_json(d->tuning, esc[1], sizeof esc[1]));
     print_json_layers(d, r->train);
     printf("}");
     return;
@@ -370,9 +372,10 @@ static void print_json(const bench_result *r, int first) {
     printf("%s{\"device\": \"%s\", \"first_sample\": %d, \"samples\": %d, \"device_ms\": %.3f, \"busy_ms\": %.3f, "
            "\"exchange_ms\": %.3f, \"gemm_ms\": %.3f, \"gflops\": %.3f, \"loss_ms\": %.3f, \"zero_grads_ms\": %.3f, "
            "\"grad_sum_ms\": %.3f, \"sgd_ms\": %.3f, \"device_bytes\": %zu, \"build_s\": %.3f, \"gemm_tuning\": \"%s\", ",
-           k ? ", " : "", d[k].device, d[k].first, d[k].count, d[k].device_ms, d[k].busy_ms, d[k].exchange_ms,
+           k ? ", " : "", cli_json(d[k].device, esc[0], sizeof esc[0]), d[k].first, d[k].count, d[k].device_ms,
+           d[k].busy_ms, d[k].exchange_ms,
            d[k].gemm_ms, d[k].flop / (r->step_ms * 1e-3) / 1e9, d[k].loss_ms, d[k].zero_ms, d[k].grad_sum_ms,
-           d[k].sgd_ms, d[k].device_bytes, d[k].build_s, d[k].tuning);
+           d[k].sgd_ms, d[k].device_bytes, d[k].build_s, cli_json(d[k].tuning, esc[1], sizeof esc[1]));
     print_json_layers(&d[k], r->train);
     printf("}");
   }

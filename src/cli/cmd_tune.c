@@ -90,11 +90,13 @@ int cmd_tune(int argc, char **argv) {
   if (report) {
     double seconds[128];
     const an_status s = an_gemm_time_shapes(rt, shapes, n, seconds);
+    char esc[1024];
+    cli_json(rt->gemm_tuned ? rt->gemm_tuning : "untuned", esc, sizeof esc);
     for (int i = 0; s == AN_OK && i < n; i++)
       printf("{\"m\": %zu, \"n\": %zu, \"k\": %zu, \"trans_a\": %d, \"trans_b\": %d, \"count\": %d, "
              "\"seconds\": %.6f, \"gflops\": %.3f, \"tuning\": \"%s\"}\n",
              shapes[i].m, shapes[i].n, shapes[i].k, shapes[i].trans_a, shapes[i].trans_b, shapes[i].count, seconds[i],
-             2.0 * shapes[i].m * shapes[i].n * shapes[i].k / seconds[i] / 1e9, rt->gemm_tuned ? rt->gemm_tuning : "untuned");
+             2.0 * shapes[i].m * shapes[i].n * shapes[i].k / seconds[i] / 1e9, esc);
     an_runtime_destroy(rt);
     return s == AN_OK ? 0 : cli_fail("timing GEMMs");
   }

@@ -40,6 +40,26 @@ int cli_fail(const char *what) {
   return 1;
 }
 
+const char *cli_json(const char *s, char *buf, size_t size) {
+  size_t used = 0;
+  for (; s && *s; s++) {
+    const unsigned char c = (unsigned char)*s;
+    char piece[8];
+    if (c == '"' || c == '\\')
+      snprintf(piece, sizeof piece, "\\%c", c);
+    else if (c < 0x20)
+      snprintf(piece, sizeof piece, "\\u%04x", c);
+    else
+      piece[0] = (char)c, piece[1] = '\0';
+    const size_t len = strlen(piece);
+    if (used + len >= size) break;
+    memcpy(buf + used, piece, len);
+    used += len;
+  }
+  if (size) buf[used] = '\0';
+  return buf;
+}
+
 int cli_open_devices(const char *spec, int separate_contexts, an_runtime **rt0, an_runtime **rt1) {
   *rt0 = *rt1 = NULL;
   if (!spec || !*spec) spec = getenv("ALEXNET_DEVICE");
