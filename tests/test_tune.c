@@ -89,6 +89,12 @@ static void test_file_and_switching(void **state) {
   fprintf(f, "Some Other GPU\t9.9\tGEMMK=0 KREG=1 KWG=32 KWI=2 MDIMA=8 MDIMC=8 MWG=64 NDIMB=8 NDIMC=8 NWG=64 SA=1 SB=1 "
              "STRM=0 STRN=0 VWM=4 VWN=4 MIN_INDIRECT=384\t1.00 GFLOP/s\n");
   fprintf(f, "%s\t%s\tshape=QQ,1,2,3\tGEMMK=0\n", probe->info.name, probe->info.driver_version);
+  char text_a[512], text_b[512];
+  an_gemm_config_format(&config_a, text_a, sizeof text_a);
+  an_gemm_config_format(&config_b, text_b, sizeof text_b);
+  /* an earlier tuning's shapes: one this tuning does not have (kept), one it has (replaced) */
+  fprintf(f, "%s\t%s\tshape=NN,7,8,9\t%s\n", probe->info.name, probe->info.driver_version, text_b);
+  fprintf(f, "%s\t%s\tshape=NN,40,50,300\t%s\n", probe->info.name, probe->info.driver_version, text_a);
   fclose(f);
 
   an_tune_result r = {0};
@@ -103,15 +109,24 @@ static void test_file_and_switching(void **state) {
   shapes[3] = shape_config(0, 0, 9, 9, 9, big);
   shapes[3].config.v[6] = 24;
   r.shapes = shapes, r.n_shapes = 4, r.best_gflops = 2, r.fallback_gflops = 1;
-  TEST_OK(an_tuning_save(probe, path, &r));
+  TEST_OK(an_tuning_save(probe, path, &r, 1));
   an_runtime_destroy(probe);
   const char *text = slurp(path);
   printf("%s", text);
   assert_non_null(strstr(text, "Some Other GPU\t9.9\t"));
   assert_non_null(strstr(text, "shape=NN,40,50,300\t"));
   assert_non_null(strstr(text, "shape=NT,200,180,120\t"));
-  assert_null(strstr(text, "shape=TN,33,17,65"));
-  assert_null(strstr(text, "shape=QQ")); /* this device's old lines are replaced */
+  assert_non_null(strstr(text, "shape=TN,33,17,65\t"));
+  assert_non_null(strstr(text, "shape=NN,7,8,9\t"));   /* merged */
+  assert_null(strstr(text, "shape=QQ"));                /* a line that does not parse is dropped */
+  {
+    char want[700];
+    snprintf(want, sizeof want, "shape=NN,40,50,300\t%s", text_b); /* the new configuration, once */
+    const char *at = strstr(text, "shape=NN,40,50,300");
+    assert_non_null(at);
+    assert_int_equal(strncmp(at, want, strlen(want)), 0);
+    assert_null(strstr(at + 1, "shape=NN,40,50,300"));
+  }
 
   /* a line for this device that does not parse is ignored on load */
   f = fopen(path, "a");
@@ -128,10 +143,10 @@ static void test_file_and_switching(void **state) {
   rt = test_runtime();
   unsetenv("ALEXNET_TUNING_FILE");
   assert_true(rt->gemm_tuned);
-  assert_int_equal(an_gemm_tuned_shapes(rt), 2); /* NN 40x50x300 and NT 200x180x120; 9x9x9 is invalid */
+  assert_int_equal(an_gemm_tuned_shapes(rt), 4); /* 40x50x300, 200x180x120, 33x17x65, 7x8x9; 9x9x9 is invalid */
   printf("tuning: %s\n", rt->gemm_tuning);
   assert_non_null(strstr(rt->gemm_tuning, "MWG=16"));
-  assert_non_null(strstr(rt->gemm_tuning, "2 shapes with their own"));
+  assert_non_null(strstr(rt->gemm_tuning, "4 shapes with their own"));
 
   assert_int_equal(an_gemm_dw_slice(rt, 48, 363, 6050), 512);
   assert_int_equal(an_gemm_dw_slice(rt, 48, 363, 100), AN_CONV_DW_SLICE);
@@ -149,6 +164,13 @@ static void test_file_and_switching(void **state) {
   check_gemm(rt, 1, 0, 33, 17, 65, 3);
   check_gemm(rt, 0, 0, 40, 50, 300, 4);
   check_gemm(rt, 1, 1, 130, 140, 150, 5);
+  /* saved without merging, the earlier tuning's shape goes; other devices stay */
+  r.n_shapes = 3;
+  TEST_OK(an_tuning_save(rt, path, &r, 0));
+  text = slurp(path);
+  assert_null(strstr(text, "shape=NN,7,8,9"));
+  assert_non_null(strstr(text, "shape=NN,40,50,300\t"));
+  assert_non_null(strstr(text, "Some Other GPU\t9.9\t"));
   an_runtime_destroy(rt);
   unlink(path);
 }
@@ -181,7 +203,7 @@ static void test_search(void **state) {
   /* saved and loaded again, the same configurations come back */
   char path[128];
   path_in_dir(path, sizeof path, "searched.txt");
-  TEST_OK(an_tuning_save(rt, path, &r));
+  TEST_OK(an_tuning_save(rt, path, &r, 0));
   an_gemm_config fallback;
   int applied = 0;
   TEST_OK(an_tuning_load(rt, path, &applied, &fallback));

@@ -70,9 +70,11 @@ void an_tuning_path(char *buf, size_t size);
 an_status an_tuning_load(an_runtime *rt, const char *path, int *applied, an_gemm_config *config);
 
 typedef struct an_tune_result an_tune_result;
-/* Replaces (or adds) rt's device's entries (the fallback and the per-shape lines), atomically
- * (temporary file, fsync, rename); other devices' lines are kept. */
-an_status an_tuning_save(const an_runtime *rt, const char *path, const an_tune_result *r);
+/* Writes rt's device's entries (the fallback, the per-shape and slice-width lines), atomically
+ * (temporary file, fsync, rename); other devices' lines are kept. With merge, so are this device's
+ * lines for shapes and reductions r does not have (earlier tunings of other models or batches);
+ * without, they are dropped. The fallback is always r's. */
+an_status an_tuning_save(const an_runtime *rt, const char *path, const an_tune_result *r, int merge);
 
 /* Makes CLBlast's next GEMM on rt's device use the tuning's configuration for this shape (its own
  * entry, else the fallback); a no-op when rt is untuned or the configuration is already in effect.

@@ -40,6 +40,8 @@ static void help(void) {
          "  --seed S          seed of the random candidates                (default 1)\n"
          "  --device D        P:D index or name substring\n"
          "  --dry-run         search and report, but do not store\n"
+         "  --fresh           drop the device's earlier per-shape entries (default: keep those of shapes\n"
+         "                    this run did not tune, so tunings of several models and batches add up)\n"
          "  --report          no search: time each GEMM shape of the step with the tuning in effect and\n"
          "                    print one JSON line per shape (tools/gemm_compare.py reads them)\n");
 }
@@ -49,12 +51,12 @@ int cmd_tune(int argc, char **argv) {
       {"model", required_argument, NULL, 'm'},      {"batch", required_argument, NULL, 'b'},
       {"candidates", required_argument, NULL, 'n'}, {"seed", required_argument, NULL, 'r'},
       {"device", required_argument, NULL, 'd'},     {"dry-run", no_argument, NULL, 'x'},
-      {"report", no_argument, NULL, 'p'},
+      {"report", no_argument, NULL, 'p'},           {"fresh", no_argument, NULL, 'f'},
       {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
   const char *model = "alexnet", *device = NULL;
-  int batch = 16, candidates = 24, dry = 0, report = 0, c;
+  int batch = 16, candidates = 24, dry = 0, report = 0, fresh = 0, c;
   unsigned long long seed = 1;
-  while ((c = getopt_long(argc, argv, "m:b:n:r:d:xph", opts, NULL)) != -1) {
+  while ((c = getopt_long(argc, argv, "m:b:n:r:d:xpfh", opts, NULL)) != -1) {
     switch (c) {
       case 'm': model = optarg; break;
       case 'b': batch = atoi(optarg); break;
@@ -63,6 +65,7 @@ int cmd_tune(int argc, char **argv) {
       case 'd': device = optarg; break;
       case 'x': dry = 1; break;
       case 'p': report = 1; break;
+      case 'f': fresh = 1; break;
       case 'h': help(); return 0;
       default: fprintf(stderr, "see: alexnet tune --help\n"); return 2;
     }
@@ -146,7 +149,7 @@ int cmd_tune(int argc, char **argv) {
     printf("no candidate beat the untuned default: nothing stored\n");
   } else if (dry) {
     printf("dry run: not stored\n");
-  } else if (an_tuning_save(rt, path, &result) != AN_OK) {
+  } else if (an_tuning_save(rt, path, &result, !fresh) != AN_OK) {
     rc = cli_fail("storing the tuning");
   } else {
     printf("stored in %s; every later run on this device applies it\n", path);

@@ -287,23 +287,56 @@ static void format_shape(const an_gemm_shape_config *e, char *buf, size_t size) 
   snprintf(buf, size, "shape=%c%c,%zu,%zu,%zu", e->trans_a ? 'T' : 'N', e->trans_b ? 'T' : 'N', e->m, e->n, e->k);
 }
 
-an_status an_tuning_save(const an_runtime *rt, const char *path, const an_tune_result *r) {
+/* Is this device line one of r's shapes or reductions (then r's value replaces it)? */
+static int line_in_result(const char *rest, const an_tune_result *r) {
+  char buf[2048];
+  snprintf(buf, sizeof buf, "%s", rest);
+  char *tab = strchr(buf, '\t');
+  if (tab) *tab = '\0';
+  an_gemm_shape_config e;
+  if (parse_shape(buf, &e)) {
+    for (int i = 0; i < r->n_shapes; i++)
+      if (r->shapes[i].m == e.m && r->shapes[i].n == e.n && r->shapes[i].k == e.k &&
+          r->shapes[i].trans_a == e.trans_a && r->shapes[i].trans_b == e.trans_b)
+        return 1;
+    return 0;
+  }
+  unsigned long long m, n, ncols;
+  if (sscanf(buf, "dwslice=%llu,%llu,%llu", &m, &n, &ncols) == 3) {
+    for (int i = 0; i < r->n_slices; i++)
+      if (r->slices[i].m == m && r->slices[i].n == n && r->slices[i].ncols == ncols) return 1;
+    return 0;
+  }
+  return 1; /* the fallback line, or one that does not parse: replaced */
+}
+
+an_status an_tuning_save(const an_runtime *rt, const char *path, const an_tune_result *r, int merge) {
   char key[512], tmp[4200], params[1024], shape[128], line[2048];
   device_key(&rt->info, key, sizeof key);
+  const size_t key_len = strlen(key);
   AN_TRY(an_make_parent_dirs(path));
   snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
   FILE *out = fopen(tmp, "w");
   if (!out) return an_error(AN_ERR_IO, __FILE__, __LINE__, "cannot write %s: %s", tmp, strerror(errno));
   FILE *in = fopen(path, "r");
-  if (in) { /* keep the other devices' entries */
-    while (fgets(line, sizeof line, in))
-      if (strncmp(line, key, strlen(key)) || line[strlen(key)] != '\t') fputs(line, out);
+  if (in) { /* keep the other devices' entries, and with merge this device's other shapes */
+    while (fgets(line, sizeof line, in)) {
+      const int mine = !strncmp(line, key, key_len) && line[key_len] == '\t';
+      if (!mine) fputs(line, out);
+    }
     fclose(in);
   }
   an_gemm_config_format(&r->best, params, sizeof params);
   fprintf(out, "%s\t%s\t%.2f GFLOP/s (fallback %.2f)\n", key, params, r->best_gflops, r->fallback_gflops);
+  if (merge && (in = fopen(path, "r"))) { /* earlier tunings' shapes (other models, batches) stay */
+    while (fgets(line, sizeof line, in)) {
+      line[strcspn(line, "\r\n")] = '\0';
+      if (!strncmp(line, key, key_len) && line[key_len] == '\t' && !line_in_result(line + key_len + 1, r))
+        fprintf(out, "%s\n", line);
+    }
+    fclose(in);
+  }
   for (int i = 0; i < r->n_shapes; i++) {
-    if (!memcmp(&r->shapes[i].config, &r->best, sizeof r->best)) continue; /* the fallback's own */
     format_shape(&r->shapes[i], shape, sizeof shape);
     an_gemm_config_format(&r->shapes[i].config, params, sizeof params);
     fprintf(out, "%s\t%s\t%s\n", key, shape, params);
