@@ -444,16 +444,25 @@ static CLBlastStatusCode run_gemm(an_runtime *rt, const an_gemm_shape *s, bench_
 /* One run of each shape (after a warm-up run that also builds the kernels) into seconds[i]. Returns 0,
  * -1 when a GEMM fails, -2 when a result differs from the untuned one. With record, stores the results
  * as the reference instead. A shape whose warm-up already took more than 3x limit[i] (when limit is
- * given) is not run again: the warm-up's time stands (a clearly slow candidate costs one run). */
+ * given) is not run again: the warm-up's time stands (a clearly slow candidate costs one run). With
+ * may_stop, a candidate whose warm-ups so far took over 4x the limits' sum (+1 s) stops there: returns
+ * 1, the shapes left at HUGE_VAL. */
 static int time_each(an_runtime *rt, const an_gemm_shape *shapes, int n, bench_bufs *bb, int record,
-                     const double *limit, double *seconds) {
+                     const double *limit, int may_stop, double *seconds) {
   /* the first GEMM under a configuration builds its program (seconds on a CPU device): not timed */
   if (n > 0 && (run_gemm(rt, &shapes[0], bb) != CLBlastSuccess || clFinish(rt->queue) != CL_SUCCESS)) return -1;
+  double spent_all = 0, limit_all = 0;
   for (int i = 0; i < n; i++) {
     const an_gemm_shape *s = &shapes[i];
+    if (may_stop && limit && spent_all > 4 * limit_all + 1.0) { /* far behind the best: not worth finishing */
+      for (int j = i; j < n; j++) seconds[j] = HUGE_VAL;
+      return 1;
+    }
     double t0 = an_seconds();
     if (run_gemm(rt, s, bb) != CLBlastSuccess || clFinish(rt->queue) != CL_SUCCESS) return -1; /* warm-up */
     seconds[i] = an_seconds() - t0;
+    spent_all += seconds[i];
+    if (limit) limit_all += limit[i];
     if (!limit || !(seconds[i] > 3 * limit[i])) {
       /* the fastest of up to 3 runs, while they take under 50 ms together (small GEMMs are noisy) */
       double spent = 0;
@@ -488,7 +497,8 @@ static double shapes_flop(const an_gemm_shape *shapes, int n) {
 
 static double weighted(const an_gemm_shape *shapes, int n, const double *seconds) {
   double t = 0;
-  for (int i = 0; i < n; i++) t += seconds[i] * shapes[i].count;
+  for (int i = 0; i < n; i++)
+    if (shapes[i].count) t += seconds[i] * shapes[i].count; /* count 0: timed, not in the step (inf · 0) */
   return t;
 }
 
@@ -598,7 +608,7 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
   AN_TRY_GOTO(an_write(rt, an_at(bb.b, 0), host, max_b));
 
   const double flop = shapes_flop(shapes, n_shapes);
-  if (time_each(rt, shapes, n_shapes, &bb, 1, NULL, secs) != 0) { /* untuned: the reference and the floor */
+  if (time_each(rt, shapes, n_shapes, &bb, 1, NULL, 0, secs) != 0) { /* untuned: the reference and the floor */
     status = an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "the untuned GEMM failed on the model's shapes");
     goto cleanup;
   }
@@ -609,7 +619,7 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
 
   /* CLBlast's direct kernel on every shape (its own parameters stay CLBlast's) */
   int rc = -1;
-  if (apply_min_indirect(rt, AN_GEMM_DIRECT) == AN_OK) rc = time_each(rt, shapes, n_shapes, &bb, 0, best, secs + ns);
+  if (apply_min_indirect(rt, AN_GEMM_DIRECT) == AN_OK) rc = time_each(rt, shapes, n_shapes, &bb, 0, best, 0, secs + ns);
   ok[1] = rc == 0;
   if (ok[1])
     for (size_t i = 0; i < ns; i++)
@@ -647,8 +657,8 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
     result->n_tried++;
     cands[k].min_indirect_size = 1;
     rc = -1;
-    if (an_gemm_config_apply(rt, &cands[k]) == AN_OK) rc = time_each(rt, shapes, n_shapes, &bb, 0, best, t);
-    ok[2 + k] = rc == 0;
+    if (an_gemm_config_apply(rt, &cands[k]) == AN_OK) rc = time_each(rt, shapes, n_shapes, &bb, 0, best, 1, t);
+    ok[2 + k] = rc >= 0;
     if (!ok[2 + k]) {
       result->n_rejected++;
     } else {
@@ -660,7 +670,8 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
     if (progress)
       progress(user, k + 1, max_candidates, &cands[k], ok[2 + k] ? flop / weighted(shapes, n_shapes, t) / 1e9 : 0,
                flop / weighted(shapes, n_shapes, best) / 1e9,
-               rc == -2 ? "wrong results: rejected" : rc < 0 ? "failed: rejected" : "");
+               rc == -2 ? "wrong results: rejected" : rc < 0 ? "failed: rejected"
+                                                             : rc == 1 ? "far slower than the best: stopped" : "");
   }
   /* the fallback: the candidate and threshold fastest on all shapes together */
   static const size_t thresholds[] = {1, 128, 384, 1536};
@@ -672,8 +683,8 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
       if (th > 0 && !ok[1]) break;
       double total = 0;
       for (size_t i = 0; i < ns; i++)
-        total += shapes[i].count * (goes_direct(&shapes[i], thresholds[th]) ? secs[ns + i] : secs[(2 + c) * ns + i]);
-      if (fallback_secs < 0 || total < fallback_secs) {
+        if (shapes[i].count) total += shapes[i].count * (goes_direct(&shapes[i], thresholds[th]) ? secs[ns + i] : secs[(2 + c) * ns + i]);
+      if (isfinite(total) && (fallback_secs < 0 || total < fallback_secs)) {
         fallback_secs = total, fb = c;
         result->best = cands[c];
         result->best.min_indirect_size = thresholds[th];
@@ -703,7 +714,7 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
     if ((pick < 0 && fb_direct) || (pick == fb && !fb_direct)) e->config = result->best;
     result->shape_seconds[i] = secs[i];
     result->shape_seconds[ns + i] = t;
-    total += t * sh->count;
+    if (sh->count) total += t * sh->count;
   }
   result->n_shapes = n_shapes;
   result->best_gflops = flop / total / 1e9;
