@@ -105,7 +105,7 @@ static void test_file_and_switching(void **state) {
   an_gemm_config big = config_b; /* an invalid value for this kernel: MWG not a multiple of MDIMC·VWM */
   shapes[0] = shape_config(0, 0, 40, 50, 300, config_b); /* indirect, 32x32 tiles: padded, needs scratch */
   shapes[1] = shape_config(0, 1, 200, 180, 120, direct); /* large enough for the indirect kernel, sent direct */
-  shapes[2] = shape_config(1, 0, 33, 17, 65, config_a);  /* the fallback's own: not written */
+  shapes[2] = shape_config(1, 0, 33, 17, 65, config_a);  /* the fallback's own */
   shapes[3] = shape_config(0, 0, 9, 9, 9, big);
   shapes[3].config.v[6] = 24;
   r.shapes = shapes, r.n_shapes = 4, r.best_gflops = 2, r.fallback_gflops = 1;
@@ -119,6 +119,13 @@ static void test_file_and_switching(void **state) {
   assert_non_null(strstr(text, "shape=TN,33,17,65\t"));
   assert_non_null(strstr(text, "shape=NN,7,8,9\t"));   /* merged */
   assert_null(strstr(text, "shape=QQ"));                /* a line that does not parse is dropped */
+  {
+    /* the fallback is the file's last line: a loader older than the per-shape lines keeps the last
+     * line it can parse */
+    const char *last = text + strlen(text) - 1;
+    while (last > text && last[-1] != '\n') last--;
+    assert_non_null(strstr(last, "MIN_INDIRECT=128\t2.00 GFLOP/s"));
+  }
   {
     char want[700];
     snprintf(want, sizeof want, "shape=NN,40,50,300\t%s", text_b); /* the new configuration, once */
@@ -182,7 +189,8 @@ static void test_search(void **state) {
   setenv("ALEXNET_NO_TUNING", "1", 1);
   an_runtime *rt = test_runtime();
   unsetenv("ALEXNET_NO_TUNING");
-  const an_gemm_shape shapes[] = {{0, 0, 64, 96, 160, 2}, {0, 1, 24, 40, 300, 1}};
+  /* the second reads rows of wider matrices, as the weight gradient's slices do */
+  const an_gemm_shape shapes[] = {{0, 0, 64, 96, 160, 2, 0}, {0, 1, 24, 40, 300, 1, 512}};
   an_tune_result r;
   TEST_OK(an_tune_gemm(rt, shapes, 2, 2, 1, NULL, NULL, &r));
   printf("untuned %.2f, fallback %.2f, per shape %.2f GFLOP/s; %d tried, %d rejected\n", r.default_gflops,
@@ -220,7 +228,7 @@ static void test_search(void **state) {
 static void test_slice_widths(void **state) {
   (void)state;
   const an_dw_reduction red[] = {{48, 363, 3000, 2, 1024}, {64, 100, 700, 1, 1024}};
-  an_gemm_shape shapes[64] = {{0, 0, 8, 8, 8, 1}};
+  an_gemm_shape shapes[64] = {{0, 0, 8, 8, 8, 1, 0}};
   const int n = an_tune_dw_shapes(red, 2, shapes, 1, 64);
   /* 3000: widths 256..2048 and their remainders (184, 440, 952; 2048 leaves 952 too), then 3000
    * itself: 8 shapes; 700: 256, 512 (remainders 188, 188: one shape) and 700: 4 */
@@ -229,7 +237,8 @@ static void test_slice_widths(void **state) {
     found_3000 += shapes[i].m == 48 && shapes[i].k == 3000;
     found_952 += shapes[i].m == 48 && shapes[i].k == 952;
     found_700 += shapes[i].m == 64 && shapes[i].k == 700;
-    zero_counts &= shapes[i].count == 0 && !shapes[i].trans_a && shapes[i].trans_b;
+    zero_counts &= shapes[i].count == 0 && !shapes[i].trans_a && shapes[i].trans_b &&
+                   shapes[i].ld == (shapes[i].m == 48 ? 3000u : 700u); /* rows of the whole reduction */
   }
   assert_int_equal(n, 1 + 8 + 4);
   assert_true(found_3000 == 1 && found_952 == 1 && found_700 == 1 && zero_counts);
@@ -258,8 +267,9 @@ static void test_slice_widths(void **state) {
 int main(void) {
   snprintf(dir, sizeof dir, "/tmp/an_tune_XXXXXX");
   if (!mkdtemp(dir)) return 1;
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_slice_widths), cmocka_unit_test(test_file_and_switching),
-                                     cmocka_unit_test(test_search)};
+  /* the search first: it measures CLBlast's untuned default, before any override in this process */
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_search), cmocka_unit_test(test_slice_widths),
+                                     cmocka_unit_test(test_file_and_switching)};
   const int failed = cmocka_run_group_tests(tests, NULL, NULL);
   rmdir(dir);
   return failed;

@@ -27,6 +27,8 @@ typedef struct an_gemm_shape {
   int trans_a, trans_b;
   size_t m, n, k;
   int count; /* how many times a step runs it */
+  size_t ld; /* both operands' leading dimension when not packed (the weight gradient's slices read
+              * rows of the whole chunk: ld = its columns); 0: packed */
 } an_gemm_shape;
 
 /* One shape's own configuration (the tuning's per-shape entries). */

@@ -489,7 +489,7 @@ an_status an_net_read_grads(an_net *net, float *grads) {
 
 /* ---- the GEMMs a step runs, for tuning ---- */
 static int add_shape(an_gemm_shape *shapes, int n, int max, int ta, int tb, size_t m, size_t nn, size_t k,
-                     int count) {
+                     int count, size_t ld) {
   for (int i = 0; i < n; i++)
     if (shapes[i].trans_a == ta && shapes[i].trans_b == tb && shapes[i].m == m && shapes[i].n == nn &&
         shapes[i].k == k) {
@@ -497,7 +497,7 @@ static int add_shape(an_gemm_shape *shapes, int n, int max, int ta, int tb, size
       return n;
     }
   if (n == max) return n;
-  const an_gemm_shape s = {ta, tb, m, nn, k, count};
+  const an_gemm_shape s = {ta, tb, m, nn, k, count, ld};
   shapes[n] = s;
   return n + 1;
 }
@@ -535,17 +535,18 @@ int an_net_gemm_shapes(const an_net *net, an_gemm_shape *shapes, int max_shapes)
       const size_t ocg = (size_t)d.oc / d.groups, ckkg = (size_t)(d.c / d.groups) * d.kh * d.kw;
       for (int n0 = 0; n0 < d.n; n0 += chunk) {
         const size_t ncols = (size_t)(d.n - n0 < chunk ? d.n - n0 : chunk) * d.oh * d.ow;
-        n = add_shape(shapes, n, max_shapes, 0, 0, ocg, ncols, ckkg, d.groups);
+        n = add_shape(shapes, n, max_shapes, 0, 0, ocg, ncols, ckkg, d.groups, 0);
         const size_t width = an_gemm_dw_slice(net->rt, ocg, ckkg, ncols);
         for (size_t j0 = 0; j0 < ncols; j0 += width) /* the weight gradient's slices */
-          n = add_shape(shapes, n, max_shapes, 0, 1, ocg, ckkg, ncols - j0 < width ? ncols - j0 : width, d.groups);
-        if (i > 0) n = add_shape(shapes, n, max_shapes, 1, 0, ckkg, ncols, ocg, d.groups);
+          n = add_shape(shapes, n, max_shapes, 0, 1, ocg, ckkg, ncols - j0 < width ? ncols - j0 : width, d.groups,
+                        ncols);
+        if (i > 0) n = add_shape(shapes, n, max_shapes, 1, 0, ckkg, ncols, ocg, d.groups, 0);
       }
     } else if (L->desc->kind == AN_LAYER_FC) {
       const size_t in = (size_t)L->in_c * L->in_h * L->in_w, out = (size_t)L->out_c, b = (size_t)net->batch;
-      n = add_shape(shapes, n, max_shapes, 0, 1, b, out, in, 1);
-      n = add_shape(shapes, n, max_shapes, 1, 0, out, in, b, 1);
-      n = add_shape(shapes, n, max_shapes, 0, 0, b, in, out, 1);
+      n = add_shape(shapes, n, max_shapes, 0, 1, b, out, in, 1, 0);
+      n = add_shape(shapes, n, max_shapes, 1, 0, out, in, b, 1, 0);
+      n = add_shape(shapes, n, max_shapes, 0, 0, b, in, out, 1, 0);
     }
   }
   return n;

@@ -1,6 +1,7 @@
 /* GEMM tuning: CLBlast's Xgemm parameters searched on a model's own GEMM shapes, checked against the
  * untuned results, cached per device and driver, applied at startup. */
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,17 +19,59 @@ const char *const an_xgemm_param_names[AN_XGEMM_N_PARAMS] = {
     "NDIMC", "NWG",  "SA",  "SB",  "STRM",  "STRN",  "VWM", "VWN"};
 enum { GEMMK, KREG, KWG, KWI, MDIMA, MDIMC, MWG, NDIMB, NDIMC, NWG, SA, SB, STRM, STRN, VWM, VWN };
 
-an_status an_gemm_config_apply(an_runtime *rt, const an_gemm_config *c) {
-  CLBlastStatusCode rc = CLBlastOverrideParameters(rt->info.device, "Xgemm", CLBlastPrecisionSingle,
-                                                   AN_XGEMM_N_PARAMS, (const char **)an_xgemm_param_names, c->v);
-  if (rc != CLBlastSuccess) return an_error((an_status)rc, __FILE__, __LINE__, "CLBlastOverrideParameters(Xgemm)");
-  if (c->min_indirect_size) {
-    const char *name[] = {"XGEMM_MIN_INDIRECT_SIZE"};
-    rc = CLBlastOverrideParameters(rt->info.device, "GemmRoutine", CLBlastPrecisionSingle, 1, name,
-                                   &c->min_indirect_size);
-    if (rc != CLBlastSuccess)
-      return an_error((an_status)rc, __FILE__, __LINE__, "CLBlastOverrideParameters(GemmRoutine)");
+/* CLBlast keeps one override per cl_device_id for the whole process. What is in effect is recorded per
+ * device here (not per runtime), so that two runtimes on one device never skip a switch the other one
+ * undid. Every override of this file goes through set_xgemm / set_min_indirect. */
+static pthread_mutex_t in_effect_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct in_effect {
+  cl_device_id device;
+  an_gemm_config config;
+  int has_v, has_min;
+} in_effect[32];
+
+static struct in_effect *in_effect_of(cl_device_id device) { /* under the lock; NULL when full */
+  for (size_t i = 0; i < sizeof in_effect / sizeof in_effect[0]; i++) {
+    if (in_effect[i].device == device) return &in_effect[i];
+    if (!in_effect[i].device) {
+      in_effect[i].device = device;
+      return &in_effect[i];
+    }
   }
+  return NULL;
+}
+
+/* Overrides CLBlast's Xgemm parameters (only_if_changed: skipped when already in effect). */
+static an_status set_xgemm(an_runtime *rt, const size_t *v, int only_if_changed) {
+  pthread_mutex_lock(&in_effect_lock);
+  struct in_effect *e = in_effect_of(rt->info.device);
+  CLBlastStatusCode rc = CLBlastSuccess;
+  if (!only_if_changed || !e || !e->has_v || memcmp(e->config.v, v, sizeof e->config.v)) {
+    rc = CLBlastOverrideParameters(rt->info.device, "Xgemm", CLBlastPrecisionSingle, AN_XGEMM_N_PARAMS,
+                                   (const char **)an_xgemm_param_names, v);
+    if (e) e->has_v = rc == CLBlastSuccess, memcpy(e->config.v, v, sizeof e->config.v);
+  }
+  pthread_mutex_unlock(&in_effect_lock);
+  if (rc != CLBlastSuccess) return an_error((an_status)rc, __FILE__, __LINE__, "CLBlastOverrideParameters(Xgemm)");
+  return AN_OK;
+}
+
+static an_status set_min_indirect(an_runtime *rt, size_t size, int only_if_changed) {
+  pthread_mutex_lock(&in_effect_lock);
+  struct in_effect *e = in_effect_of(rt->info.device);
+  CLBlastStatusCode rc = CLBlastSuccess;
+  if (!only_if_changed || !e || !e->has_min || e->config.min_indirect_size != size) {
+    const char *name[] = {"XGEMM_MIN_INDIRECT_SIZE"};
+    rc = CLBlastOverrideParameters(rt->info.device, "GemmRoutine", CLBlastPrecisionSingle, 1, name, &size);
+    if (e) e->has_min = rc == CLBlastSuccess, e->config.min_indirect_size = size;
+  }
+  pthread_mutex_unlock(&in_effect_lock);
+  if (rc != CLBlastSuccess) return an_error((an_status)rc, __FILE__, __LINE__, "CLBlastOverrideParameters(GemmRoutine)");
+  return AN_OK;
+}
+
+an_status an_gemm_config_apply(an_runtime *rt, const an_gemm_config *c) {
+  AN_TRY(set_xgemm(rt, c->v, 0));
+  if (c->min_indirect_size) AN_TRY(set_min_indirect(rt, c->min_indirect_size, 0));
   return AN_OK;
 }
 
@@ -98,8 +141,8 @@ static void device_key(const an_device_info *info, char *buf, size_t size) {
 /* ---- the per-shape table a runtime switches through ---- */
 
 struct an_gemm_table {
+  int has_fallback;              /* 0: only slice widths (an_gemm_set_dw_slice on an untuned runtime) */
   an_gemm_config fallback;       /* shapes without an entry */
-  an_gemm_config current;        /* what CLBlast has now on this device (after the last switch) */
   int n, cap;
   an_gemm_shape_config *entries; /* (n) */
   int n_slices, cap_slices;
@@ -160,17 +203,9 @@ static int parse_slice(const char *key, const char *value, an_dw_reduction *r) {
 
 int an_gemm_tuned_shapes(const an_runtime *rt) { return rt->gemm_table ? rt->gemm_table->n : 0; }
 
-static an_status apply_min_indirect(an_runtime *rt, size_t size) {
-  const char *name[] = {"XGEMM_MIN_INDIRECT_SIZE"};
-  const CLBlastStatusCode rc =
-      CLBlastOverrideParameters(rt->info.device, "GemmRoutine", CLBlastPrecisionSingle, 1, name, &size);
-  if (rc != CLBlastSuccess) return an_error((an_status)rc, __FILE__, __LINE__, "CLBlastOverrideParameters(GemmRoutine)");
-  return AN_OK;
-}
-
 an_status an_gemm_select(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k) {
   struct an_gemm_table *t = rt->gemm_table;
-  if (!t || !t->n) return AN_OK;
+  if (!t || !t->has_fallback) return AN_OK;
   const an_gemm_config *want = &t->fallback;
   for (int i = 0; i < t->n; i++) {
     const an_gemm_shape_config *e = &t->entries[i];
@@ -179,16 +214,8 @@ an_status an_gemm_select(an_runtime *rt, int trans_a, int trans_b, size_t m, siz
       break;
     }
   }
-  if (memcmp(want->v, t->current.v, sizeof want->v)) {
-    const CLBlastStatusCode rc = CLBlastOverrideParameters(rt->info.device, "Xgemm", CLBlastPrecisionSingle,
-                                                           AN_XGEMM_N_PARAMS, (const char **)an_xgemm_param_names, want->v);
-    if (rc != CLBlastSuccess) return an_error((an_status)rc, __FILE__, __LINE__, "CLBlastOverrideParameters(Xgemm)");
-    memcpy(t->current.v, want->v, sizeof want->v);
-  }
-  if (want->min_indirect_size && want->min_indirect_size != t->current.min_indirect_size) {
-    AN_TRY(apply_min_indirect(rt, want->min_indirect_size));
-    t->current.min_indirect_size = want->min_indirect_size;
-  }
+  AN_TRY(set_xgemm(rt, want->v, 1));
+  if (want->min_indirect_size) AN_TRY(set_min_indirect(rt, want->min_indirect_size, 1));
   return AN_OK;
 }
 
@@ -262,7 +289,8 @@ an_status an_tuning_load(an_runtime *rt, const char *path, int *applied, an_gemm
       }
       continue;
     }
-    if (parse_config(params, &c) && config_valid(&c, &rt->info)) found = 1;
+    an_gemm_config parsed; /* a bad line must not spoil a good one read before it */
+    if (parse_config(params, &parsed) && config_valid(&parsed, &rt->info)) c = parsed, found = 1;
   }
   fclose(f);
   if (!found) { /* per-shape lines without their fallback are not used either */
@@ -274,7 +302,7 @@ an_status an_tuning_load(an_runtime *rt, const char *path, int *applied, an_gemm
     an_gemm_table_free(t);
     return status;
   }
-  t->fallback = t->current = c;
+  t->fallback = c, t->has_fallback = 1;
   if (!c.min_indirect_size) t->n = 0; /* a fallback that leaves CLBlast's threshold cannot be switched back to */
   an_gemm_table_free(rt->gemm_table);
   rt->gemm_table = t;
@@ -326,8 +354,6 @@ an_status an_tuning_save(const an_runtime *rt, const char *path, const an_tune_r
     }
     fclose(in);
   }
-  an_gemm_config_format(&r->best, params, sizeof params);
-  fprintf(out, "%s\t%s\t%.2f GFLOP/s (fallback %.2f)\n", key, params, r->best_gflops, r->fallback_gflops);
   if (merge && (in = fopen(path, "r"))) { /* earlier tunings' shapes (other models, batches) stay */
     while (fgets(line, sizeof line, in)) {
       line[strcspn(line, "\r\n")] = '\0';
@@ -344,6 +370,9 @@ an_status an_tuning_save(const an_runtime *rt, const char *path, const an_tune_r
   for (int i = 0; i < r->n_slices; i++)
     fprintf(out, "%s\tdwslice=%zu,%zu,%zu\twidth=%zu\n", key, r->slices[i].m, r->slices[i].n, r->slices[i].ncols,
             r->slices[i].width);
+  /* the fallback last: a loader older than the per-shape lines keeps the last line it could parse */
+  an_gemm_config_format(&r->best, params, sizeof params);
+  fprintf(out, "%s\t%s\t%.2f GFLOP/s (fallback %.2f)\n", key, params, r->best_gflops, r->fallback_gflops);
   const int bad = fflush(out) != 0 || fsync(fileno(out)) != 0;
   if (fclose(out) != 0 || bad || rename(tmp, path) != 0) {
     remove(tmp);
@@ -356,11 +385,11 @@ an_status an_tuning_save(const an_runtime *rt, const char *path, const an_tune_r
 
 static const size_t dw_widths[] = {256, 512, 1024, 2048, 4096, 8192, 16384};
 
-static int add_timed_shape(an_gemm_shape *shapes, int n, int max, size_t m, size_t nn, size_t k) {
+static int add_timed_shape(an_gemm_shape *shapes, int n, int max, size_t m, size_t nn, size_t k, size_t ld) {
   for (int i = 0; i < n; i++)
     if (!shapes[i].trans_a && shapes[i].trans_b && shapes[i].m == m && shapes[i].n == nn && shapes[i].k == k) return n;
   if (n == max) return n;
-  const an_gemm_shape s = {0, 1, m, nn, k, 0};
+  const an_gemm_shape s = {0, 1, m, nn, k, 0, ld};
   shapes[n] = s;
   return n + 1;
 }
@@ -369,8 +398,9 @@ int an_tune_dw_shapes(const an_dw_reduction *red, int n_red, an_gemm_shape *shap
   for (int r = 0; r < n_red; r++)
     for (size_t w = 0; w < sizeof dw_widths / sizeof dw_widths[0]; w++) {
       const size_t width = dw_widths[w] < red[r].ncols ? dw_widths[w] : red[r].ncols;
-      n = add_timed_shape(shapes, n, max, red[r].m, red[r].n, width);
-      if (red[r].ncols % width) n = add_timed_shape(shapes, n, max, red[r].m, red[r].n, red[r].ncols % width);
+      n = add_timed_shape(shapes, n, max, red[r].m, red[r].n, width, red[r].ncols);
+      if (red[r].ncols % width)
+        n = add_timed_shape(shapes, n, max, red[r].m, red[r].n, red[r].ncols % width, red[r].ncols);
       if (width == red[r].ncols) break;
     }
   return n;
@@ -434,8 +464,14 @@ typedef struct bench_bufs {
   size_t max_c;
 } bench_bufs;
 
+/* The operands' leading dimensions and sizes in floats (row-major, as the net lays them out). */
+static size_t shape_lda(const an_gemm_shape *s) { return s->ld ? s->ld : s->trans_a ? s->m : s->k; }
+static size_t shape_ldb(const an_gemm_shape *s) { return s->ld ? s->ld : s->trans_b ? s->k : s->n; }
+static size_t shape_a_floats(const an_gemm_shape *s) { return (s->trans_a ? s->k : s->m) * shape_lda(s); }
+static size_t shape_b_floats(const an_gemm_shape *s) { return (s->trans_b ? s->n : s->k) * shape_ldb(s); }
+
 static CLBlastStatusCode run_gemm(an_runtime *rt, const an_gemm_shape *s, bench_bufs *bb) {
-  const size_t lda = s->trans_a ? s->m : s->k, ldb = s->trans_b ? s->k : s->n;
+  const size_t lda = shape_lda(s), ldb = shape_ldb(s);
   return CLBlastSgemm(CLBlastLayoutRowMajor, s->trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
                       s->trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, s->m, s->n, s->k, 1.0f, bb->a, 0, lda,
                       bb->b, 0, ldb, 0.0f, bb->c, 0, s->n, &rt->queue, NULL);
@@ -583,8 +619,8 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
   size_t max_a = 0, max_b = 0;
   for (int i = 0; i < n_shapes; i++) {
     const an_gemm_shape *s = &shapes[i];
-    if (s->m * s->k > max_a) max_a = s->m * s->k;
-    if (s->k * s->n > max_b) max_b = s->k * s->n;
+    if (shape_a_floats(s) > max_a) max_a = shape_a_floats(s);
+    if (shape_b_floats(s) > max_b) max_b = shape_b_floats(s);
     if (s->m * s->n > bb.max_c) bb.max_c = s->m * s->n;
   }
   bb.got = malloc(bb.max_c * sizeof(float));
@@ -619,7 +655,7 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
 
   /* CLBlast's direct kernel on every shape (its own parameters stay CLBlast's) */
   int rc = -1;
-  if (apply_min_indirect(rt, AN_GEMM_DIRECT) == AN_OK) rc = time_each(rt, shapes, n_shapes, &bb, 0, best, 0, secs + ns);
+  if (set_min_indirect(rt, AN_GEMM_DIRECT, 0) == AN_OK) rc = time_each(rt, shapes, n_shapes, &bb, 0, best, 0, secs + ns);
   ok[1] = rc == 0;
   if (ok[1])
     for (size_t i = 0; i < ns; i++)
@@ -640,7 +676,7 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
   const int n_random = max_candidates / 2 > n_seeds ? max_candidates / 2 : n_seeds;
   int n_cands = 0, leader = -1, next_seed = 0;
   double leader_secs = 0;
-  if (apply_min_indirect(rt, 1) != AN_OK) max_candidates = 0; /* candidates run on the indirect kernel */
+  if (set_min_indirect(rt, 1, 0) != AN_OK) max_candidates = 0; /* candidates run on the indirect kernel */
   for (int c = 0; c < max_candidates; c++) {
     an_gemm_config next = {{0}, 0};
     int have = 0;
@@ -709,9 +745,12 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
       if (ok[2 + c] && (pick == -1 && !ok[1] ? 1 : secs[(2 + c) * ns + i] < t)) pick = c, t = secs[(2 + c) * ns + i];
     e->config = pick < 0 ? result->best : cands[pick];
     e->config.min_indirect_size = pick < 0 ? AN_GEMM_DIRECT : 1;
-    /* the same choice as the fallback's: keep its threshold, so switching to this shape costs nothing */
+    /* the same choice as the fallback's, or one under 5 % faster: the fallback (each distinct
+     * configuration costs a kernel build in every process that uses it) */
     const int fb_direct = goes_direct(sh, result->best.min_indirect_size);
-    if ((pick < 0 && fb_direct) || (pick == fb && !fb_direct)) e->config = result->best;
+    const double fb_t = fb_direct ? secs[ns + i] : secs[(size_t)(2 + fb) * ns + i];
+    if ((pick < 0 && fb_direct) || (pick == fb && !fb_direct) || !(t < 0.95 * fb_t))
+      e->config = result->best, t = fb_t;
     result->shape_seconds[i] = secs[i];
     result->shape_seconds[ns + i] = t;
     if (sh->count) total += t * sh->count;
@@ -731,7 +770,11 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
       goto cleanup;
     }
   status = an_gemm_config_apply(rt, &result->best);
-  table->fallback = table->current = result->best;
+  if (status != AN_OK) {
+    an_gemm_table_free(table);
+    goto cleanup;
+  }
+  table->fallback = result->best, table->has_fallback = 1;
   an_gemm_table_free(rt->gemm_table);
   rt->gemm_table = table;
 cleanup:
@@ -749,11 +792,11 @@ an_status an_gemm_time_shapes(an_runtime *rt, const an_gemm_shape *shapes, int n
     const an_gemm_shape *s = &shapes[i];
     bench_bufs bb = {0};
     an_status status = AN_OK;
-    AN_TRY_GOTO(an_alloc(rt, s->m * s->k, &bb.a));
-    AN_TRY_GOTO(an_alloc(rt, s->k * s->n, &bb.b));
+    AN_TRY_GOTO(an_alloc(rt, shape_a_floats(s), &bb.a));
+    AN_TRY_GOTO(an_alloc(rt, shape_b_floats(s), &bb.b));
     AN_TRY_GOTO(an_alloc(rt, s->m * s->n, &bb.c));
-    AN_TRY_GOTO(an_fill(rt, an_at(bb.a, 0), 0.5f, s->m * s->k));
-    AN_TRY_GOTO(an_fill(rt, an_at(bb.b, 0), 0.25f, s->k * s->n));
+    AN_TRY_GOTO(an_fill(rt, an_at(bb.a, 0), 0.5f, shape_a_floats(s)));
+    AN_TRY_GOTO(an_fill(rt, an_at(bb.b, 0), 0.25f, shape_b_floats(s)));
     AN_TRY_GOTO(an_gemm_select(rt, s->trans_a, s->trans_b, s->m, s->n, s->k));
     for (int rep = 0; rep < 2; rep++) {
       const double t0 = an_seconds();
