@@ -156,25 +156,40 @@ void an_gemm_table_free(struct an_gemm_table *t) {
   free(t);
 }
 
+static int same_shape(const an_gemm_shape_config *e, int trans_a, int trans_b, size_t m, size_t n, size_t k) {
+  return e->m == m && e->n == n && e->k == k && e->trans_a == !!trans_a && e->trans_b == !!trans_b;
+}
+
+static int same_reduction(const an_dw_reduction *r, size_t m, size_t n, size_t ncols) {
+  return r->m == m && r->n == n && r->ncols == ncols;
+}
+
+/* Room for one more item in a growing array (n used, *cap allocated): the array, moved if it had to
+ * grow, or NULL when out of memory (the old array is then still valid). */
+static void *grow(void *items, int n, int *cap, size_t item_size) {
+  if (n < *cap) return items;
+  const int more = *cap ? 2 * *cap : 16;
+  void *grown = realloc(items, (size_t)more * item_size);
+  if (grown) *cap = more;
+  return grown;
+}
+
 size_t an_gemm_dw_slice(const an_runtime *rt, size_t m, size_t n, size_t ncols) {
   const struct an_gemm_table *t = rt->gemm_table;
   for (int i = 0; t && i < t->n_slices; i++)
-    if (t->slices[i].m == m && t->slices[i].n == n && t->slices[i].ncols == ncols) return t->slices[i].width;
+    if (same_reduction(&t->slices[i], m, n, ncols)) return t->slices[i].width;
   return AN_CONV_DW_SLICE;
 }
 
 static int slices_add(struct an_gemm_table *t, const an_dw_reduction *r) {
   for (int i = 0; i < t->n_slices; i++)
-    if (t->slices[i].m == r->m && t->slices[i].n == r->n && t->slices[i].ncols == r->ncols) {
+    if (same_reduction(&t->slices[i], r->m, r->n, r->ncols)) {
       t->slices[i].width = r->width;
       return 1;
     }
-  if (t->n_slices == t->cap_slices) {
-    const int cap = t->cap_slices ? 2 * t->cap_slices : 16;
-    an_dw_reduction *grown = realloc(t->slices, (size_t)cap * sizeof *grown);
-    if (!grown) return 0;
-    t->slices = grown, t->cap_slices = cap;
-  }
+  an_dw_reduction *slices = grow(t->slices, t->n_slices, &t->cap_slices, sizeof *t->slices);
+  if (!slices) return 0;
+  t->slices = slices;
   t->slices[t->n_slices++] = *r;
   return 1;
 }
@@ -208,9 +223,8 @@ an_status an_gemm_select(an_runtime *rt, int trans_a, int trans_b, size_t m, siz
   if (!t || !t->has_fallback) return AN_OK;
   const an_gemm_config *want = &t->fallback;
   for (int i = 0; i < t->n; i++) {
-    const an_gemm_shape_config *e = &t->entries[i];
-    if (e->m == m && e->n == n && e->k == k && e->trans_a == !!trans_a && e->trans_b == !!trans_b) {
-      want = &e->config;
+    if (same_shape(&t->entries[i], trans_a, trans_b, m, n, k)) {
+      want = &t->entries[i].config;
       break;
     }
   }
@@ -221,17 +235,13 @@ an_status an_gemm_select(an_runtime *rt, int trans_a, int trans_b, size_t m, siz
 
 static int table_add(struct an_gemm_table *t, const an_gemm_shape_config *e) {
   for (int i = 0; i < t->n; i++) /* a later line for the same shape replaces the earlier one */
-    if (t->entries[i].m == e->m && t->entries[i].n == e->n && t->entries[i].k == e->k &&
-        t->entries[i].trans_a == e->trans_a && t->entries[i].trans_b == e->trans_b) {
+    if (same_shape(&t->entries[i], e->trans_a, e->trans_b, e->m, e->n, e->k)) {
       t->entries[i] = *e;
       return 1;
     }
-  if (t->n == t->cap) {
-    const int cap = t->cap ? 2 * t->cap : 32;
-    an_gemm_shape_config *grown = realloc(t->entries, (size_t)cap * sizeof *grown);
-    if (!grown) return 0;
-    t->entries = grown, t->cap = cap;
-  }
+  an_gemm_shape_config *entries = grow(t->entries, t->n, &t->cap, sizeof *t->entries);
+  if (!entries) return 0;
+  t->entries = entries;
   t->entries[t->n++] = *e;
   return 1;
 }
@@ -324,15 +334,13 @@ static int line_in_result(const char *rest, const an_tune_result *r) {
   an_gemm_shape_config e;
   if (parse_shape(buf, &e)) {
     for (int i = 0; i < r->n_shapes; i++)
-      if (r->shapes[i].m == e.m && r->shapes[i].n == e.n && r->shapes[i].k == e.k &&
-          r->shapes[i].trans_a == e.trans_a && r->shapes[i].trans_b == e.trans_b)
-        return 1;
+      if (same_shape(&r->shapes[i], e.trans_a, e.trans_b, e.m, e.n, e.k)) return 1;
     return 0;
   }
   unsigned long long m, n, ncols;
   if (sscanf(buf, "dwslice=%llu,%llu,%llu", &m, &n, &ncols) == 3) {
     for (int i = 0; i < r->n_slices; i++)
-      if (r->slices[i].m == m && r->slices[i].n == n && r->slices[i].ncols == ncols) return 1;
+      if (same_reduction(&r->slices[i], (size_t)m, (size_t)n, (size_t)ncols)) return 1;
     return 0;
   }
   return 1; /* the fallback line, or one that does not parse: replaced */
@@ -347,18 +355,11 @@ an_status an_tuning_save(const an_runtime *rt, const char *path, const an_tune_r
   FILE *out = fopen(tmp, "w");
   if (!out) return an_error(AN_ERR_IO, __FILE__, __LINE__, "cannot write %s: %s", tmp, strerror(errno));
   FILE *in = fopen(path, "r");
-  if (in) { /* keep the other devices' entries, and with merge this device's other shapes */
-    while (fgets(line, sizeof line, in)) {
-      const int mine = !strncmp(line, key, key_len) && line[key_len] == '\t';
-      if (!mine) fputs(line, out);
-    }
-    fclose(in);
-  }
-  if (merge && (in = fopen(path, "r"))) { /* earlier tunings' shapes (other models, batches) stay */
+  if (in) { /* the other devices' lines stay; with merge, so do this device's for shapes r lacks */
     while (fgets(line, sizeof line, in)) {
       line[strcspn(line, "\r\n")] = '\0';
-      if (!strncmp(line, key, key_len) && line[key_len] == '\t' && !line_in_result(line + key_len + 1, r))
-        fprintf(out, "%s\n", line);
+      const int mine = !strncmp(line, key, key_len) && line[key_len] == '\t';
+      if (!mine || (merge && !line_in_result(line + key_len + 1, r))) fprintf(out, "%s\n", line);
     }
     fclose(in);
   }
