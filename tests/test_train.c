@@ -351,6 +351,62 @@ static void plateau_lowers_lr(void **state) {
   remove_dir(dir_b);
 }
 
+/* A run's augmentation other than the default: the checkpoints record its resize and normalisation,
+ * an_augment_from_meta turns them back into the validation's preprocessing, and evaluating the last
+ * checkpoint with it gives the run's own last validation figures, sample for sample. */
+static void augmentation_recorded(void **state) {
+  (void)state;
+  an_dataset *train = make_set(64, 81), *val = make_set(32, 82);
+  char dir[128];
+  temp_dir(dir, sizeof dir, "augment");
+  an_augment aug = an_augment_default(INPUT); /* resize 72 by default */
+  aug.resize = 66, aug.random_crop = 0, aug.flip = 0, aug.pca_std = 0, aug.norm = AN_NORM_MEAN;
+  an_train_config c = base_config(train, val, dir);
+  c.max_steps = 4;
+  c.aug = &aug;
+  an_train_result r;
+  TEST_OK(an_train(test_rt, &c, &r));
+  char path[256];
+  snprintf(path, sizeof path, "%s/last.safetensors", dir);
+  an_net *net = NULL;
+  TEST_OK(an_net_create(test_rt, MODEL, CLASSES, BATCH, INPUT, &net));
+  an_checkpoint_meta m;
+  TEST_OK(an_net_load(net, path, &m));
+  assert_int_equal(m.resize, 66);
+  assert_string_equal(m.norm, "mean");
+  an_augment back;
+  TEST_OK(an_augment_from_meta(INPUT, "66", m.norm, &back));
+  assert_int_equal(back.resize, 66);
+  assert_int_equal(back.norm, AN_NORM_MEAN);
+  an_eval_result e;
+  TEST_OK(an_evaluate(net, val, &back, &r.stats, 1, &e, NULL));
+  assert_int_equal(e.samples, 32);
+  assert_true(fabs((double)e.top1 / e.samples - r.val_top1) < 1e-12);
+  assert_true(fabs((double)e.top5 / e.samples - r.val_top5) < 1e-12);
+  /* the log's recipe names it */
+  char log_path[256], line[4096];
+  snprintf(log_path, sizeof log_path, "%s/log.jsonl", dir);
+  FILE *f = fopen(log_path, "r");
+  assert_non_null(f);
+  assert_non_null(fgets(line, sizeof line, f));
+  fclose(f);
+  assert_non_null(strstr(line, "\"augment\":\"resize 66, crop centre, flip 0, pca 0, norm mean\""));
+  /* metadata that do not say: the default; bad ones: an error */
+  TEST_OK(an_augment_from_meta(INPUT, NULL, "", &back));
+  assert_int_equal(back.resize, an_augment_default(INPUT).resize);
+  assert_int_equal(back.norm, AN_NORM_MEAN_STD);
+  assert_int_equal(an_augment_from_meta(INPUT, "62", NULL, &back), AN_ERR_ARGUMENT);
+  assert_int_equal(an_augment_from_meta(INPUT, "66x", NULL, &back), AN_ERR_ARGUMENT);
+  assert_int_equal(an_augment_from_meta(INPUT, NULL, "std", &back), AN_ERR_ARGUMENT);
+  /* an augmentation cropping another size than the net's input is refused */
+  aug.input = INPUT + 1;
+  assert_int_equal(an_train(test_rt, &c, &r), AN_ERR_ARGUMENT);
+  an_net_destroy(net);
+  an_dataset_destroy(train);
+  an_dataset_destroy(val);
+  remove_dir(dir);
+}
+
 /* --resume of a run with a different recipe is refused before anything changes, the message naming
  * the option and both values; the same recipe still resumes. */
 static void resume_refuses_other_recipe(void **state) {
@@ -371,8 +427,8 @@ static void resume_refuses_other_recipe(void **state) {
   struct {
     const char *option, *here, *logged;
     an_train_config cfg;
-  } cases[9];
-  for (int i = 0; i < 9; i++) cases[i].cfg = c;
+  } cases[10];
+  for (int i = 0; i < 10; i++) cases[i].cfg = c;
   cases[0].option = "--batch", cases[0].here = "8", cases[0].logged = "16", cases[0].cfg.batch = 8;
   cases[1].option = "--lr", cases[1].here = "0.02", cases[1].logged = "0.01", cases[1].cfg.sgd.lr = 0.02f;
   cases[2].option = "--momentum", cases[2].here = "0.8", cases[2].logged = "0.9", cases[2].cfg.sgd.momentum = 0.8f;
@@ -386,7 +442,10 @@ static void resume_refuses_other_recipe(void **state) {
   cases[7].cfg.train = other;
   cases[8].option = "--model", cases[8].here = "alexnet-tv", cases[8].logged = "alexnet-half";
   cases[8].cfg.model = "alexnet-tv";
-  for (int i = 0; i < 9; i++) {
+  an_augment no_light = an_augment_default(INPUT);
+  no_light.pca_std = 0;
+  cases[9].option = "--pca-std", cases[9].here = "pca 0,", cases[9].logged = "pca 0.1,", cases[9].cfg.aug = &no_light;
+  for (int i = 0; i < 10; i++) {
     assert_int_equal(an_train(test_rt, &cases[i].cfg, &r), AN_ERR_ARGUMENT);
     const char *msg = an_last_error();
     printf("%s: %s\n", cases[i].option, msg);
@@ -394,6 +453,24 @@ static void resume_refuses_other_recipe(void **state) {
     assert_non_null(strstr(msg, cases[i].here));
     assert_non_null(strstr(msg, cases[i].logged));
   }
+  /* a log written before the augmentation was logged: its run had the default augmentation */
+  char log_path[256], text[8192];
+  snprintf(log_path, sizeof log_path, "%s/log.jsonl", dir);
+  FILE *f = fopen(log_path, "r");
+  assert_non_null(f);
+  const size_t len = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[len] = '\0';
+  char *key = strstr(text, ",\"augment\":\""), *end = key ? strchr(key + 12, '"') : NULL;
+  assert_non_null(end);
+  memmove(key, end + 1, strlen(end + 1) + 1);
+  assert_null(strstr(text, "augment"));
+  f = fopen(log_path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+  assert_int_equal(an_train(test_rt, &cases[9].cfg, &r), AN_ERR_ARGUMENT);
+  assert_non_null(strstr(an_last_error(), "pca 0.1,"));
   TEST_OK(an_train(test_rt, &c, &r)); /* nothing was changed by the refusals */
   assert_int_equal(r.start_step, 2);
   assert_int_equal(r.steps_done, 6);
@@ -493,6 +570,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(lr_schedules),
       cmocka_unit_test(resume_is_exact),
       cmocka_unit_test(resume_refuses_other_recipe),
+      cmocka_unit_test(augmentation_recorded),
       cmocka_unit_test(plateau_lowers_lr),
       cmocka_unit_test(ten_crop_matches_crops),
       cmocka_unit_test(divergence_keeps_last_good),

@@ -7,9 +7,10 @@ What is the same as `alexnet train --data fashion-mnist` (src/data/*.c, src/data
   split       --val-fraction of every class held out with the C code's splitmix64 shuffle: the same
               images as the C run with the same --seed
   statistics  mean/std/PCA over 10000 training images drawn as the C code draws them (same figures)
-  base image  the 28x28 image scaled to round(input·256/224) with the C code's triangle filter
+  base image  the 28x28 image scaled to --resize (default round(input·256/224)) with the C code's triangle filter
               (PIL-style bilinear when growing), rounded to uint8, grey copied to 3 channels
-  training    random input x input crop, horizontal flip p=0.5, PCA lighting (std 0.1; on grey images
+  training    random input x input crop (--crop centre: the centre), horizontal flip p=0.5 (--no-flip:
+              none), PCA lighting (--pca-std, default 0.1, 0: off; on grey images
               the one non-zero eigenvalue shifts all three channels alike), (p/255 + light - mean) / std
   evaluation  the centre crop, no flip, no lighting
   optimiser   SGD, momentum and L2 weight decay on every tensor, biases included (PyTorch's formula,
@@ -155,7 +156,7 @@ def base_images(images, side):
     return out
 
 
-def make_batch(base, idx, input_size, stats, pca_std, train, gen):
+def make_batch(base, idx, input_size, stats, pca_std, train, gen, random_crop=True, flip_ok=True):
     """(B, 3, I, I) floats: crop (random or centre), flip, lighting, normalisation, as preprocess_into."""
     b, side = len(idx), base.shape[1]
     imgs = base[idx].float()  # (B, S, S)
@@ -164,7 +165,11 @@ def make_batch(base, idx, input_size, stats, pca_std, train, gen):
     if train:
         x0 = torch.randint(0, side - input_size + 1, (b,), generator=gen)
         y0 = torch.randint(0, side - input_size + 1, (b,), generator=gen)
+        if not random_crop:
+            x0 = y0 = torch.full((b,), (side - input_size) // 2)
         flip = torch.rand(b, generator=gen) < 0.5
+        if not flip_ok:
+            flip = torch.zeros(b, dtype=torch.bool)
         ar = torch.arange(input_size)
         rows = (y0[:, None] + ar)[:, :, None].expand(b, input_size, input_size)
         cols = (x0[:, None] + ar)
@@ -225,7 +230,11 @@ def main(argv=None):
     ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--lr-schedule", default="cosine", choices=("step", "cosine", "none"))
     ap.add_argument("--input-size", type=int, default=63)
-    ap.add_argument("--pca-std", type=float, default=0.1, help="PCA lighting std (the C default)")
+    ap.add_argument("--resize", type=int, default=0,
+                    help="side of the base image the crops come from (default round(input·256/224))")
+    ap.add_argument("--crop", default="random", choices=("random", "centre"), help="training crop")
+    ap.add_argument("--no-flip", action="store_true", help="no horizontal flips in training")
+    ap.add_argument("--pca-std", type=float, default=0.1, help="PCA lighting std (the C default; 0: off)")
     ap.add_argument("--stats-images", type=int, default=10000, help="images for mean/std (alexnet train's)")
     ap.add_argument("--seed", type=int, default=1, help="the split (as the C run's) and torch's generator")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
@@ -246,7 +255,9 @@ def main(argv=None):
     else:
         tr, va = np.arange(len(train_lab)), np.arange(0)
     stats = c_stats(train_img[tr], args.stats_images, args.seed)
-    side = int(math.floor(args.input_size * 256.0 / 224.0 + 0.5))
+    side = args.resize or int(math.floor(args.input_size * 256.0 / 224.0 + 0.5))
+    if side < args.input_size:
+        sys.exit(f"torch_train.py: --resize {side} is smaller than --input-size {args.input_size}")
     base_train, base_test = base_images(train_img, side), base_images(test_img, side)
     tr_t, va_t = torch.from_numpy(tr), torch.from_numpy(va)
     labels = torch.from_numpy(train_lab)
@@ -272,7 +283,8 @@ def main(argv=None):
                 break
             t0 = time.time()
             idx = order[s * args.batch:(s + 1) * args.batch]
-            x = make_batch(base_train, idx, args.input_size, stats, args.pca_std, True, gen)
+            x = make_batch(base_train, idx, args.input_size, stats, args.pca_std, True, gen,
+                           args.crop == "random", not args.no_flip)
             lr = lr_at(args.lr_schedule, args.lr, step, total)
             for g in opt.param_groups:
                 g["lr"] = lr
@@ -303,6 +315,7 @@ def main(argv=None):
     t1, t5 = evaluate(model, base_test, test_labels, args.input_size, stats, 100)
     wall = time.time() - t_start
     meta = alexnet_torch.project_metadata(args.model, classes, args.input_size)
+    meta["resize"] = str(side)
     meta["mean"] = ",".join(f"{v:.9g}" for v in stats["mean"])
     meta["std"] = ",".join(f"{v:.9g}" for v in stats["std"])
     alexnet_torch.write_safetensors(os.path.join(args.out, "last.safetensors"),

@@ -106,12 +106,13 @@ typedef struct an_weights_info {
   int classes, input_hw;  /* 0 when the file does not say */
   float mean[3], std[3];  /* the normalisation; ImageNet's when the file has none (have_norm 0) */
   int have_norm;
+  char resize[16], norm[16]; /* the metadata's "resize" and "normalization"; "" when not said */
   char **class_names;     /* (n_class_names) from the metadata, NULL when none */
   int n_class_names;
 } an_weights_info;
 
-/* Reads the metadata of a weights or checkpoint file (model, classes, input size, mean/std, class
- * names); classes falls back to the rows of the last layer's bias when the metadata do not say. */
+/* Reads the metadata of a weights or checkpoint file (model, classes, input size, mean/std, resize and
+ * normalisation, class names); classes falls back to the rows of the last layer's bias when the metadata do not say. */
 an_status an_weights_info_read(const char *path, an_weights_info *out);
 void an_weights_info_free(an_weights_info *info);
 

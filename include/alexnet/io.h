@@ -120,6 +120,8 @@ typedef struct an_checkpoint_meta {
   uint64_t seed;
   double lr;
   char mean[96], std[96]; /* "0.485,0.456,0.406"; "" when none */
+  int resize;             /* the base image's side evaluation crops from (an_augment.resize); 0: not said */
+  char norm[16];          /* an_norm_name of the normalisation ("mean_std", "mean", "none"); "": not said */
   /* load only (save takes them from the net); 0 or "" when the file does not say */
   int format_version;
   char model[32];

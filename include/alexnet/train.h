@@ -78,6 +78,9 @@ typedef struct an_train_config {
   an_lr_schedule schedule;
   int patience;              /* AN_LR_PLATEAU: validations without improvement before lr x0.1 (0: 3) */
   uint64_t seed;
+  const an_augment *aug;     /* training preprocessing (its input must be `input`; ten_crop is ignored);
+                                NULL: an_augment_default(input). Validation uses its resize and
+                                normalisation with the centre crop; the checkpoints record both */
   int threads;               /* loader workers */
   int stats_images;          /* images for the normalisation statistics (0: all) */
   int checkpoint_every;      /* steps between last.safetensors writes; 0: epoch ends and the end only */
@@ -85,7 +88,8 @@ typedef struct an_train_config {
   const char *out_dir;       /* created when missing; holds last/best.safetensors, log.jsonl, classes.txt */
   int resume;                /* continue from out_dir/last.safetensors; refused unless the recipe is the
                                 logged run's (log.jsonl's "run" line: model, data, batch, input, epochs,
-                                max steps, lr, momentum, weight decay, schedule, patience, seed) */
+                                max steps, lr, momentum, weight decay, schedule, patience, augmentation,
+                                seed) */
   int measure_loader;        /* time the loader alone (~1-2 s) before training: logged and reported */
   an_train_callback callback;
   void *callback_ctx;

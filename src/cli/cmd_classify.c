@@ -285,7 +285,11 @@ int cmd_classify(int argc, char **argv) {
     fprintf(stderr, "alexnet classify: warning: %s names %d classes but has %d: printing class numbers\n", weights,
             info.n_class_names, classes);
   }
-  an_augment aug = an_augment_default(size);
+  an_augment aug;
+  if (an_augment_from_meta(size, info.resize, info.norm, &aug) != AN_OK) {
+    rc = cli_fail("reading the weights' preprocessing");
+    goto done;
+  }
   aug.ten_crop = ten;
   const int crops = an_augment_crops(&aug, 0);
   an_data_stats stats = an_data_stats_imagenet();

@@ -67,7 +67,11 @@ int cmd_eval(int argc, char **argv) {
   an_data_stats stats = an_data_stats_imagenet();
   const int have_norm = an_parse_rgb(an_st_meta_get(st, "mean"), stats.mean) &&
                         an_parse_rgb(an_st_meta_get(st, "std"), stats.std);
+  an_augment aug; /* the base image and normalisation the model was trained with */
+  const an_status aug_st = an_augment_from_meta(size, an_st_meta_get(st, "resize"),
+                                                an_st_meta_get(st, "normalization"), &aug);
   an_st_close(st);
+  if (aug_st != AN_OK) return cli_fail("reading the weights' preprocessing");
   if (!model) model = model_buf[0] ? model_buf : "alexnet-half";
 
   int rc = 1;
@@ -83,7 +87,6 @@ int cmd_eval(int argc, char **argv) {
             an_dataset_classes(ds), weights, classes);
     goto done;
   }
-  an_augment aug = an_augment_default(size);
   aug.ten_crop = ten_crop;
   const int crops = an_augment_crops(&aug, 0);
   if ((rc = cli_open_devices(device, 0, &rt, &rt1)) != 0) goto done;
@@ -102,7 +105,8 @@ int cmd_eval(int argc, char **argv) {
     fprintf(stderr, "alexnet eval: out of host memory\n");
     goto done;
   }
-  printf("%s (%s, %d classes, input %d%s) on %s: %d images, %s\n", weights, model, classes, size,
+  printf("%s (%s, %d classes, input %d from %d, %s%s) on %s: %d images, %s\n", weights, model, classes, size,
+         aug.resize, an_norm_name(aug.norm),
          have_norm ? "" : ", ImageNet normalisation: the file has none", an_dataset_source(ds), an_dataset_count(ds),
          ten_crop ? "ten-crop" : "centre crop");
   fflush(stdout);

@@ -37,6 +37,17 @@ static void help(void) {
          "                      --patience validations in a row (epoch ends, and --val-every steps)\n"
          "  --patience N        plateau's validations without improvement        (default 3)\n"
          "  --input-size S      input side in pixels (63 suits 28 px images)    (default 224)\n"
+         "  --augment P         preprocessing preset; the options below change single settings:\n"
+         "                        default: resize round(S·256/224), random crop, flip, PCA 0.1, mean/std\n"
+         "                        paper:   the same with mean subtraction only (S 224: the paper's 256/224)\n"
+         "                        none:    resize S, centre crop, no flip, no lighting, no normalisation\n"
+         "  --resize N          short side to N, centre N x N: the base image crops come from (>= S)\n"
+         "  --crop C            training crop: random | centre\n"
+         "  --no-flip           no horizontal mirroring in training\n"
+         "  --pca-std X         PCA lighting strength (std of the alphas; 0: off)\n"
+         "  --norm N            mean_std | mean | none (statistics from the training set)\n"
+         "                      Evaluation always takes the centre crop of the same base image; the\n"
+         "                      checkpoints record resize and normalisation for eval and classify\n"
          "  --seed S            seed of weights, split, shuffling, augmentation, dropout (default 1)\n"
          "  --threads T         loader worker threads                           (default 2)\n"
          "  --checkpoint-every N  steps between last.safetensors writes         (default 200)\n"
@@ -111,7 +122,7 @@ static void on_event(void *ctx, const an_train_event *ev) {
 
 int cmd_train(int argc, char **argv) {
   enum { O_MOMENTUM = 256, O_WD, O_SCHED, O_VALFRAC, O_MAXSTEPS, O_RESUME, O_THREADS, O_CKPT, O_LOGEVERY, O_VALEVERY,
-         O_PATIENCE, O_SEPARATE };
+         O_PATIENCE, O_SEPARATE, O_AUGMENT, O_RESIZE, O_CROP, O_NOFLIP, O_PCA, O_NORM };
   static const struct option opts[] = {
       {"model", required_argument, NULL, 'm'},      {"data", required_argument, NULL, 'D'},
       {"val", required_argument, NULL, 'V'},        {"val-fraction", required_argument, NULL, O_VALFRAC},
@@ -124,10 +135,15 @@ int cmd_train(int argc, char **argv) {
       {"val-every", required_argument, NULL, O_VALEVERY}, {"patience", required_argument, NULL, O_PATIENCE},
       {"out", required_argument, NULL, 'o'},        {"resume", no_argument, NULL, O_RESUME},
       {"device", required_argument, NULL, 'd'},     {"separate-contexts", no_argument, NULL, O_SEPARATE},
+      {"augment", required_argument, NULL, O_AUGMENT}, {"resize", required_argument, NULL, O_RESIZE},
+      {"crop", required_argument, NULL, O_CROP},    {"no-flip", no_argument, NULL, O_NOFLIP},
+      {"pca-std", required_argument, NULL, O_PCA},  {"norm", required_argument, NULL, O_NORM},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
   const char *model = "alexnet-half", *data = "fashion-mnist", *val = NULL, *out = "runs/train", *device = NULL;
-  const char *sched = "cosine";
+  const char *sched = "cosine", *preset = "default", *crop = NULL, *norm = NULL;
+  int resize = 0, no_flip = 0;
+  double pca_std = -1;
   double val_fraction = -1;
   int epochs = 10, batch = 32, size = 224, threads = 2, ckpt_every = 200, log_every = 50, val_every = 0, resume = 0, patience = 3;
   int separate = 0;
@@ -159,6 +175,12 @@ int cmd_train(int argc, char **argv) {
       case O_RESUME: resume = 1; break;
       case 'd': device = optarg; break;
       case O_SEPARATE: separate = 1; break;
+      case O_AUGMENT: preset = optarg; break;
+      case O_RESIZE: resize = atoi(optarg); if (resize < 1) resize = -1; break;
+      case O_CROP: crop = optarg; break;
+      case O_NOFLIP: no_flip = 1; break;
+      case O_PCA: pca_std = atof(optarg); if (!(pca_std >= 0 && pca_std < 10)) pca_std = -2; break;
+      case O_NORM: norm = optarg; break;
       case 'h': help(); return 0;
       default: fprintf(stderr, "see: alexnet train --help\n"); return 2;
     }
@@ -176,6 +198,32 @@ int cmd_train(int argc, char **argv) {
       ckpt_every < 0 || val_every < 0 || patience < 1 || !(sgd.lr > 0) || val_fraction >= 1) {
     fprintf(stderr, "alexnet train: invalid arguments (epochs, batch, input-size, threads, log-every, patience "
                     "must be positive, lr > 0, val-fraction < 1)\n");
+    return 2;
+  }
+  an_augment aug;
+  if (!strcmp(preset, "default") || !strcmp(preset, "paper")) {
+    aug = an_augment_default(size);
+    if (!strcmp(preset, "paper")) aug.norm = AN_NORM_MEAN;
+  } else if (!strcmp(preset, "none")) {
+    aug = an_augment_none(size);
+  } else {
+    fprintf(stderr, "alexnet train: unknown --augment '%s' (default, paper, none)\n", preset);
+    return 2;
+  }
+  if (resize) aug.resize = resize;
+  if (crop && strcmp(crop, "random") && strcmp(crop, "centre") && strcmp(crop, "center")) {
+    fprintf(stderr, "alexnet train: unknown --crop '%s' (random, centre)\n", crop);
+    return 2;
+  }
+  if (crop) aug.random_crop = !strcmp(crop, "random");
+  if (no_flip) aug.flip = 0;
+  if (pca_std != -1) aug.pca_std = (float)pca_std;
+  if (norm && an_norm_parse(norm, &aug.norm) != AN_OK) {
+    fprintf(stderr, "alexnet train: unknown --norm '%s' (mean_std, mean, none)\n", norm);
+    return 2;
+  }
+  if (aug.resize < size || aug.resize > 4096 || !(aug.pca_std >= 0)) {
+    fprintf(stderr, "alexnet train: --resize must be from --input-size (%d) to 4096, --pca-std in [0, 10)\n", size);
     return 2;
   }
   if (!an_model_find(model)) {
@@ -214,14 +262,16 @@ int cmd_train(int argc, char **argv) {
     printf("split over the two devices: %s\n", an_model_column(an_model_find(model))
                                                    ? "alexnet's two columns, one per device"
                                                    : "the batch, half on each device");
-  printf("%s on %s: %d training images, %s%d validation images, %d classes; batch %d, input %d, %s\n", model,
+  char aug_text[160];
+  an_augment_describe(&aug, aug_text, sizeof aug_text);
+  printf("%s on %s: %d training images, %s%d validation images, %d classes; batch %d, input %d (%s), %s\n", model,
          an_dataset_source(train), an_dataset_count(train), val ? "" : "held-out ",
          valset ? an_dataset_count(valset) : 0,
-         an_dataset_classes(train), batch, size, resume ? "resuming" : "from scratch");
+         an_dataset_classes(train), batch, size, aug_text, resume ? "resuming" : "from scratch");
   fflush(stdout);
   progress prog = {.tty = isatty(STDERR_FILENO), .log_every = log_every, .threads = threads, .patience = patience};
   an_train_config cfg = {.model = model, .train = train, .val = valset, .batch = batch, .input = size,
-                         .epochs = epochs, .max_steps = max_steps, .sgd = sgd, .schedule = schedule, .patience = patience, .seed = seed,
+                         .epochs = epochs, .max_steps = max_steps, .sgd = sgd, .schedule = schedule, .patience = patience, .seed = seed, .aug = &aug,
                          .threads = threads, .stats_images = 10000, .checkpoint_every = ckpt_every,
                          .val_every = val_every,
                          .out_dir = out, .resume = resume, .measure_loader = 1, .callback = on_event, .callback_ctx = &prog};

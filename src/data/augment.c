@@ -214,6 +214,37 @@ an_status an_augment_check(const an_augment *a) {
   return AN_OK;
 }
 
+const char *an_norm_name(an_norm norm) {
+  return norm == AN_NORM_MEAN_STD ? "mean_std" : norm == AN_NORM_MEAN ? "mean" : "none";
+}
+
+an_status an_norm_parse(const char *name, an_norm *out) {
+  if (name && (!strcmp(name, "mean_std") || !strcmp(name, "mean-std"))) *out = AN_NORM_MEAN_STD;
+  else if (name && !strcmp(name, "mean")) *out = AN_NORM_MEAN;
+  else if (name && !strcmp(name, "none")) *out = AN_NORM_NONE;
+  else return DATA_ERR(AN_ERR_ARGUMENT, "normalisation '%.40s': not mean_std, mean or none", name ? name : "");
+  return AN_OK;
+}
+
+void an_augment_describe(const an_augment *a, char *buf, size_t n) {
+  snprintf(buf, n, "resize %d, crop %s, flip %d, pca %.7g, norm %s", a->resize, a->random_crop ? "random" : "centre",
+           a->flip ? 1 : 0, a->pca_std, an_norm_name(a->norm));
+}
+
+an_status an_augment_from_meta(int input, const char *resize, const char *norm, an_augment *out) {
+  an_augment a = an_augment_default(input);
+  if (resize && resize[0]) {
+    char *end;
+    const long r = strtol(resize, &end, 10);
+    if (*end || r < input || r > 4096)
+      return DATA_ERR(AN_ERR_ARGUMENT, "resize '%.40s': not a side from the input size %d to 4096", resize, input);
+    a.resize = (int)r;
+  }
+  if (norm && norm[0] && an_norm_parse(norm, &a.norm) != AN_OK) return AN_ERR_ARGUMENT;
+  *out = a;
+  return AN_OK;
+}
+
 int an_augment_crops(const an_augment *aug, int train) { return !train && aug->ten_crop ? 10 : 1; }
 
 void an_ten_crop_origin(int base, int input, int k, int *x, int *y) {

@@ -208,7 +208,7 @@ typedef struct recipe_field {
   char value[300];
 } recipe_field;
 
-enum { N_RECIPE = 12 };
+enum { N_RECIPE = 13 };
 
 static const char *schedule_name(an_lr_schedule s) {
   switch (s) {
@@ -224,7 +224,7 @@ static void recipe_of(const an_train_config *cfg, recipe_field f[N_RECIPE]) {
       {"model", "--model"}, {"data", "--data"}, {"val", "--val/--val-fraction"}, {"batch", "--batch"},
       {"input_size", "--input-size"}, {"epochs", "--epochs"}, {"max_steps", "--max-steps"}, {"lr", "--lr"},
       {"momentum", "--momentum"}, {"weight_decay", "--weight-decay"}, {"lr_schedule", "--lr-schedule"},
-      {"patience", "--patience"}};
+      {"patience", "--patience"}, {"augment", "the augmentation (--augment, --resize, --crop, --no-flip, --pca-std, --norm)"}};
   for (int i = 0; i < N_RECIPE; i++) f[i].key = keys[i][0], f[i].option = keys[i][1];
   const size_t n = sizeof f[0].value;
   snprintf(f[0].value, n, "%s", cfg->model);
@@ -241,6 +241,8 @@ static void recipe_of(const an_train_config *cfg, recipe_field f[N_RECIPE]) {
   snprintf(f[10].value, n, "%s", schedule_name(cfg->schedule));
   if (cfg->schedule == AN_LR_PLATEAU) snprintf(f[11].value, n, "%d", an_plateau_start(cfg->patience).patience);
   else snprintf(f[11].value, n, "-");
+  const an_augment aug = cfg->aug ? *cfg->aug : an_augment_default(cfg->input);
+  an_augment_describe(&aug, f[12].value, n);
 }
 
 /* {"type":"run", recipe…, "seed":"…", "devices":…, "loader_img_s":…}; the device count is not part of the
@@ -283,6 +285,12 @@ static an_status check_recipe(const char *log_path, const an_train_config *cfg) 
   an_status st = AN_OK;
   for (int i = 0; i < N_RECIPE && st == AN_OK; i++) {
     const char *logged = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(run, f[i].key));
+    char fixed[300];
+    if (!logged && i == N_RECIPE - 1) { /* logs from before the augmentation was an option: the default */
+      const an_augment d = an_augment_default(cfg->input);
+      an_augment_describe(&d, fixed, sizeof fixed);
+      logged = fixed;
+    }
     if (!logged || strcmp(logged, f[i].value))
       st = TRAIN_ERR(AN_ERR_ARGUMENT, "--resume: %s is %s here, the run being resumed (%s) has %s; give the run's "
                      "options, or another --out for a new run", f[i].option, f[i].value, log_path,
@@ -330,6 +338,7 @@ static an_status measure_loader(const an_dataset *ds, const an_loader_config *lc
 
 typedef struct run_state {
   const an_train_config *cfg;
+  an_augment aug; /* cfg->aug or the default */
   trainable model;
   an_data_stats stats;
   char last_path[1024], best_path[1024], log_path[1024];
@@ -356,6 +365,8 @@ static an_status save(run_state *r, const char *path, int64_t step, double lr) {
   an_checkpoint_meta m = {.checkpoint = 1, .epoch = step / r->bpe, .step = step, .seed = r->cfg->seed, .lr = lr};
   an_format_rgb(r->stats.mean, m.mean, sizeof m.mean);
   an_format_rgb(r->stats.std, m.std, sizeof m.std);
+  m.resize = r->aug.resize; /* so eval and classify crop the same base image */
+  snprintf(m.norm, sizeof m.norm, "%s", an_norm_name(r->aug.norm));
   char *names = class_names_text(r->cfg->train); /* in the metadata, so classify names the classes */
   if (!names) return TRAIN_ERR(AN_ERR_HOST_ALLOC, "%s: class names", path);
   m.class_names = names;
@@ -379,7 +390,8 @@ static an_status write_classes(const an_train_config *cfg) {
 static an_status validate(run_state *r, double *top1, double *top5) {
   *top1 = *top5 = -1;
   if (!r->cfg->val) return AN_OK;
-  an_augment aug = an_augment_default(r->cfg->input);
+  an_augment aug = r->aug;
+  aug.ten_crop = 0;
   an_eval_result e;
   an_status st = evaluate(&r->model, r->cfg->val, &aug, &r->stats, r->cfg->threads, &e, NULL);
   if (st != AN_OK) return st;
@@ -403,6 +415,12 @@ an_status an_train_pair(an_runtime *rt0, an_runtime *rt1, const an_train_config 
   if (!cfg->train || !cfg->out_dir || cfg->batch < 1 || cfg->epochs < 1 || cfg->input < 1)
     return TRAIN_ERR(AN_ERR_ARGUMENT, "train: a training set, an output directory, batch, epochs and input "
                                       "size are required");
+  r.aug = cfg->aug ? *cfg->aug : an_augment_default(cfg->input);
+  r.aug.ten_crop = 0;
+  if (r.aug.input != cfg->input)
+    return TRAIN_ERR(AN_ERR_ARGUMENT, "train: the augmentation crops %d px, the input size is %d", r.aug.input,
+                     cfg->input);
+  if ((st = an_augment_check(&r.aug)) != AN_OK) return st;
   if (cfg->val && (st = an_dataset_check_classes(cfg->train, cfg->val)) != AN_OK) return st;
   if ((st = an_make_dirs(cfg->out_dir)) != AN_OK) return st;
   remove_stale_temporaries(cfg->out_dir);
@@ -439,7 +457,7 @@ an_status an_train_pair(an_runtime *rt0, an_runtime *rt1, const an_train_config 
   if ((st = write_classes(cfg)) != AN_OK) goto done;
 
   an_loader_config lc = {.batch = cfg->batch, .threads = threads, .prefetch = 2, .train = 1, .epochs = 0,
-                         .seed = cfg->seed, .aug = an_augment_default(cfg->input), .stats = r.stats};
+                         .seed = cfg->seed, .aug = r.aug, .stats = r.stats};
   lc.start_epoch = 0; /* set below, once batches per epoch are known */
   if ((st = an_loader_create(cfg->train, &lc, &ld)) != AN_OK) goto done;
   r.bpe = an_loader_batches_per_epoch(ld);

@@ -63,7 +63,7 @@ an_status an_checkpoint_save(const an_net *net, const float *params, const float
     entries[n + i].data = momentum + t->offset;
   }
 
-  char classes[16], input[16], epoch[24], step[24], seed[24], lr[32];
+  char classes[16], input[16], epoch[24], step[24], seed[24], lr[32], resize[16];
   snprintf(classes, sizeof classes, "%d", net->classes);
   snprintf(input, sizeof input, "%d", net->input_hw);
   an_st_meta m[16] = {
@@ -86,6 +86,11 @@ an_status an_checkpoint_save(const an_net *net, const float *params, const float
     m[n_meta++] = (an_st_meta){"lr", lr};
     if (meta->mean[0]) m[n_meta++] = (an_st_meta){"mean", meta->mean};
     if (meta->std[0]) m[n_meta++] = (an_st_meta){"std", meta->std};
+    if (meta->resize > 0) {
+      snprintf(resize, sizeof resize, "%d", meta->resize);
+      m[n_meta++] = (an_st_meta){"resize", resize};
+    }
+    if (meta->norm[0]) m[n_meta++] = (an_st_meta){"normalization", meta->norm};
     if (meta->class_names) m[n_meta++] = (an_st_meta){AN_META_CLASS_NAMES, meta->class_names};
   }
   status = an_st_write(path, entries, n_entries, m, n_meta);
@@ -197,6 +202,10 @@ static an_status read_meta(const an_safetensors *st, const an_net *net, an_check
   }
   if ((v = an_st_meta_get(st, "mean"))) snprintf(m->mean, sizeof m->mean, "%s", v);
   if ((v = an_st_meta_get(st, "std"))) snprintf(m->std, sizeof m->std, "%s", v);
+  x = 0;
+  if ((s = meta_int(st, "resize", 1, 4096, &x)) != AN_OK) return s;
+  m->resize = (int)x;
+  if ((v = an_st_meta_get(st, "normalization"))) snprintf(m->norm, sizeof m->norm, "%s", v);
   return AN_OK;
 }
 

@@ -748,6 +748,8 @@ an_status an_weights_info_read(const char *path, an_weights_info *out) {
   if ((v = an_st_meta_get(st, "model"))) snprintf(out->model, sizeof out->model, "%s", v);
   if ((v = an_st_meta_get(st, "classes"))) out->classes = atoi(v);
   if ((v = an_st_meta_get(st, "input_size"))) out->input_hw = atoi(v);
+  if ((v = an_st_meta_get(st, "resize"))) snprintf(out->resize, sizeof out->resize, "%s", v);
+  if ((v = an_st_meta_get(st, "normalization"))) snprintf(out->norm, sizeof out->norm, "%s", v);
   float mean[3], std[3];
   if (an_parse_rgb(an_st_meta_get(st, "mean"), mean) && an_parse_rgb(an_st_meta_get(st, "std"), std)) {
     memcpy(out->mean, mean, sizeof mean);
