@@ -3,14 +3,15 @@
  * PyTorch's CPU kernel), NaN propagates. The forward pass stores each window's argmax (y·W + x in its
  * plane, int32 bits in the float activation buffer); the backward pass gathers: each input element
  * sums the gradients of the (at most ⌈k/s⌉²) windows whose argmax it is — no atomics.
- * Adaptive average pool: output row i averages rows [⌊i·H/OH⌋, ⌈(i+1)·H/OH⌉), as PyTorch. */
+ * Adaptive average pool: output row i averages rows [⌊i·H/OH⌋, ⌈(i+1)·H/OH⌉), as PyTorch.
+ * Every kernel runs on a 3-D range (x, y, plane = image·C + channel) of the elements it writes: no
+ * work-item divides a 64-bit index, and neighbouring work-items are neighbouring pixels. */
 
 __kernel void maxpool_forward(__global const float *inp, ulong inp_off, __global float *out,
                               ulong out_off, __global float *argmax, ulong argmax_off, int h, int w,
                               int oh, int ow, int k, int stride) {
-  const size_t i = get_global_id(0);
-  const int ox = (int)(i % ow), oy = (int)((i / ow) % oh);
-  const size_t plane = i / ((size_t)ow * oh);
+  const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
+  const size_t plane = get_global_id(2), i = (plane * oh + oy) * ow + ox;
   __global const float *x = inp + inp_off + plane * h * w;
   float best = -INFINITY;
   int arg = oy * stride * w + ox * stride;
@@ -30,9 +31,8 @@ __kernel void maxpool_forward(__global const float *inp, ulong inp_off, __global
 /* Inference: the same maximum (first in row-major window order, NaN propagates), no argmax kept */
 __kernel void maxpool_forward_infer(__global const float *inp, ulong inp_off, __global float *out,
                                     ulong out_off, int h, int w, int oh, int ow, int k, int stride) {
-  const size_t i = get_global_id(0);
-  const int ox = (int)(i % ow), oy = (int)((i / ow) % oh);
-  const size_t plane = i / ((size_t)ow * oh);
+  const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
+  const size_t plane = get_global_id(2), i = (plane * oh + oy) * ow + ox;
   __global const float *x = inp + inp_off + plane * h * w;
   float best = -INFINITY;
   for (int ki = 0; ki < k; ki++)
@@ -43,13 +43,12 @@ __kernel void maxpool_forward_infer(__global const float *inp, ulong inp_off, __
   out[out_off + i] = best;
 }
 
-/* work-item = one input element */
+/* work-item = one input element (x, y, plane) */
 __kernel void maxpool_backward(__global const float *dout, ulong dout_off, __global const float *argmax,
                                ulong argmax_off, __global float *dinp, ulong dinp_off, int h, int w,
                                int oh, int ow, int k, int stride) {
-  const size_t i = get_global_id(0);
-  const int x = (int)(i % w), y = (int)((i / w) % h);
-  const size_t plane = i / ((size_t)w * h);
+  const int x = (int)get_global_id(0), y = (int)get_global_id(1);
+  const size_t plane = get_global_id(2), i = (plane * h + y) * w + x;
   __global const int *arg = (__global const int *)argmax + argmax_off + plane * oh * ow;
   __global const float *dy = dout + dout_off + plane * oh * ow;
   const int oy_lo = y < k ? 0 : (y - k) / stride + 1, oy_hi = min(y / stride, oh - 1);
@@ -64,9 +63,8 @@ __kernel void maxpool_backward(__global const float *dout, ulong dout_off, __glo
 
 __kernel void avgpool_forward(__global const float *inp, ulong inp_off, __global float *out,
                               ulong out_off, int h, int w, int oh, int ow) {
-  const size_t i = get_global_id(0);
-  const int ox = (int)(i % ow), oy = (int)((i / ow) % oh);
-  const size_t plane = i / ((size_t)ow * oh);
+  const int ox = (int)get_global_id(0), oy = (int)get_global_id(1);
+  const size_t plane = get_global_id(2), i = (plane * oh + oy) * ow + ox;
   const int y0 = oy * h / oh, y1 = ((oy + 1) * h + oh - 1) / oh;
   const int x0 = ox * w / ow, x1 = ((ox + 1) * w + ow - 1) / ow;
   __global const float *x = inp + inp_off + plane * h * w;
@@ -79,9 +77,8 @@ __kernel void avgpool_forward(__global const float *inp, ulong inp_off, __global
 /* work-item = one input element: Σ over the windows that hold it of dout / window area */
 __kernel void avgpool_backward(__global const float *dout, ulong dout_off, __global float *dinp,
                                ulong dinp_off, int h, int w, int oh, int ow) {
-  const size_t i = get_global_id(0);
-  const int x = (int)(i % w), y = (int)((i / w) % h);
-  const size_t plane = i / ((size_t)w * h);
+  const int x = (int)get_global_id(0), y = (int)get_global_id(1);
+  const size_t plane = get_global_id(2), i = (plane * h + y) * w + x;
   __global const float *dy = dout + dout_off + plane * oh * ow;
   float g = 0.0f;
   for (int oy = 0; oy < oh; oy++) {
