@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """The classify and filters commands end to end, as a user runs them (Python's standard library only):
 
-  1. `alexnet train` briefly on a folder of coloured PNGs (4 classes), `alexnet eval` on one held-out
-     image per class: its confusion matrix gives each image's top-1;
+  1. `alexnet train` briefly on a folder of coloured PNGs (4 classes) with a non-default preprocessing
+     (--resize 66 --norm mean; bad values of the augmentation options refused with status 2), `alexnet
+     eval` on one held-out image per class: it takes the preprocessing from the checkpoint, and its
+     confusion matrix gives each image's top-1;
   2. `alexnet classify --json` on the same images plus bad files (truncated, empty, not an image,
      missing): the same top-1 for every good image, class names from the checkpoint's metadata (the
      folder names), one error line per bad file, exit status 1; all good: exit status 0;
@@ -72,13 +74,24 @@ def main():
     exe = args.exe
     for cmd in ("classify", "filters"):
         run([exe, cmd, "--help"], 0)
+    # preprocessing other than the default (base image 66, not 72; mean subtraction only): the
+    # checkpoint records it, and eval and classify must both take it from there
+    for bad_opt in (["--augment", "bogus"], ["--norm", "std"], ["--crop", "corner"], ["--resize", "62"]):
+        p = run([exe, "train", "--input-size", "63", "--data", train, "--out", run_dir] + bad_opt, 2)
+        if bad_opt[0] not in p.stderr:
+            print(f"FAIL: train {' '.join(bad_opt)}: the message does not name the option:\n{p.stderr}")
+            return 1
     run([exe, "train", "--model", "alexnet-half", "--data", train, "--val-fraction", "0", "--max-steps", "16",
-         "--epochs", "4", "--batch", "8", "--input-size", "63", "--lr", "0.02", "--out", run_dir], 0)
+         "--epochs", "4", "--batch", "8", "--input-size", "63", "--lr", "0.02", "--resize", "66", "--norm", "mean",
+         "--pca-std", "0", "--out", run_dir], 0)
     weights = os.path.join(run_dir, "last.safetensors")
     failures = 0
 
     # 1. eval: rows of the confusion matrix are the true classes (sorted folder names)
     ev = run([exe, "eval", "--weights", weights, "--data", test], 0).stdout
+    if "input 63 from 66, mean)" not in ev:
+        print(f"FAIL: eval does not use the checkpoint's preprocessing (base 66, mean):\n{ev}")
+        return 1
     names = sorted(COLOURS)
     eval_top1 = {}
     for line in ev.splitlines():
