@@ -96,6 +96,8 @@ struct an_tune_result {
   double fallback_gflops; /* the fallback alone on every shape */
   double best_gflops;     /* each shape on its own best configuration */
   int n_tried, n_rejected; /* rejected: wrong results or failed to build/run */
+  int n_retimed, n_retime_dropped; /* shapes whose own choice was timed again against the fallback, and
+                                       those of them that then kept the fallback */
   int n_shapes;
   an_gemm_shape_config *shapes; /* (n_shapes) each shape's best; an_tune_result_free releases it */
   double *shape_seconds;        /* (n_shapes) one run of each shape: [0..n) untuned, [n..2n) best */

@@ -129,9 +129,10 @@ int cmd_tune(int argc, char **argv) {
            f / result.shape_seconds[result.n_shapes + i], cfg);
   }
   printf("best: %.1f GFLOP/s against %.1f untuned (%.2fx) with each shape's own configuration; the fallback\n"
-         "alone %.1f GFLOP/s; %d candidates tried, %d rejected\n  fallback: %s\n",
+         "alone %.1f GFLOP/s; %d candidates tried, %d rejected; %d shapes' own choices timed again against\n"
+         "the fallback, back to back: %d of them kept the fallback\n  fallback: %s\n",
          result.best_gflops, result.default_gflops, result.best_gflops / result.default_gflops, result.fallback_gflops,
-         result.n_tried, result.n_rejected, text);
+         result.n_tried, result.n_rejected, result.n_retimed, result.n_retime_dropped, text);
   double dw_before = 0, dw_after = 0;
   if (an_tune_dw_widths(&result, shapes, red, n_red, &dw_before, &dw_after) != AN_OK) {
     an_tune_result_free(&result);
