@@ -3,8 +3,8 @@
 
   1. `alexnet train` briefly on a folder of coloured PNGs (4 classes) with a non-default preprocessing
      (--resize 66 --norm mean; bad values of the augmentation options refused with status 2), `alexnet
-     eval` on one held-out image per class: it takes the preprocessing from the checkpoint, and its
-     confusion matrix gives each image's top-1;
+     eval` on one held-out image per class: it takes the preprocessing from the checkpoint (so does
+     classify: its --time header says so), and its confusion matrix gives each image's top-1;
   2. `alexnet classify --json` on the same images plus bad files (truncated, empty, not an image,
      missing): the same top-1 for every good image, class names from the checkpoint's metadata (the
      folder names), one error line per bad file, exit status 1; all good: exit status 0;
@@ -131,6 +131,10 @@ def main():
         failures += not ok
     if "4 of 8 images could not be classified" not in p.stderr:
         print(f"FAIL: no summary of the failures on stderr:\n{p.stderr}")
+        failures += 1
+    p = run([exe, "classify", "--weights", weights, "--time", good[0]], 0)
+    if "input 63 from 66, mean," not in p.stderr:
+        print(f"FAIL: classify does not use the checkpoint's preprocessing (base 66, mean):\n{p.stderr}")
         failures += 1
     p = run([exe, "classify", "--weights", weights, "--crop", "ten"] + good, 0)
     print(p.stdout.strip())

@@ -230,11 +230,15 @@ def main(argv=None):
     ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--lr-schedule", default="cosine", choices=("step", "cosine", "none"))
     ap.add_argument("--input-size", type=int, default=63)
-    ap.add_argument("--resize", type=int, default=0,
+    ap.add_argument("--augment", default="default", choices=("default", "paper", "none"),
+                    help="preset, as alexnet train's (the options below change single settings)")
+    ap.add_argument("--resize", type=int, default=None,
                     help="side of the base image the crops come from (default round(input·256/224))")
-    ap.add_argument("--crop", default="random", choices=("random", "centre"), help="training crop")
+    ap.add_argument("--crop", default=None, choices=("random", "centre", "center"), help="training crop")
     ap.add_argument("--no-flip", action="store_true", help="no horizontal flips in training")
-    ap.add_argument("--pca-std", type=float, default=0.1, help="PCA lighting std (the C default; 0: off)")
+    ap.add_argument("--pca-std", type=float, default=None, help="PCA lighting std (default 0.1; 0: off)")
+    ap.add_argument("--norm", default=None, choices=("mean_std", "mean-std", "mean", "none"),
+                    help="normalisation with the training set's statistics (default mean_std)")
     ap.add_argument("--stats-images", type=int, default=10000, help="images for mean/std (alexnet train's)")
     ap.add_argument("--seed", type=int, default=1, help="the split (as the C run's) and torch's generator")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
@@ -255,9 +259,32 @@ def main(argv=None):
     else:
         tr, va = np.arange(len(train_lab)), np.arange(0)
     stats = c_stats(train_img[tr], args.stats_images, args.seed)
-    side = args.resize or int(math.floor(args.input_size * 256.0 / 224.0 + 0.5))
-    if side < args.input_size:
-        sys.exit(f"torch_train.py: --resize {side} is smaller than --input-size {args.input_size}")
+    # alexnet train's presets, then the single settings given
+    aug = {"resize": int(math.floor(args.input_size * 256.0 / 224.0 + 0.5)), "random_crop": True, "flip": True,
+           "pca_std": 0.1, "norm": "mean_std"}
+    if args.augment == "paper":
+        aug["norm"] = "mean"
+    elif args.augment == "none":
+        aug = {"resize": args.input_size, "random_crop": False, "flip": False, "pca_std": 0.0, "norm": "none"}
+    if args.resize is not None:
+        aug["resize"] = args.resize
+    if args.crop is not None:
+        aug["random_crop"] = args.crop == "random"
+    if args.no_flip:
+        aug["flip"] = False
+    if args.pca_std is not None:
+        aug["pca_std"] = args.pca_std
+    if args.norm is not None:
+        aug["norm"] = args.norm.replace("-", "_")
+    side = aug["resize"]
+    if not args.input_size <= side <= 4096 or not 0 <= aug["pca_std"] < 10:
+        sys.exit(f"torch_train.py: need --input-size <= --resize <= 4096 (have {args.input_size}, {side}) "
+                 f"and --pca-std in [0, 10)")
+    bstats = dict(stats)  # what make_batch subtracts and divides by; stats stay the training set's (metadata)
+    if aug["norm"] != "mean_std":
+        bstats["std"] = [1.0] * 3
+        if aug["norm"] == "none":
+            bstats["mean"] = [0.0] * 3
     base_train, base_test = base_images(train_img, side), base_images(test_img, side)
     tr_t, va_t = torch.from_numpy(tr), torch.from_numpy(va)
     labels = torch.from_numpy(train_lab)
@@ -283,8 +310,8 @@ def main(argv=None):
                 break
             t0 = time.time()
             idx = order[s * args.batch:(s + 1) * args.batch]
-            x = make_batch(base_train, idx, args.input_size, stats, args.pca_std, True, gen,
-                           args.crop == "random", not args.no_flip)
+            x = make_batch(base_train, idx, args.input_size, bstats, aug["pca_std"], True, gen,
+                           aug["random_crop"], aug["flip"])
             lr = lr_at(args.lr_schedule, args.lr, step, total)
             for g in opt.param_groups:
                 g["lr"] = lr
@@ -304,7 +331,7 @@ def main(argv=None):
                 eta = (total - step) * args.batch / rate
                 print(f"epoch {epoch + 1}/{args.epochs}  step {step}/{total}  loss {lv:.4f}  lr {lr:.3g}  "
                       f"{rate:.1f} img/s  ETA {eta / 60:.0f} min", flush=True)
-        v1, v5 = evaluate(model, base_train[va_t], labels[va_t], args.input_size, stats, 100) if len(va) else (-1, -1)
+        v1, v5 = evaluate(model, base_train[va_t], labels[va_t], args.input_size, bstats, 100) if len(va) else (-1, -1)
         log.write(json.dumps({"type": "epoch", "epoch": epoch, "step": step, "loss": loss_sum / max(n, 1),
                               "lr": lr, "val_top1": v1, "val_top5": v5}) + "\n")
         log.flush()
@@ -312,10 +339,11 @@ def main(argv=None):
               f"top-5 {100 * v5:.2f}%", flush=True)
         epoch += 1
     t_trained = time.time() - t_start
-    t1, t5 = evaluate(model, base_test, test_labels, args.input_size, stats, 100)
+    t1, t5 = evaluate(model, base_test, test_labels, args.input_size, bstats, 100)
     wall = time.time() - t_start
     meta = alexnet_torch.project_metadata(args.model, classes, args.input_size)
     meta["resize"] = str(side)
+    meta["normalization"] = aug["norm"]
     meta["mean"] = ",".join(f"{v:.9g}" for v in stats["mean"])
     meta["std"] = ",".join(f"{v:.9g}" for v in stats["std"])
     alexnet_torch.write_safetensors(os.path.join(args.out, "last.safetensors"),

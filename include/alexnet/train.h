@@ -78,7 +78,8 @@ typedef struct an_train_config {
   an_lr_schedule schedule;
   int patience;              /* AN_LR_PLATEAU: validations without improvement before lr x0.1 (0: 3) */
   uint64_t seed;
-  const an_augment *aug;     /* training preprocessing (its input must be `input`; ten_crop is ignored);
+  const an_augment *aug;     /* training preprocessing (its input must be `input`, its scale 1; ten_crop
+                                is ignored);
                                 NULL: an_augment_default(input). Validation uses its resize and
                                 normalisation with the centre crop; the checkpoints record both */
   int threads;               /* loader workers */

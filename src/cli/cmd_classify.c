@@ -18,13 +18,14 @@ static void help(void) {
   printf("usage: alexnet classify --weights W [options] IMG|DIR ...\n\n"
          "Classifies images with a trained model: for each image the top-k classes and their\n"
          "probabilities. A directory stands for every .jpg .jpeg .png .bmp .gif under it (sorted).\n"
-         "Preprocessing is alexnet eval's: short side to round(S·256/224), centre crop S (or ten crops),\n"
-         "the normalisation stored in the file (ImageNet's when it has none). Images are decoded by worker\n"
+         "Preprocessing is alexnet eval's: short side to the file's resize (round(S·256/224) when it does\n"
+         "not say), centre crop S (or ten crops), the normalisation stored in the file (kind and mean/std;\n"
+         "ImageNet's mean/std when it has none). Images are decoded by worker\n"
          "threads while the device runs the previous batch. Inference allocates no gradients and no\n"
          "training buffers; on host-unified devices (integrated GPUs, PoCL) the input and output are host\n"
          "memory used in place. Exit status 1 when any image could not be classified.\n\n"
-         "  --weights W       .safetensors weights or checkpoint (model, classes, input size, mean/std,\n"
-         "                    class names from its metadata)\n"
+         "  --weights W       .safetensors weights or checkpoint (model, classes, input size, resize,\n"
+         "                    normalisation, mean/std, class names from its metadata)\n"
          "  --labels FILE     class names, one per line in class order (overrides the file's names)\n"
          "  --top K           classes per image                                  (default 5)\n"
          "  --crop C          center | ten (4 corners + centre and mirrors, softmax averaged) (center)\n"
@@ -265,6 +266,7 @@ int cmd_classify(int argc, char **argv) {
     fprintf(stderr, "alexnet classify: %s does not name its model: pass --model\n", weights);
     goto done;
   }
+  const int own_size = !size || size == info.input_hw; /* the file's resize is for its own input size */
   if (!size) size = info.input_hw ? info.input_hw : 224;
   const int classes = info.classes;
   if (classes < 1) {
@@ -286,7 +288,7 @@ int cmd_classify(int argc, char **argv) {
             info.n_class_names, classes);
   }
   an_augment aug;
-  if (an_augment_from_meta(size, info.resize, info.norm, &aug) != AN_OK) {
+  if (an_augment_from_meta(size, own_size ? info.resize : NULL, info.norm, &aug) != AN_OK) {
     rc = cli_fail("reading the weights' preprocessing");
     goto done;
   }
@@ -302,8 +304,9 @@ int cmd_classify(int argc, char **argv) {
     goto done;
   }
   if (timing) {
-    fprintf(stderr, "%s on %s (%s memory): %s, %d classes, input %d, %s\n", weights, rt->info.name,
-            rt->info.host_unified ? "host-unified" : "separate", model, classes, size, ten ? "ten-crop" : "centre crop");
+    fprintf(stderr, "%s on %s (%s memory): %s, %d classes, input %d from %d, %s, %s\n", weights, rt->info.name,
+            rt->info.host_unified ? "host-unified" : "separate", model, classes, size, aug.resize,
+            an_norm_name(aug.norm), ten ? "ten-crop" : "centre crop");
     if (time_latency(rt, model, classes, size, crops, weights, &io) != 0) goto done;
   }
   if (batch > files.n) batch = files.n; /* no plan larger than the work */

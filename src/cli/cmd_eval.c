@@ -1,6 +1,6 @@
 /* alexnet eval: top-1/top-5 of a checkpoint or weights file on a dataset, centre crop or ten-crop, with a
- * confusion matrix for up to 20 classes. Model, classes, input size and normalisation come from the
- * file's metadata. On one device, or split over two (--device A,B). */
+ * confusion matrix for up to 20 classes. Model, classes, input size, base image size (resize) and
+ * normalisation come from the file's metadata. On one device, or split over two (--device A,B). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +15,8 @@ static void help(void) {
   printf("usage: alexnet eval --weights W [options]\n\n"
          "Evaluates a checkpoint (alexnet train's last/best.safetensors) or a weights file on a dataset:\n"
          "top-1 and top-5 accuracy, and the confusion matrix when there are at most 20 classes.\n\n"
-         "  --weights W      .safetensors file (model, classes, input size, mean/std from its metadata)\n"
+         "  --weights W      .safetensors file (model, classes, input size, and the preprocessing: resize,\n"
+         "                   normalisation, mean/std, from its metadata)\n"
          "  --data D         fashion-mnist:test | fashion-mnist | a class-per-folder dir | a pack shard\n"
          "                   (default fashion-mnist:test)\n"
          "  --ten-crop       average the softmax over 4 corners + centre and their mirrors\n"
@@ -63,12 +64,14 @@ int cmd_eval(int argc, char **argv) {
   const char *v;
   if ((v = an_st_meta_get(st, "model"))) snprintf(model_buf, sizeof model_buf, "%s", v);
   int classes = (v = an_st_meta_get(st, "classes")) ? atoi(v) : 0;
-  if (!size) size = (v = an_st_meta_get(st, "input_size")) ? atoi(v) : 224;
+  const int file_size = (v = an_st_meta_get(st, "input_size")) ? atoi(v) : 0;
+  const int own_size = !size || size == file_size; /* the file's resize is for its own input size */
+  if (!size) size = file_size ? file_size : 224;
   an_data_stats stats = an_data_stats_imagenet();
   const int have_norm = an_parse_rgb(an_st_meta_get(st, "mean"), stats.mean) &&
                         an_parse_rgb(an_st_meta_get(st, "std"), stats.std);
   an_augment aug; /* the base image and normalisation the model was trained with */
-  const an_status aug_st = an_augment_from_meta(size, an_st_meta_get(st, "resize"),
+  const an_status aug_st = an_augment_from_meta(size, own_size ? an_st_meta_get(st, "resize") : NULL,
                                                 an_st_meta_get(st, "normalization"), &aug);
   an_st_close(st);
   if (aug_st != AN_OK) return cli_fail("reading the weights' preprocessing");

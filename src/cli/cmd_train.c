@@ -176,10 +176,27 @@ int cmd_train(int argc, char **argv) {
       case 'd': device = optarg; break;
       case O_SEPARATE: separate = 1; break;
       case O_AUGMENT: preset = optarg; break;
-      case O_RESIZE: resize = atoi(optarg); if (resize < 1) resize = -1; break;
+      case O_RESIZE: {
+        char *end;
+        const long v = strtol(optarg, &end, 10);
+        if (end == optarg || *end || v < 1 || v > 4096) {
+          fprintf(stderr, "alexnet train: --resize '%s' is not a side in pixels (1-4096)\n", optarg);
+          return 2;
+        }
+        resize = (int)v;
+        break;
+      }
       case O_CROP: crop = optarg; break;
       case O_NOFLIP: no_flip = 1; break;
-      case O_PCA: pca_std = atof(optarg); if (!(pca_std >= 0 && pca_std < 10)) pca_std = -2; break;
+      case O_PCA: {
+        char *end;
+        pca_std = strtod(optarg, &end);
+        if (end == optarg || *end || !(pca_std >= 0 && pca_std < 10)) {
+          fprintf(stderr, "alexnet train: --pca-std '%s' is not a number in [0, 10)\n", optarg);
+          return 2;
+        }
+        break;
+      }
       case O_NORM: norm = optarg; break;
       case 'h': help(); return 0;
       default: fprintf(stderr, "see: alexnet train --help\n"); return 2;
@@ -222,8 +239,9 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "alexnet train: unknown --norm '%s' (mean_std, mean, none)\n", norm);
     return 2;
   }
-  if (aug.resize < size || aug.resize > 4096 || !(aug.pca_std >= 0)) {
-    fprintf(stderr, "alexnet train: --resize must be from --input-size (%d) to 4096, --pca-std in [0, 10)\n", size);
+  if (aug.resize < size) {
+    fprintf(stderr, "alexnet train: --resize %d is smaller than --input-size %d (the crops come from it)\n",
+            aug.resize, size);
     return 2;
   }
   if (!an_model_find(model)) {

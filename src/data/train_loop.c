@@ -421,6 +421,8 @@ an_status an_train_pair(an_runtime *rt0, an_runtime *rt1, const an_train_config 
     return TRAIN_ERR(AN_ERR_ARGUMENT, "train: the augmentation crops %d px, the input size is %d", r.aug.input,
                      cfg->input);
   if ((st = an_augment_check(&r.aug)) != AN_OK) return st;
+  if (r.aug.scale != 1.0f) /* neither logged nor recorded: eval and classify would not know it */
+    return TRAIN_ERR(AN_ERR_ARGUMENT, "train: augmentation scale %g: training takes scale 1 only", r.aug.scale);
   if (cfg->val && (st = an_dataset_check_classes(cfg->train, cfg->val)) != AN_OK) return st;
   if ((st = an_make_dirs(cfg->out_dir)) != AN_OK) return st;
   remove_stale_temporaries(cfg->out_dir);
