@@ -9,7 +9,9 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j"$(nproc)"
 build/alexnet devices
 out=runs/fashion-mnist
+# 28-px grey images at 63: flips only, no crop jitter or lighting (the recipe of docs/BENCHMARKS.md)
 build/alexnet train --model alexnet-half --data fashion-mnist --val-fraction 0.02 --input-size 63 \
+  --resize 63 --pca-std 0 \
   --batch 32 --epochs 1 --max-steps 300 --lr 0.01 --lr-schedule cosine --val-every 100 --out "$out"
 build/alexnet eval --weights "$out/best.safetensors" --data fashion-mnist:test
 /usr/bin/python3 tools/plot.py "$out/log.jsonl"
