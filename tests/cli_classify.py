@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The classify and filters commands end to end, as a user runs them (Python's standard library only):
 
+  0. tools/plot.py on the run's log (the main job's last step): a PNG;
   1. `alexnet train` briefly on a folder of coloured PNGs (4 classes) with a non-default preprocessing
      (--resize 66 --norm mean; bad values of the augmentation options refused with status 2), `alexnet
      eval` on one held-out image per class: it takes the preprocessing from the checkpoint (so does
@@ -86,6 +87,15 @@ def main():
          "--pca-std", "0", "--out", run_dir], 0)
     weights = os.path.join(run_dir, "last.safetensors")
     failures = 0
+
+    # 0. the run's curves, as the main job plots them (its log opens with the run's recipe line)
+    png = os.path.join(run_dir, "curves.png")
+    plot = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "plot.py")
+    run([sys.executable, plot, os.path.join(run_dir, "log.jsonl")], 0)
+    with open(png, "rb") as f:
+        if f.read(8) != b"\x89PNG\r\n\x1a\n":
+            print(f"FAIL: {png} is not a PNG")
+            return 1
 
     # 1. eval: rows of the confusion matrix are the true classes (sorted folder names)
     ev = run([exe, "eval", "--weights", weights, "--data", test], 0).stdout

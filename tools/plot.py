@@ -28,7 +28,8 @@ def read_log(path):
                 print(f"{path}:{n}: skipped a malformed line ({e})", file=sys.stderr)
                 continue
             kind = rec.get("type")
-            (steps if kind == "step" else vals if kind == "val" else epochs).append(rec)
+            if kind in ("step", "val", "epoch"):  # the run, resume and test lines carry no curve point
+                (steps if kind == "step" else vals if kind == "val" else epochs).append(rec)
     # a resumed run appends steps it may already have logged: keep the latest record of each step
     by_step = {r["step"]: r for r in steps}
     by_epoch = {r["step"]: r for r in epochs}
