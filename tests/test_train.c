@@ -113,7 +113,7 @@ static void learns(void **state) {
   an_augment back, dflt = an_augment_default(INPUT);
   char resize[16];
   snprintf(resize, sizeof resize, "%d", m.resize);
-  TEST_OK(an_augment_from_meta(INPUT, resize, m.norm, &back));
+  TEST_OK(an_augment_from_meta(INPUT, INPUT, resize, m.norm, &back));
   assert_int_equal(back.resize, 66);
   an_eval_result e, d;
   int64_t conf_back[CLASSES * CLASSES] = {0}, conf_default[CLASSES * CLASSES] = {0};
@@ -390,7 +390,7 @@ static void augmentation_recorded(void **state) {
   assert_int_equal(m.resize, 66);
   assert_string_equal(m.norm, "mean");
   an_augment back;
-  TEST_OK(an_augment_from_meta(INPUT, "66", m.norm, &back));
+  TEST_OK(an_augment_from_meta(INPUT, INPUT, "66", m.norm, &back));
   assert_int_equal(back.resize, 66);
   assert_int_equal(back.norm, AN_NORM_MEAN);
   an_eval_result e;
@@ -407,12 +407,16 @@ static void augmentation_recorded(void **state) {
   fclose(f);
   assert_non_null(strstr(line, "\"augment\":\"resize 66, crop centre, flip 0, pca 0, norm mean\""));
   /* metadata that do not say: the default; bad ones: an error */
-  TEST_OK(an_augment_from_meta(INPUT, NULL, "", &back));
+  TEST_OK(an_augment_from_meta(INPUT, INPUT, NULL, "", &back));
   assert_int_equal(back.resize, an_augment_default(INPUT).resize);
   assert_int_equal(back.norm, AN_NORM_MEAN_STD);
-  assert_int_equal(an_augment_from_meta(INPUT, "62", NULL, &back), AN_ERR_ARGUMENT);
-  assert_int_equal(an_augment_from_meta(INPUT, "66x", NULL, &back), AN_ERR_ARGUMENT);
-  assert_int_equal(an_augment_from_meta(INPUT, NULL, "std", &back), AN_ERR_ARGUMENT);
+  assert_int_equal(an_augment_from_meta(INPUT, INPUT, "62", NULL, &back), AN_ERR_ARGUMENT);
+  assert_int_equal(an_augment_from_meta(INPUT, INPUT, "66x", NULL, &back), AN_ERR_ARGUMENT);
+  assert_int_equal(an_augment_from_meta(INPUT, INPUT, NULL, "std", &back), AN_ERR_ARGUMENT);
+  /* at another input size the file's resize does not apply: the default's for that size */
+  TEST_OK(an_augment_from_meta(INPUT + 8, INPUT, "66", "mean", &back));
+  assert_int_equal(back.resize, an_augment_default(INPUT + 8).resize);
+  assert_int_equal(back.norm, AN_NORM_MEAN);
   /* an augmentation cropping another size than the net's input is refused */
   aug.input = INPUT + 1;
   assert_int_equal(an_train(test_rt, &c, &r), AN_ERR_ARGUMENT);

@@ -199,9 +199,11 @@ an_status an_norm_parse(const char *name, an_norm *out);
 /* One line naming every training setting of aug ("resize 72, crop random, flip 1, pca 0.1, norm mean_std"):
  * the run's recipe in log.jsonl, and what --resume compares. */
 void an_augment_describe(const an_augment *aug, char *buf, size_t n);
-/* The evaluation preprocessing of a checkpoint whose metadata give `resize` and `norm` (either NULL or
- * "" when the file does not say: an_augment_default(input)'s). Bad values are AN_ERR_ARGUMENT. */
-an_status an_augment_from_meta(int input, const char *resize, const char *norm, an_augment *out);
+/* The evaluation preprocessing at `input` of a checkpoint trained at `file_input` whose metadata give
+ * `resize` and `norm` (either NULL or "" when the file does not say: an_augment_default(input)'s). The
+ * file's resize is for its own input size: at another input (file_input != input) the default's is
+ * used. Bad values are AN_ERR_ARGUMENT. */
+an_status an_augment_from_meta(int input, int file_input, const char *resize, const char *norm, an_augment *out);
 /* Rows a sample becomes: 10 for ten-crop evaluation, else 1. */
 int an_augment_crops(const an_augment *aug, int train);
 

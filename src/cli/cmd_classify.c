@@ -266,7 +266,6 @@ int cmd_classify(int argc, char **argv) {
     fprintf(stderr, "alexnet classify: %s does not name its model: pass --model\n", weights);
     goto done;
   }
-  const int own_size = !size || size == info.input_hw; /* the file's resize is for its own input size */
   if (!size) size = info.input_hw ? info.input_hw : 224;
   const int classes = info.classes;
   if (classes < 1) {
@@ -288,7 +287,7 @@ int cmd_classify(int argc, char **argv) {
             info.n_class_names, classes);
   }
   an_augment aug;
-  if (an_augment_from_meta(size, own_size ? info.resize : NULL, info.norm, &aug) != AN_OK) {
+  if (an_augment_from_meta(size, info.input_hw, info.resize, info.norm, &aug) != AN_OK) {
     rc = cli_fail("reading the weights' preprocessing");
     goto done;
   }

@@ -65,13 +65,12 @@ int cmd_eval(int argc, char **argv) {
   if ((v = an_st_meta_get(st, "model"))) snprintf(model_buf, sizeof model_buf, "%s", v);
   int classes = (v = an_st_meta_get(st, "classes")) ? atoi(v) : 0;
   const int file_size = (v = an_st_meta_get(st, "input_size")) ? atoi(v) : 0;
-  const int own_size = !size || size == file_size; /* the file's resize is for its own input size */
   if (!size) size = file_size ? file_size : 224;
   an_data_stats stats = an_data_stats_imagenet();
   const int have_norm = an_parse_rgb(an_st_meta_get(st, "mean"), stats.mean) &&
                         an_parse_rgb(an_st_meta_get(st, "std"), stats.std);
   an_augment aug; /* the base image and normalisation the model was trained with */
-  const an_status aug_st = an_augment_from_meta(size, own_size ? an_st_meta_get(st, "resize") : NULL,
+  const an_status aug_st = an_augment_from_meta(size, file_size, an_st_meta_get(st, "resize"),
                                                 an_st_meta_get(st, "normalization"), &aug);
   an_st_close(st);
   if (aug_st != AN_OK) return cli_fail("reading the weights' preprocessing");

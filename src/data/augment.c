@@ -231,9 +231,9 @@ void an_augment_describe(const an_augment *a, char *buf, size_t n) {
            a->flip ? 1 : 0, a->pca_std, an_norm_name(a->norm));
 }
 
-an_status an_augment_from_meta(int input, const char *resize, const char *norm, an_augment *out) {
+an_status an_augment_from_meta(int input, int file_input, const char *resize, const char *norm, an_augment *out) {
   an_augment a = an_augment_default(input);
-  if (resize && resize[0]) {
+  if (resize && resize[0] && file_input == input) {
     char *end;
     const long r = strtol(resize, &end, 10);
     if (*end || r < input || r > 4096)

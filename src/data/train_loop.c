@@ -219,6 +219,11 @@ static const char *schedule_name(an_lr_schedule s) {
   }
 }
 
+/* The run's training preprocessing: cfg->aug, or the default at its input size. */
+static an_augment run_augment(const an_train_config *cfg) {
+  return cfg->aug ? *cfg->aug : an_augment_default(cfg->input);
+}
+
 static void recipe_of(const an_train_config *cfg, recipe_field f[N_RECIPE]) {
   static const char *const keys[N_RECIPE][2] = {
       {"model", "--model"}, {"data", "--data"}, {"val", "--val/--val-fraction"}, {"batch", "--batch"},
@@ -241,7 +246,7 @@ static void recipe_of(const an_train_config *cfg, recipe_field f[N_RECIPE]) {
   snprintf(f[10].value, n, "%s", schedule_name(cfg->schedule));
   if (cfg->schedule == AN_LR_PLATEAU) snprintf(f[11].value, n, "%d", an_plateau_start(cfg->patience).patience);
   else snprintf(f[11].value, n, "-");
-  const an_augment aug = cfg->aug ? *cfg->aug : an_augment_default(cfg->input);
+  const an_augment aug = run_augment(cfg);
   an_augment_describe(&aug, f[12].value, n);
 }
 
@@ -415,7 +420,7 @@ an_status an_train_pair(an_runtime *rt0, an_runtime *rt1, const an_train_config 
   if (!cfg->train || !cfg->out_dir || cfg->batch < 1 || cfg->epochs < 1 || cfg->input < 1)
     return TRAIN_ERR(AN_ERR_ARGUMENT, "train: a training set, an output directory, batch, epochs and input "
                                       "size are required");
-  r.aug = cfg->aug ? *cfg->aug : an_augment_default(cfg->input);
+  r.aug = run_augment(cfg);
   r.aug.ten_crop = 0;
   if (r.aug.input != cfg->input)
     return TRAIN_ERR(AN_ERR_ARGUMENT, "train: the augmentation crops %d px, the input size is %d", r.aug.input,
