@@ -94,7 +94,8 @@ struct an_tune_result {
   an_gemm_config best;    /* the fallback: any shape without its own entry (other batch sizes) */
   double default_gflops;  /* untuned, on the shapes weighted by their counts */
   double fallback_gflops; /* the fallback alone on every shape */
-  double best_gflops;     /* each shape on its own best configuration */
+  double best_gflops;     /* each shape on its own choice (a re-timed one as its ratio to the fallback,
+                             measured back to back, applied to the fallback's time): >= fallback_gflops */
   int n_tried, n_rejected; /* rejected: wrong results or failed to build/run */
   int n_retimed, n_retime_dropped; /* shapes whose own choice was timed again against the fallback, and
                                        those of them that then kept the fallback */

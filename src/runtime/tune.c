@@ -770,9 +770,11 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
     } else { /* confirmed back to back, or the fallback after all */
       double t_own = 0, t_fb = 0;
       if (retime(rt, sh, &bb, &e->config, &t_own) == 0 && retime(rt, sh, &bb, &result->best, &t_fb) == 0) {
+        /* the ratio measured back to back, applied to the fallback's time from the search: the
+         * per-shape total stays on the fallback's time base, so it never exceeds the fallback's */
         result->n_retimed++;
-        if (t_own < 0.95 * t_fb) t = t_own;
-        else e->config = result->best, t = t_fb, result->n_retime_dropped++;
+        if (t_own < 0.95 * t_fb) t = fb_t * (t_own / t_fb);
+        else e->config = result->best, t = fb_t, result->n_retime_dropped++;
       }
     }
     result->shape_seconds[i] = secs[i];
