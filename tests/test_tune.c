@@ -42,34 +42,44 @@ static an_gemm_shape_config shape_config(int ta, int tb, size_t m, size_t n, siz
   return e;
 }
 
-/* C = A·B (row-major, op per flag) in double, against the device's an_gemm on buffers at offsets */
+/* C = A·B + 0.5·C (row-major, op per flag, every leading dimension wider than its rows) in double,
+ * against the device's an_gemm on buffers at offsets: whichever way round an_gemm hands the problem to
+ * CLBlast, offsets, strides and beta must mean what they mean row-major */
 static void check_gemm(an_runtime *rt, int ta, int tb, size_t m, size_t n, size_t k, uint64_t seed) {
   test_rng rng = test_rng_seeded(seed);
-  const size_t off = 7, lda = ta ? m : k, ldb = tb ? k : n;
-  float *a = test_floats(m * k), *b = test_floats(k * n), *c = test_floats(m * n);
-  test_fill_uniform(a, m * k, -1, 1, &rng);
-  test_fill_uniform(b, k * n, -1, 1, &rng);
+  const size_t off = 7, lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 2;
+  const size_t na = (ta ? k : m) * lda, nb = (tb ? n : k) * ldb, nc = m * ldc;
+  float *a = test_floats(na), *b = test_floats(nb), *c = test_floats(nc), *c0 = test_floats(nc);
+  test_fill_uniform(a, na, -1, 1, &rng);
+  test_fill_uniform(b, nb, -1, 1, &rng);
+  test_fill_uniform(c0, nc, -1, 1, &rng);
   double *want = test_doubles(m * n);
+  float *got = test_floats(m * n);
   for (size_t i = 0; i < m; i++)
     for (size_t j = 0; j < n; j++) {
-      double sum = 0;
+      double sum = 0.5 * c0[i * ldc + j];
       for (size_t p = 0; p < k; p++)
         sum += (double)(ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
       want[i * n + j] = sum;
     }
   cl_mem da, db, dc;
-  TEST_OK(an_alloc(rt, off + m * k, &da));
-  TEST_OK(an_alloc(rt, off + k * n, &db));
-  TEST_OK(an_alloc(rt, off + m * n, &dc));
-  TEST_OK(an_write(rt, an_at(da, off), a, m * k));
-  TEST_OK(an_write(rt, an_at(db, off), b, k * n));
-  TEST_OK(an_gemm(rt, ta, tb, m, n, k, 1.0f, an_at(da, off), lda, an_at(db, off), ldb, 0.0f, an_at(dc, off), n));
-  TEST_OK(an_read(rt, c, an_at(dc, off), m * n));
+  TEST_OK(an_alloc(rt, off + na, &da));
+  TEST_OK(an_alloc(rt, off + nb, &db));
+  TEST_OK(an_alloc(rt, off + nc, &dc));
+  TEST_OK(an_write(rt, an_at(da, off), a, na));
+  TEST_OK(an_write(rt, an_at(db, off), b, nb));
+  TEST_OK(an_write(rt, an_at(dc, off), c0, nc));
+  TEST_OK(an_gemm(rt, ta, tb, m, n, k, 1.0f, an_at(da, off), lda, an_at(db, off), ldb, 0.5f, an_at(dc, off), ldc));
+  TEST_OK(an_read(rt, c, an_at(dc, off), nc));
+  for (size_t i = 0; i < m; i++) {
+    memcpy(got + i * n, c + i * ldc, n * sizeof *got);
+    for (size_t j = n; j < ldc; j++) assert_true(c[i * ldc + j] == c0[i * ldc + j]); /* the gaps untouched */
+  }
   char what[96];
   snprintf(what, sizeof what, "gemm %c%c %zux%zux%zu", ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k);
-  assert_int_equal(check_close(what, c, want, m * n, 1e-5, 1e-5), 0);
+  assert_int_equal(check_close(what, got, want, m * n, 1e-5, 1e-5), 0);
   clReleaseMemObject(da), clReleaseMemObject(db), clReleaseMemObject(dc);
-  free(a), free(b), free(c), free(want);
+  free(a), free(b), free(c), free(c0), free(got), free(want);
 }
 
 static size_t scratch(an_runtime *rt, int ta, int tb, size_t m, size_t n, size_t k) {
@@ -171,6 +181,8 @@ static void test_file_and_switching(void **state) {
   check_gemm(rt, 1, 0, 33, 17, 65, 3);
   check_gemm(rt, 0, 0, 40, 50, 300, 4);
   check_gemm(rt, 1, 1, 130, 140, 150, 5);
+  check_gemm(rt, 1, 0, 130, 140, 150, 9);  /* TN above the threshold: CLBlast's column-major path, indirect */
+  check_gemm(rt, 1, 0, 256, 64, 64, 10);   /* the weight gradient's form: K small, C the largest */
   /* saved without merging, the earlier tuning's shape goes; other devices stay */
   r.n_shapes = 3;
   TEST_OK(an_tuning_save(rt, path, &r, 0));

@@ -6,15 +6,51 @@
 #include "../runtime/check.h"
 #include "gemm.h"
 
+/* Which way round CLBlast gets a row-major problem. Its Xgemm kernel reads A as (K, M) and B as (K, N)
+ * panels and writes C column-major; everything else it first copies into that form (CLBlast's
+ * routines/level3/xgemm.hpp: a/b/c_do_transpose). A row-major call always transposes C through a
+ * temporary, so for TN (A = Wᵀ or dYᵀ, B = dY or X) the column-major call with the operands swapped,
+ * Cᵀ = Bᵀ·Aᵀ, copies nothing (but padding to its tiles) where the row-major one copies all of C: the fully
+ * connected weight gradient (4096x9216 from K = batch 64) ran at 32 GFLOP/s row-major and at 78 this way. NN and NT keep
+ * row-major: swapped, their tuned configurations ran the convolutions' shapes slower (docs/BENCHMARKS.md,
+ * "GEMM orientation"). */
+static int swapped(int trans_a, int trans_b) { return trans_a && !trans_b; }
+
+CLBlastStatusCode an_clblast_sgemm(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                                   float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                                   size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc, cl_mem temp) {
+  const CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
+  const CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
+  if (swapped(trans_a, trans_b))
+    return temp ? CLBlastSgemmWithTempBuffer(CLBlastLayoutColMajor, tb, ta, n, m, k, alpha, b, b_off, ldb, a, a_off,
+                                             lda, beta, c, c_off, ldc, &rt->queue, NULL, temp)
+                : CLBlastSgemm(CLBlastLayoutColMajor, tb, ta, n, m, k, alpha, b, b_off, ldb, a, a_off, lda, beta, c,
+                               c_off, ldc, &rt->queue, NULL);
+  return temp ? CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off,
+                                           ldb, beta, c, c_off, ldc, &rt->queue, NULL, temp)
+              : CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
+                             c_off, ldc, &rt->queue, NULL);
+}
+
+size_t an_clblast_temp_bytes(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, size_t a_off,
+                             size_t lda, size_t b_off, size_t ldb, size_t c_off, size_t ldc) {
+  const CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
+  const CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
+  size_t bytes = 0;
+  const CLBlastStatusCode rc =
+      swapped(trans_a, trans_b)
+          ? CLBlastSGemmTempBufferSize(CLBlastLayoutColMajor, tb, ta, n, m, k, b_off, ldb, a_off, lda, c_off, ldc,
+                                       &rt->queue, &bytes)
+          : CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, ta, tb, m, n, k, a_off, lda, b_off, ldb, c_off, ldc,
+                                       &rt->queue, &bytes);
+  return rc == CLBlastSuccess ? bytes : (size_t)-1;
+}
+
 size_t an_gemm_temp_bytes(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, size_t a_off,
                           size_t lda, size_t b_off, size_t ldb, size_t c_off, size_t ldc) {
-  size_t bytes = 0;
-  if (an_gemm_select(rt, trans_a, trans_b, m, n, k) != AN_OK ||
-      CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
-                                 trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, a_off, lda, b_off, ldb,
-                                 c_off, ldc, &rt->queue, &bytes) != CLBlastSuccess)
-    return 0;
-  return bytes;
+  if (an_gemm_select(rt, trans_a, trans_b, m, n, k) != AN_OK) return 0;
+  const size_t bytes = an_clblast_temp_bytes(rt, trans_a, trans_b, m, n, k, a_off, lda, b_off, ldb, c_off, ldc);
+  return bytes == (size_t)-1 ? 0 : bytes;
 }
 
 an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k,
@@ -22,19 +58,11 @@ an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t 
                      size_t ldc, const char *file, int line) {
   AN_TRY(an_mark_add(rt, AN_MARK_GEMM_BEGIN, -1));
   AN_TRY(an_gemm_select(rt, trans_a, trans_b, m, n, k)); /* the tuning's configuration for this shape */
-  const CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
-  const CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
-  size_t temp = 0;
-  CLBlastStatusCode rc;
-  if (rt->gemm_temp &&
-      CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, ta, tb, m, n, k, a.off, lda, b.off, ldb, c.off, ldc,
-                                 &rt->queue, &temp) == CLBlastSuccess &&
-      temp <= rt->gemm_temp_bytes)
-    rc = CLBlastSgemmWithTempBuffer(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a.mem, a.off, lda, b.mem, b.off,
-                                    ldb, beta, c.mem, c.off, ldc, &rt->queue, NULL, rt->gemm_temp);
-  else
-    rc = CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, m, n, k, alpha, a.mem, a.off, lda, b.mem, b.off, ldb, beta,
-                      c.mem, c.off, ldc, &rt->queue, NULL);
+  const size_t temp =
+      rt->gemm_temp ? an_clblast_temp_bytes(rt, trans_a, trans_b, m, n, k, a.off, lda, b.off, ldb, c.off, ldc) : 0;
+  const CLBlastStatusCode rc =
+      an_clblast_sgemm(rt, trans_a, trans_b, m, n, k, alpha, a.mem, a.off, lda, b.mem, b.off, ldb, beta, c.mem,
+                       c.off, ldc, rt->gemm_temp && temp <= rt->gemm_temp_bytes ? rt->gemm_temp : NULL);
   if (rc != CLBlastSuccess) {
     const char *hint = (rc == CLBlastOpenCLOutOfResources || rc == -4)
                            ? "; the device ran out of memory: try a smaller batch"

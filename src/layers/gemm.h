@@ -3,6 +3,8 @@
 #ifndef ALEXNET_GEMM_H
 #define ALEXNET_GEMM_H
 
+#include <clblast_c.h>
+
 #include "alexnet/runtime.h"
 
 an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k,
@@ -12,6 +14,14 @@ an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t 
  * (0 on its direct kernel, or when CLBlast cannot say). */
 size_t an_gemm_temp_bytes(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, size_t a_off,
                           size_t lda, size_t b_off, size_t ldb, size_t c_off, size_t ldc);
+/* CLBlast's SGEMM for a row-major problem, in the orientation this project calls it in (temp: a scratch
+ * buffer of at least an_clblast_temp_bytes, or NULL for CLBlast's own). */
+CLBlastStatusCode an_clblast_sgemm(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                                   float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                                   size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc, cl_mem temp);
+/* The scratch bytes that call wants under the configuration in effect ((size_t)-1: CLBlast cannot say). */
+size_t an_clblast_temp_bytes(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, size_t a_off,
+                             size_t lda, size_t b_off, size_t ldb, size_t c_off, size_t ldc);
 #define an_gemm(rt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) \
   an_gemm_at(rt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, __FILE__, __LINE__)
 

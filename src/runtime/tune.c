@@ -12,6 +12,7 @@
 #include <clblast_c.h>
 
 #include "alexnet/tune.h"
+#include "../layers/gemm.h"
 #include "check.h"
 
 const char *const an_xgemm_param_names[AN_XGEMM_N_PARAMS] = {
@@ -473,9 +474,8 @@ static size_t shape_b_floats(const an_gemm_shape *s) { return (s->trans_b ? s->n
 
 static CLBlastStatusCode run_gemm(an_runtime *rt, const an_gemm_shape *s, bench_bufs *bb) {
   const size_t lda = shape_lda(s), ldb = shape_ldb(s);
-  return CLBlastSgemm(CLBlastLayoutRowMajor, s->trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
-                      s->trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, s->m, s->n, s->k, 1.0f, bb->a, 0, lda,
-                      bb->b, 0, ldb, 0.0f, bb->c, 0, s->n, &rt->queue, NULL);
+  return an_clblast_sgemm(rt, s->trans_a, s->trans_b, s->m, s->n, s->k, 1.0f, bb->a, 0, lda, bb->b, 0, ldb, 0.0f,
+                          bb->c, 0, s->n, NULL);
 }
 
 /* One run of each shape (after a warm-up run that also builds the kernels) into seconds[i]. Returns 0,
