@@ -60,6 +60,9 @@ def check_result(r):
     check(close(r["images_per_s"], r["batch"] / (step * 1e-3), 1e-3, 6e-4),  # printed to 3 decimals
           f"{name}: {r['images_per_s']} images/s, batch {r['batch']} / step {step} ms = "
           f"{r['batch'] / (step * 1e-3):.3f}", r)
+    lo, hi = r["step_min_ms"], r["step_max_ms"]  # the mean of the timed steps lies between the extremes
+    check(0 < lo and lo - 1e-3 <= step <= hi + 1e-3 and (r["iterations"] > 1 or close(lo, hi, 0, 1e-3)),
+          f"{name}: step {step} ms outside fastest {lo} .. slowest {hi} over {r['iterations']} steps", r)
     devices = r["devices"] if r["split"] == 2 else [r]
     for k, dev in enumerate(devices):
         layers, rows = rows_ms(dev)
@@ -103,7 +106,7 @@ def main():
     check(len(results) == 3 and [r["split"] for r in results] == [1, 1, 2],
           f"--device all --split 2 on two devices: {len(results)} results, splits "
           f"{[r['split'] for r in results]} (expected each device alone, then the pair)", {})
-    results += bench(exe, ["--split", "2", "--model", "alexnet"] + TINY)
+    results += bench(exe, ["--split", "2", "--model", "alexnet"] + TINY + ["--iterations", "3"])  # the spread of 3
     for r in results:
         check_result(r)
     for bad in (["--split", "3"], ["--split", "2", "--device", "0:0"]):

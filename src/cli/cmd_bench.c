@@ -31,8 +31,10 @@ typedef struct device_time {
 typedef struct bench_result {
   char device[656], model[32];
   int batch, train, n_devices; /* 1, or 2 for the split */
+  int iterations;              /* timed steps */
   int columns, shared_context; /* split: alexnet's columns (else the batch); buffer copies (else host memory) */
   double img_s, step_ms, gflops, build_s, first_step_s;
+  double step_min_ms, step_max_ms; /* the fastest and slowest timed step (step_ms is their mean) */
   double device_ms, gemm_ms, host_ms; /* split: of the device whose rows take longer */
   double copy_ms;  /* split, per step: the exchange copies' own device time */
   double n_copies; /* and their count */
@@ -147,10 +149,15 @@ static int time_steps(target *t, int classes, int size, int warmup, int iteratio
     }
     const double dt = an_seconds() - t0;
     if (k == 0) r->first_step_s = dt;
-    if (k >= warmup) wall += dt;
+    if (k >= warmup) {
+      wall += dt;
+      if (k == warmup || dt * 1e3 < r->step_min_ms) r->step_min_ms = dt * 1e3;
+      if (k == warmup || dt * 1e3 > r->step_max_ms) r->step_max_ms = dt * 1e3;
+    }
   }
   set_profiling(t, 0);
   r->step_ms = wall / iterations * 1e3;
+  r->iterations = iterations;
   double flop = 0;
   for (int k = 0; k < t->n_devices; k++) {
     device_time *d = &r->dev[k];
@@ -264,6 +271,11 @@ static const char *kind_name(an_layer_kind k) {
   return "?";
 }
 
+/* the spread of the timed steps: on a shared or throttling machine the mean alone hides it */
+static void print_spread(const bench_result *r) {
+  printf("  %d timed steps: fastest %.1f ms, slowest %.1f ms\n", r->iterations, r->step_min_ms, r->step_max_ms);
+}
+
 static void print_result(const bench_result *r) {
   const device_time *d = &r->dev[0];
   printf("\n%s on %s, batch %d, %s\n", r->model, r->device, r->batch, r->train ? "training" : "inference");
@@ -285,6 +297,7 @@ static void print_result(const bench_result *r) {
   printf("\n  step %.1f ms = device %.1f ms (layers, sum of the rows) + host %.1f ms (upload, enqueue, read-back)\n",
          r->step_ms, r->device_ms, r->host_ms);
   printf("  GEMMs %.1f ms = %.0f%% of device time\n", r->gemm_ms, 100 * r->gemm_ms / r->device_ms);
+  print_spread(r);
   printf("  %.1f images/s, %.1f GFLOP/s overall, %.0f MiB of device memory\n", r->img_s, r->gflops,
          r->device_bytes / 1048576.0);
   printf("  cold start: program build %.2f s, first step %.2f s (CLBlast builds its kernels)\n", r->build_s,
@@ -325,6 +338,7 @@ static void print_split_result(const bench_result *r) {
          r->columns ? "activations and their gradients" : "the gradient sum");
   printf("  step %.1f ms = the longer device %.1f ms + host %.1f ms (upload, enqueue, read-back)\n", r->step_ms,
          r->device_ms, r->host_ms);
+  print_spread(r);
   printf("  %.1f images/s, %.1f GFLOP/s overall\n", r->img_s, r->gflops);
   printf("  cold start: program builds %.2f s + %.2f s, first step %.2f s (CLBlast builds its kernels)\n", d[0].build_s,
          d[1].build_s, r->first_step_s);
@@ -352,11 +366,13 @@ static void print_json(const bench_result *r, int first) {
   const device_time *d = r->dev;
   char esc[2][1024];
   printf("%s{\"device\": \"%s\", \"model\": \"%s\", \"mode\": \"%s\", \"batch\": %d, \"split\": %d, "
-         "\"images_per_s\": %.3f, \"step_ms\": %.3f, \"device_ms\": %.3f, \"host_ms\": %.3f, \"gemm_ms\": %.3f, "
+         "\"images_per_s\": %.3f, \"step_ms\": %.3f, \"step_min_ms\": %.3f, \"step_max_ms\": %.3f, "
+         "\"iterations\": %d, \"device_ms\": %.3f, \"host_ms\": %.3f, \"gemm_ms\": %.3f, "
          "\"gflops\": %.3f, \"device_bytes\": %zu, \"build_s\": %.3f, \"first_step_s\": %.3f, ",
          first ? "" : ",\n", cli_json(r->device, esc[0], sizeof esc[0]), r->model, r->train ? "train" : "infer",
          r->batch, r->n_devices, r->img_s,
-         r->step_ms, r->device_ms, r->host_ms, r->gemm_ms, r->gflops, r->device_bytes, r->build_s, r->first_step_s);
+         r->step_ms, r->step_min_ms, r->step_max_ms, r->iterations, r->device_ms, r->host_ms, r->gemm_ms,
+         r->gflops, r->device_bytes, r->build_s, r->first_step_s);
   if (r->n_devices == 1) {
     printf("\"loss_ms\": %.3f, \"zero_grads_ms\": %.3f, \"sgd_ms\": %.3f, \"gemm_tuning\": \"%s\", ", d->loss_ms,
            d->zero_ms, d->sgd_ms, cli_json(d->tuning, esc[1], sizeof esc[1]));
@@ -386,6 +402,8 @@ static void help(void) {
   printf("usage: alexnet bench [options]\n\n"
          "Times training (or inference) steps on random data after warm-up steps. Each step is split\n"
          "into layers and GEMMs with OpenCL profiling markers; the layer rows add up to the device time.\n"
+         "Times are means over the timed steps; the fastest and slowest step are printed too (on a shared\n"
+         "machine compare runs by the fastest, or as ratios measured in one run).\n"
          "With --split 2 the model runs split over two devices as `alexnet step --device A,B` runs it\n"
          "(alexnet's columns, the batch for the others): each device's rows side by side, its busy time\n"
          "and its time in exchanges (copies and waiting for the other device), and the copies' own time.\n\n"

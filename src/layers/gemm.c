@@ -10,10 +10,10 @@
  * panels and writes C column-major; everything else it first copies into that form (CLBlast's
  * routines/level3/xgemm.hpp: a/b/c_do_transpose). A row-major call always transposes C through a
  * temporary, so for TN (A = Wᵀ or dYᵀ, B = dY or X) the column-major call with the operands swapped,
- * Cᵀ = Bᵀ·Aᵀ, copies nothing (but padding to its tiles) where the row-major one copies all of C: the fully
- * connected weight gradient (4096x9216 from K = batch 64) ran at 32 GFLOP/s row-major and at 78 this way. NN and NT keep
- * row-major: swapped, their tuned configurations ran the convolutions' shapes slower (docs/BENCHMARKS.md,
- * "GEMM orientation"). */
+ * Cᵀ = Bᵀ·Aᵀ, copies nothing (but padding to its tiles) where the row-major one copies all of C: the
+ * fully connected weight gradient (4096x9216 from K = batch 64) ran at 32 GFLOP/s row-major and at 76
+ * this way. NN and NT stay row-major: swapped, their tuned configurations ran the convolutions' shapes
+ * slower (docs/BENCHMARKS.md, "GEMM orientation"). */
 static int swapped(int trans_a, int trans_b) { return trans_a && !trans_b; }
 
 CLBlastStatusCode an_clblast_sgemm(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k,

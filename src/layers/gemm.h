@@ -1,4 +1,4 @@
-/* Internal: CLBlast's row-major SGEMM on (buffer, offset) operands, with its status checked and the
+/* Internal: CLBlast's SGEMM on row-major (buffer, offset) operands, with its status checked and the
  * shape named in the error. C = alpha·op(A)·op(B) + beta·C. */
 #ifndef ALEXNET_GEMM_H
 #define ALEXNET_GEMM_H
