@@ -17,6 +17,10 @@ int cmd_filters(int argc, char **argv);
 /* Prints "alexnet: <message>" for the library's last error and returns the exit code 1. */
 int cli_fail(const char *what);
 
+/* Parses all of text as a number (an integer when integer, else a real) into *out; 0 when text is not
+ * one or *out falls outside [lo, hi) (the caller says which option and range). */
+int cli_number(const char *text, int integer, double lo, double hi, double *out);
+
 /* s as the inside of a JSON string (quotes, backslashes and control characters escaped) in buf;
  * returns buf (truncated to size - 1 bytes at a character boundary of the escaped text). */
 const char *cli_json(const char *s, char *buf, size_t size);

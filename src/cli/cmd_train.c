@@ -177,9 +177,8 @@ int cmd_train(int argc, char **argv) {
       case O_SEPARATE: separate = 1; break;
       case O_AUGMENT: preset = optarg; break;
       case O_RESIZE: {
-        char *end;
-        const long v = strtol(optarg, &end, 10);
-        if (end == optarg || *end || v < 1 || v > 4096) {
+        double v;
+        if (!cli_number(optarg, 1, 1, 4097, &v)) {
           fprintf(stderr, "alexnet train: --resize '%s' is not a side in pixels (1-4096)\n", optarg);
           return 2;
         }
@@ -188,15 +187,12 @@ int cmd_train(int argc, char **argv) {
       }
       case O_CROP: crop = optarg; break;
       case O_NOFLIP: no_flip = 1; break;
-      case O_PCA: {
-        char *end;
-        pca_std = strtod(optarg, &end);
-        if (end == optarg || *end || !(pca_std >= 0 && pca_std < 10)) {
+      case O_PCA:
+        if (!cli_number(optarg, 0, 0, 10, &pca_std)) {
           fprintf(stderr, "alexnet train: --pca-std '%s' is not a number in [0, 10)\n", optarg);
           return 2;
         }
         break;
-      }
       case O_NORM: norm = optarg; break;
       case 'h': help(); return 0;
       default: fprintf(stderr, "see: alexnet train --help\n"); return 2;

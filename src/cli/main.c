@@ -40,6 +40,14 @@ int cli_fail(const char *what) {
   return 1;
 }
 
+int cli_number(const char *text, int integer, double lo, double hi, double *out) {
+  char *end;
+  const double v = integer ? (double)strtol(text, &end, 10) : strtod(text, &end);
+  if (end == text || *end || !(v >= lo && v < hi)) return 0;
+  *out = v;
+  return 1;
+}
+
 const char *cli_json(const char *s, char *buf, size_t size) {
   size_t used = 0;
   for (; s && *s; s++) {
