@@ -77,7 +77,8 @@ def main():
         run([exe, cmd, "--help"], 0)
     # preprocessing other than the default (base image 66, not 72; mean subtraction only): the
     # checkpoint records it, and eval and classify must both take it from there
-    for bad_opt in (["--augment", "bogus"], ["--norm", "std"], ["--crop", "corner"], ["--resize", "62"]):
+    for bad_opt in (["--augment", "bogus"], ["--norm", "std"], ["--crop", "corner"], ["--resize", "62"],
+                    ["--resize", "66x"], ["--pca-std", "-1"]):
         p = run([exe, "train", "--input-size", "63", "--data", train, "--out", run_dir] + bad_opt, 2)
         if bad_opt[0] not in p.stderr:
             print(f"FAIL: train {' '.join(bad_opt)}: the message does not name the option:\n{p.stderr}")
