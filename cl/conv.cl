@@ -6,48 +6,73 @@
  *   ybuf (OC, nb·OH·OW)       the GEMM's output, channel-major across the chunk
  *   out  (N, OC, OH, OW)
  * Rows of one group are contiguous in col and ybuf, so group g is one GEMM on a row block.
- * Every kernel maps one work-item to one element it writes; col2im gathers (no atomics, writes, not
- * adds, so its target needs no zeroing). Offsets are in floats. */
+ * Every element written has one writer (no atomics): im2col writes a span of a col row, col2im owns
+ * an input plane (it clears it, then sums into it, so its target needs no zeroing), the epilogues one
+ * element. Offsets are in floats. */
 
-/* work-item = one output row (img, oy) of one col row (ch, ki, kj): OW consecutive columns, so the
- * index arithmetic is done once per row and the writes are contiguous */
-__kernel void im2col(__global const float *inp, ulong inp_off, __global float *col, ulong col_off,
-                     int c, int h, int w, int kh, int kw, int stride, int pad, int oh, int ow,
-                     int n0, int nb) {
-  const int img_oy = (int)get_global_id(0);
-  const int row = (int)get_global_id(1);
-  const int img = img_oy / oh, oy = img_oy - img * oh;
-  const int kj = row % kw, ki = (row / kw) % kh, ch = row / (kw * kh);
-  const int y = oy * stride - pad + ki;
-  __global float *dst = col + col_off + (size_t)row * ((size_t)nb * oh * ow) + ((size_t)img * oh + oy) * ow;
-  if (y < 0 || y >= h) {
-    for (int ox = 0; ox < ow; ox++) dst[ox] = 0.0f;
-    return;
+/* work-item = one image's span of one col row (ch, ki, kj): OH·OW consecutive columns, so the index
+ * arithmetic is done once per span and the writes stream. A 3-D range (ki·KW + kj, image, ch): the
+ * work-items of one work-group read the same input plane while it is in cache (conv1's planes are
+ * 200 KB). Each output row splits into the columns left of the image, those inside and those right of
+ * it, so no inner loop tests bounds */
+__kernel void im2col(__global const float *restrict inp, ulong inp_off, __global float *restrict col,
+                     ulong col_off, int c, int h, int w, int kh, int kw, int stride, int pad, int oh,
+                     int ow, int n0, int nb) {
+  const int kk = (int)get_global_id(0), img = (int)get_global_id(1), ch = (int)get_global_id(2);
+  const int ki = kk / kw, kj = kk - ki * kw, row = ch * kh * kw + kk;
+  __global float *restrict dst = col + col_off + (size_t)row * ((size_t)nb * oh * ow) + (size_t)img * oh * ow;
+  __global const float *restrict plane = inp + inp_off + ((size_t)(n0 + img) * c + ch) * h * w;
+  /* x = ox·stride + kj - pad lies in [0, w) for ox in [lo, hi) */
+  const int x0 = kj - pad;
+  const int lo = x0 >= 0 ? 0 : min((-x0 + stride - 1) / stride, ow);
+  const int hi = max(lo, min(ow, x0 >= w ? 0 : (w - 1 - x0) / stride + 1));
+  for (int oy = 0; oy < oh; oy++, dst += ow) {
+    const int y = oy * stride - pad + ki;
+    if (y < 0 || y >= h) {
+      for (int ox = 0; ox < ow; ox++) dst[ox] = 0.0f;
+      continue;
+    }
+    __global const float *restrict src = plane + y * w;
+    for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+    if (stride == 1)
+      for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox + x0];
+    else
+      for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * stride + x0];
+    for (int ox = hi; ox < ow; ox++) dst[ox] = 0.0f;
   }
-  __global const float *src = inp + inp_off + (((size_t)(n0 + img) * c + ch) * h + y) * w;
-  for (int ox = 0, x = kj - pad; ox < ow; ox++, x += stride) dst[ox] = (x >= 0 && x < w) ? src[x] : 0.0f;
 }
 
-/* work-item = one input element (x, y, img·C + ch) of the chunk, a 3-D range (no 64-bit index
- * divisions; neighbouring work-items are neighbouring pixels); sums every col entry that reads it */
-__kernel void col2im(__global const float *col, ulong col_off, __global float *inp, ulong inp_off,
-                     int c, int h, int w, int kh, int kw, int stride, int pad, int oh, int ow,
-                     int n0, int nb) {
-  const int x = (int)get_global_id(0), y = (int)get_global_id(1), z = (int)get_global_id(2);
-  const int img = z / c, ch = z - img * c;
+/* work-item = one input plane (ch, image) of the chunk: the plane is cleared, then each col row
+ * (ch, ki, kj) that reads it is added in as one contiguous read of the image's OH·OW columns, each
+ * output row a run of input columns (unit stride when stride = 1). Each plane has one writer: no
+ * atomics; the plane stays in cache while its KH·KW col rows stream past */
+__kernel void col2im(__global const float *restrict col, ulong col_off, __global float *restrict inp,
+                     ulong inp_off, int c, int h, int w, int kh, int kw, int stride, int pad, int oh,
+                     int ow, int n0, int nb) {
+  const int ch = (int)get_global_id(0), img = (int)get_global_id(1);
   const int ohw = oh * ow;
   const size_t ncols = (size_t)nb * ohw;
-  float s = 0.0f;
-  for (int ki = (y + pad) % stride; ki < kh && ki <= y + pad; ki += stride) {
-    const int oy = (y + pad - ki) / stride;
-    if (oy >= oh) continue;
-    for (int kj = (x + pad) % stride; kj < kw && kj <= x + pad; kj += stride) {
-      const int ox = (x + pad - kj) / stride;
-      if (ox >= ow) continue;
-      s += col[col_off + ((size_t)(ch * kh + ki) * kw + kj) * ncols + (size_t)img * ohw + oy * ow + ox];
+  __global float *restrict dst = inp + inp_off + ((size_t)(n0 + img) * c + ch) * h * w;
+  for (int i = 0; i < h * w; i++) dst[i] = 0.0f;
+  __global const float *restrict base = col + col_off + (size_t)ch * kh * kw * ncols + (size_t)img * ohw;
+  for (int ki = 0; ki < kh; ki++)
+    for (int kj = 0; kj < kw; kj++) {
+      __global const float *restrict src = base + (size_t)(ki * kw + kj) * ncols;
+      /* x = ox·stride + kj - pad lies in [0, w) for ox in [lo, hi) */
+      const int x0 = kj - pad;
+      const int lo = x0 >= 0 ? 0 : min((-x0 + stride - 1) / stride, ow);
+      const int hi = max(lo, min(ow, x0 >= w ? 0 : (w - 1 - x0) / stride + 1));
+      for (int oy = 0; oy < oh; oy++) {
+        const int y = oy * stride - pad + ki;
+        if (y < 0 || y >= h) continue;
+        __global float *restrict d = dst + y * w;
+        __global const float *restrict s = src + oy * ow;
+        if (stride == 1)
+          for (int ox = lo; ox < hi; ox++) d[ox + x0] += s[ox];
+        else
+          for (int ox = lo; ox < hi; ox++) d[ox * stride + x0] += s[ox];
+      }
     }
-  }
-  inp[inp_off + (((size_t)(n0 + img) * c + ch) * h + y) * w + x] = s;
 }
 
 /* work-item = one output element (p, o, img), a 3-D range: out = act(ybuf + bias); NaN passes the

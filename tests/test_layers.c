@@ -250,6 +250,10 @@ CONV_TEST(test_conv_small_k11_stride4,      2,  3, 23,  27,   5, 11, 4, 2, 1, 1,
 CONV_TEST(test_conv_small_stride4_gaps_g2,  3,  4, 10,   9,   2,  3, 4, 0, 2, 0,   1,   0,     1,   104)
 CONV_TEST(test_conv_small_k5_pad2_g2,       1,  6,  8,  11,   4,  5, 1, 2, 2, 1,   0,   0,     0,   105)
 CONV_TEST(test_conv_small_1x1,              2,  5,  4,   6,   7,  1, 1, 0, 1, 0,   0,   0,     1,   106)
+/* windows past the input's edge: kernel columns that see no input pixel (kj - pad >= w), and a pad
+ * wider than the kernel, so whole output rows and columns read only padding */
+CONV_TEST(test_conv_small_window_past_edge, 2,  3,  5,   2,   4,  4, 2, 1, 1, 0,   0,   0,     1,   108)
+CONV_TEST(test_conv_small_pad3_stride2,     2,  2,  4,   5,   3,  3, 2, 3, 1, 1,   1,   0,     1,   109)
 CONV_TEST(test_conv_small_no_dinp,          3,  3, 11,  10,   4,  5, 2, 1, 1, 1,   1,   1,     1,   107)
 CONV_TEST(test_conv_alexnet_conv1,          2,  3, 224, 224, 96, 11, 4, 2, 1, 1,   0,   0,     1,   111)
 CONV_TEST(test_conv_alexnet_conv1_chunk1,   2,  3, 224, 224, 96, 11, 4, 2, 1, 1,   1,   1,     0,   112)
@@ -720,6 +724,8 @@ int main(void) {
       cmocka_unit_test(test_conv_small_stride4_gaps_g2),
       cmocka_unit_test(test_conv_small_k5_pad2_g2),
       cmocka_unit_test(test_conv_small_1x1),
+      cmocka_unit_test(test_conv_small_window_past_edge),
+      cmocka_unit_test(test_conv_small_pad3_stride2),
       cmocka_unit_test(test_conv_small_no_dinp),
       cmocka_unit_test(test_conv_workspace_too_small),
       cmocka_unit_test(test_conv_alexnet_conv1),

@@ -46,13 +46,13 @@ int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats) {
 }
 
 static an_status im2col(an_runtime *rt, const an_conv_dims *d, an_buf inp, an_buf col, int n0, int nb) {
-  const size_t global[2] = {(size_t)nb * d->oh, (size_t)d->c * d->kh * d->kw};
+  const size_t global[3] = {(size_t)d->kh * d->kw, (size_t)nb, (size_t)d->c}; /* (ki·KW + kj, image, ch) */
   const an_arg args[] = {an_arg_mem(inp.mem), an_arg_ulong(inp.off), an_arg_mem(col.mem),
                          an_arg_ulong(col.off), an_arg_int(d->c),     an_arg_int(d->h),
                          an_arg_int(d->w),      an_arg_int(d->kh),    an_arg_int(d->kw),
                          an_arg_int(d->stride), an_arg_int(d->pad),   an_arg_int(d->oh),
                          an_arg_int(d->ow),     an_arg_int(n0),       an_arg_int(nb)};
-  return an_launch(rt, AN_K_IM2COL, 2, global, NULL, args);
+  return an_launch(rt, AN_K_IM2COL, 3, global, NULL, args);
 }
 
 an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_buf inp, an_buf weight,
@@ -124,13 +124,13 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
       AN_TRY(an_gemm(rt, 1, 0, ckk_g, ncols, oc_g, 1.0f, an_at(weight.mem, weight.off + g * oc_g * ckk_g),
                      ckk_g, an_at(dybuf.mem, dybuf.off + g * oc_g * ncols), ncols, 0.0f,
                      an_at(col.mem, col.off + g * ckk_g * ncols), ncols));
-    const size_t global[3] = {(size_t)d->w, (size_t)d->h, (size_t)nb * d->c}; /* (x, y, image·C + channel) */
+    const size_t global[2] = {(size_t)d->c, (size_t)nb}; /* (channel, image) */
     const an_arg args[] = {an_arg_mem(col.mem), an_arg_ulong(col.off), an_arg_mem(dinp.mem),
                            an_arg_ulong(dinp.off), an_arg_int(d->c),    an_arg_int(d->h),
                            an_arg_int(d->w),       an_arg_int(d->kh),   an_arg_int(d->kw),
                            an_arg_int(d->stride),  an_arg_int(d->pad),  an_arg_int(d->oh),
                            an_arg_int(d->ow),      an_arg_int(n0),      an_arg_int(nb)};
-    AN_TRY(an_launch(rt, AN_K_COL2IM, 3, global, NULL, args));
+    AN_TRY(an_launch(rt, AN_K_COL2IM, 2, global, NULL, args));
   }
   return AN_OK;
 }
