@@ -7,8 +7,8 @@
  *   out  (N, OC, OH, OW)
  * Rows of one group are contiguous in col and ybuf, so group g is one GEMM on a row block.
  * Every element written has one writer (no atomics): im2col writes a span of a col row, col2im owns
- * an input plane (it clears it, then sums into it, so its target needs no zeroing), the epilogues one
- * element. Offsets are in floats. */
+ * an input plane (it clears it, then sums into it, so its target needs no zeroing), the
+ * epilogue and the gradient's prologue an output plane. Offsets are in floats. */
 
 /* work-item = one image's span of one col row (ch, ki, kj): OH·OW consecutive columns, so the index
  * arithmetic is done once per span and the writes stream. A 3-D range (ki·KW + kj, image, ch): the
@@ -75,27 +75,37 @@ __kernel void col2im(__global const float *restrict col, ulong col_off, __global
     }
 }
 
-/* work-item = one output element (p, o, img), a 3-D range: out = act(ybuf + bias); NaN passes the
- * ReLU */
-__kernel void conv_epilogue(__global const float *ybuf, ulong ybuf_off, __global const float *bias,
-                            ulong bias_off, __global float *out, ulong out_off, int oc, int ohw,
-                            int n0, int nb, int relu) {
-  const int p = (int)get_global_id(0), o = (int)get_global_id(1), img = (int)get_global_id(2);
-  float v = ybuf[ybuf_off + ((size_t)o * nb + img) * ohw + p] + bias[bias_off + o];
-  if (relu && v < 0.0f) v = 0.0f;
-  out[out_off + ((size_t)(n0 + img) * oc + o) * ohw + p] = v;
+/* work-item = one output plane (channel o, image): out = act(ybuf + bias), a contiguous row of ybuf
+ * to a contiguous plane of out; NaN passes the ReLU */
+__kernel void conv_epilogue(__global const float *restrict ybuf, ulong ybuf_off,
+                            __global const float *restrict bias, ulong bias_off, __global float *restrict out,
+                            ulong out_off, int oc, int ohw, int n0, int nb, int relu) {
+  const int o = (int)get_global_id(0), img = (int)get_global_id(1);
+  __global const float *restrict y = ybuf + ybuf_off + ((size_t)o * nb + img) * ohw;
+  __global float *restrict dst = out + out_off + ((size_t)(n0 + img) * oc + o) * ohw;
+  const float b = bias[bias_off + o];
+  if (relu)
+    for (int p = 0; p < ohw; p++) {
+      const float v = y[p] + b;
+      dst[p] = v < 0.0f ? 0.0f : v;
+    }
+  else
+    for (int p = 0; p < ohw; p++) dst[p] = y[p] + b;
 }
 
-/* work-item = one element (p, img, o) of dybuf, a 3-D range: dybuf = dout · [out > 0 when relu] */
-__kernel void conv_grad_prologue(__global const float *dout, ulong dout_off, __global const float *out,
-                                 ulong out_off, __global float *dybuf, ulong dybuf_off, int oc,
-                                 int ohw, int n0, int nb, int relu) {
-  const int p = (int)get_global_id(0), img = (int)get_global_id(1), o = (int)get_global_id(2);
-  const size_t i = ((size_t)o * nb + img) * ohw + p;
-  const size_t src = ((size_t)(n0 + img) * oc + o) * ohw + p;
-  float g = dout[dout_off + src];
-  if (relu && !(out[out_off + src] > 0.0f)) g = 0.0f;
-  dybuf[dybuf_off + i] = g;
+/* work-item = one output plane (channel o, image): dybuf = dout · [out > 0 when relu] */
+__kernel void conv_grad_prologue(__global const float *restrict dout, ulong dout_off,
+                                 __global const float *restrict out, ulong out_off,
+                                 __global float *restrict dybuf, ulong dybuf_off, int oc, int ohw, int n0,
+                                 int nb, int relu) {
+  const int o = (int)get_global_id(0), img = (int)get_global_id(1);
+  const size_t src = ((size_t)(n0 + img) * oc + o) * ohw;
+  __global const float *restrict g = dout + dout_off + src, *restrict y = out + out_off + src;
+  __global float *restrict dst = dybuf + dybuf_off + ((size_t)o * nb + img) * ohw;
+  if (relu)
+    for (int p = 0; p < ohw; p++) dst[p] = y[p] > 0.0f ? g[p] : 0.0f;
+  else
+    for (int p = 0; p < ohw; p++) dst[p] = g[p];
 }
 
 #ifndef ROWSUM_WGS

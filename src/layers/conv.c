@@ -71,12 +71,12 @@ an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_
       AN_TRY(an_gemm(rt, 0, 0, oc_g, ncols, ckk_g, 1.0f, an_at(weight.mem, weight.off + g * oc_g * ckk_g),
                      ckk_g, an_at(col.mem, col.off + g * ckk_g * ncols), ncols, 0.0f,
                      an_at(ybuf.mem, ybuf.off + g * oc_g * ncols), ncols));
-    const size_t global[3] = {ohw, (size_t)d->oc, (size_t)nb}; /* (pixel, channel, image) */
+    const size_t global[2] = {(size_t)d->oc, (size_t)nb}; /* (channel, image): a plane each */
     const an_arg args[] = {an_arg_mem(ybuf.mem), an_arg_ulong(ybuf.off), an_arg_mem(bias.mem),
                            an_arg_ulong(bias.off), an_arg_mem(out.mem),   an_arg_ulong(out.off),
                            an_arg_int(d->oc),      an_arg_int((int)ohw),  an_arg_int(n0),
                            an_arg_int(nb),         an_arg_int(relu != 0)};
-    AN_TRY(an_launch(rt, AN_K_CONV_EPILOGUE, 3, global, NULL, args));
+    AN_TRY(an_launch(rt, AN_K_CONV_EPILOGUE, 2, global, NULL, args));
   }
   return AN_OK;
 }
@@ -95,12 +95,12 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
     const an_buf dybuf = an_at(work.mem, work.off + ckk_g * d->groups * ncols);  /* (OC, ncols) */
     AN_TRY(im2col(rt, d, inp, col, n0, nb));
     {
-      const size_t global[3] = {ohw, (size_t)nb, (size_t)d->oc}; /* (pixel, image, channel) */
+      const size_t global[2] = {(size_t)d->oc, (size_t)nb}; /* (channel, image): a plane each */
       const an_arg args[] = {an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_mem(out.mem),
                              an_arg_ulong(out.off),  an_arg_mem(dybuf.mem), an_arg_ulong(dybuf.off),
                              an_arg_int(d->oc),      an_arg_int((int)ohw),  an_arg_int(n0),
                              an_arg_int(nb),         an_arg_int(relu != 0)};
-      AN_TRY(an_launch(rt, AN_K_CONV_GRAD_PROLOGUE, 3, global, NULL, args));
+      AN_TRY(an_launch(rt, AN_K_CONV_GRAD_PROLOGUE, 2, global, NULL, args));
     }
     {
       const size_t local = 64, global = (size_t)d->oc * local;

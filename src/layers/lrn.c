@@ -15,32 +15,32 @@ static an_status check(int n, int c, int h, int w, const an_lrn_params *p) {
 an_status an_lrn_forward(an_runtime *rt, int n, int c, int h, int w, const an_lrn_params *p, an_buf out,
                          an_buf scale, an_buf inp) {
   AN_TRY(check(n, c, h, w, p));
-  const size_t global[3] = {(size_t)h * w, (size_t)c, (size_t)n}; /* (pixel, channel, image) */
+  const size_t global[2] = {(size_t)c, (size_t)n}; /* (channel, image): a plane each */
   const an_arg args[] = {an_arg_mem(inp.mem),   an_arg_ulong(inp.off),  an_arg_mem(out.mem),
                          an_arg_ulong(out.off),  an_arg_mem(scale.mem), an_arg_ulong(scale.off),
                          an_arg_int(c),          an_arg_int(h * w),     an_arg_int(p->size),
                          an_arg_float(p->alpha), an_arg_float(p->beta), an_arg_float(p->k)};
-  return an_launch(rt, AN_K_LRN_FORWARD, 3, global, NULL, args);
+  return an_launch(rt, AN_K_LRN_FORWARD, 2, global, NULL, args);
 }
 
 an_status an_lrn_forward_infer(an_runtime *rt, int n, int c, int h, int w, const an_lrn_params *p, an_buf out,
                                an_buf inp) {
   AN_TRY(check(n, c, h, w, p));
-  const size_t global[3] = {(size_t)h * w, (size_t)c, (size_t)n}; /* (pixel, channel, image) */
+  const size_t global[2] = {(size_t)c, (size_t)n}; /* (channel, image): a plane each */
   const an_arg args[] = {an_arg_mem(inp.mem),  an_arg_ulong(inp.off), an_arg_mem(out.mem),   an_arg_ulong(out.off),
                          an_arg_int(c),        an_arg_int(h * w),     an_arg_int(p->size),   an_arg_float(p->alpha),
                          an_arg_float(p->beta), an_arg_float(p->k)};
-  return an_launch(rt, AN_K_LRN_FORWARD_INFER, 3, global, NULL, args);
+  return an_launch(rt, AN_K_LRN_FORWARD_INFER, 2, global, NULL, args);
 }
 
 an_status an_lrn_backward(an_runtime *rt, int n, int c, int h, int w, const an_lrn_params *p, an_buf dinp,
                           an_buf dout, an_buf out, an_buf scale, an_buf inp) {
   AN_TRY(check(n, c, h, w, p));
-  const size_t global[3] = {(size_t)h * w, (size_t)c, (size_t)n}; /* (pixel, channel, image) */
+  const size_t global[2] = {(size_t)c, (size_t)n}; /* (channel, image): a plane each */
   const an_arg args[] = {an_arg_mem(dout.mem),  an_arg_ulong(dout.off),  an_arg_mem(out.mem),
                          an_arg_ulong(out.off),  an_arg_mem(scale.mem),  an_arg_ulong(scale.off),
                          an_arg_mem(inp.mem),    an_arg_ulong(inp.off),  an_arg_mem(dinp.mem),
                          an_arg_ulong(dinp.off), an_arg_int(c),          an_arg_int(h * w),
                          an_arg_int(p->size),    an_arg_float(p->alpha), an_arg_float(p->beta)};
-  return an_launch(rt, AN_K_LRN_BACKWARD, 3, global, NULL, args);
+  return an_launch(rt, AN_K_LRN_BACKWARD, 2, global, NULL, args);
 }

@@ -9,12 +9,12 @@ an_status an_maxpool_forward(an_runtime *rt, int n, int c, int h, int w, int k, 
   const int oh = an_pool_out(h, k, stride), ow = an_pool_out(w, k, stride);
   if (n < 1 || c < 1 || k < 1 || stride < 1 || h < k || w < k)
     return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "max-pool %d/%d on %dx%d is not valid", k, stride, h, w);
-  const size_t global[3] = {(size_t)ow, (size_t)oh, (size_t)n * c}; /* (x, y, plane) of out */
+  const size_t global[2] = {(size_t)oh, (size_t)n * c}; /* (row, plane) of out */
   const an_arg args[] = {an_arg_mem(inp.mem),    an_arg_ulong(inp.off),    an_arg_mem(out.mem),
                          an_arg_ulong(out.off),    an_arg_mem(argmax.mem),   an_arg_ulong(argmax.off),
                          an_arg_int(h),            an_arg_int(w),            an_arg_int(oh),
                          an_arg_int(ow),           an_arg_int(k),            an_arg_int(stride)};
-  return an_launch(rt, AN_K_MAXPOOL_FORWARD, 3, global, NULL, args);
+  return an_launch(rt, AN_K_MAXPOOL_FORWARD, 2, global, NULL, args);
 }
 
 an_status an_maxpool_forward_infer(an_runtime *rt, int n, int c, int h, int w, int k, int stride, an_buf out,
@@ -22,11 +22,11 @@ an_status an_maxpool_forward_infer(an_runtime *rt, int n, int c, int h, int w, i
   const int oh = an_pool_out(h, k, stride), ow = an_pool_out(w, k, stride);
   if (n < 1 || c < 1 || k < 1 || stride < 1 || h < k || w < k)
     return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "max-pool %d/%d on %dx%d is not valid", k, stride, h, w);
-  const size_t global[3] = {(size_t)ow, (size_t)oh, (size_t)n * c}; /* (x, y, plane) of out */
+  const size_t global[2] = {(size_t)oh, (size_t)n * c}; /* (row, plane) of out */
   const an_arg args[] = {an_arg_mem(inp.mem), an_arg_ulong(inp.off), an_arg_mem(out.mem), an_arg_ulong(out.off),
                          an_arg_int(h),       an_arg_int(w),         an_arg_int(oh),      an_arg_int(ow),
                          an_arg_int(k),       an_arg_int(stride)};
-  return an_launch(rt, AN_K_MAXPOOL_FORWARD_INFER, 3, global, NULL, args);
+  return an_launch(rt, AN_K_MAXPOOL_FORWARD_INFER, 2, global, NULL, args);
 }
 
 an_status an_maxpool_backward(an_runtime *rt, int n, int c, int h, int w, int k, int stride, an_buf dinp,
@@ -34,12 +34,12 @@ an_status an_maxpool_backward(an_runtime *rt, int n, int c, int h, int w, int k,
   const int oh = an_pool_out(h, k, stride), ow = an_pool_out(w, k, stride);
   if (n < 1 || c < 1 || k < 1 || stride < 1 || h < k || w < k)
     return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "max-pool %d/%d on %dx%d is not valid", k, stride, h, w);
-  const size_t global[3] = {(size_t)w, (size_t)h, (size_t)n * c}; /* (x, y, plane) of dinp */
+  const size_t global[1] = {(size_t)n * c}; /* planes of dinp */
   const an_arg args[] = {an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_mem(argmax.mem),
                          an_arg_ulong(argmax.off), an_arg_mem(dinp.mem), an_arg_ulong(dinp.off),
                          an_arg_int(h),          an_arg_int(w),         an_arg_int(oh),
                          an_arg_int(ow),         an_arg_int(k),         an_arg_int(stride)};
-  return an_launch(rt, AN_K_MAXPOOL_BACKWARD, 3, global, NULL, args);
+  return an_launch(rt, AN_K_MAXPOOL_BACKWARD, 1, global, NULL, args);
 }
 
 an_status an_avgpool_forward(an_runtime *rt, int n, int c, int h, int w, int oh, int ow, an_buf out,
