@@ -286,6 +286,21 @@ static void test_conv_workspace_too_small(void **state) {
   clReleaseMemObject(buf);
 }
 
+/* Chunks: the whole batch when it fits; else a multiple of 32 images when 32 fit (alexnet-tv's conv2
+ * at batch 64 in a workspace of 51 images runs 32 + 32: 23328 columns, a multiple of the tiles, where 51
+ * images make 37179); fewer than 32 as many as fit. */
+static void test_conv_chunk_images(void **state) {
+  (void)state;
+  const an_conv_dims d = an_conv_dims_make(64, 64, 27, 27, 192, 5, 1, 2, 1);
+  const size_t one = an_conv_work_floats(&d, 1);
+  const int cases[][2] = {{64, 64}, {100, 64}, {63, 32}, {51, 32}, {32, 32}, {31, 31}, {5, 5}, {1, 1}, {0, 0}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const int got = an_conv_chunk_images(&d, (size_t)cases[i][0] * one + one / 2);
+    printf("  workspace for %d.5 images: chunks of %d (want %d)\n", cases[i][0], got, cases[i][1]);
+    assert_int_equal(got, cases[i][1]);
+  }
+}
+
 /* ---- fully connected ---- */
 
 static void run_fc(an_runtime *rt, const char *name, int n, int in, int out_features, int relu,
@@ -728,6 +743,7 @@ int main(void) {
       cmocka_unit_test(test_conv_small_pad3_stride2),
       cmocka_unit_test(test_conv_small_no_dinp),
       cmocka_unit_test(test_conv_workspace_too_small),
+      cmocka_unit_test(test_conv_chunk_images),
       cmocka_unit_test(test_conv_alexnet_conv1),
       cmocka_unit_test(test_conv_alexnet_conv1_chunk1),
       cmocka_unit_test(test_conv_alexnet_conv2),

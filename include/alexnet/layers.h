@@ -26,7 +26,10 @@ an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int st
 
 /* Floats of workspace one chunk of `images` images needs (forward and backward alike). */
 size_t an_conv_work_floats(const an_conv_dims *d, int images);
-/* Images per chunk for a workspace of work_floats (0 when not even one fits). */
+/* Images per chunk for a workspace of work_floats (0 when not even one fits): the whole batch when it
+ * fits, else a multiple of AN_CONV_CHUNK_ALIGN images when at least that many fit, so the GEMMs' column
+ * count (images · OH·OW, OH·OW odd in AlexNet) is a multiple of CLBlast's tiles and it pads nothing. */
+#define AN_CONV_CHUNK_ALIGN 32
 int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats);
 /* Columns per weight-gradient GEMM: the backward pass splits the reduction over a chunk's output pixels
  * into slices this wide, accumulated with beta = 1 (see conv.c), unless the device's tuning chose a

@@ -41,8 +41,10 @@ static an_status check_dims(const an_conv_dims *d, size_t work_floats, int *chun
 }
 
 int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats) {
-  const size_t nb = work_floats / an_conv_work_floats(d, 1);
-  return nb > (size_t)d->n ? d->n : (int)nb;
+  size_t nb = work_floats / an_conv_work_floats(d, 1);
+  if (nb >= (size_t)d->n) return d->n;
+  if (nb >= AN_CONV_CHUNK_ALIGN) nb -= nb % AN_CONV_CHUNK_ALIGN;
+  return (int)nb;
 }
 
 static an_status im2col(an_runtime *rt, const an_conv_dims *d, an_buf inp, an_buf col, int n0, int nb) {

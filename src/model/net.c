@@ -21,7 +21,7 @@
 #include "../layers/gemm.h"
 #include "../runtime/check.h"
 
-#define WORKSPACE_BUDGET_FLOATS ((size_t)64 << 20) /* 256 MiB of im2col: chunks of the batch beyond it */
+#define WORKSPACE_BUDGET_FLOATS ((size_t)128 << 20) /* 512 MiB of im2col: chunks of the batch beyond it */
 
 static int add_tensor(an_net *net, const char *layer, const char *suffix, int ndim, const int *shape,
                       int is_bias) {
