@@ -204,7 +204,7 @@ static void test_search(void **state) {
   /* the second reads rows of wider matrices, as the weight gradient's slices do */
   const an_gemm_shape shapes[] = {{0, 0, 64, 96, 160, 2, 0}, {0, 1, 24, 40, 300, 1, 512}};
   an_tune_result r;
-  TEST_OK(an_tune_gemm(rt, shapes, 2, 2, 1, NULL, NULL, &r));
+  TEST_OK(an_tune_gemm(rt, shapes, 2, 2, NULL, 0, 1, NULL, NULL, &r));
   printf("untuned %.2f, fallback %.2f, per shape %.2f GFLOP/s; %d tried, %d rejected\n", r.default_gflops,
          r.fallback_gflops, r.best_gflops, r.n_tried, r.n_rejected);
   assert_int_equal(r.n_shapes, 2);
@@ -230,6 +230,79 @@ static void test_search(void **state) {
   assert_true(applied);
   assert_memory_equal(&fallback, &r.best, sizeof fallback);
   check_gemm(rt, 0, 0, 64, 96, 160, 8);
+  an_tune_result_free(&r);
+  an_runtime_destroy(rt);
+  unlink(path);
+}
+
+/* earlier tunings' configurations: read from the file for this device only (the fallback first, then
+ * by use; invalid, direct-kernel and other devices' lines skipped, each configuration once), and tried
+ * first by the search, in that order */
+struct seen_candidates {
+  int n;
+  an_gemm_config c[8];
+};
+static void record_candidate(void *user, int candidate, int n_candidates, const an_gemm_config *c, double gflops,
+                             double best_gflops, const char *note) {
+  (void)n_candidates, (void)gflops, (void)best_gflops, (void)note;
+  struct seen_candidates *seen = user;
+  if (candidate > 0 && c && seen->n < 8) seen->c[seen->n++] = *c;
+}
+
+static void test_known_configs(void **state) {
+  (void)state;
+  setenv("ALEXNET_NO_TUNING", "1", 1);
+  an_runtime *rt = test_runtime();
+  unsetenv("ALEXNET_NO_TUNING");
+  const char *x = "GEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=2 MDIMC=2 MWG=16 NDIMB=2 NDIMC=2 NWG=16 SA=0 SB=0 STRM=0 "
+                  "STRN=0 VWM=4 VWN=4 MIN_INDIRECT=1";
+  const char *y = "GEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=4 MDIMC=4 MWG=32 NDIMB=4 NDIMC=4 NWG=32 SA=0 SB=0 STRM=0 "
+                  "STRN=0 VWM=2 VWN=2 MIN_INDIRECT=1";
+  const char *fb = "GEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=4 MDIMC=4 MWG=16 NDIMB=2 NDIMC=2 NWG=32 SA=0 SB=0 STRM=0 "
+                   "STRN=0 VWM=4 VWN=4 MIN_INDIRECT=64";
+  const char *bad = "GEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=2 MDIMC=2 MWG=20 NDIMB=2 NDIMC=2 NWG=16 SA=0 SB=0 STRM=0 "
+                    "STRN=0 VWM=4 VWN=4 MIN_INDIRECT=1"; /* MWG not a multiple of MDIMC·VWM */
+  char path[128];
+  path_in_dir(path, sizeof path, "known.txt");
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  const char *name = rt->info.name, *drv = rt->info.driver_version;
+  fprintf(f, "Some Other GPU\t9.9\tshape=NN,1,2,3\t%s\n", y); /* another device's: not counted */
+  fprintf(f, "Some Other GPU\t9.9\tshape=NN,1,2,4\t%s\n", y);
+  fprintf(f, "%s\t%s\tshape=NN,1,2,3\t%s\n", name, drv, y);
+  fprintf(f, "%s\t%s\tshape=NN,1,2,4\t%s\n", name, drv, x);
+  fprintf(f, "%s\t%s\tshape=NN,1,2,5\t%s\n", name, drv, x);
+  fprintf(f, "%s\t%s\tshape=NN,1,2,6\t%s\n", name, drv, bad);
+  fprintf(f, "%s\t%s\tshape=NN,1,2,7\tGEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=2 MDIMC=2 MWG=16 NDIMB=2 NDIMC=2 NWG=16 "
+             "SA=0 SB=0 STRM=0 STRN=0 VWM=8 VWN=8 MIN_INDIRECT=%zu\n", name, drv, (size_t)AN_GEMM_DIRECT);
+  fprintf(f, "%s\t%s\tdwslice=48,363,6050\twidth=512\n", name, drv);
+  fprintf(f, "%s\t%s\t%s\t1.00 GFLOP/s (fallback 1.00)\n", name, drv, fb);
+  fclose(f);
+  an_gemm_config got[8];
+  const int n = an_tuning_known_configs(rt, path, got, 8);
+  char text[3][512];
+  for (int i = 0; i < n && i < 3; i++) an_gemm_config_format(&got[i], text[i], sizeof text[i]);
+  for (int i = 0; i < n && i < 3; i++) printf("  known %d: %s\n", i, text[i]);
+  assert_int_equal(n, 3);
+  assert_int_equal(strncmp(text[0], fb, strlen("GEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=4 MDIMC=4 MWG=16 NDIMB=2")), 0);
+  assert_int_equal(strncmp(text[1], x, strlen(x) - strlen(" MIN_INDIRECT=1")), 0);
+  assert_int_equal(strncmp(text[2], y, strlen(y) - strlen(" MIN_INDIRECT=1")), 0);
+  assert_int_equal(an_tuning_known_configs(rt, path, got, 1), 1);
+  char missing[128];
+  path_in_dir(missing, sizeof missing, "no-such-file.txt");
+  assert_int_equal(an_tuning_known_configs(rt, missing, got, 8), 0);
+
+  /* the search tries them first, in order, and then its own */
+  const an_gemm_config known[2] = {got[1], got[2]};
+  const an_gemm_shape shapes[] = {{0, 0, 64, 96, 160, 1, 0}};
+  struct seen_candidates seen = {0};
+  an_tune_result r;
+  TEST_OK(an_tune_gemm(rt, shapes, 1, 3, known, 2, 1, record_candidate, &seen, &r));
+  assert_int_equal(seen.n, 3);
+  assert_memory_equal(seen.c[0].v, known[0].v, sizeof known[0].v);
+  assert_memory_equal(seen.c[1].v, known[1].v, sizeof known[1].v);
+  assert_memory_not_equal(seen.c[2].v, known[0].v, sizeof known[0].v);
+  assert_memory_not_equal(seen.c[2].v, known[1].v, sizeof known[1].v);
   an_tune_result_free(&r);
   an_runtime_destroy(rt);
   unlink(path);
@@ -280,7 +353,8 @@ int main(void) {
   snprintf(dir, sizeof dir, "/tmp/an_tune_XXXXXX");
   if (!mkdtemp(dir)) return 1;
   /* the search first: it measures CLBlast's untuned default, before any override in this process */
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_search), cmocka_unit_test(test_slice_widths),
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_search), cmocka_unit_test(test_known_configs),
+                                     cmocka_unit_test(test_slice_widths),
                                      cmocka_unit_test(test_file_and_switching)};
   const int failed = cmocka_run_group_tests(tests, NULL, NULL);
   rmdir(dir);

@@ -118,11 +118,20 @@ void an_tune_result_free(an_tune_result *r);
 
 /* Searches up to max_candidates configurations of the indirect kernel, plus CLBlast's direct kernel:
  * each is timed on every shape, and every shape keeps the fastest; the fallback is the configuration
- * (with the direct/indirect threshold) fastest on all shapes together. A candidate whose results
- * differ from the untuned GEMM's on any shape is rejected. Must run before any other override on this
+ * (with the direct/indirect threshold) fastest on all shapes together. The n_known configurations of
+ * `known` (an_tuning_known_configs: earlier tunings of this device) are the first candidates, then
+ * built-in seeds, then random ones and neighbours of the leader. A candidate whose results differ
+ * from the untuned GEMM's on any shape is rejected. Must run before any other override on this
  * process's device (it measures the default first). Leaves the result in effect on rt. */
 an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes, int max_candidates,
-                       uint64_t seed, an_tune_progress progress, void *user, an_tune_result *result);
+                       const an_gemm_config *known, int n_known, uint64_t seed, an_tune_progress progress,
+                       void *user, an_tune_result *result);
+
+/* The distinct indirect-kernel configurations the tuning file at path holds for rt's device, the
+ * fallback first, then by the number of shapes that use them; at most max into out. 0 without a file.
+ * So a tuning of one model starts from what the tunings of the others found: each search tries a few
+ * dozen of the thousands of valid configurations, and each shape stays pinned to its own search's. */
+int an_tuning_known_configs(const an_runtime *rt, const char *path, an_gemm_config *out, int max);
 
 /* Times each shape once after a warm-up run with whatever configuration is applied: seconds[i] is one
  * run of shapes[i] (its count not applied). For reports and comparisons with other BLAS libraries. */

@@ -41,7 +41,8 @@ static void help(void) {
          "  --device D        P:D index or name substring\n"
          "  --dry-run         search and report, but do not store\n"
          "  --fresh           drop the device's earlier per-shape entries (default: keep those of shapes\n"
-         "                    this run did not tune, so tunings of several models and batches add up)\n"
+         "                    this run did not tune, so tunings of several models and batches add up, and\n"
+         "                    try their configurations first, up to half of the candidates)\n"
          "  --report          no search: time each GEMM shape of the step with the tuning in effect and\n"
          "                    print one JSON line per shape (tools/gemm_compare.py reads them)\n");
 }
@@ -105,14 +106,21 @@ int cmd_tune(int argc, char **argv) {
   }
   printf("tuning GEMMs for %s at batch %d on %s: %d distinct shapes (and %d weight-gradient slices of other\n"
          "widths), %d candidates\n", model, batch, rt->info.name, n_step, n - n_step, candidates);
+  /* the device's configurations from earlier tunings (other models, batches) are tried first, up to
+   * half of the candidates */
+  char path[4096];
+  an_tuning_path(path, sizeof path);
+  an_gemm_config known[32];
+  const int max_known = candidates / 2 < 32 ? candidates / 2 : 32;
+  const int n_known = fresh ? 0 : an_tuning_known_configs(rt, path, known, max_known);
+  if (n_known) printf("%d of them known from earlier tunings of this device\n", n_known);
   an_tune_result result;
-  if (an_tune_gemm(rt, shapes, n, candidates, seed, progress, NULL, &result) != AN_OK) {
+  if (an_tune_gemm(rt, shapes, n, candidates, known, n_known, seed, progress, NULL, &result) != AN_OK) {
     an_runtime_destroy(rt);
     return cli_fail("tuning");
   }
-  char text[512], path[4096];
+  char text[512];
   an_gemm_config_format(&result.best, text, sizeof text);
-  an_tuning_path(path, sizeof path);
   printf("%-24s %8s %10s %10s  %s\n", "shape (op m x n x k)", "count", "untuned", "tuned", "configuration");
   for (int i = 0; i < n_step; i++) {
     const an_gemm_shape_config *e = &result.shapes[i];

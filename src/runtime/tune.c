@@ -383,6 +383,53 @@ an_status an_tuning_save(const an_runtime *rt, const char *path, const an_tune_r
   return AN_OK;
 }
 
+int an_tuning_known_configs(const an_runtime *rt, const char *path, an_gemm_config *out, int max) {
+  FILE *f = path ? fopen(path, "r") : NULL;
+  if (!f || max < 1) {
+    if (f) fclose(f);
+    return 0;
+  }
+  enum { CAP = 64 };
+  an_gemm_config seen[CAP];
+  int uses[CAP], n = 0;
+  char key[512], line[2048];
+  device_key(&rt->info, key, sizeof key);
+  const size_t key_len = strlen(key);
+  while (fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\r\n")] = '\0';
+    if (strncmp(line, key, key_len) || line[key_len] != '\t') continue;
+    char *params = line + key_len + 1, *tab = strchr(params, '\t');
+    if (tab) *tab = '\0';
+    if (!strncmp(params, "dwslice=", 8)) continue;
+    const int fallback = strncmp(params, "shape=", 6) != 0; /* the fallback line counts first */
+    char *cfg = fallback ? params : tab ? tab + 1 : NULL, *tab2 = cfg ? strchr(cfg, '\t') : NULL;
+    if (tab2) *tab2 = '\0';
+    an_gemm_config c;
+    if (!cfg || !parse_config(cfg, &c) || !config_valid(&c, &rt->info) || c.min_indirect_size == AN_GEMM_DIRECT) continue;
+    c.min_indirect_size = 0;
+    int i = 0;
+    while (i < n && memcmp(seen[i].v, c.v, sizeof c.v)) i++;
+    if (i == n) {
+      if (n == CAP) continue;
+      seen[n] = c, uses[n++] = 0;
+    }
+    uses[i] += fallback ? 1 << 20 : 1;
+  }
+  fclose(f);
+  int k = 0; /* the most used first */
+  for (; k < max && k < n; k++) {
+    int top = k;
+    for (int i = k + 1; i < n; i++)
+      if (uses[i] > uses[top]) top = i;
+    const an_gemm_config tc = seen[top];
+    const int tu = uses[top];
+    seen[top] = seen[k], uses[top] = uses[k];
+    seen[k] = tc, uses[k] = tu;
+    out[k] = seen[k];
+  }
+  return k;
+}
+
 /* ---- the weight gradient's slice widths ---- */
 
 static const size_t dw_widths[] = {256, 512, 1024, 2048, 4096, 8192, 16384};
@@ -617,7 +664,8 @@ static int goes_direct(const an_gemm_shape *s, size_t t) {
 }
 
 an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes, int max_candidates,
-                       uint64_t seed, an_tune_progress progress, void *user, an_tune_result *result) {
+                       const an_gemm_config *known, int n_known, uint64_t seed, an_tune_progress progress,
+                       void *user, an_tune_result *result) {
   memset(result, 0, sizeof *result);
   if (n_shapes < 1 || max_candidates < 1)
     return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "tuning needs shapes and candidates");
@@ -680,8 +728,9 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
     progress(user, -1, max_candidates, NULL, ok[1] ? flop / weighted(shapes, n_shapes, secs + ns) / 1e9 : 0,
              flop / weighted(shapes, n_shapes, best) / 1e9, ok[1] ? "direct kernel" : "direct kernel: failed");
 
-  /* candidates of the indirect kernel: a few known to suit CPUs and GPUs, then random valid ones, and
-   * for the second half neighbours of the candidate fastest on all shapes so far (a local search) */
+  /* candidates of the indirect kernel: the configurations known from earlier tunings of this device
+   * (other models' and batches'), a few known to suit CPUs and GPUs, then random valid ones, and for
+   * the second half neighbours of the candidate fastest on all shapes so far (a local search) */
   static const size_t seeds[][AN_XGEMM_N_PARAMS] = {
       {0, 1, 16, 2, 2, 2, 16, 2, 2, 16, 0, 0, 0, 0, 8, 8},  {0, 1, 16, 2, 4, 4, 32, 4, 4, 32, 0, 0, 0, 0, 8, 8},
       {0, 1, 16, 2, 8, 8, 64, 8, 8, 64, 1, 1, 0, 0, 8, 8},  {0, 1, 32, 2, 16, 16, 64, 16, 16, 64, 1, 1, 1, 1, 2, 2},
@@ -690,15 +739,20 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
   };
   const int n_seeds = (int)(sizeof seeds / sizeof seeds[0]);
   const int n_random = max_candidates / 2 > n_seeds ? max_candidates / 2 : n_seeds;
-  int n_cands = 0, leader = -1, next_seed = 0;
+  int n_cands = 0, leader = -1, next_seed = 0, next_known = 0;
   double leader_secs = 0;
   if (set_min_indirect(rt, 1, 0) != AN_OK) max_candidates = 0; /* candidates run on the indirect kernel */
   for (int c = 0; c < max_candidates; c++) {
     an_gemm_config next = {{0}, 0};
     int have = 0;
+    while (!have && next_known < n_known) { /* the known ones valid here, each once */
+      next = known[next_known++];
+      next.min_indirect_size = 0;
+      have = config_valid(&next, &rt->info) && !already_tried(cands, n_cands, &next);
+    }
     while (!have && next_seed < n_seeds) { /* the seeds valid on this device */
       memcpy(next.v, seeds[next_seed++], sizeof next.v);
-      have = config_valid(&next, &rt->info);
+      have = config_valid(&next, &rt->info) && !already_tried(cands, n_cands, &next);
     }
     if (!have)
       next = c >= n_random && leader >= 0 ? neighbour(&cands[leader], &s, &rt->info, cands, n_cands)
