@@ -10,7 +10,10 @@ takes seconds (Python's standard library only):
   3. a split: each device's busy and exchange time add up to its device_ms, the busy time is at most
      the step time, the exchange copies are those the split makes per step (the batch's gradient sum
      one each way: 2; alexnet's three gathers and fc8's sum forward, the gathers backward: 14);
-  4. bad options: --split 3, --split 2 with one device named: exit status 2.
+  4. `--kernels` (alexnet, one device and split): every kernel row's time is >= 0, the rows add up to
+     kernels_ms, which is at most the device's device_ms; training runs im2col twice per convolution
+     (forward and backward) and alexnet's LRN once each way per LRN layer, per device;
+  5. bad options: --split 3, --split 2 with one device named: exit status 2.
 Exits 1 on any difference, printing the result and the figure that is off. Benchmarks assert no speed:
 only that the figures account for the step.
 
@@ -98,6 +101,28 @@ def check_result(r):
     check(len(exchange_rows) == (4 if columns else 0), f"{name}: {len(exchange_rows)} exchange layer rows", r)
 
 
+def check_kernels(r, dev):
+    name = f"{r['model']} on {dev['device']} (--kernels)"
+    rows = dev.get("kernels")
+    check(rows is not None and len(rows) > 0, f"{name}: no kernel rows", r)
+    if not rows:
+        return
+    check(all(k["ms"] >= 0 and k["launches"] > 0 for k in rows), f"{name}: a row with negative time or no launch", r)
+    total = sum(k["ms"] for k in rows)
+    check(close(total, dev["kernels_ms"], 1e-3, 1e-3), f"{name}: rows add up to {total} ms, kernels_ms {dev['kernels_ms']}", r)
+    check(dev["kernels_ms"] <= dev["device_ms"] * 1.001 + 1e-3,
+          f"{name}: kernels {dev['kernels_ms']} ms above the device's {dev['device_ms']} ms", r)
+    launches = {}
+    for k in rows:
+        launches[k["kernel"]] = launches.get(k["kernel"], 0) + k["launches"]
+    convs = sum(1 for L in dev["layers"] if L["kind"] == "conv")
+    lrns = sum(1 for L in dev["layers"] if L["kind"] == "lrn")
+    want = {"im2col": 2 * convs, "lrn_forward": lrns, "lrn_backward": lrns}  # one chunk: the batch is 2
+    for kernel, n in want.items():
+        check(abs(launches.get(kernel, 0) - n) < 1e-6,
+              f"{name}: {launches.get(kernel, 0)} launches of {kernel} per step, expected {n}", r)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--exe", required=True)
@@ -109,6 +134,12 @@ def main():
     results += bench(exe, ["--split", "2", "--model", "alexnet"] + TINY + ["--iterations", "3"])  # the spread of 3
     for r in results:
         check_result(r)
+    kernel_runs = bench(exe, ["--model", "alexnet", "--device", "0:0", "--kernels"] + TINY)
+    kernel_runs += bench(exe, ["--model", "alexnet", "--split", "2", "--kernels"] + TINY)
+    for r in kernel_runs:
+        check_result(r)
+        for dev in r.get("devices", [r]):
+            check_kernels(r, dev)
     for bad in (["--split", "3"], ["--split", "2", "--device", "0:0"]):
         p = subprocess.run([exe, "bench"] + bad, capture_output=True, text=True)
         check(p.returncode == 2, f"alexnet bench {' '.join(bad)} exited {p.returncode}, expected 2", {})

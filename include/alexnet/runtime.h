@@ -73,6 +73,15 @@ typedef struct an_mark {
   cl_event event;
 } an_mark;
 
+/* Kernel events: when rt->kernel_profiling is set, every launch of the project's kernels keeps its
+ * event and range (alexnet bench --kernels sums them per kernel and range; CLBlast's are not in it). */
+typedef struct an_kernel_event {
+  an_kernel_id kernel;
+  cl_uint dims;
+  size_t global[3];
+  cl_event event;
+} an_kernel_event;
+
 typedef struct an_runtime {
   an_device_info info;
   cl_context context;
@@ -83,6 +92,9 @@ typedef struct an_runtime {
   int profiling;   /* 1: record marks */
   an_mark *marks;  /* (n_marks) in enqueue order */
   int n_marks, cap_marks;
+  int kernel_profiling;     /* 1: keep every kernel launch's event */
+  an_kernel_event *kevents; /* (n_kevents) in enqueue order */
+  int n_kevents, cap_kevents;
   double build_seconds; /* the startup build of the project's program (or its load from the cache) */
   int program_from_cache; /* the program came from the compiled-program cache */
   int gemm_tuned;       /* a cached GEMM tuning was applied at startup (alexnet tune) */
@@ -97,6 +109,11 @@ an_status an_mark_add(an_runtime *rt, an_mark_kind kind, int layer);
 /* Device time at which mark i completed, in milliseconds (after the queue finished). */
 an_status an_mark_end_ms(an_runtime *rt, int i, double *ms);
 void an_marks_clear(an_runtime *rt);
+/* The kernel's name in cl/ ("im2col", ...). */
+const char *an_kernel_name(an_kernel_id k);
+/* A kept launch's own device time (start to end), in milliseconds (after the queue finished). */
+an_status an_kernel_event_ms(const an_kernel_event *e, double *ms);
+void an_kernel_events_clear(an_runtime *rt);
 
 /* Creates the context and queue on the selected device and builds the project's program. A failed
  * build prints the build log and options to stderr and returns AN_ERR_BUILD. */

@@ -16,6 +16,15 @@ typedef struct layer_time {
   double fwd_gemm_ms, bwd_gemm_ms; /* the part of fwd_ms / bwd_ms spent in CLBlast */
 } layer_time;
 
+/* One of the project's kernels at one range (--kernels): its launches and own device time per step. */
+typedef struct kernel_time {
+  an_kernel_id kernel;
+  cl_uint dims;
+  size_t global[3];
+  double launches, ms;
+} kernel_time;
+#define MAX_KERNEL_ROWS 128
+
 /* One device's share of a step, from its profiling marks, averaged over the timed steps. */
 typedef struct device_time {
   char device[320], tuning[512];
@@ -26,6 +35,9 @@ typedef struct device_time {
   double busy_ms, exchange_ms; /* split: device_ms = busy + exchanges and waits for the other device */
   double gemm_ms, loss_ms, zero_ms, grad_sum_ms, sgd_ms, flop, build_s;
   size_t device_bytes;
+  kernel_time kernels[MAX_KERNEL_ROWS]; /* --kernels: slowest first */
+  int n_kernels;
+  double kernels_ms; /* their sum per step */
 } device_time;
 
 typedef struct bench_result {
@@ -95,10 +107,11 @@ typedef struct target {
   an_split *split;
   an_runtime *rt[2];
   int n_devices;
+  int kernels; /* --kernels: keep every kernel launch's event too */
 } target;
 
 static void set_profiling(target *t, int on) {
-  for (int k = 0; k < t->n_devices; k++) t->rt[k]->profiling = on;
+  for (int k = 0; k < t->n_devices; k++) t->rt[k]->profiling = on, t->rt[k]->kernel_profiling = on && t->kernels;
   if (t->split) t->split->profiling = on;
 }
 
@@ -123,6 +136,39 @@ static an_status run_step(target *t, const float *images, const int *labels, flo
   if (s == AN_OK) s = an_net_forward(t->net, 0, 1, k);
   if (s == AN_OK) s = an_net_read_logits(t->net, logits);
   return s;
+}
+
+static int by_time(const void *a, const void *b) {
+  const double x = ((const kernel_time *)a)->ms, y = ((const kernel_time *)b)->ms;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The kept kernel events of rt, summed per kernel and range, per step, slowest first. */
+static int collect_kernels(an_runtime *rt, device_time *d, int steps) {
+  d->n_kernels = 0, d->kernels_ms = 0;
+  for (int i = 0; i < rt->n_kevents; i++) {
+    const an_kernel_event *e = &rt->kevents[i];
+    double ms;
+    if (an_kernel_event_ms(e, &ms) != AN_OK) return 1;
+    int j = 0;
+    while (j < d->n_kernels && !(d->kernels[j].kernel == e->kernel && d->kernels[j].dims == e->dims &&
+                                 !memcmp(d->kernels[j].global, e->global, sizeof e->global)))
+      j++;
+    if (j == d->n_kernels) {
+      if (j == MAX_KERNEL_ROWS) j--; /* more ranges than rows: the last row takes the rest */
+      else {
+        memset(&d->kernels[j], 0, sizeof d->kernels[j]);
+        d->kernels[j].kernel = e->kernel, d->kernels[j].dims = e->dims;
+        memcpy(d->kernels[j].global, e->global, sizeof e->global);
+        d->n_kernels++;
+      }
+    }
+    d->kernels[j].launches += 1.0 / steps;
+    d->kernels[j].ms += ms / steps;
+    d->kernels_ms += ms / steps;
+  }
+  qsort(d->kernels, (size_t)d->n_kernels, sizeof d->kernels[0], by_time);
+  return 0;
 }
 
 /* Warm-up steps, then the timed ones with profiling on; fills the step time, every device's rows and the
@@ -167,7 +213,7 @@ static int time_steps(target *t, int classes, int size, int warmup, int iteratio
               (int)(sizeof d->layers / sizeof d->layers[0]));
       goto done;
     }
-    if (collect(t->rt[k], d, iterations)) {
+    if (collect(t->rt[k], d, iterations) || (t->kernels && collect_kernels(t->rt[k], d, iterations))) {
       rc = cli_fail("reading profiling events");
       goto done;
     }
@@ -199,7 +245,7 @@ static int time_steps(target *t, int classes, int size, int warmup, int iteratio
   r->gflops = flop / (r->step_ms * 1e-3) / 1e9;
   rc = 0;
 done:
-  for (int k = 0; k < t->n_devices; k++) an_marks_clear(t->rt[k]);
+  for (int k = 0; k < t->n_devices; k++) an_marks_clear(t->rt[k]), an_kernel_events_clear(t->rt[k]);
   if (t->split) an_split_clear_events(t->split);
   free(images), free(labels), free(logits);
   return rc;
@@ -214,8 +260,8 @@ static void describe_device(device_time *d, an_runtime *rt, const an_model_desc 
 }
 
 static int bench_model(an_runtime *rt, const char *model, int classes, int batch, int size, int train,
-                       int warmup, int iterations, bench_result *r) {
-  target t = {NULL, NULL, {rt, NULL}, 1};
+                       int warmup, int iterations, int kernels, bench_result *r) {
+  target t = {NULL, NULL, {rt, NULL}, 1, kernels};
   memset(r, 0, sizeof *r);
   snprintf(r->model, sizeof r->model, "%s", model);
   r->batch = batch, r->train = train, r->n_devices = 1, r->build_s = rt->build_seconds;
@@ -234,8 +280,8 @@ static int bench_model(an_runtime *rt, const char *model, int classes, int batch
 
 /* The model split over rt0 and rt1 (an_runtime_create_pair): alexnet's columns, or the batch. */
 static int bench_split(an_runtime *rt0, an_runtime *rt1, const char *model, int classes, int batch, int size,
-                       int train, int warmup, int iterations, bench_result *r) {
-  target t = {NULL, NULL, {rt0, rt1}, 2};
+                       int train, int warmup, int iterations, int kernels, bench_result *r) {
+  target t = {NULL, NULL, {rt0, rt1}, 2, kernels};
   memset(r, 0, sizeof *r);
   snprintf(r->model, sizeof r->model, "%s", model);
   r->batch = batch, r->train = train, r->n_devices = 2, r->build_s = rt0->build_seconds + rt1->build_seconds;
@@ -276,6 +322,23 @@ static void print_spread(const bench_result *r) {
   printf("  %d timed steps: fastest %.1f ms, slowest %.1f ms\n", r->iterations, r->step_min_ms, r->step_max_ms);
 }
 
+/* --kernels: the project's kernels per range, slowest first (CLBlast's GEMMs are in the layer rows) */
+static void print_kernels(const device_time *d, double device_ms) {
+  if (!d->n_kernels) return;
+  printf("  the project's kernels, per step (%.1f ms, %.0f%% of device time; the rest is CLBlast's):\n",
+         d->kernels_ms, 100 * d->kernels_ms / device_ms);
+  printf("    %-24s %-22s %9s %10s %7s\n", "kernel", "range", "launches", "ms", "share");
+  for (int i = 0; i < d->n_kernels; i++) {
+    const kernel_time *k = &d->kernels[i];
+    char range[64];
+    if (k->dims == 1) snprintf(range, sizeof range, "%zu", k->global[0]);
+    else if (k->dims == 2) snprintf(range, sizeof range, "%zux%zu", k->global[0], k->global[1]);
+    else snprintf(range, sizeof range, "%zux%zux%zu", k->global[0], k->global[1], k->global[2]);
+    printf("    %-24s %-22s %9.1f %10.2f %6.1f%%\n", an_kernel_name(k->kernel), range, k->launches, k->ms,
+           100 * k->ms / device_ms);
+  }
+}
+
 static void print_result(const bench_result *r) {
   const device_time *d = &r->dev[0];
   printf("\n%s on %s, batch %d, %s\n", r->model, r->device, r->batch, r->train ? "training" : "inference");
@@ -303,6 +366,7 @@ static void print_result(const bench_result *r) {
   printf("  cold start: program build %.2f s, first step %.2f s (CLBlast builds its kernels)\n", r->build_s,
          r->first_step_s);
   printf("  GEMM tuning: %s\n", d->tuning[0] ? d->tuning : "none (untuned CLBlast defaults; see alexnet tune)");
+  print_kernels(d, r->device_ms);
 }
 
 /* The split: both devices' rows side by side (both run the same layer table), then each device's busy
@@ -345,6 +409,11 @@ static void print_split_result(const bench_result *r) {
   for (int k = 0; k < 2; k++)
     printf("  GEMM tuning, device %d: %s\n", k,
            d[k].tuning[0] ? d[k].tuning : "none (untuned CLBlast defaults; see alexnet tune)");
+  for (int k = 0; k < 2; k++)
+    if (d[k].n_kernels) {
+      printf("  device %d:\n", k);
+      print_kernels(&d[k], d[k].device_ms);
+    }
 }
 
 static void print_json_layers(const device_time *d, int train) {
@@ -356,6 +425,15 @@ static void print_json_layers(const device_time *d, int train) {
            i ? ", " : "", i, kind_name(ld->kind), ld->name ? ld->name : "", d->layers[i].fwd_ms,
            train ? d->layers[i].bwd_ms : 0.0, d->layers[i].fwd_gemm_ms, train ? d->layers[i].bwd_gemm_ms : 0.0,
            d->layers[i].fwd_flop, train ? d->layers[i].bwd_flop : 0.0);
+  }
+  printf("]");
+  if (!d->n_kernels) return;
+  printf(", \"kernels_ms\": %.4f, \"kernels\": [", d->kernels_ms);
+  for (int i = 0; i < d->n_kernels; i++) {
+    const kernel_time *k = &d->kernels[i];
+    printf("%s{\"kernel\": \"%s\", \"global\": [", i ? ", " : "", an_kernel_name(k->kernel));
+    for (cl_uint j = 0; j < k->dims; j++) printf("%s%zu", j ? ", " : "", k->global[j]);
+    printf("], \"launches\": %.2f, \"ms\": %.4f}", k->launches, k->ms);
   }
   printf("]");
 }
@@ -420,6 +498,9 @@ static void help(void) {
          "  --warmup N        untimed steps first                     (default 1)\n"
          "  --classes N       classes                                 (default 1000)\n"
          "  --input-size S    input side                              (default 224)\n"
+         "  --kernels         also time every launch of the project's own kernels (im2col, pooling, LRN, ...;\n"
+         "                    not CLBlast's): a table per kernel and range, per step, slowest first (JSON:\n"
+         "                    \"kernels\" beside \"layers\")\n"
          "  --json            one JSON array on stdout instead of tables; a split's element has \"split\": 2\n"
          "                    and its rows, busy and exchange times under \"devices\"\n");
 }
@@ -447,11 +528,12 @@ int cmd_bench(int argc, char **argv) {
       {"split", required_argument, NULL, 'p'},      {"iterations", required_argument, NULL, 'n'},
       {"warmup", required_argument, NULL, 'w'},     {"classes", required_argument, NULL, 'c'},
       {"input-size", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
-      {"separate-contexts", no_argument, NULL, 'x'}, {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
+      {"separate-contexts", no_argument, NULL, 'x'}, {"kernels", no_argument, NULL, 'k'},
+      {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
   const char *device = NULL, *model = "all", *mode = "train";
   int batch = 64, split = 1, iterations = 3, warmup = 1, classes = 1000, size = 224, json = 0, separate = 0, c;
-  while ((c = getopt_long(argc, argv, "d:m:b:o:p:n:w:c:s:jxh", opts, NULL)) != -1) {
+  int kernels = 0;
+  while ((c = getopt_long(argc, argv, "d:m:b:o:p:n:w:c:s:jxkh", opts, NULL)) != -1) {
     switch (c) {
       case 'd': device = optarg; break;
       case 'm': model = optarg; break;
@@ -464,6 +546,7 @@ int cmd_bench(int argc, char **argv) {
       case 's': size = atoi(optarg); break;
       case 'j': json = 1; break;
       case 'x': separate = 1; break;
+      case 'k': kernels = 1; break;
       case 'h': help(); return 0;
       default: fprintf(stderr, "see: alexnet bench --help\n"); return 2;
     }
@@ -537,8 +620,9 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "benchmarking %s on %s%s%s ...\n", name, rt[0]->info.name, is_pair ? " + " : "",
                 is_pair ? rt[1]->info.name : "");
       rc = is_pair ? bench_split(rt[0], rt[1], name, classes, batch, size, !strcmp(mode, "train"), warmup,
-                                 iterations, r)
-                   : bench_model(rt[0], name, classes, batch, size, !strcmp(mode, "train"), warmup, iterations, r);
+                                 iterations, kernels, r)
+                   : bench_model(rt[0], name, classes, batch, size, !strcmp(mode, "train"), warmup, iterations,
+                                 kernels, r);
       if (rc) break;
       if (json)
         print_json(r, n_results == 0);

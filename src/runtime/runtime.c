@@ -470,6 +470,8 @@ void an_runtime_destroy(an_runtime *rt) {
   if (rt->queue) clFinish(rt->queue);
   an_marks_clear(rt);
   free(rt->marks);
+  an_kernel_events_clear(rt);
+  free(rt->kevents);
   if (rt->gemm_temp) clReleaseMemObject(rt->gemm_temp);
   an_gemm_table_free(rt->gemm_table);
   for (int k = AN_K_COUNT - 1; k >= 0; k--)
@@ -531,7 +533,22 @@ an_status an_launch_at(an_runtime *rt, an_kernel_id k, cl_uint dims, const size_
   }
   for (cl_uint d = 0; d < dims; d++)
     if (global[d] == 0) return AN_OK;
-  cl_int rc = clEnqueueNDRangeKernel(rt->queue, rt->kernels[k], dims, NULL, global, local, 0, NULL, NULL);
+  an_kernel_event *kept = NULL;
+  if (rt->kernel_profiling) {
+    if (rt->n_kevents == rt->cap_kevents) {
+      const int cap = rt->cap_kevents ? 2 * rt->cap_kevents : 256;
+      an_kernel_event *grown = realloc(rt->kevents, (size_t)cap * sizeof *grown);
+      if (!grown) return an_error(AN_ERR_HOST_ALLOC, file, line, "kernel events");
+      rt->kevents = grown, rt->cap_kevents = cap;
+    }
+    kept = &rt->kevents[rt->n_kevents];
+    memset(kept, 0, sizeof *kept);
+    kept->kernel = k, kept->dims = dims;
+    for (cl_uint d = 0; d < dims && d < 3; d++) kept->global[d] = global[d];
+  }
+  cl_int rc = clEnqueueNDRangeKernel(rt->queue, rt->kernels[k], dims, NULL, global, local, 0, NULL,
+                                     kept ? &kept->event : NULL);
+  if (kept && rc == CL_SUCCESS) rt->n_kevents++;
   if (rc != CL_SUCCESS) {
     if (rc == CL_MEM_OBJECT_ALLOCATION_FAILURE || rc == CL_OUT_OF_RESOURCES)
       return an_error(rc, file, line, "clEnqueueNDRangeKernel(%s): the device ran out of memory; try a smaller batch",
@@ -561,6 +578,21 @@ an_status an_mark_end_ms(an_runtime *rt, int i, double *ms) {
   AN_CL_RETURN(clGetEventProfilingInfo(rt->marks[i].event, CL_PROFILING_COMMAND_END, sizeof end, &end, NULL));
   *ms = (double)end * 1e-6;
   return AN_OK;
+}
+
+const char *an_kernel_name(an_kernel_id k) { return k >= 0 && k < AN_K_COUNT ? kernel_names[k] : "?"; }
+
+an_status an_kernel_event_ms(const an_kernel_event *e, double *ms) {
+  cl_ulong start = 0, end = 0;
+  AN_CL_RETURN(clGetEventProfilingInfo(e->event, CL_PROFILING_COMMAND_START, sizeof start, &start, NULL));
+  AN_CL_RETURN(clGetEventProfilingInfo(e->event, CL_PROFILING_COMMAND_END, sizeof end, &end, NULL));
+  *ms = (double)(end - start) * 1e-6;
+  return AN_OK;
+}
+
+void an_kernel_events_clear(an_runtime *rt) {
+  for (int i = 0; i < rt->n_kevents; i++) clReleaseEvent(rt->kevents[i].event);
+  rt->n_kevents = 0;
 }
 
 void an_marks_clear(an_runtime *rt) {
