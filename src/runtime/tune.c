@@ -383,50 +383,50 @@ an_status an_tuning_save(const an_runtime *rt, const char *path, const an_tune_r
   return AN_OK;
 }
 
+struct known_config {
+  an_gemm_config c;
+  int uses, first; /* shapes using it (the fallback counts above all), its first line */
+};
+
+static int by_use(const void *a, const void *b) {
+  const struct known_config *x = a, *y = b;
+  return x->uses != y->uses ? (x->uses < y->uses ? 1 : -1) : x->first - y->first;
+}
+
 int an_tuning_known_configs(const an_runtime *rt, const char *path, an_gemm_config *out, int max) {
-  FILE *f = path ? fopen(path, "r") : NULL;
-  if (!f || max < 1) {
-    if (f) fclose(f);
-    return 0;
-  }
+  FILE *f = path && max > 0 ? fopen(path, "r") : NULL;
+  if (!f) return 0;
   enum { CAP = 64 };
-  an_gemm_config seen[CAP];
-  int uses[CAP], n = 0;
+  struct known_config seen[CAP];
+  int n = 0, line_no = 0;
   char key[512], line[2048];
   device_key(&rt->info, key, sizeof key);
   const size_t key_len = strlen(key);
   while (fgets(line, sizeof line, f)) {
+    line_no++;
     line[strcspn(line, "\r\n")] = '\0';
     if (strncmp(line, key, key_len) || line[key_len] != '\t') continue;
     char *params = line + key_len + 1, *tab = strchr(params, '\t');
     if (tab) *tab = '\0';
     if (!strncmp(params, "dwslice=", 8)) continue;
-    const int fallback = strncmp(params, "shape=", 6) != 0; /* the fallback line counts first */
+    const int fallback = strncmp(params, "shape=", 6) != 0;
     char *cfg = fallback ? params : tab ? tab + 1 : NULL, *tab2 = cfg ? strchr(cfg, '\t') : NULL;
     if (tab2) *tab2 = '\0';
     an_gemm_config c;
     if (!cfg || !parse_config(cfg, &c) || !config_valid(&c, &rt->info) || c.min_indirect_size == AN_GEMM_DIRECT) continue;
     c.min_indirect_size = 0;
     int i = 0;
-    while (i < n && memcmp(seen[i].v, c.v, sizeof c.v)) i++;
+    while (i < n && memcmp(seen[i].c.v, c.v, sizeof c.v)) i++;
     if (i == n) {
       if (n == CAP) continue;
-      seen[n] = c, uses[n++] = 0;
+      seen[n].c = c, seen[n].uses = 0, seen[n++].first = line_no;
     }
-    uses[i] += fallback ? 1 << 20 : 1;
+    seen[i].uses += fallback ? 1 << 20 : 1;
   }
   fclose(f);
-  int k = 0; /* the most used first */
-  for (; k < max && k < n; k++) {
-    int top = k;
-    for (int i = k + 1; i < n; i++)
-      if (uses[i] > uses[top]) top = i;
-    const an_gemm_config tc = seen[top];
-    const int tu = uses[top];
-    seen[top] = seen[k], uses[top] = uses[k];
-    seen[k] = tc, uses[k] = tu;
-    out[k] = seen[k];
-  }
+  qsort(seen, (size_t)n, sizeof seen[0], by_use);
+  const int k = n < max ? n : max;
+  for (int i = 0; i < k; i++) out[i] = seen[i].c;
   return k;
 }
 
