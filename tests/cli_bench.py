@@ -11,7 +11,7 @@ takes seconds (Python's standard library only):
      the step time, the exchange copies are those the split makes per step (the batch's gradient sum
      one each way: 2; alexnet's three gathers and fc8's sum forward, the gathers backward: 14);
   4. `--kernels` (alexnet, one device and split): every kernel row's time is >= 0, the rows add up to
-     kernels_ms, which is at most the device's device_ms; training runs im2col twice per convolution
+     kernels_ms (none left over beyond the table's rows), which is at most the device's device_ms; training runs im2col twice per convolution
      (forward and backward) and alexnet's LRN once each way per LRN layer, per device;
   5. bad options: --split 3, --split 2 with one device named: exit status 2.
 Exits 1 on any difference, printing the result and the figure that is off. Benchmarks assert no speed:
@@ -108,8 +108,9 @@ def check_kernels(r, dev):
     if not rows:
         return
     check(all(k["ms"] >= 0 and k["launches"] > 0 for k in rows), f"{name}: a row with negative time or no launch", r)
-    total = sum(k["ms"] for k in rows)
+    total = sum(k["ms"] for k in rows) + dev["kernels_other_ms"]
     check(close(total, dev["kernels_ms"], 1e-3, 1e-3), f"{name}: rows add up to {total} ms, kernels_ms {dev['kernels_ms']}", r)
+    check(dev["kernels_other_ms"] == 0, f"{name}: {dev['kernels_other_ms']} ms in ranges beyond the table's rows", r)
     check(dev["kernels_ms"] <= dev["device_ms"] * 1.001 + 1e-3,
           f"{name}: kernels {dev['kernels_ms']} ms above the device's {dev['device_ms']} ms", r)
     launches = {}

@@ -37,7 +37,8 @@ typedef struct device_time {
   size_t device_bytes;
   kernel_time kernels[MAX_KERNEL_ROWS]; /* --kernels: slowest first */
   int n_kernels;
-  double kernels_ms; /* their sum per step */
+  double kernels_ms;       /* their sum per step */
+  double kernels_other_ms; /* the part in ranges beyond MAX_KERNEL_ROWS (in kernels_ms, in no row) */
 } device_time;
 
 typedef struct bench_result {
@@ -145,7 +146,7 @@ static int by_time(const void *a, const void *b) {
 
 /* The kept kernel events of rt, summed per kernel and range, per step, slowest first. */
 static int collect_kernels(an_runtime *rt, device_time *d, int steps) {
-  d->n_kernels = 0, d->kernels_ms = 0;
+  d->n_kernels = 0, d->kernels_ms = 0, d->kernels_other_ms = 0;
   for (int i = 0; i < rt->n_kevents; i++) {
     const an_kernel_event *e = &rt->kevents[i];
     double ms;
@@ -154,18 +155,19 @@ static int collect_kernels(an_runtime *rt, device_time *d, int steps) {
     while (j < d->n_kernels && !(d->kernels[j].kernel == e->kernel && d->kernels[j].dims == e->dims &&
                                  !memcmp(d->kernels[j].global, e->global, sizeof e->global)))
       j++;
+    d->kernels_ms += ms / steps;
+    if (j == MAX_KERNEL_ROWS) { /* more ranges than rows: counted in the total only */
+      d->kernels_other_ms += ms / steps;
+      continue;
+    }
     if (j == d->n_kernels) {
-      if (j == MAX_KERNEL_ROWS) j--; /* more ranges than rows: the last row takes the rest */
-      else {
-        memset(&d->kernels[j], 0, sizeof d->kernels[j]);
-        d->kernels[j].kernel = e->kernel, d->kernels[j].dims = e->dims;
-        memcpy(d->kernels[j].global, e->global, sizeof e->global);
-        d->n_kernels++;
-      }
+      memset(&d->kernels[j], 0, sizeof d->kernels[j]);
+      d->kernels[j].kernel = e->kernel, d->kernels[j].dims = e->dims;
+      memcpy(d->kernels[j].global, e->global, sizeof e->global);
+      d->n_kernels++;
     }
     d->kernels[j].launches += 1.0 / steps;
     d->kernels[j].ms += ms / steps;
-    d->kernels_ms += ms / steps;
   }
   qsort(d->kernels, (size_t)d->n_kernels, sizeof d->kernels[0], by_time);
   return 0;
@@ -337,6 +339,9 @@ static void print_kernels(const device_time *d, double device_ms) {
     printf("    %-24s %-22s %9.1f %10.2f %6.1f%%\n", an_kernel_name(k->kernel), range, k->launches, k->ms,
            100 * k->ms / device_ms);
   }
+  if (d->kernels_other_ms > 0)
+    printf("    %-24s %-22s %9s %10.2f %6.1f%%\n", "(more ranges)", "", "", d->kernels_other_ms,
+           100 * d->kernels_other_ms / device_ms);
 }
 
 static void print_result(const bench_result *r) {
@@ -428,7 +433,7 @@ static void print_json_layers(const device_time *d, int train) {
   }
   printf("]");
   if (!d->n_kernels) return;
-  printf(", \"kernels_ms\": %.4f, \"kernels\": [", d->kernels_ms);
+  printf(", \"kernels_ms\": %.4f, \"kernels_other_ms\": %.4f, \"kernels\": [", d->kernels_ms, d->kernels_other_ms);
   for (int i = 0; i < d->n_kernels; i++) {
     const kernel_time *k = &d->kernels[i];
     printf("%s{\"kernel\": \"%s\", \"global\": [", i ? ", " : "", an_kernel_name(k->kernel));

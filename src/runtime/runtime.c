@@ -535,12 +535,9 @@ an_status an_launch_at(an_runtime *rt, an_kernel_id k, cl_uint dims, const size_
     if (global[d] == 0) return AN_OK;
   an_kernel_event *kept = NULL;
   if (rt->kernel_profiling) {
-    if (rt->n_kevents == rt->cap_kevents) {
-      const int cap = rt->cap_kevents ? 2 * rt->cap_kevents : 256;
-      an_kernel_event *grown = realloc(rt->kevents, (size_t)cap * sizeof *grown);
-      if (!grown) return an_error(AN_ERR_HOST_ALLOC, file, line, "kernel events");
-      rt->kevents = grown, rt->cap_kevents = cap;
-    }
+    an_kernel_event *grown = an_grow(rt->kevents, rt->n_kevents, &rt->cap_kevents, sizeof *grown);
+    if (!grown) return an_error(AN_ERR_HOST_ALLOC, file, line, "kernel events");
+    rt->kevents = grown;
     kept = &rt->kevents[rt->n_kevents];
     memset(kept, 0, sizeof *kept);
     kept->kernel = k, kept->dims = dims;
@@ -560,12 +557,9 @@ an_status an_launch_at(an_runtime *rt, an_kernel_id k, cl_uint dims, const size_
 
 an_status an_mark_add(an_runtime *rt, an_mark_kind kind, int layer) {
   if (!rt->profiling) return AN_OK;
-  if (rt->n_marks == rt->cap_marks) {
-    const int cap = rt->cap_marks ? 2 * rt->cap_marks : 256;
-    an_mark *grown = realloc(rt->marks, (size_t)cap * sizeof *grown);
-    if (!grown) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "profiling marks");
-    rt->marks = grown, rt->cap_marks = cap;
-  }
+  an_mark *grown = an_grow(rt->marks, rt->n_marks, &rt->cap_marks, sizeof *grown);
+  if (!grown) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "profiling marks");
+  rt->marks = grown;
   an_mark *m = &rt->marks[rt->n_marks];
   m->kind = kind, m->layer = layer;
   AN_CL_RETURN(clEnqueueMarkerWithWaitList(rt->queue, 0, NULL, &m->event));

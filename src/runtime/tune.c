@@ -14,6 +14,7 @@
 #include "alexnet/tune.h"
 #include "../layers/gemm.h"
 #include "check.h"
+#include "launch.h"
 
 const char *const an_xgemm_param_names[AN_XGEMM_N_PARAMS] = {
     "GEMMK", "KREG", "KWG", "KWI", "MDIMA", "MDIMC", "MWG", "NDIMB",
@@ -165,16 +166,6 @@ static int same_reduction(const an_dw_reduction *r, size_t m, size_t n, size_t n
   return r->m == m && r->n == n && r->ncols == ncols;
 }
 
-/* Room for one more item in a growing array (n used, *cap allocated): the array, moved if it had to
- * grow, or NULL when out of memory (the old array is then still valid). */
-static void *grow(void *items, int n, int *cap, size_t item_size) {
-  if (n < *cap) return items;
-  const int more = *cap ? 2 * *cap : 16;
-  void *grown = realloc(items, (size_t)more * item_size);
-  if (grown) *cap = more;
-  return grown;
-}
-
 size_t an_gemm_dw_slice(const an_runtime *rt, size_t m, size_t n, size_t ncols) {
   const struct an_gemm_table *t = rt->gemm_table;
   for (int i = 0; t && i < t->n_slices; i++)
@@ -188,7 +179,7 @@ static int slices_add(struct an_gemm_table *t, const an_dw_reduction *r) {
       t->slices[i].width = r->width;
       return 1;
     }
-  an_dw_reduction *slices = grow(t->slices, t->n_slices, &t->cap_slices, sizeof *t->slices);
+  an_dw_reduction *slices = an_grow(t->slices, t->n_slices, &t->cap_slices, sizeof *t->slices);
   if (!slices) return 0;
   t->slices = slices;
   t->slices[t->n_slices++] = *r;
@@ -240,7 +231,7 @@ static int table_add(struct an_gemm_table *t, const an_gemm_shape_config *e) {
       t->entries[i] = *e;
       return 1;
     }
-  an_gemm_shape_config *entries = grow(t->entries, t->n, &t->cap, sizeof *t->entries);
+  an_gemm_shape_config *entries = an_grow(t->entries, t->n, &t->cap, sizeof *t->entries);
   if (!entries) return 0;
   t->entries = entries;
   t->entries[t->n++] = *e;
@@ -258,6 +249,23 @@ static int parse_shape(const char *text, an_gemm_shape_config *e) {
   return 1;
 }
 
+/* A line of the tuning file split in place into its fields: NULL when it is another device's (or not
+ * a device line); else its first field after the key (shape=.., dwslice=.., or the fallback's
+ * parameters), with *value the second (a shape's parameters, a slice's width, the fallback's note;
+ * NULL when absent). */
+static char *device_fields(char *line, const char *key, size_t key_len, char **value) {
+  line[strcspn(line, "\r\n")] = '\0';
+  *value = NULL;
+  if (strncmp(line, key, key_len) || line[key_len] != '\t') return NULL;
+  char *first = line + key_len + 1, *tab = strchr(first, '\t');
+  if (tab) {
+    *tab = '\0', *value = tab + 1;
+    char *tab2 = strchr(*value, '\t');
+    if (tab2) *tab2 = '\0';
+  }
+  return first;
+}
+
 an_status an_tuning_load(an_runtime *rt, const char *path, int *applied, an_gemm_config *config) {
   *applied = 0;
   FILE *f = fopen(path, "r");
@@ -273,14 +281,10 @@ an_status an_tuning_load(an_runtime *rt, const char *path, int *applied, an_gemm
   an_gemm_config c;
   int found = 0;
   while (fgets(line, sizeof line, f)) {
-    line[strcspn(line, "\r\n")] = '\0';
-    if (strncmp(line, key, key_len) || line[key_len] != '\t') continue;
-    char *params = line + key_len + 1, *tab = strchr(params, '\t');
-    if (tab) *tab = '\0';
+    char *value, *params = device_fields(line, key, key_len, &value);
+    if (!params) continue;
     if (!strncmp(params, "dwslice=", 8)) { /* KEY \t dwslice=M,N,NCOLS \t width=W */
       an_dw_reduction r;
-      char *value = tab ? tab + 1 : NULL, *tab2 = value ? strchr(value, '\t') : NULL;
-      if (tab2) *tab2 = '\0';
       if (value && parse_slice(params, value, &r) && !slices_add(t, &r)) {
         fclose(f);
         an_gemm_table_free(t);
@@ -290,9 +294,7 @@ an_status an_tuning_load(an_runtime *rt, const char *path, int *applied, an_gemm
     }
     if (!strncmp(params, "shape=", 6)) { /* KEY \t shape=.. \t PARAMS [\t note] */
       an_gemm_shape_config e;
-      char *cfg = tab ? tab + 1 : NULL, *tab2 = cfg ? strchr(cfg, '\t') : NULL;
-      if (tab2) *tab2 = '\0';
-      if (cfg && parse_shape(params, &e) && parse_config(cfg, &e.config) && config_valid(&e.config, &rt->info) &&
+      if (value && parse_shape(params, &e) && parse_config(value, &e.config) && config_valid(&e.config, &rt->info) &&
           e.config.min_indirect_size && !table_add(t, &e)) {
         fclose(f);
         an_gemm_table_free(t);
@@ -404,14 +406,10 @@ int an_tuning_known_configs(const an_runtime *rt, const char *path, an_gemm_conf
   const size_t key_len = strlen(key);
   while (fgets(line, sizeof line, f)) {
     line_no++;
-    line[strcspn(line, "\r\n")] = '\0';
-    if (strncmp(line, key, key_len) || line[key_len] != '\t') continue;
-    char *params = line + key_len + 1, *tab = strchr(params, '\t');
-    if (tab) *tab = '\0';
-    if (!strncmp(params, "dwslice=", 8)) continue;
+    char *value, *params = device_fields(line, key, key_len, &value);
+    if (!params || !strncmp(params, "dwslice=", 8)) continue;
     const int fallback = strncmp(params, "shape=", 6) != 0;
-    char *cfg = fallback ? params : tab ? tab + 1 : NULL, *tab2 = cfg ? strchr(cfg, '\t') : NULL;
-    if (tab2) *tab2 = '\0';
+    const char *cfg = fallback ? params : value;
     an_gemm_config c;
     if (!cfg || !parse_config(cfg, &c) || !config_valid(&c, &rt->info) || c.min_indirect_size == AN_GEMM_DIRECT) continue;
     c.min_indirect_size = 0;
