@@ -417,6 +417,9 @@ static void augmentation_recorded(void **state) {
   TEST_OK(an_augment_from_meta(INPUT + 8, INPUT, "66", "mean", &back));
   assert_int_equal(back.resize, an_augment_default(INPUT + 8).resize);
   assert_int_equal(back.norm, AN_NORM_MEAN);
+  /* a file that does not record its input size: its resize is taken as meant for this input */
+  TEST_OK(an_augment_from_meta(INPUT, 0, "66", "mean", &back));
+  assert_int_equal(back.resize, 66);
   /* an augmentation cropping another size than the net's input is refused */
   aug.input = INPUT + 1;
   assert_int_equal(an_train(test_rt, &c, &r), AN_ERR_ARGUMENT);

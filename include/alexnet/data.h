@@ -202,7 +202,8 @@ void an_augment_describe(const an_augment *aug, char *buf, size_t n);
 /* The evaluation preprocessing at `input` of a checkpoint trained at `file_input` whose metadata give
  * `resize` and `norm` (either NULL or "" when the file does not say: an_augment_default(input)'s). The
  * file's resize is for its own input size: at another input (file_input != input) the default's is
- * used. Bad values are AN_ERR_ARGUMENT. */
+ * used; a file_input below 1 (not recorded) takes the file's resize as meant for `input`. Bad values
+ * are AN_ERR_ARGUMENT. */
 an_status an_augment_from_meta(int input, int file_input, const char *resize, const char *norm, an_augment *out);
 /* Rows a sample becomes: 10 for ten-crop evaluation, else 1. */
 int an_augment_crops(const an_augment *aug, int train);

@@ -233,7 +233,7 @@ void an_augment_describe(const an_augment *a, char *buf, size_t n) {
 
 an_status an_augment_from_meta(int input, int file_input, const char *resize, const char *norm, an_augment *out) {
   an_augment a = an_augment_default(input);
-  if (resize && resize[0] && file_input == input) {
+  if (resize && resize[0] && (file_input == input || file_input < 1)) {
     char *end;
     const long r = strtol(resize, &end, 10);
     if (*end || r < input || r > 4096)
