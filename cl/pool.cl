@@ -64,7 +64,10 @@ __kernel void maxpool_backward(__global const float *restrict dout, ulong dout_o
   __global const int *restrict arg = (__global const int *)argmax + argmax_off + plane * oh * ow;
   __global const float *restrict dy = dout + dout_off + plane * oh * ow;
   for (int i = 0; i < h * w; i++) d[i] = 0.0f;
-  for (int i = 0; i < oh * ow; i++) d[arg[i]] += dy[i];
+  for (int i = 0; i < oh * ow; i++) { /* an index outside the plane (never from the forward) writes nothing */
+    const uint a = (uint)arg[i];
+    if (a < (uint)(h * w)) d[a] += dy[i];
+  }
 }
 
 __kernel void avgpool_forward(__global const float *inp, ulong inp_off, __global float *out,
