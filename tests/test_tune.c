@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "alexnet/tune.h"
-#include "../src/layers/gemm.h"
+#include "../src/gemm/gemm.h"
 #include "check.h"
 
 /* two valid configurations of CLBlast's Xgemm kernel (the first two the search itself tries) */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data_internal.h"
+#include "data/data_internal.h"
 
 /* ---- eigen-decomposition: cyclic Jacobi ---- */
 

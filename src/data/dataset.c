@@ -10,7 +10,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "data_internal.h"
+#include "data/data_internal.h"
 
 char *data_strdup(const char *s) {
   size_t n = strlen(s) + 1;

@@ -9,7 +9,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "data_internal.h"
+#include "data/data_internal.h"
 
 #define FOLDER_MAX_DEPTH 16 /* inside a class folder; also stops symlink loops */
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "data_internal.h"
+#include "data/data_internal.h"
 
 #define IDX_MAX_BYTES (1u << 30) /* inflated size limit: 1 GiB (Fashion-MNIST's training set is 47 MB) */
 #define IDX_MAX_SIDE 4096

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "data_internal.h"
+#include "data/data_internal.h"
 
 #if defined(__GNUC__)
 /* file-wide: this stb_image declares stbi_set_unpremultiply_on_load_thread static and never defines

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "data_internal.h"
+#include "data/data_internal.h"
 
 #define LOADER_CHUNK 4 /* sample positions a worker takes at a time */
 #define LOADER_MAX_THREADS 256

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "data_internal.h"
+#include "data/data_internal.h"
 
 #define PACK_MAX_SIDE 4096
 #define PACK_MAX_CLASSES 100000

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "data_internal.h"
+#include "data/data_internal.h"
 
 static void hue_to_rgb(double h, double rgb[3]) { /* saturation 0.7, value 0.9 */
   const double s = 0.7, v = 0.9;

@@ -10,7 +10,7 @@
 
 #include "alexnet/io.h"
 #include "alexnet/split.h"
-#include "../runtime/check.h"
+#include "runtime/check.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data are little-endian; this code copies F32 bytes as they are"

@@ -7,10 +7,10 @@
  * Forward   ybuf_g  = W_g · col_g
  * Backward  dW_g   += dybuf_g · col_gᵀ,  db += Σ_cols dybuf,  dcol_g = W_gᵀ · dybuf_g,  dinp = col2im(dcol) */
 #include "alexnet/layers.h"
-#include "../runtime/check.h"
-#include "../runtime/launch.h"
+#include "runtime/check.h"
+#include "runtime/launch.h"
 #include "alexnet/tune.h"
-#include "gemm.h"
+#include "gemm/gemm.h"
 
 an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int stride, int pad,
                                int groups) {

@@ -1,8 +1,8 @@
 /* Dropout, forward and backward, with masks drawn from a counter-based generator keyed by
  * (seed, step, layer, element): reproducible runs, nothing stored between the passes. */
 #include "alexnet/layers.h"
-#include "../runtime/check.h"
-#include "../runtime/launch.h"
+#include "runtime/check.h"
+#include "runtime/launch.h"
 
 static uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;

@@ -3,9 +3,9 @@
  * Backward  dout ⊙= [out > 0] (relu),  dW += doutᵀ · inp,  db += Σ_n dout,  dinp = dout · W
  * A NULL bias mem is an fc without bias (no ReLU then): a split's partial fc8. */
 #include "alexnet/layers.h"
-#include "../runtime/check.h"
-#include "../runtime/launch.h"
-#include "gemm.h"
+#include "runtime/check.h"
+#include "runtime/launch.h"
+#include "gemm/gemm.h"
 
 an_status an_fc_forward(an_runtime *rt, int n, int in, int out_features, an_buf out, an_buf inp,
                         an_buf weight, an_buf bias, int relu) {

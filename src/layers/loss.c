@@ -1,7 +1,7 @@
 /* Softmax cross-entropy over the batch: per-sample losses and dlogits in one kernel, then the mean. */
 #include "alexnet/layers.h"
-#include "../runtime/check.h"
-#include "../runtime/launch.h"
+#include "runtime/check.h"
+#include "runtime/launch.h"
 
 an_status an_softmax_xent(an_runtime *rt, int n, int classes, an_buf loss, an_buf dlogits,
                           an_buf per_sample, an_buf logits, cl_mem labels) {

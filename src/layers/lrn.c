@@ -2,8 +2,8 @@
  * keeps no scale (see cl/lrn.cl for the formula
  * and why alpha is divided by size). */
 #include "alexnet/layers.h"
-#include "../runtime/check.h"
-#include "../runtime/launch.h"
+#include "runtime/check.h"
+#include "runtime/launch.h"
 
 static an_status check(int n, int c, int h, int w, const an_lrn_params *p) {
   if (n < 1 || c < 1 || h < 1 || w < 1 || p->size < 1 || p->k <= 0.0f)

@@ -1,8 +1,8 @@
 /* Max-pool and adaptive average pool, forward and backward, and max-pool's inference forward (no argmax)
  * (window rules in cl/pool.cl). */
 #include "alexnet/layers.h"
-#include "../runtime/check.h"
-#include "../runtime/launch.h"
+#include "runtime/check.h"
+#include "runtime/launch.h"
 
 an_status an_maxpool_forward(an_runtime *rt, int n, int c, int h, int w, int k, int stride, an_buf out,
                              an_buf argmax, an_buf inp) {

@@ -1,7 +1,7 @@
 /* SGD with momentum and weight decay over a flat parameter range (formula in cl/sgd.cl). */
 #include "alexnet/layers.h"
-#include "../runtime/check.h"
-#include "../runtime/launch.h"
+#include "runtime/check.h"
+#include "runtime/launch.h"
 
 an_status an_sgd_update(an_runtime *rt, size_t count, float lr, float momentum, float weight_decay,
                         an_buf weight, an_buf grad, an_buf velocity) {

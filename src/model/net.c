@@ -18,8 +18,8 @@
 #include "alexnet/tune.h"
 
 #include <clblast_c.h>
-#include "../layers/gemm.h"
-#include "../runtime/check.h"
+#include "gemm/gemm.h"
+#include "runtime/check.h"
 
 #define WORKSPACE_BUDGET_FLOATS ((size_t)128 << 20) /* 512 MiB of im2col: chunks of the batch beyond it */
 

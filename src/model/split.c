@@ -22,8 +22,8 @@
 #include "alexnet/split.h"
 
 #include <clblast_c.h>
-#include "../runtime/check.h"
-#include "../runtime/launch.h"
+#include "runtime/check.h"
+#include "runtime/launch.h"
 
 static int is_exchange(const an_net *net, int i) {
   const an_layer_kind k = net->model->layers[i].kind;

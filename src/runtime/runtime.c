@@ -12,7 +12,7 @@
 
 #include "alexnet/runtime.h"
 #include "alexnet/tune.h"
-#include "check.h"
+#include "runtime/check.h"
 
 #ifndef CL_DEVICE_HALF_FP_CONFIG /* cl_ext.h's, for the fp16 column of `alexnet devices` */
 #define CL_DEVICE_HALF_FP_CONFIG 0x1033
@@ -20,7 +20,7 @@
 #ifndef CL_PLATFORM_NOT_FOUND_KHR /* what the ICD loader returns when no platform is installed */
 #define CL_PLATFORM_NOT_FOUND_KHR -1001
 #endif
-#include "launch.h"
+#include "runtime/launch.h"
 
 static const char *const kernel_names[AN_K_COUNT] = {
     [AN_K_IM2COL] = "im2col",

@@ -12,9 +12,9 @@
 #include <clblast_c.h>
 
 #include "alexnet/tune.h"
-#include "../layers/gemm.h"
-#include "check.h"
-#include "launch.h"
+#include "gemm/gemm.h"
+#include "runtime/check.h"
+#include "runtime/launch.h"
 
 const char *const an_xgemm_param_names[AN_XGEMM_N_PARAMS] = {
     "GEMMK", "KREG", "KWG", "KWI", "MDIMA", "MDIMC", "MWG", "NDIMB",

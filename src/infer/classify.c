@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "alexnet/infer.h"
-#include "../runtime/check.h"
+#include "runtime/check.h"
 
 #define FAIL(status, ...) an_error((status), __FILE__, __LINE__, __VA_ARGS__)
 #define MAX_THREADS 64

@@ -3,8 +3,8 @@
 
 #include "alexnet/status.h"
 #include "alexnet/tune.h"
-#include "../runtime/check.h"
-#include "gemm.h"
+#include "runtime/check.h"
+#include "gemm/gemm.h"
 
 /* Which way round CLBlast gets a row-major problem. Its Xgemm kernel reads A as (K, M) and B as (K, N)
  * panels and writes C column-major; everything else it first copies into that form (CLBlast's

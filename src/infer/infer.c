@@ -25,9 +25,9 @@
 #include "alexnet/train.h"
 
 #include <clblast_c.h>
-#include "../layers/gemm.h"
-#include "../runtime/check.h"
-#include "../runtime/launch.h"
+#include "gemm/gemm.h"
+#include "runtime/check.h"
+#include "runtime/launch.h"
 
 #define PAGE_BYTES ((size_t)4096)
 #define FAIL(status, ...) an_error((status), __FILE__, __LINE__, __VA_ARGS__)

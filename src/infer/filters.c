@@ -8,7 +8,7 @@
 
 #include "alexnet/infer.h"
 #include "alexnet/io.h"
-#include "../runtime/check.h"
+#include "runtime/check.h"
 
 #define FAIL(status, ...) an_error((status), __FILE__, __LINE__, __VA_ARGS__)
 #define BACKGROUND 128
