@@ -5,6 +5,9 @@
 
 #include "alexnet/status.h"
 
+/* An error with its message, recorded at the caller's file:line: return AN_FAIL(AN_ERR_ARGUMENT, "...", ...). */
+#define AN_FAIL(status, ...) an_error((status), __FILE__, __LINE__, __VA_ARGS__)
+
 /* Sets `status` and jumps to `cleanup` when the expression (an OpenCL/CLBlast call) fails. */
 #define AN_CL_GOTO(call)                                      \
   do {                                                        \
