@@ -100,6 +100,10 @@ float *an_infer_input(an_infer *inf, int slot);
  * the next run. */
 an_status an_infer_run(an_infer *inf, int slot, const float **logits);
 
+/* Every GEMM call a run of slot 0 issues, in order, from the layer table; fills up to max, returns how
+ * many there are. */
+int an_infer_gemm_calls(const an_infer *inf, an_gemm_call *out, int max);
+
 /* ---- what a weights file says about itself ---- */
 typedef struct an_weights_info {
   char model[32];         /* "" when the file does not say */

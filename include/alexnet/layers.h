@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "alexnet/runtime.h"
+#include "alexnet/tune.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,10 +32,6 @@ size_t an_conv_work_floats(const an_conv_dims *d, int images);
  * count (images · OH·OW, OH·OW odd in AlexNet) is a multiple of CLBlast's tiles and it pads nothing. */
 #define AN_CONV_CHUNK_ALIGN 32
 int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats);
-/* Columns per weight-gradient GEMM: the backward pass splits the reduction over a chunk's output pixels
- * into slices this wide, accumulated with beta = 1 (see conv.c), unless the device's tuning chose a
- * width for that reduction (an_gemm_dw_slice). */
-#define AN_CONV_DW_SLICE ((size_t)1024)
 
 /* out = act(conv(inp, weight) + bias), act = ReLU when relu != 0. work holds work_floats floats; the
  * batch is processed in chunks as large as the workspace allows (at least one image must fit). */
@@ -54,6 +51,11 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp /*
 an_status an_fc_forward(an_runtime *rt, int n, int in, int out_features, an_buf out /* (N,OUT) */,
                         an_buf inp /* (N,IN) */, an_buf weight /* (OUT,IN) */, an_buf bias /* (OUT) */,
                         int relu);
+
+/* Inference's layout: out (N, OUT_pad) = act(inp · weight + bias), weight (IN, OUT_pad), bias (OUT_pad). */
+an_status an_fc_forward_in_out(an_runtime *rt, int n, int in, int out_pad, an_buf out /* (N,OUT_pad) */,
+                               an_buf inp /* (N,IN) */, an_buf weight /* (IN,OUT_pad) */,
+                               an_buf bias /* (OUT_pad) */, int relu);
 
 /* With relu != 0, dout is overwritten in place by the gradient before the ReLU (masked by out > 0). */
 an_status an_fc_backward(an_runtime *rt, int n, int in, int out_features, an_buf dinp /* (N,IN) */,
@@ -121,6 +123,97 @@ an_status an_softmax_xent(an_runtime *rt, int n, int classes, an_buf loss /* (1)
  *      v = momentum·v + g + weight_decay·w;  w -= lr·v ---- */
 an_status an_sgd_update(an_runtime *rt, size_t count, float lr, float momentum, float weight_decay,
                         an_buf weight, an_buf grad, an_buf velocity);
+
+/* ---- a layer as a model table describes it (src/model/models.c) ---- */
+typedef enum an_layer_kind {
+  AN_LAYER_CONV, AN_LAYER_LRN, AN_LAYER_MAXPOOL, AN_LAYER_AVGPOOL, AN_LAYER_DROPOUT, AN_LAYER_FC,
+  /* exchanges of a column model (one device's half of a two-device split; see split.h): */
+  AN_LAYER_GATHER, /* output (N, 2C, H, W) = both columns' inputs (N, C, H, W), column 0's channels first */
+  AN_LAYER_SUM     /* output (N, K) = column 0's input + column 1's input + bias (the split-K fc8) */
+} an_layer_kind;
+
+/* How a column model's tensor maps onto the full model's tensor of the same name. */
+typedef enum an_slice_kind {
+  AN_SLICE_NONE, /* the whole tensor, the same on both devices */
+  AN_SLICE_ROWS, /* column k holds rows [k·R, (k+1)·R) of the first dimension (output channels/neurons) */
+  AN_SLICE_COLS  /* column k holds columns [k·C, (k+1)·C) of a 2-D weight (input features) */
+} an_slice_kind;
+
+typedef enum an_init_kind {
+  AN_INIT_NONE,            /* layers without parameters */
+  AN_INIT_NORMAL,          /* weight ~ N(0, weight_std), bias = bias_value (the paper; linear of half) */
+  AN_INIT_KAIMING_FAN_OUT, /* weight ~ N(0, sqrt(2 / (OC·KH·KW))), bias = bias_value */
+  AN_INIT_TORCH_DEFAULT    /* weight, bias ~ U(±1/sqrt(fan_in)): PyTorch's default, torchvision's */
+} an_init_kind;
+
+typedef struct an_layer_desc {
+  an_layer_kind kind;
+  const char *name;    /* state_dict prefix of the parameters ("features.0"), NULL without any */
+  int out_channels;    /* conv, fc; 0 on the last fc means "the number of classes" */
+  int kernel, stride, pad, groups;
+  int relu;            /* conv, fc: a ReLU follows (fused into the layer) */
+  an_lrn_params lrn;   /* lrn */
+  float dropout_p;     /* dropout */
+  int out_hw;          /* adaptive average pool output side */
+  an_init_kind init;
+  float weight_std, bias_value;
+  an_slice_kind slice; /* column models only */
+  int no_bias;         /* fc without a bias (column model's split-K fc8: the SUM layer owns the bias) */
+} an_layer_desc;
+
+/* One layer as planned: its shapes, where its output lives, which tensors it owns. */
+typedef struct an_layer_plan {
+  const an_layer_desc *desc;
+  int in_c, in_h, in_w, out_c, out_h, out_w;
+  size_t in_off, out_off, aux_off; /* activations buffer, floats; aux = LRN scale, max-pool argmax */
+  int weight, bias;                /* tensor indices, -1 when none */
+  int key_index;                   /* the layer's index in the single-device model (dropout keys) */
+} an_layer_plan;
+
+
+/* ---- the layer table: each kind of layer is one entry (src/layers/layer.c) that the planner, the
+ *      executor, the tuner, bench and inference all read ---- */
+
+enum { AN_PASS_FORWARD = 1, AN_PASS_BACKWARD = 2 };
+
+/* One layer's buffers for one pass. A NULL mem means "none": aux (inference keeps no LRN scale and no
+ * max-pool argmax), bias (the split's fc8 partial), dinp (the first layer computes no input gradient). */
+typedef struct an_layer_io {
+  an_runtime *rt;
+  const an_layer_plan *L;
+  int n;                      /* batch */
+  an_buf in, out, aux;        /* (N, in_c, in_h, in_w), (N, out_c, out_h, out_w), (N, out_c, ...) */
+  an_buf weight, bias;        /* the layer's parameters */
+  int weight_in_out;          /* fc: weight stored (IN, out_pad) rather than PyTorch's (OUT, IN) */
+  int out_pad;                /* fc with weight_in_out: the stored output width (>= out_c) */
+  an_buf dinp, dout, dweight, dbias;
+  an_buf work;                /* (work_floats) the im2col workspace */
+  size_t work_floats;
+  int dropout_active;         /* dropout: draw masks (training) or pass through */
+  uint64_t dropout_key, dropout_first;
+} an_layer_io;
+
+typedef struct an_layer_ops {
+  const char *name;
+  /* The shape rule: the output (c, h, w) of an input (c, h, w); 0 when the input is too small. */
+  int (*out_shape)(const an_layer_desc *d, int classes, const int in[3], int out[3]);
+  /* The parameters' shapes (weight first, then bias; ndim 0 = none); returns how many. */
+  int (*param_shapes)(const an_layer_desc *d, const int in[3], const int out[3], int ndim[2], int shape[2][4]);
+  /* The GEMMs the layer's passes issue, in order, for io's shapes and offsets (buffers may be NULL:
+   * only offsets are read); fills up to max and returns how many there are. NULL: none. */
+  int (*gemms)(const an_layer_io *io, int passes, an_gemm_call *out, int max);
+  /* NULL for the exchanges (GATHER, SUM), which the two-device split runs itself. */
+  an_status (*forward)(const an_layer_io *io);
+  an_status (*backward)(const an_layer_io *io);
+} an_layer_ops;
+
+const an_layer_ops *an_layer_ops_of(an_layer_kind kind);
+/* The dispatch every executor goes through: the kind's forward or backward, or an error naming the
+ * layer when the kind has none. */
+an_status an_layer_forward(const an_layer_io *io);
+an_status an_layer_backward(const an_layer_io *io);
+/* The convolution dims of a planned conv layer at batch n. */
+an_conv_dims an_layer_conv_dims(const an_layer_plan *L, int n);
 
 #ifdef __cplusplus
 }

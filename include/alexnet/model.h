@@ -6,46 +6,11 @@
 #include <stdint.h>
 
 #include "alexnet/layers.h"
+#include "alexnet/tune.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef enum an_layer_kind {
-  AN_LAYER_CONV, AN_LAYER_LRN, AN_LAYER_MAXPOOL, AN_LAYER_AVGPOOL, AN_LAYER_DROPOUT, AN_LAYER_FC,
-  /* exchanges of a column model (one device's half of a two-device split; see split.h): */
-  AN_LAYER_GATHER, /* output (N, 2C, H, W) = both columns' inputs (N, C, H, W), column 0's channels first */
-  AN_LAYER_SUM     /* output (N, K) = column 0's input + column 1's input + bias (the split-K fc8) */
-} an_layer_kind;
-
-/* How a column model's tensor maps onto the full model's tensor of the same name. */
-typedef enum an_slice_kind {
-  AN_SLICE_NONE, /* the whole tensor, the same on both devices */
-  AN_SLICE_ROWS, /* column k holds rows [k·R, (k+1)·R) of the first dimension (output channels/neurons) */
-  AN_SLICE_COLS  /* column k holds columns [k·C, (k+1)·C) of a 2-D weight (input features) */
-} an_slice_kind;
-
-typedef enum an_init_kind {
-  AN_INIT_NONE,            /* layers without parameters */
-  AN_INIT_NORMAL,          /* weight ~ N(0, weight_std), bias = bias_value (the paper; linear of half) */
-  AN_INIT_KAIMING_FAN_OUT, /* weight ~ N(0, sqrt(2 / (OC·KH·KW))), bias = bias_value */
-  AN_INIT_TORCH_DEFAULT    /* weight, bias ~ U(±1/sqrt(fan_in)): PyTorch's default, torchvision's */
-} an_init_kind;
-
-typedef struct an_layer_desc {
-  an_layer_kind kind;
-  const char *name;    /* state_dict prefix of the parameters ("features.0"), NULL without any */
-  int out_channels;    /* conv, fc; 0 on the last fc means "the number of classes" */
-  int kernel, stride, pad, groups;
-  int relu;            /* conv, fc: a ReLU follows (fused into the layer) */
-  an_lrn_params lrn;   /* lrn */
-  float dropout_p;     /* dropout */
-  int out_hw;          /* adaptive average pool output side */
-  an_init_kind init;
-  float weight_std, bias_value;
-  an_slice_kind slice; /* column models only */
-  int no_bias;         /* fc without a bias (column model's split-K fc8: the SUM layer owns the bias) */
-} an_layer_desc;
 
 typedef struct an_model_desc {
   const char *name;
@@ -70,14 +35,13 @@ typedef struct an_tensor {
   int is_bias;
 } an_tensor;
 
-/* One layer as planned: its shapes, where its output lives, which tensors it owns. */
-typedef struct an_layer_plan {
-  const an_layer_desc *desc;
-  int in_c, in_h, in_w, out_c, out_h, out_w;
-  size_t in_off, out_off, aux_off; /* activations buffer, floats; aux = LRN scale, max-pool argmax */
-  int weight, bias;                /* tensor indices, -1 when none */
-  int key_index;                   /* the layer's index in the single-device model (dropout keys) */
-} an_layer_plan;
+/* The one planner (plan.c): each layer's shapes (from the layer table's shape rule), its tensors (weight
+ * then bias, as the parameter rule gives them) and its dropout key index; tensors hold at least 2 per
+ * layer. Offsets pack the tensors in order into one parameter buffer, except fully connected weights
+ * when fc_weights_apart (inference keeps each in a buffer of its own: offset 0, no room reserved).
+ * AN_ERR_ARGUMENT, naming the layer, when the input is too small for it. */
+an_status an_plan_layers(const an_model_desc *m, int classes, int input_hw, int fc_weights_apart,
+                         an_layer_plan *layers, an_tensor *tensors, int *n_tensors, size_t *n_params);
 
 typedef struct an_net {
   an_runtime *rt;
@@ -165,6 +129,15 @@ an_status an_net_read_logits(an_net *net, float *logits /* (N, classes) */);
 an_status an_net_read_params(an_net *net, float *params);
 an_status an_net_write_params(an_net *net, const float *params);
 an_status an_net_read_grads(an_net *net, float *grads);
+
+/* ---- the GEMMs of a step, read from the layer table (the tuner and bench time these) ---- */
+/* Every GEMM call one training step (passes AN_PASS_FORWARD | AN_PASS_BACKWARD) of net issues, in
+ * order; fills up to max, returns how many there are. */
+int an_net_gemm_calls(const an_net *net, int passes, an_gemm_call *out, int max);
+/* The distinct GEMMs of one training step of net (forward, weight and input gradients), with counts. */
+int an_net_gemm_shapes(const an_net *net, an_gemm_shape *shapes, int max_shapes);
+/* The weight-gradient reductions of one training step of net, with the widths in effect. */
+int an_net_dw_reductions(const an_net *net, an_dw_reduction *out, int max);
 
 #ifdef __cplusplus
 }

@@ -102,6 +102,7 @@ typedef struct an_runtime {
   size_t gemm_temp_bytes;
   char gemm_tuning[512];  /* the fallback configuration, as an_gemm_config_format writes it */
   struct an_gemm_table *gemm_table; /* the tuning's per-shape configurations (tune.c); NULL untuned */
+  struct an_gemm_log *gemm_log;      /* while set, every GEMM is recorded there (gemm.c, for tests) */
 } an_runtime;
 
 /* Enqueues a marker and records it (no-op unless rt->profiling). */

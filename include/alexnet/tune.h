@@ -4,7 +4,7 @@
 #ifndef ALEXNET_TUNE_H
 #define ALEXNET_TUNE_H
 
-#include "alexnet/model.h"
+#include "alexnet/runtime.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -31,12 +31,35 @@ typedef struct an_gemm_shape {
               * rows of the whole chunk: ld = its columns); 0: packed */
 } an_gemm_shape;
 
+/* One GEMM call as a layer issues it: C (m × n) = op(A) · op(B) (+ C), row-major, operands at these
+ * offsets of their buffers with these leading dimensions. */
+typedef struct an_gemm_call {
+  int trans_a, trans_b;
+  size_t m, n, k;
+  size_t a_off, lda, b_off, ldb, c_off, ldc;
+} an_gemm_call;
+
+/* GEMM recording, for tests that check what the layers issue: while a log is set on rt, every GEMM the
+ * project runs on it is appended (shape, transposes, offsets, leading dimensions). NULL stops. The log
+ * is the caller's; free(log->calls) when done. */
+typedef struct an_gemm_log {
+  an_gemm_call *calls; /* (n) */
+  int n, cap;
+  int failed; /* an append ran out of memory */
+} an_gemm_log;
+void an_gemm_record(an_runtime *rt, an_gemm_log *log);
+
 /* One shape's own configuration (the tuning's per-shape entries). */
 typedef struct an_gemm_shape_config {
   int trans_a, trans_b;
   size_t m, n, k;
   an_gemm_config config;
 } an_gemm_shape_config;
+
+/* Columns per weight-gradient GEMM: the backward pass splits the reduction over a chunk's output pixels
+ * into slices this wide, accumulated with beta = 1 (see conv.c), unless the device's tuning chose a
+ * width for that reduction (an_gemm_dw_slice). */
+#define AN_CONV_DW_SLICE ((size_t)1024)
 
 /* A convolution's weight-gradient reduction: dW (m × n) += dY (m × ncols) · col (n × ncols)ᵀ, run as
  * GEMMs over slices of `width` columns accumulated with beta = 1 (count: how many a step runs: groups ×
@@ -47,15 +70,11 @@ typedef struct an_dw_reduction {
   size_t width;
 } an_dw_reduction;
 
-/* The weight-gradient reductions of one training step of net, with the widths in effect. */
-int an_net_dw_reductions(const an_net *net, an_dw_reduction *out, int max);
 /* The slice width rt's tuning gives this reduction (AN_CONV_DW_SLICE without one). */
 size_t an_gemm_dw_slice(const an_runtime *rt, size_t m, size_t n, size_t ncols);
 /* Sets that width on rt (1 ≤ width ≤ ncols), as a tuning file's line would. */
 an_status an_gemm_set_dw_slice(an_runtime *rt, size_t m, size_t n, size_t ncols, size_t width);
 
-/* The distinct GEMMs of one training step of net (forward, weight and input gradients), with counts. */
-int an_net_gemm_shapes(const an_net *net, an_gemm_shape *shapes, int max_shapes);
 
 /* Applies a configuration to rt's device (every later CLBlast GEMM on it uses it). */
 an_status an_gemm_config_apply(an_runtime *rt, const an_gemm_config *c);

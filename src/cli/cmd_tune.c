@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alexnet/model.h"
 #include "alexnet/tune.h"
 #include "cli.h"
 

@@ -4,6 +4,7 @@
 #include "alexnet/status.h"
 #include "alexnet/tune.h"
 #include "runtime/check.h"
+#include "runtime/launch.h"
 #include "gemm/gemm.h"
 
 /* Which way round CLBlast gets a row-major problem. Its Xgemm kernel reads A as (K, M) and B as (K, N)
@@ -53,10 +54,26 @@ size_t an_gemm_temp_bytes(an_runtime *rt, int trans_a, int trans_b, size_t m, si
   return bytes == (size_t)-1 ? 0 : bytes;
 }
 
+void an_gemm_record(an_runtime *rt, an_gemm_log *log) { rt->gemm_log = log; }
+
+static void record(an_gemm_log *log, const an_gemm_call *c) {
+  an_gemm_call *grown = an_grow(log->calls, log->n, &log->cap, sizeof *grown);
+  if (!grown) {
+    log->failed = 1;
+    return;
+  }
+  log->calls = grown;
+  log->calls[log->n++] = *c;
+}
+
 an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k,
                      float alpha, an_buf a, size_t lda, an_buf b, size_t ldb, float beta, an_buf c,
                      size_t ldc, const char *file, int line) {
   AN_TRY(an_mark_add(rt, AN_MARK_GEMM_BEGIN, -1));
+  if (rt->gemm_log) {
+    const an_gemm_call call = {trans_a, trans_b, m, n, k, a.off, lda, b.off, ldb, c.off, ldc};
+    record(rt->gemm_log, &call);
+  }
   AN_TRY(an_gemm_select(rt, trans_a, trans_b, m, n, k)); /* the tuning's configuration for this shape */
   const size_t temp =
       rt->gemm_temp ? an_clblast_temp_bytes(rt, trans_a, trans_b, m, n, k, a.off, lda, b.off, ldb, c.off, ldc) : 0;

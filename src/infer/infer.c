@@ -40,27 +40,6 @@ static size_t host_bytes(size_t n_floats) { return round_up(alloc_bytes(n_floats
 
 /* ---- shapes and the ping-pong layout ---- */
 
-/* storage: floats reserved for it in params; 0: it lives in a buffer of its own (at offset 0) */
-static int add_tensor(an_infer *inf, const char *layer, const char *suffix, int ndim, const int *shape, int is_bias,
-                      size_t storage) {
-  an_tensor *t = &inf->tensors[inf->n_tensors];
-  snprintf(t->name, sizeof t->name, "%s.%s", layer, suffix);
-  t->ndim = ndim;
-  t->count = 1;
-  for (int i = 0; i < 4; i++) t->shape[i] = i < ndim ? shape[i] : 1;
-  for (int i = 0; i < ndim; i++) t->count *= (size_t)shape[i];
-  t->offset = storage ? inf->n_params : 0;
-  t->is_bias = is_bias;
-  inf->n_params += storage;
-  return inf->n_tensors++;
-}
-
-static an_conv_dims conv_dims(const an_infer *inf, const an_layer_plan *L) {
-  const an_layer_desc *d = L->desc;
-  return an_conv_dims_make(inf->batch, L->in_c, L->in_h, L->in_w, d->out_channels, d->kernel, d->stride, d->pad,
-                           d->groups);
-}
-
 static size_t layer_in_floats(const an_infer *inf, const an_layer_plan *L) {
   return (size_t)inf->batch * L->in_c * L->in_h * L->in_w;
 }
@@ -90,50 +69,18 @@ static int pad_classes(const an_infer *inf, const an_layer_plan *L) {
 /* Shapes, tensors, which layers are identities, and where each output lives. */
 static an_status plan_shapes(an_infer *inf) {
   const an_model_desc *m = inf->model;
-  int c = 3, h = inf->input_hw, w = inf->input_hw, i, last = -1;
+  int i, last = -1;
+  for (i = 0; i < m->n_layers; i++)
+    if (m->layers[i].kind == AN_LAYER_GATHER || m->layers[i].kind == AN_LAYER_SUM) /* the split's, not ours */
+      return FAIL(AN_ERR_ARGUMENT, "%s: layer %d exchanges between devices: inference runs whole models", m->name, i);
+  AN_TRY(an_plan_layers(m, inf->classes, inf->input_hw, 1, inf->layers, inf->tensors, &inf->n_tensors,
+                        &inf->n_params));
   for (i = 0; i < m->n_layers; i++) {
-    const an_layer_desc *d = &m->layers[i];
-    an_layer_plan *L = &inf->layers[i];
-    L->desc = d;
-    L->in_c = c, L->in_h = h, L->in_w = w;
-    L->weight = L->bias = -1;
-    switch (d->kind) {
-      case AN_LAYER_CONV: {
-        const int oh = (h + 2 * d->pad - d->kernel) / d->stride + 1;
-        if (h + 2 * d->pad < d->kernel || oh < 1) goto too_small;
-        const int wshape[4] = {d->out_channels, c / d->groups, d->kernel, d->kernel};
-        L->weight = add_tensor(inf, d->name, "weight", 4, wshape, 0, (size_t)wshape[0] * wshape[1] * d->kernel * d->kernel);
-        L->bias = add_tensor(inf, d->name, "bias", 1, &d->out_channels, 1, (size_t)d->out_channels);
-        c = d->out_channels, h = oh, w = oh;
-        break;
-      }
-      case AN_LAYER_MAXPOOL:
-        if (h < d->kernel) goto too_small;
-        h = an_pool_out(h, d->kernel, d->stride), w = an_pool_out(w, d->kernel, d->stride);
-        break;
-      case AN_LAYER_AVGPOOL:
-        inf->skip[i] = h == d->out_hw && w == d->out_hw; /* PyTorch's adaptive pool is then the identity */
-        h = w = d->out_hw;
-        break;
-      case AN_LAYER_DROPOUT:
-        inf->skip[i] = 1;
-        break;
-      case AN_LAYER_LRN:
-        break;
-      case AN_LAYER_FC: {
-        const int out = d->out_channels ? d->out_channels : inf->classes;
-        const int wshape[2] = {out, c * h * w};
-        L->weight = add_tensor(inf, d->name, "weight", 2, wshape, 0, 0);
-        L->bias = add_tensor(inf, d->name, "bias", 1, &out, 1, (size_t)out);
-        inf->out_pad[i] = out;
-        c = out, h = w = 1;
-        break;
-      }
-      case AN_LAYER_GATHER: /* column models belong to the two-device split, not to this plan */
-      case AN_LAYER_SUM:
-        return FAIL(AN_ERR_ARGUMENT, "%s: layer %d exchanges between devices: inference runs whole models", m->name, i);
-    }
-    L->out_c = c, L->out_h = h, L->out_w = w;
+    const an_layer_plan *L = &inf->layers[i];
+    if (L->desc->kind == AN_LAYER_AVGPOOL) /* PyTorch's adaptive pool is then the identity */
+      inf->skip[i] = L->in_h == L->out_h && L->in_w == L->out_w;
+    inf->skip[i] |= L->desc->kind == AN_LAYER_DROPOUT;
+    if (L->desc->kind == AN_LAYER_FC) inf->out_pad[i] = L->out_c;
     if (!inf->skip[i]) last = i;
   }
   if (last < 0 || inf->layers[last].out_c * inf->layers[last].out_h * inf->layers[last].out_w != inf->classes)
@@ -175,9 +122,6 @@ static an_status plan_shapes(an_infer *inf) {
   }
   free(sides);
   return AN_OK;
-too_small:
-  return FAIL(AN_ERR_ARGUMENT, "%s: an input of %dx%d is too small (layer %d sees %dx%d)", m->name, inf->input_hw,
-              inf->input_hw, i, h, w);
 }
 
 /* ---- CLBlast's scratch for exactly the forward pass's GEMM calls (offsets matter: an operand at an
@@ -188,35 +132,45 @@ static size_t temp_bytes(an_runtime *rt, int ta, int tb, size_t m, size_t n, siz
   return an_gemm_temp_bytes(rt, ta, tb, m, n, k, a_off, lda, b_off, ldb, c_off, ldc);
 }
 
-/* The largest scratch any GEMM of the forward pass asks for, with work_floats of im2col workspace
- * (mirrors the calls of an_conv_forward and an_fc_forward). */
+/* Layer i's buffers in the inference layout, reading slot's batch (buffers NULL before allocation: the
+ * GEMM list reads offsets only). */
+static an_layer_io infer_io(const an_infer *inf, int i, int slot, size_t work_floats) {
+  const an_layer_plan *L = &inf->layers[i];
+  an_layer_io io = {0};
+  io.rt = inf->rt, io.L = L, io.n = inf->batch;
+  io.in = inf->reads_input[i] ? an_at(inf->input, (size_t)slot * inf->input_floats + L->in_off)
+                              : an_at(inf->acts, L->in_off);
+  io.out = inf->writes_output[i] ? an_at(inf->output, 0) : an_at(inf->acts, L->out_off);
+  io.aux = an_at(NULL, 0); /* nothing kept for a backward pass */
+  if (L->weight >= 0)
+    io.weight = L->desc->kind == AN_LAYER_FC ? an_at(inf->fc_weight ? inf->fc_weight[i] : NULL, 0)
+                                             : an_at(inf->params, inf->tensors[L->weight].offset);
+  if (L->bias >= 0) io.bias = an_at(inf->params, inf->tensors[L->bias].offset);
+  io.weight_in_out = L->desc->kind == AN_LAYER_FC;
+  io.out_pad = inf->out_pad[i];
+  io.work = an_at(inf->work, 0), io.work_floats = work_floats;
+  return io;
+}
+
+/* The largest scratch any GEMM of the forward pass asks for, with work_floats of im2col workspace: the
+ * layer table's list of the forward pass's calls, each asked of CLBlast. */
 static size_t gemm_temp_need(const an_infer *inf, size_t work_floats) {
-  an_runtime *rt = inf->rt;
   size_t most = 0;
   for (int i = 0; i < inf->model->n_layers; i++) {
-    const an_layer_plan *L = &inf->layers[i];
-    if (inf->skip[i]) continue;
-    if (L->desc->kind == AN_LAYER_CONV) {
-      const an_conv_dims d = conv_dims(inf, L);
-      const int chunk = an_conv_chunk_images(&d, work_floats);
-      if (chunk < 1) continue;
-      const size_t ohw = (size_t)d.oh * d.ow, ckk_g = (size_t)(d.c / d.groups) * d.kh * d.kw;
-      const size_t oc_g = (size_t)(d.oc / d.groups), w_off = inf->tensors[L->weight].offset;
-      const int sizes[2] = {chunk, d.n % chunk ? d.n % chunk : chunk}; /* a full chunk and the last one */
-      for (int s = 0; s < 2; s++) {
-        const size_t ncols = (size_t)sizes[s] * ohw, ybuf = ckk_g * d.groups * ncols;
-        for (int g = 0; g < d.groups; g++) {
-          const size_t t = temp_bytes(rt, 0, 0, oc_g, ncols, ckk_g, w_off + g * oc_g * ckk_g, ckk_g, g * ckk_g * ncols,
-                                      ncols, ybuf + g * oc_g * ncols, ncols);
-          if (t > most) most = t;
-        }
-      }
-    } else if (L->desc->kind == AN_LAYER_FC) {
-      const size_t in = (size_t)L->in_c * L->in_h * L->in_w, out = (size_t)inf->out_pad[i];
-      const size_t t = temp_bytes(rt, 0, 0, (size_t)inf->batch, out, in, inf->reads_input[i] ? 0 : L->in_off, in, 0,
-                                  out, inf->writes_output[i] ? 0 : L->out_off, out);
+    const an_layer_ops *ops = an_layer_ops_of(inf->layers[i].desc->kind);
+    if (inf->skip[i] || !ops->gemms) continue;
+    const an_layer_io io = infer_io(inf, i, 0, work_floats);
+    const int total = ops->gemms(&io, AN_PASS_FORWARD, NULL, 0);
+    an_gemm_call *calls = malloc((size_t)(total ? total : 1) * sizeof *calls); /* (total) */
+    if (!calls) return (size_t)-1;
+    ops->gemms(&io, AN_PASS_FORWARD, calls, total);
+    for (int j = 0; j < total; j++) {
+      const an_gemm_call *c = &calls[j];
+      const size_t t = temp_bytes(inf->rt, c->trans_a, c->trans_b, c->m, c->n, c->k, c->a_off, c->lda, c->b_off,
+                                  c->ldb, c->c_off, c->ldc);
       if (t > most) most = t;
     }
+    free(calls);
   }
   return most;
 }
@@ -245,7 +199,7 @@ static void memory_of(const an_infer *inf, size_t work_floats, size_t temp, an_i
   for (int i = 0; i < inf->model->n_layers; i++) {
     const an_layer_plan *L = &inf->layers[i];
     if (L->desc->kind != AN_LAYER_CONV) continue;
-    const an_conv_dims d = conv_dims(inf, L);
+    const an_conv_dims d = an_layer_conv_dims(L, inf->batch);
     if (an_conv_work_floats(&d, 1) > biggest) {
       biggest = an_conv_work_floats(&d, 1);
       mem->chunk_images = an_conv_chunk_images(&d, work_floats);
@@ -269,7 +223,7 @@ static int fit(an_infer *inf, size_t limit) {
   for (int i = 0; i < inf->model->n_layers; i++) {
     const an_layer_plan *L = &inf->layers[i];
     if (L->desc->kind != AN_LAYER_CONV) continue;
-    const an_conv_dims d = conv_dims(inf, L);
+    const an_conv_dims d = an_layer_conv_dims(L, inf->batch);
     if (an_conv_work_floats(&d, inf->batch) > all) all = an_conv_work_floats(&d, inf->batch);
     if (an_conv_work_floats(&d, 1) > one) one = an_conv_work_floats(&d, 1);
   }
@@ -596,48 +550,23 @@ float *an_infer_input(an_infer *inf, int slot) {
   return slot >= 0 && slot < inf->input_slots ? inf->input_map[slot] : NULL;
 }
 
+int an_infer_gemm_calls(const an_infer *inf, an_gemm_call *out, int max) {
+  int n = 0;
+  for (int i = 0; i < inf->model->n_layers; i++) {
+    const an_layer_ops *ops = an_layer_ops_of(inf->layers[i].desc->kind);
+    if (inf->skip[i] || !ops->gemms) continue;
+    const an_layer_io io = infer_io(inf, i, 0, inf->work_floats);
+    n += ops->gemms(&io, AN_PASS_FORWARD, n < max ? out + n : NULL, n < max ? max - n : 0);
+  }
+  return n;
+}
+
+/* The forward pass through the layer table's executor; dropout and same-size pools are skipped. */
 static an_status forward(an_infer *inf, int slot) {
-  an_runtime *rt = inf->rt;
-  const int n = inf->batch;
   for (int i = 0; i < inf->model->n_layers; i++) {
     if (inf->skip[i]) continue;
-    const an_layer_plan *L = &inf->layers[i];
-    const an_layer_desc *d = L->desc;
-    const an_buf in = inf->reads_input[i] ? an_at(inf->input, (size_t)slot * inf->input_floats + L->in_off)
-                                          : an_at(inf->acts, L->in_off);
-    const an_buf out = inf->writes_output[i] ? an_at(inf->output, 0) : an_at(inf->acts, L->out_off);
-    switch (d->kind) {
-      case AN_LAYER_CONV: {
-        const an_conv_dims cd = conv_dims(inf, L);
-        AN_TRY(an_conv_forward(rt, &cd, out, in, an_at(inf->params, inf->tensors[L->weight].offset),
-                               an_at(inf->params, inf->tensors[L->bias].offset), d->relu, an_at(inf->work, 0),
-                               inf->work_floats));
-        break;
-      }
-      case AN_LAYER_LRN:
-        AN_TRY(an_lrn_forward_infer(rt, n, L->in_c, L->in_h, L->in_w, &d->lrn, out, in));
-        break;
-      case AN_LAYER_MAXPOOL:
-        AN_TRY(an_maxpool_forward_infer(rt, n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride, out, in));
-        break;
-      case AN_LAYER_AVGPOOL:
-        AN_TRY(an_avgpool_forward(rt, n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w, out, in));
-        break;
-      case AN_LAYER_DROPOUT:
-        break; /* skipped: the identity at inference */
-      case AN_LAYER_FC: { /* out (N, OUT_pad) = in (N, IN) · Wᵀ (IN, OUT_pad), then bias and ReLU */
-        const size_t k = (size_t)L->in_c * L->in_h * L->in_w, o = (size_t)inf->out_pad[i];
-        AN_TRY(an_gemm(rt, 0, 0, (size_t)n, o, k, 1.0f, in, k, an_at(inf->fc_weight[i], 0), o, 0.0f, out, o));
-        const size_t global = (size_t)n * o;
-        const an_arg args[] = {an_arg_mem(out.mem), an_arg_ulong(out.off), an_arg_mem(inf->params),
-                               an_arg_ulong(inf->tensors[L->bias].offset), an_arg_int((int)o), an_arg_int(d->relu != 0)};
-        AN_TRY(an_launch(rt, AN_K_BIAS_ACT, 1, &global, NULL, args));
-        break;
-      }
-      case AN_LAYER_GATHER: /* refused by the plan */
-      case AN_LAYER_SUM:
-        return FAIL(AN_ERR_ARGUMENT, "layer %d exchanges between devices", i);
-    }
+    const an_layer_io io = infer_io(inf, i, slot, inf->work_floats);
+    AN_TRY(an_layer_forward(&io));
   }
   return AN_OK;
 }

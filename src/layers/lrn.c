@@ -4,6 +4,7 @@
 #include "alexnet/layers.h"
 #include "runtime/check.h"
 #include "runtime/launch.h"
+#include "layers/ops.h"
 
 static an_status check(int n, int c, int h, int w, const an_lrn_params *p) {
   if (n < 1 || c < 1 || h < 1 || w < 1 || p->size < 1 || p->k <= 0.0f)
@@ -44,3 +45,25 @@ an_status an_lrn_backward(an_runtime *rt, int n, int c, int h, int w, const an_l
                          an_arg_int(p->size),    an_arg_float(p->alpha), an_arg_float(p->beta)};
   return an_launch(rt, AN_K_LRN_BACKWARD, 2, global, NULL, args);
 }
+
+/* ---- the layer table's entry: the shape passes through; training keeps the scale in aux ---- */
+
+static int same_shape(const an_layer_desc *d, int classes, const int in[3], int out[3]) {
+  (void)d, (void)classes;
+  out[0] = in[0], out[1] = in[1], out[2] = in[2];
+  return 1;
+}
+
+static an_status lrn_forward_io(const an_layer_io *io) {
+  const an_layer_plan *L = io->L;
+  if (!io->aux.mem) return an_lrn_forward_infer(io->rt, io->n, L->in_c, L->in_h, L->in_w, &L->desc->lrn, io->out, io->in);
+  return an_lrn_forward(io->rt, io->n, L->in_c, L->in_h, L->in_w, &L->desc->lrn, io->out, io->aux, io->in);
+}
+
+static an_status lrn_backward_io(const an_layer_io *io) {
+  const an_layer_plan *L = io->L;
+  return an_lrn_backward(io->rt, io->n, L->in_c, L->in_h, L->in_w, &L->desc->lrn, io->dinp, io->dout, io->out,
+                         io->aux, io->in);
+}
+
+const an_layer_ops an_lrn_ops = {"lrn", same_shape, an_no_params, NULL, lrn_forward_io, lrn_backward_io};

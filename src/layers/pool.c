@@ -3,6 +3,7 @@
 #include "alexnet/layers.h"
 #include "runtime/check.h"
 #include "runtime/launch.h"
+#include "layers/ops.h"
 
 an_status an_maxpool_forward(an_runtime *rt, int n, int c, int h, int w, int k, int stride, an_buf out,
                              an_buf argmax, an_buf inp) {
@@ -63,3 +64,48 @@ an_status an_avgpool_backward(an_runtime *rt, int n, int c, int h, int w, int oh
                          an_arg_int(oh),         an_arg_int(ow)};
   return an_launch(rt, AN_K_AVGPOOL_BACKWARD, 3, global, NULL, args);
 }
+
+/* ---- the layer table's entries: max-pool keeps its argmax in aux when training ---- */
+
+static int maxpool_out_shape(const an_layer_desc *d, int classes, const int in[3], int out[3]) {
+  (void)classes;
+  if (in[1] < d->kernel || in[2] < d->kernel) return 0;
+  out[0] = in[0], out[1] = an_pool_out(in[1], d->kernel, d->stride), out[2] = an_pool_out(in[2], d->kernel, d->stride);
+  return 1;
+}
+
+static an_status maxpool_forward_io(const an_layer_io *io) {
+  const an_layer_plan *L = io->L;
+  const an_layer_desc *d = L->desc;
+  if (!io->aux.mem)
+    return an_maxpool_forward_infer(io->rt, io->n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride, io->out, io->in);
+  return an_maxpool_forward(io->rt, io->n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride, io->out, io->aux, io->in);
+}
+
+static an_status maxpool_backward_io(const an_layer_io *io) {
+  const an_layer_plan *L = io->L;
+  return an_maxpool_backward(io->rt, io->n, L->in_c, L->in_h, L->in_w, L->desc->kernel, L->desc->stride, io->dinp,
+                             io->dout, io->aux);
+}
+
+const an_layer_ops an_maxpool_ops = {"maxpool", maxpool_out_shape, an_no_params, NULL, maxpool_forward_io,
+                                     maxpool_backward_io};
+
+static int avgpool_out_shape(const an_layer_desc *d, int classes, const int in[3], int out[3]) {
+  (void)classes;
+  out[0] = in[0], out[1] = out[2] = d->out_hw;
+  return 1;
+}
+
+static an_status avgpool_forward_io(const an_layer_io *io) {
+  const an_layer_plan *L = io->L;
+  return an_avgpool_forward(io->rt, io->n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w, io->out, io->in);
+}
+
+static an_status avgpool_backward_io(const an_layer_io *io) {
+  const an_layer_plan *L = io->L;
+  return an_avgpool_backward(io->rt, io->n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w, io->dinp, io->dout);
+}
+
+const an_layer_ops an_avgpool_ops = {"avgpool", avgpool_out_shape, an_no_params, NULL, avgpool_forward_io,
+                                     avgpool_backward_io};

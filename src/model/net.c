@@ -20,85 +20,25 @@
 #include <clblast_c.h>
 #include "gemm/gemm.h"
 #include "runtime/check.h"
+#include "runtime/rng.h"
 
 #define WORKSPACE_BUDGET_FLOATS ((size_t)128 << 20) /* 512 MiB of im2col: chunks of the batch beyond it */
 
-static int add_tensor(an_net *net, const char *layer, const char *suffix, int ndim, const int *shape,
-                      int is_bias) {
-  an_tensor *t = &net->tensors[net->n_tensors];
-  snprintf(t->name, sizeof t->name, "%s.%s", layer, suffix);
-  t->ndim = ndim;
-  t->count = 1;
-  for (int i = 0; i < 4; i++) t->shape[i] = i < ndim ? shape[i] : 1;
-  for (int i = 0; i < ndim; i++) t->count *= (size_t)shape[i];
-  t->offset = net->n_params;
-  t->is_bias = is_bias;
-  net->n_params += t->count;
-  return net->n_tensors++;
-}
-
-static an_conv_dims conv_dims(const an_net *net, const an_layer_plan *L) {
-  const an_layer_desc *d = L->desc;
-  return an_conv_dims_make(net->batch, L->in_c, L->in_h, L->in_w, d->out_channels, d->kernel, d->stride,
-                           d->pad, d->groups);
-}
-
-/* Shapes, tensors and activation offsets; fails when the input is too small for a layer. */
+/* Shapes and tensors from the planner, then activation offsets: every output kept for the backward
+ * pass, with an LRN's scale and a max-pool's argmax after its output. */
 static an_status plan(an_net *net) {
   const an_model_desc *m = net->model;
-  int c = 3, h = net->input_hw, w = net->input_hw, i;
-  size_t off = (size_t)net->batch * c * h * w;
+  AN_TRY(an_plan_layers(m, net->classes, net->input_hw, 0, net->layers, net->tensors, &net->n_tensors,
+                        &net->n_params));
+  size_t off = (size_t)net->batch * 3 * net->input_hw * net->input_hw;
   net->max_act_floats = off;
-  for (i = 0; i < m->n_layers; i++) {
-    const an_layer_desc *d = &m->layers[i];
+  for (int i = 0; i < m->n_layers; i++) {
     an_layer_plan *L = &net->layers[i];
-    L->desc = d;
-    L->in_c = c, L->in_h = h, L->in_w = w;
+    const size_t count = (size_t)net->batch * L->out_c * L->out_h * L->out_w;
     L->in_off = i == 0 ? 0 : net->layers[i - 1].out_off;
-    L->weight = L->bias = -1;
-    L->key_index = i == 0 ? 0 : net->layers[i - 1].key_index + 1;
-    if (i > 0 && (m->layers[i - 1].kind == AN_LAYER_GATHER || m->layers[i - 1].kind == AN_LAYER_SUM))
-      L->key_index--; /* exchanges are not layers of the single-device model */
-    switch (d->kind) {
-      case AN_LAYER_CONV: {
-        const int oh = (h + 2 * d->pad - d->kernel) / d->stride + 1;
-        if (h + 2 * d->pad < d->kernel || oh < 1) goto too_small;
-        const int wshape[4] = {d->out_channels, c / d->groups, d->kernel, d->kernel};
-        L->weight = add_tensor(net, d->name, "weight", 4, wshape, 0);
-        L->bias = add_tensor(net, d->name, "bias", 1, &d->out_channels, 1);
-        c = d->out_channels, h = oh, w = oh;
-        break;
-      }
-      case AN_LAYER_MAXPOOL:
-        if (h < d->kernel) goto too_small;
-        h = an_pool_out(h, d->kernel, d->stride), w = an_pool_out(w, d->kernel, d->stride);
-        break;
-      case AN_LAYER_AVGPOOL:
-        h = w = d->out_hw;
-        break;
-      case AN_LAYER_LRN:
-      case AN_LAYER_DROPOUT:
-        break;
-      case AN_LAYER_FC: {
-        const int out = d->out_channels ? d->out_channels : net->classes;
-        const int wshape[2] = {out, c * h * w};
-        L->weight = add_tensor(net, d->name, "weight", 2, wshape, 0);
-        if (!d->no_bias) L->bias = add_tensor(net, d->name, "bias", 1, &out, 1);
-        c = out, h = w = 1;
-        break;
-      }
-      case AN_LAYER_GATHER:
-        c *= 2;
-        break;
-      case AN_LAYER_SUM:
-        L->bias = add_tensor(net, d->name, "bias", 1, &c, 1);
-        break;
-    }
-    L->out_c = c, L->out_h = h, L->out_w = w;
-    const size_t count = (size_t)net->batch * c * h * w;
     L->out_off = off;
     off += count;
-    if (d->kind == AN_LAYER_LRN || d->kind == AN_LAYER_MAXPOOL) { /* LRN's scale, max-pool's argmax */
+    if (L->desc->kind == AN_LAYER_LRN || L->desc->kind == AN_LAYER_MAXPOOL) { /* LRN's scale, max-pool's argmax */
       L->aux_off = off;
       off += count;
     }
@@ -107,10 +47,6 @@ static an_status plan(an_net *net) {
   net->act_floats = off;
   net->logits_off = net->layers[m->n_layers - 1].out_off;
   return AN_OK;
-too_small:
-  return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__,
-                  "%s: an input of %dx%d is too small (layer %d sees %dx%d)", m->name, net->input_hw,
-                  net->input_hw, i, h, w);
 }
 
 static size_t workspace_floats(const an_net *net) {
@@ -118,7 +54,7 @@ static size_t workspace_floats(const an_net *net) {
   for (int i = 0; i < net->model->n_layers; i++) {
     const an_layer_plan *L = &net->layers[i];
     if (L->desc->kind != AN_LAYER_CONV) continue;
-    const an_conv_dims d = conv_dims(net, L);
+    const an_conv_dims d = an_layer_conv_dims(L, net->batch);
     const size_t one = an_conv_work_floats(&d, 1), all = an_conv_work_floats(&d, net->batch);
     size_t want = all < WORKSPACE_BUDGET_FLOATS ? all : WORKSPACE_BUDGET_FLOATS;
     if (want < one) want = one;
@@ -244,24 +180,10 @@ void an_net_destroy(an_net *net) {
   free(net);
 }
 
-/* ---- initialisation: a splitmix64 stream, Box-Muller normals, on the host, then one upload ---- */
-typedef struct rng {
-  uint64_t s;
-} rng;
-
-static uint64_t rng_next(rng *r) {
-  uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-static double rng_uniform(rng *r) { return ((rng_next(r) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
-static double rng_normal(rng *r) {
-  return sqrt(-2.0 * log(rng_uniform(r))) * cos(6.283185307179586 * rng_uniform(r));
-}
-
+/* ---- initialisation: the splitmix64 stream of runtime/rng.h, Box-Muller normals, on the host, then
+ *      one upload ---- */
 void an_net_init_host(const an_net *net, uint64_t seed, float *host) {
-  rng r = {seed};
+  an_rng r = {seed};
   for (int i = 0; i < net->model->n_layers; i++) {
     const an_layer_plan *L = &net->layers[i];
     if (L->weight < 0) continue;
@@ -273,15 +195,15 @@ void an_net_init_host(const an_net *net, uint64_t seed, float *host) {
     for (size_t j = 0; j < w->count; j++) {
       double v = 0;
       switch (d->init) {
-        case AN_INIT_NORMAL: v = d->weight_std * rng_normal(&r); break;
-        case AN_INIT_KAIMING_FAN_OUT: v = kaiming_std * rng_normal(&r); break;
-        case AN_INIT_TORCH_DEFAULT: v = bound * (2.0 * rng_uniform(&r) - 1.0); break;
+        case AN_INIT_NORMAL: v = d->weight_std * an_rng_normal_open(&r); break;
+        case AN_INIT_KAIMING_FAN_OUT: v = kaiming_std * an_rng_normal_open(&r); break;
+        case AN_INIT_TORCH_DEFAULT: v = bound * (2.0 * an_rng_uniform_open(&r) - 1.0); break;
         case AN_INIT_NONE: break;
       }
       host[w->offset + j] = (float)v;
     }
     for (size_t j = 0; b && j < b->count; j++)
-      host[b->offset + j] = d->init == AN_INIT_TORCH_DEFAULT ? (float)(bound * (2.0 * rng_uniform(&r) - 1.0))
+      host[b->offset + j] = d->init == AN_INIT_TORCH_DEFAULT ? (float)(bound * (2.0 * an_rng_uniform_open(&r) - 1.0))
                                                              : d->bias_value;
   }
 }
@@ -308,45 +230,31 @@ an_status an_net_set_batch(an_net *net, const float *images, const int *labels) 
 }
 
 static an_buf param(const an_net *net, cl_mem mem, int tensor) {
-  return an_at(mem, net->tensors[tensor].offset);
+  return tensor >= 0 ? an_at(mem, net->tensors[tensor].offset) : an_at(NULL, 0);
+}
+
+/* Layer i's buffers in the training layout (for the GEMM list, without a runtime, the offsets alone). */
+static an_layer_io layer_io(const an_net *net, int i, uint64_t seed, uint64_t step) {
+  const an_layer_plan *L = &net->layers[i];
+  const size_t per_sample = (size_t)L->in_c * L->in_h * L->in_w;
+  an_layer_io io = {0};
+  io.rt = net->rt, io.L = L, io.n = net->batch;
+  io.in = an_at(net->acts, L->in_off), io.out = an_at(net->acts, L->out_off);
+  io.aux = an_at(net->acts, L->aux_off);
+  io.weight = param(net, net->params, L->weight), io.bias = param(net, net->params, L->bias);
+  io.dweight = param(net, net->grads, L->weight), io.dbias = param(net, net->grads, L->bias);
+  io.dout = an_at(net->dacts, an_net_dout_off(net, i));
+  io.dinp = an_at(i == 0 ? NULL : net->dacts, an_net_dinp_off(net, i));
+  io.work = an_at(net->work, 0), io.work_floats = net->work_floats;
+  io.dropout_active = net->dropout_active;
+  io.dropout_key = an_dropout_key(seed, step, (uint32_t)L->key_index);
+  io.dropout_first = (uint64_t)net->sample_base * per_sample;
+  return io;
 }
 
 static an_status forward_layer(an_net *net, int i, uint64_t seed, uint64_t step) {
-  an_runtime *rt = net->rt;
-  const int n = net->batch;
-  const an_layer_plan *L = &net->layers[i];
-  const an_layer_desc *d = L->desc;
-  const an_buf in = an_at(net->acts, L->in_off), out = an_at(net->acts, L->out_off);
-  const size_t in_count = (size_t)n * L->in_c * L->in_h * L->in_w;
-  switch (d->kind) {
-    case AN_LAYER_CONV: {
-      const an_conv_dims cd = conv_dims(net, L);
-      return an_conv_forward(rt, &cd, out, in, param(net, net->params, L->weight), param(net, net->params, L->bias),
-                             d->relu, an_at(net->work, 0), net->work_floats);
-    }
-    case AN_LAYER_LRN:
-      return an_lrn_forward(rt, n, L->in_c, L->in_h, L->in_w, &d->lrn, out, an_at(net->acts, L->aux_off), in);
-    case AN_LAYER_MAXPOOL:
-      return an_maxpool_forward(rt, n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride, out,
-                                an_at(net->acts, L->aux_off), in);
-    case AN_LAYER_AVGPOOL:
-      return an_avgpool_forward(rt, n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w, out, in);
-    case AN_LAYER_DROPOUT:
-      if (net->dropout_active && d->dropout_p > 0.0f)
-        return an_dropout_forward(rt, in_count, d->dropout_p, an_dropout_key(seed, step, (uint32_t)L->key_index),
-                                  (uint64_t)net->sample_base * (in_count / (size_t)n), out, in);
-      AN_CL_RETURN(clEnqueueCopyBuffer(rt->queue, net->acts, net->acts, in.off * sizeof(float),
-                                       out.off * sizeof(float), in_count * sizeof(float), 0, NULL, NULL));
-      return AN_OK;
-    case AN_LAYER_FC:
-      return an_fc_forward(rt, n, L->in_c * L->in_h * L->in_w, L->out_c, out, in, param(net, net->params, L->weight),
-                           L->bias >= 0 ? param(net, net->params, L->bias) : an_at(NULL, 0), d->relu);
-    case AN_LAYER_GATHER:
-    case AN_LAYER_SUM:
-      break;
-  }
-  return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "%s: layer %d exchanges between devices: a split runs it",
-                  net->model->name, i);
+  const an_layer_io io = layer_io(net, i, seed, step);
+  return an_layer_forward(&io);
 }
 
 an_status an_net_forward_layers(an_net *net, int from, int to, uint64_t seed, uint64_t step) {
@@ -382,46 +290,8 @@ size_t an_net_dinp_off(const an_net *net, int i) {
 }
 
 static an_status backward_layer(an_net *net, int i, uint64_t seed, uint64_t step) {
-  an_runtime *rt = net->rt;
-  const int n = net->batch;
-  const an_layer_plan *L = &net->layers[i];
-  const an_layer_desc *d = L->desc;
-  const an_buf in = an_at(net->acts, L->in_off), out = an_at(net->acts, L->out_off);
-  const an_buf dout = an_at(net->dacts, an_net_dout_off(net, i));
-  const an_buf dinp = an_at(i == 0 ? NULL : net->dacts, an_net_dinp_off(net, i));
-  const size_t in_count = (size_t)n * L->in_c * L->in_h * L->in_w;
-  switch (d->kind) {
-    case AN_LAYER_CONV: {
-      const an_conv_dims cd = conv_dims(net, L);
-      return an_conv_backward(rt, &cd, dinp, param(net, net->grads, L->weight), param(net, net->grads, L->bias), dout,
-                              out, in, param(net, net->params, L->weight), d->relu, an_at(net->work, 0),
-                              net->work_floats);
-    }
-    case AN_LAYER_LRN:
-      return an_lrn_backward(rt, n, L->in_c, L->in_h, L->in_w, &d->lrn, dinp, dout, out, an_at(net->acts, L->aux_off),
-                             in);
-    case AN_LAYER_MAXPOOL:
-      return an_maxpool_backward(rt, n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride, dinp, dout,
-                                 an_at(net->acts, L->aux_off));
-    case AN_LAYER_AVGPOOL:
-      return an_avgpool_backward(rt, n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w, dinp, dout);
-    case AN_LAYER_DROPOUT:
-      if (net->dropout_active && d->dropout_p > 0.0f)
-        return an_dropout_backward(rt, in_count, d->dropout_p, an_dropout_key(seed, step, (uint32_t)L->key_index),
-                                   (uint64_t)net->sample_base * (in_count / (size_t)n), dinp, dout);
-      AN_CL_RETURN(clEnqueueCopyBuffer(rt->queue, net->dacts, net->dacts, dout.off * sizeof(float),
-                                       dinp.off * sizeof(float), in_count * sizeof(float), 0, NULL, NULL));
-      return AN_OK;
-    case AN_LAYER_FC:
-      return an_fc_backward(rt, n, L->in_c * L->in_h * L->in_w, L->out_c, dinp, param(net, net->grads, L->weight),
-                            L->bias >= 0 ? param(net, net->grads, L->bias) : an_at(NULL, 0), dout, out, in,
-                            param(net, net->params, L->weight), d->relu);
-    case AN_LAYER_GATHER:
-    case AN_LAYER_SUM:
-      break;
-  }
-  return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "%s: layer %d exchanges between devices: a split runs it",
-                  net->model->name, i);
+  const an_layer_io io = layer_io(net, i, seed, step);
+  return an_layer_backward(&io);
 }
 
 an_status an_net_zero_grads(an_net *net) {
@@ -487,19 +357,53 @@ an_status an_net_read_grads(an_net *net, float *grads) {
   return an_read(net->rt, grads, an_at(net->grads, 0), net->n_params);
 }
 
-/* ---- the GEMMs a step runs, for tuning ---- */
-static int add_shape(an_gemm_shape *shapes, int n, int max, int ta, int tb, size_t m, size_t nn, size_t k,
-                     int count, size_t ld) {
+/* ---- the GEMMs a step runs, read from the layer table: for the tuner, bench and the GEMM-list test ---- */
+
+int an_net_gemm_calls(const an_net *net, int passes, an_gemm_call *out, int max) {
+  int n = 0;
+  for (int pass = AN_PASS_FORWARD; pass <= AN_PASS_BACKWARD; pass <<= 1) {
+    if (!(passes & pass)) continue;
+    for (int j = 0; j < net->model->n_layers; j++) {
+      const int i = pass == AN_PASS_FORWARD ? j : net->model->n_layers - 1 - j; /* backward runs top down */
+      const an_layer_ops *ops = an_layer_ops_of(net->layers[i].desc->kind);
+      if (!ops->gemms) continue;
+      const an_layer_io io = layer_io(net, i, 0, 0);
+      n += ops->gemms(&io, pass, n < max ? out + n : NULL, n < max ? max - n : 0);
+    }
+  }
+  return n;
+}
+
+static int add_shape(an_gemm_shape *shapes, int n, int max, const an_gemm_call *c) {
+  /* the weight gradient's slices read rows of the whole chunk: their operands are not packed */
+  const size_t ld = c->trans_b && !c->trans_a && c->lda != c->k ? c->lda : 0;
   for (int i = 0; i < n; i++)
-    if (shapes[i].trans_a == ta && shapes[i].trans_b == tb && shapes[i].m == m && shapes[i].n == nn &&
-        shapes[i].k == k) {
-      shapes[i].count += count;
+    if (shapes[i].trans_a == c->trans_a && shapes[i].trans_b == c->trans_b && shapes[i].m == c->m &&
+        shapes[i].n == c->n && shapes[i].k == c->k) {
+      shapes[i].count++;
       return n;
     }
   if (n == max) return n;
-  const an_gemm_shape s = {ta, tb, m, nn, k, count, ld};
+  const an_gemm_shape s = {c->trans_a, c->trans_b, c->m, c->n, c->k, 1, ld};
   shapes[n] = s;
   return n + 1;
+}
+
+/* Per layer in forward order, its forward then its backward calls: the order the tuner reports. */
+int an_net_gemm_shapes(const an_net *net, an_gemm_shape *shapes, int max_shapes) {
+  int n = 0;
+  for (int i = 0; i < net->model->n_layers; i++) {
+    const an_layer_ops *ops = an_layer_ops_of(net->layers[i].desc->kind);
+    if (!ops->gemms) continue;
+    const an_layer_io io = layer_io(net, i, 0, 0);
+    const int total = ops->gemms(&io, AN_PASS_FORWARD | AN_PASS_BACKWARD, NULL, 0);
+    an_gemm_call *calls = malloc((size_t)total * sizeof *calls); /* (total) */
+    if (!calls) return n;
+    ops->gemms(&io, AN_PASS_FORWARD | AN_PASS_BACKWARD, calls, total);
+    for (int j = 0; j < total; j++) n = add_shape(shapes, n, max_shapes, &calls[j]);
+    free(calls);
+  }
+  return n;
 }
 
 int an_net_dw_reductions(const an_net *net, an_dw_reduction *out, int max) {
@@ -507,7 +411,7 @@ int an_net_dw_reductions(const an_net *net, an_dw_reduction *out, int max) {
   for (int i = 0; i < net->model->n_layers; i++) {
     const an_layer_plan *L = &net->layers[i];
     if (L->desc->kind != AN_LAYER_CONV) continue;
-    const an_conv_dims d = conv_dims(net, L);
+    const an_conv_dims d = an_layer_conv_dims(L, net->batch);
     const int chunk = an_conv_chunk_images(&d, net->work_floats);
     const size_t ocg = (size_t)d.oc / d.groups, ckkg = (size_t)(d.c / d.groups) * d.kh * d.kw;
     for (int n0 = 0; n0 < d.n; n0 += chunk) {
@@ -520,33 +424,6 @@ int an_net_dw_reductions(const an_net *net, an_dw_reduction *out, int max) {
         const an_dw_reduction r = {ocg, ckkg, ncols, d.groups, an_gemm_dw_slice(net->rt, ocg, ckkg, ncols)};
         out[n++] = r;
       }
-    }
-  }
-  return n;
-}
-
-int an_net_gemm_shapes(const an_net *net, an_gemm_shape *shapes, int max_shapes) {
-  int n = 0;
-  for (int i = 0; i < net->model->n_layers; i++) {
-    const an_layer_plan *L = &net->layers[i];
-    if (L->desc->kind == AN_LAYER_CONV) {
-      const an_conv_dims d = conv_dims(net, L);
-      const int chunk = an_conv_chunk_images(&d, net->work_floats);
-      const size_t ocg = (size_t)d.oc / d.groups, ckkg = (size_t)(d.c / d.groups) * d.kh * d.kw;
-      for (int n0 = 0; n0 < d.n; n0 += chunk) {
-        const size_t ncols = (size_t)(d.n - n0 < chunk ? d.n - n0 : chunk) * d.oh * d.ow;
-        n = add_shape(shapes, n, max_shapes, 0, 0, ocg, ncols, ckkg, d.groups, 0);
-        const size_t width = an_gemm_dw_slice(net->rt, ocg, ckkg, ncols);
-        for (size_t j0 = 0; j0 < ncols; j0 += width) /* the weight gradient's slices */
-          n = add_shape(shapes, n, max_shapes, 0, 1, ocg, ckkg, ncols - j0 < width ? ncols - j0 : width, d.groups,
-                        ncols);
-        if (i > 0) n = add_shape(shapes, n, max_shapes, 1, 0, ckkg, ncols, ocg, d.groups, 0);
-      }
-    } else if (L->desc->kind == AN_LAYER_FC) {
-      const size_t in = (size_t)L->in_c * L->in_h * L->in_w, out = (size_t)L->out_c, b = (size_t)net->batch;
-      n = add_shape(shapes, n, max_shapes, 0, 1, b, out, in, 1, 0);
-      n = add_shape(shapes, n, max_shapes, 1, 0, out, in, b, 1, 0);
-      n = add_shape(shapes, n, max_shapes, 0, 0, b, in, out, 1, 0);
     }
   }
   return n;
