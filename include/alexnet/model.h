@@ -136,6 +136,8 @@ an_status an_net_read_grads(an_net *net, float *grads);
 int an_net_gemm_calls(const an_net *net, int passes, an_gemm_call *out, int max);
 /* The distinct GEMMs of one training step of net (forward, weight and input gradients), with counts. */
 int an_net_gemm_shapes(const an_net *net, an_gemm_shape *shapes, int max_shapes);
+/* Multiply-adds ×2 of layer i's forward and backward GEMMs (0 for layers without any). */
+void an_net_layer_flops(const an_net *net, int i, double *fwd, double *bwd);
 /* The weight-gradient reductions of one training step of net, with the widths in effect. */
 int an_net_dw_reductions(const an_net *net, an_dw_reduction *out, int max);
 

@@ -389,6 +389,21 @@ static int add_shape(an_gemm_shape *shapes, int n, int max, const an_gemm_call *
   return n + 1;
 }
 
+void an_net_layer_flops(const an_net *net, int i, double *fwd, double *bwd) {
+  const an_layer_ops *ops = an_layer_ops_of(net->layers[i].desc->kind);
+  *fwd = *bwd = 0;
+  if (!ops->gemms) return;
+  const an_layer_io io = layer_io(net, i, 0, 0);
+  for (int pass = AN_PASS_FORWARD; pass <= AN_PASS_BACKWARD; pass <<= 1) {
+    const int total = ops->gemms(&io, pass, NULL, 0);
+    an_gemm_call *calls = malloc((size_t)(total ? total : 1) * sizeof *calls); /* (total) */
+    if (!calls) return;
+    ops->gemms(&io, pass, calls, total);
+    for (int j = 0; j < total; j++) *(pass == AN_PASS_FORWARD ? fwd : bwd) += 2.0 * calls[j].m * calls[j].n * calls[j].k;
+    free(calls);
+  }
+}
+
 /* Per layer in forward order, its forward then its backward calls: the order the tuner reports. */
 int an_net_gemm_shapes(const an_net *net, an_gemm_shape *shapes, int max_shapes) {
   int n = 0;
