@@ -43,6 +43,13 @@ typedef struct an_tensor {
 an_status an_plan_layers(const an_model_desc *m, int classes, int input_hw, int fc_weights_apart,
                          an_layer_plan *layers, an_tensor *tensors, int *n_tensors, size_t *n_params);
 
+/* The one executor (exec.c): layers [from, to) forward in order (those with skip[i] set left out; skip
+ * may be NULL), or backward from to-1 down, each through an_layer_forward / an_layer_backward with the
+ * buffers io_of(ctx, i) gives in the caller's layout. With marks, a profiling mark after each layer. */
+typedef an_layer_io (*an_layer_io_fn)(void *ctx, int i);
+an_status an_exec_forward(int from, int to, const int *skip, an_layer_io_fn io_of, void *ctx, an_runtime *marks);
+an_status an_exec_backward(int from, int to, an_layer_io_fn io_of, void *ctx, an_runtime *marks);
+
 typedef struct an_net {
   an_runtime *rt;
   const an_model_desc *model;

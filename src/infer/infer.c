@@ -561,14 +561,21 @@ int an_infer_gemm_calls(const an_infer *inf, an_gemm_call *out, int max) {
   return n;
 }
 
-/* The forward pass through the layer table's executor; dropout and same-size pools are skipped. */
+/* The executor's view of a run: the plan and the slot it reads. */
+typedef struct run_ctx {
+  const an_infer *inf;
+  int slot;
+} run_ctx;
+
+static an_layer_io run_io(void *ctx, int i) {
+  const run_ctx *c = ctx;
+  return infer_io(c->inf, i, c->slot, c->inf->work_floats);
+}
+
+/* The forward pass through the one executor; dropout and same-size pools are skipped. */
 static an_status forward(an_infer *inf, int slot) {
-  for (int i = 0; i < inf->model->n_layers; i++) {
-    if (inf->skip[i]) continue;
-    const an_layer_io io = infer_io(inf, i, slot, inf->work_floats);
-    AN_TRY(an_layer_forward(&io));
-  }
-  return AN_OK;
+  run_ctx c = {inf, slot};
+  return an_exec_forward(0, inf->model->n_layers, inf->skip, run_io, &c, NULL);
 }
 
 /* (N, classes) logits: the output itself, or its rows without the padding columns. */

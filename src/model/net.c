@@ -252,17 +252,20 @@ static an_layer_io layer_io(const an_net *net, int i, uint64_t seed, uint64_t st
   return io;
 }
 
-static an_status forward_layer(an_net *net, int i, uint64_t seed, uint64_t step) {
-  const an_layer_io io = layer_io(net, i, seed, step);
-  return an_layer_forward(&io);
+/* The executor's view of a step: the net and the step's dropout keys. */
+typedef struct step_ctx {
+  const an_net *net;
+  uint64_t seed, step;
+} step_ctx;
+
+static an_layer_io step_io(void *ctx, int i) {
+  const step_ctx *c = ctx;
+  return layer_io(c->net, i, c->seed, c->step);
 }
 
 an_status an_net_forward_layers(an_net *net, int from, int to, uint64_t seed, uint64_t step) {
-  for (int i = from; i < to; i++) {
-    AN_TRY(forward_layer(net, i, seed, step));
-    AN_TRY(an_mark_add(net->rt, AN_MARK_FORWARD, i));
-  }
-  return AN_OK;
+  step_ctx c = {net, seed, step};
+  return an_exec_forward(from, to, NULL, step_io, &c, net->rt);
 }
 
 an_status an_net_loss(an_net *net) {
@@ -289,22 +292,14 @@ size_t an_net_dinp_off(const an_net *net, int i) {
   return (size_t)(1 - ((net->model->n_layers - 1 - i) & 1)) * net->max_act_floats;
 }
 
-static an_status backward_layer(an_net *net, int i, uint64_t seed, uint64_t step) {
-  const an_layer_io io = layer_io(net, i, seed, step);
-  return an_layer_backward(&io);
-}
-
 an_status an_net_zero_grads(an_net *net) {
   AN_TRY(an_fill(net->rt, an_at(net->grads, 0), 0.0f, net->n_params));
   return an_mark_add(net->rt, AN_MARK_ZERO_GRADS, -1);
 }
 
 an_status an_net_backward_layers(an_net *net, int from, int to, uint64_t seed, uint64_t step) {
-  for (int i = to - 1; i >= from; i--) {
-    AN_TRY(backward_layer(net, i, seed, step));
-    AN_TRY(an_mark_add(net->rt, AN_MARK_BACKWARD, i));
-  }
-  return AN_OK;
+  step_ctx c = {net, seed, step};
+  return an_exec_backward(from, to, step_io, &c, net->rt);
 }
 
 an_status an_net_backward(an_net *net, uint64_t seed, uint64_t step) {

@@ -21,7 +21,7 @@
 
 #include "alexnet/split.h"
 
-#include <clblast_c.h>
+#include "gemm/vector.h"
 #include "runtime/check.h"
 #include "runtime/launch.h"
 
@@ -146,11 +146,6 @@ static an_status local_copy(an_split *s, int k, const xfer *x) {
   return an_launch(s->rt[k], AN_K_COPY_ROWS, 1, &global, NULL, args);
 }
 
-static an_status axpy(an_runtime *rt, size_t n, float alpha, an_buf x, an_buf y) {
-  AN_CL_RETURN(CLBlastSaxpy(n, alpha, x.mem, x.off, 1, y.mem, y.off, 1, &rt->queue, NULL));
-  return AN_OK;
-}
-
 /* ---- exchanges of the column split ---- */
 
 static an_status gather_forward(an_split *s, int j) {
@@ -180,7 +175,7 @@ static an_status gather_backward(an_split *s, int j) {
   for (int k = 0; k < 2; k++) {
     const xfer own = {s->net[k]->dacts, dout_off + (size_t)k * chw, 2 * chw, s->net[k]->dacts, dinp_off, chw, n, chw};
     AN_TRY(local_copy(s, k, &own));
-    AN_TRY(axpy(s->rt[k], n * chw, 1.0f, an_at(s->recv[k], 0), an_at(s->net[k]->dacts, dinp_off)));
+    AN_TRY(an_axpy(s->rt[k], n * chw, 1.0f, an_at(s->recv[k], 0), an_at(s->net[k]->dacts, dinp_off)));
   }
   return AN_OK;
 }
@@ -199,7 +194,7 @@ static an_status sum_forward(an_split *s, int j) {
     const an_buf first = k == 0 ? mine : theirs, second = k == 0 ? theirs : mine; /* column 0's first, on both */
     AN_CL_RETURN(clEnqueueCopyBuffer(rt->queue, first.mem, net->acts, first.off * sizeof(float),
                                      L->out_off * sizeof(float), nk * sizeof(float), 0, NULL, NULL));
-    AN_TRY(axpy(rt, nk, 1.0f, second, an_at(net->acts, L->out_off)));
+    AN_TRY(an_axpy(rt, nk, 1.0f, second, an_at(net->acts, L->out_off)));
     const size_t global = nk;
     const an_arg args[] = {an_arg_mem(net->acts), an_arg_ulong(L->out_off), an_arg_mem(net->params),
                            an_arg_ulong(net->tensors[L->bias].offset), an_arg_int(L->in_c), an_arg_int(0)};
@@ -235,9 +230,9 @@ static an_status sum_gradients(an_split *s) {
     an_runtime *rt = s->rt[k];
     const float w_own = (float)s->count[k] / (float)s->batch, w_other = (float)s->count[1 - k] / (float)s->batch;
     /* fl(w0·g0) + fl(w1·g1) on both devices: products rounded alike, and the sum commutes */
-    AN_CL_RETURN(CLBlastSscal(np, w_own, s->net[k]->grads, 0, 1, &rt->queue, NULL));
-    AN_CL_RETURN(CLBlastSscal(np, w_other, s->recv[k], 0, 1, &rt->queue, NULL));
-    AN_TRY(axpy(rt, np, 1.0f, an_at(s->recv[k], 0), an_at(s->net[k]->grads, 0)));
+    AN_TRY(an_scal(rt, np, w_own, an_at(s->net[k]->grads, 0)));
+    AN_TRY(an_scal(rt, np, w_other, an_at(s->recv[k], 0)));
+    AN_TRY(an_axpy(rt, np, 1.0f, an_at(s->recv[k], 0), an_at(s->net[k]->grads, 0)));
   }
   return AN_OK;
 }
