@@ -1,5 +1,6 @@
 /* The runtime and the net's error paths: status names, device discovery and selection, the build
- * failure path, and each clear error a user can meet (unknown model or device, an input too small,
+ * failure path, the setup hook through which the GEMM layer applies its tuning (an_runtime_open stays
+ * untuned, an_runtime_create applies the file), and each clear error a user can meet (unknown model or device, an input too small,
  * a batch too large for the device, labels out of range, a NaN loss). */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -145,6 +146,76 @@ static void test_program_cache(void **state) {
   assert_int_equal(system(cmd), 0);
 }
 
+/* what the setup hook saw, and what the runtime freed through the table hook */
+static int setups, frees;
+static struct an_gemm_table *freed;
+
+static void count_free(struct an_gemm_table *table) { frees++, freed = table; }
+
+static an_status attach_marker(an_runtime *r) {
+  setups++;
+  r->gemm_table = (struct an_gemm_table *)&setups; /* opaque to the runtime: only handed back */
+  r->gemm_table_free = count_free;
+  return AN_OK;
+}
+
+static an_status refuse(an_runtime *r) {
+  attach_marker(r);
+  return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "setup refused");
+}
+
+static void test_setup_hook(void **state) {
+  (void)state;
+  an_runtime *a = NULL;
+  setups = frees = 0;
+  TEST_OK(an_runtime_open(NULL, attach_marker, &a));
+  assert_int_equal(setups, 1);
+  an_runtime_destroy(a);
+  assert_int_equal(frees, 1);
+  assert_ptr_equal(freed, &setups);
+  /* a failing setup is the opening's status, and the half-made runtime is freed with what it holds */
+  setups = frees = 0;
+  assert_int_equal(an_runtime_open(NULL, refuse, &a), AN_ERR_ARGUMENT);
+  assert_null(a);
+  assert_message_has("setup refused");
+  assert_int_equal(setups, 1);
+  assert_int_equal(frees, 1);
+}
+
+/* an_runtime_create applies the device's tuning file through the hook; an_runtime_open alone and
+ * ALEXNET_NO_TUNING=1 do not */
+static void test_create_applies_tuning(void **state) {
+  (void)state;
+  char dir[] = "/tmp/alexnet-test-tuningXXXXXX", path[128];
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/gemm-tuning.txt", dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, "%s\t%s\tGEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=2 MDIMC=2 MWG=16 NDIMB=2 NDIMC=2 NWG=16 SA=0 SB=0 STRM=0 "
+             "STRN=0 VWM=8 VWN=8 MIN_INDIRECT=128\t1.00 GFLOP/s\n",
+          rt->info.name, rt->info.driver_version);
+  fclose(f);
+  setenv("ALEXNET_TUNING_FILE", path, 1);
+  unsetenv("ALEXNET_NO_TUNING");
+  an_runtime *a = NULL;
+  TEST_OK(an_runtime_open(NULL, NULL, &a));
+  assert_int_equal(a->gemm_tuned, 0);
+  assert_null(a->gemm_table);
+  an_runtime_destroy(a);
+  TEST_OK(an_runtime_create(NULL, &a));
+  assert_int_equal(a->gemm_tuned, 1);
+  assert_non_null(strstr(a->gemm_tuning, "MWG=16"));
+  an_runtime_destroy(a);
+  setenv("ALEXNET_NO_TUNING", "1", 1);
+  TEST_OK(an_runtime_create(NULL, &a));
+  assert_int_equal(a->gemm_tuned, 0);
+  an_runtime_destroy(a);
+  unsetenv("ALEXNET_NO_TUNING");
+  unsetenv("ALEXNET_TUNING_FILE");
+  remove(path);
+  rmdir(dir);
+}
+
 static void test_net_errors(void **state) {
   (void)state;
   an_net *net = NULL;
@@ -192,7 +263,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_status_names),          cmocka_unit_test(test_device_selection),
       cmocka_unit_test(test_build_failure_reports), cmocka_unit_test(test_cl_dir_missing),
-      cmocka_unit_test(test_program_cache),         cmocka_unit_test(test_net_errors),            cmocka_unit_test(test_bad_labels_and_nan_loss),
+      cmocka_unit_test(test_program_cache),         cmocka_unit_test(test_setup_hook),
+      cmocka_unit_test(test_net_errors),            cmocka_unit_test(test_bad_labels_and_nan_loss),
+      cmocka_unit_test(test_create_applies_tuning), /* last: it overrides CLBlast's GEMM on the device */
   };
   return cmocka_run_group_tests(tests, test_runtime_setup, test_runtime_teardown);
 }

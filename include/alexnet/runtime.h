@@ -101,7 +101,11 @@ typedef struct an_runtime {
   cl_mem gemm_temp;     /* CLBlast's scratch for padded/transposed copies, reused by every GEMM */
   size_t gemm_temp_bytes;
   char gemm_tuning[512];  /* the fallback configuration, as an_gemm_config_format writes it */
-  struct an_gemm_table *gemm_table; /* the tuning's per-shape configurations (tune.c); NULL untuned */
+  /* the tuning's per-shape configurations and slice widths, opaque here (gemm/tuning.c owns them);
+   * NULL untuned. an_runtime_destroy frees them through gemm_table_free, so the runtime calls nothing
+   * in gemm/. */
+  struct an_gemm_table *gemm_table;
+  void (*gemm_table_free)(struct an_gemm_table *table);
   struct an_gemm_log *gemm_log;      /* while set, every GEMM is recorded there (gemm.c, for tests) */
 } an_runtime;
 
@@ -116,16 +120,28 @@ const char *an_kernel_name(an_kernel_id k);
 an_status an_kernel_event_ms(const an_kernel_event *e, double *ms);
 void an_kernel_events_clear(an_runtime *rt);
 
-/* Creates the context and queue on the selected device and builds the project's program. A failed
- * build prints the build log and options to stderr and returns AN_ERR_BUILD. */
-an_status an_runtime_create(const char *device_spec, an_runtime **out);
-void an_runtime_destroy(an_runtime *rt);
+/* What the layer opening a runtime does to it once its program is built (gemm/ applies the device's
+ * GEMM tuning); a failure destroys the runtime and is the opening's status. */
+typedef an_status (*an_runtime_setup)(an_runtime *rt);
 
+/* Creates the context and queue on the selected device, builds the project's program, then runs setup
+ * (NULL: none). A failed build prints the build log and options to stderr and returns AN_ERR_BUILD.
+ * (runtime.c) */
+an_status an_runtime_open(const char *device_spec, an_runtime_setup setup, an_runtime **out);
 /* Two runtimes for the two-device split: spec is two device specs separated by a comma ("0:0,0:1",
  * or two name substrings; NULL reads ALEXNET_DEVICE). Devices of one platform share one context (they
  * exchange by buffer copies) unless separate_contexts is set; devices of different platforms always
  * get a context each (they exchange through host memory). The same device twice is allowed: two
- * queues on it. */
+ * queues on it. Each runtime is set up as it is created. (runtime.c) */
+an_status an_runtime_open_pair(const char *spec, int separate_contexts, an_runtime_setup setup, an_runtime **rt0,
+                               an_runtime **rt1);
+void an_runtime_destroy(an_runtime *rt);
+
+/* an_runtime_open and an_runtime_open_pair with the device's GEMM tuning applied (the tuning file of
+ * `alexnet tune`, unless ALEXNET_NO_TUNING is set; rt->gemm_tuned and rt->gemm_tuning say which). What
+ * applications and the CLI call. Defined by the GEMM layer (gemm/tuning.c), which reads the tuning
+ * file: the runtime knows nothing of it. */
+an_status an_runtime_create(const char *device_spec, an_runtime **out);
 an_status an_runtime_create_pair(const char *spec, int separate_contexts, an_runtime **rt0, an_runtime **rt1);
 
 /* Builds a program from source for rt's device (the startup build uses it; tests use it to check the

@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "alexnet/runtime.h"
-#include "alexnet/tune.h"
 #include "runtime/check.h"
 
 #ifndef CL_DEVICE_HALF_FP_CONFIG /* cl_ext.h's, for the fp16 column of `alexnet devices` */
@@ -88,7 +87,7 @@ an_status an_list_devices(an_device_info **devices, int *n_devices) {
   cl_uint n_platforms = 0;
   cl_int rc = clGetPlatformIDs(0, NULL, &n_platforms);
   if (rc == CL_PLATFORM_NOT_FOUND_KHR || n_platforms == 0)
-    return an_error(AN_ERR_NO_DEVICE, __FILE__, __LINE__,
+    return AN_FAIL(AN_ERR_NO_DEVICE,
                     "no OpenCL platform found (is an ICD such as pocl-opencl-icd installed?)");
   AN_CL_RETURN(rc);
   cl_platform_id platforms[32];
@@ -103,21 +102,18 @@ an_status an_list_devices(an_device_info **devices, int *n_devices) {
     if (n > 64) n = 64;
     if (clGetDeviceIDs(platforms[p], CL_DEVICE_TYPE_ALL, n, ids, NULL) != CL_SUCCESS) continue;
     for (cl_uint d = 0; d < n; d++) {
-      if (total == capacity) {
-        capacity = capacity ? 2 * capacity : 8;
-        an_device_info *grown = realloc(list, (size_t)capacity * sizeof *list);
-        if (!grown) {
-          free(list);
-          return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "device list");
-        }
-        list = grown;
+      an_device_info *grown = an_grow(list, total, &capacity, sizeof *list);
+      if (!grown) {
+        free(list);
+        return AN_FAIL(AN_ERR_HOST_ALLOC, "device list");
       }
+      list = grown;
       fill_info(&list[total++], platforms[p], ids[d], (int)p, (int)d);
     }
   }
   if (total == 0) {
     free(list);
-    return an_error(AN_ERR_NO_DEVICE, __FILE__, __LINE__, "OpenCL platforms exist but expose no device");
+    return AN_FAIL(AN_ERR_NO_DEVICE, "OpenCL platforms exist but expose no device");
   }
   *devices = list;
   *n_devices = total;
@@ -137,7 +133,7 @@ static int contains_nocase(const char *hay, const char *needle) {
 an_status an_select_device(const char *spec, an_device_info *out) {
   if (!spec || !*spec) spec = getenv("ALEXNET_DEVICE");
   if (spec && strchr(spec, ','))
-    return an_error(AN_ERR_DEVICE_NOT_FOUND, __FILE__, __LINE__,
+    return AN_FAIL(AN_ERR_DEVICE_NOT_FOUND,
                     "'%s' names two devices, and this runs on one: give one of them (e.g. --device %.*s); "
                     "train, eval, step and bench run on two",
                     spec, (int)(strchr(spec, ',') - spec), spec);
@@ -168,7 +164,7 @@ an_status an_select_device(const char *spec, an_device_info *out) {
                                list[i].platform_index, list[i].device_index, list[i].name,
                                list[i].platform_name);
     free(list);
-    return an_error(AN_ERR_DEVICE_NOT_FOUND, __FILE__, __LINE__,
+    return AN_FAIL(AN_ERR_DEVICE_NOT_FOUND,
                     "no OpenCL device matches '%s'; the devices are:%s", spec, names);
   }
   *out = list[found];
@@ -195,7 +191,7 @@ an_status an_build_program(an_runtime *rt, const char *source, const char *optio
             rt->info.name, an_status_name(rc), options ? options : "", log ? log : "(no log)");
     free(log);
     clReleaseProgram(prog);
-    return an_error(AN_ERR_BUILD, __FILE__, __LINE__,
+    return AN_FAIL(AN_ERR_BUILD,
                     "clBuildProgram for %s failed with %s (options '%s'; the build log is above)",
                     rt->info.name, an_status_name(rc), options ? options : "");
   }
@@ -208,7 +204,7 @@ static an_status load_sources(char **out) {
   const char *dir = getenv("ALEXNET_CL_DIR");
   size_t total = 1;
   char **parts = calloc((size_t)an_cl_source_count, sizeof *parts);
-  if (!parts) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "kernel sources");
+  if (!parts) return AN_FAIL(AN_ERR_HOST_ALLOC, "kernel sources");
   an_status status = AN_OK;
   for (int i = 0; i < an_cl_source_count; i++) {
     if (dir && *dir) {
@@ -216,7 +212,7 @@ static an_status load_sources(char **out) {
       snprintf(path, sizeof path, "%s/%s", dir, an_cl_source_names[i]);
       FILE *f = fopen(path, "rb");
       if (!f) {
-        status = an_error(AN_ERR_IO, __FILE__, __LINE__, "ALEXNET_CL_DIR: cannot open %s", path);
+        status = AN_FAIL(AN_ERR_IO, "ALEXNET_CL_DIR: cannot open %s", path);
         goto cleanup;
       }
       fseek(f, 0, SEEK_END);
@@ -226,14 +222,14 @@ static an_status load_sources(char **out) {
       size_t got = parts[i] ? fread(parts[i], 1, (size_t)size, f) : 0;
       fclose(f);
       if (!parts[i] || got != (size_t)size) {
-        status = an_error(AN_ERR_IO, __FILE__, __LINE__, "ALEXNET_CL_DIR: cannot read %s", path);
+        status = AN_FAIL(AN_ERR_IO, "ALEXNET_CL_DIR: cannot read %s", path);
         goto cleanup;
       }
       parts[i][size] = '\0';
     } else {
       parts[i] = strdup(an_cl_sources[i]);
       if (!parts[i]) {
-        status = an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "kernel sources");
+        status = AN_FAIL(AN_ERR_HOST_ALLOC, "kernel sources");
         goto cleanup;
       }
     }
@@ -241,7 +237,7 @@ static an_status load_sources(char **out) {
   }
   char *all = malloc(total);
   if (!all) {
-    status = an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "kernel sources");
+    status = AN_FAIL(AN_ERR_HOST_ALLOC, "kernel sources");
     goto cleanup;
   }
   size_t used = 0;
@@ -356,14 +352,15 @@ static void program_cache_store(an_runtime *rt, const char *path) {
 }
 
 /* A runtime on one device; in `shared` when given (a context holding that device), else in a context
- * of its own. */
-static an_status runtime_create(const an_device_info *info, cl_context shared, an_runtime **out) {
+ * of its own; then the caller's setup, if any. */
+static an_status runtime_create(const an_device_info *info, cl_context shared, an_runtime_setup setup,
+                                an_runtime **out) {
   *out = NULL;
   an_status status = AN_OK;
   char *source = NULL;
   cl_int rc;
   an_runtime *rt = calloc(1, sizeof *rt);
-  if (!rt) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "runtime");
+  if (!rt) return AN_FAIL(AN_ERR_HOST_ALLOC, "runtime");
   rt->info = *info;
   if (shared) {
     AN_CL_GOTO(clRetainContext(shared));
@@ -392,29 +389,13 @@ static an_status runtime_create(const an_device_info *info, cl_context shared, a
   for (int k = 0; k < AN_K_COUNT; k++) {
     rt->kernels[k] = clCreateKernel(rt->program, kernel_names[k], &rc);
     if (rc != CL_SUCCESS) {
-      status = an_error(rc, __FILE__, __LINE__, "clCreateKernel(%s)", kernel_names[k]);
+      status = AN_FAIL(rc, "clCreateKernel(%s)", kernel_names[k]);
       goto cleanup;
     }
   }
   free(source);
-  /* the device's GEMM tuning from `alexnet tune`, unless ALEXNET_NO_TUNING is set */
-  if (!getenv("ALEXNET_NO_TUNING")) {
-    char path[4096];
-    an_gemm_config config;
-    an_tuning_path(path, sizeof path);
-    status = an_tuning_load(rt, path, &rt->gemm_tuned, &config);
-    if (status != AN_OK) {
-      an_runtime_destroy(rt);
-      return status;
-    }
-    if (rt->gemm_tuned) {
-      an_gemm_config_format(&config, rt->gemm_tuning, sizeof rt->gemm_tuning);
-      const size_t used = strlen(rt->gemm_tuning);
-      if (an_gemm_tuned_shapes(rt))
-        snprintf(rt->gemm_tuning + used, sizeof rt->gemm_tuning - used, "; %d shapes with their own",
-                 an_gemm_tuned_shapes(rt));
-    }
-  }
+  source = NULL;
+  if (setup) AN_TRY_GOTO(setup(rt));
   *out = rt;
   return AN_OK;
 cleanup:
@@ -423,19 +404,20 @@ cleanup:
   return status;
 }
 
-an_status an_runtime_create(const char *device_spec, an_runtime **out) {
+an_status an_runtime_open(const char *device_spec, an_runtime_setup setup, an_runtime **out) {
   *out = NULL;
   an_device_info info;
   AN_TRY(an_select_device(device_spec, &info));
-  return runtime_create(&info, NULL, out);
+  return runtime_create(&info, NULL, setup, out);
 }
 
-an_status an_runtime_create_pair(const char *spec, int separate_contexts, an_runtime **rt0, an_runtime **rt1) {
+an_status an_runtime_open_pair(const char *spec, int separate_contexts, an_runtime_setup setup, an_runtime **rt0,
+                               an_runtime **rt1) {
   *rt0 = *rt1 = NULL;
   if (!spec || !*spec) spec = getenv("ALEXNET_DEVICE");
   const char *comma = spec ? strchr(spec, ',') : NULL;
   if (!comma || strchr(comma + 1, ','))
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__,
+    return AN_FAIL(AN_ERR_ARGUMENT,
                     "two devices are named by two specs separated by a comma (\"0:0,0:1\"), not '%s'",
                     spec ? spec : "");
   char first[256];
@@ -453,8 +435,8 @@ an_status an_runtime_create_pair(const char *spec, int separate_contexts, an_run
     shared = clCreateContext(props, a.device == b.device ? 1 : 2, ids, NULL, NULL, &rc);
     AN_CL_GOTO(rc);
   }
-  AN_TRY_GOTO(runtime_create(&a, shared, rt0));
-  AN_TRY_GOTO(runtime_create(&b, shared, rt1));
+  AN_TRY_GOTO(runtime_create(&a, shared, setup, rt0));
+  AN_TRY_GOTO(runtime_create(&b, shared, setup, rt1));
   if (shared) clReleaseContext(shared);
   return AN_OK;
 cleanup:
@@ -473,7 +455,7 @@ void an_runtime_destroy(an_runtime *rt) {
   an_kernel_events_clear(rt);
   free(rt->kevents);
   if (rt->gemm_temp) clReleaseMemObject(rt->gemm_temp);
-  an_gemm_table_free(rt->gemm_table);
+  if (rt->gemm_table_free) rt->gemm_table_free(rt->gemm_table);
   for (int k = AN_K_COUNT - 1; k >= 0; k--)
     if (rt->kernels[k]) clReleaseKernel(rt->kernels[k]);
   if (rt->program) clReleaseProgram(rt->program);
@@ -487,12 +469,12 @@ an_status an_alloc(an_runtime *rt, size_t n_floats, cl_mem *out) {
   size_t bytes = (n_floats ? n_floats : 1) * sizeof(float);
   *out = NULL;
   if (bytes > rt->info.max_alloc_bytes)
-    return an_error(AN_ERR_DEVICE_MEMORY, __FILE__, __LINE__,
+    return AN_FAIL(AN_ERR_DEVICE_MEMORY,
                     "a buffer of %.1f MiB exceeds %s's largest allocation (%.1f MiB); try a smaller batch",
                     bytes / 1048576.0, rt->info.name, rt->info.max_alloc_bytes / 1048576.0);
   *out = clCreateBuffer(rt->context, CL_MEM_READ_WRITE, bytes, NULL, &rc);
   if (rc == CL_MEM_OBJECT_ALLOCATION_FAILURE || rc == CL_OUT_OF_RESOURCES || rc == CL_OUT_OF_HOST_MEMORY)
-    return an_error(rc, __FILE__, __LINE__,
+    return AN_FAIL(rc,
                     "out of device memory allocating %.1f MiB on %s; try a smaller batch",
                     bytes / 1048576.0, rt->info.name);
   AN_CL_RETURN(rc);
@@ -558,7 +540,7 @@ an_status an_launch_at(an_runtime *rt, an_kernel_id k, cl_uint dims, const size_
 an_status an_mark_add(an_runtime *rt, an_mark_kind kind, int layer) {
   if (!rt->profiling) return AN_OK;
   an_mark *grown = an_grow(rt->marks, rt->n_marks, &rt->cap_marks, sizeof *grown);
-  if (!grown) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "profiling marks");
+  if (!grown) return AN_FAIL(AN_ERR_HOST_ALLOC, "profiling marks");
   rt->marks = grown;
   an_mark *m = &rt->marks[rt->n_marks];
   m->kind = kind, m->layer = layer;
@@ -616,22 +598,22 @@ an_status an_reserve_gemm_temp(an_runtime *rt, size_t bytes) {
 an_status an_make_dirs(const char *dir) {
   char path[4096];
   if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "%s: path too long", dir);
+    return AN_FAIL(AN_ERR_ARGUMENT, "%s: path too long", dir);
   for (char *p = path + 1; *p; p++) {
     if (*p != '/') continue;
     *p = '\0';
     if (mkdir(path, 0777) != 0 && errno != EEXIST)
-      return an_error(AN_ERR_IO, __FILE__, __LINE__, "%s: cannot create the directory: %s", path, strerror(errno));
+      return AN_FAIL(AN_ERR_IO, "%s: cannot create the directory: %s", path, strerror(errno));
     *p = '/';
   }
   if (mkdir(path, 0777) == 0 || errno == EEXIST) return AN_OK;
-  return an_error(AN_ERR_IO, __FILE__, __LINE__, "%s: cannot create the directory: %s", dir, strerror(errno));
+  return AN_FAIL(AN_ERR_IO, "%s: cannot create the directory: %s", dir, strerror(errno));
 }
 
 an_status an_make_parent_dirs(const char *path) {
   char dir[4096];
   if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "%s: path too long", path);
+    return AN_FAIL(AN_ERR_ARGUMENT, "%s: path too long", path);
   char *slash = strrchr(dir, '/');
   if (!slash || slash == dir) return AN_OK;
   *slash = '\0';

@@ -1,0 +1,495 @@
+/* The GEMM tuning database: CLBlast's Xgemm configurations (applied, formatted, parsed, checked), the
+ * tuning file (cached per device and driver: load, save, the configurations it knows), the per-shape
+ * table a runtime switches through (an_gemm_select) with the weight gradient's slice widths, and the
+ * runtime creation that applies the file at startup. The search that writes the file is tuner.c. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <clblast_c.h>
+
+#include "alexnet/tune.h"
+#include "gemm/tuning.h"
+#include "runtime/check.h"
+#include "runtime/launch.h"
+
+const char *const an_xgemm_param_names[AN_XGEMM_N_PARAMS] = {
+    "GEMMK", "KREG", "KWG", "KWI", "MDIMA", "MDIMC", "MWG", "NDIMB",
+    "NDIMC", "NWG",  "SA",  "SB",  "STRM",  "STRN",  "VWM", "VWN"};
+
+/* CLBlast keeps one override per cl_device_id for the whole process. What is in effect is recorded per
+ * device here (not per runtime), so that two runtimes on one device never skip a switch the other one
+ * undid. Every override of this file goes through set_xgemm / set_min_indirect. */
+static pthread_mutex_t in_effect_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct in_effect {
+  cl_device_id device;
+  an_gemm_config config;
+  int has_v, has_min;
+} in_effect[32];
+
+static struct in_effect *in_effect_of(cl_device_id device) { /* under the lock; NULL when full */
+  for (size_t i = 0; i < sizeof in_effect / sizeof in_effect[0]; i++) {
+    if (in_effect[i].device == device) return &in_effect[i];
+    if (!in_effect[i].device) {
+      in_effect[i].device = device;
+      return &in_effect[i];
+    }
+  }
+  return NULL;
+}
+
+/* Overrides CLBlast's Xgemm parameters (only_if_changed: skipped when already in effect). */
+static an_status set_xgemm(an_runtime *rt, const size_t *v, int only_if_changed) {
+  pthread_mutex_lock(&in_effect_lock);
+  struct in_effect *e = in_effect_of(rt->info.device);
+  CLBlastStatusCode rc = CLBlastSuccess;
+  if (!only_if_changed || !e || !e->has_v || memcmp(e->config.v, v, sizeof e->config.v)) {
+    rc = CLBlastOverrideParameters(rt->info.device, "Xgemm", CLBlastPrecisionSingle, AN_XGEMM_N_PARAMS,
+                                   (const char **)an_xgemm_param_names, v);
+    if (e) e->has_v = rc == CLBlastSuccess, memcpy(e->config.v, v, sizeof e->config.v);
+  }
+  pthread_mutex_unlock(&in_effect_lock);
+  if (rc != CLBlastSuccess) return AN_FAIL((an_status)rc, "CLBlastOverrideParameters(Xgemm)");
+  return AN_OK;
+}
+
+static an_status set_min_indirect(an_runtime *rt, size_t size, int only_if_changed) {
+  pthread_mutex_lock(&in_effect_lock);
+  struct in_effect *e = in_effect_of(rt->info.device);
+  CLBlastStatusCode rc = CLBlastSuccess;
+  if (!only_if_changed || !e || !e->has_min || e->config.min_indirect_size != size) {
+    const char *name[] = {"XGEMM_MIN_INDIRECT_SIZE"};
+    rc = CLBlastOverrideParameters(rt->info.device, "GemmRoutine", CLBlastPrecisionSingle, 1, name, &size);
+    if (e) e->has_min = rc == CLBlastSuccess, e->config.min_indirect_size = size;
+  }
+  pthread_mutex_unlock(&in_effect_lock);
+  if (rc != CLBlastSuccess) return AN_FAIL((an_status)rc, "CLBlastOverrideParameters(GemmRoutine)");
+  return AN_OK;
+}
+
+an_status an_gemm_set_min_indirect(an_runtime *rt, size_t size) { return set_min_indirect(rt, size, 0); }
+
+an_status an_gemm_config_apply(an_runtime *rt, const an_gemm_config *c) {
+  AN_TRY(set_xgemm(rt, c->v, 0));
+  if (c->min_indirect_size) AN_TRY(set_min_indirect(rt, c->min_indirect_size, 0));
+  return AN_OK;
+}
+
+void an_gemm_config_format(const an_gemm_config *c, char *buf, size_t size) {
+  size_t used = 0;
+  for (int i = 0; i < AN_XGEMM_N_PARAMS && used < size; i++)
+    used += (size_t)snprintf(buf + used, size - used, "%s%s=%zu", i ? " " : "", an_xgemm_param_names[i], c->v[i]);
+  if (used < size) snprintf(buf + used, size - used, " MIN_INDIRECT=%zu", c->min_indirect_size);
+}
+
+int an_gemm_config_valid(const an_gemm_config *c, const an_device_info *info) {
+  const size_t *v = c->v;
+  if (v[AN_XGEMM_GEMMK] != 0 || v[AN_XGEMM_KREG] != 1) return 0;
+  const size_t kwg = v[AN_XGEMM_KWG], kwi = v[AN_XGEMM_KWI], mwg = v[AN_XGEMM_MWG], nwg = v[AN_XGEMM_NWG];
+  const size_t mdima = v[AN_XGEMM_MDIMA], mdimc = v[AN_XGEMM_MDIMC], ndimb = v[AN_XGEMM_NDIMB],
+               ndimc = v[AN_XGEMM_NDIMC], vwm = v[AN_XGEMM_VWM], vwn = v[AN_XGEMM_VWN];
+  if (!mdimc || !ndimc || !mdima || !ndimb || !vwm || !vwn || !kwi) return 0;
+  if (mwg % (mdimc * vwm) || nwg % (ndimc * vwn)) return 0;
+  if (mwg % (mdima * vwm) || nwg % (ndimb * vwn)) return 0;
+  const size_t threads = mdimc * ndimc;
+  if (threads % mdima || threads % ndimb) return 0;
+  if (kwg % kwi || kwg % (threads / mdima) || kwg % (threads / ndimb)) return 0;
+  if (threads > 1024) return 0;
+  const size_t local = (v[AN_XGEMM_SA] ? kwg * mwg : 0) + (v[AN_XGEMM_SB] ? kwg * nwg : 0);
+  if (local * sizeof(float) > info->local_mem_bytes) return 0;
+  return 1;
+}
+
+static int parse_config(const char *text, an_gemm_config *c) {
+  memset(c, 0, sizeof *c);
+  int seen = 0;
+  char buf[1024];
+  snprintf(buf, sizeof buf, "%s", text);
+  for (char *save = NULL, *tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+    char *eq = strchr(tok, '=');
+    if (!eq) return 0;
+    *eq = '\0';
+    char *end;
+    const unsigned long long value = strtoull(eq + 1, &end, 10);
+    if (*end || value > (!strcmp(tok, "MIN_INDIRECT") ? AN_GEMM_DIRECT : 4096)) return 0;
+    if (!strcmp(tok, "MIN_INDIRECT")) {
+      c->min_indirect_size = (size_t)value;
+      continue;
+    }
+    for (int i = 0; i < AN_XGEMM_N_PARAMS; i++)
+      if (!strcmp(tok, an_xgemm_param_names[i])) c->v[i] = (size_t)value, seen |= 1 << i;
+  }
+  return seen == (1 << AN_XGEMM_N_PARAMS) - 1;
+}
+
+void an_tuning_path(char *buf, size_t size) {
+  const char *file = getenv("ALEXNET_TUNING_FILE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+  if (file && *file)
+    snprintf(buf, size, "%s", file);
+  else if (xdg && *xdg)
+    snprintf(buf, size, "%s/alexnet/gemm-tuning.txt", xdg);
+  else
+    snprintf(buf, size, "%s/.cache/alexnet/gemm-tuning.txt", home && *home ? home : ".");
+}
+
+/* The key of a device: its name and driver version (a driver update retunes). */
+static void device_key(const an_device_info *info, char *buf, size_t size) {
+  snprintf(buf, size, "%s\t%s", info->name, info->driver_version);
+  for (char *p = buf; *p; p++)
+    if (*p == '\n') *p = ' ';
+}
+
+/* ---- the per-shape table a runtime switches through ---- */
+
+struct an_gemm_table {
+  int has_fallback;              /* 0: only slice widths (an_gemm_set_dw_slice on an untuned runtime) */
+  an_gemm_config fallback;       /* shapes without an entry */
+  int n, cap;
+  an_gemm_shape_config *entries; /* (n) */
+  int n_slices, cap_slices;
+  an_dw_reduction *slices;       /* (n_slices) weight-gradient slice widths */
+};
+
+static void table_free(struct an_gemm_table *t) {
+  if (!t) return;
+  free(t->entries);
+  free(t->slices);
+  free(t);
+}
+
+/* Hands t to rt, which frees it at destroy through the pointer it keeps (the runtime calls nothing in
+ * gemm/); rt's earlier table is freed now. */
+static void table_install(an_runtime *rt, struct an_gemm_table *t) {
+  if (rt->gemm_table_free) rt->gemm_table_free(rt->gemm_table);
+  rt->gemm_table = t;
+  rt->gemm_table_free = table_free;
+}
+
+static int same_shape(const an_gemm_shape_config *e, int trans_a, int trans_b, size_t m, size_t n, size_t k) {
+  return e->m == m && e->n == n && e->k == k && e->trans_a == !!trans_a && e->trans_b == !!trans_b;
+}
+
+static int same_reduction(const an_dw_reduction *r, size_t m, size_t n, size_t ncols) {
+  return r->m == m && r->n == n && r->ncols == ncols;
+}
+
+size_t an_gemm_dw_slice(const an_runtime *rt, size_t m, size_t n, size_t ncols) {
+  const struct an_gemm_table *t = rt->gemm_table;
+  for (int i = 0; t && i < t->n_slices; i++)
+    if (same_reduction(&t->slices[i], m, n, ncols)) return t->slices[i].width;
+  return AN_CONV_DW_SLICE;
+}
+
+static int slices_add(struct an_gemm_table *t, const an_dw_reduction *r) {
+  for (int i = 0; i < t->n_slices; i++)
+    if (same_reduction(&t->slices[i], r->m, r->n, r->ncols)) {
+      t->slices[i].width = r->width;
+      return 1;
+    }
+  an_dw_reduction *slices = an_grow(t->slices, t->n_slices, &t->cap_slices, sizeof *t->slices);
+  if (!slices) return 0;
+  t->slices = slices;
+  t->slices[t->n_slices++] = *r;
+  return 1;
+}
+
+an_status an_gemm_set_dw_slice(an_runtime *rt, size_t m, size_t n, size_t ncols, size_t width) {
+  if (!m || !n || !width || width > ncols)
+    return AN_FAIL(AN_ERR_ARGUMENT, "slice width %zu for a reduction over %zu columns", width, ncols);
+  if (!rt->gemm_table) {
+    struct an_gemm_table *t = calloc(1, sizeof *t);
+    if (!t) return AN_FAIL(AN_ERR_HOST_ALLOC, "tuning table");
+    table_install(rt, t);
+  }
+  const an_dw_reduction r = {m, n, ncols, 0, width};
+  if (!slices_add(rt->gemm_table, &r)) return AN_FAIL(AN_ERR_HOST_ALLOC, "tuning table");
+  return AN_OK;
+}
+
+/* "dwslice=48,363,96800" and "width=4096" */
+static int parse_slice(const char *key, const char *value, an_dw_reduction *r) {
+  unsigned long long m, n, ncols, width;
+  int used = 0, used2 = 0;
+  if (sscanf(key, "dwslice=%llu,%llu,%llu%n", &m, &n, &ncols, &used) != 3 || key[used]) return 0;
+  if (sscanf(value, "width=%llu%n", &width, &used2) != 1 || value[used2]) return 0;
+  if (!m || !n || !ncols || !width || width > ncols) return 0;
+  r->m = (size_t)m, r->n = (size_t)n, r->ncols = (size_t)ncols, r->width = (size_t)width, r->count = 0;
+  return 1;
+}
+
+int an_gemm_tuned_shapes(const an_runtime *rt) { return rt->gemm_table ? rt->gemm_table->n : 0; }
+
+an_status an_gemm_select(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k) {
+  struct an_gemm_table *t = rt->gemm_table;
+  if (!t || !t->has_fallback) return AN_OK;
+  const an_gemm_config *want = &t->fallback;
+  for (int i = 0; i < t->n; i++) {
+    if (same_shape(&t->entries[i], trans_a, trans_b, m, n, k)) {
+      want = &t->entries[i].config;
+      break;
+    }
+  }
+  AN_TRY(set_xgemm(rt, want->v, 1));
+  if (want->min_indirect_size) AN_TRY(set_min_indirect(rt, want->min_indirect_size, 1));
+  return AN_OK;
+}
+
+static int table_add(struct an_gemm_table *t, const an_gemm_shape_config *e) {
+  for (int i = 0; i < t->n; i++) /* a later line for the same shape replaces the earlier one */
+    if (same_shape(&t->entries[i], e->trans_a, e->trans_b, e->m, e->n, e->k)) {
+      t->entries[i] = *e;
+      return 1;
+    }
+  an_gemm_shape_config *entries = an_grow(t->entries, t->n, &t->cap, sizeof *t->entries);
+  if (!entries) return 0;
+  t->entries = entries;
+  t->entries[t->n++] = *e;
+  return 1;
+}
+
+/* "shape=NT,64,2048,4608" */
+static int parse_shape(const char *text, an_gemm_shape_config *e) {
+  char ta, tb;
+  unsigned long long m, n, k;
+  int used = 0;
+  if (sscanf(text, "shape=%c%c,%llu,%llu,%llu%n", &ta, &tb, &m, &n, &k, &used) != 5 || text[used]) return 0;
+  if ((ta != 'N' && ta != 'T') || (tb != 'N' && tb != 'T') || !m || !n || !k) return 0;
+  e->trans_a = ta == 'T', e->trans_b = tb == 'T', e->m = (size_t)m, e->n = (size_t)n, e->k = (size_t)k;
+  return 1;
+}
+
+/* A line of the tuning file split in place into its fields: NULL when it is another device's (or not
+ * a device line); else its first field after the key (shape=.., dwslice=.., or the fallback's
+ * parameters), with *value the second (a shape's parameters, a slice's width, the fallback's note;
+ * NULL when absent). */
+static char *device_fields(char *line, const char *key, size_t key_len, char **value) {
+  line[strcspn(line, "\r\n")] = '\0';
+  *value = NULL;
+  if (strncmp(line, key, key_len) || line[key_len] != '\t') return NULL;
+  char *first = line + key_len + 1, *tab = strchr(first, '\t');
+  if (tab) {
+    *tab = '\0', *value = tab + 1;
+    char *tab2 = strchr(*value, '\t');
+    if (tab2) *tab2 = '\0';
+  }
+  return first;
+}
+
+an_status an_tuning_load(an_runtime *rt, const char *path, int *applied, an_gemm_config *config) {
+  *applied = 0;
+  FILE *f = fopen(path, "r");
+  if (!f) return AN_OK; /* no cache yet: the untuned default */
+  char key[512], line[2048];
+  device_key(&rt->info, key, sizeof key);
+  const size_t key_len = strlen(key);
+  struct an_gemm_table *t = calloc(1, sizeof *t);
+  if (!t) {
+    fclose(f);
+    return AN_FAIL(AN_ERR_HOST_ALLOC, "tuning table");
+  }
+  an_gemm_config c;
+  int found = 0;
+  while (fgets(line, sizeof line, f)) {
+    char *value, *params = device_fields(line, key, key_len, &value);
+    if (!params) continue;
+    if (!strncmp(params, "dwslice=", 8)) { /* KEY \t dwslice=M,N,NCOLS \t width=W */
+      an_dw_reduction r;
+      if (value && parse_slice(params, value, &r) && !slices_add(t, &r)) {
+        fclose(f);
+        table_free(t);
+        return AN_FAIL(AN_ERR_HOST_ALLOC, "tuning table");
+      }
+      continue;
+    }
+    if (!strncmp(params, "shape=", 6)) { /* KEY \t shape=.. \t PARAMS [\t note] */
+      an_gemm_shape_config e;
+      if (value && parse_shape(params, &e) && parse_config(value, &e.config) && an_gemm_config_valid(&e.config, &rt->info) &&
+          e.config.min_indirect_size && !table_add(t, &e)) {
+        fclose(f);
+        table_free(t);
+        return AN_FAIL(AN_ERR_HOST_ALLOC, "tuning table");
+      }
+      continue;
+    }
+    an_gemm_config parsed; /* a bad line must not spoil a good one read before it */
+    if (parse_config(params, &parsed) && an_gemm_config_valid(&parsed, &rt->info)) c = parsed, found = 1;
+  }
+  fclose(f);
+  if (!found) { /* per-shape lines without their fallback are not used either */
+    table_free(t);
+    return AN_OK;
+  }
+  const an_status status = an_gemm_config_apply(rt, &c);
+  if (status != AN_OK) {
+    table_free(t);
+    return status;
+  }
+  t->fallback = c, t->has_fallback = 1;
+  if (!c.min_indirect_size) t->n = 0; /* a fallback that leaves CLBlast's threshold cannot be switched back to */
+  table_install(rt, t);
+  if (config) *config = c;
+  *applied = 1;
+  return AN_OK;
+}
+
+static void format_shape(const an_gemm_shape_config *e, char *buf, size_t size) {
+  snprintf(buf, size, "shape=%c%c,%zu,%zu,%zu", e->trans_a ? 'T' : 'N', e->trans_b ? 'T' : 'N', e->m, e->n, e->k);
+}
+
+/* Is this device line one of r's shapes or reductions (then r's value replaces it)? */
+static int line_in_result(const char *rest, const an_tune_result *r) {
+  char buf[2048];
+  snprintf(buf, sizeof buf, "%s", rest);
+  char *tab = strchr(buf, '\t');
+  if (tab) *tab = '\0';
+  an_gemm_shape_config e;
+  if (parse_shape(buf, &e)) {
+    for (int i = 0; i < r->n_shapes; i++)
+      if (same_shape(&r->shapes[i], e.trans_a, e.trans_b, e.m, e.n, e.k)) return 1;
+    return 0;
+  }
+  unsigned long long m, n, ncols;
+  if (sscanf(buf, "dwslice=%llu,%llu,%llu", &m, &n, &ncols) == 3) {
+    for (int i = 0; i < r->n_slices; i++)
+      if (same_reduction(&r->slices[i], (size_t)m, (size_t)n, (size_t)ncols)) return 1;
+    return 0;
+  }
+  return 1; /* the fallback line, or one that does not parse: replaced */
+}
+
+an_status an_tuning_save(const an_runtime *rt, const char *path, const an_tune_result *r, int merge) {
+  char key[512], tmp[4200], params[1024], shape[128], line[2048];
+  device_key(&rt->info, key, sizeof key);
+  const size_t key_len = strlen(key);
+  AN_TRY(an_make_parent_dirs(path));
+  snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+  FILE *out = fopen(tmp, "w");
+  if (!out) return AN_FAIL(AN_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+  FILE *in = fopen(path, "r");
+  if (in) { /* the other devices' lines stay; with merge, so do this device's for shapes r lacks */
+    while (fgets(line, sizeof line, in)) {
+      line[strcspn(line, "\r\n")] = '\0';
+      const int mine = !strncmp(line, key, key_len) && line[key_len] == '\t';
+      if (!mine || (merge && !line_in_result(line + key_len + 1, r))) fprintf(out, "%s\n", line);
+    }
+    fclose(in);
+  }
+  for (int i = 0; i < r->n_shapes; i++) {
+    format_shape(&r->shapes[i], shape, sizeof shape);
+    an_gemm_config_format(&r->shapes[i].config, params, sizeof params);
+    fprintf(out, "%s\t%s\t%s\n", key, shape, params);
+  }
+  for (int i = 0; i < r->n_slices; i++)
+    fprintf(out, "%s\tdwslice=%zu,%zu,%zu\twidth=%zu\n", key, r->slices[i].m, r->slices[i].n, r->slices[i].ncols,
+            r->slices[i].width);
+  /* the fallback last: a loader older than the per-shape lines keeps the last line it could parse */
+  an_gemm_config_format(&r->best, params, sizeof params);
+  fprintf(out, "%s\t%s\t%.2f GFLOP/s (fallback %.2f)\n", key, params, r->best_gflops, r->fallback_gflops);
+  const int bad = fflush(out) != 0 || fsync(fileno(out)) != 0;
+  if (fclose(out) != 0 || bad || rename(tmp, path) != 0) {
+    remove(tmp);
+    return AN_FAIL(AN_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+  }
+  return AN_OK;
+}
+
+struct known_config {
+  an_gemm_config c;
+  int uses, first; /* shapes using it (the fallback counts above all), its first line */
+};
+
+static int by_use(const void *a, const void *b) {
+  const struct known_config *x = a, *y = b;
+  return x->uses != y->uses ? (x->uses < y->uses ? 1 : -1) : x->first - y->first;
+}
+
+int an_tuning_known_configs(const an_runtime *rt, const char *path, an_gemm_config *out, int max) {
+  FILE *f = path && max > 0 ? fopen(path, "r") : NULL;
+  if (!f) return 0;
+  enum { CAP = 64 };
+  struct known_config seen[CAP];
+  int n = 0, line_no = 0;
+  char key[512], line[2048];
+  device_key(&rt->info, key, sizeof key);
+  const size_t key_len = strlen(key);
+  while (fgets(line, sizeof line, f)) {
+    line_no++;
+    char *value, *params = device_fields(line, key, key_len, &value);
+    if (!params || !strncmp(params, "dwslice=", 8)) continue;
+    const int fallback = strncmp(params, "shape=", 6) != 0;
+    const char *cfg = fallback ? params : value;
+    an_gemm_config c;
+    if (!cfg || !parse_config(cfg, &c) || !an_gemm_config_valid(&c, &rt->info) || c.min_indirect_size == AN_GEMM_DIRECT) continue;
+    c.min_indirect_size = 0;
+    int i = 0;
+    while (i < n && memcmp(seen[i].c.v, c.v, sizeof c.v)) i++;
+    if (i == n) {
+      if (n == CAP) continue;
+      seen[n].c = c, seen[n].uses = 0, seen[n++].first = line_no;
+    }
+    seen[i].uses += fallback ? 1 << 20 : 1;
+  }
+  fclose(f);
+  qsort(seen, (size_t)n, sizeof seen[0], by_use);
+  const int k = n < max ? n : max;
+  for (int i = 0; i < k; i++) out[i] = seen[i].c;
+  return k;
+}
+
+
+void an_tune_result_free(an_tune_result *r) {
+  free(r->shapes);
+  free(r->shape_seconds);
+  free(r->slices);
+  r->shapes = NULL, r->shape_seconds = NULL, r->slices = NULL, r->n_shapes = r->n_slices = 0;
+}
+
+an_status an_gemm_tuning_install(an_runtime *rt, const an_gemm_config *fallback, const an_gemm_shape_config *shapes,
+                                 int n_shapes) {
+  struct an_gemm_table *table = calloc(1, sizeof *table);
+  if (!table) return AN_FAIL(AN_ERR_HOST_ALLOC, "tuning table");
+  for (int i = 0; i < n_shapes; i++)
+    if (!table_add(table, &shapes[i])) {
+      table_free(table);
+      return AN_FAIL(AN_ERR_HOST_ALLOC, "tuning table");
+    }
+  const an_status status = an_gemm_config_apply(rt, fallback);
+  if (status != AN_OK) {
+    table_free(table);
+    return status;
+  }
+  table->fallback = *fallback, table->has_fallback = 1;
+  table_install(rt, table);
+  return AN_OK;
+}
+
+/* ---- runtime creation: the OpenCL runtime with the device's tuning applied ---- */
+
+/* The device's GEMM tuning from `alexnet tune`, unless ALEXNET_NO_TUNING is set; rt->gemm_tuning
+ * describes it for reports. */
+static an_status apply_startup_tuning(an_runtime *rt) {
+  if (getenv("ALEXNET_NO_TUNING")) return AN_OK;
+  char path[4096];
+  an_gemm_config config;
+  an_tuning_path(path, sizeof path);
+  AN_TRY(an_tuning_load(rt, path, &rt->gemm_tuned, &config));
+  if (rt->gemm_tuned) {
+    an_gemm_config_format(&config, rt->gemm_tuning, sizeof rt->gemm_tuning);
+    const size_t used = strlen(rt->gemm_tuning);
+    if (an_gemm_tuned_shapes(rt))
+      snprintf(rt->gemm_tuning + used, sizeof rt->gemm_tuning - used, "; %d shapes with their own",
+               an_gemm_tuned_shapes(rt));
+  }
+  return AN_OK;
+}
+
+an_status an_runtime_create(const char *device_spec, an_runtime **out) {
+  return an_runtime_open(device_spec, apply_startup_tuning, out);
+}
+
+an_status an_runtime_create_pair(const char *spec, int separate_contexts, an_runtime **rt0, an_runtime **rt1) {
+  return an_runtime_open_pair(spec, separate_contexts, apply_startup_tuning, rt0, rt1);
+}
