@@ -80,7 +80,7 @@ static int read_unsigned(const char *text, unsigned long long *out) {
   return 1;
 }
 
-/* A finite real at the start of text (as float when as_float: strtof rounds once, as the atof-era
+/* A finite real at the start of text (as float when as_float: strtof rounds once, as the earlier
  * code did, so a given value trains bit for bit as before); *end after it. */
 static int read_real_prefix(const char *text, int as_float, double *out, char **end) {
   if (!*text || isspace((unsigned char)*text)) return 0;
