@@ -2,7 +2,7 @@
  * split over two (--split 2), splitting each step into layers and GEMMs with OpenCL profiling markers,
  * and reports images/s, GFLOP/s per layer and overall, the GEMM share, host overhead, device memory,
  * cold and warm start; for a split, each device's rows, busy time and exchange time. */
-#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -526,65 +526,57 @@ static int list_specs(char specs[][64], int max, int *n, char pair[64]) {
   return 0;
 }
 
-int cmd_bench(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"device", required_argument, NULL, 'd'},     {"model", required_argument, NULL, 'm'},
-      {"batch", required_argument, NULL, 'b'},      {"mode", required_argument, NULL, 'o'},
-      {"split", required_argument, NULL, 'p'},      {"iterations", required_argument, NULL, 'n'},
-      {"warmup", required_argument, NULL, 'w'},     {"classes", required_argument, NULL, 'c'},
-      {"input-size", required_argument, NULL, 's'}, {"json", no_argument, NULL, 'j'},
-      {"separate-contexts", no_argument, NULL, 'x'}, {"kernels", no_argument, NULL, 'k'},
-      {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
-  const char *device = NULL, *model = "all", *mode = "train";
-  int batch = 64, split = 1, iterations = 3, warmup = 1, classes = 1000, size = 224, json = 0, separate = 0, c;
-  int kernels = 0;
-  while ((c = getopt_long(argc, argv, "d:m:b:o:p:n:w:c:s:jxkh", opts, NULL)) != -1) {
-    switch (c) {
-      case 'd': device = optarg; break;
-      case 'm': model = optarg; break;
-      case 'b': batch = atoi(optarg); break;
-      case 'o': mode = optarg; break;
-      case 'p': split = atoi(optarg); break;
-      case 'n': iterations = atoi(optarg); break;
-      case 'w': warmup = atoi(optarg); break;
-      case 'c': classes = atoi(optarg); break;
-      case 's': size = atoi(optarg); break;
-      case 'j': json = 1; break;
-      case 'x': separate = 1; break;
-      case 'k': kernels = 1; break;
-      case 'h': help(); return 0;
-      default: fprintf(stderr, "see: alexnet bench --help\n"); return 2;
-    }
-  }
-  if (optind < argc || batch < 1 || iterations < 1 || warmup < 0 || classes < 1 || size < 1 ||
-      (strcmp(mode, "train") && strcmp(mode, "infer"))) {
-    fprintf(stderr, "alexnet bench: invalid arguments (see --help)\n");
-    return 2;
-  }
-  if (split != 1 && split != 2) {
-    fprintf(stderr, "alexnet bench: --split %d: a model runs on 1 device or is split over 2\n", split);
-    return 2;
-  }
-  if (strcmp(model, "all") && !an_model_find(model)) {
-    fprintf(stderr, "alexnet bench: unknown model '%s' (alexnet, alexnet-half, alexnet-tv, all)\n", model);
-    return 2;
-  }
-  /* the devices benched alone (every device, a comma-separated list, or the usual single choice), and
-   * the pair for --split 2 */
-  char specs[64][64], pair[64] = "";
-  int n_specs = 0;
+/* The command line, with its defaults. */
+typedef struct bench_args {
+  const char *device, *model;
+  int batch, train, split, iterations, warmup, classes, size, json, separate, kernels;
+} bench_args;
+
+static int parse_args(int argc, char **argv, bench_args *a) {
+  static const char *const modes[] = {"train", "infer", NULL};
+  static const int mode_train[] = {1, 0};
+  *a = (bench_args){.model = "all", .batch = 64, .train = 1, .split = 1, .iterations = 3, .warmup = 1,
+                    .classes = 1000, .size = 224};
+  const cli_option options[] = {
+      CLI_OPT_STRING("device", 'd', &a->device),
+      CLI_OPT_STRING("model", 'm', &a->model),
+      CLI_OPT_INT("batch", 'b', &a->batch, 1, 65536),
+      CLI_OPT_CHOICE("mode", 'o', &a->train, modes, mode_train),
+      CLI_OPT_INT("split", 'p', &a->split, 1, 2),
+      CLI_OPT_INT("iterations", 'n', &a->iterations, 1, INT_MAX),
+      CLI_OPT_INT("warmup", 'w', &a->warmup, 0, INT_MAX),
+      CLI_OPT_INT("classes", 'c', &a->classes, 1, 1 << 20),
+      CLI_OPT_INT("input-size", 's', &a->size, 1, 4096),
+      CLI_OPT_FLAG("json", 'j', &a->json),
+      CLI_OPT_FLAG("separate-contexts", 'x', &a->separate),
+      CLI_OPT_FLAG("kernels", 'k', &a->kernels),
+  };
+  const cli_command cmd = {"bench", options, sizeof options / sizeof options[0], help, 0};
+  int n_positionals;
+  const int status = cli_parse(&cmd, argc, argv, &n_positionals);
+  if (status != CLI_CONTINUE) return status;
+  if (strcmp(a->model, "all") && !an_model_find(a->model))
+    return cli_usage_error("bench", "--model: unknown model '%s' (alexnet, alexnet-half, alexnet-tv, all)", a->model);
+  return CLI_CONTINUE;
+}
+
+/* The devices benched alone (every device, a comma-separated list, or the usual single choice) into
+ * specs, and the pair for --split 2 into pair (empty: none). Returns CLI_CONTINUE or the exit status. */
+static int choose_devices(const bench_args *a, char specs[64][64], int *n_specs, char pair[64]) {
+  const char *device = a->device;
+  const int split = a->split;
+  *n_specs = 0;
+  pair[0] = '\0';
   if (split == 2 && device && strcmp(device, "all")) {
     const char *comma = strchr(device, ',');
-    if (!comma || strchr(comma + 1, ',')) {
-      fprintf(stderr, "alexnet bench: --split 2 takes two devices (--device A,B) or all, not '%s'\n", device);
-      return 2;
-    }
-    snprintf(pair, sizeof pair, "%s", device);
+    if (!comma || strchr(comma + 1, ','))
+      return cli_usage_error("bench", "--split 2 takes two devices (--device A,B) or all, not '%s'", device);
+    snprintf(pair, 64, "%s", device);
   } else if (split == 2 && !device && getenv("ALEXNET_DEVICE") && strchr(getenv("ALEXNET_DEVICE"), ',')) {
-    snprintf(pair, sizeof pair, "%s", getenv("ALEXNET_DEVICE"));
+    snprintf(pair, 64, "%s", getenv("ALEXNET_DEVICE"));
   } else if (split == 2 || !strcmp(device ? device : "", "all")) {
-    if (list_specs(specs, 64, &n_specs, pair)) return 1;
-    if (!device) n_specs = 0; /* --split 2 alone: only the pair */
+    if (list_specs(specs, 64, n_specs, pair)) return 1;
+    if (!device) *n_specs = 0; /* --split 2 alone: only the pair */
     if (split == 2 && !pair[0]) {
       if (!device) {
         fprintf(stderr, "alexnet bench: --split 2 needs two devices and there is one (see alexnet devices)\n");
@@ -596,64 +588,83 @@ int cmd_bench(int argc, char **argv) {
   } else if (device) {
     char buf[1024];
     snprintf(buf, sizeof buf, "%s", device);
-    for (char *tok = strtok(buf, ","); tok && n_specs < 64; tok = strtok(NULL, ","))
-      snprintf(specs[n_specs++], sizeof specs[0], "%s", tok);
+    for (char *tok = strtok(buf, ","); tok && *n_specs < 64; tok = strtok(NULL, ","))
+      snprintf(specs[(*n_specs)++], 64, "%s", tok);
   } else {
-    specs[n_specs++][0] = '\0';
+    specs[(*n_specs)++][0] = '\0';
   }
+  return CLI_CONTINUE;
+}
+
+/* Every model on the devices of one run (specs[s] alone, or the pair when s == n_specs), printing each
+ * result as it comes; appends them to results. Returns 0 or the exit status. */
+static int bench_run(const bench_args *a, const char *spec, const char *pair, bench_result *results,
+                     int *n_results) {
+  an_runtime *rt[2] = {NULL, NULL};
+  const int is_pair = pair != NULL;
+  int rc = 0;
+  if (is_pair ? an_runtime_create_pair(pair, a->separate, &rt[0], &rt[1]) != AN_OK
+              : an_runtime_create(spec[0] ? spec : NULL, &rt[0]) != AN_OK)
+    return cli_fail(is_pair ? "opening the two OpenCL devices" : "opening the OpenCL device");
+  for (int i = 0; an_model_at(i) && rc == 0; i++) {
+    const char *name = an_model_at(i)->name;
+    if (strcmp(a->model, "all") && strcmp(a->model, name)) continue;
+    bench_result *r = &results[*n_results];
+    if (!a->json)
+      fprintf(stderr, "benchmarking %s on %s%s%s ...\n", name, rt[0]->info.name, is_pair ? " + " : "",
+              is_pair ? rt[1]->info.name : "");
+    rc = is_pair ? bench_split(rt[0], rt[1], name, a->classes, a->batch, a->size, a->train, a->warmup,
+                               a->iterations, a->kernels, r)
+                 : bench_model(rt[0], name, a->classes, a->batch, a->size, a->train, a->warmup, a->iterations,
+                               a->kernels, r);
+    if (rc) break;
+    if (a->json)
+      print_json(r, *n_results == 0);
+    else if (is_pair)
+      print_split_result(r);
+    else
+      print_result(r);
+    fflush(stdout);
+    (*n_results)++;
+  }
+  an_runtime_destroy(rt[1]);
+  an_runtime_destroy(rt[0]);
+  return rc;
+}
+
+/* One line per result, when there are several. */
+static void print_summary(const bench_result *results, int n_results) {
+  printf("\n%-40s %-14s %-8s %10s %10s %10s\n", "device", "model", "split", "images/s", "step ms", "GFLOP/s");
+  for (int i = 0; i < n_results; i++) {
+    const bench_result *r = &results[i];
+    char label[128];
+    if (r->n_devices == 2) /* "P:D + P:D": the names are in the tables above */
+      snprintf(label, sizeof label, "%.*s + %.*s", (int)strcspn(r->dev[0].device, " "), r->dev[0].device,
+               (int)strcspn(r->dev[1].device, " "), r->dev[1].device);
+    printf("%-40.40s %-14s %-8s %10.1f %10.1f %10.1f\n", r->n_devices == 2 ? label : r->device, r->model,
+           r->n_devices == 1 ? "-" : r->columns ? "columns" : "batch", r->img_s, r->step_ms, r->gflops);
+  }
+}
+
+int cmd_bench(int argc, char **argv) {
+  bench_args a;
+  char specs[64][64], pair[64];
+  int n_specs, rc = parse_args(argc, argv, &a);
+  if (rc != CLI_CONTINUE) return rc;
+  if ((rc = choose_devices(&a, specs, &n_specs, pair)) != CLI_CONTINUE) return rc;
   const int n_runs = n_specs + (pair[0] ? 1 : 0);
   bench_result *results = calloc((size_t)n_runs * 3, sizeof *results);
-  int n_results = 0, rc = 0;
+  int n_results = 0;
+  rc = 0;
   if (!results) {
     fprintf(stderr, "alexnet: out of host memory\n");
     return 1;
   }
-  if (json) printf("[");
-  for (int s = 0; s < n_runs && rc == 0; s++) {
-    an_runtime *rt[2] = {NULL, NULL};
-    const int is_pair = s == n_specs;
-    if (is_pair ? an_runtime_create_pair(pair, separate, &rt[0], &rt[1]) != AN_OK
-                : an_runtime_create(specs[s][0] ? specs[s] : NULL, &rt[0]) != AN_OK) {
-      rc = cli_fail(is_pair ? "opening the two OpenCL devices" : "opening the OpenCL device");
-      break;
-    }
-    for (int i = 0; an_model_at(i) && rc == 0; i++) {
-      const char *name = an_model_at(i)->name;
-      if (strcmp(model, "all") && strcmp(model, name)) continue;
-      bench_result *r = &results[n_results];
-      if (!json)
-        fprintf(stderr, "benchmarking %s on %s%s%s ...\n", name, rt[0]->info.name, is_pair ? " + " : "",
-                is_pair ? rt[1]->info.name : "");
-      rc = is_pair ? bench_split(rt[0], rt[1], name, classes, batch, size, !strcmp(mode, "train"), warmup,
-                                 iterations, kernels, r)
-                   : bench_model(rt[0], name, classes, batch, size, !strcmp(mode, "train"), warmup, iterations,
-                                 kernels, r);
-      if (rc) break;
-      if (json)
-        print_json(r, n_results == 0);
-      else if (is_pair)
-        print_split_result(r);
-      else
-        print_result(r);
-      fflush(stdout);
-      n_results++;
-    }
-    an_runtime_destroy(rt[1]);
-    an_runtime_destroy(rt[0]);
-  }
-  if (json) printf("]\n");
-  if (!json && n_results > 1) {
-    printf("\n%-40s %-14s %-8s %10s %10s %10s\n", "device", "model", "split", "images/s", "step ms", "GFLOP/s");
-    for (int i = 0; i < n_results; i++) {
-      const bench_result *r = &results[i];
-      char label[128];
-      if (r->n_devices == 2) /* "P:D + P:D": the names are in the tables above */
-        snprintf(label, sizeof label, "%.*s + %.*s", (int)strcspn(r->dev[0].device, " "), r->dev[0].device,
-                 (int)strcspn(r->dev[1].device, " "), r->dev[1].device);
-      printf("%-40.40s %-14s %-8s %10.1f %10.1f %10.1f\n", r->n_devices == 2 ? label : r->device, r->model,
-             r->n_devices == 1 ? "-" : r->columns ? "columns" : "batch", r->img_s, r->step_ms, r->gflops);
-    }
-  }
+  if (a.json) printf("[");
+  for (int s = 0; s < n_runs && rc == 0; s++)
+    rc = bench_run(&a, s < n_specs ? specs[s] : NULL, s == n_specs ? pair : NULL, results, &n_results);
+  if (a.json) printf("]\n");
+  if (!a.json && n_results > 1) print_summary(results, n_results);
   free(results);
   return rc;
 }

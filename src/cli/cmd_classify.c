@@ -2,7 +2,7 @@
  * training buffers), preprocessed exactly as alexnet eval does; text or JSON lines; an unreadable image
  * is an error line and the others go on; --time reports latency, throughput and device memory. */
 #include <dirent.h>
-#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,19 +96,6 @@ static int collect(const char *dir, int depth, file_list *out) {
   return ok;
 }
 
-static int parse_bytes(const char *s, size_t *out) {
-  char *end;
-  const double v = strtod(s, &end);
-  double mult = 1;
-  if (*end == 'K' || *end == 'k') mult = 1024.0, end++;
-  else if (*end == 'M' || *end == 'm') mult = 1048576.0, end++;
-  else if (*end == 'G' || *end == 'g') mult = 1073741824.0, end++;
-  if (*end == 'i' || *end == 'B') end += *end == 'i' ? (end[1] == 'B' ? 2 : 1) : 1;
-  if (end == s || *end || !(v > 0)) return 0;
-  *out = (size_t)(v * mult);
-  return 1;
-}
-
 typedef struct printer {
   int json;
   char **names; /* (classes) or NULL */
@@ -188,68 +175,139 @@ static int time_latency(an_runtime *rt, const char *model, int classes, int size
   return 0;
 }
 
-int cmd_classify(int argc, char **argv) {
-  enum { O_LABELS = 256, O_TOP, O_CROP, O_JSON, O_TIME, O_MAXMEM, O_COPY, O_THREADS };
-  static const struct option opts[] = {
-      {"weights", required_argument, NULL, 'w'},     {"labels", required_argument, NULL, O_LABELS},
-      {"top", required_argument, NULL, O_TOP},       {"crop", required_argument, NULL, O_CROP},
-      {"batch", required_argument, NULL, 'b'},       {"threads", required_argument, NULL, O_THREADS},
-      {"json", no_argument, NULL, O_JSON},           {"time", no_argument, NULL, O_TIME},
-      {"max-memory", required_argument, NULL, O_MAXMEM}, {"copy", no_argument, NULL, O_COPY},
-      {"model", required_argument, NULL, 'm'},       {"input-size", required_argument, NULL, 's'},
-      {"device", required_argument, NULL, 'd'},      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
-  const char *weights = NULL, *labels = NULL, *model = NULL, *device = NULL;
-  int top = 5, ten = 0, batch = 8, threads = 2, json = 0, timing = 0, size = 0, c;
-  an_infer_options io = {.zero_copy = -1, .input_slots = 2};
-  while ((c = getopt_long(argc, argv, "w:b:m:s:d:h", opts, NULL)) != -1) {
-    switch (c) {
-      case 'w': weights = optarg; break;
-      case O_LABELS: labels = optarg; break;
-      case O_TOP: top = atoi(optarg); break;
-      case O_CROP:
-        if (!strcmp(optarg, "ten")) ten = 1;
-        else if (!strcmp(optarg, "center") || !strcmp(optarg, "centre")) ten = 0;
-        else {
-          fprintf(stderr, "alexnet classify: --crop is center or ten, not '%s'\n", optarg);
-          return 2;
-        }
-        break;
-      case 'b': batch = atoi(optarg); break;
-      case O_THREADS: threads = atoi(optarg); break;
-      case O_JSON: json = 1; break;
-      case O_TIME: timing = 1; break;
-      case O_MAXMEM:
-        if (!parse_bytes(optarg, &io.max_memory_bytes)) {
-          fprintf(stderr, "alexnet classify: --max-memory '%s' is not a size (512M, 2G, bytes)\n", optarg);
-          return 2;
-        }
-        break;
-      case O_COPY: io.zero_copy = 0; break;
-      case 'm': model = optarg; break;
-      case 's': size = atoi(optarg); break;
-      case 'd': device = optarg; break;
-      case 'h': help(); return 0;
-      default: fprintf(stderr, "see: alexnet classify --help\n"); return 2;
-    }
+/* The command line, with its defaults. */
+typedef struct classify_args {
+  const char *weights, *labels, *model, *device;
+  int top, ten, batch, threads, json, timing, size, copy;
+  size_t max_memory; /* 0: the plan's default */
+  char **inputs;     /* the images and directories */
+  int n_inputs;
+} classify_args;
+
+static int parse_args(int argc, char **argv, classify_args *a) {
+  static const char *const crops[] = {"center", "centre", "ten", NULL};
+  static const int crop_ten[] = {0, 0, 1};
+  *a = (classify_args){.top = 5, .batch = 8, .threads = 2};
+  const cli_option options[] = {
+      CLI_OPT_STRING("weights", 'w', &a->weights),
+      CLI_OPT_STRING("labels", 0, &a->labels),
+      CLI_OPT_INT("top", 0, &a->top, 1, AN_CLASSIFY_MAX_TOP),
+      CLI_OPT_CHOICE("crop", 0, &a->ten, crops, crop_ten),
+      CLI_OPT_INT("batch", 'b', &a->batch, 1, 65536),
+      CLI_OPT_INT("threads", 0, &a->threads, 1, 4096), /* the library uses at most 64 */
+      CLI_OPT_FLAG("json", 0, &a->json),
+      CLI_OPT_FLAG("time", 0, &a->timing),
+      CLI_OPT_SIZE("max-memory", 0, &a->max_memory, 1, 1125899906842624.0), /* up to 1 PiB */
+      CLI_OPT_FLAG("copy", 0, &a->copy),
+      CLI_OPT_STRING("model", 'm', &a->model),
+      CLI_OPT_INT("input-size", 's', &a->size, 0, 4096), /* 0: the file's */
+      CLI_OPT_STRING("device", 'd', &a->device),
+  };
+  const cli_command cmd = {"classify", options, sizeof options / sizeof options[0], help, INT_MAX};
+  const int status = cli_parse(&cmd, argc, argv, &a->n_inputs);
+  if (status != CLI_CONTINUE) return status;
+  a->inputs = argv + 1;
+  if (!a->weights || !a->n_inputs)
+    return cli_usage_error("classify", "--weights and at least one image or directory are required (see --help)");
+  return CLI_CONTINUE;
+}
+
+/* The weights' class names, or --labels': *names (n_names to free; 0 when info owns them or there are
+ * none). Returns 0 or the exit status. */
+static int read_names(const classify_args *a, an_weights_info *info, char ***names, int *n_names) {
+  const int classes = info->classes;
+  *names = NULL, *n_names = 0;
+  if (a->labels) {
+    int extra = 0;
+    if (an_labels_read(a->labels, classes, names, &extra) != AN_OK) return cli_fail("reading the labels");
+    *n_names = classes;
+    if (extra)
+      fprintf(stderr, "alexnet classify: warning: %s has %d more lines than the %d classes\n", a->labels, extra,
+              classes);
+  } else if (info->n_class_names == classes) {
+    *names = info->class_names; /* owned by info */
+  } else if (info->n_class_names) {
+    fprintf(stderr, "alexnet classify: warning: %s names %d classes but has %d: printing class numbers\n",
+            a->weights, info->n_class_names, classes);
   }
-  if (!weights || optind >= argc || batch < 1 || threads < 1 || top < 1 || top > AN_CLASSIFY_MAX_TOP || size < 0) {
-    fprintf(stderr, "alexnet classify: --weights and at least one image or directory are required; batch and "
-                    "threads must be positive, --top in 1..%d (see --help)\n", AN_CLASSIFY_MAX_TOP);
-    return 2;
+  return 0;
+}
+
+/* --time: the batched plan's memory and device throughput, and the end-to-end rate of the run. */
+static int time_throughput(an_infer *inf, int batch, const an_classify_stats *cs) {
+  char what[64];
+  snprintf(what, sizeof what, "batch %d", batch);
+  print_memory(what, &inf->mem);
+  const float *logits;
+  double t = 0;
+  const int runs = 3;
+  if (an_infer_run(inf, 0, &logits) != AN_OK) return cli_fail("timing"); /* warm */
+  for (int i = 0; i < runs; i++) {
+    const double t0 = an_seconds();
+    if (an_infer_run(inf, 0, &logits) != AN_OK) return cli_fail("timing");
+    t += an_seconds() - t0;
   }
+  fprintf(stderr, "batch %d: %.1f images/s on the device (%.1f ms per batch, mean of %d); end to end with "
+          "decoding %.1f images/s (%d images in %.2f s)\n", batch, batch * runs / t, 1e3 * t / runs, runs,
+          cs->images / cs->seconds, cs->images, cs->seconds);
+  return 0;
+}
+
+/* Plans, loads and classifies files on rt, printing each result; returns the exit status. */
+static int run_classify(const classify_args *a, an_runtime *rt, const file_list *files, const char *model,
+                        int classes, int size, const an_augment *aug, const an_data_stats *stats, char **names) {
+  const an_infer_options io = {.zero_copy = a->copy ? 0 : -1, .input_slots = 2, .max_memory_bytes = a->max_memory};
+  const int crops = an_augment_crops(aug, 0);
+  if (a->timing) {
+    fprintf(stderr, "%s on %s (%s memory): %s, %d classes, input %d from %d, %s, %s\n", a->weights, rt->info.name,
+            rt->info.host_unified ? "host-unified" : "separate", model, classes, size, aug->resize,
+            an_norm_name(aug->norm), a->ten ? "ten-crop" : "centre crop");
+    if (time_latency(rt, model, classes, size, crops, a->weights, &io) != 0) return 1;
+  }
+  const int batch = a->batch > files->n ? files->n : a->batch; /* no plan larger than the work */
+  an_infer *inf = NULL;
   int rc = 1;
+  if (an_infer_create(rt, model, classes, batch * crops, size, &io, &inf) != AN_OK) {
+    rc = cli_fail("planning inference");
+    if (crops > 1) fprintf(stderr, "alexnet classify: with --crop ten a batch holds 10 rows per image: --batch is "
+                                   "the batch that fits divided by 10\n");
+    goto done;
+  }
+  if (an_infer_load(inf, a->weights) != AN_OK) {
+    rc = cli_fail("loading the weights");
+    goto done;
+  }
+  printer pr = {a->json, names};
+  an_classify_stats cs;
+  if (an_classify_files(inf, (const char *const *)files->v, files->n, aug, stats, a->threads, a->top, print_result,
+                        &pr, &cs) != AN_OK) {
+    rc = cli_fail("classifying");
+    goto done;
+  }
+  if (a->timing && time_throughput(inf, batch, &cs) != 0) goto done;
+  if (cs.failed) fprintf(stderr, "alexnet classify: %d of %d images could not be classified\n", cs.failed, cs.images);
+  rc = cs.failed ? 1 : 0;
+done:
+  an_infer_destroy(inf);
+  return rc;
+}
+
+int cmd_classify(int argc, char **argv) {
+  classify_args a;
+  int rc = parse_args(argc, argv, &a);
+  if (rc != CLI_CONTINUE) return rc;
+  rc = 1;
   file_list files = {0};
   an_weights_info info = {0};
   char **names = NULL;
   int n_names = 0;
   an_runtime *rt = NULL;
-  an_infer *inf = NULL;
-  for (int i = optind; i < argc; i++) {
+  for (int i = 0; i < a.n_inputs; i++) {
+    const char *in = a.inputs[i];
     struct stat st;
-    const int ok = stat(argv[i], &st) == 0 && S_ISDIR(st.st_mode) ? collect(argv[i], 0, &files) : push(&files, argv[i]);
+    const int ok = stat(in, &st) == 0 && S_ISDIR(st.st_mode) ? collect(in, 0, &files) : push(&files, in);
     if (!ok) {
-      fprintf(stderr, "alexnet classify: out of host memory listing %s\n", argv[i]);
+      fprintf(stderr, "alexnet classify: out of host memory listing %s\n", in);
       goto done;
     }
   }
@@ -257,102 +315,39 @@ int cmd_classify(int argc, char **argv) {
     fprintf(stderr, "alexnet classify: no image files in the given directories\n");
     goto done;
   }
-  if (an_weights_info_read(weights, &info) != AN_OK) {
+  if (an_weights_info_read(a.weights, &info) != AN_OK) {
     rc = cli_fail("reading the weights");
     goto done;
   }
-  if (!model) model = info.model[0] ? info.model : NULL;
+  const char *model = a.model ? a.model : info.model[0] ? info.model : NULL;
   if (!model) {
-    fprintf(stderr, "alexnet classify: %s does not name its model: pass --model\n", weights);
+    fprintf(stderr, "alexnet classify: %s does not name its model: pass --model\n", a.weights);
     goto done;
   }
-  if (!size) size = info.input_hw ? info.input_hw : 224;
-  const int classes = info.classes;
-  if (classes < 1) {
-    fprintf(stderr, "alexnet classify: %s does not say how many classes it has\n", weights);
+  const int size = a.size ? a.size : info.input_hw ? info.input_hw : 224;
+  if (info.classes < 1) {
+    fprintf(stderr, "alexnet classify: %s does not say how many classes it has\n", a.weights);
     goto done;
   }
-  if (labels) {
-    int extra = 0;
-    if (an_labels_read(labels, classes, &names, &extra) != AN_OK) {
-      rc = cli_fail("reading the labels");
-      goto done;
-    }
-    n_names = classes;
-    if (extra) fprintf(stderr, "alexnet classify: warning: %s has %d more lines than the %d classes\n", labels, extra, classes);
-  } else if (info.n_class_names == classes) {
-    names = info.class_names, n_names = 0; /* owned by info */
-  } else if (info.n_class_names) {
-    fprintf(stderr, "alexnet classify: warning: %s names %d classes but has %d: printing class numbers\n", weights,
-            info.n_class_names, classes);
-  }
+  if ((rc = read_names(&a, &info, &names, &n_names)) != 0) goto done;
+  rc = 1;
   an_augment aug;
   if (an_augment_from_meta(size, info.input_hw, info.resize, info.norm, &aug) != AN_OK) {
     rc = cli_fail("reading the weights' preprocessing");
     goto done;
   }
-  aug.ten_crop = ten;
-  const int crops = an_augment_crops(&aug, 0);
+  aug.ten_crop = a.ten;
   an_data_stats stats = an_data_stats_imagenet();
   memcpy(stats.mean, info.mean, sizeof stats.mean);
   memcpy(stats.std, info.std, sizeof stats.std);
   if (!info.have_norm)
-    fprintf(stderr, "alexnet classify: %s has no normalisation: using ImageNet's mean and std\n", weights);
-  if (an_runtime_create(device, &rt) != AN_OK) {
+    fprintf(stderr, "alexnet classify: %s has no normalisation: using ImageNet's mean and std\n", a.weights);
+  if (an_runtime_create(a.device, &rt) != AN_OK) {
     rc = cli_fail("opening the OpenCL device");
     goto done;
   }
-  if (timing) {
-    fprintf(stderr, "%s on %s (%s memory): %s, %d classes, input %d from %d, %s, %s\n", weights, rt->info.name,
-            rt->info.host_unified ? "host-unified" : "separate", model, classes, size, aug.resize,
-            an_norm_name(aug.norm), ten ? "ten-crop" : "centre crop");
-    if (time_latency(rt, model, classes, size, crops, weights, &io) != 0) goto done;
-  }
-  if (batch > files.n) batch = files.n; /* no plan larger than the work */
-  if (an_infer_create(rt, model, classes, batch * crops, size, &io, &inf) != AN_OK) {
-    rc = cli_fail("planning inference");
-    if (crops > 1) fprintf(stderr, "alexnet classify: with --crop ten a batch holds 10 rows per image: --batch is "
-                                   "the batch that fits divided by 10\n");
-    goto done;
-  }
-  if (an_infer_load(inf, weights) != AN_OK) {
-    rc = cli_fail("loading the weights");
-    goto done;
-  }
-  printer pr = {json, names};
-  an_classify_stats cs;
-  if (an_classify_files(inf, (const char *const *)files.v, files.n, &aug, &stats, threads, top, print_result, &pr,
-                        &cs) != AN_OK) {
-    rc = cli_fail("classifying");
-    goto done;
-  }
-  if (timing) {
-    char what[64];
-    snprintf(what, sizeof what, "batch %d", batch);
-    print_memory(what, &inf->mem);
-    const float *logits;
-    double t = 0;
-    const int runs = 3;
-    if (an_infer_run(inf, 0, &logits) != AN_OK) { /* warm */
-      rc = cli_fail("timing");
-      goto done;
-    }
-    for (int i = 0; i < runs; i++) {
-      const double t0 = an_seconds();
-      if (an_infer_run(inf, 0, &logits) != AN_OK) {
-        rc = cli_fail("timing");
-        goto done;
-      }
-      t += an_seconds() - t0;
-    }
-    fprintf(stderr, "batch %d: %.1f images/s on the device (%.1f ms per batch, mean of %d); end to end with "
-            "decoding %.1f images/s (%d images in %.2f s)\n", batch, batch * runs / t, 1e3 * t / runs, runs,
-            cs.images / cs.seconds, cs.images, cs.seconds);
-  }
-  if (cs.failed) fprintf(stderr, "alexnet classify: %d of %d images could not be classified\n", cs.failed, cs.images);
-  rc = cs.failed ? 1 : 0;
+  rc = run_classify(&a, rt, &files, model, info.classes, size, &aug, &stats, names);
 done:
-  an_infer_destroy(inf);
   an_runtime_destroy(rt);
   if (n_names) an_class_names_free(names, n_names);
   an_weights_info_free(&info);

@@ -1,5 +1,4 @@
 /* alexnet devices: every OpenCL platform and device, with the index --device takes. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,18 +12,17 @@ static const char *type_name(cl_device_type t) {
   return "other";
 }
 
+static void help(void) {
+  printf("usage: alexnet devices\n\nLists every OpenCL platform and device: the P:D index that --device\n"
+         "and ALEXNET_DEVICE take, name, vendor, type, compute units, memory, OpenCL C version,\n"
+         "fp16/fp64 support and whether memory is shared with the host.\n");
+}
+
 int cmd_devices(int argc, char **argv) {
-  static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-  int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    if (c == 'h') {
-      printf("usage: alexnet devices\n\nLists every OpenCL platform and device: the P:D index that --device\n"
-             "and ALEXNET_DEVICE take, name, vendor, type, compute units, memory, OpenCL C version,\n"
-             "fp16/fp64 support and whether memory is shared with the host.\n");
-      return 0;
-    }
-    return 2;
-  }
+  const cli_command cmd = {"devices", NULL, 0, help, 0};
+  int n_positionals;
+  const int status = cli_parse(&cmd, argc, argv, &n_positionals);
+  if (status != CLI_CONTINUE) return status;
   an_device_info *list;
   int n;
   if (an_list_devices(&list, &n) != AN_OK) return cli_fail("listing OpenCL devices");

@@ -1,7 +1,6 @@
 /* alexnet eval: top-1/top-5 of a checkpoint or weights file on a dataset, centre crop or ten-crop, with a
  * confusion matrix for up to 20 classes. Model, classes, input size, base image size (resize) and
  * normalisation come from the file's metadata. On one device, or split over two (--device A,B). */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,33 +29,23 @@ static void help(void) {
 }
 
 int cmd_eval(int argc, char **argv) {
-  enum { O_TEN = 256, O_THREADS };
-  static const struct option opts[] = {
-      {"weights", required_argument, NULL, 'w'}, {"data", required_argument, NULL, 'D'},
-      {"ten-crop", no_argument, NULL, O_TEN},    {"model", required_argument, NULL, 'm'},
-      {"input-size", required_argument, NULL, 's'}, {"batch", required_argument, NULL, 'b'},
-      {"threads", required_argument, NULL, O_THREADS}, {"device", required_argument, NULL, 'd'},
-      {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
   const char *weights = NULL, *data = "fashion-mnist:test", *model = NULL, *device = NULL;
-  int ten_crop = 0, size = 0, batch = 32, threads = 2, c;
-  while ((c = getopt_long(argc, argv, "w:D:m:s:b:d:h", opts, NULL)) != -1) {
-    switch (c) {
-      case 'w': weights = optarg; break;
-      case 'D': data = optarg; break;
-      case O_TEN: ten_crop = 1; break;
-      case 'm': model = optarg; break;
-      case 's': size = atoi(optarg); break;
-      case 'b': batch = atoi(optarg); break;
-      case O_THREADS: threads = atoi(optarg); break;
-      case 'd': device = optarg; break;
-      case 'h': help(); return 0;
-      default: fprintf(stderr, "see: alexnet eval --help\n"); return 2;
-    }
-  }
-  if (optind < argc || !weights || batch < 1 || threads < 1 || size < 0) {
-    fprintf(stderr, "alexnet eval: --weights is required; batch and threads must be positive\n");
-    return 2;
-  }
+  int ten_crop = 0, size = 0, batch = 32, threads = 2;
+  const cli_option options[] = {
+      CLI_OPT_STRING("weights", 'w', &weights),
+      CLI_OPT_STRING("data", 'D', &data),
+      CLI_OPT_FLAG("ten-crop", 0, &ten_crop),
+      CLI_OPT_STRING("model", 'm', &model),
+      CLI_OPT_INT("input-size", 's', &size, 0, 4096), /* 0: the file's */
+      CLI_OPT_INT("batch", 'b', &batch, 1, 65536),
+      CLI_OPT_INT("threads", 0, &threads, 1, 256), /* the loader's most */
+      CLI_OPT_STRING("device", 'd', &device),
+  };
+  const cli_command cmd = {"eval", options, sizeof options / sizeof options[0], help, 0};
+  int n_positionals;
+  const int status = cli_parse(&cmd, argc, argv, &n_positionals);
+  if (status != CLI_CONTINUE) return status;
+  if (!weights) return cli_usage_error("eval", "--weights is required (see alexnet eval --help)");
   /* the metadata decide the net before it exists */
   an_safetensors *st = NULL;
   if (an_st_open(weights, &st) != AN_OK) return cli_fail("reading the weights");

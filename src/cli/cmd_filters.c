@@ -1,6 +1,5 @@
 /* alexnet filters: conv1's kernels as a PNG grid, each kernel contrast-normalised and enlarged; for
  * alexnet the two columns' 48 kernels side by side, as Figure 3 of the paper. Needs no device. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -22,28 +21,20 @@ static void help(void) {
 }
 
 int cmd_filters(int argc, char **argv) {
-  enum { O_SCALE = 256, O_PAD };
-  static const struct option opts[] = {{"weights", required_argument, NULL, 'w'}, {"out", required_argument, NULL, 'o'},
-                                       {"scale", required_argument, NULL, O_SCALE}, {"pad", required_argument, NULL, O_PAD},
-                                       {"model", required_argument, NULL, 'm'},     {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
   const char *weights = NULL, *out = NULL, *model = NULL;
-  int scale = 4, pad = 2, c;
-  while ((c = getopt_long(argc, argv, "w:o:m:h", opts, NULL)) != -1) {
-    switch (c) {
-      case 'w': weights = optarg; break;
-      case 'o': out = optarg; break;
-      case O_SCALE: scale = atoi(optarg); break;
-      case O_PAD: pad = atoi(optarg); break;
-      case 'm': model = optarg; break;
-      case 'h': help(); return 0;
-      default: fprintf(stderr, "see: alexnet filters --help\n"); return 2;
-    }
-  }
-  if (optind < argc || !weights || !out) {
-    fprintf(stderr, "alexnet filters: --weights and -o are required (see --help)\n");
-    return 2;
-  }
+  int scale = 4, pad = 2;
+  const cli_option options[] = {
+      CLI_OPT_STRING("weights", 'w', &weights),
+      CLI_OPT_STRING("out", 'o', &out),
+      CLI_OPT_INT("scale", 0, &scale, 1, 64), /* what an_filters_render draws */
+      CLI_OPT_INT("pad", 0, &pad, 0, 64),
+      CLI_OPT_STRING("model", 'm', &model),
+  };
+  const cli_command cmd = {"filters", options, sizeof options / sizeof options[0], help, 0};
+  int n_positionals;
+  const int status = cli_parse(&cmd, argc, argv, &n_positionals);
+  if (status != CLI_CONTINUE) return status;
+  if (!weights || !out) return cli_usage_error("filters", "--weights and -o are required (see --help)");
   an_image img;
   an_filters_layout L;
   if (an_filters_render(weights, model, scale, pad, &img, &L) != AN_OK) return cli_fail("drawing the filters");

@@ -1,6 +1,5 @@
 /* alexnet pack: turns a dataset (usually a folder-per-class tree of JPEGs) into a pack shard of resized
  * uint8 images, so training reads raw bytes instead of decoding every image every epoch. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,46 +42,26 @@ static int pack_one(const an_dataset *ds, const char *path, int side, int thread
 }
 
 int cmd_pack(int argc, char **argv) {
-  static const struct option options[] = {{"size", required_argument, NULL, 's'},
-                                          {"threads", required_argument, NULL, 't'},
-                                          {"val-fraction", required_argument, NULL, 'f'},
-                                          {"val-out", required_argument, NULL, 'v'},
-                                          {"seed", required_argument, NULL, 'S'},
-                                          {"help", no_argument, NULL, 'h'},
-                                          {NULL, 0, NULL, 0}};
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   int side = 256, threads = cpus > 0 ? (int)cpus : 1;
   double val_fraction = 0;
   const char *val_out = NULL;
   unsigned long long seed = 1;
-  int opt;
-  while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
-    char *end = NULL;
-    switch (opt) {
-      case 's': side = (int)strtol(optarg, &end, 10); break;
-      case 't': threads = (int)strtol(optarg, &end, 10); break;
-      case 'f': val_fraction = strtod(optarg, &end); break;
-      case 'v': val_out = optarg; break;
-      case 'S': seed = strtoull(optarg, &end, 10); break;
-      case 'h': help(); return 0;
-      default: fprintf(stderr, "alexnet pack: see alexnet pack --help\n"); return 2;
-    }
-    if (end && *end) {
-      fprintf(stderr, "alexnet pack: '%s' is not a number\n", optarg);
-      return 2;
-    }
-  }
-  if (argc - optind != 2) {
-    fprintf(stderr, "alexnet pack: need SOURCE and OUT.pack (alexnet pack --help)\n");
-    return 2;
-  }
-  if (side < 1 || side > 4096 || threads < 1 || (val_fraction != 0 && !(val_fraction > 0 && val_fraction < 1)) ||
-      (!val_out) != (val_fraction == 0)) {
-    fprintf(stderr, "alexnet pack: --size 1…4096, --threads >= 1, and --val-fraction (0 < F < 1) together with "
-                    "--val-out\n");
-    return 2;
-  }
-  const char *source = argv[optind], *out = argv[optind + 1];
+  const cli_option options[] = {
+      CLI_OPT_INT("size", 0, &side, 1, 4096), /* a pack's largest side */
+      CLI_OPT_INT("threads", 0, &threads, 1, 4096), /* the library uses at most 256 */
+      CLI_OPT_DOUBLE("val-fraction", 0, &val_fraction, 0, 1, 0, 1), /* 0: none */
+      CLI_OPT_STRING("val-out", 0, &val_out),
+      CLI_OPT_UINT64("seed", 0, &seed),
+  };
+  const cli_command cmd = {"pack", options, sizeof options / sizeof options[0], help, 2};
+  int n_positionals;
+  const int status = cli_parse(&cmd, argc, argv, &n_positionals);
+  if (status != CLI_CONTINUE) return status;
+  if (n_positionals != 2) return cli_usage_error("pack", "need SOURCE and OUT.pack (alexnet pack --help)");
+  if ((!val_out) != (val_fraction == 0))
+    return cli_usage_error("pack", "--val-fraction and --val-out go together");
+  const char *source = argv[1], *out = argv[2];
   an_dataset *ds = NULL, *train = NULL, *val = NULL;
   if (an_dataset_open(source, &ds) != AN_OK) return cli_fail("pack");
   printf("%s: %d images in %d classes\n", an_dataset_source(ds), an_dataset_count(ds), an_dataset_classes(ds));

@@ -1,6 +1,6 @@
 /* alexnet step: forward + backward + SGD steps of a model on random data, printing the loss and the
  * step time; the smoke test of the whole stack until training on real data exists. */
-#include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,40 +127,28 @@ done:
 }
 
 int cmd_step(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"model", required_argument, NULL, 'm'}, {"classes", required_argument, NULL, 'c'},
-      {"batch", required_argument, NULL, 'b'}, {"input-size", required_argument, NULL, 's'},
-      {"steps", required_argument, NULL, 'k'}, {"lr", required_argument, NULL, 'l'},
-      {"seed", required_argument, NULL, 'r'},  {"device", required_argument, NULL, 'd'},
-      {"separate-contexts", no_argument, NULL, 'x'}, {"profile", no_argument, NULL, 'p'},
-      {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
   const char *model = "all", *device = NULL;
   int classes = 1000, batch = 16, size = 224, steps = 3, separate = 0, profile = 0;
   float lr = 0.01f;
   unsigned long long seed = 1;
-  int c;
-  while ((c = getopt_long(argc, argv, "m:c:b:s:k:l:r:d:xph", opts, NULL)) != -1) {
-    switch (c) {
-      case 'm': model = optarg; break;
-      case 'c': classes = atoi(optarg); break;
-      case 'b': batch = atoi(optarg); break;
-      case 's': size = atoi(optarg); break;
-      case 'k': steps = atoi(optarg); break;
-      case 'l': lr = strtof(optarg, NULL); break;
-      case 'r': seed = strtoull(optarg, NULL, 10); break;
-      case 'd': device = optarg; break;
-      case 'x': separate = 1; break;
-      case 'p': profile = 1; break;
-      case 'h': help(); return 0;
-      default: fprintf(stderr, "see: alexnet step --help\n"); return 2;
-    }
-  }
-  if (optind < argc || classes < 1 || batch < 1 || size < 1 || steps < 1) {
-    fprintf(stderr, "alexnet step: invalid arguments (classes, batch, input-size and steps must be positive)\n");
-    return 2;
-  }
+  const cli_option options[] = {
+      CLI_OPT_STRING("model", 'm', &model),
+      CLI_OPT_INT("classes", 'c', &classes, 1, 1 << 20),
+      CLI_OPT_INT("batch", 'b', &batch, 1, 65536),
+      CLI_OPT_INT("input-size", 's', &size, 1, 4096),
+      CLI_OPT_INT("steps", 'k', &steps, 1, INT_MAX),
+      CLI_OPT_FLOAT("lr", 'l', &lr, 0, INFINITY, 1, 0),
+      CLI_OPT_UINT64("seed", 'r', &seed),
+      CLI_OPT_STRING("device", 'd', &device),
+      CLI_OPT_FLAG("separate-contexts", 'x', &separate),
+      CLI_OPT_FLAG("profile", 'p', &profile),
+  };
+  const cli_command cmd = {"step", options, sizeof options / sizeof options[0], help, 0};
+  int n_positionals;
+  const int status = cli_parse(&cmd, argc, argv, &n_positionals);
+  if (status != CLI_CONTINUE) return status;
   if (strcmp(model, "all") && !an_model_find(model)) {
-    fprintf(stderr, "alexnet step: unknown model '%s' (alexnet, alexnet-half, alexnet-tv, all)\n", model);
+    fprintf(stderr, "alexnet step: --model: unknown model '%s' (alexnet, alexnet-half, alexnet-tv, all)\n", model);
     return 2;
   }
   an_runtime *rt = NULL, *rt1 = NULL;

@@ -1,7 +1,7 @@
 /* alexnet train: trains a model on a dataset with the threaded loader, validating each epoch, keeping the
  * last and the best checkpoint and a JSON-lines log in --out; --resume continues the exact run. On one
  * device, or split over two (--device A,B). */
-#include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,196 +120,158 @@ static void on_event(void *ctx, const an_train_event *ev) {
   fflush(stdout);
 }
 
-int cmd_train(int argc, char **argv) {
-  enum { O_MOMENTUM = 256, O_WD, O_SCHED, O_VALFRAC, O_MAXSTEPS, O_RESUME, O_THREADS, O_CKPT, O_LOGEVERY, O_VALEVERY,
-         O_PATIENCE, O_SEPARATE, O_AUGMENT, O_RESIZE, O_CROP, O_NOFLIP, O_PCA, O_NORM };
-  static const struct option opts[] = {
-      {"model", required_argument, NULL, 'm'},      {"data", required_argument, NULL, 'D'},
-      {"val", required_argument, NULL, 'V'},        {"val-fraction", required_argument, NULL, O_VALFRAC},
-      {"epochs", required_argument, NULL, 'e'},     {"max-steps", required_argument, NULL, O_MAXSTEPS},
-      {"batch", required_argument, NULL, 'b'},      {"lr", required_argument, NULL, 'l'},
-      {"momentum", required_argument, NULL, O_MOMENTUM}, {"weight-decay", required_argument, NULL, O_WD},
-      {"lr-schedule", required_argument, NULL, O_SCHED}, {"input-size", required_argument, NULL, 's'},
-      {"seed", required_argument, NULL, 'r'},       {"threads", required_argument, NULL, O_THREADS},
-      {"checkpoint-every", required_argument, NULL, O_CKPT}, {"log-every", required_argument, NULL, O_LOGEVERY},
-      {"val-every", required_argument, NULL, O_VALEVERY}, {"patience", required_argument, NULL, O_PATIENCE},
-      {"out", required_argument, NULL, 'o'},        {"resume", no_argument, NULL, O_RESUME},
-      {"device", required_argument, NULL, 'd'},     {"separate-contexts", no_argument, NULL, O_SEPARATE},
-      {"augment", required_argument, NULL, O_AUGMENT}, {"resize", required_argument, NULL, O_RESIZE},
-      {"crop", required_argument, NULL, O_CROP},    {"no-flip", no_argument, NULL, O_NOFLIP},
-      {"pca-std", required_argument, NULL, O_PCA},  {"norm", required_argument, NULL, O_NORM},
-      {"help", no_argument, NULL, 'h'},
-      {NULL, 0, NULL, 0}};
-  const char *model = "alexnet-half", *data = "fashion-mnist", *val = NULL, *out = "runs/train", *device = NULL;
-  const char *sched = "cosine", *preset = "default", *crop = NULL, *norm = NULL;
-  int resize = 0, no_flip = 0;
-  double pca_std = -1;
-  double val_fraction = -1;
-  int epochs = 10, batch = 32, size = 224, threads = 2, ckpt_every = 200, log_every = 50, val_every = 0, resume = 0, patience = 3;
-  int separate = 0;
-  long long max_steps = 0;
-  an_sgd_params sgd = {0.01f, 0.9f, 5e-4f, 0};
-  unsigned long long seed = 1;
-  int c;
-  while ((c = getopt_long(argc, argv, "m:D:V:e:b:l:s:r:o:d:h", opts, NULL)) != -1) {
-    switch (c) {
-      case 'm': model = optarg; break;
-      case 'D': data = optarg; break;
-      case 'V': val = optarg; break;
-      case O_VALFRAC: val_fraction = atof(optarg); break;
-      case 'e': epochs = atoi(optarg); break;
-      case O_MAXSTEPS: max_steps = atoll(optarg); break;
-      case 'b': batch = atoi(optarg); break;
-      case 'l': sgd.lr = strtof(optarg, NULL); break;
-      case O_MOMENTUM: sgd.momentum = strtof(optarg, NULL); break;
-      case O_WD: sgd.weight_decay = strtof(optarg, NULL); break;
-      case O_SCHED: sched = optarg; break;
-      case 's': size = atoi(optarg); break;
-      case 'r': seed = strtoull(optarg, NULL, 10); break;
-      case O_THREADS: threads = atoi(optarg); break;
-      case O_CKPT: ckpt_every = atoi(optarg); break;
-      case O_LOGEVERY: log_every = atoi(optarg); break;
-      case O_VALEVERY: val_every = atoi(optarg); break;
-      case O_PATIENCE: patience = atoi(optarg); break;
-      case 'o': out = optarg; break;
-      case O_RESUME: resume = 1; break;
-      case 'd': device = optarg; break;
-      case O_SEPARATE: separate = 1; break;
-      case O_AUGMENT: preset = optarg; break;
-      case O_RESIZE: {
-        double v;
-        if (!cli_number(optarg, 1, 1, 4097, &v)) {
-          fprintf(stderr, "alexnet train: --resize '%s' is not a side in pixels (1-4096)\n", optarg);
-          return 2;
-        }
-        resize = (int)v;
-        break;
-      }
-      case O_CROP: crop = optarg; break;
-      case O_NOFLIP: no_flip = 1; break;
-      case O_PCA:
-        if (!cli_number(optarg, 0, 0, 10, &pca_std)) {
-          fprintf(stderr, "alexnet train: --pca-std '%s' is not a number in [0, 10)\n", optarg);
-          return 2;
-        }
-        break;
-      case O_NORM: norm = optarg; break;
-      case 'h': help(); return 0;
-      default: fprintf(stderr, "see: alexnet train --help\n"); return 2;
-    }
-  }
-  an_lr_schedule schedule;
-  if (!strcmp(sched, "step")) schedule = AN_LR_STEP;
-  else if (!strcmp(sched, "cosine")) schedule = AN_LR_COSINE;
-  else if (!strcmp(sched, "plateau")) schedule = AN_LR_PLATEAU;
-  else if (!strcmp(sched, "none")) schedule = AN_LR_NONE;
-  else {
-    fprintf(stderr, "alexnet train: unknown --lr-schedule '%s' (step, cosine, plateau, none)\n", sched);
-    return 2;
-  }
-  if (optind < argc || epochs < 1 || batch < 1 || size < 1 || threads < 1 || max_steps < 0 || log_every < 1 ||
-      ckpt_every < 0 || val_every < 0 || patience < 1 || !(sgd.lr > 0) || val_fraction >= 1) {
-    fprintf(stderr, "alexnet train: invalid arguments (epochs, batch, input-size, threads, log-every, patience "
-                    "must be positive, lr > 0, val-fraction < 1)\n");
-    return 2;
-  }
-  an_augment aug;
-  if (!strcmp(preset, "default") || !strcmp(preset, "paper")) {
-    aug = an_augment_default(size);
-    if (!strcmp(preset, "paper")) aug.norm = AN_NORM_MEAN;
-  } else if (!strcmp(preset, "none")) {
-    aug = an_augment_none(size);
-  } else {
-    fprintf(stderr, "alexnet train: unknown --augment '%s' (default, paper, none)\n", preset);
-    return 2;
-  }
-  if (resize) aug.resize = resize;
-  if (crop && strcmp(crop, "random") && strcmp(crop, "centre") && strcmp(crop, "center")) {
-    fprintf(stderr, "alexnet train: unknown --crop '%s' (random, centre)\n", crop);
-    return 2;
-  }
-  if (crop) aug.random_crop = !strcmp(crop, "random");
-  if (no_flip) aug.flip = 0;
-  if (pca_std != -1) aug.pca_std = (float)pca_std;
-  if (norm && an_norm_parse(norm, &aug.norm) != AN_OK) {
-    fprintf(stderr, "alexnet train: unknown --norm '%s' (mean_std, mean, none)\n", norm);
-    return 2;
-  }
-  if (aug.resize < size) {
-    fprintf(stderr, "alexnet train: --resize %d is smaller than --input-size %d (the crops come from it)\n",
-            aug.resize, size);
-    return 2;
-  }
-  if (!an_model_find(model)) {
-    fprintf(stderr, "alexnet train: unknown model '%s' (alexnet, alexnet-half, alexnet-tv)\n", model);
-    return 2;
-  }
-  if (val && val_fraction > 0) {
-    fprintf(stderr, "alexnet train: give --val or --val-fraction, not both\n");
-    return 2;
-  }
-  if (!val && val_fraction < 0) val_fraction = 0.1;
+/* The command line, with its defaults. */
+typedef struct train_args {
+  const char *model, *data, *val, *out, *device, *norm;
+  int epochs, batch, size, threads, ckpt_every, log_every, val_every, patience, schedule;
+  int preset, crop, resize, no_flip, resume, separate;
+  double pca_std, val_fraction; /* -1: not given */
+  long long max_steps;
+  an_sgd_params sgd;
+  unsigned long long seed;
+} train_args;
 
-  int rc = 1;
-  an_dataset *all = NULL, *train = NULL, *valset = NULL;
-  an_runtime *rt = NULL, *rt1 = NULL;
-  if (an_dataset_open(data, &all) != AN_OK) return cli_fail("opening the training set");
-  if (val) {
-    if (an_dataset_open(val, &valset) != AN_OK) {
-      rc = cli_fail("opening the validation set");
-      goto done;
+enum { PRESET_DEFAULT, PRESET_PAPER, PRESET_NONE };
+
+static int parse_args(int argc, char **argv, train_args *a) {
+  static const char *const schedules[] = {"step", "cosine", "plateau", "none", NULL};
+  static const int schedule_values[] = {AN_LR_STEP, AN_LR_COSINE, AN_LR_PLATEAU, AN_LR_NONE};
+  static const char *const presets[] = {"default", "paper", "none", NULL};
+  static const char *const crops[] = {"random", "centre", "center", NULL};
+  static const int crop_random[] = {1, 0, 0};
+  *a = (train_args){.model = "alexnet-half", .data = "fashion-mnist", .out = "runs/train", .epochs = 10,
+                    .batch = 32, .size = 224, .threads = 2, .ckpt_every = 200, .log_every = 50, .patience = 3,
+                    .schedule = AN_LR_COSINE, .preset = PRESET_DEFAULT, .crop = -1, .pca_std = -1,
+                    .val_fraction = -1, .sgd = {0.01f, 0.9f, 5e-4f, 0}, .seed = 1};
+  const cli_option options[] = {
+      CLI_OPT_STRING("model", 'm', &a->model),
+      CLI_OPT_STRING("data", 'D', &a->data),
+      CLI_OPT_STRING("val", 'V', &a->val),
+      CLI_OPT_DOUBLE("val-fraction", 0, &a->val_fraction, 0, 1, 0, 1),
+      CLI_OPT_INT("epochs", 'e', &a->epochs, 1, INT_MAX),
+      CLI_OPT_INT64("max-steps", 0, &a->max_steps, 0, LLONG_MAX),
+      CLI_OPT_INT("batch", 'b', &a->batch, 1, 65536),
+      CLI_OPT_FLOAT("lr", 'l', &a->sgd.lr, 0, INFINITY, 1, 0),
+      CLI_OPT_FLOAT("momentum", 0, &a->sgd.momentum, 0, 1, 0, 1),
+      CLI_OPT_FLOAT("weight-decay", 0, &a->sgd.weight_decay, 0, INFINITY, 0, 0),
+      CLI_OPT_CHOICE("lr-schedule", 0, &a->schedule, schedules, schedule_values),
+      CLI_OPT_INT("patience", 0, &a->patience, 1, INT_MAX),
+      CLI_OPT_INT("input-size", 's', &a->size, 1, 4096),
+      CLI_OPT_CHOICE("augment", 0, &a->preset, presets, NULL),
+      CLI_OPT_INT("resize", 0, &a->resize, 1, 4096),
+      CLI_OPT_CHOICE("crop", 0, &a->crop, crops, crop_random),
+      CLI_OPT_FLAG("no-flip", 0, &a->no_flip),
+      CLI_OPT_DOUBLE("pca-std", 0, &a->pca_std, 0, 10, 0, 1),
+      CLI_OPT_STRING("norm", 0, &a->norm),
+      CLI_OPT_UINT64("seed", 'r', &a->seed),
+      CLI_OPT_INT("threads", 0, &a->threads, 1, 256), /* the loader's most */
+      CLI_OPT_INT("checkpoint-every", 0, &a->ckpt_every, 0, INT_MAX),
+      CLI_OPT_INT("log-every", 0, &a->log_every, 1, INT_MAX),
+      CLI_OPT_INT("val-every", 0, &a->val_every, 0, INT_MAX),
+      CLI_OPT_STRING("out", 'o', &a->out),
+      CLI_OPT_FLAG("resume", 0, &a->resume),
+      CLI_OPT_STRING("device", 'd', &a->device),
+      CLI_OPT_FLAG("separate-contexts", 0, &a->separate),
+  };
+  const cli_command cmd = {"train", options, sizeof options / sizeof options[0], help, 0};
+  int n_positionals;
+  const int status = cli_parse(&cmd, argc, argv, &n_positionals);
+  if (status != CLI_CONTINUE) return status;
+  if (!an_model_find(a->model))
+    return cli_usage_error("train", "--model: unknown model '%s' (alexnet, alexnet-half, alexnet-tv)", a->model);
+  if (a->val && a->val_fraction > 0) return cli_usage_error("train", "give --val or --val-fraction, not both");
+  if (!a->val && a->val_fraction < 0) a->val_fraction = 0.1;
+  return CLI_CONTINUE;
+}
+
+/* The preset, then the single settings the command line changes. */
+static int make_augment(const train_args *a, an_augment *aug) {
+  *aug = a->preset == PRESET_NONE ? an_augment_none(a->size) : an_augment_default(a->size);
+  if (a->preset == PRESET_PAPER) aug->norm = AN_NORM_MEAN;
+  if (a->resize) aug->resize = a->resize;
+  if (a->crop >= 0) aug->random_crop = a->crop;
+  if (a->no_flip) aug->flip = 0;
+  if (a->pca_std != -1) aug->pca_std = (float)a->pca_std;
+  if (a->norm && an_norm_parse(a->norm, &aug->norm) != AN_OK)
+    return cli_usage_error("train", "--norm: '%s' is not one of mean_std, mean, none", a->norm);
+  if (aug->resize < a->size)
+    return cli_usage_error("train", "--resize %d is smaller than --input-size %d (the crops come from it)",
+                           aug->resize, a->size);
+  return CLI_CONTINUE;
+}
+
+/* The training set and the validation set: --val, a held-out fraction, or none. Returns 0 or the exit
+ * status, with nothing left open. */
+static int open_datasets(const train_args *a, an_dataset **train, an_dataset **val) {
+  an_dataset *all = NULL;
+  *train = *val = NULL;
+  if (an_dataset_open(a->data, &all) != AN_OK) return cli_fail("opening the training set");
+  if (a->val) {
+    if (an_dataset_open(a->val, val) != AN_OK) {
+      an_dataset_destroy(all);
+      return cli_fail("opening the validation set");
     }
-    train = all;
-    all = NULL;
-  } else if (val_fraction > 0) {
-    if (an_dataset_split(all, val_fraction, seed, &train, &valset) != AN_OK) {
-      rc = cli_fail("splitting off the validation set");
-      goto done;
-    }
-  } else {
-    train = all;
-    all = NULL;
+  } else if (a->val_fraction > 0) {
+    const an_status st = an_dataset_split(all, a->val_fraction, a->seed, train, val);
+    an_dataset_destroy(all);
+    return st == AN_OK ? 0 : cli_fail("splitting off the validation set");
   }
-  if ((rc = cli_open_devices(device, separate, &rt, &rt1)) != 0) goto done;
-  rc = 1;
+  *train = all;
+  return 0;
+}
+
+/* Trains on the open devices and datasets and prints the outcome; returns the exit status. */
+static int run_training(const train_args *a, const an_augment *aug, an_runtime *rt, an_runtime *rt1,
+                        const an_dataset *train, const an_dataset *valset) {
   if (rt1)
-    printf("split over the two devices: %s\n", an_model_column(an_model_find(model))
+    printf("split over the two devices: %s\n", an_model_column(an_model_find(a->model))
                                                    ? "alexnet's two columns, one per device"
                                                    : "the batch, half on each device");
   char aug_text[160];
-  an_augment_describe(&aug, aug_text, sizeof aug_text);
-  printf("%s on %s: %d training images, %s%d validation images, %d classes; batch %d, input %d (%s), %s\n", model,
-         an_dataset_source(train), an_dataset_count(train), val ? "" : "held-out ",
-         valset ? an_dataset_count(valset) : 0,
-         an_dataset_classes(train), batch, size, aug_text, resume ? "resuming" : "from scratch");
+  an_augment_describe(aug, aug_text, sizeof aug_text);
+  printf("%s on %s: %d training images, %s%d validation images, %d classes; batch %d, input %d (%s), %s\n",
+         a->model, an_dataset_source(train), an_dataset_count(train), a->val ? "" : "held-out ",
+         valset ? an_dataset_count(valset) : 0, an_dataset_classes(train), a->batch, a->size, aug_text,
+         a->resume ? "resuming" : "from scratch");
   fflush(stdout);
-  progress prog = {.tty = isatty(STDERR_FILENO), .log_every = log_every, .threads = threads, .patience = patience};
-  an_train_config cfg = {.model = model, .train = train, .val = valset, .batch = batch, .input = size,
-                         .epochs = epochs, .max_steps = max_steps, .sgd = sgd, .schedule = schedule, .patience = patience, .seed = seed, .aug = &aug,
-                         .threads = threads, .stats_images = 10000, .checkpoint_every = ckpt_every,
-                         .val_every = val_every,
-                         .out_dir = out, .resume = resume, .measure_loader = 1, .callback = on_event, .callback_ctx = &prog};
+  progress prog = {.tty = isatty(STDERR_FILENO), .log_every = a->log_every, .threads = a->threads,
+                   .patience = a->patience};
+  an_train_config cfg = {.model = a->model, .train = train, .val = valset, .batch = a->batch, .input = a->size,
+                         .epochs = a->epochs, .max_steps = a->max_steps, .sgd = a->sgd,
+                         .schedule = (an_lr_schedule)a->schedule, .patience = a->patience, .seed = a->seed,
+                         .aug = aug, .threads = a->threads, .stats_images = 10000,
+                         .checkpoint_every = a->ckpt_every, .val_every = a->val_every, .out_dir = a->out,
+                         .resume = a->resume, .measure_loader = 1, .callback = on_event, .callback_ctx = &prog};
   an_train_result res;
   const double t0 = an_seconds();
   const an_status st = an_train_pair(rt, rt1, &cfg, &res);
   if (prog.tty) fprintf(stderr, "\n");
-  if (st != AN_OK) {
-    rc = cli_fail(st == AN_ERR_NOT_FINITE ? "training diverged" : "training");
-    goto done;
-  }
+  if (st != AN_OK) return cli_fail(st == AN_ERR_NOT_FINITE ? "training diverged" : "training");
   printf("reached step %lld (this run started at step %lld) in %.1f s; final loss %.4f\n", (long long)res.steps_done,
          (long long)res.start_step, an_seconds() - t0, res.last_loss);
   if (res.val_top1 >= 0)
     printf("validation: top-1 %.2f%%  top-5 %.2f%%  (best top-1 %.2f%%)\n", 100 * res.val_top1, 100 * res.val_top5,
            100 * res.best_top1);
+  const char *out = a->out;
   printf("checkpoints: %s/last.safetensors, %s/best.safetensors; log: %s/log.jsonl "
          "(plot: /usr/bin/python3 tools/plot.py %s/log.jsonl)\n", out, out, out, out);
-  rc = 0;
-done:
+  return 0;
+}
+
+int cmd_train(int argc, char **argv) {
+  train_args a;
+  an_augment aug;
+  int rc = parse_args(argc, argv, &a);
+  if (rc != CLI_CONTINUE) return rc;
+  if ((rc = make_augment(&a, &aug)) != CLI_CONTINUE) return rc;
+  an_dataset *train = NULL, *valset = NULL;
+  an_runtime *rt = NULL, *rt1 = NULL;
+  if ((rc = open_datasets(&a, &train, &valset)) != 0) return rc;
+  if ((rc = cli_open_devices(a.device, a.separate, &rt, &rt1)) == 0)
+    rc = run_training(&a, &aug, rt, rt1, train, valset);
   an_runtime_destroy(rt1);
   an_runtime_destroy(rt);
   an_dataset_destroy(valset);
   an_dataset_destroy(train);
-  an_dataset_destroy(all);
   return rc;
 }

@@ -1,6 +1,6 @@
 /* alexnet tune: searches CLBlast's GEMM parameters on the GEMM shapes of a model's training step on
  * the chosen device, and stores the best in the tuning cache that every later run applies. */
-#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,33 +49,25 @@ static void help(void) {
 }
 
 int cmd_tune(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"model", required_argument, NULL, 'm'},      {"batch", required_argument, NULL, 'b'},
-      {"candidates", required_argument, NULL, 'n'}, {"seed", required_argument, NULL, 'r'},
-      {"device", required_argument, NULL, 'd'},     {"dry-run", no_argument, NULL, 'x'},
-      {"report", no_argument, NULL, 'p'},           {"fresh", no_argument, NULL, 'f'},
-      {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
   const char *model = "alexnet", *device = NULL;
-  int batch = 16, candidates = 24, dry = 0, report = 0, fresh = 0, c;
+  int batch = 16, candidates = 24, dry = 0, report = 0, fresh = 0;
   unsigned long long seed = 1;
-  while ((c = getopt_long(argc, argv, "m:b:n:r:d:xpfh", opts, NULL)) != -1) {
-    switch (c) {
-      case 'm': model = optarg; break;
-      case 'b': batch = atoi(optarg); break;
-      case 'n': candidates = atoi(optarg); break;
-      case 'r': seed = strtoull(optarg, NULL, 10); break;
-      case 'd': device = optarg; break;
-      case 'x': dry = 1; break;
-      case 'p': report = 1; break;
-      case 'f': fresh = 1; break;
-      case 'h': help(); return 0;
-      default: fprintf(stderr, "see: alexnet tune --help\n"); return 2;
-    }
-  }
-  if (optind < argc || batch < 1 || candidates < 1 || !an_model_find(model)) {
-    fprintf(stderr, "alexnet tune: invalid arguments (see --help)\n");
-    return 2;
-  }
+  const cli_option options[] = {
+      CLI_OPT_STRING("model", 'm', &model),
+      CLI_OPT_INT("batch", 'b', &batch, 1, 65536),
+      CLI_OPT_INT("candidates", 'n', &candidates, 1, INT_MAX),
+      CLI_OPT_UINT64("seed", 'r', &seed),
+      CLI_OPT_STRING("device", 'd', &device),
+      CLI_OPT_FLAG("dry-run", 'x', &dry),
+      CLI_OPT_FLAG("report", 'p', &report),
+      CLI_OPT_FLAG("fresh", 'f', &fresh),
+  };
+  const cli_command cmd = {"tune", options, sizeof options / sizeof options[0], help, 0};
+  int n_positionals;
+  const int status = cli_parse(&cmd, argc, argv, &n_positionals);
+  if (status != CLI_CONTINUE) return status;
+  if (!an_model_find(model))
+    return cli_usage_error("tune", "--model: unknown model '%s' (alexnet, alexnet-half, alexnet-tv)", model);
   /* the search measures the untuned default first, so no cached tuning may be applied before it */
   if (!report) setenv("ALEXNET_NO_TUNING", "1", 1);
   an_runtime *rt;

@@ -40,14 +40,6 @@ int cli_fail(const char *what) {
   return 1;
 }
 
-int cli_number(const char *text, int integer, double lo, double hi, double *out) {
-  char *end;
-  const double v = integer ? (double)strtol(text, &end, 10) : strtod(text, &end);
-  if (end == text || *end || !(v >= lo && v < hi)) return 0;
-  *out = v;
-  return 1;
-}
-
 const char *cli_json(const char *s, char *buf, size_t size) {
   size_t used = 0;
   for (; s && *s; s++) {
@@ -83,18 +75,28 @@ int cli_open_devices(const char *spec, int separate_contexts, an_runtime **rt0, 
   return 0;
 }
 
+static void usage_stdout(void) { usage(stdout); }
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
     return 2;
   }
-  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+  if (!strcmp(argv[1], "help")) {
     usage(stdout);
     return 0;
   }
+  if (argv[1][0] == '-') { /* main's only option is --help; anything else is named and refused */
+    static const cli_command top = {.name = NULL, .help = usage_stdout};
+    int n_positionals;
+    const int status = cli_parse(&top, 2, argv, &n_positionals);
+    return status == CLI_CONTINUE ? cli_usage_error(NULL, "no command (see alexnet --help)") : status;
+  }
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
-  fprintf(stderr, "alexnet: unknown command '%s'\n\n", argv[1]);
-  usage(stderr);
+  fprintf(stderr, "alexnet: unknown command '%s' (", argv[1]);
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(stderr, "%s%s", i ? ", " : "", commands[i].name);
+  fprintf(stderr, "; see alexnet --help)\n");
   return 2;
 }
