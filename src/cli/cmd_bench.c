@@ -55,19 +55,9 @@ typedef struct bench_result {
   device_time dev[2];
 } bench_result;
 
-/* FLOPs of a layer's forward and backward (GEMM-bearing layers only; the rest move memory). */
-static void layer_flops(const an_net *net, int i, double *fwd, double *bwd) {
-  const an_layer_plan *L = &net->layers[i];
-  const an_layer_desc *d = L->desc;
-  *fwd = *bwd = 0;
-  if (d->kind == AN_LAYER_CONV) {
-    *fwd = 2.0 * net->batch * L->out_c * L->out_h * L->out_w * (double)(L->in_c / d->groups) * d->kernel * d->kernel;
-    *bwd = i == 0 ? *fwd : 2 * *fwd; /* the first layer computes no input gradient */
-  } else if (d->kind == AN_LAYER_FC) {
-    *fwd = 2.0 * net->batch * L->in_c * L->in_h * L->in_w * L->out_c;
-    *bwd = 2 * *fwd;
-  }
-}
+/* FLOPs of a layer's forward and backward: its GEMMs, as the layer table lists them (the rest move
+ * memory). */
+static void layer_flops(const an_net *net, int i, double *fwd, double *bwd) { an_net_layer_flops(net, i, fwd, bwd); }
 
 /* Splits the recorded marks of the timed steps into per-layer, loss, zeroing, gradient sum, SGD and
  * GEMM time. */
