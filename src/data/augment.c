@@ -138,7 +138,7 @@ an_status an_data_stats_compute(const an_dataset *ds, int max_images, uint64_t s
   for (int i = 0; i < ds->n; i++) pick[i] = i;
   int n_pick = ds->n;
   if (max_images > 0 && max_images < ds->n) { /* a seeded subset, then in dataset order for locality */
-    data_rng rng = data_rng_seeded(seed ^ 0x57A75u);
+    an_rng rng = data_rng_seeded(seed ^ 0x57A75u);
     data_shuffle(pick, ds->n, &rng);
     n_pick = max_images;
     qsort(pick, (size_t)n_pick, sizeof(int), cmp_int);
@@ -292,18 +292,18 @@ an_status preprocess_into(const an_image *img, const an_augment *aug, const an_d
   const int lighting = train && aug->pca_std > 0;
   if ((aug->norm != AN_NORM_NONE || lighting) && !stats)
     return DATA_ERR(AN_ERR_ARGUMENT, "normalisation or PCA lighting needs the training set's statistics");
-  data_rng rng = data_rng_seeded(key);
+  an_rng rng = data_rng_seeded(key);
   int x0 = (S - I) / 2, y0 = (S - I) / 2, flip = 0;
   float light[3] = {0, 0, 0};
   if (train) { /* draws in a fixed order: crop, flip, lighting */
     if (aug->random_crop) {
-      x0 = data_rng_below(&rng, S - I + 1);
-      y0 = data_rng_below(&rng, S - I + 1);
+      x0 = an_rng_below(&rng, S - I + 1);
+      y0 = an_rng_below(&rng, S - I + 1);
     }
-    if (aug->flip) flip = data_rng_uniform(&rng) < 0.5;
+    if (aug->flip) flip = an_rng_uniform(&rng) < 0.5;
     if (lighting)
       for (int k = 0; k < 3; k++) {
-        const double alpha = aug->pca_std * data_rng_normal(&rng);
+        const double alpha = aug->pca_std * an_rng_normal(&rng);
         for (int c = 0; c < 3; c++) light[c] += (float)(stats->eigvec[k][c] * alpha * stats->eigval[k]);
       }
   }

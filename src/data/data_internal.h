@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "alexnet/data.h"
+#include "runtime/rng.h"
 
 #define DATA_ERR(status, ...) an_error((status), __FILE__, __LINE__, __VA_ARGS__)
 
@@ -53,21 +54,13 @@ static inline int dataset_store_index(const an_dataset *ds, int i) { return ds->
 
 char *data_strdup(const char *s); /* NULL when out of memory, error recorded */
 
-/* ---- RNG: splitmix64 ---- */
-typedef struct data_rng {
-  uint64_t state;
-} data_rng;
-
-uint64_t data_mix(uint64_t x); /* splitmix64's finaliser */
-static inline data_rng data_rng_seeded(uint64_t seed) {
-  data_rng r = {data_mix(seed ^ 0x243F6A8885A308D3ull)};
+/* ---- RNG: runtime/rng.h's splitmix64 ---- */
+/* A generator for one stream of data's random choices, its state spread from the seed. */
+static inline an_rng data_rng_seeded(uint64_t seed) {
+  an_rng r = {an_mix64(seed ^ 0x243F6A8885A308D3ull)};
   return r;
 }
-uint64_t data_rng_next(data_rng *r);
-double data_rng_uniform(data_rng *r);       /* [0, 1) */
-int data_rng_below(data_rng *r, int bound); /* [0, bound), bound >= 1 */
-double data_rng_normal(data_rng *r);        /* N(0, 1), Box-Muller */
-void data_shuffle(int *v /* (n) */, int n, data_rng *r);
+void data_shuffle(int *v /* (n) */, int n, an_rng *r); /* Fisher-Yates */
 
 /* ---- threads ---- */
 /* Runs fn(ctx, task, worker) for every task in [0, n_tasks) on `threads` threads (the caller's among

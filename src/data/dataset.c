@@ -179,7 +179,7 @@ an_status an_dataset_split(const an_dataset *ds, double val_fraction, uint64_t s
     int m = 0;
     for (int i = 0; i < n; i++)
       if (ds->store->labels[dataset_store_index(ds, i)] == c) members[m++] = i;
-    data_rng rng = data_rng_seeded(seed ^ data_mix((uint64_t)c + 1));
+    an_rng rng = data_rng_seeded(seed ^ an_mix64((uint64_t)c + 1));
     data_shuffle(members, m, &rng);
     int take = (int)(val_fraction * m + 0.5);
     if (m >= 2 && take < 1) take = 1;

@@ -65,7 +65,7 @@ static void open_batch(an_loader *ld, long long g) {
   const int step = (int)(g % ld->per_epoch);
   if (ld->cfg.train && ld->perm_epoch != epoch) {
     for (int i = 0; i < n; i++) ld->perm[i] = i;
-    data_rng rng = data_rng_seeded(data_mix(ld->cfg.seed ^ 0x5EED5u) ^ (uint64_t)epoch);
+    an_rng rng = data_rng_seeded(an_mix64(ld->cfg.seed ^ 0x5EED5u) ^ (uint64_t)epoch);
     data_shuffle(ld->perm, n, &rng);
     ld->perm_epoch = epoch;
   }

@@ -54,13 +54,13 @@ an_status an_dataset_synthetic(const an_synthetic_config *cfg, an_dataset **out)
   for (int i = 0; i < n; i++) {
     const int c = i % K;
     s->labels[i] = c;
-    data_rng rng = data_rng_seeded(cfg->seed ^ data_mix((uint64_t)i * 0x9E3779B97F4A7C15ull + 7));
+    an_rng rng = data_rng_seeded(cfg->seed ^ an_mix64((uint64_t)i * AN_RNG_GOLDEN + 7));
     double colour[3];
     hue_to_rgb((double)c / K, colour);
     const double angle = 3.14159265358979 * (c % 4) / 4.0; /* 0, 45, 90, 135 degrees */
     const double cycles = 1.5 + (c / 4) % 4;               /* stripes across the image */
-    const double phase = 6.283185307179586 * data_rng_uniform(&rng);
-    const double bright = 0.75 + 0.25 * data_rng_uniform(&rng);
+    const double phase = 6.283185307179586 * an_rng_uniform(&rng);
+    const double bright = 0.75 + 0.25 * an_rng_uniform(&rng);
     const double ca = cos(angle), sa = sin(angle);
     uint8_t *px = s->pixels + (size_t)i * s->image_bytes;
     for (int y = 0; y < side; y++)
@@ -68,7 +68,7 @@ an_status an_dataset_synthetic(const an_synthetic_config *cfg, an_dataset **out)
         const double u = (x * ca + y * sa) / side;
         const double stripe = 0.55 + 0.45 * sin(6.283185307179586 * cycles * u + phase);
         for (int ch = 0; ch < 3; ch++) {
-          double v = bright * colour[ch] * stripe + cfg->noise * data_rng_normal(&rng);
+          double v = bright * colour[ch] * stripe + cfg->noise * an_rng_normal(&rng);
           v = v < 0 ? 0 : (v > 1 ? 1 : v);
           px[((size_t)y * side + x) * 3 + ch] = (uint8_t)lrint(v * 255.0);
         }
