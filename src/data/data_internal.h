@@ -7,9 +7,8 @@
 #include <stdint.h>
 
 #include "alexnet/data.h"
+#include "runtime/check.h"
 #include "runtime/rng.h"
-
-#define DATA_ERR(status, ...) an_error((status), __FILE__, __LINE__, __VA_ARGS__)
 
 typedef enum store_kind {
   STORE_MEMORY, /* decoded pixels in memory: IDX, synthetic */

@@ -27,10 +27,10 @@ static void list_free(str_list *l) {
 
 static an_status list_push(str_list *l, const char *s) {
   if (l->n == l->cap) {
-    if (l->cap > (1 << 29)) return DATA_ERR(AN_ERR_ARGUMENT, "more than %d files", l->cap);
+    if (l->cap > (1 << 29)) return AN_FAIL(AN_ERR_ARGUMENT, "more than %d files", l->cap);
     int cap = l->cap ? l->cap * 2 : 64;
     char **v = realloc(l->v, sizeof *v * (size_t)cap);
-    if (!v) return DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory listing %d files", l->n);
+    if (!v) return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory listing %d files", l->n);
     l->v = v;
     l->cap = cap;
   }
@@ -53,14 +53,14 @@ static int is_image_name(const char *name) {
 /* Sorted names of dir's entries (hidden ones left out) that are directories (want_dirs) or not. */
 static an_status list_dir(const char *dir, int want_dirs, str_list *out, str_list *other) {
   DIR *d = opendir(dir);
-  if (!d) return DATA_ERR(AN_ERR_IO, "%s: cannot open the directory: %s", dir, strerror(errno));
+  if (!d) return AN_FAIL(AN_ERR_IO, "%s: cannot open the directory: %s", dir, strerror(errno));
   an_status status = AN_OK;
   char path[4096];
   struct dirent *e;
   while ((e = readdir(d))) {
     if (e->d_name[0] == '.') continue;
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path) {
-      status = DATA_ERR(AN_ERR_IO, "%s/%s: path too long", dir, e->d_name);
+      status = AN_FAIL(AN_ERR_IO, "%s/%s: path too long", dir, e->d_name);
       break;
     }
     struct stat st;
@@ -99,17 +99,17 @@ static an_status collect_images(const char *dir, int depth, str_list *files) {
 
 an_status an_dataset_open_folder(const char *root, an_dataset **out) {
   *out = NULL;
-  if (!root || !*root) return DATA_ERR(AN_ERR_ARGUMENT, "no dataset folder given");
+  if (!root || !*root) return AN_FAIL(AN_ERR_ARGUMENT, "no dataset folder given");
   struct stat st;
-  if (stat(root, &st) != 0) return DATA_ERR(AN_ERR_IO, "%s: %s", root, strerror(errno));
-  if (!S_ISDIR(st.st_mode)) return DATA_ERR(AN_ERR_ARGUMENT, "%s: not a directory", root);
+  if (stat(root, &st) != 0) return AN_FAIL(AN_ERR_IO, "%s: %s", root, strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return AN_FAIL(AN_ERR_ARGUMENT, "%s: not a directory", root);
   str_list classes = {0}, files = {0};
   int *labels = NULL; /* (files) */
   an_store *s = NULL;
   an_status status = list_dir(root, 1, &classes, NULL);
   if (status != AN_OK) goto cleanup;
   if (classes.n == 0) {
-    status = DATA_ERR(AN_ERR_ARGUMENT, "%s: no class folders; the layout is %s/<class>/<image>.jpg", root, root);
+    status = AN_FAIL(AN_ERR_ARGUMENT, "%s: no class folders; the layout is %s/<class>/<image>.jpg", root, root);
     goto cleanup;
   }
   for (int c = 0; c < classes.n; c++) {
@@ -118,13 +118,13 @@ an_status an_dataset_open_folder(const char *root, an_dataset **out) {
     snprintf(path, sizeof path, "%s/%s", root, classes.v[c]);
     if ((status = collect_images(path, 0, &files)) != AN_OK) goto cleanup;
     if (files.n == before) {
-      status = DATA_ERR(AN_ERR_ARGUMENT, "%s: class '%s' has no image files (.jpg .jpeg .png .bmp .gif)",
+      status = AN_FAIL(AN_ERR_ARGUMENT, "%s: class '%s' has no image files (.jpg .jpeg .png .bmp .gif)",
                         path, classes.v[c]);
       goto cleanup;
     }
     int *grown = realloc(labels, sizeof(int) * (size_t)files.n);
     if (!grown) {
-      status = DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory for %d labels", files.n);
+      status = AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for %d labels", files.n);
       goto cleanup;
     }
     labels = grown;

@@ -25,7 +25,7 @@ an_status an_dataset_synthetic(const an_synthetic_config *cfg, an_dataset **out)
   *out = NULL;
   if (!cfg || cfg->count < 1 || cfg->classes < 1 || cfg->classes > 64 || cfg->side < 4 || cfg->side > 1024 ||
       !(cfg->noise >= 0 && cfg->noise <= 1) || (size_t)cfg->count * cfg->side * cfg->side * 3 > (1ull << 31))
-    return DATA_ERR(AN_ERR_ARGUMENT, "synthetic: count %d, classes %d (1…64), side %d (4…1024), noise %g ([0, 1])",
+    return AN_FAIL(AN_ERR_ARGUMENT, "synthetic: count %d, classes %d (1…64), side %d (4…1024), noise %g ([0, 1])",
                     cfg ? cfg->count : 0, cfg ? cfg->classes : 0, cfg ? cfg->side : 0, cfg ? cfg->noise : 0.0);
   char source[128];
   snprintf(source, sizeof source, "synthetic(%d classes, %dx%d, seed %llu)", cfg->classes, cfg->side, cfg->side,
@@ -43,7 +43,7 @@ an_status an_dataset_synthetic(const an_synthetic_config *cfg, an_dataset **out)
   char (*names)[16] = malloc(sizeof *names * (size_t)K);
   const char **name_at = malloc(sizeof *name_at * (size_t)K);
   if (!s->pixels || !s->labels || !names || !name_at) {
-    status = DATA_ERR(AN_ERR_HOST_ALLOC, "synthetic: out of host memory for %d images", n);
+    status = AN_FAIL(AN_ERR_HOST_ALLOC, "synthetic: out of host memory for %d images", n);
     goto cleanup;
   }
   for (int c = 0; c < K; c++) {

@@ -52,14 +52,14 @@ an_status data_parallel_for(int n_tasks, int threads, void (*fn)(void *, int, in
   if (threads < 1) threads = 1;
   if (threads > n_tasks) threads = n_tasks;
   pfor p = {.next = 0, .n_tasks = n_tasks, .fn = fn, .ctx = ctx};
-  if (pthread_mutex_init(&p.mu, NULL) != 0) return DATA_ERR(AN_ERR_HOST_ALLOC, "cannot create a mutex");
+  if (pthread_mutex_init(&p.mu, NULL) != 0) return AN_FAIL(AN_ERR_HOST_ALLOC, "cannot create a mutex");
   pthread_t *tids = malloc(sizeof *tids * (size_t)threads);
   pfor_arg *args = malloc(sizeof *args * (size_t)threads);
   if (!tids || !args) {
     free(tids);
     free(args);
     pthread_mutex_destroy(&p.mu);
-    return DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory for %d threads", threads);
+    return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for %d threads", threads);
   }
   int started = 0;
   for (int t = 1; t < threads; t++) { /* worker 0 is the caller */

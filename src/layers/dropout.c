@@ -16,7 +16,7 @@ float an_dropout_uniform(uint64_t key, uint64_t i) {
 static an_status run(an_runtime *rt, an_kernel_id k, size_t count, float p, uint64_t key, uint64_t first,
                      an_buf dst, an_buf src) {
   if (!(p >= 0.0f && p < 1.0f))
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "dropout probability %g is not in [0, 1)", (double)p);
+    return AN_FAIL(AN_ERR_ARGUMENT, "dropout probability %g is not in [0, 1)", (double)p);
   const an_arg args[] = {an_arg_mem(src.mem), an_arg_ulong(src.off), an_arg_mem(dst.mem),
                          an_arg_ulong(dst.off), an_arg_ulong(key),   an_arg_ulong(first), an_arg_float(p),
                          an_arg_float(1.0f / (1.0f - p))};
