@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "data/data_internal.h"
+#include "runtime/grow.h"
 
 #define FOLDER_MAX_DEPTH 16 /* inside a class folder; also stops symlink loops */
 
@@ -26,14 +27,10 @@ static void list_free(str_list *l) {
 }
 
 static an_status list_push(str_list *l, const char *s) {
-  if (l->n == l->cap) {
-    if (l->cap > (1 << 29)) return AN_FAIL(AN_ERR_ARGUMENT, "more than %d files", l->cap);
-    int cap = l->cap ? l->cap * 2 : 64;
-    char **v = realloc(l->v, sizeof *v * (size_t)cap);
-    if (!v) return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory listing %d files", l->n);
-    l->v = v;
-    l->cap = cap;
-  }
+  if (l->n == l->cap && l->cap > (1 << 29)) return AN_FAIL(AN_ERR_ARGUMENT, "more than %d files", l->cap);
+  char **v = an_grow(l->v, l->n, &l->cap, sizeof *v);
+  if (!v) return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory listing %d files", l->n);
+  l->v = v;
   if (!(l->v[l->n] = data_strdup(s))) return AN_ERR_HOST_ALLOC;
   l->n++;
   return AN_OK;
@@ -105,6 +102,7 @@ an_status an_dataset_open_folder(const char *root, an_dataset **out) {
   if (!S_ISDIR(st.st_mode)) return AN_FAIL(AN_ERR_ARGUMENT, "%s: not a directory", root);
   str_list classes = {0}, files = {0};
   int *labels = NULL; /* (files) */
+  int cap_labels = 0;
   an_store *s = NULL;
   an_status status = list_dir(root, 1, &classes, NULL);
   if (status != AN_OK) goto cleanup;
@@ -122,13 +120,15 @@ an_status an_dataset_open_folder(const char *root, an_dataset **out) {
                         path, classes.v[c]);
       goto cleanup;
     }
-    int *grown = realloc(labels, sizeof(int) * (size_t)files.n);
-    if (!grown) {
-      status = AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for %d labels", files.n);
-      goto cleanup;
+    for (int i = before; i < files.n; i++) {
+      int *grown = an_grow(labels, i, &cap_labels, sizeof *labels);
+      if (!grown) {
+        status = AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for %d labels", files.n);
+        goto cleanup;
+      }
+      labels = grown;
+      labels[i] = c;
     }
-    labels = grown;
-    for (int i = before; i < files.n; i++) labels[i] = c;
   }
   if (!(s = store_new(STORE_FILES, root))) {
     status = AN_ERR_HOST_ALLOC;

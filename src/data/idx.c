@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "data/data_internal.h"
+#include "runtime/grow.h"
 
 #define IDX_MAX_BYTES (1u << 30) /* inflated size limit: 1 GiB (Fashion-MNIST's training set is 47 MB) */
 #define IDX_MAX_SIDE 4096
@@ -29,25 +30,22 @@ static an_status maybe_inflate(const uint8_t *bytes, size_t n, const char *name,
   memset(&z, 0, sizeof z);
   if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return AN_FAIL(AN_ERR_HOST_ALLOC, "%s: cannot start zlib", name);
   an_status status = AN_OK;
-  size_t cap = n * 2 + 4096, used = 0; /* grown by doubling: a truncated file never gets its claimed size */
+  /* grown by doubling to one byte past the limit, to see a file go past it: a truncated file never gets
+   * its claimed size */
+  const size_t limit = (size_t)IDX_MAX_BYTES + 1;
+  size_t cap = n * 2 + 4096, used = 0;
   uint8_t *buf = NULL;
   const uint8_t *in = bytes;
   size_t in_left = n;
   for (;;) {
-    if (used == cap || !buf) {
-      if (buf) cap *= 2;
-      if (cap > (size_t)IDX_MAX_BYTES + 1) cap = (size_t)IDX_MAX_BYTES + 1;
-      if (buf && used == cap) {
-        status = AN_FAIL(AN_ERR_IO, "%s: inflates to more than %u bytes", name, IDX_MAX_BYTES);
-        break;
-      }
-      uint8_t *grown = realloc(buf, cap);
-      if (!grown) {
-        status = AN_FAIL(AN_ERR_HOST_ALLOC, "%s: out of host memory inflating (%zu bytes)", name, cap);
-        break;
-      }
-      buf = grown;
+    uint8_t *grown = an_grow_bytes(buf, used, &cap, limit);
+    if (!grown) {
+      status = buf && used == limit
+                   ? AN_FAIL(AN_ERR_IO, "%s: inflates to more than %u bytes", name, IDX_MAX_BYTES)
+                   : AN_FAIL(AN_ERR_HOST_ALLOC, "%s: out of host memory inflating (%zu bytes)", name, cap);
+      break;
     }
+    buf = grown;
     /* zlib counts in uInt: feed at most 1 GiB at a time */
     const uInt in_chunk = in_left > (1u << 30) ? (1u << 30) : (uInt)in_left;
     const uInt out_chunk = cap - used > (1u << 30) ? (1u << 30) : (uInt)(cap - used);
@@ -90,22 +88,17 @@ static an_status read_whole(const char *path, uint8_t **bytes, size_t *n) {
   FILE *f = fopen(path, "rb");
   if (!f) return AN_FAIL(AN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   an_status status = AN_OK;
-  size_t cap = 1 << 20, used = 0;
+  size_t cap = 1 << 20, used = 0; /* doubled up to the limit; full at the limit: the file is larger */
   uint8_t *buf = NULL;
   for (;;) {
-    if (!buf || used == cap) {
-      if (buf) cap *= 2;
-      if (cap > (size_t)IDX_MAX_BYTES + 1) {
-        status = AN_FAIL(AN_ERR_IO, "%s: larger than %u bytes", path, IDX_MAX_BYTES);
-        break;
-      }
-      uint8_t *grown = realloc(buf, cap);
-      if (!grown) {
-        status = AN_FAIL(AN_ERR_HOST_ALLOC, "%s: out of host memory (%zu bytes)", path, cap);
-        break;
-      }
-      buf = grown;
+    uint8_t *grown = an_grow_bytes(buf, used, &cap, IDX_MAX_BYTES);
+    if (!grown) {
+      status = buf && used == IDX_MAX_BYTES
+                   ? AN_FAIL(AN_ERR_IO, "%s: larger than %u bytes", path, IDX_MAX_BYTES)
+                   : AN_FAIL(AN_ERR_HOST_ALLOC, "%s: out of host memory (%zu bytes)", path, cap);
+      break;
     }
+    buf = grown;
     size_t got = fread(buf + used, 1, cap - used, f);
     used += got;
     if (got == 0) {

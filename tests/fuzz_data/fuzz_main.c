@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "fuzz.h"
+#include "../../src/runtime/grow.h"
 #include "../../src/runtime/rng.h"
 
 typedef struct seed_input {
@@ -22,11 +23,9 @@ static seed_input *seeds;
 static int n_seeds, cap_seeds;
 
 static void add_seed(const uint8_t *data, size_t size) {
-  if (n_seeds == cap_seeds) {
-    cap_seeds = cap_seeds ? 2 * cap_seeds : 16;
-    seeds = realloc(seeds, sizeof *seeds * (size_t)cap_seeds);
-    if (!seeds) abort();
-  }
+  seed_input *grown = an_grow(seeds, n_seeds, &cap_seeds, sizeof *seeds);
+  if (!grown) abort();
+  seeds = grown;
   seeds[n_seeds].data = malloc(size ? size : 1);
   if (!seeds[n_seeds].data) abort();
   memcpy(seeds[n_seeds].data, data, size);
