@@ -102,7 +102,7 @@ static void stats_chunk(void *ctx, int task, int worker) {
         snprintf(job->fatal_message, sizeof job->fatal_message, "%s", an_last_error());
       } else {
         job->skipped++;
-        data_warn(job->warn, job->warn_ctx, "skipped: %s", an_last_error());
+        an_data_warn(job->warn, job->warn_ctx, "skipped: %s", an_last_error());
       }
       pthread_mutex_unlock(&job->mu);
       continue;
@@ -138,8 +138,8 @@ an_status an_data_stats_compute(const an_dataset *ds, int max_images, uint64_t s
   for (int i = 0; i < ds->n; i++) pick[i] = i;
   int n_pick = ds->n;
   if (max_images > 0 && max_images < ds->n) { /* a seeded subset, then in dataset order for locality */
-    an_rng rng = data_rng_seeded(seed ^ 0x57A75u);
-    data_shuffle(pick, ds->n, &rng);
+    an_rng rng = an_data_rng(seed ^ 0x57A75u);
+    an_data_shuffle(pick, ds->n, &rng);
     n_pick = max_images;
     qsort(pick, (size_t)n_pick, sizeof(int), cmp_int);
   }
@@ -148,7 +148,7 @@ an_status an_data_stats_compute(const an_dataset *ds, int max_images, uint64_t s
     free(pick);
     return AN_FAIL(AN_ERR_HOST_ALLOC, "cannot create a mutex");
   }
-  an_status status = data_parallel_for((n_pick + STATS_CHUNK - 1) / STATS_CHUNK, threads, stats_chunk, &job);
+  an_status status = an_data_parallel_for((n_pick + STATS_CHUNK - 1) / STATS_CHUNK, threads, stats_chunk, &job);
   pthread_mutex_destroy(&job.mu);
   free(pick);
   if (status != AN_OK) return status;
@@ -282,17 +282,17 @@ static void write_crop(const uint8_t *base /* (S, S, 3) */, int S, int I, int x0
   }
 }
 
-an_status preprocess_into(const an_image *img, const an_augment *aug, const an_data_stats *stats, int train,
+an_status an_preprocess_into(const an_image *img, const an_augment *aug, const an_data_stats *stats, int train,
                           uint64_t key, float *out, data_scratch *scratch) {
   const int S = aug->resize, I = aug->input;
   uint8_t *base = scratch->base;
   an_image b = {.pixels = base};
-  an_status status = resize_square_cached(img, S, &b, &scratch->resize);
+  an_status status = an_resize_square_cached(img, S, &b, &scratch->resize);
   if (status != AN_OK) return status;
   const int lighting = train && aug->pca_std > 0;
   if ((aug->norm != AN_NORM_NONE || lighting) && !stats)
     return AN_FAIL(AN_ERR_ARGUMENT, "normalisation or PCA lighting needs the training set's statistics");
-  an_rng rng = data_rng_seeded(key);
+  an_rng rng = an_data_rng(key);
   int x0 = (S - I) / 2, y0 = (S - I) / 2, flip = 0;
   float light[3] = {0, 0, 0};
   if (train) { /* draws in a fixed order: crop, flip, lighting */
@@ -336,8 +336,8 @@ an_status an_preprocess(const an_image *img, const an_augment *aug, const an_dat
   scratch.base = malloc((size_t)aug->resize * aug->resize * 3); /* (S, S, 3) */
   if (!scratch.base)
     return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for a %dx%d image", aug->resize, aug->resize);
-  status = preprocess_into(img, aug, stats, train, key, out, &scratch);
+  status = an_preprocess_into(img, aug, stats, train, key, out, &scratch);
   free(scratch.base);
-  resize_cache_free(&scratch.resize);
+  an_resize_cache_free(&scratch.resize);
   return status;
 }

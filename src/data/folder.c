@@ -31,7 +31,7 @@ static an_status list_push(str_list *l, const char *s) {
   char **v = an_grow(l->v, l->n, &l->cap, sizeof *v);
   if (!v) return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory listing %d files", l->n);
   l->v = v;
-  if (!(l->v[l->n] = data_strdup(s))) return AN_ERR_HOST_ALLOC;
+  if (!(l->v[l->n] = an_data_strdup(s))) return AN_ERR_HOST_ALLOC;
   l->n++;
   return AN_OK;
 }
@@ -130,19 +130,19 @@ an_status an_dataset_open_folder(const char *root, an_dataset **out) {
       labels[i] = c;
     }
   }
-  if (!(s = store_new(STORE_FILES, root))) {
+  if (!(s = an_store_new(STORE_FILES, root))) {
     status = AN_ERR_HOST_ALLOC;
     goto cleanup;
   }
-  if ((status = store_set_classes(s, classes.n, (const char *const *)classes.v)) != AN_OK) goto cleanup;
+  if ((status = an_store_set_classes(s, classes.n, (const char *const *)classes.v)) != AN_OK) goto cleanup;
   s->n = files.n;
   s->paths = files.v; /* taken over */
   s->labels = labels;
   files = (str_list){0};
   labels = NULL;
-  status = dataset_from_store(s, NULL, s->n, out);
+  status = an_dataset_from_store(s, NULL, s->n, out);
 cleanup:
-  store_release(s);
+  an_store_release(s);
   list_free(&classes);
   list_free(&files);
   free(labels);

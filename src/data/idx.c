@@ -161,7 +161,7 @@ an_status an_dataset_open_idx_memory(const void *images, size_t images_bytes, co
   for (uint32_t i = 0; i < count; i++)
     if (lab[8 + i] > max_label) max_label = lab[8 + i];
 
-  if (!(s = store_new(STORE_MEMORY, name))) {
+  if (!(s = an_store_new(STORE_MEMORY, name))) {
     status = AN_ERR_HOST_ALLOC;
     goto cleanup;
   }
@@ -185,11 +185,11 @@ an_status an_dataset_open_idx_memory(const void *images, size_t images_bytes, co
       snprintf(digits[c], sizeof digits[c], "%d", c);
       names[c] = digits[c];
     }
-    if ((status = store_set_classes(s, max_label + 1, names)) != AN_OK) goto cleanup;
+    if ((status = an_store_set_classes(s, max_label + 1, names)) != AN_OK) goto cleanup;
   }
-  status = dataset_from_store(s, NULL, s->n, out);
+  status = an_dataset_from_store(s, NULL, s->n, out);
 cleanup:
-  store_release(s); /* the dataset holds its own reference */
+  an_store_release(s); /* the dataset holds its own reference */
   free(img_owned);
   free(lab_owned);
   return status;
@@ -248,14 +248,14 @@ an_status an_dataset_open_fashion_mnist(const char *dir, int train, an_dataset *
   s->class_names = NULL;
   s->classes = 0;
   free(s->source);
-  s->source = data_strdup(train ? "fashion-mnist train" : "fashion-mnist test");
+  s->source = an_data_strdup(train ? "fashion-mnist train" : "fashion-mnist test");
   int *counts = realloc(ds->class_counts, sizeof(int) * 10);
   if (counts) {
     ds->class_counts = counts;
     memset(counts, 0, sizeof(int) * 10);
     for (int i = 0; i < ds->n; i++) counts[s->labels[i]]++;
   }
-  if (!s->source || !counts || (status = store_set_classes(s, 10, fashion_classes)) != AN_OK) {
+  if (!s->source || !counts || (status = an_store_set_classes(s, 10, fashion_classes)) != AN_OK) {
     an_dataset_destroy(ds);
     return status != AN_OK ? status : AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory naming Fashion-MNIST");
   }

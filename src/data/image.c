@@ -231,7 +231,7 @@ static void axis_free(axis_weights *a) {
   memset(a, 0, sizeof *a);
 }
 
-void resize_cache_free(resize_cache *c) {
+void an_resize_cache_free(resize_cache *c) {
   axis_free(&c->x);
   axis_free(&c->y);
   free(c->rows);
@@ -319,7 +319,7 @@ static inline void resize_column(const float *restrict base, size_t row_floats, 
   }
 }
 
-an_status resize_square_cached(const an_image *src, int side, an_image *dst, resize_cache *cache) {
+an_status an_resize_square_cached(const an_image *src, int side, an_image *dst, resize_cache *cache) {
   if (!src || !src->pixels || src->width <= 0 || src->height <= 0 || (src->channels != 1 && src->channels != 3) ||
       side <= 0 || !dst || !dst->pixels)
     return AN_FAIL(AN_ERR_ARGUMENT, "resize: invalid image or side %d", side);
@@ -367,7 +367,7 @@ an_status resize_square_cached(const an_image *src, int side, an_image *dst, res
 
 an_status an_image_resize_square(const an_image *src, int side, an_image *dst) {
   resize_cache cache = {0};
-  an_status status = resize_square_cached(src, side, dst, &cache);
-  resize_cache_free(&cache);
+  an_status status = an_resize_square_cached(src, side, dst, &cache);
+  an_resize_cache_free(&cache);
   return status;
 }

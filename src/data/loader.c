@@ -65,8 +65,8 @@ static void open_batch(an_loader *ld, long long g) {
   const int step = (int)(g % ld->per_epoch);
   if (ld->cfg.train && ld->perm_epoch != epoch) {
     for (int i = 0; i < n; i++) ld->perm[i] = i;
-    an_rng rng = data_rng_seeded(an_mix64(ld->cfg.seed ^ 0x5EED5u) ^ (uint64_t)epoch);
-    data_shuffle(ld->perm, n, &rng);
+    an_rng rng = an_data_rng(an_mix64(ld->cfg.seed ^ 0x5EED5u) ^ (uint64_t)epoch);
+    an_data_shuffle(ld->perm, n, &rng);
     ld->perm_epoch = epoch;
   }
   const long long first = (long long)step * B;
@@ -102,7 +102,7 @@ static int prepare_sample(an_loader *ld, an_batch *b, int j, data_scratch *scrat
     an_image img;
     an_status st = an_dataset_read(ld->ds, idx, &img);
     if (st == AN_OK) {
-      st = preprocess_into(&img, &ld->cfg.aug, &ld->cfg.stats, ld->cfg.train,
+      st = an_preprocess_into(&img, &ld->cfg.aug, &ld->cfg.stats, ld->cfg.train,
                            an_sample_key(ld->cfg.seed, (uint64_t)b->epoch, (uint64_t)idx), rows, scratch);
       an_image_free(&img);
     }
@@ -116,7 +116,7 @@ static int prepare_sample(an_loader *ld, an_batch *b, int j, data_scratch *scrat
     if (!ld->bad[idx]) {
       ld->bad[idx] = 1;
       ld->skipped++;
-      data_warn(ld->cfg.warn, ld->cfg.warn_ctx, "skipped: %s", an_last_error());
+      an_data_warn(ld->cfg.warn, ld->cfg.warn_ctx, "skipped: %s", an_last_error());
     }
     if (!ld->cfg.train) { /* evaluation: blank rows, index -1, the caller leaves them out */
       pthread_mutex_unlock(&ld->mu);
@@ -209,7 +209,7 @@ void an_loader_destroy(an_loader *ld) {
   if (ld->args)
     for (int t = 0; t < ld->cfg.threads; t++) {
       free(ld->args[t].scratch.base);
-      resize_cache_free(&ld->args[t].scratch.resize);
+      an_resize_cache_free(&ld->args[t].scratch.resize);
     }
   if (ld->slots)
     for (int s = 0; s < ld->n_slots; s++) {

@@ -110,7 +110,7 @@ an_status an_dataset_open_pack(const char *path, an_dataset **out) {
     }
   }
   if ((status = read_exact(fd, raw_labels, 4ull * count, labels_offset, path, "labels")) != AN_OK) goto cleanup;
-  if (!(s = store_new(STORE_PACK, path))) {
+  if (!(s = an_store_new(STORE_PACK, path))) {
     status = AN_ERR_HOST_ALLOC;
     goto cleanup;
   }
@@ -127,7 +127,7 @@ an_status an_dataset_open_pack(const char *path, an_dataset **out) {
     }
     s->labels[i] = (int)l;
   }
-  if ((status = store_set_classes(s, (int)classes, name_at)) != AN_OK) goto cleanup;
+  if ((status = an_store_set_classes(s, (int)classes, name_at)) != AN_OK) goto cleanup;
   s->n = (int)count;
   s->width = (int)width;
   s->height = (int)height;
@@ -136,9 +136,9 @@ an_status an_dataset_open_pack(const char *path, an_dataset **out) {
   s->images_offset = images_offset;
   s->fd = fd;
   fd = -1;
-  status = dataset_from_store(s, NULL, s->n, out);
+  status = an_dataset_from_store(s, NULL, s->n, out);
 cleanup:
-  store_release(s);
+  an_store_release(s);
   if (fd >= 0) close(fd);
   free(names);
   free(name_at);
@@ -163,7 +163,7 @@ static void pack_one(void *ctx, int task, int worker) {
   an_status st = an_dataset_read(job->ds, job->first + task, &img);
   if (st == AN_OK) {
     dst.pixels = job->pixels + (size_t)task * job->side * job->side * 3;
-    st = resize_square_cached(&img, job->side, &dst, &job->cache[worker]);
+    st = an_resize_square_cached(&img, job->side, &dst, &job->cache[worker]);
     an_image_free(&img);
   }
   job->status[task] = st;
@@ -226,14 +226,14 @@ an_status an_pack_write(const an_dataset *ds, const char *path, int side, int th
   for (int first = 0; first < ds->n; first += PACK_BLOCK) {
     job.first = first;
     job.n = ds->n - first < PACK_BLOCK ? ds->n - first : PACK_BLOCK;
-    if ((status = data_parallel_for(job.n, threads, pack_one, &job)) != AN_OK) goto cleanup;
+    if ((status = an_data_parallel_for(job.n, threads, pack_one, &job)) != AN_OK) goto cleanup;
     for (int j = 0; j < job.n; j++) {
       if (job.status[j] == AN_ERR_HOST_ALLOC) {
         status = AN_FAIL(AN_ERR_HOST_ALLOC, "%s", job.message[j]);
         goto cleanup;
       }
       if (job.status[j] != AN_OK) {
-        data_warn(warn, warn_ctx, "skipped: %s", job.message[j]);
+        an_data_warn(warn, warn_ctx, "skipped: %s", job.message[j]);
         skipped++;
         continue;
       }
@@ -291,7 +291,7 @@ cleanup:
   free(job.status);
   free(job.message);
   if (job.cache)
-    for (int t = 0; t < threads; t++) resize_cache_free(&job.cache[t]);
+    for (int t = 0; t < threads; t++) an_resize_cache_free(&job.cache[t]);
   free(job.cache);
   return status;
 }

@@ -30,7 +30,7 @@ an_status an_dataset_synthetic(const an_synthetic_config *cfg, an_dataset **out)
   char source[128];
   snprintf(source, sizeof source, "synthetic(%d classes, %dx%d, seed %llu)", cfg->classes, cfg->side, cfg->side,
            (unsigned long long)cfg->seed);
-  an_store *s = store_new(STORE_MEMORY, source);
+  an_store *s = an_store_new(STORE_MEMORY, source);
   if (!s) return AN_ERR_HOST_ALLOC;
   an_status status = AN_OK;
   const int side = cfg->side, n = cfg->count, K = cfg->classes;
@@ -50,11 +50,11 @@ an_status an_dataset_synthetic(const an_synthetic_config *cfg, an_dataset **out)
     snprintf(names[c], sizeof names[c], "class%02d", c);
     name_at[c] = names[c];
   }
-  if ((status = store_set_classes(s, K, name_at)) != AN_OK) goto cleanup;
+  if ((status = an_store_set_classes(s, K, name_at)) != AN_OK) goto cleanup;
   for (int i = 0; i < n; i++) {
     const int c = i % K;
     s->labels[i] = c;
-    an_rng rng = data_rng_seeded(cfg->seed ^ an_mix64((uint64_t)i * AN_RNG_GOLDEN + 7));
+    an_rng rng = an_data_rng(cfg->seed ^ an_mix64((uint64_t)i * AN_RNG_GOLDEN + 7));
     double colour[3];
     hue_to_rgb((double)c / K, colour);
     const double angle = 3.14159265358979 * (c % 4) / 4.0; /* 0, 45, 90, 135 degrees */
@@ -74,9 +74,9 @@ an_status an_dataset_synthetic(const an_synthetic_config *cfg, an_dataset **out)
         }
       }
   }
-  status = dataset_from_store(s, NULL, n, out);
+  status = an_dataset_from_store(s, NULL, n, out);
 cleanup:
-  store_release(s);
+  an_store_release(s);
   free(names);
   free(name_at);
   return status;

@@ -7,7 +7,7 @@
 
 #include "data/data_internal.h"
 
-void data_shuffle(int *v, int n, an_rng *r) {
+void an_data_shuffle(int *v, int n, an_rng *r) {
   for (int i = n - 1; i > 0; i--) {
     int j = an_rng_below(r, i + 1);
     int t = v[i];
@@ -47,7 +47,7 @@ static void *pfor_run(void *arg) {
   return NULL;
 }
 
-an_status data_parallel_for(int n_tasks, int threads, void (*fn)(void *, int, int), void *ctx) {
+an_status an_data_parallel_for(int n_tasks, int threads, void (*fn)(void *, int, int), void *ctx) {
   if (n_tasks <= 0) return AN_OK;
   if (threads < 1) threads = 1;
   if (threads > n_tasks) threads = n_tasks;
@@ -78,7 +78,7 @@ an_status data_parallel_for(int n_tasks, int threads, void (*fn)(void *, int, in
 
 /* ---- warnings ---- */
 
-void data_warn(an_warn_fn warn, void *ctx, const char *fmt, ...) {
+void an_data_warn(an_warn_fn warn, void *ctx, const char *fmt, ...) {
   char line[1024];
   va_list ap;
   va_start(ap, fmt);
