@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "alexnet/data.h"
+#include "../src/runtime/grow.h"
 #include "check.h"
 #include "test_data_fixture.h"
 
@@ -943,6 +944,30 @@ static void test_jpeg_huffman_overflow(void **state) {
   assert_null(img.pixels);
 }
 
+/* The byte grower under idx's readers, with a limit small enough to reach: first size clamped, doubling
+ * clamped, and a full buffer at the limit refused with the buffer kept (the readers' "larger than" case). */
+static void test_grow_bytes(void **state) {
+  (void)state;
+  size_t cap = 20;
+  uint8_t *buf = an_grow_bytes(NULL, 0, &cap, 10);
+  assert_non_null(buf);
+  assert_int_equal(cap, 10);
+  free(buf);
+  cap = 3;
+  assert_non_null(buf = an_grow_bytes(NULL, 0, &cap, 10));
+  assert_int_equal(cap, 3);
+  assert_ptr_equal(an_grow_bytes(buf, 2, &cap, 10), buf); /* room left: unchanged */
+  assert_non_null(buf = an_grow_bytes(buf, 3, &cap, 10));
+  assert_int_equal(cap, 6);
+  assert_non_null(buf = an_grow_bytes(buf, 6, &cap, 10));
+  assert_int_equal(cap, 10);
+  memset(buf, 7, cap);
+  assert_null(an_grow_bytes(buf, 10, &cap, 10));
+  assert_int_equal(cap, 10);
+  assert_int_equal(buf[9], 7); /* still valid */
+  free(buf);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_synthetic_round_trip), cmocka_unit_test(test_fashion_mnist),
@@ -951,7 +976,7 @@ int main(void) {
       cmocka_unit_test(test_augment_determinism),  cmocka_unit_test(test_ten_crop_geometry),
       cmocka_unit_test(test_pca_eigen),            cmocka_unit_test(test_pack_round_trip),
       cmocka_unit_test(test_loader),               cmocka_unit_test(test_loader_throughput),
-      cmocka_unit_test(test_jpeg_huffman_overflow),
+      cmocka_unit_test(test_jpeg_huffman_overflow),   cmocka_unit_test(test_grow_bytes),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

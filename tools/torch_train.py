@@ -157,7 +157,7 @@ def base_images(images, side):
 
 
 def make_batch(base, idx, input_size, stats, pca_std, train, gen, random_crop=True, flip_ok=True):
-    """(B, 3, I, I) floats: crop (random or centre), flip, lighting, normalisation, as preprocess_into."""
+    """(B, 3, I, I) floats: crop (random or centre), flip, lighting, normalisation, as an_preprocess_into."""
     b, side = len(idx), base.shape[1]
     imgs = base[idx].float()  # (B, S, S)
     mean = torch.tensor(stats["mean"], dtype=torch.float32).view(1, 3, 1, 1)

@@ -102,7 +102,7 @@ static void stats_chunk(void *ctx, int task, int worker) {
         snprintf(job->fatal_message, sizeof job->fatal_message, "%s", an_last_error());
       } else {
         job->skipped++;
-        data_warn(job->warn, job->warn_ctx, "skipped: %s", an_last_error());
+        an_data_warn(job->warn, job->warn_ctx, "skipped: %s", an_last_error());
       }
       pthread_mutex_unlock(&job->mu);
       continue;
@@ -132,29 +132,29 @@ static void stats_chunk(void *ctx, int task, int worker) {
 an_status an_data_stats_compute(const an_dataset *ds, int max_images, uint64_t seed, int threads, an_warn_fn warn,
                                 void *warn_ctx, an_data_stats *out) {
   memset(out, 0, sizeof *out);
-  if (!ds || ds->n == 0) return DATA_ERR(AN_ERR_ARGUMENT, "statistics of an empty dataset");
+  if (!ds || ds->n == 0) return AN_FAIL(AN_ERR_ARGUMENT, "statistics of an empty dataset");
   int *pick = malloc(sizeof(int) * (size_t)ds->n); /* (n) */
-  if (!pick) return DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory for %d indices", ds->n);
+  if (!pick) return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for %d indices", ds->n);
   for (int i = 0; i < ds->n; i++) pick[i] = i;
   int n_pick = ds->n;
   if (max_images > 0 && max_images < ds->n) { /* a seeded subset, then in dataset order for locality */
-    data_rng rng = data_rng_seeded(seed ^ 0x57A75u);
-    data_shuffle(pick, ds->n, &rng);
+    an_rng rng = an_data_rng(seed ^ 0x57A75u);
+    an_data_shuffle(pick, ds->n, &rng);
     n_pick = max_images;
     qsort(pick, (size_t)n_pick, sizeof(int), cmp_int);
   }
   stats_job job = {.ds = ds, .pick = pick, .n_pick = n_pick, .warn = warn, .warn_ctx = warn_ctx};
   if (pthread_mutex_init(&job.mu, NULL) != 0) {
     free(pick);
-    return DATA_ERR(AN_ERR_HOST_ALLOC, "cannot create a mutex");
+    return AN_FAIL(AN_ERR_HOST_ALLOC, "cannot create a mutex");
   }
-  an_status status = data_parallel_for((n_pick + STATS_CHUNK - 1) / STATS_CHUNK, threads, stats_chunk, &job);
+  an_status status = an_data_parallel_for((n_pick + STATS_CHUNK - 1) / STATS_CHUNK, threads, stats_chunk, &job);
   pthread_mutex_destroy(&job.mu);
   free(pick);
   if (status != AN_OK) return status;
-  if (job.fatal != AN_OK) return an_error(job.fatal, __FILE__, __LINE__, "%s", job.fatal_message);
+  if (job.fatal != AN_OK) return AN_FAIL(job.fatal, "%s", job.fatal_message);
   if (job.images == 0)
-    return DATA_ERR(AN_ERR_IO, "%s: none of %d images could be read for the statistics", an_dataset_source(ds), n_pick);
+    return AN_FAIL(AN_ERR_IO, "%s: none of %d images could be read for the statistics", an_dataset_source(ds), n_pick);
   const double n = (double)job.pixels;
   double mean[3], cov[3][3], eigval[3], eigvec[3][3];
   for (int c = 0; c < 3; c++) mean[c] = job.sum[c] / n / 255.0;
@@ -203,14 +203,14 @@ an_augment an_augment_none(int input) {
 }
 
 an_status an_augment_check(const an_augment *a) {
-  if (!a) return DATA_ERR(AN_ERR_ARGUMENT, "no augmentation settings");
+  if (!a) return AN_FAIL(AN_ERR_ARGUMENT, "no augmentation settings");
   if (a->input < 1 || a->resize < a->input || a->resize > 4096)
-    return DATA_ERR(AN_ERR_ARGUMENT, "resize %d and input %d: need 1 <= input <= resize <= 4096", a->resize, a->input);
+    return AN_FAIL(AN_ERR_ARGUMENT, "resize %d and input %d: need 1 <= input <= resize <= 4096", a->resize, a->input);
   if (!(a->pca_std >= 0 && a->pca_std < 10))
-    return DATA_ERR(AN_ERR_ARGUMENT, "PCA lighting std %g is not in [0, 10)", a->pca_std);
-  if (!(isfinite(a->scale) && a->scale != 0)) return DATA_ERR(AN_ERR_ARGUMENT, "scale %g is not usable", a->scale);
+    return AN_FAIL(AN_ERR_ARGUMENT, "PCA lighting std %g is not in [0, 10)", a->pca_std);
+  if (!(isfinite(a->scale) && a->scale != 0)) return AN_FAIL(AN_ERR_ARGUMENT, "scale %g is not usable", a->scale);
   if (a->norm != AN_NORM_NONE && a->norm != AN_NORM_MEAN && a->norm != AN_NORM_MEAN_STD)
-    return DATA_ERR(AN_ERR_ARGUMENT, "unknown normalisation %d", (int)a->norm);
+    return AN_FAIL(AN_ERR_ARGUMENT, "unknown normalisation %d", (int)a->norm);
   return AN_OK;
 }
 
@@ -222,7 +222,7 @@ an_status an_norm_parse(const char *name, an_norm *out) {
   if (name && (!strcmp(name, "mean_std") || !strcmp(name, "mean-std"))) *out = AN_NORM_MEAN_STD;
   else if (name && !strcmp(name, "mean")) *out = AN_NORM_MEAN;
   else if (name && !strcmp(name, "none")) *out = AN_NORM_NONE;
-  else return DATA_ERR(AN_ERR_ARGUMENT, "normalisation '%.40s': not mean_std, mean or none", name ? name : "");
+  else return AN_FAIL(AN_ERR_ARGUMENT, "normalisation '%.40s': not mean_std, mean or none", name ? name : "");
   return AN_OK;
 }
 
@@ -237,7 +237,7 @@ an_status an_augment_from_meta(int input, int file_input, const char *resize, co
     char *end;
     const long r = strtol(resize, &end, 10);
     if (*end || r < input || r > 4096)
-      return DATA_ERR(AN_ERR_ARGUMENT, "resize '%.40s': not a side from the input size %d to 4096", resize, input);
+      return AN_FAIL(AN_ERR_ARGUMENT, "resize '%.40s': not a side from the input size %d to 4096", resize, input);
     a.resize = (int)r;
   }
   if (norm && norm[0] && an_norm_parse(norm, &a.norm) != AN_OK) return AN_ERR_ARGUMENT;
@@ -282,28 +282,28 @@ static void write_crop(const uint8_t *base /* (S, S, 3) */, int S, int I, int x0
   }
 }
 
-an_status preprocess_into(const an_image *img, const an_augment *aug, const an_data_stats *stats, int train,
+an_status an_preprocess_into(const an_image *img, const an_augment *aug, const an_data_stats *stats, int train,
                           uint64_t key, float *out, data_scratch *scratch) {
   const int S = aug->resize, I = aug->input;
   uint8_t *base = scratch->base;
   an_image b = {.pixels = base};
-  an_status status = resize_square_cached(img, S, &b, &scratch->resize);
+  an_status status = an_resize_square_cached(img, S, &b, &scratch->resize);
   if (status != AN_OK) return status;
   const int lighting = train && aug->pca_std > 0;
   if ((aug->norm != AN_NORM_NONE || lighting) && !stats)
-    return DATA_ERR(AN_ERR_ARGUMENT, "normalisation or PCA lighting needs the training set's statistics");
-  data_rng rng = data_rng_seeded(key);
+    return AN_FAIL(AN_ERR_ARGUMENT, "normalisation or PCA lighting needs the training set's statistics");
+  an_rng rng = an_data_rng(key);
   int x0 = (S - I) / 2, y0 = (S - I) / 2, flip = 0;
   float light[3] = {0, 0, 0};
   if (train) { /* draws in a fixed order: crop, flip, lighting */
     if (aug->random_crop) {
-      x0 = data_rng_below(&rng, S - I + 1);
-      y0 = data_rng_below(&rng, S - I + 1);
+      x0 = an_rng_below(&rng, S - I + 1);
+      y0 = an_rng_below(&rng, S - I + 1);
     }
-    if (aug->flip) flip = data_rng_uniform(&rng) < 0.5;
+    if (aug->flip) flip = an_rng_uniform(&rng) < 0.5;
     if (lighting)
       for (int k = 0; k < 3; k++) {
-        const double alpha = aug->pca_std * data_rng_normal(&rng);
+        const double alpha = aug->pca_std * an_rng_normal(&rng);
         for (int c = 0; c < 3; c++) light[c] += (float)(stats->eigvec[k][c] * alpha * stats->eigval[k]);
       }
   }
@@ -335,9 +335,9 @@ an_status an_preprocess(const an_image *img, const an_augment *aug, const an_dat
   data_scratch scratch = {0};
   scratch.base = malloc((size_t)aug->resize * aug->resize * 3); /* (S, S, 3) */
   if (!scratch.base)
-    return DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory for a %dx%d image", aug->resize, aug->resize);
-  status = preprocess_into(img, aug, stats, train, key, out, &scratch);
+    return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for a %dx%d image", aug->resize, aug->resize);
+  status = an_preprocess_into(img, aug, stats, train, key, out, &scratch);
   free(scratch.base);
-  resize_cache_free(&scratch.resize);
+  an_resize_cache_free(&scratch.resize);
   return status;
 }

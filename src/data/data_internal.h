@@ -7,8 +7,8 @@
 #include <stdint.h>
 
 #include "alexnet/data.h"
-
-#define DATA_ERR(status, ...) an_error((status), __FILE__, __LINE__, __VA_ARGS__)
+#include "runtime/check.h"
+#include "runtime/rng.h"
 
 typedef enum store_kind {
   STORE_MEMORY, /* decoded pixels in memory: IDX, synthetic */
@@ -41,42 +41,34 @@ struct an_dataset {
 };
 
 /* An empty store with one reference and fd -1; NULL when out of memory (error recorded). */
-an_store *store_new(store_kind kind, const char *source);
-void store_release(an_store *s);
+an_store *an_store_new(store_kind kind, const char *source);
+void an_store_release(an_store *s);
 /* Sets store->classes and class_names from names (copied). */
-an_status store_set_classes(an_store *s, int classes, const char *const *names);
+an_status an_store_set_classes(an_store *s, int classes, const char *const *names);
 /* A dataset over s (map: n indices, taken over; NULL and n = s->n: all of it). Adds a reference to s;
  * frees map on failure. */
-an_status dataset_from_store(an_store *s, int *map, int n, an_dataset **out);
+an_status an_dataset_from_store(an_store *s, int *map, int n, an_dataset **out);
 
-static inline int dataset_store_index(const an_dataset *ds, int i) { return ds->map ? ds->map[i] : i; }
+static inline int an_dataset_store_index(const an_dataset *ds, int i) { return ds->map ? ds->map[i] : i; }
 
-char *data_strdup(const char *s); /* NULL when out of memory, error recorded */
+char *an_data_strdup(const char *s); /* NULL when out of memory, error recorded */
 
-/* ---- RNG: splitmix64 ---- */
-typedef struct data_rng {
-  uint64_t state;
-} data_rng;
-
-uint64_t data_mix(uint64_t x); /* splitmix64's finaliser */
-static inline data_rng data_rng_seeded(uint64_t seed) {
-  data_rng r = {data_mix(seed ^ 0x243F6A8885A308D3ull)};
+/* ---- RNG: runtime/rng.h's splitmix64 ---- */
+/* A generator for one stream of data's random choices, its state spread from the seed. */
+static inline an_rng an_data_rng(uint64_t seed) {
+  an_rng r = {an_mix64(seed ^ 0x243F6A8885A308D3ull)};
   return r;
 }
-uint64_t data_rng_next(data_rng *r);
-double data_rng_uniform(data_rng *r);       /* [0, 1) */
-int data_rng_below(data_rng *r, int bound); /* [0, bound), bound >= 1 */
-double data_rng_normal(data_rng *r);        /* N(0, 1), Box-Muller */
-void data_shuffle(int *v /* (n) */, int n, data_rng *r);
+void an_data_shuffle(int *v /* (n) */, int n, an_rng *r); /* Fisher-Yates */
 
 /* ---- threads ---- */
 /* Runs fn(ctx, task, worker) for every task in [0, n_tasks) on `threads` threads (the caller's among
  * them), tasks handed out in order. AN_ERR_HOST_ALLOC if no thread could be started. */
-an_status data_parallel_for(int n_tasks, int threads, void (*fn)(void *ctx, int task, int worker), void *ctx);
+an_status an_data_parallel_for(int n_tasks, int threads, void (*fn)(void *ctx, int task, int worker), void *ctx);
 
 /* ---- warnings ---- */
 /* Formats one line and hands it to warn (NULL: stderr as "alexnet: warning: …"). Not serialised. */
-void data_warn(an_warn_fn warn, void *ctx, const char *fmt, ...)
+void an_data_warn(an_warn_fn warn, void *ctx, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
@@ -100,15 +92,15 @@ typedef struct resize_cache {
   size_t rows_floats;
 } resize_cache;
 
-an_status resize_square_cached(const an_image *src, int side, an_image *dst, resize_cache *cache);
-void resize_cache_free(resize_cache *cache);
+an_status an_resize_square_cached(const an_image *src, int side, an_image *dst, resize_cache *cache);
+void an_resize_cache_free(resize_cache *cache);
 
 typedef struct data_scratch {
   uint8_t *base; /* (resize, resize, 3) */
   resize_cache resize;
 } data_scratch;
 
-an_status preprocess_into(const an_image *img, const an_augment *aug, const an_data_stats *stats,
+an_status an_preprocess_into(const an_image *img, const an_augment *aug, const an_data_stats *stats,
                           int train, uint64_t key, float *out /* (crops, 3, input, input) */,
                           data_scratch *scratch);
 

@@ -12,27 +12,27 @@
 
 #include "data/data_internal.h"
 
-char *data_strdup(const char *s) {
+char *an_data_strdup(const char *s) {
   size_t n = strlen(s) + 1;
   char *d = malloc(n);
   if (!d) {
-    DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory for a %zu-byte string", n);
+    AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for a %zu-byte string", n);
     return NULL;
   }
   memcpy(d, s, n);
   return d;
 }
 
-an_store *store_new(store_kind kind, const char *source) {
+an_store *an_store_new(store_kind kind, const char *source) {
   an_store *s = calloc(1, sizeof *s);
   if (!s) {
-    DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory for a dataset");
+    AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for a dataset");
     return NULL;
   }
   atomic_init(&s->refs, 1);
   s->kind = kind;
   s->fd = -1;
-  s->source = data_strdup(source);
+  s->source = an_data_strdup(source);
   if (!s->source) {
     free(s);
     return NULL;
@@ -40,7 +40,7 @@ an_store *store_new(store_kind kind, const char *source) {
   return s;
 }
 
-void store_release(an_store *s) {
+void an_store_release(an_store *s) {
   if (!s || atomic_fetch_sub(&s->refs, 1) != 1) return;
   free(s->pixels);
   if (s->paths)
@@ -55,16 +55,16 @@ void store_release(an_store *s) {
   free(s);
 }
 
-an_status store_set_classes(an_store *s, int classes, const char *const *names) {
+an_status an_store_set_classes(an_store *s, int classes, const char *const *names) {
   s->class_names = calloc((size_t)classes, sizeof *s->class_names);
-  if (!s->class_names) return DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory for %d class names", classes);
+  if (!s->class_names) return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for %d class names", classes);
   s->classes = classes;
   for (int c = 0; c < classes; c++)
-    if (!(s->class_names[c] = data_strdup(names[c]))) return AN_ERR_HOST_ALLOC;
+    if (!(s->class_names[c] = an_data_strdup(names[c]))) return AN_ERR_HOST_ALLOC;
   return AN_OK;
 }
 
-an_status dataset_from_store(an_store *s, int *map, int n, an_dataset **out) {
+an_status an_dataset_from_store(an_store *s, int *map, int n, an_dataset **out) {
   *out = NULL;
   an_dataset *ds = calloc(1, sizeof *ds);
   int *counts = calloc((size_t)(s->classes > 0 ? s->classes : 1), sizeof *counts);
@@ -72,13 +72,13 @@ an_status dataset_from_store(an_store *s, int *map, int n, an_dataset **out) {
     free(ds);
     free(counts);
     free(map);
-    return DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory for a dataset view");
+    return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for a dataset view");
   }
   ds->store = s;
   ds->n = map ? n : s->n;
   ds->map = map;
   ds->class_counts = counts;
-  for (int i = 0; i < ds->n; i++) counts[s->labels[dataset_store_index(ds, i)]]++;
+  for (int i = 0; i < ds->n; i++) counts[s->labels[an_dataset_store_index(ds, i)]]++;
   atomic_fetch_add(&s->refs, 1);
   *out = ds;
   return AN_OK;
@@ -86,7 +86,7 @@ an_status dataset_from_store(an_store *s, int *map, int n, an_dataset **out) {
 
 void an_dataset_destroy(an_dataset *ds) {
   if (!ds) return;
-  store_release(ds->store);
+  an_store_release(ds->store);
   free(ds->map);
   free(ds->class_counts);
   free(ds);
@@ -100,7 +100,7 @@ const char *an_dataset_class_name(const an_dataset *ds, int c) {
 }
 
 int an_dataset_label(const an_dataset *ds, int i) {
-  return ds && i >= 0 && i < ds->n ? ds->store->labels[dataset_store_index(ds, i)] : -1;
+  return ds && i >= 0 && i < ds->n ? ds->store->labels[an_dataset_store_index(ds, i)] : -1;
 }
 
 int an_dataset_class_count(const an_dataset *ds, int c) {
@@ -122,7 +122,7 @@ void an_dataset_sample_name(const an_dataset *ds, int i, char *buf, size_t size)
     snprintf(buf, size, "sample %d (out of range)", i);
     return;
   }
-  const int k = dataset_store_index(ds, i);
+  const int k = an_dataset_store_index(ds, i);
   if (ds->store->kind == STORE_FILES) snprintf(buf, size, "%s", ds->store->paths[k]);
   else snprintf(buf, size, "%s #%d", ds->store->source, k);
 }
@@ -130,12 +130,12 @@ void an_dataset_sample_name(const an_dataset *ds, int i, char *buf, size_t size)
 an_status an_dataset_read(const an_dataset *ds, int i, an_image *out) {
   memset(out, 0, sizeof *out);
   if (!ds || i < 0 || i >= ds->n)
-    return DATA_ERR(AN_ERR_ARGUMENT, "sample %d is outside the dataset (%d samples)", i, ds ? ds->n : 0);
+    return AN_FAIL(AN_ERR_ARGUMENT, "sample %d is outside the dataset (%d samples)", i, ds ? ds->n : 0);
   const an_store *s = ds->store;
-  const int k = dataset_store_index(ds, i);
+  const int k = an_dataset_store_index(ds, i);
   if (s->kind == STORE_FILES) return an_image_load(s->paths[k], out);
   uint8_t *pixels = malloc(s->image_bytes); /* (H, W, C) */
-  if (!pixels) return DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory for a %zu-byte image", s->image_bytes);
+  if (!pixels) return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for a %zu-byte image", s->image_bytes);
   if (s->kind == STORE_MEMORY) {
     memcpy(pixels, s->pixels + (size_t)k * s->image_bytes, s->image_bytes);
   } else { /* pread: no shared file position, so any number of threads read at once */
@@ -146,7 +146,7 @@ an_status an_dataset_read(const an_dataset *ds, int i, an_image *out) {
       if (got < 0 && errno == EINTR) continue;
       if (got <= 0) {
         free(pixels);
-        return DATA_ERR(AN_ERR_IO, "%s #%d: cannot read the image: %s", s->source, k,
+        return AN_FAIL(AN_ERR_IO, "%s #%d: cannot read the image: %s", s->source, k,
                         got < 0 ? strerror(errno) : "file ends early");
       }
       done += (size_t)got;
@@ -163,7 +163,7 @@ an_status an_dataset_split(const an_dataset *ds, double val_fraction, uint64_t s
                            an_dataset **val) {
   *train = *val = NULL;
   if (!ds || !(val_fraction > 0.0 && val_fraction < 1.0))
-    return DATA_ERR(AN_ERR_ARGUMENT, "validation fraction %g is not in (0, 1)", val_fraction);
+    return AN_FAIL(AN_ERR_ARGUMENT, "validation fraction %g is not in (0, 1)", val_fraction);
   const int n = ds->n, classes = ds->store->classes;
   int *train_map = malloc(sizeof(int) * (size_t)(n ? n : 1)), *val_map = malloc(sizeof(int) * (size_t)(n ? n : 1));
   int *members = malloc(sizeof(int) * (size_t)(n ? n : 1)); /* (n) one class's samples at a time */
@@ -173,14 +173,14 @@ an_status an_dataset_split(const an_dataset *ds, double val_fraction, uint64_t s
     free(val_map);
     free(members);
     free(to_val);
-    return DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory splitting %d samples", n);
+    return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory splitting %d samples", n);
   }
   for (int c = 0; c < classes; c++) {
     int m = 0;
     for (int i = 0; i < n; i++)
-      if (ds->store->labels[dataset_store_index(ds, i)] == c) members[m++] = i;
-    data_rng rng = data_rng_seeded(seed ^ data_mix((uint64_t)c + 1));
-    data_shuffle(members, m, &rng);
+      if (ds->store->labels[an_dataset_store_index(ds, i)] == c) members[m++] = i;
+    an_rng rng = an_data_rng(seed ^ an_mix64((uint64_t)c + 1));
+    an_data_shuffle(members, m, &rng);
     int take = (int)(val_fraction * m + 0.5);
     if (m >= 2 && take < 1) take = 1;
     if (take > m - 1) take = m > 0 ? m - 1 : 0; /* training keeps at least one image of every class */
@@ -188,17 +188,17 @@ an_status an_dataset_split(const an_dataset *ds, double val_fraction, uint64_t s
   }
   int n_train = 0, n_val = 0; /* each part in dataset order: a split selects, the loader shuffles */
   for (int i = 0; i < n; i++) {
-    if (to_val[i]) val_map[n_val++] = dataset_store_index(ds, i);
-    else train_map[n_train++] = dataset_store_index(ds, i);
+    if (to_val[i]) val_map[n_val++] = an_dataset_store_index(ds, i);
+    else train_map[n_train++] = an_dataset_store_index(ds, i);
   }
   free(members);
   free(to_val);
-  an_status status = dataset_from_store(ds->store, train_map, n_train, train);
+  an_status status = an_dataset_from_store(ds->store, train_map, n_train, train);
   if (status != AN_OK) {
     free(val_map);
     return status;
   }
-  status = dataset_from_store(ds->store, val_map, n_val, val);
+  status = an_dataset_from_store(ds->store, val_map, n_val, val);
   if (status != AN_OK) {
     an_dataset_destroy(*train);
     *train = NULL;
@@ -210,21 +210,21 @@ an_status an_dataset_check_classes(const an_dataset *train, const an_dataset *va
   const int a = an_dataset_classes(train), b = an_dataset_classes(val);
   for (int c = 0; c < a && c < b; c++)
     if (strcmp(train->store->class_names[c], val->store->class_names[c]))
-      return DATA_ERR(AN_ERR_ARGUMENT, "%s: class %d is '%s', but in %s it is '%s'", val->store->source, c,
+      return AN_FAIL(AN_ERR_ARGUMENT, "%s: class %d is '%s', but in %s it is '%s'", val->store->source, c,
                       val->store->class_names[c], train->store->source, train->store->class_names[c]);
   if (a != b)
-    return DATA_ERR(AN_ERR_ARGUMENT, "%s has %d classes, %s has %d: they must be the same folders",
+    return AN_FAIL(AN_ERR_ARGUMENT, "%s has %d classes, %s has %d: they must be the same folders",
                     train->store->source, a, val->store->source, b);
   return AN_OK;
 }
 
 static an_status make_dir(const char *path) {
   if (mkdir(path, 0777) == 0 || errno == EEXIST) return AN_OK;
-  return DATA_ERR(AN_ERR_IO, "%s: cannot create the directory: %s", path, strerror(errno));
+  return AN_FAIL(AN_ERR_IO, "%s: cannot create the directory: %s", path, strerror(errno));
 }
 
 an_status an_dataset_export_folder(const an_dataset *ds, const char *root, const char *ext) {
-  if (!ds || !root || !ext) return DATA_ERR(AN_ERR_ARGUMENT, "export: no dataset, root or extension");
+  if (!ds || !root || !ext) return AN_FAIL(AN_ERR_ARGUMENT, "export: no dataset, root or extension");
   an_status status = make_dir(root);
   if (status != AN_OK) return status;
   const int classes = ds->store->classes;
@@ -254,13 +254,13 @@ an_status an_dataset_export_folder(const an_dataset *ds, const char *root, const
 
 an_status an_dataset_open(const char *spec, an_dataset **out) {
   *out = NULL;
-  if (!spec || !*spec) return DATA_ERR(AN_ERR_ARGUMENT, "no dataset given");
+  if (!spec || !*spec) return AN_FAIL(AN_ERR_ARGUMENT, "no dataset given");
   if (!strcmp(spec, "fashion-mnist") || !strcmp(spec, "fashion-mnist:train"))
     return an_dataset_open_fashion_mnist(NULL, 1, out);
   if (!strcmp(spec, "fashion-mnist:test")) return an_dataset_open_fashion_mnist(NULL, 0, out);
   struct stat st;
   if (stat(spec, &st) != 0)
-    return DATA_ERR(AN_ERR_IO, "%s: %s (a dataset is a folder-per-class directory, a pack file, "
+    return AN_FAIL(AN_ERR_IO, "%s: %s (a dataset is a folder-per-class directory, a pack file, "
                     "fashion-mnist or fashion-mnist:test)", spec, strerror(errno));
   if (S_ISDIR(st.st_mode)) return an_dataset_open_folder(spec, out);
   return an_dataset_open_pack(spec, out);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "data/data_internal.h"
+#include "runtime/grow.h"
 
 #define FOLDER_MAX_DEPTH 16 /* inside a class folder; also stops symlink loops */
 
@@ -26,15 +27,11 @@ static void list_free(str_list *l) {
 }
 
 static an_status list_push(str_list *l, const char *s) {
-  if (l->n == l->cap) {
-    if (l->cap > (1 << 29)) return DATA_ERR(AN_ERR_ARGUMENT, "more than %d files", l->cap);
-    int cap = l->cap ? l->cap * 2 : 64;
-    char **v = realloc(l->v, sizeof *v * (size_t)cap);
-    if (!v) return DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory listing %d files", l->n);
-    l->v = v;
-    l->cap = cap;
-  }
-  if (!(l->v[l->n] = data_strdup(s))) return AN_ERR_HOST_ALLOC;
+  if (l->n == l->cap && l->cap > (1 << 29)) return AN_FAIL(AN_ERR_ARGUMENT, "more than %d files", l->cap);
+  char **v = an_grow(l->v, l->n, &l->cap, sizeof *v);
+  if (!v) return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory listing %d files", l->n);
+  l->v = v;
+  if (!(l->v[l->n] = an_data_strdup(s))) return AN_ERR_HOST_ALLOC;
   l->n++;
   return AN_OK;
 }
@@ -53,14 +50,14 @@ static int is_image_name(const char *name) {
 /* Sorted names of dir's entries (hidden ones left out) that are directories (want_dirs) or not. */
 static an_status list_dir(const char *dir, int want_dirs, str_list *out, str_list *other) {
   DIR *d = opendir(dir);
-  if (!d) return DATA_ERR(AN_ERR_IO, "%s: cannot open the directory: %s", dir, strerror(errno));
+  if (!d) return AN_FAIL(AN_ERR_IO, "%s: cannot open the directory: %s", dir, strerror(errno));
   an_status status = AN_OK;
   char path[4096];
   struct dirent *e;
   while ((e = readdir(d))) {
     if (e->d_name[0] == '.') continue;
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= sizeof path) {
-      status = DATA_ERR(AN_ERR_IO, "%s/%s: path too long", dir, e->d_name);
+      status = AN_FAIL(AN_ERR_IO, "%s/%s: path too long", dir, e->d_name);
       break;
     }
     struct stat st;
@@ -99,17 +96,18 @@ static an_status collect_images(const char *dir, int depth, str_list *files) {
 
 an_status an_dataset_open_folder(const char *root, an_dataset **out) {
   *out = NULL;
-  if (!root || !*root) return DATA_ERR(AN_ERR_ARGUMENT, "no dataset folder given");
+  if (!root || !*root) return AN_FAIL(AN_ERR_ARGUMENT, "no dataset folder given");
   struct stat st;
-  if (stat(root, &st) != 0) return DATA_ERR(AN_ERR_IO, "%s: %s", root, strerror(errno));
-  if (!S_ISDIR(st.st_mode)) return DATA_ERR(AN_ERR_ARGUMENT, "%s: not a directory", root);
+  if (stat(root, &st) != 0) return AN_FAIL(AN_ERR_IO, "%s: %s", root, strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return AN_FAIL(AN_ERR_ARGUMENT, "%s: not a directory", root);
   str_list classes = {0}, files = {0};
   int *labels = NULL; /* (files) */
+  int cap_labels = 0;
   an_store *s = NULL;
   an_status status = list_dir(root, 1, &classes, NULL);
   if (status != AN_OK) goto cleanup;
   if (classes.n == 0) {
-    status = DATA_ERR(AN_ERR_ARGUMENT, "%s: no class folders; the layout is %s/<class>/<image>.jpg", root, root);
+    status = AN_FAIL(AN_ERR_ARGUMENT, "%s: no class folders; the layout is %s/<class>/<image>.jpg", root, root);
     goto cleanup;
   }
   for (int c = 0; c < classes.n; c++) {
@@ -118,31 +116,33 @@ an_status an_dataset_open_folder(const char *root, an_dataset **out) {
     snprintf(path, sizeof path, "%s/%s", root, classes.v[c]);
     if ((status = collect_images(path, 0, &files)) != AN_OK) goto cleanup;
     if (files.n == before) {
-      status = DATA_ERR(AN_ERR_ARGUMENT, "%s: class '%s' has no image files (.jpg .jpeg .png .bmp .gif)",
+      status = AN_FAIL(AN_ERR_ARGUMENT, "%s: class '%s' has no image files (.jpg .jpeg .png .bmp .gif)",
                         path, classes.v[c]);
       goto cleanup;
     }
-    int *grown = realloc(labels, sizeof(int) * (size_t)files.n);
-    if (!grown) {
-      status = DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory for %d labels", files.n);
-      goto cleanup;
+    for (int i = before; i < files.n; i++) {
+      int *grown = an_grow(labels, i, &cap_labels, sizeof *labels);
+      if (!grown) {
+        status = AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for %d labels", files.n);
+        goto cleanup;
+      }
+      labels = grown;
+      labels[i] = c;
     }
-    labels = grown;
-    for (int i = before; i < files.n; i++) labels[i] = c;
   }
-  if (!(s = store_new(STORE_FILES, root))) {
+  if (!(s = an_store_new(STORE_FILES, root))) {
     status = AN_ERR_HOST_ALLOC;
     goto cleanup;
   }
-  if ((status = store_set_classes(s, classes.n, (const char *const *)classes.v)) != AN_OK) goto cleanup;
+  if ((status = an_store_set_classes(s, classes.n, (const char *const *)classes.v)) != AN_OK) goto cleanup;
   s->n = files.n;
   s->paths = files.v; /* taken over */
   s->labels = labels;
   files = (str_list){0};
   labels = NULL;
-  status = dataset_from_store(s, NULL, s->n, out);
+  status = an_dataset_from_store(s, NULL, s->n, out);
 cleanup:
-  store_release(s);
+  an_store_release(s);
   list_free(&classes);
   list_free(&files);
   free(labels);

@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include "data/data_internal.h"
+#include "runtime/grow.h"
 
 #define IDX_MAX_BYTES (1u << 30) /* inflated size limit: 1 GiB (Fashion-MNIST's training set is 47 MB) */
 #define IDX_MAX_SIDE 4096
@@ -27,27 +28,24 @@ static an_status maybe_inflate(const uint8_t *bytes, size_t n, const char *name,
   }
   z_stream z;
   memset(&z, 0, sizeof z);
-  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return DATA_ERR(AN_ERR_HOST_ALLOC, "%s: cannot start zlib", name);
+  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return AN_FAIL(AN_ERR_HOST_ALLOC, "%s: cannot start zlib", name);
   an_status status = AN_OK;
-  size_t cap = n * 2 + 4096, used = 0; /* grown by doubling: a truncated file never gets its claimed size */
+  /* grown by doubling to one byte past the limit, to see a file go past it: a truncated file never gets
+   * its claimed size */
+  const size_t limit = (size_t)IDX_MAX_BYTES + 1;
+  size_t cap = n * 2 + 4096, used = 0;
   uint8_t *buf = NULL;
   const uint8_t *in = bytes;
   size_t in_left = n;
   for (;;) {
-    if (used == cap || !buf) {
-      if (buf) cap *= 2;
-      if (cap > (size_t)IDX_MAX_BYTES + 1) cap = (size_t)IDX_MAX_BYTES + 1;
-      if (buf && used == cap) {
-        status = DATA_ERR(AN_ERR_IO, "%s: inflates to more than %u bytes", name, IDX_MAX_BYTES);
-        break;
-      }
-      uint8_t *grown = realloc(buf, cap);
-      if (!grown) {
-        status = DATA_ERR(AN_ERR_HOST_ALLOC, "%s: out of host memory inflating (%zu bytes)", name, cap);
-        break;
-      }
-      buf = grown;
+    uint8_t *grown = an_grow_bytes(buf, used, &cap, limit);
+    if (!grown) {
+      status = buf && used == limit
+                   ? AN_FAIL(AN_ERR_IO, "%s: inflates to more than %u bytes", name, IDX_MAX_BYTES)
+                   : AN_FAIL(AN_ERR_HOST_ALLOC, "%s: out of host memory inflating (%zu bytes)", name, cap);
+      break;
     }
+    buf = grown;
     /* zlib counts in uInt: feed at most 1 GiB at a time */
     const uInt in_chunk = in_left > (1u << 30) ? (1u << 30) : (uInt)in_left;
     const uInt out_chunk = cap - used > (1u << 30) ? (1u << 30) : (uInt)(cap - used);
@@ -61,11 +59,11 @@ static an_status maybe_inflate(const uint8_t *bytes, size_t n, const char *name,
     used += out_chunk - z.avail_out;
     if (rc == Z_STREAM_END) break; /* the first gzip member is the file */
     if (rc == Z_BUF_ERROR && in_left == 0) {
-      status = DATA_ERR(AN_ERR_IO, "%s: gzip data ends early (truncated file)", name);
+      status = AN_FAIL(AN_ERR_IO, "%s: gzip data ends early (truncated file)", name);
       break;
     }
     if (rc != Z_OK && rc != Z_BUF_ERROR) {
-      status = DATA_ERR(AN_ERR_IO, "%s: corrupt gzip data (%s)", name, z.msg ? z.msg : zError(rc));
+      status = AN_FAIL(AN_ERR_IO, "%s: corrupt gzip data (%s)", name, z.msg ? z.msg : zError(rc));
       break;
     }
   }
@@ -88,28 +86,23 @@ static an_status read_whole(const char *path, uint8_t **bytes, size_t *n) {
   *bytes = NULL;
   *n = 0;
   FILE *f = fopen(path, "rb");
-  if (!f) return DATA_ERR(AN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  if (!f) return AN_FAIL(AN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   an_status status = AN_OK;
-  size_t cap = 1 << 20, used = 0;
+  size_t cap = 1 << 20, used = 0; /* doubled up to the limit; full at the limit: the file is larger */
   uint8_t *buf = NULL;
   for (;;) {
-    if (!buf || used == cap) {
-      if (buf) cap *= 2;
-      if (cap > (size_t)IDX_MAX_BYTES + 1) {
-        status = DATA_ERR(AN_ERR_IO, "%s: larger than %u bytes", path, IDX_MAX_BYTES);
-        break;
-      }
-      uint8_t *grown = realloc(buf, cap);
-      if (!grown) {
-        status = DATA_ERR(AN_ERR_HOST_ALLOC, "%s: out of host memory (%zu bytes)", path, cap);
-        break;
-      }
-      buf = grown;
+    uint8_t *grown = an_grow_bytes(buf, used, &cap, IDX_MAX_BYTES);
+    if (!grown) {
+      status = buf && used == IDX_MAX_BYTES
+                   ? AN_FAIL(AN_ERR_IO, "%s: larger than %u bytes", path, IDX_MAX_BYTES)
+                   : AN_FAIL(AN_ERR_HOST_ALLOC, "%s: out of host memory (%zu bytes)", path, cap);
+      break;
     }
+    buf = grown;
     size_t got = fread(buf + used, 1, cap - used, f);
     used += got;
     if (got == 0) {
-      if (ferror(f)) status = DATA_ERR(AN_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+      if (ferror(f)) status = AN_FAIL(AN_ERR_IO, "%s: read failed: %s", path, strerror(errno));
       break;
     }
   }
@@ -127,7 +120,7 @@ an_status an_dataset_open_idx_memory(const void *images, size_t images_bytes, co
                                      size_t labels_bytes, const char *name, an_dataset **out) {
   *out = NULL;
   if (!name) name = "idx";
-  if (!images || !labels) return DATA_ERR(AN_ERR_ARGUMENT, "%s: no image or label bytes", name);
+  if (!images || !labels) return AN_FAIL(AN_ERR_ARGUMENT, "%s: no image or label bytes", name);
   const uint8_t *img = NULL, *lab = NULL;
   size_t img_n = 0, lab_n = 0;
   uint8_t *img_owned = NULL, *lab_owned = NULL;
@@ -140,35 +133,35 @@ an_status an_dataset_open_idx_memory(const void *images, size_t images_bytes, co
   if ((status = maybe_inflate(labels, labels_bytes, what, &lab, &lab_n, &lab_owned)) != AN_OK) goto cleanup;
 
   if (img_n < 16 || be32(img) != 0x00000803) {
-    status = DATA_ERR(AN_ERR_IO, "%s images: not an IDX image file (magic %08x, want 00000803: ubyte, 3 dims)",
+    status = AN_FAIL(AN_ERR_IO, "%s images: not an IDX image file (magic %08x, want 00000803: ubyte, 3 dims)",
                       name, img_n >= 4 ? be32(img) : 0);
     goto cleanup;
   }
   if (lab_n < 8 || be32(lab) != 0x00000801) {
-    status = DATA_ERR(AN_ERR_IO, "%s labels: not an IDX label file (magic %08x, want 00000801: ubyte, 1 dim)",
+    status = AN_FAIL(AN_ERR_IO, "%s labels: not an IDX label file (magic %08x, want 00000801: ubyte, 1 dim)",
                       name, lab_n >= 4 ? be32(lab) : 0);
     goto cleanup;
   }
   const uint32_t count = be32(img + 4), rows = be32(img + 8), cols = be32(img + 12), n_labels = be32(lab + 4);
   if (count == 0 || rows == 0 || cols == 0 || rows > IDX_MAX_SIDE || cols > IDX_MAX_SIDE || count > (1u << 30)) {
-    status = DATA_ERR(AN_ERR_IO, "%s images: unusable dimensions %u x %u x %u", name, count, rows, cols);
+    status = AN_FAIL(AN_ERR_IO, "%s images: unusable dimensions %u x %u x %u", name, count, rows, cols);
     goto cleanup;
   }
   const uint64_t image_bytes = (uint64_t)rows * cols, want = 16 + (uint64_t)count * image_bytes;
   if (img_n != want) {
-    status = DATA_ERR(AN_ERR_IO, "%s images: %zu bytes, but %u images of %ux%u need %llu (%s)", name, img_n,
+    status = AN_FAIL(AN_ERR_IO, "%s images: %zu bytes, but %u images of %ux%u need %llu (%s)", name, img_n,
                       count, rows, cols, (unsigned long long)want, img_n < want ? "truncated" : "trailing bytes");
     goto cleanup;
   }
   if (n_labels != count || lab_n != 8 + (uint64_t)count) {
-    status = DATA_ERR(AN_ERR_IO, "%s labels: %u labels in %zu bytes for %u images", name, n_labels, lab_n, count);
+    status = AN_FAIL(AN_ERR_IO, "%s labels: %u labels in %zu bytes for %u images", name, n_labels, lab_n, count);
     goto cleanup;
   }
   int max_label = 0;
   for (uint32_t i = 0; i < count; i++)
     if (lab[8 + i] > max_label) max_label = lab[8 + i];
 
-  if (!(s = store_new(STORE_MEMORY, name))) {
+  if (!(s = an_store_new(STORE_MEMORY, name))) {
     status = AN_ERR_HOST_ALLOC;
     goto cleanup;
   }
@@ -180,7 +173,7 @@ an_status an_dataset_open_idx_memory(const void *images, size_t images_bytes, co
   s->labels = malloc(sizeof(int) * count);          /* (N) */
   s->pixels = malloc((size_t)image_bytes * count); /* (N, H, W, 1) */
   if (!s->labels || !s->pixels) {
-    status = DATA_ERR(AN_ERR_HOST_ALLOC, "%s: out of host memory for %u images", name, count);
+    status = AN_FAIL(AN_ERR_HOST_ALLOC, "%s: out of host memory for %u images", name, count);
     goto cleanup;
   }
   memcpy(s->pixels, img + 16, (size_t)image_bytes * count);
@@ -192,11 +185,11 @@ an_status an_dataset_open_idx_memory(const void *images, size_t images_bytes, co
       snprintf(digits[c], sizeof digits[c], "%d", c);
       names[c] = digits[c];
     }
-    if ((status = store_set_classes(s, max_label + 1, names)) != AN_OK) goto cleanup;
+    if ((status = an_store_set_classes(s, max_label + 1, names)) != AN_OK) goto cleanup;
   }
-  status = dataset_from_store(s, NULL, s->n, out);
+  status = an_dataset_from_store(s, NULL, s->n, out);
 cleanup:
-  store_release(s); /* the dataset holds its own reference */
+  an_store_release(s); /* the dataset holds its own reference */
   free(img_owned);
   free(lab_owned);
   return status;
@@ -235,18 +228,18 @@ an_status an_dataset_open_fashion_mnist(const char *dir, int train, an_dataset *
   char images[4096], labels[4096], base[64];
   snprintf(base, sizeof base, "%s-images-idx3-ubyte", split);
   if (!find_file(dir, base, images, sizeof images))
-    return DATA_ERR(AN_ERR_IO, "%s/%s(.gz): not found; Fashion-MNIST comes with Debian's dataset-fashion-mnist "
+    return AN_FAIL(AN_ERR_IO, "%s/%s(.gz): not found; Fashion-MNIST comes with Debian's dataset-fashion-mnist "
                     "(apt-get install dataset-fashion-mnist) or set ALEXNET_FASHION_MNIST to its directory",
                     dir, base);
   snprintf(base, sizeof base, "%s-labels-idx1-ubyte", split);
   if (!find_file(dir, base, labels, sizeof labels))
-    return DATA_ERR(AN_ERR_IO, "%s/%s(.gz): not found", dir, base);
+    return AN_FAIL(AN_ERR_IO, "%s/%s(.gz): not found", dir, base);
   an_dataset *ds = NULL;
   an_status status = an_dataset_open_idx(images, labels, &ds);
   if (status != AN_OK) return status;
   if (ds->store->classes > 10) {
     an_dataset_destroy(ds);
-    return DATA_ERR(AN_ERR_IO, "%s: labels up to %d, Fashion-MNIST has 10 classes", labels, ds->store->classes - 1);
+    return AN_FAIL(AN_ERR_IO, "%s: labels up to %d, Fashion-MNIST has 10 classes", labels, ds->store->classes - 1);
   }
   /* Fashion-MNIST's own names, and always 10 classes even if a subset lacks the last ones */
   an_store *s = ds->store;
@@ -255,16 +248,16 @@ an_status an_dataset_open_fashion_mnist(const char *dir, int train, an_dataset *
   s->class_names = NULL;
   s->classes = 0;
   free(s->source);
-  s->source = data_strdup(train ? "fashion-mnist train" : "fashion-mnist test");
+  s->source = an_data_strdup(train ? "fashion-mnist train" : "fashion-mnist test");
   int *counts = realloc(ds->class_counts, sizeof(int) * 10);
   if (counts) {
     ds->class_counts = counts;
     memset(counts, 0, sizeof(int) * 10);
     for (int i = 0; i < ds->n; i++) counts[s->labels[i]]++;
   }
-  if (!s->source || !counts || (status = store_set_classes(s, 10, fashion_classes)) != AN_OK) {
+  if (!s->source || !counts || (status = an_store_set_classes(s, 10, fashion_classes)) != AN_OK) {
     an_dataset_destroy(ds);
-    return status != AN_OK ? status : DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory naming Fashion-MNIST");
+    return status != AN_OK ? status : AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory naming Fashion-MNIST");
   }
   *out = ds;
   return AN_OK;

@@ -120,34 +120,34 @@ static int jpeg_bad_huffman(const uint8_t *b, size_t n) {
 an_status an_image_decode(const void *bytes, size_t n_bytes, const char *name, an_image *out) {
   memset(out, 0, sizeof *out);
   if (!name) name = "image";
-  if (n_bytes == 0) return DATA_ERR(AN_ERR_IO, "%s: empty file (0 bytes)", name);
+  if (n_bytes == 0) return AN_FAIL(AN_ERR_IO, "%s: empty file (0 bytes)", name);
   if (n_bytes > AN_IMAGE_MAX_FILE_BYTES)
-    return DATA_ERR(AN_ERR_IO, "%s: %zu bytes, over the %u-byte limit for one image", name, n_bytes,
+    return AN_FAIL(AN_ERR_IO, "%s: %zu bytes, over the %u-byte limit for one image", name, n_bytes,
                     AN_IMAGE_MAX_FILE_BYTES);
   /* before stb_image sees the bytes at all: even its header parser builds the Huffman tables */
   if (jpeg_bad_huffman(bytes, n_bytes))
-    return DATA_ERR(AN_ERR_IO, "%s: corrupt JPEG (a Huffman table with more than 256 codes)", name);
+    return AN_FAIL(AN_ERR_IO, "%s: corrupt JPEG (a Huffman table with more than 256 codes)", name);
   int w = 0, h = 0, comp = 0;
   /* The header alone first: a file declaring 100000x100000 pixels is refused without allocating. */
   if (!stbi_info_from_memory(bytes, (int)n_bytes, &w, &h, &comp)) {
     const char *why = stbi_failure_reason();
     if (why && !strcmp(why, "too large"))
-      return DATA_ERR(AN_ERR_IO, "%s: declares a side over the limit of %d pixels", name, AN_IMAGE_MAX_SIDE);
-    return DATA_ERR(AN_ERR_IO, "%s: not a readable JPEG/PNG/BMP/GIF image (%s)", name, why ? why : "?");
+      return AN_FAIL(AN_ERR_IO, "%s: declares a side over the limit of %d pixels", name, AN_IMAGE_MAX_SIDE);
+    return AN_FAIL(AN_ERR_IO, "%s: not a readable JPEG/PNG/BMP/GIF image (%s)", name, why ? why : "?");
   }
   if (w <= 0 || h <= 0 || w > AN_IMAGE_MAX_SIDE || h > AN_IMAGE_MAX_SIDE ||
       (uint64_t)w * (uint64_t)h > AN_IMAGE_MAX_PIXELS)
-    return DATA_ERR(AN_ERR_IO, "%s: declares %dx%d pixels, over the limit (side %d, %u pixels)", name, w, h,
+    return AN_FAIL(AN_ERR_IO, "%s: declares %dx%d pixels, over the limit (side %d, %u pixels)", name, w, h,
                     AN_IMAGE_MAX_SIDE, AN_IMAGE_MAX_PIXELS);
-  if (png_empty_idat(bytes, n_bytes)) return DATA_ERR(AN_ERR_IO, "%s: PNG with an empty IDAT chunk", name);
+  if (png_empty_idat(bytes, n_bytes)) return AN_FAIL(AN_ERR_IO, "%s: PNG with an empty IDAT chunk", name);
   if (jpeg_truncated(bytes, n_bytes))
-    return DATA_ERR(AN_ERR_IO, "%s: truncated JPEG (no end-of-image marker after the last scan)", name);
+    return AN_FAIL(AN_ERR_IO, "%s: truncated JPEG (no end-of-image marker after the last scan)", name);
   int w2 = 0, h2 = 0;
   uint8_t *pixels = stbi_load_from_memory(bytes, (int)n_bytes, &w2, &h2, &comp, 3); /* (H, W, 3) */
-  if (!pixels) return DATA_ERR(AN_ERR_IO, "%s: corrupt or truncated image (%s)", name, stbi_failure_reason());
+  if (!pixels) return AN_FAIL(AN_ERR_IO, "%s: corrupt or truncated image (%s)", name, stbi_failure_reason());
   if (w2 != w || h2 != h) { /* a decoder that disagrees with its own header: do not trust the buffer */
     stbi_image_free(pixels);
-    return DATA_ERR(AN_ERR_IO, "%s: header says %dx%d, decoder gave %dx%d", name, w, h, w2, h2);
+    return AN_FAIL(AN_ERR_IO, "%s: header says %dx%d, decoder gave %dx%d", name, w, h, w2, h2);
   }
   out->width = w;
   out->height = h;
@@ -161,27 +161,27 @@ static an_status read_file(const char *path, uint8_t **bytes, size_t *n_bytes) {
   *bytes = NULL;
   *n_bytes = 0;
   FILE *f = fopen(path, "rb");
-  if (!f) return DATA_ERR(AN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  if (!f) return AN_FAIL(AN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   an_status status = AN_OK;
   uint8_t *buf = NULL;
   long size = -1;
   if (fseek(f, 0, SEEK_END) == 0) size = ftell(f);
   if (size < 0 || fseek(f, 0, SEEK_SET) != 0) {
-    status = DATA_ERR(AN_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
+    status = AN_FAIL(AN_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
     goto cleanup;
   }
   if ((unsigned long)size > AN_IMAGE_MAX_FILE_BYTES) {
-    status = DATA_ERR(AN_ERR_IO, "%s: %ld bytes, over the %u-byte limit for one image", path, size,
+    status = AN_FAIL(AN_ERR_IO, "%s: %ld bytes, over the %u-byte limit for one image", path, size,
                       AN_IMAGE_MAX_FILE_BYTES);
     goto cleanup;
   }
   buf = malloc(size ? (size_t)size : 1);
   if (!buf) {
-    status = DATA_ERR(AN_ERR_HOST_ALLOC, "%s: out of host memory for %ld bytes", path, size);
+    status = AN_FAIL(AN_ERR_HOST_ALLOC, "%s: out of host memory for %ld bytes", path, size);
     goto cleanup;
   }
   if (size && fread(buf, 1, (size_t)size, f) != (size_t)size) {
-    status = DATA_ERR(AN_ERR_IO, "%s: read failed: %s", path, ferror(f) ? strerror(errno) : "file shrank");
+    status = AN_FAIL(AN_ERR_IO, "%s: read failed: %s", path, ferror(f) ? strerror(errno) : "file shrank");
     goto cleanup;
   }
   *bytes = buf;
@@ -206,7 +206,7 @@ an_status an_image_load(const char *path, an_image *out) {
 
 an_status an_image_write(const char *path, const an_image *img) {
   if (!img || !img->pixels || img->width <= 0 || img->height <= 0 || (img->channels != 1 && img->channels != 3))
-    return DATA_ERR(AN_ERR_ARGUMENT, "%s: no image to write", path);
+    return AN_FAIL(AN_ERR_ARGUMENT, "%s: no image to write", path);
   const char *dot = strrchr(path, '.');
   const char *ext = dot ? dot + 1 : "";
   int ok;
@@ -215,8 +215,8 @@ an_status an_image_write(const char *path, const an_image *img) {
   else if (!strcasecmp(ext, "bmp"))
     ok = stbi_write_bmp(path, img->width, img->height, img->channels, img->pixels);
   else
-    return DATA_ERR(AN_ERR_ARGUMENT, "%s: cannot write '%s' images (png or bmp)", path, ext);
-  if (!ok) return DATA_ERR(AN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    return AN_FAIL(AN_ERR_ARGUMENT, "%s: cannot write '%s' images (png or bmp)", path, ext);
+  if (!ok) return AN_FAIL(AN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
   return AN_OK;
 }
 
@@ -231,7 +231,7 @@ static void axis_free(axis_weights *a) {
   memset(a, 0, sizeof *a);
 }
 
-void resize_cache_free(resize_cache *c) {
+void an_resize_cache_free(resize_cache *c) {
   axis_free(&c->x);
   axis_free(&c->y);
   free(c->rows);
@@ -250,7 +250,7 @@ static an_status axis_plan(int in, int out, double scale, int offset, axis_weigh
   a->weight = malloc(sizeof(float) * (size_t)out * (size_t)a->max_taps);
   if (!a->first || !a->taps || !a->weight) {
     axis_free(a);
-    return DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory for resize weights (%d taps)", (int)ceil(2.0 * support) + 2);
+    return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for resize weights (%d taps)", (int)ceil(2.0 * support) + 2);
   }
   for (int o = 0; o < out; o++) {
     const double centre = (o + offset + 0.5) / scale; /* in source coordinates */
@@ -319,10 +319,10 @@ static inline void resize_column(const float *restrict base, size_t row_floats, 
   }
 }
 
-an_status resize_square_cached(const an_image *src, int side, an_image *dst, resize_cache *cache) {
+an_status an_resize_square_cached(const an_image *src, int side, an_image *dst, resize_cache *cache) {
   if (!src || !src->pixels || src->width <= 0 || src->height <= 0 || (src->channels != 1 && src->channels != 3) ||
       side <= 0 || !dst || !dst->pixels)
-    return DATA_ERR(AN_ERR_ARGUMENT, "resize: invalid image or side %d", side);
+    return AN_FAIL(AN_ERR_ARGUMENT, "resize: invalid image or side %d", side);
   const int w = src->width, h = src->height, c = src->channels;
   dst->width = dst->height = side;
   dst->channels = 3;
@@ -350,7 +350,7 @@ an_status resize_square_cached(const an_image *src, int side, an_image *dst, res
     free(cache->rows);
     cache->rows_floats = 0;
     if (!(cache->rows = malloc(sizeof(float) * need))) /* (y_hi - y_lo, side, c) */
-      return DATA_ERR(AN_ERR_HOST_ALLOC, "resize: out of host memory for %d rows", y_hi - y_lo);
+      return AN_FAIL(AN_ERR_HOST_ALLOC, "resize: out of host memory for %d rows", y_hi - y_lo);
     cache->rows_floats = need;
   }
   if (c == 3) resize_rows(src, ax, side, y_lo, y_hi, cache->rows, 3);
@@ -367,7 +367,7 @@ an_status resize_square_cached(const an_image *src, int side, an_image *dst, res
 
 an_status an_image_resize_square(const an_image *src, int side, an_image *dst) {
   resize_cache cache = {0};
-  an_status status = resize_square_cached(src, side, dst, &cache);
-  resize_cache_free(&cache);
+  an_status status = an_resize_square_cached(src, side, dst, &cache);
+  an_resize_cache_free(&cache);
   return status;
 }

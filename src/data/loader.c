@@ -65,8 +65,8 @@ static void open_batch(an_loader *ld, long long g) {
   const int step = (int)(g % ld->per_epoch);
   if (ld->cfg.train && ld->perm_epoch != epoch) {
     for (int i = 0; i < n; i++) ld->perm[i] = i;
-    data_rng rng = data_rng_seeded(data_mix(ld->cfg.seed ^ 0x5EED5u) ^ (uint64_t)epoch);
-    data_shuffle(ld->perm, n, &rng);
+    an_rng rng = an_data_rng(an_mix64(ld->cfg.seed ^ 0x5EED5u) ^ (uint64_t)epoch);
+    an_data_shuffle(ld->perm, n, &rng);
     ld->perm_epoch = epoch;
   }
   const long long first = (long long)step * B;
@@ -102,7 +102,7 @@ static int prepare_sample(an_loader *ld, an_batch *b, int j, data_scratch *scrat
     an_image img;
     an_status st = an_dataset_read(ld->ds, idx, &img);
     if (st == AN_OK) {
-      st = preprocess_into(&img, &ld->cfg.aug, &ld->cfg.stats, ld->cfg.train,
+      st = an_preprocess_into(&img, &ld->cfg.aug, &ld->cfg.stats, ld->cfg.train,
                            an_sample_key(ld->cfg.seed, (uint64_t)b->epoch, (uint64_t)idx), rows, scratch);
       an_image_free(&img);
     }
@@ -116,7 +116,7 @@ static int prepare_sample(an_loader *ld, an_batch *b, int j, data_scratch *scrat
     if (!ld->bad[idx]) {
       ld->bad[idx] = 1;
       ld->skipped++;
-      data_warn(ld->cfg.warn, ld->cfg.warn_ctx, "skipped: %s", an_last_error());
+      an_data_warn(ld->cfg.warn, ld->cfg.warn_ctx, "skipped: %s", an_last_error());
     }
     if (!ld->cfg.train) { /* evaluation: blank rows, index -1, the caller leaves them out */
       pthread_mutex_unlock(&ld->mu);
@@ -179,22 +179,22 @@ static void *worker_main(void *arg) {
 }
 
 static an_status check_config(const an_dataset *ds, const an_loader_config *c) {
-  if (!ds || !c) return DATA_ERR(AN_ERR_ARGUMENT, "loader: no dataset or configuration");
-  if (ds->n == 0) return DATA_ERR(AN_ERR_ARGUMENT, "%s: the dataset is empty", an_dataset_source(ds));
+  if (!ds || !c) return AN_FAIL(AN_ERR_ARGUMENT, "loader: no dataset or configuration");
+  if (ds->n == 0) return AN_FAIL(AN_ERR_ARGUMENT, "%s: the dataset is empty", an_dataset_source(ds));
   if (c->batch < 1 || c->threads < 1 || c->threads > LOADER_MAX_THREADS || c->prefetch < 1 || c->prefetch > 64 ||
       c->epochs < 0 || c->start_epoch < 0 || c->start_step < 0)
-    return DATA_ERR(AN_ERR_ARGUMENT, "loader: batch %d, threads %d (1…%d), prefetch %d (1…64), epochs %d, start %d:%d",
+    return AN_FAIL(AN_ERR_ARGUMENT, "loader: batch %d, threads %d (1…%d), prefetch %d (1…64), epochs %d, start %d:%d",
                     c->batch, c->threads, LOADER_MAX_THREADS, c->prefetch, c->epochs, c->start_epoch, c->start_step);
   an_status status = an_augment_check(&c->aug);
   if (status != AN_OK) return status;
   if (c->train && ds->n < c->batch)
-    return DATA_ERR(AN_ERR_ARGUMENT, "%s: %d images, fewer than one training batch of %d", an_dataset_source(ds),
+    return AN_FAIL(AN_ERR_ARGUMENT, "%s: %d images, fewer than one training batch of %d", an_dataset_source(ds),
                     ds->n, c->batch);
   const an_data_stats *s = &c->stats;
   const int needs_stats = c->aug.norm != AN_NORM_NONE || (c->train && c->aug.pca_std > 0);
   if (needs_stats && s->mean[0] == 0 && s->mean[1] == 0 && s->mean[2] == 0 && s->std[0] == 0 && s->std[1] == 0 &&
       s->std[2] == 0 && s->eigval[0] == 0)
-    return DATA_ERR(AN_ERR_ARGUMENT, "loader: normalisation or PCA lighting is on but the statistics are empty "
+    return AN_FAIL(AN_ERR_ARGUMENT, "loader: normalisation or PCA lighting is on but the statistics are empty "
                     "(an_data_stats_compute on the training set, or an_data_stats_imagenet)");
   return AN_OK;
 }
@@ -209,7 +209,7 @@ void an_loader_destroy(an_loader *ld) {
   if (ld->args)
     for (int t = 0; t < ld->cfg.threads; t++) {
       free(ld->args[t].scratch.base);
-      resize_cache_free(&ld->args[t].scratch.resize);
+      an_resize_cache_free(&ld->args[t].scratch.resize);
     }
   if (ld->slots)
     for (int s = 0; s < ld->n_slots; s++) {
@@ -233,10 +233,10 @@ an_status an_loader_create(const an_dataset *ds, const an_loader_config *cfg, an
   an_status status = check_config(ds, cfg);
   if (status != AN_OK) return status;
   an_loader *ld = calloc(1, sizeof *ld);
-  if (!ld) return DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory for a loader");
+  if (!ld) return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for a loader");
   if (pthread_mutex_init(&ld->mu, NULL) != 0) {
     free(ld);
-    return DATA_ERR(AN_ERR_HOST_ALLOC, "loader: cannot create a mutex");
+    return AN_FAIL(AN_ERR_HOST_ALLOC, "loader: cannot create a mutex");
   }
   pthread_cond_init(&ld->work, NULL);
   pthread_cond_init(&ld->ready, NULL);
@@ -257,7 +257,7 @@ an_status an_loader_create(const an_dataset *ds, const an_loader_config *cfg, an
   ld->threads = calloc((size_t)cfg->threads, sizeof *ld->threads);
   ld->args = calloc((size_t)cfg->threads, sizeof *ld->args);
   if (!ld->perm || !ld->bad || !ld->slots || !ld->threads || !ld->args) {
-    status = DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory for a loader over %d images", n);
+    status = AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for a loader over %d images", n);
     goto cleanup;
   }
   for (int s = 0; s < ld->n_slots; s++) {
@@ -270,7 +270,7 @@ an_status an_loader_create(const an_dataset *ds, const an_loader_config *cfg, an
     b->labels = calloc((size_t)b->rows, sizeof(int));                  /* (rows) */
     b->index = malloc(sizeof(int) * (size_t)B);                        /* (batch) */
     if (!b->images || !b->labels || !b->index) {
-      status = DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory for a batch of %d x 3 x %d x %d floats", b->rows, I, I);
+      status = AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for a batch of %d x 3 x %d x %d floats", b->rows, I, I);
       goto cleanup;
     }
   }
@@ -278,13 +278,13 @@ an_status an_loader_create(const an_dataset *ds, const an_loader_config *cfg, an
     ld->args[t].ld = ld;
     ld->args[t].scratch.base = malloc((size_t)S * S * 3); /* (S, S, 3) */
     if (!ld->args[t].scratch.base) {
-      status = DATA_ERR(AN_ERR_HOST_ALLOC, "out of host memory for a %dx%d image", S, S);
+      status = AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for a %dx%d image", S, S);
       goto cleanup;
     }
   }
   for (int t = 0; t < cfg->threads; t++) {
     if (pthread_create(&ld->threads[t], NULL, worker_main, &ld->args[t]) != 0) {
-      status = DATA_ERR(AN_ERR_HOST_ALLOC, "loader: cannot start worker thread %d of %d", t + 1, cfg->threads);
+      status = AN_FAIL(AN_ERR_HOST_ALLOC, "loader: cannot start worker thread %d of %d", t + 1, cfg->threads);
       goto cleanup;
     }
     ld->n_threads++;
@@ -298,7 +298,7 @@ cleanup:
 
 an_status an_loader_next(an_loader *ld, const an_batch **out) {
   *out = NULL;
-  if (!ld) return DATA_ERR(AN_ERR_ARGUMENT, "no loader");
+  if (!ld) return AN_FAIL(AN_ERR_ARGUMENT, "no loader");
   pthread_mutex_lock(&ld->mu);
   if (ld->holding) { /* the caller is done with the previous batch: its slot can be refilled */
     ld->released++;
@@ -316,7 +316,7 @@ an_status an_loader_next(an_loader *ld, const an_batch **out) {
     memcpy(message, ld->fatal_message, sizeof message);
     const an_status st = ld->fatal;
     pthread_mutex_unlock(&ld->mu);
-    return an_error(st, __FILE__, __LINE__, "loader: %s", message);
+    return AN_FAIL(st, "loader: %s", message);
   }
   ld->holding = 1;
   *out = &sl->batch;
@@ -343,7 +343,7 @@ static double now_s(void) {
 
 an_status an_loader_measure(const an_dataset *ds, const an_loader_config *cfg, int batches, double *images_per_s) {
   *images_per_s = 0;
-  if (batches < 1) return DATA_ERR(AN_ERR_ARGUMENT, "measure: %d batches", batches);
+  if (batches < 1) return AN_FAIL(AN_ERR_ARGUMENT, "measure: %d batches", batches);
   an_loader_config c = *cfg;
   c.epochs = 0;
   const double t0 = now_s();

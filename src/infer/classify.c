@@ -11,7 +11,6 @@
 #include "alexnet/infer.h"
 #include "runtime/check.h"
 
-#define FAIL(status, ...) an_error((status), __FILE__, __LINE__, __VA_ARGS__)
 #define MAX_THREADS 64
 
 /* One batch being decoded into one input slot. */
@@ -85,10 +84,10 @@ an_status an_classify_files(an_infer *inf, const char *const *files, int n_files
   AN_TRY(an_augment_check(aug));
   const int crops = an_augment_crops(aug, 0), classes = inf->classes;
   if (aug->input != inf->input_hw)
-    return FAIL(AN_ERR_ARGUMENT, "classify: crops of %d pixels, the plan takes %d", aug->input, inf->input_hw);
+    return AN_FAIL(AN_ERR_ARGUMENT, "classify: crops of %d pixels, the plan takes %d", aug->input, inf->input_hw);
   if (inf->batch % crops)
-    return FAIL(AN_ERR_ARGUMENT, "classify: plan batch %d is not a multiple of %d crops", inf->batch, crops);
-  if (top_k < 1) return FAIL(AN_ERR_ARGUMENT, "classify: top-k %d", top_k);
+    return AN_FAIL(AN_ERR_ARGUMENT, "classify: plan batch %d is not a multiple of %d crops", inf->batch, crops);
+  if (top_k < 1) return AN_FAIL(AN_ERR_ARGUMENT, "classify: top-k %d", top_k);
   if (top_k > classes) top_k = classes;
   if (top_k > AN_CLASSIFY_MAX_TOP) top_k = AN_CLASSIFY_MAX_TOP;
   if (threads < 1) threads = 1;
@@ -105,7 +104,7 @@ an_status an_classify_files(an_infer *inf, const char *const *files, int n_files
     jobs[s].error = calloc((size_t)per_batch, sizeof *jobs[s].error);
   }
   if (!prob || !r || !jobs[0].ok || !jobs[0].error || (slots > 1 && (!jobs[1].ok || !jobs[1].error))) {
-    status = FAIL(AN_ERR_HOST_ALLOC, "classify: out of host memory");
+    status = AN_FAIL(AN_ERR_HOST_ALLOC, "classify: out of host memory");
     goto cleanup;
   }
   const int n_batches = (n_files + per_batch - 1) / per_batch;

@@ -10,7 +10,6 @@
 #include "alexnet/io.h"
 #include "runtime/check.h"
 
-#define FAIL(status, ...) an_error((status), __FILE__, __LINE__, __VA_ARGS__)
 #define BACKGROUND 128
 
 an_status an_filters_render(const char *path, const char *model, int scale, int pad, an_image *img,
@@ -18,7 +17,7 @@ an_status an_filters_render(const char *path, const char *model, int scale, int 
   memset(img, 0, sizeof *img);
   memset(layout, 0, sizeof *layout);
   if (scale < 1 || scale > 64 || pad < 0 || pad > 64)
-    return FAIL(AN_ERR_ARGUMENT, "filters: scale %d (1-64) or padding %d (0-64) out of range", scale, pad);
+    return AN_FAIL(AN_ERR_ARGUMENT, "filters: scale %d (1-64) or padding %d (0-64) out of range", scale, pad);
   an_safetensors *st = NULL;
   AN_TRY(an_st_open(path, &st));
   an_status status = AN_OK;
@@ -27,7 +26,7 @@ an_status an_filters_render(const char *path, const char *model, int scale, int 
   if (!model) model = file_model ? file_model : "alexnet-half";
   const an_model_desc *m = an_model_find(model);
   if (!m) {
-    status = FAIL(AN_ERR_UNKNOWN_MODEL, "%s: unknown model '%s' (the models are alexnet, alexnet-half, alexnet-tv)",
+    status = AN_FAIL(AN_ERR_UNKNOWN_MODEL, "%s: unknown model '%s' (the models are alexnet, alexnet-half, alexnet-tv)",
                   path, model);
     goto cleanup;
   }
@@ -35,18 +34,18 @@ an_status an_filters_render(const char *path, const char *model, int scale, int 
   snprintf(name, sizeof name, "%s.weight", m->layers[0].name);
   const int j = an_st_find(st, name);
   if (j < 0) {
-    status = FAIL(AN_ERR_ARGUMENT, "%s: no tensor %s (conv1 of %s)", path, name, m->name);
+    status = AN_FAIL(AN_ERR_ARGUMENT, "%s: no tensor %s (conv1 of %s)", path, name, m->name);
     goto cleanup;
   }
   const an_st_tensor *t = &st->tensors[j];
   if (t->dtype != AN_DTYPE_F32 || t->ndim != 4 || t->shape[1] != 3 || t->shape[2] != t->shape[3] ||
       t->shape[0] < 1 || t->shape[0] > 4096 || t->shape[2] < 1 || t->shape[2] > 64) {
-    status = FAIL(AN_ERR_ARGUMENT, "%s: %s is not an F32 (OC, 3, K, K) kernel bank", path, name);
+    status = AN_FAIL(AN_ERR_ARGUMENT, "%s: %s is not an F32 (OC, 3, K, K) kernel bank", path, name);
     goto cleanup;
   }
   const int oc = (int)t->shape[0], k = (int)t->shape[2];
   if (!(w = malloc((size_t)t->count * sizeof *w))) {
-    status = FAIL(AN_ERR_HOST_ALLOC, "%s: %s", path, name);
+    status = AN_FAIL(AN_ERR_HOST_ALLOC, "%s: %s", path, name);
     goto cleanup;
   }
   if ((status = an_st_read(st, j, w, (size_t)t->count * sizeof *w)) != AN_OK) goto cleanup;
@@ -62,7 +61,7 @@ an_status an_filters_render(const char *path, const char *model, int scale, int 
   L.height = L.grid_rows * cell + pad;
   img->pixels = malloc((size_t)L.width * L.height * 3); /* (H, W, 3) */
   if (!img->pixels) {
-    status = FAIL(AN_ERR_HOST_ALLOC, "filters: a %dx%d image", L.width, L.height);
+    status = AN_FAIL(AN_ERR_HOST_ALLOC, "filters: a %dx%d image", L.width, L.height);
     goto cleanup;
   }
   memset(img->pixels, BACKGROUND, (size_t)L.width * L.height * 3);

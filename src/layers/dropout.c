@@ -4,25 +4,20 @@
 #include "runtime/check.h"
 #include "runtime/launch.h"
 #include "layers/ops.h"
-
-static uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
+#include "runtime/rng.h"
 
 uint64_t an_dropout_key(uint64_t seed, uint64_t step, uint32_t layer) {
-  return mix64(mix64(mix64(seed ^ 0x9e3779b97f4a7c15ULL) ^ step) ^ (uint64_t)layer);
+  return an_mix64(an_mix64(an_mix64(seed ^ AN_RNG_GOLDEN) ^ step) ^ (uint64_t)layer);
 }
 
 float an_dropout_uniform(uint64_t key, uint64_t i) {
-  return (float)(mix64(key + (i + 1) * 0x9e3779b97f4a7c15ULL) >> 40) * (1.0f / 16777216.0f);
+  return (float)(an_mix64(key + (i + 1) * AN_RNG_GOLDEN) >> 40) * (1.0f / 16777216.0f);
 }
 
 static an_status run(an_runtime *rt, an_kernel_id k, size_t count, float p, uint64_t key, uint64_t first,
                      an_buf dst, an_buf src) {
   if (!(p >= 0.0f && p < 1.0f))
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "dropout probability %g is not in [0, 1)", (double)p);
+    return AN_FAIL(AN_ERR_ARGUMENT, "dropout probability %g is not in [0, 1)", (double)p);
   const an_arg args[] = {an_arg_mem(src.mem), an_arg_ulong(src.off), an_arg_mem(dst.mem),
                          an_arg_ulong(dst.off), an_arg_ulong(key),   an_arg_ulong(first), an_arg_float(p),
                          an_arg_float(1.0f / (1.0f - p))};

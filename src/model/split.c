@@ -32,12 +32,9 @@ static int is_exchange(const an_net *net, int i) {
 
 static an_status keep_event(an_split *s, cl_event e) {
   if (!s->profiling) return AN_OK;
-  if (s->n_copy_events == s->cap_copy_events) {
-    const int cap = s->cap_copy_events ? 2 * s->cap_copy_events : 64;
-    cl_event *grown = realloc(s->copy_events, (size_t)cap * sizeof *grown);
-    if (!grown) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "copy events");
-    s->copy_events = grown, s->cap_copy_events = cap;
-  }
+  cl_event *grown = an_grow(s->copy_events, s->n_copy_events, &s->cap_copy_events, sizeof *grown);
+  if (!grown) return AN_FAIL(AN_ERR_HOST_ALLOC, "copy events");
+  s->copy_events = grown;
   AN_CL_RETURN(clRetainEvent(e));
   s->copy_events[s->n_copy_events++] = e;
   return AN_OK;

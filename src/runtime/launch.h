@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "alexnet/runtime.h"
+#include "runtime/grow.h" /* an_grow, for the users that found it here */
 
 typedef struct an_arg {
   size_t size;
@@ -29,16 +30,6 @@ an_status an_launch_at(an_runtime *rt, an_kernel_id k, cl_uint dims, const size_
                        int line);
 #define an_launch(rt, k, dims, global, local, args) \
   an_launch_at(rt, k, dims, global, local, args, (int)(sizeof(args) / sizeof((args)[0])), __FILE__, __LINE__)
-
-/* Room for one more item in a growing array (n used, *cap allocated): the array, moved if it had to
- * grow, or NULL when out of memory (the old array is then still valid). */
-static inline void *an_grow(void *items, int n, int *cap, size_t item_size) {
-  if (n < *cap) return items;
-  const int more = *cap ? 2 * *cap : 16;
-  void *grown = realloc(items, (size_t)more * item_size);
-  if (grown) *cap = more;
-  return grown;
-}
 
 /* Rounds n up to a multiple of m. */
 static inline size_t an_round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }

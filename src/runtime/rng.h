@@ -30,10 +30,24 @@ static inline double an_rng_uniform_open(an_rng *r) {
   return ((double)(an_rng_next(r) >> 11) + 0.5) * 0x1.0p-53;
 }
 
+/* [0, bound) for bound >= 1: the uniform scaled down, so a draw costs one step whatever the bound. */
+static inline int an_rng_below(an_rng *r, int bound) {
+  const int v = (int)(an_rng_uniform(r) * bound);
+  return v < bound ? v : bound - 1;
+}
+
 /* N(0, 1) by Box-Muller from two open uniforms (weight initialisation draws these). */
 static inline double an_rng_normal_open(an_rng *r) {
   const double u1 = an_rng_uniform_open(r);
   return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * an_rng_uniform_open(r));
+}
+
+/* N(0, 1) by Box-Muller from two [0, 1) uniforms, 1 - u1 in (0, 1] under the log (the data side draws
+ * these: augmentation's lighting, synthetic noise). From the same state it and an_rng_normal_open give
+ * different numbers; both are kept so that existing seeds give the same numbers as before. */
+static inline double an_rng_normal(an_rng *r) {
+  const double u1 = an_rng_uniform(r), u2 = an_rng_uniform(r);
+  return sqrt(-2.0 * log(1.0 - u1)) * cos(6.283185307179586 * u2);
 }
 
 #endif

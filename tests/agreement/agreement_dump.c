@@ -24,6 +24,7 @@
 
 #include "alexnet/io.h"
 #include "alexnet/model.h"
+#include "../../src/runtime/rng.h" /* the one splitmix64 */
 
 _Static_assert(sizeof(int) == 4, "labels are written as I32");
 
@@ -60,14 +61,6 @@ static int parse(int argc, char **argv, options *o) {
   }
   return o->model && o->out && o->classes > 0 && o->batch > 0 && o->input_hw > 0 && o->steps >= 0 &&
          o->input_std > 0;
-}
-
-/* splitmix64: the batch depends only on the seed */
-static uint64_t next(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
 }
 
 static int fail(const char *what) {
@@ -160,11 +153,11 @@ int main(int argc, char **argv) {
     goto done;
   }
 
-  uint64_t s = o.seed ^ 0x5eed0fba7c4ULL;
+  an_rng s = {o.seed ^ 0x5eed0fba7c4ULL}; /* the batch depends only on the seed */
   for (size_t i = 0; i < pixels; i++) /* uniform with standard deviation input_std */
-    images[i] = (float)(o.input_std * (((next(&s) >> 40) * (1.0 / 16777216.0)) * 3.4641016151377544 -
+    images[i] = (float)(o.input_std * (((an_rng_next(&s) >> 40) * (1.0 / 16777216.0)) * 3.4641016151377544 -
                                        1.7320508075688772));
-  for (int i = 0; i < o.batch; i++) labels[i] = (int)(next(&s) % (uint64_t)o.classes);
+  for (int i = 0; i < o.batch; i++) labels[i] = (int)(an_rng_next(&s) % (uint64_t)o.classes);
   {
     const an_st_entry batch[2] = {
         {"images", AN_DTYPE_F32, 4, {o.batch, 3, o.input_hw, o.input_hw}, images},

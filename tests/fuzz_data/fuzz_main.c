@@ -11,6 +11,8 @@
 #include <time.h>
 
 #include "fuzz.h"
+#include "../../src/runtime/grow.h"
+#include "../../src/runtime/rng.h"
 
 typedef struct seed_input {
   uint8_t *data;
@@ -21,11 +23,9 @@ static seed_input *seeds;
 static int n_seeds, cap_seeds;
 
 static void add_seed(const uint8_t *data, size_t size) {
-  if (n_seeds == cap_seeds) {
-    cap_seeds = cap_seeds ? 2 * cap_seeds : 16;
-    seeds = realloc(seeds, sizeof *seeds * (size_t)cap_seeds);
-    if (!seeds) abort();
-  }
+  seed_input *grown = an_grow(seeds, n_seeds, &cap_seeds, sizeof *seeds);
+  if (!grown) abort();
+  seeds = grown;
   seeds[n_seeds].data = malloc(size ? size : 1);
   if (!seeds[n_seeds].data) abort();
   memcpy(seeds[n_seeds].data, data, size);
@@ -33,13 +33,8 @@ static void add_seed(const uint8_t *data, size_t size) {
   n_seeds++;
 }
 
-static uint64_t rng_state;
-static uint64_t rng(void) { /* splitmix64 */
-  uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
+static an_rng rng_state;
+static uint64_t rng(void) { return an_rng_next(&rng_state); }
 static size_t below(size_t n) { return n ? (size_t)(rng() % n) : 0; }
 
 /* One to four mutations of buf (size *n, capacity cap) in place. */
@@ -133,7 +128,7 @@ int main(int argc, char **argv) {
   const size_t cap = 2 * max + 64;
   uint8_t *buf = malloc(cap);
   if (!buf) return 2;
-  rng_state = seed;
+  rng_state.state = seed;
   const clock_t t0 = clock();
   const char *dump = getenv("FUZZ_DUMP");
   for (long it = 0; it < iterations; it++) {
