@@ -30,7 +30,6 @@
 #include "runtime/launch.h"
 
 #define PAGE_BYTES ((size_t)4096)
-#define FAIL(status, ...) an_error((status), __FILE__, __LINE__, __VA_ARGS__)
 
 static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 /* What an_alloc creates for n floats (it allocates one float for an empty buffer). */
@@ -72,7 +71,7 @@ static an_status plan_shapes(an_infer *inf) {
   int i, last = -1;
   for (i = 0; i < m->n_layers; i++)
     if (m->layers[i].kind == AN_LAYER_GATHER || m->layers[i].kind == AN_LAYER_SUM) /* the split's, not ours */
-      return FAIL(AN_ERR_ARGUMENT, "%s: layer %d exchanges between devices: inference runs whole models", m->name, i);
+      return AN_FAIL(AN_ERR_ARGUMENT, "%s: layer %d exchanges between devices: inference runs whole models", m->name, i);
   AN_TRY(an_plan_layers(m, inf->classes, inf->input_hw, 1, inf->layers, inf->tensors, &inf->n_tensors,
                         &inf->n_params));
   for (i = 0; i < m->n_layers; i++) {
@@ -84,7 +83,7 @@ static an_status plan_shapes(an_infer *inf) {
     if (!inf->skip[i]) last = i;
   }
   if (last < 0 || inf->layers[last].out_c * inf->layers[last].out_h * inf->layers[last].out_w != inf->classes)
-    return FAIL(AN_ERR_ARGUMENT, "%s: the last layer does not give %d classes", m->name, inf->classes);
+    return AN_FAIL(AN_ERR_ARGUMENT, "%s: the last layer does not give %d classes", m->name, inf->classes);
   if (inf->layers[last].desc->kind == AN_LAYER_FC) { /* its bias is the last tensor: pad it in place */
     inf->out_pad[last] = pad_classes(inf, &inf->layers[last]);
     inf->n_params += (size_t)(inf->out_pad[last] - inf->classes);
@@ -94,7 +93,7 @@ static an_status plan_shapes(an_infer *inf) {
   inf->output_floats = (size_t)inf->batch * inf->classes_pad;
   /* sides: -1 the input buffer, 0 the start of acts, 1 its end, 2 the output buffer */
   int *sides = malloc(2 * (size_t)m->n_layers * sizeof *sides); /* (n_layers, 2) each layer's in, out side */
-  if (!sides) return FAIL(AN_ERR_HOST_ALLOC, "inference plan of %s", m->name);
+  if (!sides) return AN_FAIL(AN_ERR_HOST_ALLOC, "inference plan of %s", m->name);
   int side = -1;
   size_t need = 0;
   for (i = 0; i < m->n_layers; i++) {
@@ -267,12 +266,12 @@ static an_status plan_into(an_infer *inf, an_runtime *rt, const char *model, int
                            const an_infer_options *opts, int *fits) {
   const an_model_desc *m = an_model_find(model);
   if (!m)
-    return FAIL(AN_ERR_UNKNOWN_MODEL, "unknown model '%s' (the models are alexnet, alexnet-half, alexnet-tv)",
+    return AN_FAIL(AN_ERR_UNKNOWN_MODEL, "unknown model '%s' (the models are alexnet, alexnet-half, alexnet-tv)",
                 model ? model : "");
   if (classes < 1 || batch < 1 || input_hw < 1)
-    return FAIL(AN_ERR_ARGUMENT, "classes %d, batch %d, input %d must be positive", classes, batch, input_hw);
+    return AN_FAIL(AN_ERR_ARGUMENT, "classes %d, batch %d, input %d must be positive", classes, batch, input_hw);
   const int slots = opts && opts->input_slots ? opts->input_slots : 1;
-  if (slots < 1 || slots > 2) return FAIL(AN_ERR_ARGUMENT, "input slots %d: 1 or 2", slots);
+  if (slots < 1 || slots > 2) return AN_FAIL(AN_ERR_ARGUMENT, "input slots %d: 1 or 2", slots);
   inf->rt = rt, inf->model = m, inf->classes = classes, inf->batch = batch, inf->input_hw = input_hw;
   inf->input_slots = slots;
   inf->zero_copy = !opts || opts->zero_copy < 0 ? rt->info.host_unified : opts->zero_copy != 0;
@@ -286,7 +285,7 @@ static an_status plan_into(an_infer *inf, an_runtime *rt, const char *model, int
   inf->fc_weight = calloc(nl, sizeof *inf->fc_weight);
   if (!inf->layers || !inf->tensors || !inf->skip || !inf->reads_input || !inf->writes_output || !inf->out_pad ||
       !inf->fc_weight)
-    return FAIL(AN_ERR_HOST_ALLOC, "inference plan of %s", m->name);
+    return AN_FAIL(AN_ERR_HOST_ALLOC, "inference plan of %s", m->name);
   AN_TRY(plan_shapes(inf));
   *fits = fit(inf, memory_limit(rt, opts));
   return AN_OK;
@@ -310,7 +309,7 @@ static an_status no_fit_error(an_runtime *rt, const char *model, int classes, in
   if (lo > 0) snprintf(what, sizeof what, "batch %d fits", lo);
   else snprintf(what, sizeof what, "not even batch 1 fits: raise --max-memory or take a smaller model");
   const double mib = 1048576.0;
-  return FAIL(AN_ERR_DEVICE_MEMORY,
+  return AN_FAIL(AN_ERR_DEVICE_MEMORY,
               "%s at batch %d needs %.1f MiB of device memory (weights %.1f, activations %.1f, im2col %.1f for "
               "%d image%s per chunk, input %.1f, output %.1f, GEMM scratch %.1f MiB); the limit is %.1f MiB of "
               "%s's %.0f MiB (largest buffer %.0f MiB): %s",
@@ -335,12 +334,12 @@ an_status an_infer_plan(an_runtime *rt, const char *model, int classes, int batc
 
 static an_status host_buffer(an_runtime *rt, size_t bytes, cl_mem_flags flags, float **host, cl_mem *mem) {
   void *p = NULL;
-  if (posix_memalign(&p, PAGE_BYTES, bytes) != 0) return FAIL(AN_ERR_HOST_ALLOC, "%zu bytes of page-aligned host memory", bytes);
+  if (posix_memalign(&p, PAGE_BYTES, bytes) != 0) return AN_FAIL(AN_ERR_HOST_ALLOC, "%zu bytes of page-aligned host memory", bytes);
   memset(p, 0, bytes);
   *host = p;
   cl_int rc;
   *mem = clCreateBuffer(rt->context, flags | CL_MEM_USE_HOST_PTR, bytes, p, &rc);
-  if (rc != CL_SUCCESS) return FAIL(rc, "clCreateBuffer(CL_MEM_USE_HOST_PTR, %zu bytes) on %s", bytes, rt->info.name);
+  if (rc != CL_SUCCESS) return AN_FAIL(rc, "clCreateBuffer(CL_MEM_USE_HOST_PTR, %zu bytes) on %s", bytes, rt->info.name);
   return AN_OK;
 }
 
@@ -355,7 +354,7 @@ static an_status map_input(an_infer *inf, int slot) {
                                             inf->input_floats * sizeof(float), 0, NULL, NULL, &rc);
   if (rc != CL_SUCCESS) {
     inf->input_map[slot] = NULL;
-    return FAIL(rc, "clEnqueueMapBuffer(input slot %d)", slot);
+    return AN_FAIL(rc, "clEnqueueMapBuffer(input slot %d)", slot);
   }
   return AN_OK;
 }
@@ -364,7 +363,7 @@ an_status an_infer_create(an_runtime *rt, const char *model, int classes, int ba
                           const an_infer_options *opts, an_infer **out) {
   *out = NULL;
   an_infer *inf = calloc(1, sizeof *inf);
-  if (!inf) return FAIL(AN_ERR_HOST_ALLOC, "inference plan");
+  if (!inf) return AN_FAIL(AN_ERR_HOST_ALLOC, "inference plan");
   int fits = 0;
   an_status status = plan_into(inf, rt, model, classes, batch, input_hw, opts, &fits);
   if (status != AN_OK) goto cleanup;
@@ -376,7 +375,7 @@ an_status an_infer_create(an_runtime *rt, const char *model, int classes, int ba
   for (int i = 0; i < inf->model->n_layers; i++)
     if (inf->layers[i].desc->kind == AN_LAYER_FC) AN_TRY_GOTO(an_alloc(rt, fc_weight_floats(inf, i), &inf->fc_weight[i]));
   if (inf->classes_pad != inf->classes && !(inf->logits = malloc(inf->output_floats * sizeof(float)))) {
-    status = FAIL(AN_ERR_HOST_ALLOC, "logits (%zu floats)", inf->output_floats);
+    status = AN_FAIL(AN_ERR_HOST_ALLOC, "logits (%zu floats)", inf->output_floats);
     goto cleanup;
   }
   AN_TRY_GOTO(an_alloc(rt, inf->act_floats, &inf->acts));
@@ -391,7 +390,7 @@ an_status an_infer_create(an_runtime *rt, const char *model, int classes, int ba
     inf->host_input = calloc(in, sizeof(float));
     inf->host_output = calloc(inf->output_floats, sizeof(float));
     if (!inf->host_input || !inf->host_output) {
-      status = FAIL(AN_ERR_HOST_ALLOC, "host staging for %zu input floats", in);
+      status = AN_FAIL(AN_ERR_HOST_ALLOC, "host staging for %zu input floats", in);
       goto cleanup;
     }
   }
@@ -436,7 +435,7 @@ static an_status load_fc_weight(an_infer *inf, an_safetensors *st, int index, in
   const an_layer_plan *L = &inf->layers[layer];
   const size_t in = (size_t)L->in_c * L->in_h * L->in_w, out = (size_t)L->out_c, pad = (size_t)inf->out_pad[layer];
   float *w = malloc(in * out * sizeof *w); /* (OUT, IN) */
-  if (!w) return FAIL(AN_ERR_HOST_ALLOC, "%s: host copy of %s (%zu floats)", st->source, inf->tensors[L->weight].name,
+  if (!w) return AN_FAIL(AN_ERR_HOST_ALLOC, "%s: host copy of %s (%zu floats)", st->source, inf->tensors[L->weight].name,
                       in * out);
   an_status status = an_st_read(st, index, w, in * out * sizeof *w);
   cl_int rc = CL_SUCCESS;
@@ -444,7 +443,7 @@ static an_status load_fc_weight(an_infer *inf, an_safetensors *st, int index, in
                               : clEnqueueMapBuffer(inf->rt->queue, inf->fc_weight[layer], CL_TRUE,
                                                    CL_MAP_WRITE_INVALIDATE_REGION, 0, in * pad * sizeof(float), 0,
                                                    NULL, NULL, &rc);
-  if (status == AN_OK && rc != CL_SUCCESS) status = FAIL(rc, "clEnqueueMapBuffer(%s)", inf->tensors[L->weight].name);
+  if (status == AN_OK && rc != CL_SUCCESS) status = AN_FAIL(rc, "clEnqueueMapBuffer(%s)", inf->tensors[L->weight].name);
   if (status == AN_OK) {
     enum { TILE = 32 }; /* blocked, so that both sides stream through the cache */
     for (size_t i0 = 0; i0 < in; i0 += TILE)
@@ -455,7 +454,7 @@ static an_status load_fc_weight(an_infer *inf, an_safetensors *st, int index, in
   }
   if (wt) {
     rc = clEnqueueUnmapMemObject(inf->rt->queue, inf->fc_weight[layer], wt, 0, NULL, NULL);
-    if (rc != CL_SUCCESS && status == AN_OK) status = FAIL(rc, "clEnqueueUnmapMemObject(%s)", inf->tensors[L->weight].name);
+    if (rc != CL_SUCCESS && status == AN_OK) status = AN_FAIL(rc, "clEnqueueUnmapMemObject(%s)", inf->tensors[L->weight].name);
   }
   free(w);
   return status;
@@ -469,12 +468,12 @@ an_status an_infer_load(an_infer *inf, const char *path) {
   int *where = malloc((size_t)inf->n_tensors * sizeof *where); /* (n_tensors) file index of each tensor */
   char *used = calloc(st->n_tensors ? (size_t)st->n_tensors : 1, 1); /* (file tensors) */
   if (!where || !used) {
-    status = FAIL(AN_ERR_HOST_ALLOC, "%s: tensor tables", path);
+    status = AN_FAIL(AN_ERR_HOST_ALLOC, "%s: tensor tables", path);
     goto cleanup;
   }
   const char *v = an_st_meta_get(st, "model");
   if (v && strcmp(v, inf->model->name)) {
-    status = FAIL(AN_ERR_ARGUMENT, "%s: holds weights of model %.40s, the plan is %s", path, v, inf->model->name);
+    status = AN_FAIL(AN_ERR_ARGUMENT, "%s: holds weights of model %.40s, the plan is %s", path, v, inf->model->name);
     goto cleanup;
   }
   for (int i = 0; i < inf->n_tensors; i++) {
@@ -485,7 +484,7 @@ an_status an_infer_load(an_infer *inf, const char *path) {
       snprintf(need + strlen(need), sizeof need - strlen(need), "%s%d", d ? "," : "", t->shape[d]);
     strcat(need, "]");
     if (j < 0) {
-      status = FAIL(AN_ERR_ARGUMENT, "%s: tensor %s is missing (the model needs %s)", path, t->name, need);
+      status = AN_FAIL(AN_ERR_ARGUMENT, "%s: tensor %s is missing (the model needs %s)", path, t->name, need);
       goto cleanup;
     }
     const an_st_tensor *f = &st->tensors[j];
@@ -496,11 +495,11 @@ an_status an_infer_load(an_infer *inf, const char *path) {
     }
     strcat(have, "]");
     if (!same) {
-      status = FAIL(AN_ERR_ARGUMENT, "%s: tensor %s has shape %s, the model needs %s", path, t->name, have, need);
+      status = AN_FAIL(AN_ERR_ARGUMENT, "%s: tensor %s has shape %s, the model needs %s", path, t->name, have, need);
       goto cleanup;
     }
     if (f->dtype != AN_DTYPE_F32) {
-      status = FAIL(AN_ERR_ARGUMENT, "%s: tensor %s has dtype %s, the model needs F32", path, t->name,
+      status = AN_FAIL(AN_ERR_ARGUMENT, "%s: tensor %s has dtype %s, the model needs F32", path, t->name,
                     an_dtype_name(f->dtype));
       goto cleanup;
     }
@@ -509,7 +508,7 @@ an_status an_infer_load(an_infer *inf, const char *path) {
   }
   for (int j = 0; j < st->n_tensors; j++)
     if (!used[j] && strncmp(st->tensors[j].name, "momentum.", 9)) { /* a checkpoint's momentum is not needed */
-      status = FAIL(AN_ERR_ARGUMENT, "%s: tensor %s is not part of model %s", path, st->tensors[j].name,
+      status = AN_FAIL(AN_ERR_ARGUMENT, "%s: tensor %s is not part of model %s", path, st->tensors[j].name,
                     inf->model->name);
       goto cleanup;
     }
@@ -519,7 +518,7 @@ an_status an_infer_load(an_infer *inf, const char *path) {
                               alloc_bytes(inf->n_params), 0, NULL, NULL, &rc);
   if (rc != CL_SUCCESS) {
     params = NULL;
-    status = FAIL(rc, "clEnqueueMapBuffer(parameters, %zu bytes)", alloc_bytes(inf->n_params));
+    status = AN_FAIL(rc, "clEnqueueMapBuffer(parameters, %zu bytes)", alloc_bytes(inf->n_params));
     goto cleanup;
   }
   memset(params, 0, alloc_bytes(inf->n_params)); /* the last bias's padding */
@@ -535,7 +534,7 @@ an_status an_infer_load(an_infer *inf, const char *path) {
 cleanup:
   if (params) {
     const cl_int rc2 = clEnqueueUnmapMemObject(inf->rt->queue, inf->params, params, 0, NULL, NULL);
-    if (rc2 != CL_SUCCESS && status == AN_OK) status = FAIL(rc2, "clEnqueueUnmapMemObject(parameters)");
+    if (rc2 != CL_SUCCESS && status == AN_OK) status = AN_FAIL(rc2, "clEnqueueUnmapMemObject(parameters)");
     if (status == AN_OK) status = an_finish(inf->rt);
   }
   free(used);
@@ -589,7 +588,7 @@ static const float *compact(an_infer *inf, const float *out /* (N, classes_pad) 
 an_status an_infer_run(an_infer *inf, int slot, const float **logits) {
   *logits = NULL;
   if (slot < 0 || slot >= inf->input_slots)
-    return FAIL(AN_ERR_ARGUMENT, "input slot %d of %d", slot, inf->input_slots);
+    return AN_FAIL(AN_ERR_ARGUMENT, "input slot %d of %d", slot, inf->input_slots);
   an_runtime *rt = inf->rt;
   const size_t in_bytes = inf->input_floats * sizeof(float);
   if (inf->zero_copy) {
@@ -613,7 +612,7 @@ an_status an_infer_run(an_infer *inf, int slot, const float **logits) {
                                          inf->output_floats * sizeof(float), 0, NULL, NULL, &rc);
     if (rc != CL_SUCCESS) {
       inf->output_map = NULL;
-      return FAIL(rc, "clEnqueueMapBuffer(logits)");
+      return AN_FAIL(rc, "clEnqueueMapBuffer(logits)");
     }
     *logits = compact(inf, inf->output_map);
     return AN_OK;
@@ -655,13 +654,13 @@ static an_status split_lines(const char *text, const char *source, char ***out, 
       char **grown = realloc(v, (size_t)cap * sizeof *v);
       if (!grown) {
         an_class_names_free(v, n);
-        return FAIL(AN_ERR_HOST_ALLOC, "%s: %d class names", source, n);
+        return AN_FAIL(AN_ERR_HOST_ALLOC, "%s: %d class names", source, n);
       }
       v = grown;
     }
     if (!(v[n] = malloc(len + 1))) {
       an_class_names_free(v, n);
-      return FAIL(AN_ERR_HOST_ALLOC, "%s: class name %d", source, n);
+      return AN_FAIL(AN_ERR_HOST_ALLOC, "%s: class name %d", source, n);
     }
     memcpy(v[n], p, len);
     v[n++][len] = '\0';
@@ -709,7 +708,7 @@ an_status an_labels_read(const char *path, int classes, char ***names, int *extr
   *names = NULL;
   if (extra) *extra = 0;
   FILE *f = fopen(path, "rb");
-  if (!f) return FAIL(AN_ERR_IO, "%s: cannot open the labels file", path);
+  if (!f) return AN_FAIL(AN_ERR_IO, "%s: cannot open the labels file", path);
   char *text = NULL;
   size_t len = 0, cap = 0;
   for (;;) {
@@ -719,7 +718,7 @@ an_status an_labels_read(const char *path, int classes, char ***names, int *extr
       if (!grown) {
         free(text);
         fclose(f);
-        return FAIL(AN_ERR_IO, "%s: a labels file over 64 MiB, or out of memory", path);
+        return AN_FAIL(AN_ERR_IO, "%s: a labels file over 64 MiB, or out of memory", path);
       }
       text = grown;
     }
@@ -731,7 +730,7 @@ an_status an_labels_read(const char *path, int classes, char ***names, int *extr
   fclose(f);
   if (bad) {
     free(text);
-    return FAIL(AN_ERR_IO, "%s: read failed", path);
+    return AN_FAIL(AN_ERR_IO, "%s: read failed", path);
   }
   text[len] = '\0';
   char **v;
@@ -741,7 +740,7 @@ an_status an_labels_read(const char *path, int classes, char ***names, int *extr
   AN_TRY(status);
   if (n < classes) {
     an_class_names_free(v, n);
-    return FAIL(AN_ERR_ARGUMENT, "%s has %d line%s, but the model has %d classes: the labels file needs one class "
+    return AN_FAIL(AN_ERR_ARGUMENT, "%s has %d line%s, but the model has %d classes: the labels file needs one class "
                 "name per line, in the order of the classes", path, n, n == 1 ? "" : "s", classes);
   }
   for (int i = classes; i < n; i++) free(v[i]);

@@ -29,14 +29,12 @@ size_t an_conv_work_floats(const an_conv_dims *d, int images) {
 static an_status check_dims(const an_conv_dims *d, size_t work_floats, int *chunk) {
   if (d->n < 1 || d->c < 1 || d->oc < 1 || d->groups < 1 || d->c % d->groups || d->oc % d->groups ||
       d->oh < 1 || d->ow < 1 || d->stride < 1)
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__,
-                    "convolution %dx%dx%dx%d -> %d channels (k %d, stride %d, pad %d, groups %d) is not valid",
+    return AN_FAIL(AN_ERR_ARGUMENT, "convolution %dx%dx%dx%d -> %d channels (k %d, stride %d, pad %d, groups %d) is not valid",
                     d->n, d->c, d->h, d->w, d->oc, d->kh, d->stride, d->pad, d->groups);
   const size_t per_image = an_conv_work_floats(d, 1);
   *chunk = an_conv_chunk_images(d, work_floats);
   if (*chunk < 1)
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__,
-                    "convolution workspace of %zu floats holds less than one image (%zu)", work_floats,
+    return AN_FAIL(AN_ERR_ARGUMENT, "convolution workspace of %zu floats holds less than one image (%zu)", work_floats,
                     per_image);
   return AN_OK;
 }

@@ -13,9 +13,9 @@
 an_status an_fc_forward(an_runtime *rt, int n, int in, int out_features, an_buf out, an_buf inp,
                         an_buf weight, an_buf bias, int relu) {
   if (n < 1 || in < 1 || out_features < 1)
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "fc %d x %d -> %d is not valid", n, in, out_features);
+    return AN_FAIL(AN_ERR_ARGUMENT, "fc %d x %d -> %d is not valid", n, in, out_features);
   if (!bias.mem && relu)
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "fc without a bias takes no ReLU");
+    return AN_FAIL(AN_ERR_ARGUMENT, "fc without a bias takes no ReLU");
   AN_TRY(an_gemm(rt, 0, 1, (size_t)n, (size_t)out_features, (size_t)in, 1.0f, inp, (size_t)in, weight,
                  (size_t)in, 0.0f, out, (size_t)out_features));
   if (!bias.mem) return AN_OK;
@@ -28,7 +28,7 @@ an_status an_fc_forward(an_runtime *rt, int n, int in, int out_features, an_buf 
 an_status an_fc_backward(an_runtime *rt, int n, int in, int out_features, an_buf dinp, an_buf dweight,
                          an_buf dbias, an_buf dout, an_buf out, an_buf inp, an_buf weight, int relu) {
   if (n < 1 || in < 1 || out_features < 1)
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "fc %d x %d -> %d is not valid", n, in, out_features);
+    return AN_FAIL(AN_ERR_ARGUMENT, "fc %d x %d -> %d is not valid", n, in, out_features);
   if (relu) {
     const size_t global = (size_t)n * out_features;
     const an_arg args[] = {an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_mem(out.mem),

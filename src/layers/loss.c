@@ -6,7 +6,7 @@
 an_status an_softmax_xent(an_runtime *rt, int n, int classes, an_buf loss, an_buf dlogits,
                           an_buf per_sample, an_buf logits, cl_mem labels) {
   if (n < 1 || classes < 1)
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "loss over %d x %d is not valid", n, classes);
+    return AN_FAIL(AN_ERR_ARGUMENT, "loss over %d x %d is not valid", n, classes);
   {
     const size_t global = (size_t)n;
     const an_arg args[] = {an_arg_mem(logits.mem),     an_arg_ulong(logits.off), an_arg_mem(labels),

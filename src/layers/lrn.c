@@ -8,7 +8,7 @@
 
 static an_status check(int n, int c, int h, int w, const an_lrn_params *p) {
   if (n < 1 || c < 1 || h < 1 || w < 1 || p->size < 1 || p->k <= 0.0f)
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "LRN on %dx%dx%dx%d, size %d, k %g is not valid",
+    return AN_FAIL(AN_ERR_ARGUMENT, "LRN on %dx%dx%dx%d, size %d, k %g is not valid",
                     n, c, h, w, p->size, (double)p->k);
   return AN_OK;
 }

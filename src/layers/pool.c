@@ -9,7 +9,7 @@ an_status an_maxpool_forward(an_runtime *rt, int n, int c, int h, int w, int k, 
                              an_buf argmax, an_buf inp) {
   const int oh = an_pool_out(h, k, stride), ow = an_pool_out(w, k, stride);
   if (n < 1 || c < 1 || k < 1 || stride < 1 || h < k || w < k)
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "max-pool %d/%d on %dx%d is not valid", k, stride, h, w);
+    return AN_FAIL(AN_ERR_ARGUMENT, "max-pool %d/%d on %dx%d is not valid", k, stride, h, w);
   const size_t global[2] = {(size_t)oh, (size_t)n * c}; /* (row, plane) of out */
   const an_arg args[] = {an_arg_mem(inp.mem),    an_arg_ulong(inp.off),    an_arg_mem(out.mem),
                          an_arg_ulong(out.off),    an_arg_mem(argmax.mem),   an_arg_ulong(argmax.off),
@@ -22,7 +22,7 @@ an_status an_maxpool_forward_infer(an_runtime *rt, int n, int c, int h, int w, i
                                    an_buf inp) {
   const int oh = an_pool_out(h, k, stride), ow = an_pool_out(w, k, stride);
   if (n < 1 || c < 1 || k < 1 || stride < 1 || h < k || w < k)
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "max-pool %d/%d on %dx%d is not valid", k, stride, h, w);
+    return AN_FAIL(AN_ERR_ARGUMENT, "max-pool %d/%d on %dx%d is not valid", k, stride, h, w);
   const size_t global[2] = {(size_t)oh, (size_t)n * c}; /* (row, plane) of out */
   const an_arg args[] = {an_arg_mem(inp.mem), an_arg_ulong(inp.off), an_arg_mem(out.mem), an_arg_ulong(out.off),
                          an_arg_int(h),       an_arg_int(w),         an_arg_int(oh),      an_arg_int(ow),
@@ -34,7 +34,7 @@ an_status an_maxpool_backward(an_runtime *rt, int n, int c, int h, int w, int k,
                               an_buf dout, an_buf argmax) {
   const int oh = an_pool_out(h, k, stride), ow = an_pool_out(w, k, stride);
   if (n < 1 || c < 1 || k < 1 || stride < 1 || h < k || w < k)
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "max-pool %d/%d on %dx%d is not valid", k, stride, h, w);
+    return AN_FAIL(AN_ERR_ARGUMENT, "max-pool %d/%d on %dx%d is not valid", k, stride, h, w);
   const size_t global[1] = {(size_t)n * c}; /* planes of dinp */
   const an_arg args[] = {an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_mem(argmax.mem),
                          an_arg_ulong(argmax.off), an_arg_mem(dinp.mem), an_arg_ulong(dinp.off),
@@ -46,7 +46,7 @@ an_status an_maxpool_backward(an_runtime *rt, int n, int c, int h, int w, int k,
 an_status an_avgpool_forward(an_runtime *rt, int n, int c, int h, int w, int oh, int ow, an_buf out,
                              an_buf inp) {
   if (n < 1 || c < 1 || h < 1 || w < 1 || oh < 1 || ow < 1)
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "adaptive pool %dx%d -> %dx%d is not valid", h, w, oh, ow);
+    return AN_FAIL(AN_ERR_ARGUMENT, "adaptive pool %dx%d -> %dx%d is not valid", h, w, oh, ow);
   const size_t global[3] = {(size_t)ow, (size_t)oh, (size_t)n * c}; /* (x, y, plane) of out */
   const an_arg args[] = {an_arg_mem(inp.mem), an_arg_ulong(inp.off), an_arg_mem(out.mem),
                          an_arg_ulong(out.off), an_arg_int(h),        an_arg_int(w),
@@ -57,7 +57,7 @@ an_status an_avgpool_forward(an_runtime *rt, int n, int c, int h, int w, int oh,
 an_status an_avgpool_backward(an_runtime *rt, int n, int c, int h, int w, int oh, int ow, an_buf dinp,
                               an_buf dout) {
   if (n < 1 || c < 1 || h < 1 || w < 1 || oh < 1 || ow < 1)
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "adaptive pool %dx%d -> %dx%d is not valid", h, w, oh, ow);
+    return AN_FAIL(AN_ERR_ARGUMENT, "adaptive pool %dx%d -> %dx%d is not valid", h, w, oh, ow);
   const size_t global[3] = {(size_t)w, (size_t)h, (size_t)n * c}; /* (x, y, plane) of dinp */
   const an_arg args[] = {an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_mem(dinp.mem),
                          an_arg_ulong(dinp.off), an_arg_int(h),         an_arg_int(w),

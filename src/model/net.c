@@ -72,7 +72,7 @@ size_t an_net_device_bytes(const an_net *net) {
 static const an_model_desc *find_model(const char *model) {
   const an_model_desc *m = an_model_find(model);
   if (!m)
-    an_error(AN_ERR_UNKNOWN_MODEL, __FILE__, __LINE__, "unknown model '%s' (the models are alexnet, alexnet-half, alexnet-tv)",
+    AN_FAIL(AN_ERR_UNKNOWN_MODEL, "unknown model '%s' (the models are alexnet, alexnet-half, alexnet-tv)",
              model ? model : "");
   return m;
 }
@@ -80,16 +80,16 @@ static const an_model_desc *find_model(const char *model) {
 an_status an_net_plan_desc(const an_model_desc *m, int classes, int batch, int input_hw, an_net **out) {
   *out = NULL;
   if (classes < 1 || batch < 1 || input_hw < 1)
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "classes %d, batch %d, input %d must be positive",
+    return AN_FAIL(AN_ERR_ARGUMENT, "classes %d, batch %d, input %d must be positive",
                     classes, batch, input_hw);
   an_status status = AN_OK;
   an_net *net = calloc(1, sizeof *net);
-  if (!net) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "net");
+  if (!net) return AN_FAIL(AN_ERR_HOST_ALLOC, "net");
   net->model = m, net->classes = classes, net->batch = batch, net->input_hw = input_hw;
   net->layers = calloc((size_t)m->n_layers, sizeof *net->layers);
   net->tensors = calloc((size_t)2 * m->n_layers, sizeof *net->tensors);
   if (!net->layers || !net->tensors) {
-    status = an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "net plan");
+    status = AN_FAIL(AN_ERR_HOST_ALLOC, "net plan");
     goto cleanup;
   }
   AN_TRY_GOTO(plan(net));
@@ -132,8 +132,7 @@ an_status an_net_create_desc(an_runtime *rt, const an_model_desc *m, int classes
   net->rt = rt;
   const size_t bytes = an_net_device_bytes(net);
   if (bytes > rt->info.global_mem_bytes) {
-    status = an_error(AN_ERR_DEVICE_MEMORY, __FILE__, __LINE__,
-                      "%s at batch %d needs %.0f MiB of device memory; %s has %.0f MiB: try a smaller batch",
+    status = AN_FAIL(AN_ERR_DEVICE_MEMORY, "%s at batch %d needs %.0f MiB of device memory; %s has %.0f MiB: try a smaller batch",
                       m->name, batch, bytes / 1048576.0, rt->info.name, rt->info.global_mem_bytes / 1048576.0);
     goto cleanup;
   }
@@ -210,7 +209,7 @@ void an_net_init_host(const an_net *net, uint64_t seed, float *host) {
 
 an_status an_net_init(an_net *net, uint64_t seed) {
   float *host = malloc(net->n_params * sizeof *host);
-  if (!host) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "parameters (%zu floats)", net->n_params);
+  if (!host) return AN_FAIL(AN_ERR_HOST_ALLOC, "parameters (%zu floats)", net->n_params);
   an_net_init_host(net, seed, host);
   an_status status = an_write(net->rt, an_at(net->params, 0), host, net->n_params);
   free(host);
@@ -221,7 +220,7 @@ an_status an_net_init(an_net *net, uint64_t seed) {
 an_status an_net_set_batch(an_net *net, const float *images, const int *labels) {
   for (int i = 0; i < net->batch; i++)
     if (labels[i] < 0 || labels[i] >= net->classes)
-      return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "label %d of sample %d is outside [0, %d)",
+      return AN_FAIL(AN_ERR_ARGUMENT, "label %d of sample %d is outside [0, %d)",
                       labels[i], i, net->classes);
   AN_TRY(an_write(net->rt, an_at(net->acts, 0), images, (size_t)net->batch * 3 * net->input_hw * net->input_hw));
   AN_CL_RETURN(clEnqueueWriteBuffer(net->rt->queue, net->labels, CL_TRUE, 0, (size_t)net->batch * sizeof(cl_int),
@@ -325,7 +324,7 @@ an_status an_net_sgd(an_net *net, const an_sgd_params *p) {
 an_status an_net_read_loss(an_net *net, float *loss) {
   AN_TRY(an_read(net->rt, loss, an_at(net->loss, 0), 1));
   if (!isfinite(*loss))
-    return an_error(AN_ERR_NOT_FINITE, __FILE__, __LINE__, "the loss is %f: training diverged (lower the learning rate)",
+    return AN_FAIL(AN_ERR_NOT_FINITE, "the loss is %f: training diverged (lower the learning rate)",
                     (double)*loss);
   return AN_OK;
 }

@@ -75,13 +75,13 @@ static void CL_CALLBACK release_user_event(cl_event done, cl_int status, void *u
 
 static an_status stage_buffer(an_split *s, int slot, size_t floats, float **out) {
   if (slot >= s->n_stage)
-    return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "staging slot %d of %d", slot, s->n_stage);
+    return AN_FAIL(AN_ERR_ARGUMENT, "staging slot %d of %d", slot, s->n_stage);
   if (s->stage_floats[slot] < floats) {
     free(s->stage[slot]);
     s->stage[slot] = NULL;
     void *p = NULL;
     if (posix_memalign(&p, 4096, floats * sizeof(float)) != 0)
-      return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "host staging of %zu floats", floats);
+      return AN_FAIL(AN_ERR_HOST_ALLOC, "host staging of %zu floats", floats);
     s->stage[slot] = p, s->stage_floats[slot] = floats;
   }
   *out = s->stage[slot];
@@ -242,7 +242,7 @@ an_status an_split_create(an_runtime *rt0, an_runtime *rt1, const char *model, i
   an_status status = AN_OK;
   an_net *plans[2] = {NULL, NULL};
   an_split *s = calloc(1, sizeof *s);
-  if (!s) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "split");
+  if (!s) return AN_FAIL(AN_ERR_HOST_ALLOC, "split");
   s->rt[0] = rt0, s->rt[1] = rt1;
   s->batch = batch, s->classes = classes, s->input_hw = input_hw;
   s->shared_context = rt0->context == rt1->context;
@@ -250,7 +250,7 @@ an_status an_split_create(an_runtime *rt0, an_runtime *rt1, const char *model, i
   const an_model_desc *column = an_model_column(s->full->model);
   s->mode = column ? AN_SPLIT_COLUMNS : AN_SPLIT_BATCH;
   if (s->mode == AN_SPLIT_BATCH && batch < 2) {
-    status = an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "%s splits the batch across two devices: batch %d is too small",
+    status = AN_FAIL(AN_ERR_ARGUMENT, "%s splits the batch across two devices: batch %d is too small",
                       model, batch);
     goto cleanup;
   }
@@ -281,8 +281,7 @@ an_status an_split_create(an_runtime *rt0, an_runtime *rt1, const char *model, i
   for (int k = 0; k < 2; k++) {
     const size_t need = an_net_device_bytes(plans[k]) + s->recv_floats * sizeof(float);
     if (need > s->rt[k]->info.global_mem_bytes) {
-      status = an_error(AN_ERR_DEVICE_MEMORY, __FILE__, __LINE__,
-                        "%s split over two devices: device %d (%s) needs %.0f MiB for its %s at batch %d and has "
+      status = AN_FAIL(AN_ERR_DEVICE_MEMORY, "%s split over two devices: device %d (%s) needs %.0f MiB for its %s at batch %d and has "
                         "%.0f MiB: try a smaller batch",
                         model, k, s->rt[k]->info.name, need / 1048576.0,
                         s->mode == AN_SPLIT_COLUMNS ? "column" : "half of the batch", batch,
@@ -298,7 +297,7 @@ an_status an_split_create(an_runtime *rt0, an_runtime *rt1, const char *model, i
   s->stage = calloc((size_t)s->n_stage, sizeof *s->stage);
   s->stage_floats = calloc((size_t)s->n_stage, sizeof *s->stage_floats);
   if (!s->stage || !s->stage_floats) {
-    status = an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "staging table");
+    status = AN_FAIL(AN_ERR_HOST_ALLOC, "staging table");
     goto cleanup;
   }
   an_net_destroy(plans[0]);
@@ -342,7 +341,7 @@ static an_status map_tensors(const an_split *s, int k, float *local, float *full
       const an_tensor *t = &net->tensors[owned[o]];
       const int f = an_net_find_tensor(s->full, t->name);
       if (f < 0)
-        return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "split: %s has no tensor in %s", t->name,
+        return AN_FAIL(AN_ERR_ARGUMENT, "split: %s has no tensor in %s", t->name,
                         s->full->model->name);
       const an_tensor *ft = &s->full->tensors[f];
       const an_slice_kind slice = s->mode == AN_SPLIT_COLUMNS ? L->desc->slice : AN_SLICE_NONE;
@@ -356,7 +355,7 @@ static an_status map_tensors(const an_split *s, int k, float *local, float *full
       } else {
         const size_t start = slice == AN_SLICE_ROWS ? (size_t)k * t->count : 0;
         if (start + t->count > ft->count)
-          return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__, "split: %s of column %d does not fit %s", t->name, k,
+          return AN_FAIL(AN_ERR_ARGUMENT, "split: %s of column %d does not fit %s", t->name, k,
                           ft->name);
         float *a = local + t->offset, *b = full + ft->offset + start;
         memcpy(to_full ? b : a, to_full ? a : b, t->count * sizeof(float));
@@ -378,7 +377,7 @@ static an_status write_full(an_split *s, which w, const float *full) {
   for (int k = 0; k < 2; k++) {
     free(local);
     local = malloc(s->net[k]->n_params * sizeof *local);
-    if (!local) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "parameters of device %d", k);
+    if (!local) return AN_FAIL(AN_ERR_HOST_ALLOC, "parameters of device %d", k);
     AN_TRY_GOTO(map_tensors(s, k, local, (float *)full, 0));
     AN_TRY_GOTO(an_write(s->rt[k], an_at(which_mem(s->net[k], w), 0), local, s->net[k]->n_params));
   }
@@ -394,7 +393,7 @@ static an_status read_full(an_split *s, which w, float *full) {
   for (int k = devices - 1; k >= 0; k--) { /* device 0 last: its copy of the shared fc8 bias is kept */
     free(local);
     local = malloc(s->net[k]->n_params * sizeof *local);
-    if (!local) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "parameters of device %d", k);
+    if (!local) return AN_FAIL(AN_ERR_HOST_ALLOC, "parameters of device %d", k);
     AN_TRY_GOTO(an_read(s->rt[k], local, an_at(which_mem(s->net[k], w), 0), s->net[k]->n_params));
     AN_TRY_GOTO(map_tensors(s, k, local, full, 1));
   }
@@ -411,7 +410,7 @@ an_status an_split_read_momentum(an_split *s, float *m) { return read_full(s, MO
 
 an_status an_split_init(an_split *s, uint64_t seed) {
   float *host = malloc(s->full->n_params * sizeof *host);
-  if (!host) return an_error(AN_ERR_HOST_ALLOC, __FILE__, __LINE__, "parameters (%zu floats)", s->full->n_params);
+  if (!host) return AN_FAIL(AN_ERR_HOST_ALLOC, "parameters (%zu floats)", s->full->n_params);
   an_net_init_host(s->full, seed, host);
   an_status status = an_split_write_params(s, host);
   free(host);
