@@ -39,19 +39,6 @@ an_status an_list_devices(an_device_info **devices, int *n_devices);
  * spec is AN_ERR_DEVICE_NOT_FOUND with a message listing the devices that exist. */
 an_status an_select_device(const char *spec, an_device_info *out);
 
-/* Kernel handles of the project's program, created once after the build. */
-typedef enum an_kernel_id {
-  AN_K_IM2COL, AN_K_COL2IM, AN_K_CONV_EPILOGUE, AN_K_CONV_GRAD_PROLOGUE, AN_K_ROWSUM_ADD,
-  AN_K_BIAS_ACT, AN_K_RELU_MASK, AN_K_COLSUM_ADD,
-  AN_K_LRN_FORWARD, AN_K_LRN_BACKWARD,
-  AN_K_MAXPOOL_FORWARD, AN_K_MAXPOOL_BACKWARD, AN_K_AVGPOOL_FORWARD, AN_K_AVGPOOL_BACKWARD,
-  AN_K_DROPOUT_FORWARD, AN_K_DROPOUT_BACKWARD,
-  AN_K_XENT_FORWARD_BACKWARD, AN_K_SUM_LOSS,
-  AN_K_SGD_UPDATE,
-  AN_K_COPY_ROWS,
-  AN_K_MAXPOOL_FORWARD_INFER, AN_K_LRN_FORWARD_INFER, /* inference: nothing kept for backward */
-  AN_K_COUNT
-} an_kernel_id;
 
 /* Profiling marks: when rt->profiling is set, the net and the GEMM wrapper enqueue markers whose end
  * times split a step into layers and GEMMs (alexnet bench reads them). */
@@ -76,7 +63,7 @@ typedef struct an_mark {
 /* Kernel events: when rt->kernel_profiling is set, every launch of the project's kernels keeps its
  * event and range (alexnet bench --kernels sums them per kernel and range; CLBlast's are not in it). */
 typedef struct an_kernel_event {
-  an_kernel_id kernel;
+  const char *kernel; /* its name in cl/ (the runtime's copy) */
   cl_uint dims;
   size_t global[3];
   cl_event event;
@@ -87,7 +74,9 @@ typedef struct an_runtime {
   cl_context context;
   cl_command_queue queue; /* in-order; profiling enabled */
   cl_program program;
-  cl_kernel kernels[AN_K_COUNT];
+  cl_kernel *kernels;        /* (n_kernels) every kernel of the program */
+  char (*kernel_names)[64];  /* (n_kernels) their names in cl/, which an_launch looks up */
+  int n_kernels;
   char build_options[256];
   int profiling;   /* 1: record marks */
   an_mark *marks;  /* (n_marks) in enqueue order */
@@ -114,8 +103,6 @@ an_status an_mark_add(an_runtime *rt, an_mark_kind kind, int layer);
 /* Device time at which mark i completed, in milliseconds (after the queue finished). */
 an_status an_mark_end_ms(an_runtime *rt, int i, double *ms);
 void an_marks_clear(an_runtime *rt);
-/* The kernel's name in cl/ ("im2col", ...). */
-const char *an_kernel_name(an_kernel_id k);
 /* A kept launch's own device time (start to end), in milliseconds (after the queue finished). */
 an_status an_kernel_event_ms(const an_kernel_event *e, double *ms);
 void an_kernel_events_clear(an_runtime *rt);

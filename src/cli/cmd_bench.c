@@ -18,7 +18,7 @@ typedef struct layer_time {
 
 /* One of the project's kernels at one range (--kernels): its launches and own device time per step. */
 typedef struct kernel_time {
-  an_kernel_id kernel;
+  const char *kernel; /* its name, as the runtime keeps it */
   cl_uint dims;
   size_t global[3];
   double launches, ms;
@@ -326,7 +326,7 @@ static void print_kernels(const device_time *d, double device_ms) {
     if (k->dims == 1) snprintf(range, sizeof range, "%zu", k->global[0]);
     else if (k->dims == 2) snprintf(range, sizeof range, "%zux%zu", k->global[0], k->global[1]);
     else snprintf(range, sizeof range, "%zux%zux%zu", k->global[0], k->global[1], k->global[2]);
-    printf("    %-24s %-22s %9.1f %10.2f %6.1f%%\n", an_kernel_name(k->kernel), range, k->launches, k->ms,
+    printf("    %-24s %-22s %9.1f %10.2f %6.1f%%\n", k->kernel, range, k->launches, k->ms,
            100 * k->ms / device_ms);
   }
   if (d->kernels_other_ms > 0)
@@ -426,7 +426,7 @@ static void print_json_layers(const device_time *d, int train) {
   printf(", \"kernels_ms\": %.4f, \"kernels_other_ms\": %.4f, \"kernels\": [", d->kernels_ms, d->kernels_other_ms);
   for (int i = 0; i < d->n_kernels; i++) {
     const kernel_time *k = &d->kernels[i];
-    printf("%s{\"kernel\": \"%s\", \"global\": [", i ? ", " : "", an_kernel_name(k->kernel));
+    printf("%s{\"kernel\": \"%s\", \"global\": [", i ? ", " : "", k->kernel);
     for (cl_uint j = 0; j < k->dims; j++) printf("%s%zu", j ? ", " : "", k->global[j]);
     printf("], \"launches\": %.2f, \"ms\": %.4f}", k->launches, k->ms);
   }

@@ -53,7 +53,7 @@ static an_status im2col(an_runtime *rt, const an_conv_dims *d, an_buf inp, an_bu
                          an_arg_int(d->w),      an_arg_int(d->kh),    an_arg_int(d->kw),
                          an_arg_int(d->stride), an_arg_int(d->pad),   an_arg_int(d->oh),
                          an_arg_int(d->ow),     an_arg_int(n0),       an_arg_int(nb)};
-  return an_launch(rt, AN_K_IM2COL, 3, global, NULL, args);
+  return an_launch(rt, "im2col", 3, global, NULL, args);
 }
 
 an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_buf inp, an_buf weight,
@@ -77,7 +77,7 @@ an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_
                            an_arg_ulong(bias.off), an_arg_mem(out.mem),   an_arg_ulong(out.off),
                            an_arg_int(d->oc),      an_arg_int((int)ohw),  an_arg_int(n0),
                            an_arg_int(nb),         an_arg_int(relu != 0)};
-    AN_TRY(an_launch(rt, AN_K_CONV_EPILOGUE, 2, global, NULL, args));
+    AN_TRY(an_launch(rt, "conv_epilogue", 2, global, NULL, args));
   }
   return AN_OK;
 }
@@ -101,13 +101,13 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
                              an_arg_ulong(out.off),  an_arg_mem(dybuf.mem), an_arg_ulong(dybuf.off),
                              an_arg_int(d->oc),      an_arg_int((int)ohw),  an_arg_int(n0),
                              an_arg_int(nb),         an_arg_int(relu != 0)};
-      AN_TRY(an_launch(rt, AN_K_CONV_GRAD_PROLOGUE, 2, global, NULL, args));
+      AN_TRY(an_launch(rt, "conv_grad_prologue", 2, global, NULL, args));
     }
     {
       const size_t local = 64, global = (size_t)d->oc * local;
       const an_arg args[] = {an_arg_mem(dybuf.mem), an_arg_ulong(dybuf.off), an_arg_int((int)ncols),
                              an_arg_mem(dbias.mem), an_arg_ulong(dbias.off)};
-      AN_TRY(an_launch(rt, AN_K_ROWSUM_ADD, 1, &global, &local, args));
+      AN_TRY(an_launch(rt, "rowsum_add", 1, &global, &local, args));
     }
     /* dW's reduction runs over every output pixel of the chunk (K = nb·OH·OW, up to ~10⁵): split into
      * slices accumulated with beta = 1, which keeps each GEMM's panels in cache (3-4x faster on CPUs);
@@ -131,7 +131,7 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
                            an_arg_int(d->w),       an_arg_int(d->kh),   an_arg_int(d->kw),
                            an_arg_int(d->stride),  an_arg_int(d->pad),  an_arg_int(d->oh),
                            an_arg_int(d->ow),      an_arg_int(n0),      an_arg_int(nb)};
-    AN_TRY(an_launch(rt, AN_K_COL2IM, 2, global, NULL, args));
+    AN_TRY(an_launch(rt, "col2im", 2, global, NULL, args));
   }
   return AN_OK;
 }

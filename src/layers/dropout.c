@@ -14,7 +14,7 @@ float an_dropout_uniform(uint64_t key, uint64_t i) {
   return (float)(an_mix64(key + (i + 1) * AN_RNG_GOLDEN) >> 40) * (1.0f / 16777216.0f);
 }
 
-static an_status run(an_runtime *rt, an_kernel_id k, size_t count, float p, uint64_t key, uint64_t first,
+static an_status run(an_runtime *rt, const char *k, size_t count, float p, uint64_t key, uint64_t first,
                      an_buf dst, an_buf src) {
   if (!(p >= 0.0f && p < 1.0f))
     return AN_FAIL(AN_ERR_ARGUMENT, "dropout probability %g is not in [0, 1)", (double)p);
@@ -26,12 +26,12 @@ static an_status run(an_runtime *rt, an_kernel_id k, size_t count, float p, uint
 
 an_status an_dropout_forward(an_runtime *rt, size_t count, float p, uint64_t key, uint64_t first, an_buf out,
                              an_buf inp) {
-  return run(rt, AN_K_DROPOUT_FORWARD, count, p, key, first, out, inp);
+  return run(rt, "dropout_forward", count, p, key, first, out, inp);
 }
 
 an_status an_dropout_backward(an_runtime *rt, size_t count, float p, uint64_t key, uint64_t first,
                               an_buf dinp, an_buf dout) {
-  return run(rt, AN_K_DROPOUT_BACKWARD, count, p, key, first, dinp, dout);
+  return run(rt, "dropout_backward", count, p, key, first, dinp, dout);
 }
 
 /* ---- the layer table's entry: inactive (evaluation), the output is a copy of the input ---- */

@@ -22,7 +22,7 @@ an_status an_fc_forward(an_runtime *rt, int n, int in, int out_features, an_buf 
   const size_t global = (size_t)n * out_features;
   const an_arg args[] = {an_arg_mem(out.mem), an_arg_ulong(out.off), an_arg_mem(bias.mem),
                          an_arg_ulong(bias.off), an_arg_int(out_features), an_arg_int(relu != 0)};
-  return an_launch(rt, AN_K_BIAS_ACT, 1, &global, NULL, args);
+  return an_launch(rt, "bias_act", 1, &global, NULL, args);
 }
 
 an_status an_fc_backward(an_runtime *rt, int n, int in, int out_features, an_buf dinp, an_buf dweight,
@@ -33,13 +33,13 @@ an_status an_fc_backward(an_runtime *rt, int n, int in, int out_features, an_buf
     const size_t global = (size_t)n * out_features;
     const an_arg args[] = {an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_mem(out.mem),
                            an_arg_ulong(out.off)};
-    AN_TRY(an_launch(rt, AN_K_RELU_MASK, 1, &global, NULL, args));
+    AN_TRY(an_launch(rt, "relu_mask", 1, &global, NULL, args));
   }
   if (dbias.mem) {
     const size_t global = (size_t)out_features;
     const an_arg args[] = {an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_int(n),
                            an_arg_int(out_features), an_arg_mem(dbias.mem), an_arg_ulong(dbias.off)};
-    AN_TRY(an_launch(rt, AN_K_COLSUM_ADD, 1, &global, NULL, args));
+    AN_TRY(an_launch(rt, "colsum_add", 1, &global, NULL, args));
   }
   AN_TRY(an_gemm(rt, 1, 0, (size_t)out_features, (size_t)in, (size_t)n, 1.0f, dout, (size_t)out_features,
                  inp, (size_t)in, 1.0f, dweight, (size_t)in));
@@ -59,7 +59,7 @@ an_status an_fc_forward_in_out(an_runtime *rt, int n, int in, int out_pad, an_bu
   const size_t global = (size_t)n * o;
   const an_arg args[] = {an_arg_mem(out.mem), an_arg_ulong(out.off), an_arg_mem(bias.mem),
                          an_arg_ulong(bias.off), an_arg_int(out_pad), an_arg_int(relu != 0)};
-  return an_launch(rt, AN_K_BIAS_ACT, 1, &global, NULL, args);
+  return an_launch(rt, "bias_act", 1, &global, NULL, args);
 }
 
 /* ---- the layer table's entry ---- */

@@ -13,10 +13,10 @@ an_status an_softmax_xent(an_runtime *rt, int n, int classes, an_buf loss, an_bu
                            an_arg_mem(dlogits.mem),    an_arg_ulong(dlogits.off),
                            an_arg_mem(per_sample.mem), an_arg_ulong(per_sample.off), an_arg_int(n),
                            an_arg_int(classes)};
-    AN_TRY(an_launch(rt, AN_K_XENT_FORWARD_BACKWARD, 1, &global, NULL, args));
+    AN_TRY(an_launch(rt, "xent_forward_backward", 1, &global, NULL, args));
   }
   const size_t one = 1;
   const an_arg args[] = {an_arg_mem(per_sample.mem), an_arg_ulong(per_sample.off), an_arg_mem(loss.mem),
                          an_arg_ulong(loss.off), an_arg_int(n)};
-  return an_launch(rt, AN_K_SUM_LOSS, 1, &one, NULL, args);
+  return an_launch(rt, "sum_loss", 1, &one, NULL, args);
 }

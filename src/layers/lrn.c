@@ -21,7 +21,7 @@ an_status an_lrn_forward(an_runtime *rt, int n, int c, int h, int w, const an_lr
                          an_arg_ulong(out.off),  an_arg_mem(scale.mem), an_arg_ulong(scale.off),
                          an_arg_int(c),          an_arg_int(h * w),     an_arg_int(p->size),
                          an_arg_float(p->alpha), an_arg_float(p->beta), an_arg_float(p->k)};
-  return an_launch(rt, AN_K_LRN_FORWARD, 2, global, NULL, args);
+  return an_launch(rt, "lrn_forward", 2, global, NULL, args);
 }
 
 an_status an_lrn_forward_infer(an_runtime *rt, int n, int c, int h, int w, const an_lrn_params *p, an_buf out,
@@ -31,7 +31,7 @@ an_status an_lrn_forward_infer(an_runtime *rt, int n, int c, int h, int w, const
   const an_arg args[] = {an_arg_mem(inp.mem),  an_arg_ulong(inp.off), an_arg_mem(out.mem),   an_arg_ulong(out.off),
                          an_arg_int(c),        an_arg_int(h * w),     an_arg_int(p->size),   an_arg_float(p->alpha),
                          an_arg_float(p->beta), an_arg_float(p->k)};
-  return an_launch(rt, AN_K_LRN_FORWARD_INFER, 2, global, NULL, args);
+  return an_launch(rt, "lrn_forward_infer", 2, global, NULL, args);
 }
 
 an_status an_lrn_backward(an_runtime *rt, int n, int c, int h, int w, const an_lrn_params *p, an_buf dinp,
@@ -43,7 +43,7 @@ an_status an_lrn_backward(an_runtime *rt, int n, int c, int h, int w, const an_l
                          an_arg_mem(inp.mem),    an_arg_ulong(inp.off),  an_arg_mem(dinp.mem),
                          an_arg_ulong(dinp.off), an_arg_int(c),          an_arg_int(h * w),
                          an_arg_int(p->size),    an_arg_float(p->alpha), an_arg_float(p->beta)};
-  return an_launch(rt, AN_K_LRN_BACKWARD, 2, global, NULL, args);
+  return an_launch(rt, "lrn_backward", 2, global, NULL, args);
 }
 
 /* ---- the layer table's entry: the shape passes through; training keeps the scale in aux ---- */

@@ -15,7 +15,7 @@ an_status an_maxpool_forward(an_runtime *rt, int n, int c, int h, int w, int k, 
                          an_arg_ulong(out.off),    an_arg_mem(argmax.mem),   an_arg_ulong(argmax.off),
                          an_arg_int(h),            an_arg_int(w),            an_arg_int(oh),
                          an_arg_int(ow),           an_arg_int(k),            an_arg_int(stride)};
-  return an_launch(rt, AN_K_MAXPOOL_FORWARD, 2, global, NULL, args);
+  return an_launch(rt, "maxpool_forward", 2, global, NULL, args);
 }
 
 an_status an_maxpool_forward_infer(an_runtime *rt, int n, int c, int h, int w, int k, int stride, an_buf out,
@@ -27,7 +27,7 @@ an_status an_maxpool_forward_infer(an_runtime *rt, int n, int c, int h, int w, i
   const an_arg args[] = {an_arg_mem(inp.mem), an_arg_ulong(inp.off), an_arg_mem(out.mem), an_arg_ulong(out.off),
                          an_arg_int(h),       an_arg_int(w),         an_arg_int(oh),      an_arg_int(ow),
                          an_arg_int(k),       an_arg_int(stride)};
-  return an_launch(rt, AN_K_MAXPOOL_FORWARD_INFER, 2, global, NULL, args);
+  return an_launch(rt, "maxpool_forward_infer", 2, global, NULL, args);
 }
 
 an_status an_maxpool_backward(an_runtime *rt, int n, int c, int h, int w, int k, int stride, an_buf dinp,
@@ -40,7 +40,7 @@ an_status an_maxpool_backward(an_runtime *rt, int n, int c, int h, int w, int k,
                          an_arg_ulong(argmax.off), an_arg_mem(dinp.mem), an_arg_ulong(dinp.off),
                          an_arg_int(h),          an_arg_int(w),         an_arg_int(oh),
                          an_arg_int(ow),         an_arg_int(k),         an_arg_int(stride)};
-  return an_launch(rt, AN_K_MAXPOOL_BACKWARD, 1, global, NULL, args);
+  return an_launch(rt, "maxpool_backward", 1, global, NULL, args);
 }
 
 an_status an_avgpool_forward(an_runtime *rt, int n, int c, int h, int w, int oh, int ow, an_buf out,
@@ -51,7 +51,7 @@ an_status an_avgpool_forward(an_runtime *rt, int n, int c, int h, int w, int oh,
   const an_arg args[] = {an_arg_mem(inp.mem), an_arg_ulong(inp.off), an_arg_mem(out.mem),
                          an_arg_ulong(out.off), an_arg_int(h),        an_arg_int(w),
                          an_arg_int(oh),        an_arg_int(ow)};
-  return an_launch(rt, AN_K_AVGPOOL_FORWARD, 3, global, NULL, args);
+  return an_launch(rt, "avgpool_forward", 3, global, NULL, args);
 }
 
 an_status an_avgpool_backward(an_runtime *rt, int n, int c, int h, int w, int oh, int ow, an_buf dinp,
@@ -62,7 +62,7 @@ an_status an_avgpool_backward(an_runtime *rt, int n, int c, int h, int w, int oh
   const an_arg args[] = {an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_mem(dinp.mem),
                          an_arg_ulong(dinp.off), an_arg_int(h),         an_arg_int(w),
                          an_arg_int(oh),         an_arg_int(ow)};
-  return an_launch(rt, AN_K_AVGPOOL_BACKWARD, 3, global, NULL, args);
+  return an_launch(rt, "avgpool_backward", 3, global, NULL, args);
 }
 
 /* ---- the layer table's entries: max-pool keeps its argmax in aux when training ---- */

@@ -140,7 +140,7 @@ static an_status local_copy(an_split *s, int k, const xfer *x) {
   const an_arg args[] = {an_arg_mem(x->src), an_arg_ulong(x->src_off), an_arg_ulong(x->src_pitch),
                          an_arg_mem(x->dst), an_arg_ulong(x->dst_off), an_arg_ulong(x->dst_pitch),
                          an_arg_ulong(x->width)};
-  return an_launch(s->rt[k], AN_K_COPY_ROWS, 1, &global, NULL, args);
+  return an_launch(s->rt[k], "copy_rows", 1, &global, NULL, args);
 }
 
 /* ---- exchanges of the column split ---- */
@@ -195,7 +195,7 @@ static an_status sum_forward(an_split *s, int j) {
     const size_t global = nk;
     const an_arg args[] = {an_arg_mem(net->acts), an_arg_ulong(L->out_off), an_arg_mem(net->params),
                            an_arg_ulong(net->tensors[L->bias].offset), an_arg_int(L->in_c), an_arg_int(0)};
-    AN_TRY(an_launch(rt, AN_K_BIAS_ACT, 1, &global, NULL, args));
+    AN_TRY(an_launch(rt, "bias_act", 1, &global, NULL, args));
   }
   return AN_OK;
 }
@@ -208,7 +208,7 @@ static an_status sum_backward(an_split *s, int j) {
     const size_t global = (size_t)L->in_c;
     const an_arg args[] = {an_arg_mem(net->dacts), an_arg_ulong(dout_off), an_arg_int(s->batch), an_arg_int(L->in_c),
                            an_arg_mem(net->grads), an_arg_ulong(net->tensors[L->bias].offset)};
-    AN_TRY(an_launch(s->rt[k], AN_K_COLSUM_ADD, 1, &global, NULL, args));
+    AN_TRY(an_launch(s->rt[k], "colsum_add", 1, &global, NULL, args));
     AN_CL_RETURN(clEnqueueCopyBuffer(s->rt[k]->queue, net->dacts, net->dacts, dout_off * sizeof(float),
                                      dinp_off * sizeof(float), (size_t)s->batch * L->in_c * sizeof(float), 0, NULL,
                                      NULL));

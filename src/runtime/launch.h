@@ -23,9 +23,9 @@ static inline an_arg an_arg_int(int i) { an_arg a; a.size = sizeof(cl_int); a.v.
 static inline an_arg an_arg_float(float f) { an_arg a; a.size = sizeof(cl_float); a.v.f = f; return a; }
 static inline an_arg an_arg_ulong(cl_ulong u) { an_arg a; a.size = sizeof(cl_ulong); a.v.ul = u; return a; }
 
-/* Sets the arguments and enqueues kernel over `global` work-items (1-3 dims); local may be NULL.
+/* Sets the arguments and enqueues the kernel named `kernel` (its name in cl/) over `global` work-items (1-3 dims); local may be NULL.
  * Failures name the kernel and the call. */
-an_status an_launch_at(an_runtime *rt, an_kernel_id k, cl_uint dims, const size_t *global,
+an_status an_launch_at(an_runtime *rt, const char *kernel, cl_uint dims, const size_t *global,
                        const size_t *local, const an_arg *args, int n_args, const char *file,
                        int line);
 #define an_launch(rt, k, dims, global, local, args) \

@@ -21,30 +21,6 @@
 #endif
 #include "runtime/launch.h"
 
-static const char *const kernel_names[AN_K_COUNT] = {
-    [AN_K_IM2COL] = "im2col",
-    [AN_K_COL2IM] = "col2im",
-    [AN_K_CONV_EPILOGUE] = "conv_epilogue",
-    [AN_K_CONV_GRAD_PROLOGUE] = "conv_grad_prologue",
-    [AN_K_ROWSUM_ADD] = "rowsum_add",
-    [AN_K_BIAS_ACT] = "bias_act",
-    [AN_K_RELU_MASK] = "relu_mask",
-    [AN_K_COLSUM_ADD] = "colsum_add",
-    [AN_K_LRN_FORWARD] = "lrn_forward",
-    [AN_K_LRN_BACKWARD] = "lrn_backward",
-    [AN_K_MAXPOOL_FORWARD] = "maxpool_forward",
-    [AN_K_MAXPOOL_BACKWARD] = "maxpool_backward",
-    [AN_K_AVGPOOL_FORWARD] = "avgpool_forward",
-    [AN_K_AVGPOOL_BACKWARD] = "avgpool_backward",
-    [AN_K_DROPOUT_FORWARD] = "dropout_forward",
-    [AN_K_DROPOUT_BACKWARD] = "dropout_backward",
-    [AN_K_XENT_FORWARD_BACKWARD] = "xent_forward_backward",
-    [AN_K_SUM_LOSS] = "sum_loss",
-    [AN_K_SGD_UPDATE] = "sgd_update",
-    [AN_K_COPY_ROWS] = "copy_rows",
-    [AN_K_MAXPOOL_FORWARD_INFER] = "maxpool_forward_infer",
-    [AN_K_LRN_FORWARD_INFER] = "lrn_forward_infer",
-};
 
 static void info_string(cl_device_id d, cl_device_info what, char *buf, size_t size) {
   if (clGetDeviceInfo(d, what, size, buf, NULL) != CL_SUCCESS) snprintf(buf, size, "?");
@@ -309,11 +285,8 @@ static int program_cache_load(an_runtime *rt, const char *path, cl_program *out)
     prog = clCreateProgramWithBinary(rt->context, 1, &rt->info.device, &size, &bin, &binary_status, &rc);
     ok = rc == CL_SUCCESS && binary_status == CL_SUCCESS &&
          clBuildProgram(prog, 1, &rt->info.device, rt->build_options, NULL, NULL) == CL_SUCCESS;
-    for (int k = 0; ok && k < AN_K_COUNT; k++) { /* every kernel must be in it */
-      cl_kernel kernel = clCreateKernel(prog, kernel_names[k], &rc);
-      ok = rc == CL_SUCCESS;
-      if (kernel) clReleaseKernel(kernel);
-    }
+    cl_uint n_kernels = 0; /* a program with no kernels is no program of ours */
+    ok = ok && clCreateKernelsInProgram(prog, 0, NULL, &n_kernels) == CL_SUCCESS && n_kernels > 0;
   }
   free(payload);
   if (!ok) {
@@ -323,6 +296,28 @@ static int program_cache_load(an_runtime *rt, const char *path, cl_program *out)
   }
   *out = prog;
   return 1;
+}
+
+/* Every kernel of the program, by the name it has in cl/: layers launch them by that name, so a new
+ * kernel needs no registration here. */
+static an_status create_kernels(an_runtime *rt) {
+  cl_uint n = 0;
+  AN_CL_RETURN(clCreateKernelsInProgram(rt->program, 0, NULL, &n));
+  rt->kernels = calloc(n ? n : 1, sizeof *rt->kernels);
+  rt->kernel_names = calloc(n ? n : 1, sizeof *rt->kernel_names);
+  if (!rt->kernels || !rt->kernel_names) return AN_FAIL(AN_ERR_HOST_ALLOC, "%u kernels", n);
+  AN_CL_RETURN(clCreateKernelsInProgram(rt->program, n, rt->kernels, NULL));
+  rt->n_kernels = (int)n;
+  for (int k = 0; k < rt->n_kernels; k++)
+    AN_CL_RETURN(clGetKernelInfo(rt->kernels[k], CL_KERNEL_FUNCTION_NAME, sizeof rt->kernel_names[k],
+                                 rt->kernel_names[k], NULL));
+  return AN_OK;
+}
+
+static int kernel_index(const an_runtime *rt, const char *name) {
+  for (int k = 0; k < rt->n_kernels; k++)
+    if (strcmp(rt->kernel_names[k], name) == 0) return k;
+  return -1;
 }
 
 static void program_cache_store(an_runtime *rt, const char *path) {
@@ -386,13 +381,7 @@ static an_status runtime_create(const an_device_info *info, cl_context shared, a
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   rt->build_seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
-  for (int k = 0; k < AN_K_COUNT; k++) {
-    rt->kernels[k] = clCreateKernel(rt->program, kernel_names[k], &rc);
-    if (rc != CL_SUCCESS) {
-      status = AN_FAIL(rc, "clCreateKernel(%s)", kernel_names[k]);
-      goto cleanup;
-    }
-  }
+  AN_TRY_GOTO(create_kernels(rt));
   free(source);
   source = NULL;
   if (setup) AN_TRY_GOTO(setup(rt));
@@ -456,8 +445,10 @@ void an_runtime_destroy(an_runtime *rt) {
   free(rt->kevents);
   if (rt->gemm_temp) clReleaseMemObject(rt->gemm_temp);
   if (rt->gemm_table_free) rt->gemm_table_free(rt->gemm_table);
-  for (int k = AN_K_COUNT - 1; k >= 0; k--)
+  for (int k = rt->n_kernels - 1; k >= 0; k--)
     if (rt->kernels[k]) clReleaseKernel(rt->kernels[k]);
+  free(rt->kernels);
+  free(rt->kernel_names);
   if (rt->program) clReleaseProgram(rt->program);
   if (rt->queue) clReleaseCommandQueue(rt->queue);
   if (rt->context) clReleaseContext(rt->context);
@@ -505,13 +496,15 @@ an_status an_finish(an_runtime *rt) {
   return AN_OK;
 }
 
-an_status an_launch_at(an_runtime *rt, an_kernel_id k, cl_uint dims, const size_t *global,
+an_status an_launch_at(an_runtime *rt, const char *kernel, cl_uint dims, const size_t *global,
                        const size_t *local, const an_arg *args, int n_args, const char *file,
                        int line) {
+  const int k = kernel_index(rt, kernel);
+  if (k < 0) return an_error(AN_ERR_ARGUMENT, file, line, "no kernel named %s in the project's program", kernel);
   for (int i = 0; i < n_args; i++) {
     cl_int rc = clSetKernelArg(rt->kernels[k], (cl_uint)i, args[i].size, &args[i].v);
     if (rc != CL_SUCCESS)
-      return an_error(rc, file, line, "clSetKernelArg(%s, %d)", kernel_names[k], i);
+      return an_error(rc, file, line, "clSetKernelArg(%s, %d)", rt->kernel_names[k], i);
   }
   for (cl_uint d = 0; d < dims; d++)
     if (global[d] == 0) return AN_OK;
@@ -522,7 +515,7 @@ an_status an_launch_at(an_runtime *rt, an_kernel_id k, cl_uint dims, const size_
     rt->kevents = grown;
     kept = &rt->kevents[rt->n_kevents];
     memset(kept, 0, sizeof *kept);
-    kept->kernel = k, kept->dims = dims;
+    kept->kernel = rt->kernel_names[k], kept->dims = dims;
     for (cl_uint d = 0; d < dims && d < 3; d++) kept->global[d] = global[d];
   }
   cl_int rc = clEnqueueNDRangeKernel(rt->queue, rt->kernels[k], dims, NULL, global, local, 0, NULL,
@@ -531,8 +524,8 @@ an_status an_launch_at(an_runtime *rt, an_kernel_id k, cl_uint dims, const size_
   if (rc != CL_SUCCESS) {
     if (rc == CL_MEM_OBJECT_ALLOCATION_FAILURE || rc == CL_OUT_OF_RESOURCES)
       return an_error(rc, file, line, "clEnqueueNDRangeKernel(%s): the device ran out of memory; try a smaller batch",
-                      kernel_names[k]);
-    return an_error(rc, file, line, "clEnqueueNDRangeKernel(%s)", kernel_names[k]);
+                      rt->kernel_names[k]);
+    return an_error(rc, file, line, "clEnqueueNDRangeKernel(%s)", rt->kernel_names[k]);
   }
   return AN_OK;
 }
@@ -556,7 +549,6 @@ an_status an_mark_end_ms(an_runtime *rt, int i, double *ms) {
   return AN_OK;
 }
 
-const char *an_kernel_name(an_kernel_id k) { return k >= 0 && k < AN_K_COUNT ? kernel_names[k] : "?"; }
 
 an_status an_kernel_event_ms(const an_kernel_event *e, double *ms) {
   cl_ulong start = 0, end = 0;
