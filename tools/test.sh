@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The README's test command: builds and runs the whole suite, then again with AddressSanitizer and
-# UndefinedBehaviorSanitizer on the host code. Fails when no OpenCL device is found.
+# The README's test command: checks the style (tools/check-style.sh), builds and runs the whole suite,
+# then again with AddressSanitizer and UndefinedBehaviorSanitizer on the host code. Fails when no OpenCL
+# device is found.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Format and function lengths first: seconds, and a failure there needs no build to be seen.
+tools/check-style.sh
 jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j"$jobs"
