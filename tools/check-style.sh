@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The style checks CI runs before building: every C file under src/, include/ and tests/ is as
-# clang-format (.clang-format at the root) writes it, and no function in src/ is longer than 120 lines.
+# clang-format (.clang-format at the root) writes it, no function in src/ is longer than 120 lines, and
+# no file of src/ includes a folder above its own (tools/check_imports.py).
 # Both checks run and report before the script fails, so one run lists everything to fix.
 #   tools/check-style.sh           check
 #   tools/check-style.sh --diff    also print what clang-format would change
@@ -50,5 +51,10 @@ if ! /usr/bin/python3 tools/function_lengths.py --max 120 src; then
   status=1
 fi
 
-if [ "$status" = 0 ]; then echo "check-style: format and function lengths OK (${#files[@]} files)"; fi
+# The import rule of docs/ARCHITECTURE.md: each folder includes only the folders below it.
+if ! /usr/bin/python3 tools/check_imports.py; then
+  status=1
+fi
+
+if [ "$status" = 0 ]; then echo "check-style: format, function lengths and imports OK (${#files[@]} files)"; fi
 exit "$status"
