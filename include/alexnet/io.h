@@ -11,7 +11,7 @@
  * Every malformed file is AN_ERR_IO with a message naming the file, the tensor or field and the cause
  * (header length beyond the file, truncated data, JSON that does not parse, a missing or invalid field,
  * an unknown dtype, offsets outside the data, overlapping offsets, an extent that is not shape × dtype
- * size). A well-formed file that does not fit the net is AN_ERR_ARGUMENT, naming the tensor and both
+ * size). A well-formed file that does not fit the layout is AN_ERR_ARGUMENT, naming the tensor and both
  * shapes. Nothing in this module prints or exits. */
 #ifndef ALEXNET_IO_H
 #define ALEXNET_IO_H

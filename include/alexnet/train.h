@@ -3,14 +3,17 @@
  * an_train runs SGD steps with batches from the threaded loader (its workers prepare the next batches
  * while the device computes), validates at the end of every epoch, and keeps two checkpoints in
  * out_dir: last.safetensors (every checkpoint_every steps, at each epoch's end and when the run stops)
- * and best.safetensors (the best validation top-1). Both are written atomically (an_net_save).
+ * and best.safetensors (the best validation top-1). Both are written atomically (an_checkpoint_save).
  * Resuming reads last.safetensors and continues at its global step: the loader starts at that batch and
  * dropout is keyed by (seed, global step), so the losses equal those of an uninterrupted run.
  *
  * On two devices (an_train_pair) the loop is the same and drives the split of split.h: alexnet's
  * columns, or the batch for the single-column models. Its checkpoints are the single-device files, so
  * a run may resume, and its checkpoints be evaluated, on one device or two. The losses equal one
- * device's up to float rounding, which training amplifies like any rounding (docs/BENCHMARKS.md). */
+ * device's up to float rounding, which training amplifies like any rounding (docs/BENCHMARKS.md).
+ *
+ * The loop drives a trainer (src/train/trainer.h: one device, a pair, another kind to come) through a
+ * handful of operations; an_train and an_train_pair choose which, once, when they create it. */
 #ifndef ALEXNET_TRAIN_H
 #define ALEXNET_TRAIN_H
 
