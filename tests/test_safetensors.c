@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "alexnet/io.h"
+#include "alexnet/train.h" /* an_net_save, an_net_load */
 #include "check.h"
 
 /* ---- helpers ---- */

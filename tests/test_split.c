@@ -441,7 +441,8 @@ static void train_against_one(const char *model, int batch, float lr, int resume
   TEST_OK(an_net_plan(model, TRAIN_CLASSES, batch, hw, &layout));
   char path[128];
   snprintf(path, sizeof path, "%s/last.safetensors", dir[0]);
-  TEST_OK(an_checkpoint_load(layout, path, &pa, &ma, &meta_a));
+  const an_param_layout file_layout = an_net_param_layout(layout);
+  TEST_OK(an_checkpoint_load(&file_layout, path, &pa, &ma, &meta_a));
   assert_non_null(ma);
   bad |= load_both_ways(&p, model, batch, hw, dir[1], &pb, &mb, &meta_b);
   printf("  the two-device checkpoint loads into one device: step %lld, mean %s\n", (long long)meta_b.step, meta_b.mean);

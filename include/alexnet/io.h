@@ -1,5 +1,7 @@
-/* Weights on disk: the safetensors format (read, parse from memory, write atomically) and a net's
- * weights or training checkpoint in it, under the PyTorch state_dict names of the net's tensor table.
+/* Weights on disk: the safetensors format (read, parse from memory, write atomically) and a model's
+ * weights or training checkpoint in it, under the PyTorch state_dict names of a parameter layout (a
+ * tensor table over one flat float array, an_param_layout). This module knows host arrays only: the
+ * trainer (train.h) reads a net's or a split's buffers into them (an_net_save, an_split_save...).
  *
  * safetensors: an 8-byte little-endian header length N, N bytes of JSON
  *   {"__metadata__": {"key": "value", ...},                     (optional, strings only)
@@ -9,7 +11,7 @@
  * Every malformed file is AN_ERR_IO with a message naming the file, the tensor or field and the cause
  * (header length beyond the file, truncated data, JSON that does not parse, a missing or invalid field,
  * an unknown dtype, offsets outside the data, overlapping offsets, an extent that is not shape × dtype
- * size). A well-formed file that does not fit the net is AN_ERR_ARGUMENT, naming the tensor and both
+ * size). A well-formed file that does not fit the layout is AN_ERR_ARGUMENT, naming the tensor and both
  * shapes. Nothing in this module prints or exits. */
 #ifndef ALEXNET_IO_H
 #define ALEXNET_IO_H
@@ -17,7 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "alexnet/model.h"
+#include "alexnet/status.h"
+#include "alexnet/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -104,9 +107,9 @@ an_status an_st_write(const char *path, const an_st_entry *tensors, int n_tensor
 an_status an_st_serialize(const an_st_entry *tensors, int n_tensors, const an_st_meta *meta, int n_meta,
                           uint8_t **out, size_t *out_bytes);
 
-/* ---- a net's weights and checkpoints ----
+/* ---- a model's weights and checkpoints ----
  *
- * A weights file holds every tensor of the net's table under its name, F32. A checkpoint adds the
+ * A weights file holds every tensor of the layout's table under its name, F32, in the table's order. A checkpoint adds the
  * optimizer's momentum as "momentum.<name>". __metadata__ holds strings:
  *   format "alexnet-opencl", format_version "1", kind "weights" | "checkpoint", model, classes,
  *   input_size, and when given: epoch, step, seed, lr, mean, std (the normalisation, "r,g,b"),
@@ -122,7 +125,7 @@ typedef struct an_checkpoint_meta {
   char mean[96], std[96]; /* "0.485,0.456,0.406"; "" when none */
   int resize;             /* the base image's side evaluation crops from (an_augment.resize); 0: not said */
   char norm[16];          /* an_norm_name of the normalisation ("mean_std", "mean", "none"); "": not said */
-  /* load only (save takes them from the net); 0 or "" when the file does not say */
+  /* load only (save takes them from the layout); 0 or "" when the file does not say */
   int format_version;
   char model[32];
   int classes, input_hw;
@@ -131,31 +134,28 @@ typedef struct an_checkpoint_meta {
   const char *class_names;
 } an_checkpoint_meta;
 
-/* Writes the net's parameters (and with meta->checkpoint its momentum) to path, atomically. meta NULL:
- * weights with the net's model, classes and input size only. */
-an_status an_net_save(an_net *net, const char *path, const an_checkpoint_meta *meta);
+/* A model's parameters as its files hold them: the tensor table over one flat float array (a net's,
+ * an_net_param_layout in train.h) and the metadata that must agree. */
+typedef struct an_param_layout {
+  const char *model;        /* metadata "model"; a file naming another model does not load */
+  int classes, input_hw;    /* metadata "classes" and "input_size" */
+  const an_tensor *tensors; /* (n_tensors) in file order; offsets and counts in floats of the array */
+  int n_tensors;
+  size_t n_params;          /* floats of the array */
+} an_param_layout;
 
-/* Loads path into the net: every tensor of the net must be in the file, F32, with the net's shape, and
- * the file may hold nothing else (a checkpoint: the momentum of every tensor too). A model named in the
- * metadata must be the net's. All of it is read and checked before anything reaches the device, so a
- * failure leaves the net as it was. A checkpoint restores the momentum; a weights file zeroes it (a
- * fresh optimizer). out (may be NULL) receives the metadata. Files without metadata (converted from a
- * PyTorch state_dict) load as weights. */
-an_status an_net_load(an_net *net, const char *path, an_checkpoint_meta *out);
+/* Writes params (and with meta->checkpoint momentum, n_params floats each, in layout) to path,
+ * atomically. meta NULL: weights with the layout's model, classes and input size only. */
+an_status an_checkpoint_save(const an_param_layout *layout, const float *params, const float *momentum,
+                             const char *path, const an_checkpoint_meta *meta);
 
-/* The same through host arrays in the layout of `net`'s tensor table (a plan without device buffers
- * will do): save writes params (and with meta->checkpoint momentum, n_params floats each); load checks
- * and reads everything, then hands out malloc'd arrays (*momentum NULL for a weights file). */
-an_status an_checkpoint_save(const an_net *net, const float *params, const float *momentum, const char *path,
-                             const an_checkpoint_meta *meta);
-an_status an_checkpoint_load(const an_net *net, const char *path, float **params, float **momentum,
+/* Reads path in layout: every tensor of the layout must be in the file, F32, with its shape, and the
+ * file may hold nothing else (a checkpoint: the momentum of every tensor too). A model named in the
+ * metadata must be the layout's. Everything is read and checked before anything is handed out:
+ * malloc'd arrays of n_params floats (*momentum NULL for a weights file). out (may be NULL) receives
+ * the metadata. Files without metadata (converted from a PyTorch state_dict) load as weights. */
+an_status an_checkpoint_load(const an_param_layout *layout, const char *path, float **params, float **momentum,
                              an_checkpoint_meta *out);
-
-/* A two-device split's weights and checkpoints: the single-device model's file, so either loads into
- * either (see split.h). */
-struct an_split;
-an_status an_split_save(struct an_split *s, const char *path, const an_checkpoint_meta *meta);
-an_status an_split_load(struct an_split *s, const char *path, an_checkpoint_meta *out);
 
 #ifdef __cplusplus
 }

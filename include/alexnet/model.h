@@ -7,6 +7,7 @@
 
 #include "alexnet/layers.h"
 #include "alexnet/tune.h"
+#include "alexnet/tensor.h" /* an_tensor */
 
 #ifdef __cplusplus
 extern "C" {
@@ -25,15 +26,6 @@ const an_model_desc *an_model_at(int i); /* NULL past the last */
 /* The column model of a two-column model (alexnet: one device's half, with GATHER and SUM layers where
  * the paper's GPUs communicate); NULL for single-column models. */
 const an_model_desc *an_model_column(const an_model_desc *model);
-
-/* A parameter tensor inside the parameter buffer (and, at the same offset, in grads and momentum). */
-typedef struct an_tensor {
-  char name[64]; /* state_dict name: "features.0.weight" */
-  int ndim;
-  int shape[4];
-  size_t offset, count; /* in floats */
-  int is_bias;
-} an_tensor;
 
 /* The one planner (plan.c): each layer's shapes (from the layer table's shape rule), its tensors (weight
  * then bias, as the parameter rule gives them) and its dropout key index; tensors hold at least 2 per

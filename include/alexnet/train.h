@@ -3,20 +3,24 @@
  * an_train runs SGD steps with batches from the threaded loader (its workers prepare the next batches
  * while the device computes), validates at the end of every epoch, and keeps two checkpoints in
  * out_dir: last.safetensors (every checkpoint_every steps, at each epoch's end and when the run stops)
- * and best.safetensors (the best validation top-1). Both are written atomically (an_net_save).
+ * and best.safetensors (the best validation top-1). Both are written atomically (an_checkpoint_save).
  * Resuming reads last.safetensors and continues at its global step: the loader starts at that batch and
  * dropout is keyed by (seed, global step), so the losses equal those of an uninterrupted run.
  *
  * On two devices (an_train_pair) the loop is the same and drives the split of split.h: alexnet's
  * columns, or the batch for the single-column models. Its checkpoints are the single-device files, so
  * a run may resume, and its checkpoints be evaluated, on one device or two. The losses equal one
- * device's up to float rounding, which training amplifies like any rounding (docs/BENCHMARKS.md). */
+ * device's up to float rounding, which training amplifies like any rounding (docs/BENCHMARKS.md).
+ *
+ * The loop drives a trainer (src/train/trainer.h: one device, a pair, another kind to come) through a
+ * handful of operations; an_train and an_train_pair choose which, once, when they create it. */
 #ifndef ALEXNET_TRAIN_H
 #define ALEXNET_TRAIN_H
 
 #include <stdint.h>
 
 #include "alexnet/data.h"
+#include "alexnet/io.h"
 #include "alexnet/model.h"
 #include "alexnet/runtime.h"
 #include "alexnet/split.h"
@@ -31,6 +35,14 @@ typedef enum an_lr_schedule {
   AN_LR_COSINE, /* lr · (1 + cos(pi · t)) / 2, t = step / total steps */
   AN_LR_PLATEAU /* x0.1 each time validation top-1 has not improved for `patience` validations */
 } an_lr_schedule;
+
+/* The schedules' names, one table for the log's recipe and the command line: "none", "step", "cosine",
+ * "plateau". an_lr_schedule_name gives "none" outside the enum; an_lr_schedule_parse returns 1 and sets
+ * *out when name is one of them, 0 otherwise (*out untouched). AN_LR_SCHEDULE_NAMES lists them for
+ * messages. */
+#define AN_LR_SCHEDULE_NAMES "step, cosine, plateau, none"
+const char *an_lr_schedule_name(an_lr_schedule schedule);
+int an_lr_schedule_parse(const char *name, an_lr_schedule *out);
 
 /* The learning rate at global step `step` of a run of `total` steps; PLATEAU's is base_lr here, its
  * factor comes from the validations (an_plateau). */
@@ -124,6 +136,26 @@ an_status an_evaluate(an_net *net, const an_dataset *ds, const an_augment *aug, 
 /* The same on a two-device split (s->batch in place of net->batch). */
 an_status an_evaluate_split(an_split *s, const an_dataset *ds, const an_augment *aug, const an_data_stats *stats,
                             int threads, an_eval_result *out, int64_t *confusion);
+
+/* ---- parameters and momentum on disk (io.h's checkpoint files, from and to the devices) ---- */
+
+/* A net's tensor table as the checkpoint files' layout (pointers into net, which must outlive it). */
+an_param_layout an_net_param_layout(const an_net *net);
+
+/* Writes the net's parameters (and with meta->checkpoint its momentum) to path, atomically. meta NULL:
+ * weights with the net's model, classes and input size only. */
+an_status an_net_save(an_net *net, const char *path, const an_checkpoint_meta *meta);
+
+/* Loads path into the net (an_checkpoint_load's checks against the net's tensor table). All of it is
+ * read and checked before anything reaches the device, so a failure leaves the net as it was. A
+ * checkpoint restores the momentum; a weights file zeroes it (a fresh optimizer). out (may be NULL)
+ * receives the metadata. */
+an_status an_net_load(an_net *net, const char *path, an_checkpoint_meta *out);
+
+/* A two-device split's weights and checkpoints: the single-device model's file (s->full's layout), so
+ * either loads into either (see split.h). */
+an_status an_split_save(an_split *s, const char *path, const an_checkpoint_meta *meta);
+an_status an_split_load(an_split *s, const char *path, an_checkpoint_meta *out);
 
 /* "r,g,b" of three floats to and from an_checkpoint_meta's mean/std strings. */
 void an_format_rgb(const float v[3], char *buf, size_t size);

@@ -1,15 +1,14 @@
-/* A net's weights and training checkpoints as safetensors, under the net's tensor-table names.
+/* A model's weights and training checkpoints as safetensors, under the names of a parameter layout's
+ * tensor table (io.h), from and into host arrays; no device here (the trainer moves the arrays).
  *
- * Saving reads the parameters (and for a checkpoint the momentum) back from the device and writes one
- * file atomically. Loading opens the file, checks its metadata and every tensor's presence, dtype and
- * shape against the net, reads all data into host memory, and only then writes the device buffers:
- * a file that does not fit leaves the net untouched. */
+ * Saving writes one file atomically. Loading opens the file, checks its metadata and every tensor's
+ * presence, dtype and shape against the layout, and reads all data into host memory before handing
+ * it out: a file that does not fit hands out nothing, so the caller's model stays untouched. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alexnet/io.h"
-#include "alexnet/split.h"
 #include "runtime/check.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -17,13 +16,12 @@
 #endif
 
 #define ERR_FORMAT AN_ERR_IO         /* a malformed file (as safetensors.c) */
-#define ERR_MISMATCH AN_ERR_ARGUMENT /* a well-formed file that does not fit the net */
-#define FAIL(status, ...) an_error((status), __FILE__, __LINE__, __VA_ARGS__)
+#define ERR_MISMATCH AN_ERR_ARGUMENT /* a well-formed file that does not fit the layout */
 
 #define MOMENTUM_PREFIX "momentum."
 #define FORMAT_NAME "alexnet-opencl"
 
-static const char *net_shape_str(char *buf, size_t size, const an_tensor *t) {
+static const char *model_shape_str(char *buf, size_t size, const an_tensor *t) {
   size_t used = (size_t)snprintf(buf, size, "[");
   for (int i = 0; i < t->ndim && used < size; i++)
     used += (size_t)snprintf(buf + used, size - used, "%s%d", i ? "," : "", t->shape[i]);
@@ -39,20 +37,20 @@ static const char *file_shape_str(char *buf, size_t size, const an_st_tensor *t)
   return buf;
 }
 
-an_status an_checkpoint_save(const an_net *net, const float *params, const float *momentum, const char *path,
-                             const an_checkpoint_meta *meta) {
-  const int ckpt = meta && meta->checkpoint, n = net->n_tensors, n_entries = ckpt ? 2 * n : n;
+an_status an_checkpoint_save(const an_param_layout *layout, const float *params, const float *momentum,
+                             const char *path, const an_checkpoint_meta *meta) {
+  const int ckpt = meta && meta->checkpoint, n = layout->n_tensors, n_entries = ckpt ? 2 * n : n;
   an_status status = AN_OK;
   an_st_entry *entries = calloc((size_t)n_entries, sizeof *entries);              /* (n_entries) */
-  char(*names)[sizeof MOMENTUM_PREFIX + sizeof net->tensors[0].name] =
+  char(*names)[sizeof MOMENTUM_PREFIX + sizeof layout->tensors[0].name] =
       ckpt ? malloc((size_t)n * sizeof *names) : NULL;                            /* (n) momentum.<name> */
   if ((ckpt && (!momentum || !names)) || !entries) {
-    status = FAIL(ckpt && !momentum ? AN_ERR_ARGUMENT : AN_ERR_HOST_ALLOC, "%s: %s", path,
+    status = AN_FAIL(ckpt && !momentum ? AN_ERR_ARGUMENT : AN_ERR_HOST_ALLOC, "%s: %s", path,
                   ckpt && !momentum ? "a checkpoint needs the momentum" : "tensor tables");
     goto cleanup;
   }
   for (int i = 0; i < n; i++) {
-    const an_tensor *t = &net->tensors[i];
+    const an_tensor *t = &layout->tensors[i];
     an_st_entry *e = &entries[i];
     e->name = t->name, e->dtype = AN_DTYPE_F32, e->ndim = t->ndim, e->data = params + t->offset;
     for (int d = 0; d < t->ndim; d++) e->shape[d] = t->shape[d];
@@ -64,13 +62,13 @@ an_status an_checkpoint_save(const an_net *net, const float *params, const float
   }
 
   char classes[16], input[16], epoch[24], step[24], seed[24], lr[32], resize[16];
-  snprintf(classes, sizeof classes, "%d", net->classes);
-  snprintf(input, sizeof input, "%d", net->input_hw);
+  snprintf(classes, sizeof classes, "%d", layout->classes);
+  snprintf(input, sizeof input, "%d", layout->input_hw);
   an_st_meta m[16] = {
       {"format", FORMAT_NAME},
       {"format_version", "1"},
       {"kind", ckpt ? "checkpoint" : "weights"},
-      {"model", net->model->name},
+      {"model", layout->model},
       {"classes", classes},
       {"input_size", input},
   };
@@ -100,46 +98,6 @@ cleanup:
   return status;
 }
 
-/* Saves what `read` gathers into host arrays in layout's tensor table (momentum only for a checkpoint). */
-typedef an_status (*read_fn)(void *from, float *params, float *momentum /* NULL: weights only */);
-
-static an_status save_through_host(const an_net *layout, read_fn read, void *from, const char *path,
-                                   const an_checkpoint_meta *meta) {
-  const int ckpt = meta && meta->checkpoint;
-  an_status status = AN_OK;
-  float *params = malloc(layout->n_params * sizeof *params);                   /* (n_params) */
-  float *momentum = ckpt ? malloc(layout->n_params * sizeof *momentum) : NULL; /* (n_params) */
-  if (!params || (ckpt && !momentum)) {
-    status = FAIL(AN_ERR_HOST_ALLOC, "%s: host copies of %zu parameters", path, layout->n_params);
-    goto cleanup;
-  }
-  if ((status = read(from, params, momentum)) != AN_OK) goto cleanup;
-  status = an_checkpoint_save(layout, params, momentum, path, meta);
-cleanup:
-  free(momentum);
-  free(params);
-  return status;
-}
-
-static an_status read_net(void *from, float *params, float *momentum) {
-  an_net *net = from;
-  AN_TRY(an_net_read_params(net, params));
-  return momentum ? an_read(net->rt, momentum, an_at(net->momentum, 0), net->n_params) : AN_OK;
-}
-
-static an_status read_split(void *from, float *params, float *momentum) {
-  AN_TRY(an_split_read_params(from, params));
-  return momentum ? an_split_read_momentum(from, momentum) : AN_OK;
-}
-
-an_status an_net_save(an_net *net, const char *path, const an_checkpoint_meta *meta) {
-  return save_through_host(net, read_net, net, path, meta);
-}
-
-an_status an_split_save(an_split *s, const char *path, const an_checkpoint_meta *meta) {
-  return save_through_host(s->full, read_split, s, path, meta);
-}
-
 /* ---- loading ---- */
 
 static an_status meta_int(const an_safetensors *st, const char *key, long long lo, long long hi, long long *out) {
@@ -148,14 +106,14 @@ static an_status meta_int(const an_safetensors *st, const char *key, long long l
   char *end;
   const long long x = strtoll(v, &end, 10);
   if (!v[0] || *end || x < lo || x > hi)
-    return FAIL(ERR_FORMAT, "%s: __metadata__ %s is '%.40s', not an integer in [%lld, %lld]", st->source, key, v,
+    return AN_FAIL(ERR_FORMAT, "%s: __metadata__ %s is '%.40s', not an integer in [%lld, %lld]", st->source, key, v,
                 lo, hi);
   *out = x;
   return AN_OK;
 }
 
-/* Reads the metadata into m and checks what must agree with the net. */
-static an_status read_meta(const an_safetensors *st, const an_net *net, an_checkpoint_meta *m) {
+/* Reads the metadata into m and checks what must agree with the layout. */
+static an_status read_meta(const an_safetensors *st, const an_param_layout *layout, an_checkpoint_meta *m) {
   const char *src = st->source, *v;
   long long x;
   memset(m, 0, sizeof *m);
@@ -163,17 +121,17 @@ static an_status read_meta(const an_safetensors *st, const an_net *net, an_check
   x = 0;
   if ((s = meta_int(st, "format_version", 0, 1000000, &x)) != AN_OK) return s;
   if (x > AN_CHECKPOINT_FORMAT_VERSION)
-    return FAIL(ERR_FORMAT, "%s: format_version %lld is newer than this build reads (%d)", src, x,
+    return AN_FAIL(ERR_FORMAT, "%s: format_version %lld is newer than this build reads (%d)", src, x,
                 AN_CHECKPOINT_FORMAT_VERSION);
   m->format_version = (int)x;
   if ((v = an_st_meta_get(st, "kind"))) {
     if (!strcmp(v, "checkpoint")) m->checkpoint = 1;
     else if (strcmp(v, "weights"))
-      return FAIL(ERR_FORMAT, "%s: __metadata__ kind is '%.40s', neither weights nor checkpoint", src, v);
+      return AN_FAIL(ERR_FORMAT, "%s: __metadata__ kind is '%.40s', neither weights nor checkpoint", src, v);
   }
   if ((v = an_st_meta_get(st, "model"))) {
-    if (strcmp(v, net->model->name))
-      return FAIL(ERR_MISMATCH, "%s: holds weights of model %.40s, the net is %s", src, v, net->model->name);
+    if (strcmp(v, layout->model))
+      return AN_FAIL(ERR_MISMATCH, "%s: holds weights of model %.40s, the net is %s", src, v, layout->model);
     snprintf(m->model, sizeof m->model, "%s", v);
   }
   x = 0;
@@ -192,13 +150,13 @@ static an_status read_meta(const an_safetensors *st, const an_net *net, an_check
     char *end;
     const unsigned long long u = strtoull(v, &end, 10);
     if (!v[0] || *end || v[0] == '-')
-      return FAIL(ERR_FORMAT, "%s: __metadata__ seed is '%.40s', not an unsigned integer", src, v);
+      return AN_FAIL(ERR_FORMAT, "%s: __metadata__ seed is '%.40s', not an unsigned integer", src, v);
     m->seed = u;
   }
   if ((v = an_st_meta_get(st, "lr"))) {
     char *end;
     m->lr = strtod(v, &end);
-    if (!v[0] || *end) return FAIL(ERR_FORMAT, "%s: __metadata__ lr is '%.40s', not a number", src, v);
+    if (!v[0] || *end) return AN_FAIL(ERR_FORMAT, "%s: __metadata__ lr is '%.40s', not a number", src, v);
   }
   if ((v = an_st_meta_get(st, "mean"))) snprintf(m->mean, sizeof m->mean, "%s", v);
   if ((v = an_st_meta_get(st, "std"))) snprintf(m->std, sizeof m->std, "%s", v);
@@ -214,45 +172,45 @@ static an_status match_tensor(const an_safetensors *st, const char *name, const 
   char have[160], need[160];
   const int i = an_st_find(st, name);
   if (i < 0)
-    return FAIL(ERR_MISMATCH, "%s: tensor %s is missing (the model needs %s)", st->source, name,
-                net_shape_str(need, sizeof need, t));
+    return AN_FAIL(ERR_MISMATCH, "%s: tensor %s is missing (the model needs %s)", st->source, name,
+                model_shape_str(need, sizeof need, t));
   const an_st_tensor *f = &st->tensors[i];
   int same = f->ndim == t->ndim;
   for (int d = 0; same && d < t->ndim; d++) same = f->shape[d] == t->shape[d];
   if (!same)
-    return FAIL(ERR_MISMATCH, "%s: tensor %s has shape %s, the model needs %s", st->source, name,
-                file_shape_str(have, sizeof have, f), net_shape_str(need, sizeof need, t));
+    return AN_FAIL(ERR_MISMATCH, "%s: tensor %s has shape %s, the model needs %s", st->source, name,
+                file_shape_str(have, sizeof have, f), model_shape_str(need, sizeof need, t));
   if (f->dtype != AN_DTYPE_F32)
-    return FAIL(ERR_MISMATCH, "%s: tensor %s has dtype %s, the model needs F32", st->source, name,
+    return AN_FAIL(ERR_MISMATCH, "%s: tensor %s has dtype %s, the model needs F32", st->source, name,
                 an_dtype_name(f->dtype));
   *index = i;
   return AN_OK;
 }
 
-an_status an_checkpoint_load(const an_net *net, const char *path, float **params_out, float **momentum_out,
-                             an_checkpoint_meta *out) {
+an_status an_checkpoint_load(const an_param_layout *layout, const char *path, float **params_out,
+                             float **momentum_out, an_checkpoint_meta *out) {
   *params_out = *momentum_out = NULL;
   an_safetensors *st = NULL;
   an_status status = an_st_open(path, &st);
   if (status != AN_OK) return status;
-  const int n = net->n_tensors;
+  const int n = layout->n_tensors;
   int *where = NULL;       /* (2n) file index of each tensor, then of each momentum */
   char *used = NULL;       /* (st->n_tensors) */
   float *params = NULL;    /* (n_params) */
   float *momentum = NULL;  /* (n_params) */
   an_checkpoint_meta m;
-  if ((status = read_meta(st, net, &m)) != AN_OK) goto cleanup;
+  if ((status = read_meta(st, layout, &m)) != AN_OK) goto cleanup;
   where = malloc(2 * (size_t)n * sizeof *where);
   used = calloc(st->n_tensors ? (size_t)st->n_tensors : 1, 1);
   if (!where || !used) {
-    status = FAIL(AN_ERR_HOST_ALLOC, "%s: tensor tables", path);
+    status = AN_FAIL(AN_ERR_HOST_ALLOC, "%s: tensor tables", path);
     goto cleanup;
   }
-  char name[sizeof MOMENTUM_PREFIX + sizeof net->tensors[0].name];
+  char name[sizeof MOMENTUM_PREFIX + sizeof layout->tensors[0].name];
   for (int k = 0; k < (m.checkpoint ? 2 : 1); k++)
     for (int i = 0; i < n; i++) {
-      snprintf(name, sizeof name, "%s%s", k ? MOMENTUM_PREFIX : "", net->tensors[i].name);
-      if ((status = match_tensor(st, name, &net->tensors[i], &where[k * n + i])) != AN_OK) goto cleanup;
+      snprintf(name, sizeof name, "%s%s", k ? MOMENTUM_PREFIX : "", layout->tensors[i].name);
+      if ((status = match_tensor(st, name, &layout->tensors[i], &where[k * n + i])) != AN_OK) goto cleanup;
       used[where[k * n + i]] = 1;
     }
   int extra = 0, first = -1;
@@ -260,23 +218,23 @@ an_status an_checkpoint_load(const an_net *net, const char *path, float **params
     if (!used[j] && extra++ == 0) first = j;
   if (extra) {
     const char *nm = st->tensors[first].name;
-    status = FAIL(ERR_MISMATCH, "%s: tensor %s is not part of model %s%s (%d tensor%s in the file %s not)", path, nm,
-                  net->model->name,
+    status = AN_FAIL(ERR_MISMATCH, "%s: tensor %s is not part of model %s%s (%d tensor%s in the file %s not)", path, nm,
+                  layout->model,
                   !strncmp(nm, MOMENTUM_PREFIX, strlen(MOMENTUM_PREFIX)) ? ", and the metadata do not say checkpoint"
                                                                            : "",
                   extra, extra > 1 ? "s" : "", extra > 1 ? "are" : "is");
     goto cleanup;
   }
 
-  params = malloc(net->n_params * sizeof *params);
-  momentum = m.checkpoint ? malloc(net->n_params * sizeof *momentum) : NULL;
+  params = malloc(layout->n_params * sizeof *params);
+  momentum = m.checkpoint ? malloc(layout->n_params * sizeof *momentum) : NULL;
   if (!params || (m.checkpoint && !momentum)) {
-    status = FAIL(AN_ERR_HOST_ALLOC, "%s: host copies of %zu parameters", path, net->n_params);
+    status = AN_FAIL(AN_ERR_HOST_ALLOC, "%s: host copies of %zu parameters", path, layout->n_params);
     goto cleanup;
   }
   for (int k = 0; k < (m.checkpoint ? 2 : 1); k++)
     for (int i = 0; i < n; i++) {
-      const an_tensor *t = &net->tensors[i];
+      const an_tensor *t = &layout->tensors[i];
       float *dst = (k ? momentum : params) + t->offset;
       if ((status = an_st_read(st, where[k * n + i], dst, t->count * sizeof *dst)) != AN_OK) goto cleanup;
     }
@@ -290,38 +248,5 @@ cleanup:
   free(used);
   free(where);
   an_st_close(st);
-  return status;
-}
-
-an_status an_net_load(an_net *net, const char *path, an_checkpoint_meta *out) {
-  float *params, *momentum;
-  an_checkpoint_meta m;
-  an_status status = an_checkpoint_load(net, path, &params, &momentum, &m);
-  if (status != AN_OK) return status;
-  /* everything is read and checked: only now does the device change */
-  status = an_net_write_params(net, params);
-  if (status == AN_OK)
-    status = momentum ? an_write(net->rt, an_at(net->momentum, 0), momentum, net->n_params)
-                      : an_fill(net->rt, an_at(net->momentum, 0), 0.0f, net->n_params);
-  if (status == AN_OK) status = an_finish(net->rt);
-  if (status == AN_OK && out) *out = m;
-  free(momentum);
-  free(params);
-  return status;
-}
-
-an_status an_split_load(an_split *s, const char *path, an_checkpoint_meta *out) {
-  float *params, *momentum;
-  an_checkpoint_meta m;
-  an_status status = an_checkpoint_load(s->full, path, &params, &momentum, &m);
-  if (status != AN_OK) return status;
-  status = an_split_write_params(s, params);
-  if (status == AN_OK && momentum) status = an_split_write_momentum(s, momentum);
-  for (int k = 0; status == AN_OK && !momentum && k < 2; k++)
-    status = an_fill(s->rt[k], an_at(s->net[k]->momentum, 0), 0.0f, s->net[k]->n_params);
-  for (int k = 0; status == AN_OK && k < 2; k++) status = an_finish(s->rt[k]);
-  if (status == AN_OK && out) *out = m;
-  free(momentum);
-  free(params);
   return status;
 }

@@ -24,6 +24,7 @@
 
 #include "alexnet/io.h"
 #include "alexnet/model.h"
+#include "alexnet/train.h" /* an_net_save, an_net_load */
 #include "../../src/runtime/rng.h" /* the one splitmix64 */
 
 _Static_assert(sizeof(int) == 4, "labels are written as I32");
