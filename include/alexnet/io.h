@@ -117,6 +117,10 @@ an_status an_st_serialize(const an_st_entry *tensors, int n_tensors, const an_st
 #define AN_CHECKPOINT_FORMAT_VERSION 1
 #define AN_META_CLASS_NAMES "class_names"
 
+/* "r,g,b" of three floats to and from an_checkpoint_meta's mean/std strings. */
+void an_format_rgb(const float v[3], char *buf, size_t size);
+int an_parse_rgb(const char *s, float v[3]); /* 1 when three numbers were read */
+
 typedef struct an_checkpoint_meta {
   int checkpoint;   /* save: 1 writes the momentum (a checkpoint), 0 weights only; load: what the file is */
   int64_t epoch, step;

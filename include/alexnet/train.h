@@ -38,9 +38,9 @@ typedef enum an_lr_schedule {
 
 /* The schedules' names, one table for the log's recipe and the command line: "none", "step", "cosine",
  * "plateau". an_lr_schedule_name gives "none" outside the enum; an_lr_schedule_parse returns 1 and sets
- * *out when name is one of them, 0 otherwise (*out untouched). AN_LR_SCHEDULE_NAMES lists them for
- * messages. */
-#define AN_LR_SCHEDULE_NAMES "step, cosine, plateau, none"
+ * *out when name is one of them, 0 otherwise (*out untouched). an_lr_schedule_names lists them
+ * (the command line's choices). */
+extern const char *const an_lr_schedule_names[]; /* indexed by an_lr_schedule, NULL-terminated */
 const char *an_lr_schedule_name(an_lr_schedule schedule);
 int an_lr_schedule_parse(const char *name, an_lr_schedule *out);
 
@@ -157,9 +157,6 @@ an_status an_net_load(an_net *net, const char *path, an_checkpoint_meta *out);
 an_status an_split_save(an_split *s, const char *path, const an_checkpoint_meta *meta);
 an_status an_split_load(an_split *s, const char *path, an_checkpoint_meta *out);
 
-/* "r,g,b" of three floats to and from an_checkpoint_meta's mean/std strings. */
-void an_format_rgb(const float v[3], char *buf, size_t size);
-int an_parse_rgb(const char *s, float v[3]); /* 1 when three numbers were read */
 
 #ifdef __cplusplus
 }

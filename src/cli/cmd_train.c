@@ -134,8 +134,6 @@ typedef struct train_args {
 enum { PRESET_DEFAULT, PRESET_PAPER, PRESET_NONE };
 
 static int parse_args(int argc, char **argv, train_args *a) {
-  static const char *const schedules[] = {"step", "cosine", "plateau", "none", NULL};
-  static const int schedule_values[] = {AN_LR_STEP, AN_LR_COSINE, AN_LR_PLATEAU, AN_LR_NONE};
   static const char *const presets[] = {"default", "paper", "none", NULL};
   static const char *const crops[] = {"random", "centre", "center", NULL};
   static const int crop_random[] = {1, 0, 0};
@@ -154,7 +152,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
       CLI_OPT_FLOAT("lr", 'l', &a->sgd.lr, 0, INFINITY, 1, 0),
       CLI_OPT_FLOAT("momentum", 0, &a->sgd.momentum, 0, 1, 0, 1),
       CLI_OPT_FLOAT("weight-decay", 0, &a->sgd.weight_decay, 0, INFINITY, 0, 0),
-      CLI_OPT_CHOICE("lr-schedule", 0, &a->schedule, schedules, schedule_values),
+      CLI_OPT_CHOICE("lr-schedule", 0, &a->schedule, an_lr_schedule_names, NULL),
       CLI_OPT_INT("patience", 0, &a->patience, 1, INT_MAX),
       CLI_OPT_INT("input-size", 's', &a->size, 1, 4096),
       CLI_OPT_CHOICE("augment", 0, &a->preset, presets, NULL),

@@ -22,7 +22,6 @@
 
 #include "alexnet/infer.h"
 #include "alexnet/io.h"
-#include "alexnet/train.h"
 
 #include <clblast_c.h>
 #include "gemm/gemm.h"

@@ -11,6 +11,15 @@
 #include "alexnet/io.h"
 #include "runtime/check.h"
 
+/* The checkpoint metadata's "mean" and "std" (and eval's and classify's reading of them). */
+void an_format_rgb(const float v[3], char *buf, size_t size) {
+  snprintf(buf, size, "%.9g,%.9g,%.9g", v[0], v[1], v[2]);
+}
+
+int an_parse_rgb(const char *s, float v[3]) {
+  return s && sscanf(s, "%f,%f,%f", &v[0], &v[1], &v[2]) == 3;
+}
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data are little-endian; this code copies F32 bytes as they are"
 #endif

@@ -5,23 +5,19 @@
 
 #include "alexnet/train.h"
 
-static const struct {
-  an_lr_schedule schedule;
-  const char *name;
-} schedule_names[] = {
-    {AN_LR_NONE, "none"}, {AN_LR_STEP, "step"}, {AN_LR_COSINE, "cosine"}, {AN_LR_PLATEAU, "plateau"}};
-enum { N_SCHEDULES = sizeof schedule_names / sizeof schedule_names[0] };
+/* Indexed by an_lr_schedule, NULL-terminated (the command line's choice list reads it as it is). */
+const char *const an_lr_schedule_names[] = {[AN_LR_NONE] = "none", [AN_LR_STEP] = "step",
+                                            [AN_LR_COSINE] = "cosine", [AN_LR_PLATEAU] = "plateau", NULL};
+enum { N_SCHEDULES = sizeof an_lr_schedule_names / sizeof an_lr_schedule_names[0] - 1 };
 
 const char *an_lr_schedule_name(an_lr_schedule schedule) {
-  for (int i = 0; i < N_SCHEDULES; i++)
-    if (schedule_names[i].schedule == schedule) return schedule_names[i].name;
-  return "none";
+  return (int)schedule >= 0 && (int)schedule < (int)N_SCHEDULES ? an_lr_schedule_names[schedule] : "none";
 }
 
 int an_lr_schedule_parse(const char *name, an_lr_schedule *out) {
   for (int i = 0; name && i < N_SCHEDULES; i++)
-    if (!strcmp(schedule_names[i].name, name)) {
-      *out = schedule_names[i].schedule;
+    if (!strcmp(an_lr_schedule_names[i], name)) {
+      *out = (an_lr_schedule)i;
       return 1;
     }
   return 0;

@@ -17,14 +17,6 @@
 #include "train/run_log.h"
 #include "train/trainer.h"
 
-void an_format_rgb(const float v[3], char *buf, size_t size) {
-  snprintf(buf, size, "%.9g,%.9g,%.9g", v[0], v[1], v[2]);
-}
-
-int an_parse_rgb(const char *s, float v[3]) {
-  return s && sscanf(s, "%f,%f,%f", &v[0], &v[1], &v[2]) == 3;
-}
-
 /* A process killed while saving leaves its temporary file (an_st_write's PATH.tmp.XXXXXX) behind: a
  * checkpoint's size each. The next run in the directory removes them. */
 static void remove_stale_temporaries(const char *dir) {
