@@ -80,8 +80,8 @@ double *test_dup_double(const float *src, size_t n) {
 /* ---- comparison ---- */
 
 /* One of got_f, got_d is NULL: the comparison is the same for float and double results. */
-static int compare(const char *what, const float *got_f, const double *got_d, const double *want,
-                   size_t n, double rtol, double atol) {
+static int compare(const char *what, const float *got_f, const double *got_d, const double *want, size_t n,
+                   double rtol, double atol) {
   double max_want = 0.0, worst = -1.0;
   size_t worst_i = 0;
   for (size_t i = 0; i < n; i++) {
@@ -97,19 +97,17 @@ static int compare(const char *what, const float *got_f, const double *got_d, co
   int pass = worst <= tol;
   double got_at = n == 0 ? 0.0 : got_f ? (double)got_f[worst_i] : got_d[worst_i];
   double want_at = n == 0 ? 0.0 : want[worst_i];
-  printf("  %-30s n=%-9zu max|want|=%-10.4g worst=%-10.3g at [%zu] got %.9g want %.9g  tol=%.3g  %s\n",
-         what, n, max_want, worst, worst_i, got_at, want_at, tol, pass ? "PASS" : "FAIL");
+  printf("  %-30s n=%-9zu max|want|=%-10.4g worst=%-10.3g at [%zu] got %.9g want %.9g  tol=%.3g  %s\n", what, n,
+         max_want, worst, worst_i, got_at, want_at, tol, pass ? "PASS" : "FAIL");
   fflush(stdout);
   return pass ? 0 : 1;
 }
 
-int check_close(const char *what, const float *got, const double *want, size_t n, double rtol,
-                double atol) {
+int check_close(const char *what, const float *got, const double *want, size_t n, double rtol, double atol) {
   return compare(what, got, NULL, want, n, rtol, atol);
 }
 
-int check_close_double(const char *what, const double *got, const double *want, size_t n, double rtol,
-                       double atol) {
+int check_close_double(const char *what, const double *got, const double *want, size_t n, double rtol, double atol) {
   return compare(what, NULL, got, want, n, rtol, atol);
 }
 

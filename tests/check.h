@@ -16,7 +16,7 @@ typedef struct test_rng {
 
 test_rng test_rng_seeded(uint64_t seed);
 uint64_t test_rng_next(test_rng *rng);
-double test_rng_uniform(test_rng *rng);      /* [0, 1) */
+double test_rng_uniform(test_rng *rng);       /* [0, 1) */
 int test_rng_below(test_rng *rng, int bound); /* [0, bound) */
 
 void test_fill_uniform(float *x /* (n) */, size_t n, float lo, float hi, test_rng *rng);
@@ -36,10 +36,10 @@ double *test_dup_double(const float *src /* (n) */, size_t n);
  * Worst |got - want| over the whole tensor against tol = rtol · max|want| + atol. Prints one line
  * (name, n, max|want|, worst error and its index, got and want there, PASS or FAIL) and returns 0 when
  * it passes, 1 when not; a NaN or Inf in got fails. The caller asserts: assert_int_equal(check_close(…), 0). */
-int check_close(const char *what, const float *got /* (n) */, const double *want /* (n) */, size_t n,
-                double rtol, double atol);
-int check_close_double(const char *what, const double *got /* (n) */, const double *want /* (n) */,
-                       size_t n, double rtol, double atol);
+int check_close(const char *what, const float *got /* (n) */, const double *want /* (n) */, size_t n, double rtol,
+                double atol);
+int check_close_double(const char *what, const double *got /* (n) */, const double *want /* (n) */, size_t n,
+                       double rtol, double atol);
 
 /* ---- device ---- */
 /* an_runtime_create(NULL, …): the device from ALEXNET_DEVICE or the first one. Without one the test

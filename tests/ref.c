@@ -7,8 +7,7 @@
 
 #include "alexnet/layers.h" /* an_dropout_uniform */
 
-ref_conv_dims ref_conv_dims_make(int n, int c, int h, int w, int oc, int k, int stride, int pad,
-                                 int groups) {
+ref_conv_dims ref_conv_dims_make(int n, int c, int h, int w, int oc, int k, int stride, int pad, int groups) {
   ref_conv_dims d;
   d.n = n, d.c = c, d.h = h, d.w = w;
   d.oc = oc, d.kh = k, d.kw = k;
@@ -51,9 +50,8 @@ void ref_conv_forward(double *out, const double *inp, const double *weight, cons
   }
 }
 
-void ref_conv_backward(double *dinp, double *dweight, double *dbias, const double *dout,
-                       const double *out, const double *inp, const double *weight,
-                       const ref_conv_dims *d, int relu) {
+void ref_conv_backward(double *dinp, double *dweight, double *dbias, const double *dout, const double *out,
+                       const double *inp, const double *weight, const ref_conv_dims *d, int relu) {
   int cpg = d->c / d->groups;
   int ocpg = d->oc / d->groups;
   if (dinp) memset(dinp, 0, sizeof(double) * (size_t)d->n * d->c * d->h * d->w);
@@ -90,8 +88,8 @@ void ref_conv_backward(double *dinp, double *dweight, double *dbias, const doubl
 
 /* ---- fully connected ---- */
 
-void ref_fc_forward(double *out, const double *inp, const double *weight, const double *bias, int n,
-                    int in, int out_features, int relu) {
+void ref_fc_forward(double *out, const double *inp, const double *weight, const double *bias, int n, int in,
+                    int out_features, int relu) {
   for (int b = 0; b < n; b++) {
     const double *x = inp + (size_t)b * in;
     for (int o = 0; o < out_features; o++) {
@@ -104,9 +102,8 @@ void ref_fc_forward(double *out, const double *inp, const double *weight, const 
   }
 }
 
-void ref_fc_backward(double *dinp, double *dweight, double *dbias, const double *dout,
-                     const double *out, const double *inp, const double *weight, int n, int in,
-                     int out_features, int relu) {
+void ref_fc_backward(double *dinp, double *dweight, double *dbias, const double *dout, const double *out,
+                     const double *inp, const double *weight, int n, int in, int out_features, int relu) {
   if (dinp) memset(dinp, 0, sizeof(double) * (size_t)n * in);
   for (int b = 0; b < n; b++) {
     const double *x = inp + (size_t)b * in;
@@ -136,8 +133,8 @@ static void lrn_window(int ch, int c, int size, int *lo, int *hi) {
   if (*hi > c - 1) *hi = c - 1;
 }
 
-static double lrn_scale_at(const double *x /* channel 0 of one pixel */, size_t cstride, int ch, int c,
-                           int size, double alpha, double k) {
+static double lrn_scale_at(const double *x /* channel 0 of one pixel */, size_t cstride, int ch, int c, int size,
+                           double alpha, double k) {
   int lo, hi;
   lrn_window(ch, c, size, &lo, &hi);
   double sum = 0.0;
@@ -145,8 +142,8 @@ static double lrn_scale_at(const double *x /* channel 0 of one pixel */, size_t 
   return k + alpha / size * sum;
 }
 
-void ref_lrn_forward(double *out, double *scale, const double *inp, int n, int c, int h, int w,
-                     int size, double alpha, double beta, double k) {
+void ref_lrn_forward(double *out, double *scale, const double *inp, int n, int c, int h, int w, int size,
+                     double alpha, double beta, double k) {
   size_t hw = (size_t)h * w;
   for (int b = 0; b < n; b++) {
     for (size_t p = 0; p < hw; p++) {
@@ -164,8 +161,8 @@ void ref_lrn_forward(double *out, double *scale, const double *inp, int n, int c
 /* d out_c / d x_j = [c == j] s_c^-beta - 2·alpha·beta/size · x_c · x_j · s_c^(-beta-1) for j in c's
  * window, so dinp_j = dout_j s_j^-beta - 2·alpha·beta/size · x_j · Σ_{c : j ∈ window(c)} dout_c x_c
  * s_c^(-beta-1); the loop over c scatters each c's term to its window. */
-void ref_lrn_backward(double *dinp, const double *dout, const double *inp, int n, int c, int h, int w,
-                      int size, double alpha, double beta, double k) {
+void ref_lrn_backward(double *dinp, const double *dout, const double *inp, int n, int c, int h, int w, int size,
+                      double alpha, double beta, double k) {
   size_t hw = (size_t)h * w;
   double coef = 2.0 * alpha * beta / size;
   for (int b = 0; b < n; b++) {
@@ -200,8 +197,7 @@ static size_t maxpool_argmax(const double *plane, int w, int k, int stride, int 
   return best;
 }
 
-void ref_maxpool_forward(double *out, const double *inp, int n, int c, int h, int w, int k,
-                         int stride) {
+void ref_maxpool_forward(double *out, const double *inp, int n, int c, int h, int w, int k, int stride) {
   int oh = (h - k) / stride + 1, ow = (w - k) / stride + 1;
   for (size_t p = 0; p < (size_t)n * c; p++) {
     const double *plane = inp + p * h * w;
@@ -211,8 +207,8 @@ void ref_maxpool_forward(double *out, const double *inp, int n, int c, int h, in
   }
 }
 
-void ref_maxpool_backward(double *dinp, const double *dout, const double *inp, int n, int c, int h,
-                          int w, int k, int stride) {
+void ref_maxpool_backward(double *dinp, const double *dout, const double *inp, int n, int c, int h, int w, int k,
+                          int stride) {
   int oh = (h - k) / stride + 1, ow = (w - k) / stride + 1;
   memset(dinp, 0, sizeof(double) * (size_t)n * c * h * w);
   for (size_t p = 0; p < (size_t)n * c; p++) {
@@ -226,9 +222,7 @@ void ref_maxpool_backward(double *dinp, const double *dout, const double *inp, i
 /* ---- adaptive average pool ---- */
 
 static int adaptive_start(int i, int in, int out) { return (int)(((long long)i * in) / out); }
-static int adaptive_end(int i, int in, int out) {
-  return (int)(((long long)(i + 1) * in + out - 1) / out);
-}
+static int adaptive_end(int i, int in, int out) { return (int)(((long long)(i + 1) * in + out - 1) / out); }
 
 void ref_avgpool_forward(double *out, const double *inp, int n, int c, int h, int w, int oh, int ow) {
   for (size_t p = 0; p < (size_t)n * c; p++) {
@@ -246,8 +240,7 @@ void ref_avgpool_forward(double *out, const double *inp, int n, int c, int h, in
   }
 }
 
-void ref_avgpool_backward(double *dinp, const double *dout, int n, int c, int h, int w, int oh,
-                          int ow) {
+void ref_avgpool_backward(double *dinp, const double *dout, int n, int c, int h, int w, int oh, int ow) {
   memset(dinp, 0, sizeof(double) * (size_t)n * c * h * w);
   for (size_t p = 0; p < (size_t)n * c; p++) {
     double *plane = dinp + p * h * w;
@@ -276,17 +269,15 @@ size_t ref_dropout_forward(double *out, const double *inp, size_t count, float p
   return kept;
 }
 
-void ref_dropout_backward(double *dinp, const double *dout, size_t count, float p, uint64_t key,
-                          uint64_t first) {
+void ref_dropout_backward(double *dinp, const double *dout, size_t count, float p, uint64_t key, uint64_t first) {
   double keep_scale = 1.0 / (1.0 - (double)p);
-  for (size_t i = 0; i < count; i++)
-    dinp[i] = an_dropout_uniform(key, first + i) >= p ? dout[i] * keep_scale : 0.0;
+  for (size_t i = 0; i < count; i++) dinp[i] = an_dropout_uniform(key, first + i) >= p ? dout[i] * keep_scale : 0.0;
 }
 
 /* ---- softmax cross-entropy ---- */
 
-double ref_softmax_xent(double *dlogits, double *per_sample, const double *logits, const int *labels,
-                        int n, int classes) {
+double ref_softmax_xent(double *dlogits, double *per_sample, const double *logits, const int *labels, int n,
+                        int classes) {
   double total = 0.0;
   for (int b = 0; b < n; b++) {
     const double *z = logits + (size_t)b * classes;
@@ -311,8 +302,8 @@ double ref_softmax_xent(double *dlogits, double *per_sample, const double *logit
 
 /* ---- SGD ---- */
 
-void ref_sgd_update(double *weight, const double *grad, double *velocity, size_t count, double lr,
-                    double momentum, double weight_decay) {
+void ref_sgd_update(double *weight, const double *grad, double *velocity, size_t count, double lr, double momentum,
+                    double weight_decay) {
   for (size_t i = 0; i < count; i++) {
     velocity[i] = momentum * velocity[i] + grad[i] + weight_decay * weight[i];
     weight[i] -= lr * velocity[i];

@@ -271,10 +271,12 @@ static void test_idx_errors(void **state) {
   an_image_free(&img);
   an_dataset_destroy(ds);
   /* truncated images, wrong magic, label count mismatch, declared sizes past the data */
-  assert_int_equal(an_dataset_open_idx_memory(images, sizeof images - 1, labels, sizeof labels, "t", &ds), AN_ERR_IO);
+  assert_int_equal(an_dataset_open_idx_memory(images, sizeof images - 1, labels, sizeof labels, "t", &ds),
+                   AN_ERR_IO);
   assert_non_null(strstr(an_last_error(), "truncated"));
   assert_int_equal(an_dataset_open_idx_memory(labels, sizeof labels, labels, sizeof labels, "t", &ds), AN_ERR_IO);
-  assert_int_equal(an_dataset_open_idx_memory(images, sizeof images, labels, sizeof labels - 1, "t", &ds), AN_ERR_IO);
+  assert_int_equal(an_dataset_open_idx_memory(images, sizeof images, labels, sizeof labels - 1, "t", &ds),
+                   AN_ERR_IO);
   be32(images + 4, 0x7fffffff);
   assert_int_equal(an_dataset_open_idx_memory(images, sizeof images, labels, sizeof labels, "t", &ds), AN_ERR_IO);
   assert_int_equal(an_dataset_open_idx_memory(images, 3, labels, 2, "t", &ds), AN_ERR_IO);
@@ -283,7 +285,8 @@ static void test_idx_errors(void **state) {
   size_t n;
   const char *fm = getenv("ALEXNET_FASHION_MNIST");
   char gz_path[600];
-  snprintf(gz_path, sizeof gz_path, "%s/t10k-labels-idx1-ubyte.gz", fm && *fm ? fm : "/usr/share/datasets/fashion-mnist");
+  snprintf(gz_path, sizeof gz_path, "%s/t10k-labels-idx1-ubyte.gz",
+           fm && *fm ? fm : "/usr/share/datasets/fashion-mnist");
   uint8_t *gz = read_bytes(gz_path, &n);
   assert_int_equal(an_dataset_open_idx_memory(images, sizeof images, gz, n / 2, "half.gz", &ds), AN_ERR_IO);
   assert_non_null(strstr(an_last_error(), "gzip"));
@@ -335,7 +338,7 @@ static void write_huge_bmp(const char *path, uint32_t width, uint32_t height) {
   write_bytes(path, f, sizeof f);
 }
 
-static const char *const broken_names[] = {"truncated.jpg", "empty.jpg", "text.png", "huge.png",
+static const char *const broken_names[] = {"truncated.jpg", "empty.jpg", "text.png",   "huge.png",
                                            "huge.bmp",      "half.png",  "garbage.jpg"};
 enum { N_BROKEN = 7, N_GOOD = 5 };
 
@@ -354,7 +357,8 @@ static void make_broken_tree(const char *root) {
     TEST_OK(an_image_write(path, &img));
     an_image_free(&img);
   }
-  snprintf(path, sizeof path, "%s/b/good2.jpg", root), write_bytes(path, test_jpeg_16, sizeof test_jpeg_16); /* 16x16 */
+  snprintf(path, sizeof path, "%s/b/good2.jpg", root),
+      write_bytes(path, test_jpeg_16, sizeof test_jpeg_16); /* 16x16 */
   snprintf(path, sizeof path, "%s/b/good4.jpg", root), write_bytes(path, test_jpeg_16, sizeof test_jpeg_16);
   size_t n = sizeof test_jpeg_16;
   uint8_t *jpg = malloc(n);
@@ -402,8 +406,8 @@ static void test_broken_files(void **state) {
   assert_int_equal(bad, N_BROKEN);
 
   /* evaluation: every image visited once, the broken ones blanked, each warned about once */
-  an_loader_config cfg = {.batch = 5, .threads = 2, .prefetch = 1, .train = 0, .epochs = 2, .seed = 1,
-                          .aug = an_augment_none(32)};
+  an_loader_config cfg = {
+      .batch = 5, .threads = 2, .prefetch = 1, .train = 0, .epochs = 2, .seed = 1, .aug = an_augment_none(32)};
   warn_log log = {.n = 0};
   cfg.warn = collect_warning, cfg.warn_ctx = &log;
   an_loader *ld = NULL;
@@ -588,7 +592,8 @@ static void test_augment_determinism(void **state) {
     differ += memcmp(a, c, n * sizeof(float)) != 0;
   }
   assert_int_equal(differ, 8);
-  assert_true(an_sample_key(42, 3, 1) != an_sample_key(42, 3, 2) && an_sample_key(42, 3, 1) != an_sample_key(43, 3, 1));
+  assert_true(an_sample_key(42, 3, 1) != an_sample_key(42, 3, 2) &&
+              an_sample_key(42, 3, 1) != an_sample_key(43, 3, 1));
   /* evaluation ignores the key: centre crop, no flip, no lighting */
   TEST_OK(an_preprocess(&img, &aug, &st, 0, 1, a));
   TEST_OK(an_preprocess(&img, &aug, &st, 0, 2, b));
@@ -620,8 +625,9 @@ static void test_ten_crop_geometry(void **state) {
   enum { S = 10, I = 6 };
   uint8_t px[S * S * 3]; /* R = x·10, G = y·10, B = 7 */
   for (int y = 0; y < S; y++)
-    for (int x = 0; x < S; x++) px[(y * S + x) * 3] = (uint8_t)(x * 10), px[(y * S + x) * 3 + 1] = (uint8_t)(y * 10),
-                                px[(y * S + x) * 3 + 2] = 7;
+    for (int x = 0; x < S; x++)
+      px[(y * S + x) * 3] = (uint8_t)(x * 10), px[(y * S + x) * 3 + 1] = (uint8_t)(y * 10),
+                       px[(y * S + x) * 3 + 2] = 7;
   an_image img = {S, S, 3, px};
   an_augment aug = an_augment_none(I);
   aug.resize = S; /* the image is the base: no resampling */
@@ -805,7 +811,8 @@ static void check_batches_match(const an_dataset *ds, const an_loader_config *cf
       }
       an_image img;
       TEST_OK(an_dataset_read(ds, idx, &img));
-      TEST_OK(an_preprocess(&img, &cfg->aug, &cfg->stats, cfg->train, an_sample_key(cfg->seed, b->epoch, idx), want));
+      TEST_OK(
+          an_preprocess(&img, &cfg->aug, &cfg->stats, cfg->train, an_sample_key(cfg->seed, b->epoch, idx), want));
       an_image_free(&img);
       assert_memory_equal(b->images + (size_t)j * crops * 3 * I * I, want, sizeof(float) * crops * 3 * I * I);
       for (int r = 0; r < crops; r++) assert_int_equal(b->labels[j * crops + r], an_dataset_label(ds, idx));
@@ -844,8 +851,8 @@ static uint8_t *run_bytes(const an_dataset *ds, const an_loader_config *cfg, siz
 static void test_loader(void **state) {
   (void)state;
   an_dataset *ds = synthetic(70, 7, 30, 9);
-  an_loader_config cfg = {.batch = 8, .threads = 1, .prefetch = 1, .train = 1, .epochs = 3, .seed = 2024,
-                          .aug = an_augment_default(24)};
+  an_loader_config cfg = {
+      .batch = 8, .threads = 1, .prefetch = 1, .train = 1, .epochs = 3, .seed = 2024, .aug = an_augment_default(24)};
   TEST_OK(an_data_stats_compute(ds, 0, 0, 2, NULL, NULL, &cfg.stats));
   check_batches_match(ds, &cfg, 1000);
   /* identical for 1, 2 and 5 threads and for deeper prefetching; another seed differs */
@@ -889,7 +896,8 @@ static void test_loader(void **state) {
   }
   assert_int_equal(b->samples, 6);
   for (int j = 6; j < 16; j++) assert_int_equal(b->index[j], -1);
-  for (size_t i = (size_t)6 * 10 * 3 * 24 * 24; i < (size_t)160 * 3 * 24 * 24; i++) assert_true(b->images[i] == 0.0f);
+  for (size_t i = (size_t)6 * 10 * 3 * 24 * 24; i < (size_t)160 * 3 * 24 * 24; i++)
+    assert_true(b->images[i] == 0.0f);
   TEST_OK(an_loader_next(ld, &b));
   assert_null(b);
   an_loader_destroy(ld);
@@ -901,15 +909,16 @@ static void test_loader_throughput(void **state) {
   (void)state;
   an_dataset *ds = NULL;
   TEST_OK(an_dataset_open("fashion-mnist", &ds));
-  an_loader_config cfg = {.batch = 128, .threads = 1, .prefetch = 1, .train = 1, .seed = 1,
-                          .aug = an_augment_default(64)};
+  an_loader_config cfg = {
+      .batch = 128, .threads = 1, .prefetch = 1, .train = 1, .seed = 1, .aug = an_augment_default(64)};
   TEST_OK(an_data_stats_compute(ds, 10000, 1, 2, NULL, NULL, &cfg.stats));
   for (int threads = 1; threads <= 2; threads++) {
     cfg.threads = threads;
     double ips;
     TEST_OK(an_loader_measure(ds, &cfg, 40, &ips));
     printf("loader throughput, Fashion-MNIST 28 -> %d -> crop %d, flip, PCA, mean/std, batch 128, %d thread%s: "
-           "%.0f images/s\n", cfg.aug.resize, cfg.aug.input, threads, threads > 1 ? "s" : "", ips);
+           "%.0f images/s\n",
+           cfg.aug.resize, cfg.aug.input, threads, threads > 1 ? "s" : "", ips);
     assert_true(ips > 0);
   }
   an_dataset_destroy(ds);
@@ -919,27 +928,25 @@ static void test_loader_throughput(void **state) {
 /* A JPEG found by fuzzing whose Huffman table declares more than 256 codes: stb_image 2.27 writes past
  * its table while parsing the header; the decoder must refuse it before stb_image sees it. */
 static const unsigned char jpeg_huffman_overflow[245] = {
-    0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00, 0x00, 0x01,
-    0x00, 0x01, 0x00, 0x00, 0xff, 0xdb, 0x00, 0x84, 0x00, 0x02, 0x01, 0x01, 0x01, 0x01, 0x01, 0x02,
-    0x01, 0x01, 0x01, 0x02, 0x02, 0x02, 0x02, 0x02, 0x04, 0x03, 0x02, 0x02, 0x02, 0x02, 0x05, 0x04,
-    0x04, 0x03, 0x04, 0x06, 0x05, 0x06, 0x06, 0x06, 0x05, 0x06, 0x06, 0x06, 0x07, 0x09, 0x08, 0x06,
-    0x07, 0x09, 0x07, 0x06, 0x06, 0x08, 0x0b, 0x08, 0x09, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x06, 0x08,
-    0x0b, 0x0c, 0x0b, 0x0a, 0x0c, 0x09, 0x0a, 0x0a, 0x0a, 0x01, 0x02, 0x02, 0x02, 0x02, 0x02, 0x02,
-    0x05, 0x03, 0x03, 0x05, 0x0a, 0x07, 0x06, 0x07, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a,
-    0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a,
-    0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0xff, 0xc0,
-    0x00, 0x11, 0x08, 0x00, 0x10, 0x00, 0x10, 0x03, 0x01, 0x11, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11,
-    0x01, 0xff, 0xc4, 0x01, 0xa2, 0x00, 0x00, 0x01, 0x05, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x00,
-    0x50, 0x47, 0x14, 0x8d, 0xb9, 0x89, 0x66, 0x0d, 0x97, 0xe5, 0x81, 0x1c, 0x8c, 0xee, 0xea, 0x30,
-    0x41, 0x24, 0x01, 0x92, 0xca, 0x7c, 0x4d, 0xa7, 0x19, 0x54, 0x8d, 0x49, 0xf2, 0xae, 0x6d, 0xfb,
-    0x74, 0x5a, 0x3b, 0x6a, 0x92, 0x76, 0xb2, 0x6f, 0x7b, 0xa7, 0xab, 0x23, 0x5b, 0x03, 0x3a, 0xbe,
-    0xd7, 0x92, 0xd6, 0xef, 0xf0, 0xbd, 0xec, 0xd2, 0x5e, 0xed, 0xaf, 0x7b, 0xdf, 0x96, 0xcd, 0xc9,
-    0xab, 0x6c, 0xbf, 0xff, 0xd9};
+    0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00,
+    0x00, 0xff, 0xdb, 0x00, 0x84, 0x00, 0x02, 0x01, 0x01, 0x01, 0x01, 0x01, 0x02, 0x01, 0x01, 0x01, 0x02, 0x02, 0x02,
+    0x02, 0x02, 0x04, 0x03, 0x02, 0x02, 0x02, 0x02, 0x05, 0x04, 0x04, 0x03, 0x04, 0x06, 0x05, 0x06, 0x06, 0x06, 0x05,
+    0x06, 0x06, 0x06, 0x07, 0x09, 0x08, 0x06, 0x07, 0x09, 0x07, 0x06, 0x06, 0x08, 0x0b, 0x08, 0x09, 0x0a, 0x0a, 0x0a,
+    0x0a, 0x0a, 0x06, 0x08, 0x0b, 0x0c, 0x0b, 0x0a, 0x0c, 0x09, 0x0a, 0x0a, 0x0a, 0x01, 0x02, 0x02, 0x02, 0x02, 0x02,
+    0x02, 0x05, 0x03, 0x03, 0x05, 0x0a, 0x07, 0x06, 0x07, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a,
+    0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a,
+    0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0xff, 0xc0, 0x00, 0x11, 0x08, 0x00, 0x10, 0x00, 0x10, 0x03,
+    0x01, 0x11, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01, 0xff, 0xc4, 0x01, 0xa2, 0x00, 0x00, 0x01, 0x05, 0x01, 0x01,
+    0x01, 0x01, 0x01, 0x01, 0x00, 0x50, 0x47, 0x14, 0x8d, 0xb9, 0x89, 0x66, 0x0d, 0x97, 0xe5, 0x81, 0x1c, 0x8c, 0xee,
+    0xea, 0x30, 0x41, 0x24, 0x01, 0x92, 0xca, 0x7c, 0x4d, 0xa7, 0x19, 0x54, 0x8d, 0x49, 0xf2, 0xae, 0x6d, 0xfb, 0x74,
+    0x5a, 0x3b, 0x6a, 0x92, 0x76, 0xb2, 0x6f, 0x7b, 0xa7, 0xab, 0x23, 0x5b, 0x03, 0x3a, 0xbe, 0xd7, 0x92, 0xd6, 0xef,
+    0xf0, 0xbd, 0xec, 0xd2, 0x5e, 0xed, 0xaf, 0x7b, 0xdf, 0x96, 0xcd, 0xc9, 0xab, 0x6c, 0xbf, 0xff, 0xd9};
 
 static void test_jpeg_huffman_overflow(void **state) {
   (void)state;
   an_image img;
-  assert_int_equal(an_image_decode(jpeg_huffman_overflow, sizeof jpeg_huffman_overflow, "fuzzed.jpg", &img), AN_ERR_IO);
+  assert_int_equal(an_image_decode(jpeg_huffman_overflow, sizeof jpeg_huffman_overflow, "fuzzed.jpg", &img),
+                   AN_ERR_IO);
   assert_non_null(strstr(an_last_error(), "fuzzed.jpg: corrupt JPEG (a Huffman table with more than 256 codes)"));
   assert_null(img.pixels);
 }
@@ -970,13 +977,20 @@ static void test_grow_bytes(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_synthetic_round_trip), cmocka_unit_test(test_fashion_mnist),
-      cmocka_unit_test(test_idx_errors),           cmocka_unit_test(test_broken_files),
-      cmocka_unit_test(test_dataset_errors),       cmocka_unit_test(test_resize),
-      cmocka_unit_test(test_augment_determinism),  cmocka_unit_test(test_ten_crop_geometry),
-      cmocka_unit_test(test_pca_eigen),            cmocka_unit_test(test_pack_round_trip),
-      cmocka_unit_test(test_loader),               cmocka_unit_test(test_loader_throughput),
-      cmocka_unit_test(test_jpeg_huffman_overflow),   cmocka_unit_test(test_grow_bytes),
+      cmocka_unit_test(test_synthetic_round_trip),
+      cmocka_unit_test(test_fashion_mnist),
+      cmocka_unit_test(test_idx_errors),
+      cmocka_unit_test(test_broken_files),
+      cmocka_unit_test(test_dataset_errors),
+      cmocka_unit_test(test_resize),
+      cmocka_unit_test(test_augment_determinism),
+      cmocka_unit_test(test_ten_crop_geometry),
+      cmocka_unit_test(test_pca_eigen),
+      cmocka_unit_test(test_pack_round_trip),
+      cmocka_unit_test(test_loader),
+      cmocka_unit_test(test_loader_throughput),
+      cmocka_unit_test(test_jpeg_huffman_overflow),
+      cmocka_unit_test(test_grow_bytes),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

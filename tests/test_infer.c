@@ -97,10 +97,11 @@ static double *ref_forward(const an_net *net, const double *P, const double *x, 
     double *out = NULL;
     switch (d->kind) {
       case AN_LAYER_CONV: {
-        const ref_conv_dims cd = ref_conv_dims_make(n, c, h, w, d->out_channels, d->kernel, d->stride, d->pad, d->groups);
+        const ref_conv_dims cd = ref_conv_dims_make(n, c, h, w, d->out_channels, d->kernel, d->stride, d->pad,
+                                                    d->groups);
         out = test_doubles((size_t)n * d->out_channels * cd.oh * cd.ow);
-        ref_conv_forward(out, cur, P + tensor(net, d->name, "weight")->offset, P + tensor(net, d->name, "bias")->offset,
-                         &cd, d->relu);
+        ref_conv_forward(out, cur, P + tensor(net, d->name, "weight")->offset,
+                         P + tensor(net, d->name, "bias")->offset, &cd, d->relu);
         c = d->out_channels, h = cd.oh, w = cd.ow;
         break;
       }
@@ -120,19 +121,17 @@ static double *ref_forward(const an_net *net, const double *P, const double *x, 
         ref_avgpool_forward(out, cur, n, c, h, w, d->out_hw, d->out_hw);
         h = w = d->out_hw;
         break;
-      case AN_LAYER_DROPOUT:
-        continue;
+      case AN_LAYER_DROPOUT: continue;
       case AN_LAYER_FC: {
         const int outf = d->out_channels ? d->out_channels : net->classes;
         out = test_doubles((size_t)n * outf);
-        ref_fc_forward(out, cur, P + tensor(net, d->name, "weight")->offset, P + tensor(net, d->name, "bias")->offset, n,
-                       c * h * w, outf, d->relu);
+        ref_fc_forward(out, cur, P + tensor(net, d->name, "weight")->offset,
+                       P + tensor(net, d->name, "bias")->offset, n, c * h * w, outf, d->relu);
         c = outf, h = w = 1;
         break;
       }
       case AN_LAYER_GATHER: /* only in the split's column models */
-      case AN_LAYER_SUM:
-        fail_msg("%s: layer %d is an exchange", m->name, i);
+      case AN_LAYER_SUM: fail_msg("%s: layer %d is an exchange", m->name, i);
     }
     free(cur);
     cur = out;
@@ -401,7 +400,8 @@ static unsigned char *picture(int w, int h, int seed) {
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++)
       for (int c = 0; c < 3; c++)
-        p[((size_t)y * w + x) * 3 + c] = (unsigned char)(127 + 120 * sin(0.05 * (seed + 1) * (x + 2 * y) + c * seed));
+        p[((size_t)y * w + x) * 3 + c] = (unsigned char)(127 +
+                                                         120 * sin(0.05 * (seed + 1) * (x + 2 * y) + c * seed));
   return p;
 }
 
@@ -455,8 +455,8 @@ static void test_classify_mixed_files(void **state) {
     TEST_OK(an_infer_load(inf, weights));
     collected c = {.n = 0};
     an_classify_stats cs;
-    TEST_OK(an_classify_files(inf, (const char *const[]){g ? good_jpg : good_png}, 1, &aug, &stats, 1, classes, collect,
-                              &c, &cs));
+    TEST_OK(an_classify_files(inf, (const char *const[]){g ? good_jpg : good_png}, 1, &aug, &stats, 1, classes,
+                              collect, &c, &cs));
     assert_int_equal(c.n, 1);
     assert_true(c.r[0].ok);
     for (int t = 0; t < classes; t++) alone[g][t] = c.r[0].prob[t], top_alone[g][t] = c.r[0].top[t];
@@ -509,8 +509,15 @@ static void test_classify_agrees_with_eval(void **state) {
   char out_dir[128], images[128];
   path_in(out_dir, sizeof out_dir, "run");
   path_in(images, sizeof images, "images");
-  an_train_config cfg = {.model = "alexnet-half", .train = train, .batch = 8, .input = input, .epochs = 3,
-                         .max_steps = 36, .sgd = {0.02f, 0.9f, 5e-4f, 0}, .seed = 5, .threads = 2,
+  an_train_config cfg = {.model = "alexnet-half",
+                         .train = train,
+                         .batch = 8,
+                         .input = input,
+                         .epochs = 3,
+                         .max_steps = 36,
+                         .sgd = {0.02f, 0.9f, 5e-4f, 0},
+                         .seed = 5,
+                         .threads = 2,
                          .out_dir = out_dir};
   an_train_result tr;
   const double t0 = an_seconds();
@@ -657,7 +664,8 @@ static void check_filters(const char *model, int oc, int scale, int pad, int wan
   assert_int_equal(p[0], 128); /* the border is background */
   for (int o = 0; o < oc; o++) {
     const int col = o / per_column, idx = o % per_column;
-    const int x0 = col * (grid_w + 4 * pad) + pad + (idx % L.grid_cols) * cell, y0 = pad + (idx / L.grid_cols) * cell;
+    const int x0 = col * (grid_w + 4 * pad) + pad + (idx % L.grid_cols) * cell,
+              y0 = pad + (idx / L.grid_cols) * cell;
     /* the centre of the enlarged weight: +1 white, -1 black, 0 black (odd o: the minimum) or mid-grey
      * (even o: 127.5 rounded to even) */
     const int y = y0 + (o % 11) * scale + scale / 2, x = x0 + ((o / 3) % 11) * scale + scale / 2;
@@ -680,7 +688,8 @@ static void test_filters_png(void **state) {
 }
 
 int main(void) {
-  if (getenv("TEST_INFER_FILTER")) cmocka_set_test_filter(getenv("TEST_INFER_FILTER")); /* one test while iterating */
+  if (getenv("TEST_INFER_FILTER"))
+    cmocka_set_test_filter(getenv("TEST_INFER_FILTER")); /* one test while iterating */
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_labels_file),
       cmocka_unit_test(test_filters_png),

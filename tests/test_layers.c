@@ -39,8 +39,8 @@
 #define EXACT_ATOL 1e-7
 
 #define SENTINEL 12345.25f
-#define GAP 13         /* floats of sentinel before every tensor in a shared buffer: offsets are odd */
-#define MAX_TENSORS 16 /* per arena */
+#define GAP 13          /* floats of sentinel before every tensor in a shared buffer: offsets are odd */
+#define MAX_TENSORS 16  /* per arena */
 #define GARBAGE -777.0f /* what an input gradient holds before the backward writes it */
 
 /* ---- device tensors ---- */
@@ -114,10 +114,9 @@ static int arena_check_gaps(arena *a) {
     if (t < a->n) pos = a->off[t] + a->count[t];
   }
   if (bad)
-    printf("  gaps between tensors: %zu floats overwritten, first at buffer offset %zu (%g)  FAIL\n", bad,
-           first, (double)all[first]);
-  else
-    printf("  gaps between tensors: untouched  PASS\n");
+    printf("  gaps between tensors: %zu floats overwritten, first at buffer offset %zu (%g)  FAIL\n", bad, first,
+           (double)all[first]);
+  else printf("  gaps between tensors: untouched  PASS\n");
   free(all);
   return bad ? 1 : 0;
 }
@@ -145,18 +144,16 @@ typedef struct conv_case {
 } conv_case;
 
 static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
-  an_conv_dims d = an_conv_dims_make(cc->n, cc->c, cc->h, cc->w, cc->oc, cc->k, cc->stride, cc->pad,
-                                     cc->groups);
-  ref_conv_dims rd = ref_conv_dims_make(cc->n, cc->c, cc->h, cc->w, cc->oc, cc->k, cc->stride, cc->pad,
-                                        cc->groups);
+  an_conv_dims d = an_conv_dims_make(cc->n, cc->c, cc->h, cc->w, cc->oc, cc->k, cc->stride, cc->pad, cc->groups);
+  ref_conv_dims rd = ref_conv_dims_make(cc->n, cc->c, cc->h, cc->w, cc->oc, cc->k, cc->stride, cc->pad, cc->groups);
   assert_int_equal(d.oh, rd.oh);
   assert_int_equal(d.ow, rd.ow);
   int chunk = cc->work_images > 0 ? cc->work_images : cc->n;
   size_t work_floats = an_conv_work_floats(&d, chunk);
   printf("%s: (%d,%d,%d,%d) -> (%d,%d,%d,%d), k=%d stride=%d pad=%d groups=%d relu=%d, workspace %zu "
          "floats (%d of %d images a chunk)%s%s\n",
-         name, cc->n, cc->c, cc->h, cc->w, cc->n, cc->oc, d.oh, d.ow, cc->k, cc->stride, cc->pad,
-         cc->groups, cc->relu, work_floats, chunk, cc->n, cc->skip_dinp ? ", no dinp" : "",
+         name, cc->n, cc->c, cc->h, cc->w, cc->n, cc->oc, d.oh, d.ow, cc->k, cc->stride, cc->pad, cc->groups,
+         cc->relu, work_floats, chunk, cc->n, cc->skip_dinp ? ", no dinp" : "",
          cc->shared ? ", shared buffer at odd offsets" : "");
   fflush(stdout);
 
@@ -191,8 +188,8 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
   int fails = check_close("conv out", out, want_out, n_out, FWD_RTOL, FWD_ATOL);
 
   /* backward */
-  TEST_OK(an_conv_backward(rt, &d, d_dinp, d_dweight, d_dbias, d_dout, d_out, d_inp, d_weight,
-                           cc->relu, d_work, work_floats));
+  TEST_OK(an_conv_backward(rt, &d, d_dinp, d_dweight, d_dbias, d_dout, d_out, d_inp, d_weight, cc->relu, d_work,
+                           work_floats));
   float *dweight = download(rt, d_dweight, n_w), *dbias = download(rt, d_dbias, n_b);
   double *out_d = test_dup_double(out, n_out), *dout_d = test_dup_double(dout, n_out);
   double *want_dweight = test_dup_double(dweight0, n_w), *want_dbias = test_dup_double(dbias0, n_b);
@@ -215,10 +212,10 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
   assert_int_equal(fails, 0);
 }
 
-#define CONV_TEST(fn, ...)                     \
-  static void fn(void **state) {               \
-    const conv_case cc = {__VA_ARGS__};        \
-    run_conv((an_runtime *)*state, #fn, &cc);  \
+#define CONV_TEST(fn, ...)                    \
+  static void fn(void **state) {              \
+    const conv_case cc = {__VA_ARGS__};       \
+    run_conv((an_runtime *)*state, #fn, &cc); \
   }
 
 /* a slice width set for the weight gradient's reduction (as a tuning would): 6 slices of 10 columns and
@@ -242,25 +239,25 @@ static void test_conv_tuned_slice_width(void **state) {
 }
 
 /*        name                              n   c   h    w   oc   k  s  p  g relu work noDinp shared seed */
-CONV_TEST(test_conv_small_batch1,           1,  3,  7,   9,   4,  3, 1, 0, 1, 0,   0,   0,     1,   101)
-CONV_TEST(test_conv_small_groups2_chunk1,   3,  4,  9,   7,   6,  3, 1, 1, 2, 1,   1,   0,     1,   102)
-CONV_TEST(test_conv_small_groups2_chunk2,   3,  4,  9,   7,   6,  3, 1, 1, 2, 1,   2,   0,     1,   102)
-CONV_TEST(test_conv_small_groups2_whole,    3,  4,  9,   7,   6,  3, 1, 1, 2, 1,   0,   0,     1,   102)
-CONV_TEST(test_conv_small_k11_stride4,      2,  3, 23,  27,   5, 11, 4, 2, 1, 1,   1,   0,     1,   103)
-CONV_TEST(test_conv_small_stride4_gaps_g2,  3,  4, 10,   9,   2,  3, 4, 0, 2, 0,   1,   0,     1,   104)
-CONV_TEST(test_conv_small_k5_pad2_g2,       1,  6,  8,  11,   4,  5, 1, 2, 2, 1,   0,   0,     0,   105)
-CONV_TEST(test_conv_small_1x1,              2,  5,  4,   6,   7,  1, 1, 0, 1, 0,   0,   0,     1,   106)
+CONV_TEST(test_conv_small_batch1, 1, 3, 7, 9, 4, 3, 1, 0, 1, 0, 0, 0, 1, 101)
+CONV_TEST(test_conv_small_groups2_chunk1, 3, 4, 9, 7, 6, 3, 1, 1, 2, 1, 1, 0, 1, 102)
+CONV_TEST(test_conv_small_groups2_chunk2, 3, 4, 9, 7, 6, 3, 1, 1, 2, 1, 2, 0, 1, 102)
+CONV_TEST(test_conv_small_groups2_whole, 3, 4, 9, 7, 6, 3, 1, 1, 2, 1, 0, 0, 1, 102)
+CONV_TEST(test_conv_small_k11_stride4, 2, 3, 23, 27, 5, 11, 4, 2, 1, 1, 1, 0, 1, 103)
+CONV_TEST(test_conv_small_stride4_gaps_g2, 3, 4, 10, 9, 2, 3, 4, 0, 2, 0, 1, 0, 1, 104)
+CONV_TEST(test_conv_small_k5_pad2_g2, 1, 6, 8, 11, 4, 5, 1, 2, 2, 1, 0, 0, 0, 105)
+CONV_TEST(test_conv_small_1x1, 2, 5, 4, 6, 7, 1, 1, 0, 1, 0, 0, 0, 1, 106)
 /* windows past the input's edge: kernel columns that see no input pixel (kj - pad >= w), and a pad
  * wider than the kernel, so whole output rows and columns read only padding */
-CONV_TEST(test_conv_small_window_past_edge, 2,  3,  5,   2,   4,  4, 2, 1, 1, 0,   0,   0,     1,   108)
-CONV_TEST(test_conv_small_pad3_stride2,     2,  2,  4,   5,   3,  3, 2, 3, 1, 1,   1,   0,     1,   109)
-CONV_TEST(test_conv_small_no_dinp,          3,  3, 11,  10,   4,  5, 2, 1, 1, 1,   1,   1,     1,   107)
-CONV_TEST(test_conv_alexnet_conv1,          2,  3, 224, 224, 96, 11, 4, 2, 1, 1,   0,   0,     1,   111)
-CONV_TEST(test_conv_alexnet_conv1_chunk1,   2,  3, 224, 224, 96, 11, 4, 2, 1, 1,   1,   1,     0,   112)
-CONV_TEST(test_conv_alexnet_conv2,          1, 96, 27,  27, 256,  5, 1, 2, 2, 1,   0,   0,     1,   113)
-CONV_TEST(test_conv_alexnet_conv3,          1, 256, 13, 13, 384,  3, 1, 1, 1, 1,   0,   0,     0,   114)
-CONV_TEST(test_conv_alexnet_conv4,          1, 384, 13, 13, 384,  3, 1, 1, 2, 1,   0,   0,     1,   115)
-CONV_TEST(test_conv_alexnet_conv5_chunk1,   2, 384, 13, 13, 256,  3, 1, 1, 2, 1,   1,   0,     1,   116)
+CONV_TEST(test_conv_small_window_past_edge, 2, 3, 5, 2, 4, 4, 2, 1, 1, 0, 0, 0, 1, 108)
+CONV_TEST(test_conv_small_pad3_stride2, 2, 2, 4, 5, 3, 3, 2, 3, 1, 1, 1, 0, 1, 109)
+CONV_TEST(test_conv_small_no_dinp, 3, 3, 11, 10, 4, 5, 2, 1, 1, 1, 1, 1, 1, 107)
+CONV_TEST(test_conv_alexnet_conv1, 2, 3, 224, 224, 96, 11, 4, 2, 1, 1, 0, 0, 1, 111)
+CONV_TEST(test_conv_alexnet_conv1_chunk1, 2, 3, 224, 224, 96, 11, 4, 2, 1, 1, 1, 1, 0, 112)
+CONV_TEST(test_conv_alexnet_conv2, 1, 96, 27, 27, 256, 5, 1, 2, 2, 1, 0, 0, 1, 113)
+CONV_TEST(test_conv_alexnet_conv3, 1, 256, 13, 13, 384, 3, 1, 1, 1, 1, 0, 0, 0, 114)
+CONV_TEST(test_conv_alexnet_conv4, 1, 384, 13, 13, 384, 3, 1, 1, 2, 1, 0, 0, 1, 115)
+CONV_TEST(test_conv_alexnet_conv5_chunk1, 2, 384, 13, 13, 256, 3, 1, 1, 2, 1, 1, 0, 1, 116)
 
 /* A workspace that cannot hold one image is an error with a message, not a crash or a silent no-op. */
 static void test_conv_workspace_too_small(void **state) {
@@ -303,8 +300,8 @@ static void test_conv_chunk_images(void **state) {
 
 /* ---- fully connected ---- */
 
-static void run_fc(an_runtime *rt, const char *name, int n, int in, int out_features, int relu,
-                   int shared, uint64_t seed) {
+static void run_fc(an_runtime *rt, const char *name, int n, int in, int out_features, int relu, int shared,
+                   uint64_t seed) {
   printf("%s: (%d,%d) -> (%d,%d) relu=%d%s\n", name, n, in, n, out_features, relu,
          shared ? ", shared buffer at odd offsets" : "");
   fflush(stdout);
@@ -334,15 +331,13 @@ static void run_fc(an_runtime *rt, const char *name, int n, int in, int out_feat
   ref_fc_forward(want_out, inp_d, weight_d, bias_d, n, in, out_features, relu);
   int fails = check_close("fc out", out, want_out, n_out, FWD_RTOL, FWD_ATOL);
 
-  TEST_OK(an_fc_backward(rt, n, in, out_features, d_dinp, d_dweight, d_dbias, d_dout, d_out, d_inp,
-                         d_weight, relu));
+  TEST_OK(an_fc_backward(rt, n, in, out_features, d_dinp, d_dweight, d_dbias, d_dout, d_out, d_inp, d_weight, relu));
   float *dinp = download(rt, d_dinp, n_inp), *dweight = download(rt, d_dweight, n_w);
   float *dbias = download(rt, d_dbias, n_b);
   double *out_d = test_dup_double(out, n_out), *dout_d = test_dup_double(dout, n_out);
   double *want_dinp = test_doubles(n_inp);
   double *want_dweight = test_dup_double(dweight0, n_w), *want_dbias = test_dup_double(dbias0, n_b);
-  ref_fc_backward(want_dinp, want_dweight, want_dbias, dout_d, out_d, inp_d, weight_d, n, in,
-                  out_features, relu);
+  ref_fc_backward(want_dinp, want_dweight, want_dbias, dout_d, out_d, inp_d, weight_d, n, in, out_features, relu);
   fails += check_close("fc dinp", dinp, want_dinp, n_inp, GRAD_RTOL, GRAD_ATOL);
   fails += check_close("fc dweight (accumulated)", dweight, want_dweight, n_w, GRAD_RTOL, GRAD_ATOL);
   fails += check_close("fc dbias (accumulated)", dbias, want_dbias, n_b, GRAD_RTOL, GRAD_ATOL);
@@ -366,17 +361,17 @@ static void run_fc(an_runtime *rt, const char *name, int n, int in, int out_feat
   static void fn(void **state) { run_fc((an_runtime *)*state, #fn, __VA_ARGS__); }
 
 /*      name                          n   in    out  relu shared seed */
-FC_TEST(test_fc_small,                3,  37,   19,  0,   1,     201)
-FC_TEST(test_fc_small_relu,           5,  100,  33,  1,   1,     202)
-FC_TEST(test_fc_small_batch1_relu,    1,  7,    3,   1,   0,     203)
-FC_TEST(test_fc_alexnet_fc6,          2,  9216, 4096, 1,  0,     211)
-FC_TEST(test_fc_alexnet_fc7,          2,  4096, 4096, 1,  1,     212)
-FC_TEST(test_fc_alexnet_fc8,          2,  4096, 1000, 0,  1,     213)
+FC_TEST(test_fc_small, 3, 37, 19, 0, 1, 201)
+FC_TEST(test_fc_small_relu, 5, 100, 33, 1, 1, 202)
+FC_TEST(test_fc_small_batch1_relu, 1, 7, 3, 1, 0, 203)
+FC_TEST(test_fc_alexnet_fc6, 2, 9216, 4096, 1, 0, 211)
+FC_TEST(test_fc_alexnet_fc7, 2, 4096, 4096, 1, 1, 212)
+FC_TEST(test_fc_alexnet_fc8, 2, 4096, 1000, 0, 1, 213)
 
 /* ---- local response normalisation ---- */
 
-static void run_lrn(an_runtime *rt, const char *name, int n, int c, int h, int w, an_lrn_params p,
-                    float range, int shared, uint64_t seed) {
+static void run_lrn(an_runtime *rt, const char *name, int n, int c, int h, int w, an_lrn_params p, float range,
+                    int shared, uint64_t seed) {
   printf("%s: (%d,%d,%d,%d) size=%d alpha=%g beta=%g k=%g, inputs in ±%g%s\n", name, n, c, h, w, p.size,
          (double)p.alpha, (double)p.beta, (double)p.k, (double)range,
          shared ? ", shared buffer at odd offsets" : "");
@@ -444,13 +439,13 @@ static void test_lrn_other_beta(void **state) {
 
 enum { POOL_DISTINCT, POOL_NEGATIVE, POOL_TIES };
 
-static void run_maxpool(an_runtime *rt, const char *name, int n, int c, int h, int w, int k, int stride,
-                        int data, int shared, uint64_t seed) {
+static void run_maxpool(an_runtime *rt, const char *name, int n, int c, int h, int w, int k, int stride, int data,
+                        int shared, uint64_t seed) {
   int oh = an_pool_out(h, k, stride), ow = an_pool_out(w, k, stride);
   assert_int_equal(oh, (h - k) / stride + 1);
   static const char *data_names[] = {"distinct values", "distinct negative values", "many ties"};
-  printf("%s: (%d,%d,%d,%d) k=%d stride=%d -> %dx%d, %s%s\n", name, n, c, h, w, k, stride, oh, ow,
-         data_names[data], shared ? ", shared buffer at odd offsets" : "");
+  printf("%s: (%d,%d,%d,%d) k=%d stride=%d -> %dx%d, %s%s\n", name, n, c, h, w, k, stride, oh, ow, data_names[data],
+         shared ? ", shared buffer at odd offsets" : "");
   fflush(stdout);
   size_t count = (size_t)n * c * h * w, n_out = (size_t)n * c * oh * ow;
   test_rng rng = test_rng_seeded(seed);
@@ -490,20 +485,19 @@ static void run_maxpool(an_runtime *rt, const char *name, int n, int c, int h, i
   static void fn(void **state) { run_maxpool((an_runtime *)*state, #fn, __VA_ARGS__); }
 
 /*           name                          n    c   h   w  k  s  data           shared seed */
-MAXPOOL_TEST(test_maxpool_alexnet_pool1,   2,  96, 55, 55, 3, 2, POOL_DISTINCT, 1,     401)
-MAXPOOL_TEST(test_maxpool_alexnet_pool2,   2, 256, 27, 27, 3, 2, POOL_DISTINCT, 0,     402)
-MAXPOOL_TEST(test_maxpool_alexnet_pool5,   2, 256, 13, 13, 3, 2, POOL_NEGATIVE, 1,     403)
-MAXPOOL_TEST(test_maxpool_small_floor,     3,   2,  8, 10, 3, 2, POOL_DISTINCT, 1,     404)
-MAXPOOL_TEST(test_maxpool_small_2x2,       1,   3,  7,  9, 2, 2, POOL_NEGATIVE, 1,     405)
-MAXPOOL_TEST(test_maxpool_small_ties,      2,   3,  9, 11, 3, 2, POOL_TIES,     1,     406)
-MAXPOOL_TEST(test_maxpool_small_ties_s1,   1,   2,  6,  5, 3, 1, POOL_TIES,     1,     407)
+MAXPOOL_TEST(test_maxpool_alexnet_pool1, 2, 96, 55, 55, 3, 2, POOL_DISTINCT, 1, 401)
+MAXPOOL_TEST(test_maxpool_alexnet_pool2, 2, 256, 27, 27, 3, 2, POOL_DISTINCT, 0, 402)
+MAXPOOL_TEST(test_maxpool_alexnet_pool5, 2, 256, 13, 13, 3, 2, POOL_NEGATIVE, 1, 403)
+MAXPOOL_TEST(test_maxpool_small_floor, 3, 2, 8, 10, 3, 2, POOL_DISTINCT, 1, 404)
+MAXPOOL_TEST(test_maxpool_small_2x2, 1, 3, 7, 9, 2, 2, POOL_NEGATIVE, 1, 405)
+MAXPOOL_TEST(test_maxpool_small_ties, 2, 3, 9, 11, 3, 2, POOL_TIES, 1, 406)
+MAXPOOL_TEST(test_maxpool_small_ties_s1, 1, 2, 6, 5, 3, 1, POOL_TIES, 1, 407)
 
 /* ---- adaptive average pool ---- */
 
-static void run_avgpool(an_runtime *rt, const char *name, int n, int c, int h, int w, int oh, int ow,
-                        int shared, uint64_t seed) {
-  printf("%s: (%d,%d,%d,%d) -> %dx%d%s\n", name, n, c, h, w, oh, ow,
-         shared ? ", shared buffer at odd offsets" : "");
+static void run_avgpool(an_runtime *rt, const char *name, int n, int c, int h, int w, int oh, int ow, int shared,
+                        uint64_t seed) {
+  printf("%s: (%d,%d,%d,%d) -> %dx%d%s\n", name, n, c, h, w, oh, ow, shared ? ", shared buffer at odd offsets" : "");
   fflush(stdout);
   size_t count = (size_t)n * c * h * w, n_out = (size_t)n * c * oh * ow;
   test_rng rng = test_rng_seeded(seed);
@@ -539,19 +533,19 @@ static void run_avgpool(an_runtime *rt, const char *name, int n, int c, int h, i
   static void fn(void **state) { run_avgpool((an_runtime *)*state, #fn, __VA_ARGS__); }
 
 /*           name                             n    c   h   w  oh ow shared seed */
-AVGPOOL_TEST(test_avgpool_alexnet_6_to_6,     2, 256,  6,  6, 6, 6, 1,     501)
-AVGPOOL_TEST(test_avgpool_alexnet_13_to_6,    2, 256, 13, 13, 6, 6, 0,     502)
-AVGPOOL_TEST(test_avgpool_alexnet_4_to_6,     2, 256,  4,  4, 6, 6, 1,     503)
-AVGPOOL_TEST(test_avgpool_small_5_to_3,       3,   2,  5,  5, 3, 3, 1,     504)
-AVGPOOL_TEST(test_avgpool_small_nonsquare,    1,   3,  7,  5, 3, 2, 1,     505)
-AVGPOOL_TEST(test_avgpool_small_up_nonsquare, 2,   1,  3,  4, 5, 7, 1,     506)
+AVGPOOL_TEST(test_avgpool_alexnet_6_to_6, 2, 256, 6, 6, 6, 6, 1, 501)
+AVGPOOL_TEST(test_avgpool_alexnet_13_to_6, 2, 256, 13, 13, 6, 6, 0, 502)
+AVGPOOL_TEST(test_avgpool_alexnet_4_to_6, 2, 256, 4, 4, 6, 6, 1, 503)
+AVGPOOL_TEST(test_avgpool_small_5_to_3, 3, 2, 5, 5, 3, 3, 1, 504)
+AVGPOOL_TEST(test_avgpool_small_nonsquare, 1, 3, 7, 5, 3, 2, 1, 505)
+AVGPOOL_TEST(test_avgpool_small_up_nonsquare, 2, 1, 3, 4, 5, 7, 1, 506)
 
 /* ---- dropout ---- */
 
-static void run_dropout(an_runtime *rt, const char *name, size_t count, float p, uint64_t key,
-                        uint64_t first, int shared, uint64_t seed) {
-  printf("%s: %zu elements from %llu, p=%g, key %016llx%s\n", name, count, (unsigned long long)first,
-         (double)p, (unsigned long long)key, shared ? ", shared buffer at odd offsets" : "");
+static void run_dropout(an_runtime *rt, const char *name, size_t count, float p, uint64_t key, uint64_t first,
+                        int shared, uint64_t seed) {
+  printf("%s: %zu elements from %llu, p=%g, key %016llx%s\n", name, count, (unsigned long long)first, (double)p,
+         (unsigned long long)key, shared ? ", shared buffer at odd offsets" : "");
   fflush(stdout);
   test_rng rng = test_rng_seeded(seed);
   float *inp = test_floats(count), *dout = test_floats(count);
@@ -582,8 +576,8 @@ static void run_dropout(an_runtime *rt, const char *name, size_t count, float p,
   double frac = (double)kept / (double)count;
   double sd = sqrt((double)p * (1.0 - p) / (double)count);
   int fails = 0;
-  printf("  kept %zu of %zu (%.4f, expected %.4f ± %.4f); reference kept %zu; mask mismatches %zu", kept,
-         count, frac, 1.0 - p, 5 * sd, want_kept, mask_mismatch);
+  printf("  kept %zu of %zu (%.4f, expected %.4f ± %.4f); reference kept %zu; mask mismatches %zu", kept, count,
+         frac, 1.0 - p, 5 * sd, want_kept, mask_mismatch);
   if (mask_mismatch)
     printf(", first at [%zu]: uniform %.9g, out %g, dinp %g", first_mismatch,
            (double)an_dropout_uniform(key, first + first_mismatch), (double)out[first_mismatch],
@@ -621,8 +615,8 @@ static void test_dropout_keys(void **state) {
     differ12 += (an_dropout_uniform(k1, i) >= 0.5f) != (an_dropout_uniform(k2, i) >= 0.5f);
     differ13 += (an_dropout_uniform(k1, i) >= 0.5f) != (an_dropout_uniform(k3, i) >= 0.5f);
   }
-  printf("  masks of p=0.5 differ in %zu (other step) and %zu (other layer) of %zu elements\n", differ12,
-         differ13, n);
+  printf("  masks of p=0.5 differ in %zu (other step) and %zu (other layer) of %zu elements\n", differ12, differ13,
+         n);
   assert_true(differ12 > n / 2 - 200 && differ12 < n / 2 + 200);
   assert_true(differ13 > n / 2 - 200 && differ13 < n / 2 + 200);
 }
@@ -646,8 +640,7 @@ static void run_xent(an_runtime *rt, const char *name, int n, int classes, float
   an_buf d_loss = arena_filled(&a, GARBAGE, 1), d_per_sample = arena_take(&a, (size_t)n);
   cl_mem d_labels = NULL;
   TEST_OK(an_alloc(rt, (size_t)n, &d_labels)); /* n floats hold n ints */
-  cl_int err = clEnqueueWriteBuffer(rt->queue, d_labels, CL_TRUE, 0, sizeof(int) * (size_t)n, labels,
-                                    0, NULL, NULL);
+  cl_int err = clEnqueueWriteBuffer(rt->queue, d_labels, CL_TRUE, 0, sizeof(int) * (size_t)n, labels, 0, NULL, NULL);
   if (err != CL_SUCCESS) fail_msg("clEnqueueWriteBuffer(labels): %s", an_status_name(err));
 
   TEST_OK(an_softmax_xent(rt, n, classes, d_loss, d_dlogits, d_per_sample, d_logits, d_labels));
@@ -678,8 +671,8 @@ static void test_sgd(void **state) {
   an_runtime *rt = *state;
   const size_t count = 10007;
   const float lr = 0.01f, momentum = 0.9f, weight_decay = 5e-4f;
-  printf("sgd: %zu elements, lr=%g momentum=%g weight_decay=%g, two steps, shared buffer at odd offsets\n",
-         count, (double)lr, (double)momentum, (double)weight_decay);
+  printf("sgd: %zu elements, lr=%g momentum=%g weight_decay=%g, two steps, shared buffer at odd offsets\n", count,
+         (double)lr, (double)momentum, (double)weight_decay);
   test_rng rng = test_rng_seeded(801);
   float *weight = test_floats(count), *grad = test_floats(count), *velocity = test_floats(count);
   test_fill_uniform(weight, count, -1.0f, 1.0f, &rng);

@@ -31,7 +31,8 @@
 #define rt test_rt
 
 /* The tensor called name, checked against the shape the reference expects. */
-static const an_tensor *tensor(const an_net *net, const char *layer, const char *suffix, int ndim, const int *shape) {
+static const an_tensor *tensor(const an_net *net, const char *layer, const char *suffix, int ndim,
+                               const int *shape) {
   char name[96];
   snprintf(name, sizeof name, "%s.%s", layer, suffix);
   for (int t = 0; t < net->n_tensors; t++) {
@@ -91,7 +92,8 @@ static void run_model(const char *model, int classes, int batch, int input_hw) {
     L->in_c = c, L->in_h = h, L->in_w = w;
     switch (d->kind) {
       case AN_LAYER_CONV: {
-        const ref_conv_dims cd = ref_conv_dims_make(n, c, h, w, d->out_channels, d->kernel, d->stride, d->pad, d->groups);
+        const ref_conv_dims cd = ref_conv_dims_make(n, c, h, w, d->out_channels, d->kernel, d->stride, d->pad,
+                                                    d->groups);
         const int ws[4] = {d->out_channels, c / d->groups, d->kernel, d->kernel};
         L->w = tensor(net, d->name, "weight", 4, ws);
         L->b = tensor(net, d->name, "bias", 1, &d->out_channels);
@@ -117,7 +119,8 @@ static void run_model(const char *model, int classes, int batch, int input_hw) {
         break;
       case AN_LAYER_DROPOUT:
         L->out = test_doubles((size_t)n * c * h * w);
-        ref_dropout_forward(L->out, in, (size_t)n * c * h * w, d->dropout_p, an_dropout_key(SEED, STEP, (uint32_t)i), 0);
+        ref_dropout_forward(L->out, in, (size_t)n * c * h * w, d->dropout_p, an_dropout_key(SEED, STEP, (uint32_t)i),
+                            0);
         break;
       case AN_LAYER_FC: {
         const int out = d->out_channels ? d->out_channels : classes, fan_in = c * h * w;
@@ -130,8 +133,7 @@ static void run_model(const char *model, int classes, int batch, int input_hw) {
         break;
       }
       case AN_LAYER_GATHER: /* only in column models, which a split runs */
-      case AN_LAYER_SUM:
-        fail_msg("%s: layer %d is an exchange", model, i);
+      case AN_LAYER_SUM: fail_msg("%s: layer %d is an exchange", model, i);
     }
     L->out_c = c, L->out_h = h, L->out_w = w;
     in = L->out;
@@ -177,11 +179,13 @@ static void run_model(const char *model, int classes, int batch, int input_hw) {
       case AN_LAYER_CONV: {
         const ref_conv_dims cd = ref_conv_dims_make(n, L->in_c, L->in_h, L->in_w, d->out_channels, d->kernel,
                                                     d->stride, d->pad, d->groups);
-        ref_conv_backward(dinp, G + L->w->offset, G + L->b->offset, dout, L->out, lin, P + L->w->offset, &cd, d->relu);
+        ref_conv_backward(dinp, G + L->w->offset, G + L->b->offset, dout, L->out, lin, P + L->w->offset, &cd,
+                          d->relu);
         break;
       }
       case AN_LAYER_LRN:
-        ref_lrn_backward(dinp, dout, lin, n, L->in_c, L->in_h, L->in_w, d->lrn.size, d->lrn.alpha, d->lrn.beta, d->lrn.k);
+        ref_lrn_backward(dinp, dout, lin, n, L->in_c, L->in_h, L->in_w, d->lrn.size, d->lrn.alpha, d->lrn.beta,
+                         d->lrn.k);
         break;
       case AN_LAYER_MAXPOOL:
         ref_maxpool_backward(dinp, dout, lin, n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride);
@@ -197,8 +201,7 @@ static void run_model(const char *model, int classes, int batch, int input_hw) {
                         L->in_c * L->in_h * L->in_w, L->out_c, d->relu);
         break;
       case AN_LAYER_GATHER:
-      case AN_LAYER_SUM:
-        fail_msg("%s: layer %d is an exchange", model, i);
+      case AN_LAYER_SUM: fail_msg("%s: layer %d is an exchange", model, i);
     }
     free(dout);
     dout = dinp;
@@ -243,19 +246,32 @@ static void run_model(const char *model, int classes, int batch, int input_hw) {
   assert_int_equal(bad, 0);
 }
 
-static void test_alexnet(void **state) { (void)state; run_model("alexnet", 10, 2, 224); }
-static void test_alexnet_half(void **state) { (void)state; run_model("alexnet-half", 10, 2, 224); }
-static void test_alexnet_tv(void **state) { (void)state; run_model("alexnet-tv", 10, 2, 224); }
+static void test_alexnet(void **state) {
+  (void)state;
+  run_model("alexnet", 10, 2, 224);
+}
+static void test_alexnet_half(void **state) {
+  (void)state;
+  run_model("alexnet-half", 10, 2, 224);
+}
+static void test_alexnet_tv(void **state) {
+  (void)state;
+  run_model("alexnet-tv", 10, 2, 224);
+}
 /* 127×127: pool5 is 3×3, so the adaptive pool to 6×6 has overlapping windows, and 1000 classes. */
-static void test_alexnet_tv_small_input(void **state) { (void)state; run_model("alexnet-tv", 1000, 3, 127); }
-static void test_alexnet_batch1(void **state) { (void)state; run_model("alexnet", 5, 1, 163); }
+static void test_alexnet_tv_small_input(void **state) {
+  (void)state;
+  run_model("alexnet-tv", 1000, 3, 127);
+}
+static void test_alexnet_batch1(void **state) {
+  (void)state;
+  run_model("alexnet", 5, 1, 163);
+}
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_alexnet),
-      cmocka_unit_test(test_alexnet_half),
-      cmocka_unit_test(test_alexnet_tv),
-      cmocka_unit_test(test_alexnet_tv_small_input),
+      cmocka_unit_test(test_alexnet),        cmocka_unit_test(test_alexnet_half),
+      cmocka_unit_test(test_alexnet_tv),     cmocka_unit_test(test_alexnet_tv_small_input),
       cmocka_unit_test(test_alexnet_batch1),
   };
   return cmocka_run_group_tests(tests, test_runtime_setup, test_runtime_teardown);

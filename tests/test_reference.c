@@ -92,9 +92,7 @@ typedef struct conv_case {
 } conv_case;
 
 static size_t conv_inp_n(const ref_conv_dims *d) { return (size_t)d->n * d->c * d->h * d->w; }
-static size_t conv_weight_n(const ref_conv_dims *d) {
-  return (size_t)d->oc * (d->c / d->groups) * d->kh * d->kw;
-}
+static size_t conv_weight_n(const ref_conv_dims *d) { return (size_t)d->oc * (d->c / d->groups) * d->kh * d->kw; }
 static size_t conv_out_n(const ref_conv_dims *d) { return (size_t)d->n * d->oc * d->oh * d->ow; }
 
 static double conv_objective(void *ctx) {
@@ -103,12 +101,12 @@ static double conv_objective(void *ctx) {
   return dot(cc->out, cc->r, conv_out_n(&cc->d));
 }
 
-static void run_conv_fd(int n, int c, int h, int w, int oc, int k, int stride, int pad, int groups,
-                        int relu, uint64_t seed) {
+static void run_conv_fd(int n, int c, int h, int w, int oc, int k, int stride, int pad, int groups, int relu,
+                        uint64_t seed) {
   conv_case cc = {ref_conv_dims_make(n, c, h, w, oc, k, stride, pad, groups), relu, 0, 0, 0, 0, 0};
   const ref_conv_dims *d = &cc.d;
-  printf("conv N=%d C=%d %dx%d -> OC=%d %dx%d, k=%d stride=%d pad=%d groups=%d relu=%d\n", n, c, h, w,
-         oc, d->oh, d->ow, k, stride, pad, groups, relu);
+  printf("conv N=%d C=%d %dx%d -> OC=%d %dx%d, k=%d stride=%d pad=%d groups=%d relu=%d\n", n, c, h, w, oc, d->oh,
+         d->ow, k, stride, pad, groups, relu);
   size_t n_inp = conv_inp_n(d), n_w = conv_weight_n(d), n_out = conv_out_n(d);
   test_rng rng = test_rng_seeded(seed);
   cc.inp = test_doubles(n_inp), cc.weight = test_doubles(n_w), cc.bias = test_doubles(oc);
@@ -280,15 +278,14 @@ typedef struct lrn_case {
 
 static double lrn_objective(void *ctx) {
   lrn_case *lc = ctx;
-  ref_lrn_forward(lc->out, NULL, lc->inp, lc->n, lc->c, lc->h, lc->w, lc->size, lc->alpha, lc->beta,
-                  lc->k);
+  ref_lrn_forward(lc->out, NULL, lc->inp, lc->n, lc->c, lc->h, lc->w, lc->size, lc->alpha, lc->beta, lc->k);
   return dot(lc->out, lc->r, (size_t)lc->n * lc->c * lc->h * lc->w);
 }
 
-static void run_lrn_fd(int n, int c, int h, int w, int size, double alpha, double beta, double k,
-                       double range, uint64_t seed) {
-  printf("lrn (%d,%d,%d,%d) size=%d alpha=%g beta=%g k=%g, inputs in ±%g\n", n, c, h, w, size, alpha,
-         beta, k, range);
+static void run_lrn_fd(int n, int c, int h, int w, int size, double alpha, double beta, double k, double range,
+                       uint64_t seed) {
+  printf("lrn (%d,%d,%d,%d) size=%d alpha=%g beta=%g k=%g, inputs in ±%g\n", n, c, h, w, size, alpha, beta, k,
+         range);
   lrn_case lc = {n, c, h, w, size, alpha, beta, k, 0, 0, 0};
   size_t count = (size_t)n * c * h * w;
   test_rng rng = test_rng_seeded(seed);

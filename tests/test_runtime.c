@@ -191,8 +191,9 @@ static void test_create_applies_tuning(void **state) {
   snprintf(path, sizeof path, "%s/gemm-tuning.txt", dir);
   FILE *f = fopen(path, "w");
   assert_non_null(f);
-  fprintf(f, "%s\t%s\tGEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=2 MDIMC=2 MWG=16 NDIMB=2 NDIMC=2 NWG=16 SA=0 SB=0 STRM=0 "
-             "STRN=0 VWM=8 VWN=8 MIN_INDIRECT=128\t1.00 GFLOP/s\n",
+  fprintf(f,
+          "%s\t%s\tGEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=2 MDIMC=2 MWG=16 NDIMB=2 NDIMC=2 NWG=16 SA=0 SB=0 STRM=0 "
+          "STRN=0 VWM=8 VWN=8 MIN_INDIRECT=128\t1.00 GFLOP/s\n",
           rt->info.name, rt->info.driver_version);
   fclose(f);
   setenv("ALEXNET_TUNING_FILE", path, 1);
@@ -261,10 +262,14 @@ static void test_bad_labels_and_nan_loss(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_status_names),          cmocka_unit_test(test_device_selection),
-      cmocka_unit_test(test_build_failure_reports), cmocka_unit_test(test_cl_dir_missing),
-      cmocka_unit_test(test_program_cache),         cmocka_unit_test(test_setup_hook),
-      cmocka_unit_test(test_net_errors),            cmocka_unit_test(test_bad_labels_and_nan_loss),
+      cmocka_unit_test(test_status_names),
+      cmocka_unit_test(test_device_selection),
+      cmocka_unit_test(test_build_failure_reports),
+      cmocka_unit_test(test_cl_dir_missing),
+      cmocka_unit_test(test_program_cache),
+      cmocka_unit_test(test_setup_hook),
+      cmocka_unit_test(test_net_errors),
+      cmocka_unit_test(test_bad_labels_and_nan_loss),
       cmocka_unit_test(test_create_applies_tuning), /* last: it overrides CLBlast's GEMM on the device */
   };
   return cmocka_run_group_tests(tests, test_runtime_setup, test_runtime_teardown);

@@ -23,7 +23,8 @@
 /* Fails unless status is want and the last error contains every string of the NULL-terminated list. */
 static void expect_error(an_status status, an_status want, ...) {
   const char *msg = an_last_error();
-  if (status != want) fail_msg("status %s, expected %s; message: %s", an_status_name(status), an_status_name(want), msg);
+  if (status != want)
+    fail_msg("status %s, expected %s; message: %s", an_status_name(status), an_status_name(want), msg);
   va_list ap;
   va_start(ap, want);
   for (const char *s; (s = va_arg(ap, const char *));)
@@ -48,15 +49,15 @@ static uint8_t *make_file(const char *json, size_t data_bytes, size_t *n) {
 }
 
 /* Parses json + data_bytes and expects a format error mentioning the strings given. */
-#define EXPECT_BAD(json, data_bytes, ...)                                   \
-  do {                                                                      \
-    size_t n_;                                                              \
-    uint8_t *b_ = make_file((json), (data_bytes), &n_);                     \
-    an_safetensors *st_ = (an_safetensors *)0x1;                            \
-    an_status s_ = an_st_parse(b_, n_, "bad.safetensors", &st_);            \
-    assert_null(st_);                                                       \
-    expect_error(s_, AN_ERR_IO, "bad.safetensors", __VA_ARGS__, NULL);      \
-    free(b_);                                                               \
+#define EXPECT_BAD(json, data_bytes, ...)                              \
+  do {                                                                 \
+    size_t n_;                                                         \
+    uint8_t *b_ = make_file((json), (data_bytes), &n_);                \
+    an_safetensors *st_ = (an_safetensors *)0x1;                       \
+    an_status s_ = an_st_parse(b_, n_, "bad.safetensors", &st_);       \
+    assert_null(st_);                                                  \
+    expect_error(s_, AN_ERR_IO, "bad.safetensors", __VA_ARGS__, NULL); \
+    free(b_);                                                          \
   } while (0)
 
 static char tmpdir[256];
@@ -73,8 +74,8 @@ static int make_tmpdir(void) {
 static void test_round_trip(void **state) {
   (void)state;
   float a[6] = {1.5f, -2.0f, 3.25f, 0.0f, -0.0f, 1e-30f}; /* (2, 3) */
-  int32_t b[4] = {7, -8, 9, 2147483647};                    /* (4) */
-  double c = 3.14159;                                       /* () */
+  int32_t b[4] = {7, -8, 9, 2147483647};                  /* (4) */
+  double c = 3.14159;                                     /* () */
   an_st_entry e[4] = {
       {"features.0.weight", AN_DTYPE_F32, 2, {2, 3}, a},
       {"labels", AN_DTYPE_I32, 1, {4}, b},
@@ -212,10 +213,13 @@ static void test_bad_fields(void **state) {
   (void)state;
   EXPECT_BAD("{\"w\": 3}", 0, "tensor w is not a JSON object");
   EXPECT_BAD("{\"w\": {\"shape\": [1], \"data_offsets\": [0, 4]}}", 4, "tensor w has no dtype");
-  EXPECT_BAD("{\"w\": {\"dtype\": 32, \"shape\": [1], \"data_offsets\": [0, 4]}}", 4, "tensor w: dtype is not a string");
-  EXPECT_BAD("{\"w\": {\"dtype\": \"F33\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 4, "tensor w has unknown dtype 'F33'");
+  EXPECT_BAD("{\"w\": {\"dtype\": 32, \"shape\": [1], \"data_offsets\": [0, 4]}}", 4,
+             "tensor w: dtype is not a string");
+  EXPECT_BAD("{\"w\": {\"dtype\": \"F33\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 4,
+             "tensor w has unknown dtype 'F33'");
   EXPECT_BAD("{\"w\": {\"dtype\": \"F32\", \"data_offsets\": [0, 4]}}", 4, "tensor w has no shape");
-  EXPECT_BAD("{\"w\": {\"dtype\": \"F32\", \"shape\": 4, \"data_offsets\": [0, 4]}}", 4, "tensor w: shape is not an array");
+  EXPECT_BAD("{\"w\": {\"dtype\": \"F32\", \"shape\": 4, \"data_offsets\": [0, 4]}}", 4,
+             "tensor w: shape is not an array");
   EXPECT_BAD("{\"w\": {\"dtype\": \"F32\", \"shape\": [-1], \"data_offsets\": [0, 4]}}", 4,
              "tensor w: shape element 0 is not a non-negative integer");
   EXPECT_BAD("{\"w\": {\"dtype\": \"F32\", \"shape\": [1, 1.5], \"data_offsets\": [0, 4]}}", 4,
@@ -228,12 +232,15 @@ static void test_bad_fields(void **state) {
   EXPECT_BAD("{\"w\": {\"dtype\": \"F32\", \"shape\": [1]}}", 4, "tensor w has no data_offsets");
   EXPECT_BAD("{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4]}}", 4,
              "tensor w: data_offsets is not a pair");
-  EXPECT_BAD("{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, -4]}}", 4, "data_offsets is not a pair");
-  EXPECT_BAD("{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": {\"a\": 0}}}", 4, "data_offsets is not a pair");
+  EXPECT_BAD("{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, -4]}}", 4,
+             "data_offsets is not a pair");
+  EXPECT_BAD("{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": {\"a\": 0}}}", 4,
+             "data_offsets is not a pair");
   EXPECT_BAD("{\"w\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [4, 0]}}", 4, "end before they begin");
   EXPECT_BAD("{\"\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 4, "empty name");
   EXPECT_BAD("{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
-             " \"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}", 8, "tensor w appears twice");
+             " \"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}",
+             8, "tensor w appears twice");
   EXPECT_BAD("{\"__metadata__\": [\"a\"]}", 0, "__metadata__ is not a JSON object");
   EXPECT_BAD("{\"__metadata__\": {\"epoch\": 3}}", 0, "__metadata__ value of 'epoch' is not a string");
   EXPECT_BAD("{\"__metadata__\": {\"a\": \"1\", \"a\": \"2\"}}", 0, "key 'a' twice");
@@ -245,13 +252,13 @@ static void test_bad_offsets(void **state) {
   EXPECT_BAD("{\"w\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]}}", 8,
              "tensor w: data_offsets [0, 16) lie outside the data section of 8 bytes");
   EXPECT_BAD("{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]},"
-             " \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [4, 12]}}", 12,
-             "tensors a [0, 8) and b [4, 12) have overlapping data_offsets");
+             " \"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [4, 12]}}",
+             12, "tensors a [0, 8) and b [4, 12) have overlapping data_offsets");
   /* b lies inside a: overlap with the furthest-reaching tensor, not only the previous one */
   EXPECT_BAD("{\"a\": {\"dtype\": \"F32\", \"shape\": [4], \"data_offsets\": [0, 16]},"
              " \"b\": {\"dtype\": \"U8\", \"shape\": [1], \"data_offsets\": [2, 3]},"
-             " \"c\": {\"dtype\": \"U8\", \"shape\": [1], \"data_offsets\": [5, 6]}}", 16,
-             "overlapping", "a [0, 16)");
+             " \"c\": {\"dtype\": \"U8\", \"shape\": [1], \"data_offsets\": [5, 6]}}",
+             16, "overlapping", "a [0, 16)");
   EXPECT_BAD("{\"w\": {\"dtype\": \"F32\", \"shape\": [3], \"data_offsets\": [0, 8]}}", 8,
              "tensor w: data_offsets span 8 bytes, but shape [3] of F32 needs 12");
   EXPECT_BAD("{\"w\": {\"dtype\": \"F64\", \"shape\": [2, 2], \"data_offsets\": [0, 16]}}", 32,
@@ -259,7 +266,8 @@ static void test_bad_offsets(void **state) {
   /* empty tensors share offsets without overlapping anything */
   size_t n;
   uint8_t *b = make_file("{\"e\": {\"dtype\": \"F32\", \"shape\": [0], \"data_offsets\": [4, 4]},"
-                         " \"w\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}}", 8, &n);
+                         " \"w\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]}}",
+                         8, &n);
   an_safetensors *st;
   TEST_OK(an_st_parse(b, n, "ok", &st));
   an_st_close(st);
@@ -276,7 +284,8 @@ static void test_bad_files_on_disk(void **state) {
 
   /* a valid file, then truncated at several points */
   float w[16] = {0};
-  an_st_entry e[2] = {{"features.0.weight", AN_DTYPE_F32, 2, {2, 4}, w}, {"features.0.bias", AN_DTYPE_F32, 1, {8}, w + 8}};
+  an_st_entry e[2] = {{"features.0.weight", AN_DTYPE_F32, 2, {2, 4}, w},
+                      {"features.0.bias", AN_DTYPE_F32, 1, {8}, w + 8}};
   temp_path(path, sizeof path, "trunc.safetensors");
   TEST_OK(an_st_write(path, e, 2, NULL, 0));
   FILE *f = fopen(path, "rb");
@@ -285,7 +294,8 @@ static void test_bad_files_on_disk(void **state) {
   const size_t n = fread(full, 1, sizeof full, f);
   fclose(f);
   const size_t cuts[] = {n - 1, n - 32, n - 64, 20, 4};
-  const char *want[] = {"features.0.bias", "features.0.bias", "features.0.weight", "runs past the end", "truncated file"};
+  const char *want[] = {"features.0.bias", "features.0.bias", "features.0.weight", "runs past the end",
+                        "truncated file"};
   for (int i = 0; i < 5; i++) {
     assert_int_equal(truncate(path, (off_t)cuts[i]), 0);
     expect_error(an_st_open(path, &st), AN_ERR_IO, path, want[i], NULL);
@@ -376,8 +386,13 @@ static void test_net_checkpoint_round_trip(void **state) {
   temp_path(path, sizeof path, "checkpoint.safetensors");
   an_net *a = make_net("alexnet-half", CLASSES, 1), *b = make_net("alexnet-half", CLASSES, 2);
   train_once(a);
-  an_checkpoint_meta meta = {.checkpoint = 1, .epoch = 3, .step = 12345678901LL, .seed = 18446744073709551615ULL,
-                             .lr = 0.0123, .mean = "0.485,0.456,0.406", .std = "0.229,0.224,0.225"};
+  an_checkpoint_meta meta = {.checkpoint = 1,
+                             .epoch = 3,
+                             .step = 12345678901LL,
+                             .seed = 18446744073709551615ULL,
+                             .lr = 0.0123,
+                             .mean = "0.485,0.456,0.406",
+                             .std = "0.229,0.224,0.225"};
   TEST_OK(an_net_save(a, path, &meta));
   an_checkpoint_meta m;
   TEST_OK(an_net_load(b, path, &m));
@@ -435,14 +450,14 @@ static void rewrite(const char *src, const char *dst, const char *drop, const an
 
 /* Loading path into net fails with want and the strings given, and the net's parameters and momentum
  * are what they were. */
-#define EXPECT_LOAD_FAILS(net, path, want, ...)                                        \
-  do {                                                                                 \
+#define EXPECT_LOAD_FAILS(net, path, want, ...)                                                 \
+  do {                                                                                          \
     float *p0_ = read_buffer((net), (net)->params), *v0_ = read_buffer((net), (net)->momentum); \
-    expect_error(an_net_load((net), (path), NULL), (want), __VA_ARGS__, NULL);         \
+    expect_error(an_net_load((net), (path), NULL), (want), __VA_ARGS__, NULL);                  \
     float *p1_ = read_buffer((net), (net)->params), *v1_ = read_buffer((net), (net)->momentum); \
-    assert_memory_equal(p0_, p1_, (net)->n_params * sizeof(float));                    \
-    assert_memory_equal(v0_, v1_, (net)->n_params * sizeof(float));                    \
-    free(p0_), free(p1_), free(v0_), free(v1_);                                        \
+    assert_memory_equal(p0_, p1_, (net)->n_params * sizeof(float));                             \
+    assert_memory_equal(v0_, v1_, (net)->n_params * sizeof(float));                             \
+    free(p0_), free(p1_), free(v0_), free(v1_);                                                 \
   } while (0)
 
 static void test_net_load_rejects(void **state) {
@@ -471,13 +486,16 @@ static void test_net_load_rejects(void **state) {
   EXPECT_LOAD_FAILS(net, bad, AN_ERR_ARGUMENT, bad, "model alexnet-tv", "the net is alexnet-half");
   const an_st_entry tv_conv1 = {"features.0.weight", AN_DTYPE_F32, 4, {64, 3, 11, 11}, zeros};
   rewrite(good, bad, NULL, &tv_conv1, NULL, NULL, 0);
-  EXPECT_LOAD_FAILS(net, bad, AN_ERR_ARGUMENT, "bad.safetensors: tensor features.0.weight has shape [64,3,11,11], "
+  EXPECT_LOAD_FAILS(net, bad, AN_ERR_ARGUMENT,
+                    "bad.safetensors: tensor features.0.weight has shape [64,3,11,11], "
                     "the model needs [48,3,11,11]");
   /* other classes, with and without metadata */
-  EXPECT_LOAD_FAILS(net, half5, AN_ERR_ARGUMENT, "half5.safetensors: tensor classifier.6.weight has shape [5,2048], "
+  EXPECT_LOAD_FAILS(net, half5, AN_ERR_ARGUMENT,
+                    "half5.safetensors: tensor classifier.6.weight has shape [5,2048], "
                     "the model needs [10,2048]");
   rewrite(half5, bad, NULL, NULL, NULL, NULL, 0);
-  EXPECT_LOAD_FAILS(net, bad, AN_ERR_ARGUMENT, "tensor classifier.6.weight has shape [5,2048], the model needs [10,2048]");
+  EXPECT_LOAD_FAILS(net, bad, AN_ERR_ARGUMENT,
+                    "tensor classifier.6.weight has shape [5,2048], the model needs [10,2048]");
   /* a vector where the model has a matrix */
   const an_st_entry flat = {"classifier.4.weight", AN_DTYPE_F32, 1, {2048 * 2048}, NULL};
   float *flat_data = test_floats(2048 * 2048);
@@ -485,7 +503,8 @@ static void test_net_load_rejects(void **state) {
   an_st_entry flat_entry = flat;
   flat_entry.data = flat_data;
   rewrite(good, bad, NULL, &flat_entry, NULL, NULL, 0);
-  EXPECT_LOAD_FAILS(net, bad, AN_ERR_ARGUMENT, "tensor classifier.4.weight has shape [4194304], the model needs [2048,2048]");
+  EXPECT_LOAD_FAILS(net, bad, AN_ERR_ARGUMENT,
+                    "tensor classifier.4.weight has shape [4194304], the model needs [2048,2048]");
   free(flat_data);
 
   const an_st_meta weights_meta[2] = {{"model", "alexnet-half"}, {"kind", "weights"}};
@@ -503,7 +522,8 @@ static void test_net_load_rejects(void **state) {
   /* a checkpoint that lost one momentum tensor; a checkpoint's tensors under "kind: weights" */
   const an_st_meta ckpt_meta[1] = {{"kind", "checkpoint"}};
   rewrite(ckpt, bad, "momentum.features.8.weight", NULL, NULL, ckpt_meta, 1);
-  EXPECT_LOAD_FAILS(net, bad, AN_ERR_ARGUMENT, "tensor momentum.features.8.weight is missing (the model needs [192,192,3,3])");
+  EXPECT_LOAD_FAILS(net, bad, AN_ERR_ARGUMENT,
+                    "tensor momentum.features.8.weight is missing (the model needs [192,192,3,3])");
   rewrite(ckpt, bad, NULL, NULL, NULL, weights_meta, 2);
   EXPECT_LOAD_FAILS(net, bad, AN_ERR_ARGUMENT, "momentum.features.0.weight is not part of model alexnet-half",
                     "do not say checkpoint", "16 tensors");

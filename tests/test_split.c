@@ -38,8 +38,10 @@ static int pair_setup(void **state) {
     return -1;
   }
   if (n < 2) {
-    fprintf(stderr, "the split tests need two OpenCL devices and found %d; with PoCL: "
-                    "POCL_DEVICES=\"pthread pthread\" POCL_MAX_PTHREAD_COUNT=1\n", n);
+    fprintf(stderr,
+            "the split tests need two OpenCL devices and found %d; with PoCL: "
+            "POCL_DEVICES=\"pthread pthread\" POCL_MAX_PTHREAD_COUNT=1\n",
+            n);
     free(list);
     return -1;
   }
@@ -115,8 +117,9 @@ static void run_against_one(const char *model, int batch, int hw, int classes, i
   TEST_OK(an_split_create(p.rt[0], p.rt[1], model, classes, batch, hw, &two));
   TEST_OK(an_split_init(two, 7));
   assert_int_equal(two->full->n_params, one->n_params);
-  printf("  mode %s, devices run samples [%d, %d) and [%d, %d)\n", two->mode == AN_SPLIT_COLUMNS ? "columns" : "batch",
-         two->first[0], two->first[0] + two->count[0], two->first[1], two->first[1] + two->count[1]);
+  printf("  mode %s, devices run samples [%d, %d) and [%d, %d)\n",
+         two->mode == AN_SPLIT_COLUMNS ? "columns" : "batch", two->first[0], two->first[0] + two->count[0],
+         two->first[1], two->first[1] + two->count[1]);
 
   const size_t np = one->n_params, pixels = (size_t)batch * 3 * hw * hw;
   float *a = test_floats(np), *b = test_floats(np);
@@ -177,7 +180,8 @@ static void run_against_one(const char *model, int batch, int hw, int classes, i
     bad |= memcmp(a, b, np * sizeof *a) != 0;
   }
   printf("  %s: worst relative difference %.2e element-wise (margin %.0e), %.2e norm-wise (margin %.0e), %.2e in "
-         "the loss; %.1f s\n", model, worst, ELEM_RTOL, worst_norm, NORM_RTOL, worst_loss, an_seconds() - t0);
+         "the loss; %.1f s\n",
+         model, worst, ELEM_RTOL, worst_norm, NORM_RTOL, worst_loss, an_seconds() - t0);
   free(a), free(b), free(images), free(la), free(lb), free(labels);
   an_split_destroy(two);
   an_net_destroy(one);
@@ -216,7 +220,8 @@ static void test_contexts_agree(void **state) {
     pair p = open_pair(separate);
     an_split *s = NULL;
     TEST_OK(an_split_create(p.rt[0], p.rt[1], "alexnet", classes, batch, hw, &s));
-    printf("%s: %s\n", separate ? "separate contexts" : "one context", s->shared_context ? "buffer copies" : "host staging");
+    printf("%s: %s\n", separate ? "separate contexts" : "one context",
+           s->shared_context ? "buffer copies" : "host staging");
     assert_int_equal(s->shared_context, !separate);
     TEST_OK(an_split_init(s, 3));
     float *images = test_floats((size_t)batch * 3 * hw * hw);
@@ -389,7 +394,8 @@ static void train_against_one(const char *model, int batch, float lr, int resume
   printf("%s: an_train on one device and an_train_pair on two, batch %d, input %d, %d steps, lr %g%s\n", model,
          batch, hw, TRAIN_STEPS, (double)lr, resume_halfway ? ", the two-device run resumed halfway" : "");
   fflush(stdout);
-  an_synthetic_config tc = {.count = TRAIN_STEPS * batch, .classes = TRAIN_CLASSES, .side = 32, .noise = 0.1f, .seed = 31};
+  an_synthetic_config tc = {
+      .count = TRAIN_STEPS * batch, .classes = TRAIN_CLASSES, .side = 32, .noise = 0.1f, .seed = 31};
   an_synthetic_config vc = {.count = 8, .classes = TRAIN_CLASSES, .side = 32, .noise = 0.1f, .seed = 32};
   an_dataset *train = NULL, *val = NULL;
   TEST_OK(an_dataset_synthetic(&tc, &train));
@@ -402,8 +408,16 @@ static void train_against_one(const char *model, int batch, float lr, int resume
   pair p = open_pair(0);
   static step_losses losses[2];
   memset(losses, 0, sizeof losses);
-  an_train_config c = {.model = model, .train = train, .val = val, .batch = batch, .input = hw, .epochs = 1,
-                       .sgd = {lr, 0.9f, 5e-4f, 0}, .schedule = AN_LR_COSINE, .seed = 5, .threads = 1,
+  an_train_config c = {.model = model,
+                       .train = train,
+                       .val = val,
+                       .batch = batch,
+                       .input = hw,
+                       .epochs = 1,
+                       .sgd = {lr, 0.9f, 5e-4f, 0},
+                       .schedule = AN_LR_COSINE,
+                       .seed = 5,
+                       .threads = 1,
                        .callback = record_loss};
   an_train_result r[2];
   c.out_dir = dir[0];
@@ -445,7 +459,8 @@ static void train_against_one(const char *model, int batch, float lr, int resume
   TEST_OK(an_checkpoint_load(&file_layout, path, &pa, &ma, &meta_a));
   assert_non_null(ma);
   bad |= load_both_ways(&p, model, batch, hw, dir[1], &pb, &mb, &meta_b);
-  printf("  the two-device checkpoint loads into one device: step %lld, mean %s\n", (long long)meta_b.step, meta_b.mean);
+  printf("  the two-device checkpoint loads into one device: step %lld, mean %s\n", (long long)meta_b.step,
+         meta_b.mean);
   assert_int_equal(meta_b.step, TRAIN_STEPS);
   assert_string_equal(meta_a.mean, meta_b.mean);
   assert_string_equal(meta_a.std, meta_b.std);
@@ -453,7 +468,8 @@ static void train_against_one(const char *model, int batch, float lr, int resume
   bad |= compare_tensors("  parameters after the run", layout, pb, pa, &worst, &worst_norm);
   bad |= compare_tensors("  momentum after the run", layout, mb, ma, &worst, &worst_norm);
   printf("  %s: worst relative difference %.2e element-wise, %.2e norm-wise, %.2e in the losses (margin %.0e); "
-         "%.1f s\n", model, worst, worst_norm, worst_loss, TRAIN_LOSS_RTOL, an_seconds() - t0);
+         "%.1f s\n",
+         model, worst, worst_norm, worst_loss, TRAIN_LOSS_RTOL, an_seconds() - t0);
   an_net_destroy(layout);
   free(pa), free(ma), free(pb), free(mb);
   close_pair(&p);

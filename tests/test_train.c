@@ -75,8 +75,16 @@ static void record(void *ctx, const an_train_event *ev) {
 }
 
 static an_train_config base_config(const an_dataset *train, const an_dataset *val, const char *dir) {
-  an_train_config c = {.model = MODEL, .train = train, .val = val, .batch = BATCH, .input = INPUT, .epochs = 100,
-                       .sgd = {0.01f, 0.9f, 5e-4f, 0}, .schedule = AN_LR_COSINE, .seed = SEED, .threads = 2,
+  an_train_config c = {.model = MODEL,
+                       .train = train,
+                       .val = val,
+                       .batch = BATCH,
+                       .input = INPUT,
+                       .epochs = 100,
+                       .sgd = {0.01f, 0.9f, 5e-4f, 0},
+                       .schedule = AN_LR_COSINE,
+                       .seed = SEED,
+                       .threads = 2,
                        .out_dir = dir};
   return c;
 }
@@ -88,14 +96,14 @@ static void learns(void **state) {
   temp_dir(dir, sizeof dir, "learn");
   an_train_config c = base_config(train, val, dir);
   c.max_steps = 48;
-  c.val_every = 24; /* one mid-run validation, logged as "val" */
+  c.val_every = 24;                           /* one mid-run validation, logged as "val" */
   an_augment aug = an_augment_default(INPUT); /* base 66 instead of 72, no lighting */
   aug.resize = 66, aug.pca_std = 0;
   c.aug = &aug;
   an_train_result r;
   TEST_OK(an_train(test_rt, &c, &r));
-  printf("after %lld steps: loss %.4f, validation top-1 %.3f (chance %.3f)\n", (long long)r.steps_done,
-         r.last_loss, r.val_top1, 1.0 / CLASSES);
+  printf("after %lld steps: loss %.4f, validation top-1 %.3f (chance %.3f)\n", (long long)r.steps_done, r.last_loss,
+         r.val_top1, 1.0 / CLASSES);
   assert_int_equal(r.steps_done, 48);
   assert_true(r.val_top1 >= 0.5); /* chance is 0.25; this seed reaches about 0.67 */
   /* the best checkpoint evaluates to the figure the run reported */
@@ -466,7 +474,8 @@ static void resume_refuses_other_recipe(void **state) {
   cases[8].cfg.model = "alexnet-tv";
   an_augment no_light = an_augment_default(INPUT);
   no_light.pca_std = 0;
-  cases[9].option = "--pca-std", cases[9].here = "pca 0,", cases[9].logged = "pca 0.1,", cases[9].cfg.aug = &no_light;
+  cases[9].option = "--pca-std", cases[9].here = "pca 0,", cases[9].logged = "pca 0.1,",
+  cases[9].cfg.aug = &no_light;
   for (int i = 0; i < 10; i++) {
     assert_int_equal(an_train(test_rt, &cases[i].cfg, &r), AN_ERR_ARGUMENT);
     const char *msg = an_last_error();

@@ -96,8 +96,9 @@ static void test_file_and_switching(void **state) {
   an_runtime *probe = test_runtime(); /* only for its device key */
   FILE *f = fopen(path, "w");
   assert_non_null(f);
-  fprintf(f, "Some Other GPU\t9.9\tGEMMK=0 KREG=1 KWG=32 KWI=2 MDIMA=8 MDIMC=8 MWG=64 NDIMB=8 NDIMC=8 NWG=64 SA=1 SB=1 "
-             "STRM=0 STRN=0 VWM=4 VWN=4 MIN_INDIRECT=384\t1.00 GFLOP/s\n");
+  fprintf(f,
+          "Some Other GPU\t9.9\tGEMMK=0 KREG=1 KWG=32 KWI=2 MDIMA=8 MDIMC=8 MWG=64 NDIMB=8 NDIMC=8 NWG=64 SA=1 SB=1 "
+          "STRM=0 STRN=0 VWM=4 VWN=4 MIN_INDIRECT=384\t1.00 GFLOP/s\n");
   fprintf(f, "%s\t%s\tshape=QQ,1,2,3\tGEMMK=0\n", probe->info.name, probe->info.driver_version);
   char text_a[512], text_b[512];
   an_gemm_config_format(&config_a, text_a, sizeof text_a);
@@ -127,8 +128,8 @@ static void test_file_and_switching(void **state) {
   assert_non_null(strstr(text, "shape=NN,40,50,300\t"));
   assert_non_null(strstr(text, "shape=NT,200,180,120\t"));
   assert_non_null(strstr(text, "shape=TN,33,17,65\t"));
-  assert_non_null(strstr(text, "shape=NN,7,8,9\t"));   /* merged */
-  assert_null(strstr(text, "shape=QQ"));                /* a line that does not parse is dropped */
+  assert_non_null(strstr(text, "shape=NN,7,8,9\t")); /* merged */
+  assert_null(strstr(text, "shape=QQ"));             /* a line that does not parse is dropped */
   {
     /* the fallback is the file's last line: a loader older than the per-shape lines keeps the last
      * line it can parse */
@@ -173,16 +174,16 @@ static void test_file_and_switching(void **state) {
   for (int round = 0; round < 2; round++) {
     assert_true(scratch(rt, 0, 0, 40, 50, 300) > 0);
     assert_int_equal(scratch(rt, 0, 1, 200, 180, 120), 0);
-    assert_int_equal(scratch(rt, 1, 0, 33, 17, 65), 0);   /* fallback, under its threshold 128: direct */
-    assert_true(scratch(rt, 0, 1, 256, 256, 256) > 0);    /* fallback, above it: indirect */
+    assert_int_equal(scratch(rt, 1, 0, 33, 17, 65), 0); /* fallback, under its threshold 128: direct */
+    assert_true(scratch(rt, 0, 1, 256, 256, 256) > 0);  /* fallback, above it: indirect */
   }
   check_gemm(rt, 0, 0, 40, 50, 300, 1);
   check_gemm(rt, 0, 1, 200, 180, 120, 2);
   check_gemm(rt, 1, 0, 33, 17, 65, 3);
   check_gemm(rt, 0, 0, 40, 50, 300, 4);
   check_gemm(rt, 1, 1, 130, 140, 150, 5);
-  check_gemm(rt, 1, 0, 130, 140, 150, 9);  /* TN above the threshold: CLBlast's column-major path, indirect */
-  check_gemm(rt, 1, 0, 256, 64, 64, 10);   /* the weight gradient's form: K small, C the largest */
+  check_gemm(rt, 1, 0, 130, 140, 150, 9); /* TN above the threshold: CLBlast's column-major path, indirect */
+  check_gemm(rt, 1, 0, 256, 64, 64, 10);  /* the weight gradient's form: K small, C the largest */
   /* saved without merging, the earlier tuning's shape goes; other devices stay */
   r.n_shapes = 3;
   TEST_OK(an_tuning_save(rt, path, &r, 0));
@@ -273,8 +274,10 @@ static void test_known_configs(void **state) {
   fprintf(f, "%s\t%s\tshape=NN,1,2,4\t%s\n", name, drv, x);
   fprintf(f, "%s\t%s\tshape=NN,1,2,5\t%s\n", name, drv, x);
   fprintf(f, "%s\t%s\tshape=NN,1,2,6\t%s\n", name, drv, bad);
-  fprintf(f, "%s\t%s\tshape=NN,1,2,7\tGEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=2 MDIMC=2 MWG=16 NDIMB=2 NDIMC=2 NWG=16 "
-             "SA=0 SB=0 STRM=0 STRN=0 VWM=8 VWN=8 MIN_INDIRECT=%zu\n", name, drv, (size_t)AN_GEMM_DIRECT);
+  fprintf(f,
+          "%s\t%s\tshape=NN,1,2,7\tGEMMK=0 KREG=1 KWG=16 KWI=2 MDIMA=2 MDIMC=2 MWG=16 NDIMB=2 NDIMC=2 NWG=16 "
+          "SA=0 SB=0 STRM=0 STRN=0 VWM=8 VWN=8 MIN_INDIRECT=%zu\n",
+          name, drv, (size_t)AN_GEMM_DIRECT);
   fprintf(f, "%s\t%s\tdwslice=48,363,6050\twidth=512\n", name, drv);
   fprintf(f, "%s\t%s\t%s\t1.00 GFLOP/s (fallback 1.00)\n", name, drv, fb);
   fclose(f);
@@ -354,8 +357,7 @@ int main(void) {
   if (!mkdtemp(dir)) return 1;
   /* the search first: it measures CLBlast's untuned default, before any override in this process */
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_search), cmocka_unit_test(test_known_configs),
-                                     cmocka_unit_test(test_slice_widths),
-                                     cmocka_unit_test(test_file_and_switching)};
+                                     cmocka_unit_test(test_slice_widths), cmocka_unit_test(test_file_and_switching)};
   const int failed = cmocka_run_group_tests(tests, NULL, NULL);
   rmdir(dir);
   return failed;

@@ -117,7 +117,7 @@ int an_dataset_classes(const an_dataset *ds);
 const char *an_dataset_class_name(const an_dataset *ds, int c);
 int an_dataset_label(const an_dataset *ds, int i);
 int an_dataset_class_count(const an_dataset *ds, int c); /* images of class c */
-const char *an_dataset_source(const an_dataset *ds);    /* "fashion-mnist train", a path, … */
+const char *an_dataset_source(const an_dataset *ds);     /* "fashion-mnist train", a path, … */
 /* The native size of sample i when every sample has the same one (IDX, pack, synthetic): returns 1 and
  * sets width/height/channels; 0 for folders, whose files differ. */
 int an_dataset_fixed_size(const an_dataset *ds, int *width, int *height, int *channels);
@@ -158,8 +158,8 @@ typedef struct an_data_stats {
 /* Over max_images images drawn without replacement with seed (0 or more than the set: all of them),
  * every pixel of each decoded image weighing the same; unreadable images are skipped with a warning.
  * The result does not depend on threads. */
-an_status an_data_stats_compute(const an_dataset *ds, int max_images, uint64_t seed, int threads,
-                                an_warn_fn warn, void *warn_ctx, an_data_stats *out);
+an_status an_data_stats_compute(const an_dataset *ds, int max_images, uint64_t seed, int threads, an_warn_fn warn,
+                                void *warn_ctx, an_data_stats *out);
 /* ImageNet's figures, for a model whose checkpoint carries none: torchvision's mean and std, and the
  * eigenvalues and eigenvectors of fb.resnet.torch's Lighting transform. */
 an_data_stats an_data_stats_imagenet(void);
@@ -170,9 +170,9 @@ void an_eigen_sym3(const double a[3][3], double eigval[3], double eigvec[3][3]);
 
 /* ---- preprocessing and augmentation ---- */
 typedef enum an_norm {
-  AN_NORM_NONE,     /* x = p/255 */
-  AN_NORM_MEAN,     /* x = p/255 - mean[c]  (the paper's mean subtraction) */
-  AN_NORM_MEAN_STD  /* x = (p/255 - mean[c]) / std[c] */
+  AN_NORM_NONE,    /* x = p/255 */
+  AN_NORM_MEAN,    /* x = p/255 - mean[c]  (the paper's mean subtraction) */
+  AN_NORM_MEAN_STD /* x = (p/255 - mean[c]) / std[c] */
 } an_norm;
 
 typedef struct an_augment {
@@ -183,7 +183,7 @@ typedef struct an_augment {
   float pca_std;   /* training: lighting += Σ_k eigvec[k]·α_k·eigval[k], α_k ~ N(0, pca_std); 0 off */
   int ten_crop;    /* evaluation: 4 corners + centre and their mirrors instead of the centre crop */
   an_norm norm;
-  float scale;     /* multiplies the result: 1, or 255 for raw pixel units */
+  float scale; /* multiplies the result: 1, or 255 for raw pixel units */
 } an_augment;
 
 /* resize = round(input · 256/224), random crop, flip, PCA 0.1, mean/std, centre-crop evaluation. */
@@ -229,11 +229,11 @@ an_status an_preprocess(const an_image *img, const an_augment *aug, const an_dat
  * last batch padded (index -1, zero image, label 0), an unreadable image's rows zeroed with index -1.
  * Batches depend on the seed only, not on the thread count. */
 typedef struct an_loader_config {
-  int batch;        /* samples per batch */
-  int threads;      /* worker threads, >= 1 */
-  int prefetch;     /* batches prepared ahead of the caller's (>= 1; 1 is double buffering) */
-  int train;        /* training (above) or evaluation */
-  int epochs;       /* the run's epochs, counted from epoch 0 (not from start_epoch); 0: without end */
+  int batch;                   /* samples per batch */
+  int threads;                 /* worker threads, >= 1 */
+  int prefetch;                /* batches prepared ahead of the caller's (>= 1; 1 is double buffering) */
+  int train;                   /* training (above) or evaluation */
+  int epochs;                  /* the run's epochs, counted from epoch 0 (not from start_epoch); 0: without end */
   int start_epoch, start_step; /* the first batch produced (resuming a run) */
   uint64_t seed;
   an_augment aug;
@@ -267,8 +267,7 @@ void an_loader_destroy(an_loader *ld);
 
 /* The loader's own speed: images (samples) per second over `batches` batches from a fresh loader
  * with cfg (epochs ignored), startup included, no device involved. */
-an_status an_loader_measure(const an_dataset *ds, const an_loader_config *cfg, int batches,
-                            double *images_per_s);
+an_status an_loader_measure(const an_dataset *ds, const an_loader_config *cfg, int batches, double *images_per_s);
 
 #ifdef __cplusplus
 }

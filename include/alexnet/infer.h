@@ -41,36 +41,36 @@ typedef struct an_infer_options {
 /* Device bytes of a plan, by buffer; total is their sum. */
 typedef struct an_infer_memory {
   size_t params_bytes, acts_bytes, work_bytes, input_bytes, output_bytes, gemm_temp_bytes, total_bytes;
-  size_t limit_bytes;     /* the limit the plan was fitted to */
-  int chunk_images;       /* images per im2col chunk of the convolution with the largest workspace */
+  size_t limit_bytes; /* the limit the plan was fitted to */
+  int chunk_images;   /* images per im2col chunk of the convolution with the largest workspace */
 } an_infer_memory;
 
 typedef struct an_infer {
   an_runtime *rt;
   const an_model_desc *model;
   int batch, classes, input_hw, input_slots;
-  an_layer_plan *layers;        /* (model->n_layers); in_off/out_off are offsets in acts (or input/output) */
+  an_layer_plan *layers;            /* (model->n_layers); in_off/out_off are offsets in acts (or input/output) */
   int *reads_input, *writes_output; /* (model->n_layers) 1 where a layer reads input / writes output */
-  int *skip;                    /* (model->n_layers) 1: identity at inference (dropout, same-size pool) */
-  int *out_pad;                 /* (model->n_layers) fc: output width as stored (the last one padded) */
-  int classes_pad;              /* the last layer's padded width: the output's row length */
+  int *skip;                        /* (model->n_layers) 1: identity at inference (dropout, same-size pool) */
+  int *out_pad;                     /* (model->n_layers) fc: output width as stored (the last one padded) */
+  int classes_pad;                  /* the last layer's padded width: the output's row length */
   an_tensor *tensors;
   int n_tensors;
   size_t n_params;
   size_t act_floats, work_floats, input_floats /* one slot */, output_floats;
-  int zero_copy;                /* input and output are host memory (CL_MEM_USE_HOST_PTR) */
+  int zero_copy; /* input and output are host memory (CL_MEM_USE_HOST_PTR) */
   an_infer_memory mem;
-  cl_mem params;                /* (n_params) conv weights, biases; tensors[].offset points here */
-  cl_mem *fc_weight;            /* (model->n_layers) fc: (IN, OUT_pad) transposed weight; NULL elsewhere */
-  cl_mem acts;                  /* (act_floats) */
-  cl_mem work;                  /* (work_floats) */
-  cl_mem input;                 /* (input_slots, N, 3, H, W) */
-  cl_mem output;                /* (N, classes_pad) */
-  float *logits;                /* (N, classes) the output without padding, when classes_pad > classes */
-  float *host_input;            /* (input_slots, N, 3, H, W) page-aligned (zero copy) or staging memory */
-  float *host_output;           /* (N, classes) */
-  float *input_map[2];          /* where the caller writes each slot (mapped while the host owns it) */
-  float *output_map;            /* mapped logits after a run; NULL while the device owns them */
+  cl_mem params;       /* (n_params) conv weights, biases; tensors[].offset points here */
+  cl_mem *fc_weight;   /* (model->n_layers) fc: (IN, OUT_pad) transposed weight; NULL elsewhere */
+  cl_mem acts;         /* (act_floats) */
+  cl_mem work;         /* (work_floats) */
+  cl_mem input;        /* (input_slots, N, 3, H, W) */
+  cl_mem output;       /* (N, classes_pad) */
+  float *logits;       /* (N, classes) the output without padding, when classes_pad > classes */
+  float *host_input;   /* (input_slots, N, 3, H, W) page-aligned (zero copy) or staging memory */
+  float *host_output;  /* (N, classes) */
+  float *input_map[2]; /* where the caller writes each slot (mapped while the host owns it) */
+  float *output_map;   /* mapped logits after a run; NULL while the device owns them */
 } an_infer;
 
 /* Plans model for a batch and input side without allocating anything: the buffers' sizes under opts'
@@ -106,12 +106,12 @@ int an_infer_gemm_calls(const an_infer *inf, an_gemm_call *out, int max);
 
 /* ---- what a weights file says about itself ---- */
 typedef struct an_weights_info {
-  char model[32];         /* "" when the file does not say */
-  int classes, input_hw;  /* 0 when the file does not say */
-  float mean[3], std[3];  /* the normalisation; ImageNet's when the file has none (have_norm 0) */
+  char model[32];        /* "" when the file does not say */
+  int classes, input_hw; /* 0 when the file does not say */
+  float mean[3], std[3]; /* the normalisation; ImageNet's when the file has none (have_norm 0) */
   int have_norm;
   char resize[16], norm[16]; /* the metadata's "resize" and "normalization"; "" when not said */
-  char **class_names;     /* (n_class_names) from the metadata, NULL when none */
+  char **class_names;        /* (n_class_names) from the metadata, NULL when none */
   int n_class_names;
 } an_weights_info;
 
@@ -130,12 +130,12 @@ void an_class_names_free(char **names, int n);
 #define AN_CLASSIFY_MAX_TOP 32
 
 typedef struct an_classify_result {
-  int index;                 /* the file's position in the list */
+  int index; /* the file's position in the list */
   const char *file;
-  int ok;                    /* 0: error holds why the file could not be classified */
+  int ok; /* 0: error holds why the file could not be classified */
   char error[512];
-  int top_k;                 /* classes in top[] (min(requested, classes)) */
-  int top[AN_CLASSIFY_MAX_TOP];    /* class indices, most probable first */
+  int top_k;                        /* classes in top[] (min(requested, classes)) */
+  int top[AN_CLASSIFY_MAX_TOP];     /* class indices, most probable first */
   double prob[AN_CLASSIFY_MAX_TOP]; /* their probabilities (softmax, averaged over crops) */
 } an_classify_result;
 
@@ -143,8 +143,8 @@ typedef void (*an_classify_fn)(void *ctx, const an_classify_result *r);
 
 typedef struct an_classify_stats {
   int images, failed;
-  double device_seconds;     /* time inside an_infer_run */
-  double seconds;            /* the whole call */
+  double device_seconds; /* time inside an_infer_run */
+  double seconds;        /* the whole call */
 } an_classify_stats;
 
 /* Classifies files in order through inf (batch = inf->batch / crops samples per run, crops from aug:
@@ -158,10 +158,10 @@ an_status an_classify_files(an_infer *inf, const char *const *files, int n_files
 
 /* ---- conv1's kernels as an image ---- */
 typedef struct an_filters_layout {
-  int kernels, columns;      /* conv1's output channels; 2 for alexnet (the paper's two columns), else 1 */
-  int grid_cols, grid_rows;  /* kernels per row and rows in each column's grid */
-  int kernel, scale, pad;    /* kernel side, enlargement, pixels between kernels (and around) */
-  int width, height;         /* the image */
+  int kernels, columns;     /* conv1's output channels; 2 for alexnet (the paper's two columns), else 1 */
+  int grid_cols, grid_rows; /* kernels per row and rows in each column's grid */
+  int kernel, scale, pad;   /* kernel side, enlargement, pixels between kernels (and around) */
+  int width, height;        /* the image */
 } an_filters_layout;
 
 /* Reads conv1's weight (OC, 3, K, K) from a weights file of `model` (NULL: the file's metadata) and

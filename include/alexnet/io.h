@@ -29,9 +29,21 @@ extern "C" {
 /* ---- safetensors ---- */
 
 typedef enum an_dtype {
-  AN_DTYPE_BOOL, AN_DTYPE_U8, AN_DTYPE_I8, AN_DTYPE_F8_E5M2, AN_DTYPE_F8_E4M3, AN_DTYPE_I16,
-  AN_DTYPE_U16, AN_DTYPE_F16, AN_DTYPE_BF16, AN_DTYPE_I32, AN_DTYPE_U32, AN_DTYPE_F32, AN_DTYPE_F64,
-  AN_DTYPE_I64, AN_DTYPE_U64,
+  AN_DTYPE_BOOL,
+  AN_DTYPE_U8,
+  AN_DTYPE_I8,
+  AN_DTYPE_F8_E5M2,
+  AN_DTYPE_F8_E4M3,
+  AN_DTYPE_I16,
+  AN_DTYPE_U16,
+  AN_DTYPE_F16,
+  AN_DTYPE_BF16,
+  AN_DTYPE_I32,
+  AN_DTYPE_U32,
+  AN_DTYPE_F32,
+  AN_DTYPE_F64,
+  AN_DTYPE_I64,
+  AN_DTYPE_U64,
   AN_DTYPE_COUNT
 } an_dtype;
 
@@ -45,10 +57,10 @@ size_t an_dtype_bytes(an_dtype dtype);     /* bytes per element; 0 outside the e
 typedef struct an_st_tensor {
   const char *name;
   an_dtype dtype;
-  int ndim;                       /* 0 for a scalar */
+  int ndim; /* 0 for a scalar */
   int64_t shape[AN_ST_MAX_DIMS];
-  uint64_t count;                 /* elements: the product of shape */
-  uint64_t begin, end;            /* data_offsets: bytes in the data section, end - begin = count × size */
+  uint64_t count;      /* elements: the product of shape */
+  uint64_t begin, end; /* data_offsets: bytes in the data section, end - begin = count × size */
 } an_st_tensor;
 
 typedef struct an_st_meta {
@@ -61,14 +73,14 @@ typedef struct an_safetensors {
   char source[256];      /* the path (or the name given to an_st_parse), for messages */
   an_st_tensor *tensors; /* (n_tensors) in header order */
   int n_tensors;
-  an_st_meta *meta;      /* (n_meta) the __metadata__ map */
+  an_st_meta *meta; /* (n_meta) the __metadata__ map */
   int n_meta;
   uint64_t header_bytes; /* N */
   uint64_t data_bytes;   /* bytes after the header */
   /* private */
-  void *json_;           /* the parsed header (cJSON) that names and values point into */
-  void *file_;           /* FILE * of an_st_open; NULL for an_st_parse */
-  const uint8_t *data_;  /* an_st_parse: the caller's bytes from the data section on (borrowed) */
+  void *json_;          /* the parsed header (cJSON) that names and values point into */
+  void *file_;          /* FILE * of an_st_open; NULL for an_st_parse */
+  const uint8_t *data_; /* an_st_parse: the caller's bytes from the data section on (borrowed) */
 } an_safetensors;
 
 /* Parses a whole file held in memory; bytes must outlive the result (they are borrowed, not copied).
@@ -122,7 +134,7 @@ void an_format_rgb(const float v[3], char *buf, size_t size);
 int an_parse_rgb(const char *s, float v[3]); /* 1 when three numbers were read */
 
 typedef struct an_checkpoint_meta {
-  int checkpoint;   /* save: 1 writes the momentum (a checkpoint), 0 weights only; load: what the file is */
+  int checkpoint; /* save: 1 writes the momentum (a checkpoint), 0 weights only; load: what the file is */
   int64_t epoch, step;
   uint64_t seed;
   double lr;
@@ -145,7 +157,7 @@ typedef struct an_param_layout {
   int classes, input_hw;    /* metadata "classes" and "input_size" */
   const an_tensor *tensors; /* (n_tensors) in file order; offsets and counts in floats of the array */
   int n_tensors;
-  size_t n_params;          /* floats of the array */
+  size_t n_params; /* floats of the array */
 } an_param_layout;
 
 /* Writes params (and with meta->checkpoint momentum, n_params floats each, in layout) to path,

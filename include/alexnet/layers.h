@@ -36,21 +36,19 @@ int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats);
 /* out = act(conv(inp, weight) + bias), act = ReLU when relu != 0. work holds work_floats floats; the
  * batch is processed in chunks as large as the workspace allows (at least one image must fit). */
 an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out /* (N,OC,OH,OW) */,
-                          an_buf inp /* (N,C,H,W) */, an_buf weight /* (OC,C/g,KH,KW) */,
-                          an_buf bias /* (OC) */, int relu, an_buf work, size_t work_floats);
+                          an_buf inp /* (N,C,H,W) */, an_buf weight /* (OC,C/g,KH,KW) */, an_buf bias /* (OC) */,
+                          int relu, an_buf work, size_t work_floats);
 
 /* dout is the gradient of the layer's output (after the ReLU when relu != 0; out is then that output,
  * used as the mask). dweight and dbias are accumulated; dinp written (skipped when dinp.mem is NULL). */
 an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp /* (N,C,H,W) */,
                            an_buf dweight /* (OC,C/g,KH,KW) */, an_buf dbias /* (OC) */,
-                           an_buf dout /* (N,OC,OH,OW) */, an_buf out /* (N,OC,OH,OW) */,
-                           an_buf inp /* (N,C,H,W) */, an_buf weight /* (OC,C/g,KH,KW) */, int relu,
-                           an_buf work, size_t work_floats);
+                           an_buf dout /* (N,OC,OH,OW) */, an_buf out /* (N,OC,OH,OW) */, an_buf inp /* (N,C,H,W) */,
+                           an_buf weight /* (OC,C/g,KH,KW) */, int relu, an_buf work, size_t work_floats);
 
 /* ---- fully connected: out = act(inp · weightᵀ + bias), weight in PyTorch's (OUT, IN) layout ---- */
 an_status an_fc_forward(an_runtime *rt, int n, int in, int out_features, an_buf out /* (N,OUT) */,
-                        an_buf inp /* (N,IN) */, an_buf weight /* (OUT,IN) */, an_buf bias /* (OUT) */,
-                        int relu);
+                        an_buf inp /* (N,IN) */, an_buf weight /* (OUT,IN) */, an_buf bias /* (OUT) */, int relu);
 
 /* Inference's layout: out (N, OUT_pad) = act(inp · weight + bias), weight (IN, OUT_pad), bias (OUT_pad). */
 an_status an_fc_forward_in_out(an_runtime *rt, int n, int in, int out_pad, an_buf out /* (N,OUT_pad) */,
@@ -59,9 +57,8 @@ an_status an_fc_forward_in_out(an_runtime *rt, int n, int in, int out_pad, an_bu
 
 /* With relu != 0, dout is overwritten in place by the gradient before the ReLU (masked by out > 0). */
 an_status an_fc_backward(an_runtime *rt, int n, int in, int out_features, an_buf dinp /* (N,IN) */,
-                         an_buf dweight /* (OUT,IN) */, an_buf dbias /* (OUT) */,
-                         an_buf dout /* (N,OUT) */, an_buf out /* (N,OUT) */, an_buf inp /* (N,IN) */,
-                         an_buf weight /* (OUT,IN) */, int relu);
+                         an_buf dweight /* (OUT,IN) */, an_buf dbias /* (OUT) */, an_buf dout /* (N,OUT) */,
+                         an_buf out /* (N,OUT) */, an_buf inp /* (N,IN) */, an_buf weight /* (OUT,IN) */, int relu);
 
 /* ---- local response normalisation across channels, as torch.nn.LocalResponseNorm:
  *      out = x / (k + alpha/size · Σ x²)^beta over channels [c - size/2, c + (size-1)/2] ---- */
@@ -77,9 +74,8 @@ an_status an_lrn_forward(an_runtime *rt, int n, int c, int h, int w, const an_lr
 an_status an_lrn_forward_infer(an_runtime *rt, int n, int c, int h, int w, const an_lrn_params *p,
                                an_buf out /* (N,C,H,W) */, an_buf inp /* (N,C,H,W) */);
 an_status an_lrn_backward(an_runtime *rt, int n, int c, int h, int w, const an_lrn_params *p,
-                          an_buf dinp /* (N,C,H,W) */, an_buf dout /* (N,C,H,W) */,
-                          an_buf out /* (N,C,H,W) */, an_buf scale /* (N,C,H,W) */,
-                          an_buf inp /* (N,C,H,W) */);
+                          an_buf dinp /* (N,C,H,W) */, an_buf dout /* (N,C,H,W) */, an_buf out /* (N,C,H,W) */,
+                          an_buf scale /* (N,C,H,W) */, an_buf inp /* (N,C,H,W) */);
 
 /* ---- max-pool (no padding, floor mode; ties go to the first element in row-major window order, as
  *      PyTorch's CPU kernel) and adaptive average pool (PyTorch's window bounds). The forward pass
@@ -108,25 +104,29 @@ uint64_t an_dropout_key(uint64_t seed, uint64_t step, uint32_t layer);
 float an_dropout_uniform(uint64_t key, uint64_t i);
 /* Element j of the buffers draws uniform(key, first + j): first is the buffer's offset in the step's
  * whole tensor (0 unless the batch is split across devices). */
-an_status an_dropout_forward(an_runtime *rt, size_t count, float p, uint64_t key, uint64_t first,
-                             an_buf out, an_buf inp);
-an_status an_dropout_backward(an_runtime *rt, size_t count, float p, uint64_t key, uint64_t first,
-                              an_buf dinp, an_buf dout);
+an_status an_dropout_forward(an_runtime *rt, size_t count, float p, uint64_t key, uint64_t first, an_buf out,
+                             an_buf inp);
+an_status an_dropout_backward(an_runtime *rt, size_t count, float p, uint64_t key, uint64_t first, an_buf dinp,
+                              an_buf dout);
 
 /* ---- softmax cross-entropy, mean over the batch: loss (1 float) and dlogits = (softmax - onehot)/N.
  *      labels is a device buffer of N ints in [0, classes); per_sample holds N floats of scratch ---- */
-an_status an_softmax_xent(an_runtime *rt, int n, int classes, an_buf loss /* (1) */,
-                          an_buf dlogits /* (N,K) */, an_buf per_sample /* (N) */,
-                          an_buf logits /* (N,K) */, cl_mem labels /* (N) int */);
+an_status an_softmax_xent(an_runtime *rt, int n, int classes, an_buf loss /* (1) */, an_buf dlogits /* (N,K) */,
+                          an_buf per_sample /* (N) */, an_buf logits /* (N,K) */, cl_mem labels /* (N) int */);
 
 /* ---- SGD with momentum and weight decay, PyTorch's formulation:
  *      v = momentum·v + g + weight_decay·w;  w -= lr·v ---- */
-an_status an_sgd_update(an_runtime *rt, size_t count, float lr, float momentum, float weight_decay,
-                        an_buf weight, an_buf grad, an_buf velocity);
+an_status an_sgd_update(an_runtime *rt, size_t count, float lr, float momentum, float weight_decay, an_buf weight,
+                        an_buf grad, an_buf velocity);
 
 /* ---- a layer as a model table describes it (src/model/models.c) ---- */
 typedef enum an_layer_kind {
-  AN_LAYER_CONV, AN_LAYER_LRN, AN_LAYER_MAXPOOL, AN_LAYER_AVGPOOL, AN_LAYER_DROPOUT, AN_LAYER_FC,
+  AN_LAYER_CONV,
+  AN_LAYER_LRN,
+  AN_LAYER_MAXPOOL,
+  AN_LAYER_AVGPOOL,
+  AN_LAYER_DROPOUT,
+  AN_LAYER_FC,
   /* exchanges of a column model (one device's half of a two-device split; see split.h): */
   AN_LAYER_GATHER, /* output (N, 2C, H, W) = both columns' inputs (N, C, H, W), column 0's channels first */
   AN_LAYER_SUM     /* output (N, K) = column 0's input + column 1's input + bias (the split-K fc8) */
@@ -148,13 +148,13 @@ typedef enum an_init_kind {
 
 typedef struct an_layer_desc {
   an_layer_kind kind;
-  const char *name;    /* state_dict prefix of the parameters ("features.0"), NULL without any */
-  int out_channels;    /* conv, fc; 0 on the last fc means "the number of classes" */
+  const char *name; /* state_dict prefix of the parameters ("features.0"), NULL without any */
+  int out_channels; /* conv, fc; 0 on the last fc means "the number of classes" */
   int kernel, stride, pad, groups;
-  int relu;            /* conv, fc: a ReLU follows (fused into the layer) */
-  an_lrn_params lrn;   /* lrn */
-  float dropout_p;     /* dropout */
-  int out_hw;          /* adaptive average pool output side */
+  int relu;          /* conv, fc: a ReLU follows (fused into the layer) */
+  an_lrn_params lrn; /* lrn */
+  float dropout_p;   /* dropout */
+  int out_hw;        /* adaptive average pool output side */
   an_init_kind init;
   float weight_std, bias_value;
   an_slice_kind slice; /* column models only */
@@ -181,15 +181,15 @@ enum { AN_PASS_FORWARD = 1, AN_PASS_BACKWARD = 2 };
 typedef struct an_layer_io {
   an_runtime *rt;
   const an_layer_plan *L;
-  int n;                      /* batch */
-  an_buf in, out, aux;        /* (N, in_c, in_h, in_w), (N, out_c, out_h, out_w), (N, out_c, ...) */
-  an_buf weight, bias;        /* the layer's parameters */
-  int weight_in_out;          /* fc: weight stored (IN, out_pad) rather than PyTorch's (OUT, IN) */
-  int out_pad;                /* fc with weight_in_out: the stored output width (>= out_c) */
+  int n;               /* batch */
+  an_buf in, out, aux; /* (N, in_c, in_h, in_w), (N, out_c, out_h, out_w), (N, out_c, ...) */
+  an_buf weight, bias; /* the layer's parameters */
+  int weight_in_out;   /* fc: weight stored (IN, out_pad) rather than PyTorch's (OUT, IN) */
+  int out_pad;         /* fc with weight_in_out: the stored output width (>= out_c) */
   an_buf dinp, dout, dweight, dbias;
-  an_buf work;                /* (work_floats) the im2col workspace */
+  an_buf work; /* (work_floats) the im2col workspace */
   size_t work_floats;
-  int dropout_active;         /* dropout: draw masks (training) or pass through */
+  int dropout_active; /* dropout: draw masks (training) or pass through */
   uint64_t dropout_key, dropout_first;
 } an_layer_io;
 

@@ -50,23 +50,22 @@ typedef struct an_net {
   an_tensor *tensors;
   int n_tensors;
   size_t n_params;
-  cl_mem params, grads, momentum;   /* (n_params) each */
-  cl_mem acts;                      /* input, every layer's output, LRN scales */
-  cl_mem dacts;                     /* two gradient regions of the largest activation, ping-pong */
-  cl_mem work;                      /* im2col workspace */
-  cl_mem labels;                    /* (N) int */
-  cl_mem loss;                      /* loss (1), per-sample losses (N) */
+  cl_mem params, grads, momentum; /* (n_params) each */
+  cl_mem acts;                    /* input, every layer's output, LRN scales */
+  cl_mem dacts;                   /* two gradient regions of the largest activation, ping-pong */
+  cl_mem work;                    /* im2col workspace */
+  cl_mem labels;                  /* (N) int */
+  cl_mem loss;                    /* loss (1), per-sample losses (N) */
   size_t act_floats, dact_floats, work_floats, max_act_floats;
-  size_t logits_off;                /* (N, classes) in acts */
-  int dropout_active;               /* set by the last forward: the backward pass follows it */
-  int sample_base;                  /* this net's first sample in the step's batch (a data-parallel split's
+  size_t logits_off;  /* (N, classes) in acts */
+  int dropout_active; /* set by the last forward: the backward pass follows it */
+  int sample_base;    /* this net's first sample in the step's batch (a data-parallel split's
                                        second device): dropout draws the unsplit batch's masks */
 } an_net;
 
 /* Plans model for a batch and input side (224 for the paper; others use the adaptive pool) and
  * allocates its buffers. AN_ERR_DEVICE_MEMORY, with the bytes needed, when it does not fit. */
-an_status an_net_create(an_runtime *rt, const char *model, int classes, int batch, int input_hw,
-                        an_net **out);
+an_status an_net_create(an_runtime *rt, const char *model, int classes, int batch, int input_hw, an_net **out);
 void an_net_destroy(an_net *net);
 /* The plan only (shapes and the tensor table), with no runtime and no device buffers: the full model's
  * layout for a split, checkpoints and tests. Destroy with an_net_destroy. */
@@ -119,8 +118,8 @@ an_status an_net_sgd(an_net *net, const an_sgd_params *p);
 
 /* One training step: upload, forward, backward, SGD, then the only wait: reading the loss back.
  * A NaN or Inf loss is AN_ERR_NOT_FINITE. */
-an_status an_net_train_step(an_net *net, const float *images, const int *labels,
-                            const an_sgd_params *p, uint64_t seed, uint64_t step, float *loss);
+an_status an_net_train_step(an_net *net, const float *images, const int *labels, const an_sgd_params *p,
+                            uint64_t seed, uint64_t step, float *loss);
 
 an_status an_net_read_loss(an_net *net, float *loss);
 an_status an_net_read_logits(an_net *net, float *logits /* (N, classes) */);

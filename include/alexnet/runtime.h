@@ -51,7 +51,7 @@ typedef enum an_mark_kind {
   AN_MARK_SGD,        /* end of the update */
   AN_MARK_GEMM_BEGIN, /* around every CLBlast call */
   AN_MARK_GEMM_END,
-  AN_MARK_EXCHANGE    /* end of an exchange outside the layers: the batch split's gradient sum */
+  AN_MARK_EXCHANGE /* end of an exchange outside the layers: the batch split's gradient sum */
 } an_mark_kind;
 
 typedef struct an_mark {
@@ -74,28 +74,28 @@ typedef struct an_runtime {
   cl_context context;
   cl_command_queue queue; /* in-order; profiling enabled */
   cl_program program;
-  cl_kernel *kernels;        /* (n_kernels) every kernel of the program */
-  char (*kernel_names)[64];  /* (n_kernels) their names in cl/, which an_launch looks up */
+  cl_kernel *kernels;       /* (n_kernels) every kernel of the program */
+  char (*kernel_names)[64]; /* (n_kernels) their names in cl/, which an_launch looks up */
   int n_kernels;
   char build_options[256];
-  int profiling;   /* 1: record marks */
-  an_mark *marks;  /* (n_marks) in enqueue order */
+  int profiling;  /* 1: record marks */
+  an_mark *marks; /* (n_marks) in enqueue order */
   int n_marks, cap_marks;
   int kernel_profiling;     /* 1: keep every kernel launch's event */
   an_kernel_event *kevents; /* (n_kevents) in enqueue order */
   int n_kevents, cap_kevents;
-  double build_seconds; /* the startup build of the project's program (or its load from the cache) */
+  double build_seconds;   /* the startup build of the project's program (or its load from the cache) */
   int program_from_cache; /* the program came from the compiled-program cache */
-  int gemm_tuned;       /* a cached GEMM tuning was applied at startup (alexnet tune) */
-  cl_mem gemm_temp;     /* CLBlast's scratch for padded/transposed copies, reused by every GEMM */
+  int gemm_tuned;         /* a cached GEMM tuning was applied at startup (alexnet tune) */
+  cl_mem gemm_temp;       /* CLBlast's scratch for padded/transposed copies, reused by every GEMM */
   size_t gemm_temp_bytes;
-  char gemm_tuning[512];  /* the fallback configuration, as an_gemm_config_format writes it */
+  char gemm_tuning[512]; /* the fallback configuration, as an_gemm_config_format writes it */
   /* the tuning's per-shape configurations and slice widths, opaque here (gemm/tuning.c owns them);
    * NULL untuned. an_runtime_destroy frees them through gemm_table_free, so the runtime calls nothing
    * in gemm/. */
   struct an_gemm_table *gemm_table;
   void (*gemm_table_free)(struct an_gemm_table *table);
-  struct an_gemm_log *gemm_log;      /* while set, every GEMM is recorded there (gemm.c, for tests) */
+  struct an_gemm_log *gemm_log; /* while set, every GEMM is recorded there (gemm.c, for tests) */
 } an_runtime;
 
 /* Enqueues a marker and records it (no-op unless rt->profiling). */

@@ -26,8 +26,8 @@ typedef enum an_split_mode {
 
 typedef struct an_split {
   an_runtime *rt[2];
-  an_net *net[2];  /* device k's column net (columns) or the whole model for its samples (batch) */
-  an_net *full;    /* the single-device model's plan: the tensor table of checkpoints and of the
+  an_net *net[2]; /* device k's column net (columns) or the whole model for its samples (batch) */
+  an_net *full;   /* the single-device model's plan: the tensor table of checkpoints and of the
                       full-layout parameter arrays below (no device buffers) */
   an_split_mode mode;
   int batch, classes, input_hw;
@@ -35,10 +35,10 @@ typedef struct an_split {
   int shared_context;     /* 1: copies between buffers; 0: through host memory */
   cl_mem recv[2];         /* (recv_floats) on device k: the other device's data before it is summed */
   size_t recv_floats;
-  float **stage;          /* host staging of the separate-context path: one per exchange and direction */
+  float **stage; /* host staging of the separate-context path: one per exchange and direction */
   size_t *stage_floats;
   int n_stage;
-  int profiling;          /* 1: keep the copy events, an_split_exchange_ms sums their durations */
+  int profiling; /* 1: keep the copy events, an_split_exchange_ms sums their durations */
   cl_event *copy_events;
   int n_copy_events, cap_copy_events;
 } an_split;
@@ -47,8 +47,8 @@ typedef struct an_split {
  * columns for alexnet, the batch for the others (batch >= 2). Both devices' memory needs are checked
  * before anything is allocated: a device that cannot hold its half is AN_ERR_DEVICE_MEMORY naming the
  * device, what it needs and what it has. */
-an_status an_split_create(an_runtime *rt0, an_runtime *rt1, const char *model, int classes, int batch,
-                          int input_hw, an_split **out);
+an_status an_split_create(an_runtime *rt0, an_runtime *rt1, const char *model, int classes, int batch, int input_hw,
+                          an_split **out);
 void an_split_destroy(an_split *s);
 
 /* The single-device model's initialisation (an_net_init's, same seed, same numbers), then scattered. */

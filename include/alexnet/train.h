@@ -64,18 +64,23 @@ int an_plateau_step(an_plateau *p, double top1);
 /* STEP after every step; EPOCH at each epoch's end (and at the run's end inside an epoch); VAL after a
  * validation every val_every steps (no checkpoint decision); LOADER once before the first step when
  * measure_loader is set (images_per_s: the loader's own speed, the device idle). */
-typedef enum an_train_event_kind { AN_EVENT_STEP, AN_EVENT_EPOCH, AN_EVENT_VAL, AN_EVENT_LOADER } an_train_event_kind;
+typedef enum an_train_event_kind {
+  AN_EVENT_STEP,
+  AN_EVENT_EPOCH,
+  AN_EVENT_VAL,
+  AN_EVENT_LOADER
+} an_train_event_kind;
 
 typedef struct an_train_event {
   an_train_event_kind kind;
-  int epoch, epochs;           /* epoch counted from 0 */
-  int step, steps_per_epoch;   /* step within the epoch */
+  int epoch, epochs;                /* epoch counted from 0 */
+  int step, steps_per_epoch;        /* step within the epoch */
   int64_t global_step, total_steps; /* global_step: steps done including this one */
-  float loss;                  /* step: this step's loss; epoch: mean over the epoch's steps run here */
+  float loss;                       /* step: this step's loss; epoch: mean over the epoch's steps run here */
   double lr, images_per_s, eta_s;
-  double val_top1, val_top5;   /* epoch: validation accuracy in [0, 1]; -1 without a validation set */
-  int best;                    /* epoch: best.safetensors was written */
-  int lr_reduced;              /* epoch, val: the plateau schedule multiplied lr by 0.1 after it */
+  double val_top1, val_top5; /* epoch: validation accuracy in [0, 1]; -1 without a validation set */
+  int best;                  /* epoch: best.safetensors was written */
+  int lr_reduced;            /* epoch, val: the plateau schedule multiplied lr by 0.1 after it */
 } an_train_event;
 
 typedef void (*an_train_callback)(void *ctx, const an_train_event *ev);
@@ -84,33 +89,33 @@ typedef struct an_train_config {
   const char *model;
   const an_dataset *train, *val; /* val may be NULL */
   int batch, input, epochs;
-  int64_t max_steps;         /* 0: epochs · batches per epoch; else the run's length (schedule included) */
-  int64_t stop_at_step;      /* 0: none; else stop (with a checkpoint) once this global step is done */
-  an_sgd_params sgd;         /* sgd.lr is the base learning rate */
+  int64_t max_steps;    /* 0: epochs · batches per epoch; else the run's length (schedule included) */
+  int64_t stop_at_step; /* 0: none; else stop (with a checkpoint) once this global step is done */
+  an_sgd_params sgd;    /* sgd.lr is the base learning rate */
   an_lr_schedule schedule;
-  int patience;              /* AN_LR_PLATEAU: validations without improvement before lr x0.1 (0: 3) */
+  int patience; /* AN_LR_PLATEAU: validations without improvement before lr x0.1 (0: 3) */
   uint64_t seed;
-  const an_augment *aug;     /* training preprocessing (its input must be `input`, its scale 1; ten_crop
+  const an_augment *aug; /* training preprocessing (its input must be `input`, its scale 1; ten_crop
                                 is ignored);
                                 NULL: an_augment_default(input). Validation uses its resize and
                                 normalisation with the centre crop; the checkpoints record both */
-  int threads;               /* loader workers */
-  int stats_images;          /* images for the normalisation statistics (0: all) */
-  int checkpoint_every;      /* steps between last.safetensors writes; 0: epoch ends and the end only */
-  int val_every;             /* steps between extra validations (logged as "val"); 0: epoch ends only */
-  const char *out_dir;       /* created when missing; holds last/best.safetensors, log.jsonl, classes.txt */
-  int resume;                /* continue from out_dir/last.safetensors; refused unless the recipe is the
+  int threads;           /* loader workers */
+  int stats_images;      /* images for the normalisation statistics (0: all) */
+  int checkpoint_every;  /* steps between last.safetensors writes; 0: epoch ends and the end only */
+  int val_every;         /* steps between extra validations (logged as "val"); 0: epoch ends only */
+  const char *out_dir;   /* created when missing; holds last/best.safetensors, log.jsonl, classes.txt */
+  int resume;            /* continue from out_dir/last.safetensors; refused unless the recipe is the
                                 logged run's (log.jsonl's "run" line: model, data, batch, input, epochs,
                                 max steps, lr, momentum, weight decay, schedule, patience, augmentation,
                                 seed) */
-  int measure_loader;        /* time the loader alone (~1-2 s) before training: logged and reported */
+  int measure_loader;    /* time the loader alone (~1-2 s) before training: logged and reported */
   an_train_callback callback;
   void *callback_ctx;
 } an_train_config;
 
 typedef struct an_train_result {
-  int64_t steps_done;       /* global step reached */
-  int64_t start_step;       /* where this run started (0, or the resumed checkpoint's) */
+  int64_t steps_done; /* global step reached */
+  int64_t start_step; /* where this run started (0, or the resumed checkpoint's) */
   float last_loss;
   double val_top1, val_top5; /* last validation; -1 when none ran */
   double best_top1;

@@ -49,8 +49,8 @@ typedef struct an_gemm_log {
 void an_gemm_record(an_runtime *rt, an_gemm_log *log);
 
 typedef struct an_gemm_config {
-  size_t v[AN_XGEMM_N_PARAMS];  /* GEMMK KREG KWG KWI MDIMA MDIMC MWG NDIMB NDIMC NWG SA SB STRM STRN VWM VWN */
-  size_t min_indirect_size;     /* CLBlast's XGEMM_MIN_INDIRECT_SIZE; 0 keeps CLBlast's own */
+  size_t v[AN_XGEMM_N_PARAMS]; /* GEMMK KREG KWG KWI MDIMA MDIMC MWG NDIMB NDIMC NWG SA SB STRM STRN VWM VWN */
+  size_t min_indirect_size;    /* CLBlast's XGEMM_MIN_INDIRECT_SIZE; 0 keeps CLBlast's own */
 } an_gemm_config;
 
 /* CLBlast runs a GEMM on its direct kernel when m·n·k < XGEMM_MIN_INDIRECT_SIZE³: this threshold sends
@@ -83,19 +83,19 @@ typedef struct an_dw_reduction {
 
 /* A tuning's outcome: what an_tune_gemm finds and an_tuning_save stores. */
 typedef struct an_tune_result {
-  an_gemm_config best;    /* the fallback: any shape without its own entry (other batch sizes) */
-  double default_gflops;  /* untuned, on the shapes weighted by their counts */
-  double fallback_gflops; /* the fallback alone on every shape */
-  double best_gflops;     /* each shape on its own choice (a re-timed one as its ratio to the fallback,
+  an_gemm_config best;             /* the fallback: any shape without its own entry (other batch sizes) */
+  double default_gflops;           /* untuned, on the shapes weighted by their counts */
+  double fallback_gflops;          /* the fallback alone on every shape */
+  double best_gflops;              /* each shape on its own choice (a re-timed one as its ratio to the fallback,
                              measured back to back, applied to the fallback's time): >= fallback_gflops */
-  int n_tried, n_rejected; /* rejected: wrong results or failed to build/run */
+  int n_tried, n_rejected;         /* rejected: wrong results or failed to build/run */
   int n_retimed, n_retime_dropped; /* shapes whose own choice was timed again against the fallback, and
                                        those of them that then kept the fallback */
   int n_shapes;
   an_gemm_shape_config *shapes; /* (n_shapes) each shape's best; an_tune_result_free releases it */
   double *shape_seconds;        /* (n_shapes) one run of each shape: [0..n) untuned, [n..2n) best */
   int n_slices;
-  an_dw_reduction *slices;      /* (n_slices) the widths chosen by an_tune_dw_widths */
+  an_dw_reduction *slices; /* (n_slices) the widths chosen by an_tune_dw_widths */
 } an_tune_result;
 
 /* ---- gemm/tuning.c: the tuning database ---- */
@@ -140,8 +140,8 @@ an_status an_gemm_set_dw_slice(an_runtime *rt, size_t m, size_t n, size_t ncols,
 
 /* ---- gemm/tuner.c: the search ---- */
 
-typedef void (*an_tune_progress)(void *user, int candidate, int n_candidates, const an_gemm_config *c,
-                                 double gflops, double best_gflops, const char *note);
+typedef void (*an_tune_progress)(void *user, int candidate, int n_candidates, const an_gemm_config *c, double gflops,
+                                 double best_gflops, const char *note);
 
 /* Searches up to max_candidates configurations of the indirect kernel, plus CLBlast's direct kernel:
  * each is timed on every shape, and every shape keeps the fastest; the fallback is the configuration

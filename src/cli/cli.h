@@ -51,30 +51,37 @@ typedef struct cli_option {
  * destination's type. */
 #define CLI_OPT_(name_, short_, kind_, type_, dest_) \
   .name = (name_), .short_name = (short_), .kind = (kind_), .dest = (1 ? (dest_) : (type_ *)0)
-#define CLI_OPT_FLAG(name, short_name, dest) {CLI_OPT_(name, short_name, CLI_FLAG, int, dest)}
-#define CLI_OPT_STRING(name, short_name, dest) {CLI_OPT_(name, short_name, CLI_STRING, const char *, dest)}
+#define CLI_OPT_FLAG(name, short_name, dest) \
+  { CLI_OPT_(name, short_name, CLI_FLAG, int, dest) }
+#define CLI_OPT_STRING(name, short_name, dest) \
+  { CLI_OPT_(name, short_name, CLI_STRING, const char *, dest) }
 #define CLI_OPT_INT(name, short_name, dest, lo, hi) \
-  {CLI_OPT_(name, short_name, CLI_INT, int, dest), .int_min = (lo), .int_max = (hi)}
+  { CLI_OPT_(name, short_name, CLI_INT, int, dest), .int_min = (lo), .int_max = (hi) }
 #define CLI_OPT_INT64(name, short_name, dest, lo, hi) \
-  {CLI_OPT_(name, short_name, CLI_INT64, long long, dest), .int_min = (lo), .int_max = (hi)}
-#define CLI_OPT_UINT64(name, short_name, dest) {CLI_OPT_(name, short_name, CLI_UINT64, unsigned long long, dest)}
-#define CLI_OPT_FLOAT(name, short_name, dest, lo, hi, lo_open, hi_open)                                  \
-  {CLI_OPT_(name, short_name, CLI_FLOAT, float, dest), .real_min = (lo), .real_max = (hi), .min_open = (lo_open), \
-   .max_open = (hi_open)}
-#define CLI_OPT_DOUBLE(name, short_name, dest, lo, hi, lo_open, hi_open)                                   \
-  {CLI_OPT_(name, short_name, CLI_DOUBLE, double, dest), .real_min = (lo), .real_max = (hi), .min_open = (lo_open), \
-   .max_open = (hi_open)}
+  { CLI_OPT_(name, short_name, CLI_INT64, long long, dest), .int_min = (lo), .int_max = (hi) }
+#define CLI_OPT_UINT64(name, short_name, dest) \
+  { CLI_OPT_(name, short_name, CLI_UINT64, unsigned long long, dest) }
+#define CLI_OPT_FLOAT(name, short_name, dest, lo, hi, lo_open, hi_open)                                            \
+  {                                                                                                                \
+    CLI_OPT_(name, short_name, CLI_FLOAT, float, dest), .real_min = (lo), .real_max = (hi), .min_open = (lo_open), \
+                                                        .max_open = (hi_open)                                      \
+  }
+#define CLI_OPT_DOUBLE(name, short_name, dest, lo, hi, lo_open, hi_open)                               \
+  {                                                                                                    \
+    CLI_OPT_(name, short_name, CLI_DOUBLE, double, dest), .real_min = (lo), .real_max = (hi),          \
+                                                          .min_open = (lo_open), .max_open = (hi_open) \
+  }
 #define CLI_OPT_SIZE(name, short_name, dest, lo, hi) \
-  {CLI_OPT_(name, short_name, CLI_SIZE, size_t, dest), .real_min = (lo), .real_max = (hi)}
+  { CLI_OPT_(name, short_name, CLI_SIZE, size_t, dest), .real_min = (lo), .real_max = (hi) }
 #define CLI_OPT_CHOICE(name, short_name, dest, names, values) \
-  {CLI_OPT_(name, short_name, CLI_CHOICE, int, dest), .choices = (names), .choice_values = (values)}
+  { CLI_OPT_(name, short_name, CLI_CHOICE, int, dest), .choices = (names), .choice_values = (values) }
 
 typedef struct cli_command {
-  const char *name;         /* "train": messages read "alexnet train: ..." */
+  const char *name; /* "train": messages read "alexnet train: ..." */
   const cli_option *options;
   int n_options;
-  void (*help)(void);       /* --help and -h print it */
-  int max_positionals;      /* arguments that are not options: more is an error */
+  void (*help)(void);  /* --help and -h print it */
+  int max_positionals; /* arguments that are not options: more is an error */
 } cli_command;
 
 /* What cli_parse returns when the command goes on; any other value is the exit status to return. */

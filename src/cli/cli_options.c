@@ -39,8 +39,7 @@ static void describe(const cli_option *o, char *buf, size_t size) {
     case CLI_UINT64: snprintf(buf, size, "an integer in [0, %llu]", ULLONG_MAX); return;
     case CLI_FLOAT:
     case CLI_DOUBLE:
-      if (isinf(o->real_max))
-        snprintf(buf, size, "a number %s %g", o->min_open ? ">" : ">=", o->real_min);
+      if (isinf(o->real_max)) snprintf(buf, size, "a number %s %g", o->min_open ? ">" : ">=", o->real_min);
       else
         snprintf(buf, size, "a number in %c%g, %g%c", o->min_open ? '(' : '[', o->real_min, o->real_max,
                  o->max_open ? ')' : ']');
@@ -212,8 +211,7 @@ static int parse_short(const cli_command *cmd, int argc, char **argv, int *i) {
       cmd->help();
       return 0;
     }
-    if (!o)
-      return cli_usage_error(cmd->name, "unknown option '-%c' (see %s --help)", *p, see(cmd));
+    if (!o) return cli_usage_error(cmd->name, "unknown option '-%c' (see %s --help)", *p, see(cmd));
     if (o->kind == CLI_FLAG) {
       store(o, NULL);
       continue;

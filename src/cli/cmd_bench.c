@@ -30,8 +30,8 @@ typedef struct device_time {
   char device[320], tuning[512];
   const an_model_desc *model; /* the layers it runs: the model, or alexnet's column in a split */
   layer_time layers[32];
-  int n_layers, first, count; /* samples [first, first + count) of the batch */
-  double device_ms;           /* the sum of its rows: from the step's first mark to its last */
+  int n_layers, first, count;  /* samples [first, first + count) of the batch */
+  double device_ms;            /* the sum of its rows: from the step's first mark to its last */
   double busy_ms, exchange_ms; /* split: device_ms = busy + exchanges and waits for the other device */
   double gemm_ms, loss_ms, zero_ms, grad_sum_ms, sgd_ms, flop, build_s;
   size_t device_bytes;
@@ -47,10 +47,10 @@ typedef struct bench_result {
   int iterations;              /* timed steps */
   int columns, shared_context; /* split: alexnet's columns (else the batch); buffer copies (else host memory) */
   double img_s, step_ms, gflops, build_s, first_step_s;
-  double step_min_ms, step_max_ms; /* the fastest and slowest timed step (step_ms is their mean) */
+  double step_min_ms, step_max_ms;    /* the fastest and slowest timed step (step_ms is their mean) */
   double device_ms, gemm_ms, host_ms; /* split: of the device whose rows take longer */
-  double copy_ms;  /* split, per step: the exchange copies' own device time */
-  double n_copies; /* and their count */
+  double copy_ms;                     /* split, per step: the exchange copies' own device time */
+  double n_copies;                    /* and their count */
   size_t device_bytes;
   device_time dev[2];
 } bench_result;
@@ -251,8 +251,8 @@ static void describe_device(device_time *d, an_runtime *rt, const an_model_desc 
   d->n_layers = m->n_layers;
 }
 
-static int bench_model(an_runtime *rt, const char *model, int classes, int batch, int size, int train,
-                       int warmup, int iterations, int kernels, bench_result *r) {
+static int bench_model(an_runtime *rt, const char *model, int classes, int batch, int size, int train, int warmup,
+                       int iterations, int kernels, bench_result *r) {
   target t = {NULL, NULL, {rt, NULL}, 1, kernels};
   memset(r, 0, sizeof *r);
   snprintf(r->model, sizeof r->model, "%s", model);
@@ -326,8 +326,7 @@ static void print_kernels(const device_time *d, double device_ms) {
     if (k->dims == 1) snprintf(range, sizeof range, "%zu", k->global[0]);
     else if (k->dims == 2) snprintf(range, sizeof range, "%zux%zu", k->global[0], k->global[1]);
     else snprintf(range, sizeof range, "%zux%zux%zu", k->global[0], k->global[1], k->global[2]);
-    printf("    %-24s %-22s %9.1f %10.2f %6.1f%%\n", k->kernel, range, k->launches, k->ms,
-           100 * k->ms / device_ms);
+    printf("    %-24s %-22s %9.1f %10.2f %6.1f%%\n", k->kernel, range, k->launches, k->ms, 100 * k->ms / device_ms);
   }
   if (d->kernels_other_ms > 0)
     printf("    %-24s %-22s %9s %10.2f %6.1f%%\n", "(more ranges)", "", "", d->kernels_other_ms,
@@ -378,7 +377,8 @@ static void print_split_result(const bench_result *r) {
   for (int i = 0; i < d[0].n_layers; i++) {
     const an_layer_desc *ld = &d[0].model->layers[i];
     printf("  %-3d %-8s %-13s", i, kind_name(ld->kind), ld->name ? ld->name : "");
-    for (int k = 0; k < 2; k++) printf(" %10.2f %10.2f", d[k].layers[i].fwd_ms, r->train ? d[k].layers[i].bwd_ms : 0.0);
+    for (int k = 0; k < 2; k++)
+      printf(" %10.2f %10.2f", d[k].layers[i].fwd_ms, r->train ? d[k].layers[i].bwd_ms : 0.0);
     printf("\n");
   }
   printf("  loss %.2f / %.2f ms", d[0].loss_ms, d[1].loss_ms);
@@ -391,16 +391,17 @@ static void print_split_result(const bench_result *r) {
   for (int k = 0; k < 2; k++)
     printf("  device %d: %.1f ms (sum of its rows) = busy %.1f ms + exchanges and waits %.1f ms; GEMMs %.0f%% of "
            "busy; %.1f GFLOP/s; %.0f MiB\n",
-           k, d[k].device_ms, d[k].busy_ms, d[k].exchange_ms, d[k].busy_ms > 0 ? 100 * d[k].gemm_ms / d[k].busy_ms : 0.0,
-           d[k].flop / (r->step_ms * 1e-3) / 1e9, d[k].device_bytes / 1048576.0);
+           k, d[k].device_ms, d[k].busy_ms, d[k].exchange_ms,
+           d[k].busy_ms > 0 ? 100 * d[k].gemm_ms / d[k].busy_ms : 0.0, d[k].flop / (r->step_ms * 1e-3) / 1e9,
+           d[k].device_bytes / 1048576.0);
   printf("  exchange copies: %.0f per step, %.2f ms of device time (%s)\n", r->n_copies, r->copy_ms,
          r->columns ? "activations and their gradients" : "the gradient sum");
   printf("  step %.1f ms = the longer device %.1f ms + host %.1f ms (upload, enqueue, read-back)\n", r->step_ms,
          r->device_ms, r->host_ms);
   print_spread(r);
   printf("  %.1f images/s, %.1f GFLOP/s overall\n", r->img_s, r->gflops);
-  printf("  cold start: program builds %.2f s + %.2f s, first step %.2f s (CLBlast builds its kernels)\n", d[0].build_s,
-         d[1].build_s, r->first_step_s);
+  printf("  cold start: program builds %.2f s + %.2f s, first step %.2f s (CLBlast builds its kernels)\n",
+         d[0].build_s, d[1].build_s, r->first_step_s);
   for (int k = 0; k < 2; k++)
     printf("  GEMM tuning, device %d: %s\n", k,
            d[k].tuning[0] ? d[k].tuning : "none (untuned CLBlast defaults; see alexnet tune)");
@@ -443,9 +444,8 @@ static void print_json(const bench_result *r, int first) {
          "\"iterations\": %d, \"device_ms\": %.3f, \"host_ms\": %.3f, \"gemm_ms\": %.3f, "
          "\"gflops\": %.3f, \"device_bytes\": %zu, \"build_s\": %.3f, \"first_step_s\": %.3f, ",
          first ? "" : ",\n", cli_json(r->device, esc[0], sizeof esc[0]), r->model, r->train ? "train" : "infer",
-         r->batch, r->n_devices, r->img_s,
-         r->step_ms, r->step_min_ms, r->step_max_ms, r->iterations, r->device_ms, r->host_ms, r->gemm_ms,
-         r->gflops, r->device_bytes, r->build_s, r->first_step_s);
+         r->batch, r->n_devices, r->img_s, r->step_ms, r->step_min_ms, r->step_max_ms, r->iterations, r->device_ms,
+         r->host_ms, r->gemm_ms, r->gflops, r->device_bytes, r->build_s, r->first_step_s);
   if (r->n_devices == 1) {
     printf("\"loss_ms\": %.3f, \"zero_grads_ms\": %.3f, \"sgd_ms\": %.3f, \"gemm_tuning\": \"%s\", ", d->loss_ms,
            d->zero_ms, d->sgd_ms, cli_json(d->tuning, esc[1], sizeof esc[1]));
@@ -460,11 +460,12 @@ static void print_json(const bench_result *r, int first) {
   for (int k = 0; k < 2; k++) {
     printf("%s{\"device\": \"%s\", \"first_sample\": %d, \"samples\": %d, \"device_ms\": %.3f, \"busy_ms\": %.3f, "
            "\"exchange_ms\": %.3f, \"gemm_ms\": %.3f, \"gflops\": %.3f, \"loss_ms\": %.3f, \"zero_grads_ms\": %.3f, "
-           "\"grad_sum_ms\": %.3f, \"sgd_ms\": %.3f, \"device_bytes\": %zu, \"build_s\": %.3f, \"gemm_tuning\": \"%s\", ",
+           "\"grad_sum_ms\": %.3f, \"sgd_ms\": %.3f, \"device_bytes\": %zu, \"build_s\": %.3f, \"gemm_tuning\": "
+           "\"%s\", ",
            k ? ", " : "", cli_json(d[k].device, esc[0], sizeof esc[0]), d[k].first, d[k].count, d[k].device_ms,
-           d[k].busy_ms, d[k].exchange_ms,
-           d[k].gemm_ms, d[k].flop / (r->step_ms * 1e-3) / 1e9, d[k].loss_ms, d[k].zero_ms, d[k].grad_sum_ms,
-           d[k].sgd_ms, d[k].device_bytes, d[k].build_s, cli_json(d[k].tuning, esc[1], sizeof esc[1]));
+           d[k].busy_ms, d[k].exchange_ms, d[k].gemm_ms, d[k].flop / (r->step_ms * 1e-3) / 1e9, d[k].loss_ms,
+           d[k].zero_ms, d[k].grad_sum_ms, d[k].sgd_ms, d[k].device_bytes, d[k].build_s,
+           cli_json(d[k].tuning, esc[1], sizeof esc[1]));
     print_json_layers(&d[k], r->train);
     printf("}");
   }
@@ -525,8 +526,14 @@ typedef struct bench_args {
 static int parse_args(int argc, char **argv, bench_args *a) {
   static const char *const modes[] = {"train", "infer", NULL};
   static const int mode_train[] = {1, 0};
-  *a = (bench_args){.model = "all", .batch = 64, .train = 1, .split = 1, .iterations = 3, .warmup = 1,
-                    .classes = 1000, .size = 224};
+  *a = (bench_args){.model = "all",
+                    .batch = 64,
+                    .train = 1,
+                    .split = 1,
+                    .iterations = 3,
+                    .warmup = 1,
+                    .classes = 1000,
+                    .size = 224};
   const cli_option options[] = {
       CLI_OPT_STRING("device", 'd', &a->device),
       CLI_OPT_STRING("model", 'm', &a->model),
@@ -546,7 +553,8 @@ static int parse_args(int argc, char **argv, bench_args *a) {
   const int status = cli_parse(&cmd, argc, argv, &n_positionals);
   if (status != CLI_CONTINUE) return status;
   if (strcmp(a->model, "all") && !an_model_find(a->model))
-    return cli_usage_error("bench", "--model: unknown model '%s' (alexnet, alexnet-half, alexnet-tv, all)", a->model);
+    return cli_usage_error("bench", "--model: unknown model '%s' (alexnet, alexnet-half, alexnet-tv, all)",
+                           a->model);
   return CLI_CONTINUE;
 }
 
@@ -603,17 +611,14 @@ static int bench_run(const bench_args *a, const char *spec, const char *pair, be
     if (!a->json)
       fprintf(stderr, "benchmarking %s on %s%s%s ...\n", name, rt[0]->info.name, is_pair ? " + " : "",
               is_pair ? rt[1]->info.name : "");
-    rc = is_pair ? bench_split(rt[0], rt[1], name, a->classes, a->batch, a->size, a->train, a->warmup,
-                               a->iterations, a->kernels, r)
+    rc = is_pair ? bench_split(rt[0], rt[1], name, a->classes, a->batch, a->size, a->train, a->warmup, a->iterations,
+                               a->kernels, r)
                  : bench_model(rt[0], name, a->classes, a->batch, a->size, a->train, a->warmup, a->iterations,
                                a->kernels, r);
     if (rc) break;
-    if (a->json)
-      print_json(r, *n_results == 0);
-    else if (is_pair)
-      print_split_result(r);
-    else
-      print_result(r);
+    if (a->json) print_json(r, *n_results == 0);
+    else if (is_pair) print_split_result(r);
+    else print_result(r);
     fflush(stdout);
     (*n_results)++;
   }
@@ -632,7 +637,10 @@ static void print_summary(const bench_result *results, int n_results) {
       snprintf(label, sizeof label, "%.*s + %.*s", (int)strcspn(r->dev[0].device, " "), r->dev[0].device,
                (int)strcspn(r->dev[1].device, " "), r->dev[1].device);
     printf("%-40.40s %-14s %-8s %10.1f %10.1f %10.1f\n", r->n_devices == 2 ? label : r->device, r->model,
-           r->n_devices == 1 ? "-" : r->columns ? "columns" : "batch", r->img_s, r->step_ms, r->gflops);
+           r->n_devices == 1 ? "-"
+           : r->columns      ? "columns"
+                             : "batch",
+           r->img_s, r->step_ms, r->gflops);
   }
 }
 

@@ -247,9 +247,10 @@ static int time_throughput(an_infer *inf, int batch, const an_classify_stats *cs
     if (an_infer_run(inf, 0, &logits) != AN_OK) return cli_fail("timing");
     t += an_seconds() - t0;
   }
-  fprintf(stderr, "batch %d: %.1f images/s on the device (%.1f ms per batch, mean of %d); end to end with "
-          "decoding %.1f images/s (%d images in %.2f s)\n", batch, batch * runs / t, 1e3 * t / runs, runs,
-          cs->images / cs->seconds, cs->images, cs->seconds);
+  fprintf(stderr,
+          "batch %d: %.1f images/s on the device (%.1f ms per batch, mean of %d); end to end with "
+          "decoding %.1f images/s (%d images in %.2f s)\n",
+          batch, batch * runs / t, 1e3 * t / runs, runs, cs->images / cs->seconds, cs->images, cs->seconds);
   return 0;
 }
 
@@ -269,8 +270,9 @@ static int run_classify(const classify_args *a, an_runtime *rt, const file_list 
   int rc = 1;
   if (an_infer_create(rt, model, classes, batch * crops, size, &io, &inf) != AN_OK) {
     rc = cli_fail("planning inference");
-    if (crops > 1) fprintf(stderr, "alexnet classify: with --crop ten a batch holds 10 rows per image: --batch is "
-                                   "the batch that fits divided by 10\n");
+    if (crops > 1)
+      fprintf(stderr, "alexnet classify: with --crop ten a batch holds 10 rows per image: --batch is "
+                      "the batch that fits divided by 10\n");
     goto done;
   }
   if (an_infer_load(inf, a->weights) != AN_OK) {
@@ -285,7 +287,8 @@ static int run_classify(const classify_args *a, an_runtime *rt, const file_list 
     goto done;
   }
   if (a->timing && time_throughput(inf, batch, &cs) != 0) goto done;
-  if (cs.failed) fprintf(stderr, "alexnet classify: %d of %d images could not be classified\n", cs.failed, cs.images);
+  if (cs.failed)
+    fprintf(stderr, "alexnet classify: %d of %d images could not be classified\n", cs.failed, cs.images);
   rc = cs.failed ? 1 : 0;
 done:
   an_infer_destroy(inf);

@@ -97,9 +97,8 @@ int cmd_eval(int argc, char **argv) {
     goto done;
   }
   printf("%s (%s, %d classes, input %d from %d, %s%s) on %s: %d images, %s\n", weights, model, classes, size,
-         aug.resize, an_norm_name(aug.norm),
-         have_norm ? "" : ", ImageNet normalisation: the file has none", an_dataset_source(ds), an_dataset_count(ds),
-         ten_crop ? "ten-crop" : "centre crop");
+         aug.resize, an_norm_name(aug.norm), have_norm ? "" : ", ImageNet normalisation: the file has none",
+         an_dataset_source(ds), an_dataset_count(ds), ten_crop ? "ten-crop" : "centre crop");
   fflush(stdout);
   an_eval_result e;
   const double t0 = an_seconds();

@@ -24,11 +24,9 @@ int cmd_filters(int argc, char **argv) {
   const char *weights = NULL, *out = NULL, *model = NULL;
   int scale = 4, pad = 2;
   const cli_option options[] = {
-      CLI_OPT_STRING("weights", 'w', &weights),
-      CLI_OPT_STRING("out", 'o', &out),
+      CLI_OPT_STRING("weights", 'w', &weights), CLI_OPT_STRING("out", 'o', &out),
       CLI_OPT_INT("scale", 0, &scale, 1, 64), /* what an_filters_render draws */
-      CLI_OPT_INT("pad", 0, &pad, 0, 64),
-      CLI_OPT_STRING("model", 'm', &model),
+      CLI_OPT_INT("pad", 0, &pad, 0, 64),       CLI_OPT_STRING("model", 'm', &model),
   };
   const cli_command cmd = {"filters", options, sizeof options / sizeof options[0], help, 0};
   int n_positionals;

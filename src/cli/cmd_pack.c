@@ -48,8 +48,8 @@ int cmd_pack(int argc, char **argv) {
   const char *val_out = NULL;
   unsigned long long seed = 1;
   const cli_option options[] = {
-      CLI_OPT_INT("size", 0, &side, 1, 4096), /* a pack's largest side */
-      CLI_OPT_INT("threads", 0, &threads, 1, 4096), /* the library uses at most 256 */
+      CLI_OPT_INT("size", 0, &side, 1, 4096),                       /* a pack's largest side */
+      CLI_OPT_INT("threads", 0, &threads, 1, 4096),                 /* the library uses at most 256 */
       CLI_OPT_DOUBLE("val-fraction", 0, &val_fraction, 0, 1, 0, 1), /* 0: none */
       CLI_OPT_STRING("val-out", 0, &val_out),
       CLI_OPT_UINT64("seed", 0, &seed),
@@ -59,8 +59,7 @@ int cmd_pack(int argc, char **argv) {
   const int status = cli_parse(&cmd, argc, argv, &n_positionals);
   if (status != CLI_CONTINUE) return status;
   if (n_positionals != 2) return cli_usage_error("pack", "need SOURCE and OUT.pack (alexnet pack --help)");
-  if ((!val_out) != (val_fraction == 0))
-    return cli_usage_error("pack", "--val-fraction and --val-out go together");
+  if ((!val_out) != (val_fraction == 0)) return cli_usage_error("pack", "--val-fraction and --val-out go together");
   const char *source = argv[1], *out = argv[2];
   an_dataset *ds = NULL, *train = NULL, *val = NULL;
   if (an_dataset_open(source, &ds) != AN_OK) return cli_fail("pack");

@@ -46,8 +46,8 @@ static void print_profile(an_split *s) {
          s->mode == AN_SPLIT_BATCH ? " (the gradient sum)" : "");
 }
 
-static int run_model(an_runtime *rt, an_runtime *rt1, const char *model, int classes, int batch, int size,
-                     int steps, float lr, uint64_t seed, int profile) {
+static int run_model(an_runtime *rt, an_runtime *rt1, const char *model, int classes, int batch, int size, int steps,
+                     float lr, uint64_t seed, int profile) {
   stepper st = {NULL, NULL};
   if (rt1) {
     if (an_split_create(rt, rt1, model, classes, batch, size, &st.split) != AN_OK) return cli_fail(model);

@@ -98,7 +98,8 @@ static void on_event(void *ctx, const an_train_event *ev) {
   }
   if (ev->kind == AN_EVENT_LOADER) {
     printf("loader alone: %.0f images/s with the device idle (%d threads); the steps' img/s below is the whole "
-           "step's\n", ev->images_per_s, p->threads);
+           "step's\n",
+           ev->images_per_s, p->threads);
     fflush(stdout);
     return;
   }
@@ -137,10 +138,23 @@ static int parse_args(int argc, char **argv, train_args *a) {
   static const char *const presets[] = {"default", "paper", "none", NULL};
   static const char *const crops[] = {"random", "centre", "center", NULL};
   static const int crop_random[] = {1, 0, 0};
-  *a = (train_args){.model = "alexnet-half", .data = "fashion-mnist", .out = "runs/train", .epochs = 10,
-                    .batch = 32, .size = 224, .threads = 2, .ckpt_every = 200, .log_every = 50, .patience = 3,
-                    .schedule = AN_LR_COSINE, .preset = PRESET_DEFAULT, .crop = -1, .pca_std = -1,
-                    .val_fraction = -1, .sgd = {0.01f, 0.9f, 5e-4f, 0}, .seed = 1};
+  *a = (train_args){.model = "alexnet-half",
+                    .data = "fashion-mnist",
+                    .out = "runs/train",
+                    .epochs = 10,
+                    .batch = 32,
+                    .size = 224,
+                    .threads = 2,
+                    .ckpt_every = 200,
+                    .log_every = 50,
+                    .patience = 3,
+                    .schedule = AN_LR_COSINE,
+                    .preset = PRESET_DEFAULT,
+                    .crop = -1,
+                    .pca_std = -1,
+                    .val_fraction = -1,
+                    .sgd = {0.01f, 0.9f, 5e-4f, 0},
+                    .seed = 1};
   const cli_option options[] = {
       CLI_OPT_STRING("model", 'm', &a->model),
       CLI_OPT_STRING("data", 'D', &a->data),
@@ -227,19 +241,34 @@ static int run_training(const train_args *a, const an_augment *aug, an_runtime *
                                                    : "the batch, half on each device");
   char aug_text[160];
   an_augment_describe(aug, aug_text, sizeof aug_text);
-  printf("%s on %s: %d training images, %s%d validation images, %d classes; batch %d, input %d (%s), %s\n",
-         a->model, an_dataset_source(train), an_dataset_count(train), a->val ? "" : "held-out ",
+  printf("%s on %s: %d training images, %s%d validation images, %d classes; batch %d, input %d (%s), %s\n", a->model,
+         an_dataset_source(train), an_dataset_count(train), a->val ? "" : "held-out ",
          valset ? an_dataset_count(valset) : 0, an_dataset_classes(train), a->batch, a->size, aug_text,
          a->resume ? "resuming" : "from scratch");
   fflush(stdout);
-  progress prog = {.tty = isatty(STDERR_FILENO), .log_every = a->log_every, .threads = a->threads,
-                   .patience = a->patience};
-  an_train_config cfg = {.model = a->model, .train = train, .val = valset, .batch = a->batch, .input = a->size,
-                         .epochs = a->epochs, .max_steps = a->max_steps, .sgd = a->sgd,
-                         .schedule = (an_lr_schedule)a->schedule, .patience = a->patience, .seed = a->seed,
-                         .aug = aug, .threads = a->threads, .stats_images = 10000,
-                         .checkpoint_every = a->ckpt_every, .val_every = a->val_every, .out_dir = a->out,
-                         .resume = a->resume, .measure_loader = 1, .callback = on_event, .callback_ctx = &prog};
+  progress prog = {
+      .tty = isatty(STDERR_FILENO), .log_every = a->log_every, .threads = a->threads, .patience = a->patience};
+  an_train_config cfg = {.model = a->model,
+                         .train = train,
+                         .val = valset,
+                         .batch = a->batch,
+                         .input = a->size,
+                         .epochs = a->epochs,
+                         .max_steps = a->max_steps,
+                         .sgd = a->sgd,
+                         .schedule = (an_lr_schedule)a->schedule,
+                         .patience = a->patience,
+                         .seed = a->seed,
+                         .aug = aug,
+                         .threads = a->threads,
+                         .stats_images = 10000,
+                         .checkpoint_every = a->ckpt_every,
+                         .val_every = a->val_every,
+                         .out_dir = a->out,
+                         .resume = a->resume,
+                         .measure_loader = 1,
+                         .callback = on_event,
+                         .callback_ctx = &prog};
   an_train_result res;
   const double t0 = an_seconds();
   const an_status st = an_train_pair(rt, rt1, &cfg, &res);
@@ -252,7 +281,8 @@ static int run_training(const train_args *a, const an_augment *aug, an_runtime *
            100 * res.best_top1);
   const char *out = a->out;
   printf("checkpoints: %s/last.safetensors, %s/best.safetensors; log: %s/log.jsonl "
-         "(plot: /usr/bin/python3 tools/plot.py %s/log.jsonl)\n", out, out, out, out);
+         "(plot: /usr/bin/python3 tools/plot.py %s/log.jsonl)\n",
+         out, out, out, out);
   return 0;
 }
 

@@ -9,17 +9,16 @@
 #include "alexnet/tune.h"
 #include "cli.h"
 
-static void progress(void *user, int i, int n, const an_gemm_config *c, double gflops, double best, const char *note) {
+static void progress(void *user, int i, int n, const an_gemm_config *c, double gflops, double best,
+                     const char *note) {
   (void)user;
   char text[512] = "";
   if (c) an_gemm_config_format(c, text, sizeof text);
-  if (i == 0)
-    printf("  untuned default: %.1f GFLOP/s on the step's GEMMs\n", gflops);
+  if (i == 0) printf("  untuned default: %.1f GFLOP/s on the step's GEMMs\n", gflops);
   else if (i > 0)
-    printf("  [%2d/%d] %6.1f GFLOP/s on all shapes; each shape's best so far: %.1f  %s  %s\n", i, n, gflops, best, text,
-           note);
-  else
-    printf("  %s: %.1f GFLOP/s on all shapes; each shape's best so far: %.1f\n", note, gflops, best);
+    printf("  [%2d/%d] %6.1f GFLOP/s on all shapes; each shape's best so far: %.1f  %s  %s\n", i, n, gflops, best,
+           text, note);
+  else printf("  %s: %.1f GFLOP/s on all shapes; each shape's best so far: %.1f\n", note, gflops, best);
   fflush(stdout);
 }
 
@@ -92,13 +91,14 @@ int cmd_tune(int argc, char **argv) {
     for (int i = 0; s == AN_OK && i < n; i++)
       printf("{\"m\": %zu, \"n\": %zu, \"k\": %zu, \"trans_a\": %d, \"trans_b\": %d, \"count\": %d, "
              "\"seconds\": %.6f, \"gflops\": %.3f, \"tuning\": \"%s\"}\n",
-             shapes[i].m, shapes[i].n, shapes[i].k, shapes[i].trans_a, shapes[i].trans_b, shapes[i].count, seconds[i],
-             2.0 * shapes[i].m * shapes[i].n * shapes[i].k / seconds[i] / 1e9, esc);
+             shapes[i].m, shapes[i].n, shapes[i].k, shapes[i].trans_a, shapes[i].trans_b, shapes[i].count,
+             seconds[i], 2.0 * shapes[i].m * shapes[i].n * shapes[i].k / seconds[i] / 1e9, esc);
     an_runtime_destroy(rt);
     return s == AN_OK ? 0 : cli_fail("timing GEMMs");
   }
   printf("tuning GEMMs for %s at batch %d on %s: %d distinct shapes (and %d weight-gradient slices of other\n"
-         "widths), %d candidates\n", model, batch, rt->info.name, n_step, n - n_step, candidates);
+         "widths), %d candidates\n",
+         model, batch, rt->info.name, n_step, n - n_step, candidates);
   /* the device's configurations from earlier tunings (other models, batches) are tried first, up to
    * half of the candidates */
   char path[4096];
@@ -119,21 +119,19 @@ int cmd_tune(int argc, char **argv) {
     const an_gemm_shape_config *e = &result.shapes[i];
     const double f = 2.0 * e->m * e->n * e->k / 1e9;
     char shape[64], cfg[512];
-    snprintf(shape, sizeof shape, "%c%c %zux%zux%zu", e->trans_a ? 'T' : 'N', e->trans_b ? 'T' : 'N', e->m, e->n, e->k);
-    if (e->config.min_indirect_size == AN_GEMM_DIRECT)
-      snprintf(cfg, sizeof cfg, "direct kernel");
-    else if (!memcmp(&e->config, &result.best, sizeof e->config))
-      snprintf(cfg, sizeof cfg, "fallback");
-    else
-      an_gemm_config_format(&e->config, cfg, sizeof cfg);
+    snprintf(shape, sizeof shape, "%c%c %zux%zux%zu", e->trans_a ? 'T' : 'N', e->trans_b ? 'T' : 'N', e->m, e->n,
+             e->k);
+    if (e->config.min_indirect_size == AN_GEMM_DIRECT) snprintf(cfg, sizeof cfg, "direct kernel");
+    else if (!memcmp(&e->config, &result.best, sizeof e->config)) snprintf(cfg, sizeof cfg, "fallback");
+    else an_gemm_config_format(&e->config, cfg, sizeof cfg);
     printf("%-24s %8d %10.1f %10.1f  %s\n", shape, shapes[i].count, f / result.shape_seconds[i],
            f / result.shape_seconds[result.n_shapes + i], cfg);
   }
   printf("best: %.1f GFLOP/s against %.1f untuned (%.2fx) with each shape's own configuration; the fallback\n"
          "alone %.1f GFLOP/s; %d candidates tried, %d rejected; %d shapes' own choices timed again against\n"
          "the fallback, back to back: %d of them kept the fallback\n  fallback: %s\n",
-         result.best_gflops, result.default_gflops, result.best_gflops / result.default_gflops, result.fallback_gflops,
-         result.n_tried, result.n_rejected, result.n_retimed, result.n_retime_dropped, text);
+         result.best_gflops, result.default_gflops, result.best_gflops / result.default_gflops,
+         result.fallback_gflops, result.n_tried, result.n_rejected, result.n_retimed, result.n_retime_dropped, text);
   double dw_before = 0, dw_after = 0;
   if (an_tune_dw_widths(&result, shapes, red, n_red, &dw_before, &dw_after) != AN_OK) {
     an_tune_result_free(&result);

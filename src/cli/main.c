@@ -23,11 +23,10 @@ static const struct {
 };
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: alexnet <command> [options]   (alexnet <command> --help for its options)\n\n"
-          "AlexNet (Krizhevsky, Sutskever & Hinton, 2012) on OpenCL with CLBlast.\n"
-          "Models: alexnet (the paper's two columns), alexnet-half (one column), alexnet-tv (torchvision).\n\n"
-          "commands:\n");
+  fprintf(f, "usage: alexnet <command> [options]   (alexnet <command> --help for its options)\n\n"
+             "AlexNet (Krizhevsky, Sutskever & Hinton, 2012) on OpenCL with CLBlast.\n"
+             "Models: alexnet (the paper's two columns), alexnet-half (one column), alexnet-tv (torchvision).\n\n"
+             "commands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
   fprintf(f, "\nThe device is chosen by --device P:D or a name substring, or ALEXNET_DEVICE; step, train\n"
@@ -45,12 +44,9 @@ const char *cli_json(const char *s, char *buf, size_t size) {
   for (; s && *s; s++) {
     const unsigned char c = (unsigned char)*s;
     char piece[8];
-    if (c == '"' || c == '\\')
-      snprintf(piece, sizeof piece, "\\%c", c);
-    else if (c < 0x20)
-      snprintf(piece, sizeof piece, "\\u%04x", c);
-    else
-      piece[0] = (char)c, piece[1] = '\0';
+    if (c == '"' || c == '\\') snprintf(piece, sizeof piece, "\\%c", c);
+    else if (c < 0x20) snprintf(piece, sizeof piece, "\\u%04x", c);
+    else piece[0] = (char)c, piece[1] = '\0';
     const size_t len = strlen(piece);
     if (used + len >= size) break;
     memcpy(buf + used, piece, len);

@@ -154,7 +154,8 @@ an_status an_data_stats_compute(const an_dataset *ds, int max_images, uint64_t s
   if (status != AN_OK) return status;
   if (job.fatal != AN_OK) return AN_FAIL(job.fatal, "%s", job.fatal_message);
   if (job.images == 0)
-    return AN_FAIL(AN_ERR_IO, "%s: none of %d images could be read for the statistics", an_dataset_source(ds), n_pick);
+    return AN_FAIL(AN_ERR_IO, "%s: none of %d images could be read for the statistics", an_dataset_source(ds),
+                   n_pick);
   const double n = (double)job.pixels;
   double mean[3], cov[3][3], eigval[3], eigvec[3][3];
   for (int c = 0; c < 3; c++) mean[c] = job.sum[c] / n / 255.0;
@@ -186,14 +187,26 @@ an_data_stats an_data_stats_imagenet(void) {
 /* ---- configuration ---- */
 
 an_augment an_augment_default(int input) {
-  an_augment a = {.resize = (int)lround(input * 256.0 / 224.0), .input = input, .random_crop = 1, .flip = 1,
-                  .pca_std = 0.1f, .ten_crop = 0, .norm = AN_NORM_MEAN_STD, .scale = 1.0f};
+  an_augment a = {.resize = (int)lround(input * 256.0 / 224.0),
+                  .input = input,
+                  .random_crop = 1,
+                  .flip = 1,
+                  .pca_std = 0.1f,
+                  .ten_crop = 0,
+                  .norm = AN_NORM_MEAN_STD,
+                  .scale = 1.0f};
   return a;
 }
 
 an_augment an_augment_paper(void) {
-  an_augment a = {.resize = 256, .input = 224, .random_crop = 1, .flip = 1, .pca_std = 0.1f, .ten_crop = 0,
-                  .norm = AN_NORM_MEAN, .scale = 1.0f};
+  an_augment a = {.resize = 256,
+                  .input = 224,
+                  .random_crop = 1,
+                  .flip = 1,
+                  .pca_std = 0.1f,
+                  .ten_crop = 0,
+                  .norm = AN_NORM_MEAN,
+                  .scale = 1.0f};
   return a;
 }
 
@@ -205,7 +218,8 @@ an_augment an_augment_none(int input) {
 an_status an_augment_check(const an_augment *a) {
   if (!a) return AN_FAIL(AN_ERR_ARGUMENT, "no augmentation settings");
   if (a->input < 1 || a->resize < a->input || a->resize > 4096)
-    return AN_FAIL(AN_ERR_ARGUMENT, "resize %d and input %d: need 1 <= input <= resize <= 4096", a->resize, a->input);
+    return AN_FAIL(AN_ERR_ARGUMENT, "resize %d and input %d: need 1 <= input <= resize <= 4096", a->resize,
+                   a->input);
   if (!(a->pca_std >= 0 && a->pca_std < 10))
     return AN_FAIL(AN_ERR_ARGUMENT, "PCA lighting std %g is not in [0, 10)", a->pca_std);
   if (!(isfinite(a->scale) && a->scale != 0)) return AN_FAIL(AN_ERR_ARGUMENT, "scale %g is not usable", a->scale);
@@ -283,7 +297,7 @@ static void write_crop(const uint8_t *base /* (S, S, 3) */, int S, int I, int x0
 }
 
 an_status an_preprocess_into(const an_image *img, const an_augment *aug, const an_data_stats *stats, int train,
-                          uint64_t key, float *out, data_scratch *scratch) {
+                             uint64_t key, float *out, data_scratch *scratch) {
   const int S = aug->resize, I = aug->input;
   uint8_t *base = scratch->base;
   an_image b = {.pixels = base};

@@ -29,8 +29,8 @@ typedef struct an_store {
   uint64_t images_offset;      /* pack: first image's byte offset */
   int *labels;                 /* (n) in [0, classes) */
   int classes;
-  char **class_names;          /* (classes) */
-  char *source;                /* for messages: a path, "fashion-mnist train", … */
+  char **class_names; /* (classes) */
+  char *source;       /* for messages: a path, "fashion-mnist train", … */
 } an_store;
 
 struct an_dataset {
@@ -100,9 +100,8 @@ typedef struct data_scratch {
   resize_cache resize;
 } data_scratch;
 
-an_status an_preprocess_into(const an_image *img, const an_augment *aug, const an_data_stats *stats,
-                          int train, uint64_t key, float *out /* (crops, 3, input, input) */,
-                          data_scratch *scratch);
+an_status an_preprocess_into(const an_image *img, const an_augment *aug, const an_data_stats *stats, int train,
+                             uint64_t key, float *out /* (crops, 3, input, input) */, data_scratch *scratch);
 
 /* ---- pack ---- */
 #define PACK_MAGIC "ANPACK01"

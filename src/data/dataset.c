@@ -147,7 +147,7 @@ an_status an_dataset_read(const an_dataset *ds, int i, an_image *out) {
       if (got <= 0) {
         free(pixels);
         return AN_FAIL(AN_ERR_IO, "%s #%d: cannot read the image: %s", s->source, k,
-                        got < 0 ? strerror(errno) : "file ends early");
+                       got < 0 ? strerror(errno) : "file ends early");
       }
       done += (size_t)got;
     }
@@ -167,7 +167,7 @@ an_status an_dataset_split(const an_dataset *ds, double val_fraction, uint64_t s
   const int n = ds->n, classes = ds->store->classes;
   int *train_map = malloc(sizeof(int) * (size_t)(n ? n : 1)), *val_map = malloc(sizeof(int) * (size_t)(n ? n : 1));
   int *members = malloc(sizeof(int) * (size_t)(n ? n : 1)); /* (n) one class's samples at a time */
-  uint8_t *to_val = calloc((size_t)(n ? n : 1), 1);          /* (n) */
+  uint8_t *to_val = calloc((size_t)(n ? n : 1), 1);         /* (n) */
   if (!train_map || !val_map || !members || !to_val) {
     free(train_map);
     free(val_map);
@@ -211,10 +211,10 @@ an_status an_dataset_check_classes(const an_dataset *train, const an_dataset *va
   for (int c = 0; c < a && c < b; c++)
     if (strcmp(train->store->class_names[c], val->store->class_names[c]))
       return AN_FAIL(AN_ERR_ARGUMENT, "%s: class %d is '%s', but in %s it is '%s'", val->store->source, c,
-                      val->store->class_names[c], train->store->source, train->store->class_names[c]);
+                     val->store->class_names[c], train->store->source, train->store->class_names[c]);
   if (a != b)
     return AN_FAIL(AN_ERR_ARGUMENT, "%s has %d classes, %s has %d: they must be the same folders",
-                    train->store->source, a, val->store->source, b);
+                   train->store->source, a, val->store->source, b);
   return AN_OK;
 }
 
@@ -260,8 +260,10 @@ an_status an_dataset_open(const char *spec, an_dataset **out) {
   if (!strcmp(spec, "fashion-mnist:test")) return an_dataset_open_fashion_mnist(NULL, 0, out);
   struct stat st;
   if (stat(spec, &st) != 0)
-    return AN_FAIL(AN_ERR_IO, "%s: %s (a dataset is a folder-per-class directory, a pack file, "
-                    "fashion-mnist or fashion-mnist:test)", spec, strerror(errno));
+    return AN_FAIL(AN_ERR_IO,
+                   "%s: %s (a dataset is a folder-per-class directory, a pack file, "
+                   "fashion-mnist or fashion-mnist:test)",
+                   spec, strerror(errno));
   if (S_ISDIR(st.st_mode)) return an_dataset_open_folder(spec, out);
   return an_dataset_open_pack(spec, out);
 }

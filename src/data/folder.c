@@ -116,8 +116,8 @@ an_status an_dataset_open_folder(const char *root, an_dataset **out) {
     snprintf(path, sizeof path, "%s/%s", root, classes.v[c]);
     if ((status = collect_images(path, 0, &files)) != AN_OK) goto cleanup;
     if (files.n == before) {
-      status = AN_FAIL(AN_ERR_ARGUMENT, "%s: class '%s' has no image files (.jpg .jpeg .png .bmp .gif)",
-                        path, classes.v[c]);
+      status = AN_FAIL(AN_ERR_ARGUMENT, "%s: class '%s' has no image files (.jpg .jpeg .png .bmp .gif)", path,
+                       classes.v[c]);
       goto cleanup;
     }
     for (int i = before; i < files.n; i++) {

@@ -18,8 +18,8 @@ static const char *const fashion_classes[10] = {"T-shirt/top", "Trouser", "Pullo
 
 /* The bytes as they are, or inflated when they start with gzip's magic. *owned is set when *data is
  * a new allocation. */
-static an_status maybe_inflate(const uint8_t *bytes, size_t n, const char *name, const uint8_t **data,
-                               size_t *size, uint8_t **owned) {
+static an_status maybe_inflate(const uint8_t *bytes, size_t n, const char *name, const uint8_t **data, size_t *size,
+                               uint8_t **owned) {
   *owned = NULL;
   if (n < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b) {
     *data = bytes;
@@ -133,13 +133,13 @@ an_status an_dataset_open_idx_memory(const void *images, size_t images_bytes, co
   if ((status = maybe_inflate(labels, labels_bytes, what, &lab, &lab_n, &lab_owned)) != AN_OK) goto cleanup;
 
   if (img_n < 16 || be32(img) != 0x00000803) {
-    status = AN_FAIL(AN_ERR_IO, "%s images: not an IDX image file (magic %08x, want 00000803: ubyte, 3 dims)",
-                      name, img_n >= 4 ? be32(img) : 0);
+    status = AN_FAIL(AN_ERR_IO, "%s images: not an IDX image file (magic %08x, want 00000803: ubyte, 3 dims)", name,
+                     img_n >= 4 ? be32(img) : 0);
     goto cleanup;
   }
   if (lab_n < 8 || be32(lab) != 0x00000801) {
-    status = AN_FAIL(AN_ERR_IO, "%s labels: not an IDX label file (magic %08x, want 00000801: ubyte, 1 dim)",
-                      name, lab_n >= 4 ? be32(lab) : 0);
+    status = AN_FAIL(AN_ERR_IO, "%s labels: not an IDX label file (magic %08x, want 00000801: ubyte, 1 dim)", name,
+                     lab_n >= 4 ? be32(lab) : 0);
     goto cleanup;
   }
   const uint32_t count = be32(img + 4), rows = be32(img + 8), cols = be32(img + 12), n_labels = be32(lab + 4);
@@ -149,8 +149,8 @@ an_status an_dataset_open_idx_memory(const void *images, size_t images_bytes, co
   }
   const uint64_t image_bytes = (uint64_t)rows * cols, want = 16 + (uint64_t)count * image_bytes;
   if (img_n != want) {
-    status = AN_FAIL(AN_ERR_IO, "%s images: %zu bytes, but %u images of %ux%u need %llu (%s)", name, img_n,
-                      count, rows, cols, (unsigned long long)want, img_n < want ? "truncated" : "trailing bytes");
+    status = AN_FAIL(AN_ERR_IO, "%s images: %zu bytes, but %u images of %ux%u need %llu (%s)", name, img_n, count,
+                     rows, cols, (unsigned long long)want, img_n < want ? "truncated" : "trailing bytes");
     goto cleanup;
   }
   if (n_labels != count || lab_n != 8 + (uint64_t)count) {
@@ -170,7 +170,7 @@ an_status an_dataset_open_idx_memory(const void *images, size_t images_bytes, co
   s->height = (int)rows;
   s->channels = 1;
   s->image_bytes = (size_t)image_bytes;
-  s->labels = malloc(sizeof(int) * count);          /* (N) */
+  s->labels = malloc(sizeof(int) * count);         /* (N) */
   s->pixels = malloc((size_t)image_bytes * count); /* (N, H, W, 1) */
   if (!s->labels || !s->pixels) {
     status = AN_FAIL(AN_ERR_HOST_ALLOC, "%s: out of host memory for %u images", name, count);
@@ -228,12 +228,12 @@ an_status an_dataset_open_fashion_mnist(const char *dir, int train, an_dataset *
   char images[4096], labels[4096], base[64];
   snprintf(base, sizeof base, "%s-images-idx3-ubyte", split);
   if (!find_file(dir, base, images, sizeof images))
-    return AN_FAIL(AN_ERR_IO, "%s/%s(.gz): not found; Fashion-MNIST comes with Debian's dataset-fashion-mnist "
-                    "(apt-get install dataset-fashion-mnist) or set ALEXNET_FASHION_MNIST to its directory",
-                    dir, base);
+    return AN_FAIL(AN_ERR_IO,
+                   "%s/%s(.gz): not found; Fashion-MNIST comes with Debian's dataset-fashion-mnist "
+                   "(apt-get install dataset-fashion-mnist) or set ALEXNET_FASHION_MNIST to its directory",
+                   dir, base);
   snprintf(base, sizeof base, "%s-labels-idx1-ubyte", split);
-  if (!find_file(dir, base, labels, sizeof labels))
-    return AN_FAIL(AN_ERR_IO, "%s/%s(.gz): not found", dir, base);
+  if (!find_file(dir, base, labels, sizeof labels)) return AN_FAIL(AN_ERR_IO, "%s/%s(.gz): not found", dir, base);
   an_dataset *ds = NULL;
   an_status status = an_dataset_open_idx(images, labels, &ds);
   if (status != AN_OK) return status;

@@ -109,7 +109,7 @@ static int jpeg_bad_huffman(const uint8_t *b, size_t n) {
     if (i >= n) break;
     const uint8_t m = b[i++];
     if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue; /* stuffing, TEM, RSTn, SOI */
-    if (m == 0xD9) break;                                                /* end of image */
+    if (m == 0xD9) break;                                             /* end of image */
     const long len = i + 1 < n ? ((long)b[i] << 8 | b[i + 1]) : 0;
     if (m == 0xC4 && dht_overflows(b, n, i + 2, len - 2)) return 1;
     i += len >= 2 ? (size_t)len : 2;
@@ -123,7 +123,7 @@ an_status an_image_decode(const void *bytes, size_t n_bytes, const char *name, a
   if (n_bytes == 0) return AN_FAIL(AN_ERR_IO, "%s: empty file (0 bytes)", name);
   if (n_bytes > AN_IMAGE_MAX_FILE_BYTES)
     return AN_FAIL(AN_ERR_IO, "%s: %zu bytes, over the %u-byte limit for one image", name, n_bytes,
-                    AN_IMAGE_MAX_FILE_BYTES);
+                   AN_IMAGE_MAX_FILE_BYTES);
   /* before stb_image sees the bytes at all: even its header parser builds the Huffman tables */
   if (jpeg_bad_huffman(bytes, n_bytes))
     return AN_FAIL(AN_ERR_IO, "%s: corrupt JPEG (a Huffman table with more than 256 codes)", name);
@@ -138,7 +138,7 @@ an_status an_image_decode(const void *bytes, size_t n_bytes, const char *name, a
   if (w <= 0 || h <= 0 || w > AN_IMAGE_MAX_SIDE || h > AN_IMAGE_MAX_SIDE ||
       (uint64_t)w * (uint64_t)h > AN_IMAGE_MAX_PIXELS)
     return AN_FAIL(AN_ERR_IO, "%s: declares %dx%d pixels, over the limit (side %d, %u pixels)", name, w, h,
-                    AN_IMAGE_MAX_SIDE, AN_IMAGE_MAX_PIXELS);
+                   AN_IMAGE_MAX_SIDE, AN_IMAGE_MAX_PIXELS);
   if (png_empty_idat(bytes, n_bytes)) return AN_FAIL(AN_ERR_IO, "%s: PNG with an empty IDAT chunk", name);
   if (jpeg_truncated(bytes, n_bytes))
     return AN_FAIL(AN_ERR_IO, "%s: truncated JPEG (no end-of-image marker after the last scan)", name);
@@ -172,7 +172,7 @@ static an_status read_file(const char *path, uint8_t **bytes, size_t *n_bytes) {
   }
   if ((unsigned long)size > AN_IMAGE_MAX_FILE_BYTES) {
     status = AN_FAIL(AN_ERR_IO, "%s: %ld bytes, over the %u-byte limit for one image", path, size,
-                      AN_IMAGE_MAX_FILE_BYTES);
+                     AN_IMAGE_MAX_FILE_BYTES);
     goto cleanup;
   }
   buf = malloc(size ? (size_t)size : 1);
@@ -212,10 +212,8 @@ an_status an_image_write(const char *path, const an_image *img) {
   int ok;
   if (!strcasecmp(ext, "png"))
     ok = stbi_write_png(path, img->width, img->height, img->channels, img->pixels, img->width * img->channels);
-  else if (!strcasecmp(ext, "bmp"))
-    ok = stbi_write_bmp(path, img->width, img->height, img->channels, img->pixels);
-  else
-    return AN_FAIL(AN_ERR_ARGUMENT, "%s: cannot write '%s' images (png or bmp)", path, ext);
+  else if (!strcasecmp(ext, "bmp")) ok = stbi_write_bmp(path, img->width, img->height, img->channels, img->pixels);
+  else return AN_FAIL(AN_ERR_ARGUMENT, "%s: cannot write '%s' images (png or bmp)", path, ext);
   if (!ok) return AN_FAIL(AN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
   return AN_OK;
 }
@@ -250,7 +248,8 @@ static an_status axis_plan(int in, int out, double scale, int offset, axis_weigh
   a->weight = malloc(sizeof(float) * (size_t)out * (size_t)a->max_taps);
   if (!a->first || !a->taps || !a->weight) {
     axis_free(a);
-    return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for resize weights (%d taps)", (int)ceil(2.0 * support) + 2);
+    return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for resize weights (%d taps)",
+                   (int)ceil(2.0 * support) + 2);
   }
   for (int o = 0; o < out; o++) {
     const double centre = (o + offset + 0.5) / scale; /* in source coordinates */
@@ -326,7 +325,7 @@ an_status an_resize_square_cached(const an_image *src, int side, an_image *dst, 
   const int w = src->width, h = src->height, c = src->channels;
   dst->width = dst->height = side;
   dst->channels = 3;
-  uint8_t *out = dst->pixels; /* (side, side, 3) */
+  uint8_t *out = dst->pixels;   /* (side, side, 3) */
   if (w == side && h == side) { /* already the base size: copy, grey to RGB */
     const size_t n = (size_t)side * side;
     if (c == 3) memcpy(out, src->pixels, n * 3);

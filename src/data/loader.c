@@ -35,25 +35,25 @@ struct an_loader {
   const an_dataset *ds;
   an_loader_config cfg;
   int per_epoch, crops, n_slots;
-  size_t sample_floats;         /* crops · 3 · input · input */
-  long long end;                /* global index past the last batch */
-  long long released;           /* the next batch an_loader_next returns */
-  int holding;                  /* the caller holds batch `released` */
-  long long dist_batch;         /* the batch workers are taking positions from */
-  int dist_pos;                 /* its next position */
-  int *perm;                    /* (n) training order of perm_epoch */
+  size_t sample_floats; /* crops · 3 · input · input */
+  long long end;        /* global index past the last batch */
+  long long released;   /* the next batch an_loader_next returns */
+  int holding;          /* the caller holds batch `released` */
+  long long dist_batch; /* the batch workers are taking positions from */
+  int dist_pos;         /* its next position */
+  int *perm;            /* (n) training order of perm_epoch */
   long long perm_epoch;
-  slot *slots;                  /* (n_slots) */
-  uint8_t *bad;                 /* (n) known unreadable */
+  slot *slots;  /* (n_slots) */
+  uint8_t *bad; /* (n) known unreadable */
   int skipped;
   pthread_mutex_t mu;
   pthread_cond_t work, ready;
   int stop;
   an_status fatal;
   char fatal_message[1024];
-  int n_threads;                /* started */
-  pthread_t *threads;           /* (cfg.threads) */
-  worker_arg *args;             /* (cfg.threads) */
+  int n_threads;      /* started */
+  pthread_t *threads; /* (cfg.threads) */
+  worker_arg *args;   /* (cfg.threads) */
 };
 
 /* Under mu: assigns batch g to its slot (sample indices, padding). */
@@ -73,7 +73,8 @@ static void open_batch(an_loader *ld, long long g) {
   b->epoch = (int)epoch;
   b->step = step;
   b->samples = first + B <= n ? B : (int)(n - first);
-  for (int j = 0; j < B; j++) b->index[j] = j < b->samples ? (ld->cfg.train ? ld->perm[first + j] : (int)(first + j)) : -1;
+  for (int j = 0; j < B; j++)
+    b->index[j] = j < b->samples ? (ld->cfg.train ? ld->perm[first + j] : (int)(first + j)) : -1;
   if (b->samples < B) { /* evaluation's last batch: zero padding */
     memset(b->images + (size_t)b->samples * ld->sample_floats, 0,
            sizeof(float) * (size_t)(B - b->samples) * ld->sample_floats);
@@ -103,7 +104,7 @@ static int prepare_sample(an_loader *ld, an_batch *b, int j, data_scratch *scrat
     an_status st = an_dataset_read(ld->ds, idx, &img);
     if (st == AN_OK) {
       st = an_preprocess_into(&img, &ld->cfg.aug, &ld->cfg.stats, ld->cfg.train,
-                           an_sample_key(ld->cfg.seed, (uint64_t)b->epoch, (uint64_t)idx), rows, scratch);
+                              an_sample_key(ld->cfg.seed, (uint64_t)b->epoch, (uint64_t)idx), rows, scratch);
       an_image_free(&img);
     }
     if (st == AN_OK) break;
@@ -183,19 +184,20 @@ static an_status check_config(const an_dataset *ds, const an_loader_config *c) {
   if (ds->n == 0) return AN_FAIL(AN_ERR_ARGUMENT, "%s: the dataset is empty", an_dataset_source(ds));
   if (c->batch < 1 || c->threads < 1 || c->threads > LOADER_MAX_THREADS || c->prefetch < 1 || c->prefetch > 64 ||
       c->epochs < 0 || c->start_epoch < 0 || c->start_step < 0)
-    return AN_FAIL(AN_ERR_ARGUMENT, "loader: batch %d, threads %d (1…%d), prefetch %d (1…64), epochs %d, start %d:%d",
-                    c->batch, c->threads, LOADER_MAX_THREADS, c->prefetch, c->epochs, c->start_epoch, c->start_step);
+    return AN_FAIL(AN_ERR_ARGUMENT,
+                   "loader: batch %d, threads %d (1…%d), prefetch %d (1…64), epochs %d, start %d:%d", c->batch,
+                   c->threads, LOADER_MAX_THREADS, c->prefetch, c->epochs, c->start_epoch, c->start_step);
   an_status status = an_augment_check(&c->aug);
   if (status != AN_OK) return status;
   if (c->train && ds->n < c->batch)
     return AN_FAIL(AN_ERR_ARGUMENT, "%s: %d images, fewer than one training batch of %d", an_dataset_source(ds),
-                    ds->n, c->batch);
+                   ds->n, c->batch);
   const an_data_stats *s = &c->stats;
   const int needs_stats = c->aug.norm != AN_NORM_NONE || (c->train && c->aug.pca_std > 0);
   if (needs_stats && s->mean[0] == 0 && s->mean[1] == 0 && s->mean[2] == 0 && s->std[0] == 0 && s->std[1] == 0 &&
       s->std[2] == 0 && s->eigval[0] == 0)
     return AN_FAIL(AN_ERR_ARGUMENT, "loader: normalisation or PCA lighting is on but the statistics are empty "
-                    "(an_data_stats_compute on the training set, or an_data_stats_imagenet)");
+                                    "(an_data_stats_compute on the training set, or an_data_stats_imagenet)");
   return AN_OK;
 }
 
@@ -270,7 +272,8 @@ an_status an_loader_create(const an_dataset *ds, const an_loader_config *cfg, an
     b->labels = calloc((size_t)b->rows, sizeof(int));                  /* (rows) */
     b->index = malloc(sizeof(int) * (size_t)B);                        /* (batch) */
     if (!b->images || !b->labels || !b->index) {
-      status = AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for a batch of %d x 3 x %d x %d floats", b->rows, I, I);
+      status = AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for a batch of %d x 3 x %d x %d floats", b->rows, I,
+                       I);
       goto cleanup;
     }
   }

@@ -33,7 +33,8 @@ static an_status read_exact(int fd, void *buf, size_t n, uint64_t at, const char
     ssize_t got = pread(fd, (uint8_t *)buf + done, n - done, (off_t)(at + done));
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0)
-      return AN_FAIL(AN_ERR_IO, "%s: cannot read the %s: %s", path, what, got < 0 ? strerror(errno) : "file ends early");
+      return AN_FAIL(AN_ERR_IO, "%s: cannot read the %s: %s", path, what,
+                     got < 0 ? strerror(errno) : "file ends early");
     done += (size_t)got;
   }
   return AN_OK;
@@ -75,17 +76,18 @@ an_status an_dataset_open_pack(const char *path, an_dataset **out) {
       height > PACK_MAX_SIDE || (channels != 1 && channels != 3) || classes == 0 || classes > PACK_MAX_CLASSES ||
       names_bytes > PACK_MAX_NAMES_BYTES) {
     status = AN_FAIL(AN_ERR_IO, "%s: invalid header (%u images of %ux%ux%u, %u classes, %u name bytes)", path, count,
-                      width, height, channels, classes, names_bytes);
+                     width, height, channels, classes, names_bytes);
     goto cleanup;
   }
   const uint64_t image_bytes = (uint64_t)width * height * channels;
   if (images_offset < PACK_HEADER_BYTES + (uint64_t)names_bytes || images_offset > file_bytes ||
       (file_bytes - images_offset) / image_bytes < count || labels_offset != images_offset + count * image_bytes ||
       file_bytes != labels_offset + 4ull * count) {
-    status = AN_FAIL(AN_ERR_IO, "%s: %llu bytes do not match the header (%u images of %llu bytes at %llu, labels at "
-                      "%llu): truncated or not written by alexnet pack", path, (unsigned long long)file_bytes, count,
-                      (unsigned long long)image_bytes, (unsigned long long)images_offset,
-                      (unsigned long long)labels_offset);
+    status = AN_FAIL(AN_ERR_IO,
+                     "%s: %llu bytes do not match the header (%u images of %llu bytes at %llu, labels at "
+                     "%llu): truncated or not written by alexnet pack",
+                     path, (unsigned long long)file_bytes, count, (unsigned long long)image_bytes,
+                     (unsigned long long)images_offset, (unsigned long long)labels_offset);
     goto cleanup;
   }
   names = malloc((size_t)names_bytes + 1);
@@ -198,7 +200,8 @@ an_status an_pack_write(const an_dataset *ds, const char *path, int side, int th
   size_t names_bytes = 0;
   for (int c = 0; c < classes; c++) names_bytes += strlen(an_dataset_class_name(ds, c)) + 1;
   if (names_bytes > PACK_MAX_NAMES_BYTES) {
-    status = AN_FAIL(AN_ERR_ARGUMENT, "pack: class names take %zu bytes, over %u", names_bytes, PACK_MAX_NAMES_BYTES);
+    status = AN_FAIL(AN_ERR_ARGUMENT, "pack: class names take %zu bytes, over %u", names_bytes,
+                     PACK_MAX_NAMES_BYTES);
     goto cleanup;
   }
   const uint64_t images_offset = (PACK_HEADER_BYTES + names_bytes + 63) / 64 * 64;

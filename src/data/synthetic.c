@@ -26,7 +26,7 @@ an_status an_dataset_synthetic(const an_synthetic_config *cfg, an_dataset **out)
   if (!cfg || cfg->count < 1 || cfg->classes < 1 || cfg->classes > 64 || cfg->side < 4 || cfg->side > 1024 ||
       !(cfg->noise >= 0 && cfg->noise <= 1) || (size_t)cfg->count * cfg->side * cfg->side * 3 > (1ull << 31))
     return AN_FAIL(AN_ERR_ARGUMENT, "synthetic: count %d, classes %d (1…64), side %d (4…1024), noise %g ([0, 1])",
-                    cfg ? cfg->count : 0, cfg ? cfg->classes : 0, cfg ? cfg->side : 0, cfg ? cfg->noise : 0.0);
+                   cfg ? cfg->count : 0, cfg ? cfg->classes : 0, cfg ? cfg->side : 0, cfg ? cfg->noise : 0.0);
   char source[128];
   snprintf(source, sizeof source, "synthetic(%d classes, %dx%d, seed %llu)", cfg->classes, cfg->side, cfg->side,
            (unsigned long long)cfg->seed);
@@ -40,7 +40,7 @@ an_status an_dataset_synthetic(const an_synthetic_config *cfg, an_dataset **out)
   s->image_bytes = (size_t)side * side * 3;
   s->pixels = malloc(s->image_bytes * (size_t)n); /* (N, side, side, 3) */
   s->labels = malloc(sizeof(int) * (size_t)n);    /* (N) */
-  char (*names)[16] = malloc(sizeof *names * (size_t)K);
+  char(*names)[16] = malloc(sizeof *names * (size_t)K);
   const char **name_at = malloc(sizeof *name_at * (size_t)K);
   if (!s->pixels || !s->labels || !names || !name_at) {
     status = AN_FAIL(AN_ERR_HOST_ALLOC, "synthetic: out of host memory for %d images", n);

@@ -38,12 +38,11 @@ size_t an_clblast_temp_bytes(an_runtime *rt, int trans_a, int trans_b, size_t m,
   const CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
   const CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
   size_t bytes = 0;
-  const CLBlastStatusCode rc =
-      swapped(trans_a, trans_b)
-          ? CLBlastSGemmTempBufferSize(CLBlastLayoutColMajor, tb, ta, n, m, k, b_off, ldb, a_off, lda, c_off, ldc,
-                                       &rt->queue, &bytes)
-          : CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, ta, tb, m, n, k, a_off, lda, b_off, ldb, c_off, ldc,
-                                       &rt->queue, &bytes);
+  const CLBlastStatusCode rc = swapped(trans_a, trans_b)
+                                   ? CLBlastSGemmTempBufferSize(CLBlastLayoutColMajor, tb, ta, n, m, k, b_off, ldb,
+                                                                a_off, lda, c_off, ldc, &rt->queue, &bytes)
+                                   : CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, ta, tb, m, n, k, a_off, lda,
+                                                                b_off, ldb, c_off, ldc, &rt->queue, &bytes);
   return rc == CLBlastSuccess ? bytes : (size_t)-1;
 }
 
@@ -66,26 +65,27 @@ static void record(an_gemm_log *log, const an_gemm_call *c) {
   log->calls[log->n++] = *c;
 }
 
-an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k,
-                     float alpha, an_buf a, size_t lda, an_buf b, size_t ldb, float beta, an_buf c,
-                     size_t ldc, const char *file, int line) {
+an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, an_buf a,
+                     size_t lda, an_buf b, size_t ldb, float beta, an_buf c, size_t ldc, const char *file,
+                     int line) {
   AN_TRY(an_mark_add(rt, AN_MARK_GEMM_BEGIN, -1));
   if (rt->gemm_log) {
     const an_gemm_call call = {trans_a, trans_b, m, n, k, a.off, lda, b.off, ldb, c.off, ldc};
     record(rt->gemm_log, &call);
   }
   AN_TRY(an_gemm_select(rt, trans_a, trans_b, m, n, k)); /* the tuning's configuration for this shape */
-  const size_t temp =
-      rt->gemm_temp ? an_clblast_temp_bytes(rt, trans_a, trans_b, m, n, k, a.off, lda, b.off, ldb, c.off, ldc) : 0;
-  const CLBlastStatusCode rc =
-      an_clblast_sgemm(rt, trans_a, trans_b, m, n, k, alpha, a.mem, a.off, lda, b.mem, b.off, ldb, beta, c.mem,
-                       c.off, ldc, rt->gemm_temp && temp <= rt->gemm_temp_bytes ? rt->gemm_temp : NULL);
+  const size_t temp = rt->gemm_temp
+                          ? an_clblast_temp_bytes(rt, trans_a, trans_b, m, n, k, a.off, lda, b.off, ldb, c.off, ldc)
+                          : 0;
+  const CLBlastStatusCode rc = an_clblast_sgemm(rt, trans_a, trans_b, m, n, k, alpha, a.mem, a.off, lda, b.mem,
+                                                b.off, ldb, beta, c.mem, c.off, ldc,
+                                                rt->gemm_temp && temp <= rt->gemm_temp_bytes ? rt->gemm_temp : NULL);
   if (rc != CLBlastSuccess) {
     const char *hint = (rc == CLBlastOpenCLOutOfResources || rc == -4)
                            ? "; the device ran out of memory: try a smaller batch"
                            : "";
-    return an_error((an_status)rc, file, line, "CLBlastSgemm(%c%c, m=%zu n=%zu k=%zu)%s",
-                    trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, hint);
+    return an_error((an_status)rc, file, line, "CLBlastSgemm(%c%c, m=%zu n=%zu k=%zu)%s", trans_a ? 'T' : 'N',
+                    trans_b ? 'T' : 'N', m, n, k, hint);
   }
   return an_mark_add(rt, AN_MARK_GEMM_END, -1);
 }

@@ -21,7 +21,8 @@ static const size_t dw_widths[] = {256, 512, 1024, 2048, 4096, 8192, 16384};
 
 static int add_timed_shape(an_gemm_shape *shapes, int n, int max, size_t m, size_t nn, size_t k, size_t ld) {
   for (int i = 0; i < n; i++)
-    if (!shapes[i].trans_a && shapes[i].trans_b && shapes[i].m == m && shapes[i].n == nn && shapes[i].k == k) return n;
+    if (!shapes[i].trans_a && shapes[i].trans_b && shapes[i].m == m && shapes[i].n == nn && shapes[i].k == k)
+      return n;
   if (n == max) return n;
   const an_gemm_shape s = {0, 1, m, nn, k, 0, ld};
   shapes[n] = s;
@@ -230,15 +231,13 @@ static an_gemm_config neighbour(const an_gemm_config *base, an_rng *s, const an_
 }
 
 /* Does CLBlast send this shape to the direct kernel under threshold t? */
-static int goes_direct(const an_gemm_shape *s, size_t t) {
-  return (double)s->m * s->n * s->k < (double)t * t * t;
-}
+static int goes_direct(const an_gemm_shape *s, size_t t) { return (double)s->m * s->n * s->k < (double)t * t * t; }
 
 /* Built-in first candidates of the indirect kernel, known to suit CPUs and GPUs. */
 static const size_t candidate_seeds[][AN_XGEMM_N_PARAMS] = {
-    {0, 1, 16, 2, 2, 2, 16, 2, 2, 16, 0, 0, 0, 0, 8, 8},  {0, 1, 16, 2, 4, 4, 32, 4, 4, 32, 0, 0, 0, 0, 8, 8},
-    {0, 1, 16, 2, 8, 8, 64, 8, 8, 64, 1, 1, 0, 0, 8, 8},  {0, 1, 32, 2, 16, 16, 64, 16, 16, 64, 1, 1, 1, 1, 2, 2},
-    {0, 1, 16, 2, 8, 8, 64, 8, 8, 64, 1, 1, 1, 1, 4, 4},  {0, 1, 32, 2, 8, 8, 128, 8, 8, 128, 1, 1, 0, 0, 4, 4},
+    {0, 1, 16, 2, 2, 2, 16, 2, 2, 16, 0, 0, 0, 0, 8, 8},   {0, 1, 16, 2, 4, 4, 32, 4, 4, 32, 0, 0, 0, 0, 8, 8},
+    {0, 1, 16, 2, 8, 8, 64, 8, 8, 64, 1, 1, 0, 0, 8, 8},   {0, 1, 32, 2, 16, 16, 64, 16, 16, 64, 1, 1, 1, 1, 2, 2},
+    {0, 1, 16, 2, 8, 8, 64, 8, 8, 64, 1, 1, 1, 1, 4, 4},   {0, 1, 32, 2, 8, 8, 128, 8, 8, 128, 1, 1, 0, 0, 4, 4},
     {0, 1, 16, 2, 2, 2, 32, 2, 2, 32, 0, 0, 0, 0, 16, 16}, {0, 1, 16, 2, 1, 1, 16, 2, 2, 32, 0, 0, 0, 0, 16, 16},
 };
 enum { N_CANDIDATE_SEEDS = (int)(sizeof candidate_seeds / sizeof candidate_seeds[0]) };
@@ -255,19 +254,19 @@ typedef struct search {
   int max_candidates; /* as asked: the progress lines' total */
   an_tune_progress progress;
   void *user;
-  an_rng rng;         /* the operands' values, then the random candidates */
+  an_rng rng; /* the operands' values, then the random candidates */
   bench_bufs bb;
-  float *host;        /* (largest operand) staging for the operands' values */
-  double flop;        /* one step's, counts applied */
-  double *secs;       /* (2 + max_candidates, n_shapes) one run: [0] untuned, [1] direct kernel, [2 + c] candidate c */
-  double *best;       /* (n_shapes) each shape's fastest so far */
-  int *ok;            /* (2 + max_candidates) ran correctly, indexed as secs */
+  float *host;  /* (largest operand) staging for the operands' values */
+  double flop;  /* one step's, counts applied */
+  double *secs; /* (2 + max_candidates, n_shapes) one run: [0] untuned, [1] direct kernel, [2 + c] candidate c */
+  double *best; /* (n_shapes) each shape's fastest so far */
+  int *ok;      /* (2 + max_candidates) ran correctly, indexed as secs */
   an_gemm_config *cands; /* (max_candidates) in the order tried */
   int n_cands;
   const an_gemm_config *known; /* (n_known) earlier tunings' configurations, tried first */
   int n_known, next_known, next_seed;
-  int n_random;       /* candidates drawn at random before neighbours of the leader are */
-  int leader;         /* the candidate fastest on all shapes so far (-1: none) */
+  int n_random; /* candidates drawn at random before neighbours of the leader are */
+  int leader;   /* the candidate fastest on all shapes so far (-1: none) */
   double leader_secs;
 } search;
 
@@ -388,8 +387,10 @@ static void time_candidate(search *s, an_tune_result *result, int c) {
   }
   if (s->progress)
     s->progress(s->user, k + 1, s->max_candidates, &s->cands[k], s->ok[2 + k] ? gflops(s, t) : 0, gflops(s, s->best),
-                rc == -2 ? "wrong results: rejected" : rc < 0 ? "failed: rejected"
-                                                              : rc == 1 ? "far slower than the best: stopped" : "");
+                rc == -2  ? "wrong results: rejected"
+                : rc < 0  ? "failed: rejected"
+                : rc == 1 ? "far slower than the best: stopped"
+                          : "");
 }
 
 static void time_candidates(search *s, an_tune_result *result) {
@@ -412,8 +413,9 @@ static int choose_fallback(const search *s, an_tune_result *result, double *fall
       double total = 0;
       for (size_t i = 0; i < ns; i++)
         if (s->shapes[i].count)
-          total += s->shapes[i].count * (goes_direct(&s->shapes[i], fallback_thresholds[th]) ? s->secs[ns + i]
-                                                                                            : s->secs[(2 + c) * ns + i]);
+          total += s->shapes[i].count * (goes_direct(&s->shapes[i], fallback_thresholds[th])
+                                             ? s->secs[ns + i]
+                                             : s->secs[(2 + c) * ns + i]);
       if (isfinite(total) && (*fallback_secs < 0 || total < *fallback_secs)) {
         *fallback_secs = total, fb = c;
         result->best = s->cands[c];

@@ -16,9 +16,9 @@
 #include "runtime/check.h"
 #include "runtime/launch.h"
 
-const char *const an_xgemm_param_names[AN_XGEMM_N_PARAMS] = {
-    "GEMMK", "KREG", "KWG", "KWI", "MDIMA", "MDIMC", "MWG", "NDIMB",
-    "NDIMC", "NWG",  "SA",  "SB",  "STRM",  "STRN",  "VWM", "VWN"};
+const char *const an_xgemm_param_names[AN_XGEMM_N_PARAMS] = {"GEMMK", "KREG",  "KWG",   "KWI", "MDIMA", "MDIMC",
+                                                             "MWG",   "NDIMB", "NDIMC", "NWG", "SA",    "SB",
+                                                             "STRM",  "STRN",  "VWM",   "VWN"};
 
 /* CLBlast keeps one override per cl_device_id for the whole process. What is in effect is recorded per
  * device here (not per runtime), so that two runtimes on one device never skip a switch the other one
@@ -127,12 +127,9 @@ static int parse_config(const char *text, an_gemm_config *c) {
 
 void an_tuning_path(char *buf, size_t size) {
   const char *file = getenv("ALEXNET_TUNING_FILE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-  if (file && *file)
-    snprintf(buf, size, "%s", file);
-  else if (xdg && *xdg)
-    snprintf(buf, size, "%s/alexnet/gemm-tuning.txt", xdg);
-  else
-    snprintf(buf, size, "%s/.cache/alexnet/gemm-tuning.txt", home && *home ? home : ".");
+  if (file && *file) snprintf(buf, size, "%s", file);
+  else if (xdg && *xdg) snprintf(buf, size, "%s/alexnet/gemm-tuning.txt", xdg);
+  else snprintf(buf, size, "%s/.cache/alexnet/gemm-tuning.txt", home && *home ? home : ".");
 }
 
 /* The key of a device: its name and driver version (a driver update retunes). */
@@ -145,12 +142,12 @@ static void device_key(const an_device_info *info, char *buf, size_t size) {
 /* ---- the per-shape table a runtime switches through ---- */
 
 struct an_gemm_table {
-  int has_fallback;              /* 0: only slice widths (an_gemm_set_dw_slice on an untuned runtime) */
-  an_gemm_config fallback;       /* shapes without an entry */
+  int has_fallback;        /* 0: only slice widths (an_gemm_set_dw_slice on an untuned runtime) */
+  an_gemm_config fallback; /* shapes without an entry */
   int n, cap;
   an_gemm_shape_config *entries; /* (n) */
   int n_slices, cap_slices;
-  an_dw_reduction *slices;       /* (n_slices) weight-gradient slice widths */
+  an_dw_reduction *slices; /* (n_slices) weight-gradient slice widths */
 };
 
 static void table_free(struct an_gemm_table *t) {
@@ -306,8 +303,8 @@ an_status an_tuning_load(an_runtime *rt, const char *path, int *applied, an_gemm
     }
     if (!strncmp(params, "shape=", 6)) { /* KEY \t shape=.. \t PARAMS [\t note] */
       an_gemm_shape_config e;
-      if (value && parse_shape(params, &e) && parse_config(value, &e.config) && an_gemm_config_valid(&e.config, &rt->info) &&
-          e.config.min_indirect_size && !table_add(t, &e)) {
+      if (value && parse_shape(params, &e) && parse_config(value, &e.config) &&
+          an_gemm_config_valid(&e.config, &rt->info) && e.config.min_indirect_size && !table_add(t, &e)) {
         fclose(f);
         table_free(t);
         return AN_FAIL(AN_ERR_HOST_ALLOC, "tuning table");
@@ -422,7 +419,9 @@ int an_tuning_known_configs(const an_runtime *rt, const char *path, an_gemm_conf
     const int fallback = strncmp(params, "shape=", 6) != 0;
     const char *cfg = fallback ? params : value;
     an_gemm_config c;
-    if (!cfg || !parse_config(cfg, &c) || !an_gemm_config_valid(&c, &rt->info) || c.min_indirect_size == AN_GEMM_DIRECT) continue;
+    if (!cfg || !parse_config(cfg, &c) || !an_gemm_config_valid(&c, &rt->info) ||
+        c.min_indirect_size == AN_GEMM_DIRECT)
+      continue;
     c.min_indirect_size = 0;
     int i = 0;
     while (i < n && memcmp(seen[i].c.v, c.v, sizeof c.v)) i++;

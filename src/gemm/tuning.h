@@ -8,9 +8,22 @@
 
 /* Indices into an_gemm_config.v, in an_xgemm_param_names' order. */
 enum {
-  AN_XGEMM_GEMMK, AN_XGEMM_KREG, AN_XGEMM_KWG, AN_XGEMM_KWI, AN_XGEMM_MDIMA, AN_XGEMM_MDIMC,
-  AN_XGEMM_MWG, AN_XGEMM_NDIMB, AN_XGEMM_NDIMC, AN_XGEMM_NWG, AN_XGEMM_SA, AN_XGEMM_SB,
-  AN_XGEMM_STRM, AN_XGEMM_STRN, AN_XGEMM_VWM, AN_XGEMM_VWN
+  AN_XGEMM_GEMMK,
+  AN_XGEMM_KREG,
+  AN_XGEMM_KWG,
+  AN_XGEMM_KWI,
+  AN_XGEMM_MDIMA,
+  AN_XGEMM_MDIMC,
+  AN_XGEMM_MWG,
+  AN_XGEMM_NDIMB,
+  AN_XGEMM_NDIMC,
+  AN_XGEMM_NWG,
+  AN_XGEMM_SA,
+  AN_XGEMM_SB,
+  AN_XGEMM_STRM,
+  AN_XGEMM_STRN,
+  AN_XGEMM_VWM,
+  AN_XGEMM_VWN
 };
 
 /* The constraints CLBlast's Xgemm kernel 0 places on its parameters on this device (a violation can

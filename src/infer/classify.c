@@ -16,14 +16,14 @@
 /* One batch being decoded into one input slot. */
 typedef struct decode_job {
   const char *const *files;
-  int first, count;           /* files [first, first + count) */
-  float *dst;                 /* (count · crops, 3, S, S) the slot's host memory */
+  int first, count; /* files [first, first + count) */
+  float *dst;       /* (count · crops, 3, S, S) the slot's host memory */
   int crops;
-  size_t row_floats;          /* 3 · S · S */
+  size_t row_floats; /* 3 · S · S */
   const an_augment *aug;
   const an_data_stats *stats;
-  int *ok;                    /* (count) */
-  char (*error)[512];         /* (count) */
+  int *ok;            /* (count) */
+  char (*error)[512]; /* (count) */
   atomic_int next;
   pthread_t threads[MAX_THREADS];
   int n_threads;
@@ -109,14 +109,14 @@ an_status an_classify_files(an_infer *inf, const char *const *files, int n_files
   }
   const int n_batches = (n_files + per_batch - 1) / per_batch;
   /* batch b decodes into slot b % slots; with two slots batch b+1 decodes while b runs */
-#define START(b)                                                                                               \
-  do {                                                                                                         \
-    decode_job *j_ = &jobs[(b) % slots];                                                                       \
-    j_->files = files, j_->first = (b) * per_batch;                                                            \
-    j_->count = n_files - j_->first < per_batch ? n_files - j_->first : per_batch;                             \
-    j_->dst = an_infer_input(inf, (b) % slots), j_->crops = crops, j_->row_floats = row_floats;                \
-    j_->aug = aug, j_->stats = stats;                                                                          \
-    decode_start(j_, threads);                                                                                 \
+#define START(b)                                                                                \
+  do {                                                                                          \
+    decode_job *j_ = &jobs[(b) % slots];                                                        \
+    j_->files = files, j_->first = (b)*per_batch;                                               \
+    j_->count = n_files - j_->first < per_batch ? n_files - j_->first : per_batch;              \
+    j_->dst = an_infer_input(inf, (b) % slots), j_->crops = crops, j_->row_floats = row_floats; \
+    j_->aug = aug, j_->stats = stats;                                                           \
+    decode_start(j_, threads);                                                                  \
   } while (0)
   if (n_batches > 0) START(0);
   for (int b = 0; b < n_batches; b++) {

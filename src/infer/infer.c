@@ -58,7 +58,8 @@ static int pad_classes(const an_infer *inf, const an_layer_plan *L) {
   for (size_t j = 0; j < sizeof multiples / sizeof multiples[0]; j++) {
     const int out = (inf->classes + multiples[j] - 1) / multiples[j] * multiples[j];
     const size_t cost = temp_bytes(inf->rt, 0, 0, (size_t)inf->batch, (size_t)out, in, 0, in, 0, (size_t)out, 0,
-                                   (size_t)out) + (size_t)(out - inf->classes) * in * sizeof(float);
+                                   (size_t)out) +
+                        (size_t)(out - inf->classes) * in * sizeof(float);
     if (cost < best_cost) best_cost = cost, best = out;
   }
   return best;
@@ -70,9 +71,10 @@ static an_status plan_shapes(an_infer *inf) {
   int i, last = -1;
   for (i = 0; i < m->n_layers; i++)
     if (m->layers[i].kind == AN_LAYER_GATHER || m->layers[i].kind == AN_LAYER_SUM) /* the split's, not ours */
-      return AN_FAIL(AN_ERR_ARGUMENT, "%s: layer %d exchanges between devices: inference runs whole models", m->name, i);
-  AN_TRY(an_plan_layers(m, inf->classes, inf->input_hw, 1, inf->layers, inf->tensors, &inf->n_tensors,
-                        &inf->n_params));
+      return AN_FAIL(AN_ERR_ARGUMENT, "%s: layer %d exchanges between devices: inference runs whole models", m->name,
+                     i);
+  AN_TRY(
+      an_plan_layers(m, inf->classes, inf->input_hw, 1, inf->layers, inf->tensors, &inf->n_tensors, &inf->n_params));
   for (i = 0; i < m->n_layers; i++) {
     const an_layer_plan *L = &inf->layers[i];
     if (L->desc->kind == AN_LAYER_AVGPOOL) /* PyTorch's adaptive pool is then the identity */
@@ -190,8 +192,8 @@ static void memory_of(const an_infer *inf, size_t work_floats, size_t temp, an_i
   mem->input_bytes = inf->zero_copy ? host_bytes(in) : alloc_bytes(in);
   mem->output_bytes = inf->zero_copy ? host_bytes(inf->output_floats) : alloc_bytes(inf->output_floats);
   mem->gemm_temp_bytes = temp > inf->rt->gemm_temp_bytes ? temp : inf->rt->gemm_temp_bytes;
-  mem->total_bytes = mem->params_bytes + mem->acts_bytes + mem->work_bytes + mem->input_bytes +
-                     mem->output_bytes + mem->gemm_temp_bytes;
+  mem->total_bytes = mem->params_bytes + mem->acts_bytes + mem->work_bytes + mem->input_bytes + mem->output_bytes +
+                     mem->gemm_temp_bytes;
   mem->chunk_images = 0;
   size_t biggest = 0;
   for (int i = 0; i < inf->model->n_layers; i++) {
@@ -232,10 +234,11 @@ static int fit(an_infer *inf, size_t limit) {
     memory_of(inf, work, gemm_temp_need(inf, work), &inf->mem);
     inf->mem.limit_bytes = limit;
     int buffers_ok = alloc_bytes(inf->n_params) <= max_alloc && inf->mem.acts_bytes <= max_alloc &&
-                           inf->mem.work_bytes <= max_alloc && inf->mem.input_bytes <= max_alloc &&
-                           inf->mem.gemm_temp_bytes <= max_alloc;
+                     inf->mem.work_bytes <= max_alloc && inf->mem.input_bytes <= max_alloc &&
+                     inf->mem.gemm_temp_bytes <= max_alloc;
     for (int i = 0; i < inf->model->n_layers; i++)
-      if (inf->layers[i].desc->kind == AN_LAYER_FC && alloc_bytes(fc_weight_floats(inf, i)) > max_alloc) buffers_ok = 0;
+      if (inf->layers[i].desc->kind == AN_LAYER_FC && alloc_bytes(fc_weight_floats(inf, i)) > max_alloc)
+        buffers_ok = 0;
     if (inf->mem.total_bytes <= limit && buffers_ok) {
       inf->work_floats = work;
       return 1;
@@ -266,7 +269,7 @@ static an_status plan_into(an_infer *inf, an_runtime *rt, const char *model, int
   const an_model_desc *m = an_model_find(model);
   if (!m)
     return AN_FAIL(AN_ERR_UNKNOWN_MODEL, "unknown model '%s' (the models are alexnet, alexnet-half, alexnet-tv)",
-                model ? model : "");
+                   model ? model : "");
   if (classes < 1 || batch < 1 || input_hw < 1)
     return AN_FAIL(AN_ERR_ARGUMENT, "classes %d, batch %d, input %d must be positive", classes, batch, input_hw);
   const int slots = opts && opts->input_slots ? opts->input_slots : 1;
@@ -309,13 +312,13 @@ static an_status no_fit_error(an_runtime *rt, const char *model, int classes, in
   else snprintf(what, sizeof what, "not even batch 1 fits: raise --max-memory or take a smaller model");
   const double mib = 1048576.0;
   return AN_FAIL(AN_ERR_DEVICE_MEMORY,
-              "%s at batch %d needs %.1f MiB of device memory (weights %.1f, activations %.1f, im2col %.1f for "
-              "%d image%s per chunk, input %.1f, output %.1f, GEMM scratch %.1f MiB); the limit is %.1f MiB of "
-              "%s's %.0f MiB (largest buffer %.0f MiB): %s",
-              model, batch, mem->total_bytes / mib, mem->params_bytes / mib, mem->acts_bytes / mib,
-              mem->work_bytes / mib, mem->chunk_images, mem->chunk_images == 1 ? "" : "s", mem->input_bytes / mib,
-              mem->output_bytes / mib, mem->gemm_temp_bytes / mib, mem->limit_bytes / mib, rt->info.name,
-              rt->info.global_mem_bytes / mib, rt->info.max_alloc_bytes / mib, what);
+                 "%s at batch %d needs %.1f MiB of device memory (weights %.1f, activations %.1f, im2col %.1f for "
+                 "%d image%s per chunk, input %.1f, output %.1f, GEMM scratch %.1f MiB); the limit is %.1f MiB of "
+                 "%s's %.0f MiB (largest buffer %.0f MiB): %s",
+                 model, batch, mem->total_bytes / mib, mem->params_bytes / mib, mem->acts_bytes / mib,
+                 mem->work_bytes / mib, mem->chunk_images, mem->chunk_images == 1 ? "" : "s", mem->input_bytes / mib,
+                 mem->output_bytes / mib, mem->gemm_temp_bytes / mib, mem->limit_bytes / mib, rt->info.name,
+                 rt->info.global_mem_bytes / mib, rt->info.max_alloc_bytes / mib, what);
 }
 
 an_status an_infer_plan(an_runtime *rt, const char *model, int classes, int batch, int input_hw,
@@ -333,12 +336,14 @@ an_status an_infer_plan(an_runtime *rt, const char *model, int classes, int batc
 
 static an_status host_buffer(an_runtime *rt, size_t bytes, cl_mem_flags flags, float **host, cl_mem *mem) {
   void *p = NULL;
-  if (posix_memalign(&p, PAGE_BYTES, bytes) != 0) return AN_FAIL(AN_ERR_HOST_ALLOC, "%zu bytes of page-aligned host memory", bytes);
+  if (posix_memalign(&p, PAGE_BYTES, bytes) != 0)
+    return AN_FAIL(AN_ERR_HOST_ALLOC, "%zu bytes of page-aligned host memory", bytes);
   memset(p, 0, bytes);
   *host = p;
   cl_int rc;
   *mem = clCreateBuffer(rt->context, flags | CL_MEM_USE_HOST_PTR, bytes, p, &rc);
-  if (rc != CL_SUCCESS) return AN_FAIL(rc, "clCreateBuffer(CL_MEM_USE_HOST_PTR, %zu bytes) on %s", bytes, rt->info.name);
+  if (rc != CL_SUCCESS)
+    return AN_FAIL(rc, "clCreateBuffer(CL_MEM_USE_HOST_PTR, %zu bytes) on %s", bytes, rt->info.name);
   return AN_OK;
 }
 
@@ -372,7 +377,8 @@ an_status an_infer_create(an_runtime *rt, const char *model, int classes, int ba
   }
   AN_TRY_GOTO(an_alloc(rt, inf->n_params, &inf->params));
   for (int i = 0; i < inf->model->n_layers; i++)
-    if (inf->layers[i].desc->kind == AN_LAYER_FC) AN_TRY_GOTO(an_alloc(rt, fc_weight_floats(inf, i), &inf->fc_weight[i]));
+    if (inf->layers[i].desc->kind == AN_LAYER_FC)
+      AN_TRY_GOTO(an_alloc(rt, fc_weight_floats(inf, i), &inf->fc_weight[i]));
   if (inf->classes_pad != inf->classes && !(inf->logits = malloc(inf->output_floats * sizeof(float)))) {
     status = AN_FAIL(AN_ERR_HOST_ALLOC, "logits (%zu floats)", inf->output_floats);
     goto cleanup;
@@ -434,15 +440,17 @@ static an_status load_fc_weight(an_infer *inf, an_safetensors *st, int index, in
   const an_layer_plan *L = &inf->layers[layer];
   const size_t in = (size_t)L->in_c * L->in_h * L->in_w, out = (size_t)L->out_c, pad = (size_t)inf->out_pad[layer];
   float *w = malloc(in * out * sizeof *w); /* (OUT, IN) */
-  if (!w) return AN_FAIL(AN_ERR_HOST_ALLOC, "%s: host copy of %s (%zu floats)", st->source, inf->tensors[L->weight].name,
-                      in * out);
+  if (!w)
+    return AN_FAIL(AN_ERR_HOST_ALLOC, "%s: host copy of %s (%zu floats)", st->source, inf->tensors[L->weight].name,
+                   in * out);
   an_status status = an_st_read(st, index, w, in * out * sizeof *w);
   cl_int rc = CL_SUCCESS;
   float *wt = status != AN_OK ? NULL /* (IN, OUT_pad) */
                               : clEnqueueMapBuffer(inf->rt->queue, inf->fc_weight[layer], CL_TRUE,
                                                    CL_MAP_WRITE_INVALIDATE_REGION, 0, in * pad * sizeof(float), 0,
                                                    NULL, NULL, &rc);
-  if (status == AN_OK && rc != CL_SUCCESS) status = AN_FAIL(rc, "clEnqueueMapBuffer(%s)", inf->tensors[L->weight].name);
+  if (status == AN_OK && rc != CL_SUCCESS)
+    status = AN_FAIL(rc, "clEnqueueMapBuffer(%s)", inf->tensors[L->weight].name);
   if (status == AN_OK) {
     enum { TILE = 32 }; /* blocked, so that both sides stream through the cache */
     for (size_t i0 = 0; i0 < in; i0 += TILE)
@@ -453,7 +461,8 @@ static an_status load_fc_weight(an_infer *inf, an_safetensors *st, int index, in
   }
   if (wt) {
     rc = clEnqueueUnmapMemObject(inf->rt->queue, inf->fc_weight[layer], wt, 0, NULL, NULL);
-    if (rc != CL_SUCCESS && status == AN_OK) status = AN_FAIL(rc, "clEnqueueUnmapMemObject(%s)", inf->tensors[L->weight].name);
+    if (rc != CL_SUCCESS && status == AN_OK)
+      status = AN_FAIL(rc, "clEnqueueUnmapMemObject(%s)", inf->tensors[L->weight].name);
   }
   free(w);
   return status;
@@ -464,7 +473,7 @@ an_status an_infer_load(an_infer *inf, const char *path) {
   AN_TRY(an_st_open(path, &st));
   an_status status = AN_OK;
   float *params = NULL;
-  int *where = malloc((size_t)inf->n_tensors * sizeof *where); /* (n_tensors) file index of each tensor */
+  int *where = malloc((size_t)inf->n_tensors * sizeof *where);       /* (n_tensors) file index of each tensor */
   char *used = calloc(st->n_tensors ? (size_t)st->n_tensors : 1, 1); /* (file tensors) */
   if (!where || !used) {
     status = AN_FAIL(AN_ERR_HOST_ALLOC, "%s: tensor tables", path);
@@ -499,7 +508,7 @@ an_status an_infer_load(an_infer *inf, const char *path) {
     }
     if (f->dtype != AN_DTYPE_F32) {
       status = AN_FAIL(AN_ERR_ARGUMENT, "%s: tensor %s has dtype %s, the model needs F32", path, t->name,
-                    an_dtype_name(f->dtype));
+                       an_dtype_name(f->dtype));
       goto cleanup;
     }
     where[i] = j;
@@ -508,7 +517,7 @@ an_status an_infer_load(an_infer *inf, const char *path) {
   for (int j = 0; j < st->n_tensors; j++)
     if (!used[j] && strncmp(st->tensors[j].name, "momentum.", 9)) { /* a checkpoint's momentum is not needed */
       status = AN_FAIL(AN_ERR_ARGUMENT, "%s: tensor %s is not part of model %s", path, st->tensors[j].name,
-                    inf->model->name);
+                       inf->model->name);
       goto cleanup;
     }
   /* straight from the file into the mapped buffer: no host copy of the weights on unified memory */
@@ -580,7 +589,8 @@ static an_status forward(an_infer *inf, int slot) {
 static const float *compact(an_infer *inf, const float *out /* (N, classes_pad) */) {
   if (inf->classes_pad == inf->classes) return out;
   for (int r = 0; r < inf->batch; r++)
-    memcpy(inf->logits + (size_t)r * inf->classes, out + (size_t)r * inf->classes_pad, (size_t)inf->classes * sizeof(float));
+    memcpy(inf->logits + (size_t)r * inf->classes, out + (size_t)r * inf->classes_pad,
+           (size_t)inf->classes * sizeof(float));
   return inf->logits;
 }
 
@@ -739,8 +749,10 @@ an_status an_labels_read(const char *path, int classes, char ***names, int *extr
   AN_TRY(status);
   if (n < classes) {
     an_class_names_free(v, n);
-    return AN_FAIL(AN_ERR_ARGUMENT, "%s has %d line%s, but the model has %d classes: the labels file needs one class "
-                "name per line, in the order of the classes", path, n, n == 1 ? "" : "s", classes);
+    return AN_FAIL(AN_ERR_ARGUMENT,
+                   "%s has %d line%s, but the model has %d classes: the labels file needs one class "
+                   "name per line, in the order of the classes",
+                   path, n, n == 1 ? "" : "s", classes);
   }
   for (int i = classes; i < n; i++) free(v[i]);
   if (extra) *extra = n - classes;

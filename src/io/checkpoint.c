@@ -16,9 +16,7 @@ void an_format_rgb(const float v[3], char *buf, size_t size) {
   snprintf(buf, size, "%.9g,%.9g,%.9g", v[0], v[1], v[2]);
 }
 
-int an_parse_rgb(const char *s, float v[3]) {
-  return s && sscanf(s, "%f,%f,%f", &v[0], &v[1], &v[2]) == 3;
-}
+int an_parse_rgb(const char *s, float v[3]) { return s && sscanf(s, "%f,%f,%f", &v[0], &v[1], &v[2]) == 3; }
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data are little-endian; this code copies F32 bytes as they are"
@@ -50,12 +48,12 @@ an_status an_checkpoint_save(const an_param_layout *layout, const float *params,
                              const char *path, const an_checkpoint_meta *meta) {
   const int ckpt = meta && meta->checkpoint, n = layout->n_tensors, n_entries = ckpt ? 2 * n : n;
   an_status status = AN_OK;
-  an_st_entry *entries = calloc((size_t)n_entries, sizeof *entries);              /* (n_entries) */
-  char(*names)[sizeof MOMENTUM_PREFIX + sizeof layout->tensors[0].name] =
-      ckpt ? malloc((size_t)n * sizeof *names) : NULL;                            /* (n) momentum.<name> */
+  an_st_entry *entries = calloc((size_t)n_entries, sizeof *entries); /* (n_entries) */
+  char(*names)[sizeof MOMENTUM_PREFIX + sizeof layout->tensors[0].name] = ckpt ? malloc((size_t)n * sizeof *names)
+                                                                               : NULL; /* (n) momentum.<name> */
   if ((ckpt && (!momentum || !names)) || !entries) {
     status = AN_FAIL(ckpt && !momentum ? AN_ERR_ARGUMENT : AN_ERR_HOST_ALLOC, "%s: %s", path,
-                  ckpt && !momentum ? "a checkpoint needs the momentum" : "tensor tables");
+                     ckpt && !momentum ? "a checkpoint needs the momentum" : "tensor tables");
     goto cleanup;
   }
   for (int i = 0; i < n; i++) {
@@ -74,12 +72,8 @@ an_status an_checkpoint_save(const an_param_layout *layout, const float *params,
   snprintf(classes, sizeof classes, "%d", layout->classes);
   snprintf(input, sizeof input, "%d", layout->input_hw);
   an_st_meta m[16] = {
-      {"format", FORMAT_NAME},
-      {"format_version", "1"},
-      {"kind", ckpt ? "checkpoint" : "weights"},
-      {"model", layout->model},
-      {"classes", classes},
-      {"input_size", input},
+      {"format", FORMAT_NAME},  {"format_version", "1"}, {"kind", ckpt ? "checkpoint" : "weights"},
+      {"model", layout->model}, {"classes", classes},    {"input_size", input},
   };
   int n_meta = 6;
   if (meta) {
@@ -116,7 +110,7 @@ static an_status meta_int(const an_safetensors *st, const char *key, long long l
   const long long x = strtoll(v, &end, 10);
   if (!v[0] || *end || x < lo || x > hi)
     return AN_FAIL(ERR_FORMAT, "%s: __metadata__ %s is '%.40s', not an integer in [%lld, %lld]", st->source, key, v,
-                lo, hi);
+                   lo, hi);
   *out = x;
   return AN_OK;
 }
@@ -131,7 +125,7 @@ static an_status read_meta(const an_safetensors *st, const an_param_layout *layo
   if ((s = meta_int(st, "format_version", 0, 1000000, &x)) != AN_OK) return s;
   if (x > AN_CHECKPOINT_FORMAT_VERSION)
     return AN_FAIL(ERR_FORMAT, "%s: format_version %lld is newer than this build reads (%d)", src, x,
-                AN_CHECKPOINT_FORMAT_VERSION);
+                   AN_CHECKPOINT_FORMAT_VERSION);
   m->format_version = (int)x;
   if ((v = an_st_meta_get(st, "kind"))) {
     if (!strcmp(v, "checkpoint")) m->checkpoint = 1;
@@ -182,16 +176,16 @@ static an_status match_tensor(const an_safetensors *st, const char *name, const 
   const int i = an_st_find(st, name);
   if (i < 0)
     return AN_FAIL(ERR_MISMATCH, "%s: tensor %s is missing (the model needs %s)", st->source, name,
-                model_shape_str(need, sizeof need, t));
+                   model_shape_str(need, sizeof need, t));
   const an_st_tensor *f = &st->tensors[i];
   int same = f->ndim == t->ndim;
   for (int d = 0; same && d < t->ndim; d++) same = f->shape[d] == t->shape[d];
   if (!same)
     return AN_FAIL(ERR_MISMATCH, "%s: tensor %s has shape %s, the model needs %s", st->source, name,
-                file_shape_str(have, sizeof have, f), model_shape_str(need, sizeof need, t));
+                   file_shape_str(have, sizeof have, f), model_shape_str(need, sizeof need, t));
   if (f->dtype != AN_DTYPE_F32)
     return AN_FAIL(ERR_MISMATCH, "%s: tensor %s has dtype %s, the model needs F32", st->source, name,
-                an_dtype_name(f->dtype));
+                   an_dtype_name(f->dtype));
   *index = i;
   return AN_OK;
 }
@@ -203,10 +197,10 @@ an_status an_checkpoint_load(const an_param_layout *layout, const char *path, fl
   an_status status = an_st_open(path, &st);
   if (status != AN_OK) return status;
   const int n = layout->n_tensors;
-  int *where = NULL;       /* (2n) file index of each tensor, then of each momentum */
-  char *used = NULL;       /* (st->n_tensors) */
-  float *params = NULL;    /* (n_params) */
-  float *momentum = NULL;  /* (n_params) */
+  int *where = NULL;      /* (2n) file index of each tensor, then of each momentum */
+  char *used = NULL;      /* (st->n_tensors) */
+  float *params = NULL;   /* (n_params) */
+  float *momentum = NULL; /* (n_params) */
   an_checkpoint_meta m;
   if ((status = read_meta(st, layout, &m)) != AN_OK) goto cleanup;
   where = malloc(2 * (size_t)n * sizeof *where);
@@ -227,11 +221,11 @@ an_status an_checkpoint_load(const an_param_layout *layout, const char *path, fl
     if (!used[j] && extra++ == 0) first = j;
   if (extra) {
     const char *nm = st->tensors[first].name;
-    status = AN_FAIL(ERR_MISMATCH, "%s: tensor %s is not part of model %s%s (%d tensor%s in the file %s not)", path, nm,
-                  layout->model,
-                  !strncmp(nm, MOMENTUM_PREFIX, strlen(MOMENTUM_PREFIX)) ? ", and the metadata do not say checkpoint"
-                                                                           : "",
-                  extra, extra > 1 ? "s" : "", extra > 1 ? "are" : "is");
+    status = AN_FAIL(
+        ERR_MISMATCH, "%s: tensor %s is not part of model %s%s (%d tensor%s in the file %s not)", path, nm,
+        layout->model,
+        !strncmp(nm, MOMENTUM_PREFIX, strlen(MOMENTUM_PREFIX)) ? ", and the metadata do not say checkpoint" : "",
+        extra, extra > 1 ? "s" : "", extra > 1 ? "are" : "is");
     goto cleanup;
   }
 

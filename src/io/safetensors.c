@@ -26,17 +26,14 @@ static const struct {
   const char *name;
   size_t bytes;
 } dtypes[AN_DTYPE_COUNT] = {
-    [AN_DTYPE_BOOL] = {"BOOL", 1}, [AN_DTYPE_U8] = {"U8", 1},     [AN_DTYPE_I8] = {"I8", 1},
-    [AN_DTYPE_F8_E5M2] = {"F8_E5M2", 1}, [AN_DTYPE_F8_E4M3] = {"F8_E4M3", 1},
-    [AN_DTYPE_I16] = {"I16", 2},   [AN_DTYPE_U16] = {"U16", 2},   [AN_DTYPE_F16] = {"F16", 2},
-    [AN_DTYPE_BF16] = {"BF16", 2}, [AN_DTYPE_I32] = {"I32", 4},   [AN_DTYPE_U32] = {"U32", 4},
-    [AN_DTYPE_F32] = {"F32", 4},   [AN_DTYPE_F64] = {"F64", 8},   [AN_DTYPE_I64] = {"I64", 8},
-    [AN_DTYPE_U64] = {"U64", 8},
+    [AN_DTYPE_BOOL] = {"BOOL", 1},       [AN_DTYPE_U8] = {"U8", 1},           [AN_DTYPE_I8] = {"I8", 1},
+    [AN_DTYPE_F8_E5M2] = {"F8_E5M2", 1}, [AN_DTYPE_F8_E4M3] = {"F8_E4M3", 1}, [AN_DTYPE_I16] = {"I16", 2},
+    [AN_DTYPE_U16] = {"U16", 2},         [AN_DTYPE_F16] = {"F16", 2},         [AN_DTYPE_BF16] = {"BF16", 2},
+    [AN_DTYPE_I32] = {"I32", 4},         [AN_DTYPE_U32] = {"U32", 4},         [AN_DTYPE_F32] = {"F32", 4},
+    [AN_DTYPE_F64] = {"F64", 8},         [AN_DTYPE_I64] = {"I64", 8},         [AN_DTYPE_U64] = {"U64", 8},
 };
 
-const char *an_dtype_name(an_dtype dtype) {
-  return (unsigned)dtype < AN_DTYPE_COUNT ? dtypes[dtype].name : "?";
-}
+const char *an_dtype_name(an_dtype dtype) { return (unsigned)dtype < AN_DTYPE_COUNT ? dtypes[dtype].name : "?"; }
 
 size_t an_dtype_bytes(an_dtype dtype) { return (unsigned)dtype < AN_DTYPE_COUNT ? dtypes[dtype].bytes : 0; }
 
@@ -123,7 +120,7 @@ static an_status parse_tensor(const char *src, const cJSON *entry, uint64_t data
   }
   if (overflow)
     return AN_FAIL(ERR_FORMAT, "%s: tensor %s: shape %s has more elements than a file can hold", src, name,
-                shape_str(buf, sizeof buf, ndim, t->shape));
+                   shape_str(buf, sizeof buf, ndim, t->shape));
 
   const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(entry, "data_offsets");
   if (!offsets) return AN_FAIL(ERR_FORMAT, "%s: tensor %s has no data_offsets", src, name);
@@ -132,18 +129,18 @@ static an_status parse_tensor(const char *src, const cJSON *entry, uint64_t data
     return AN_FAIL(ERR_FORMAT, "%s: tensor %s: data_offsets is not a pair of non-negative integers", src, name);
   if (t->begin > t->end)
     return AN_FAIL(ERR_FORMAT, "%s: tensor %s: data_offsets [%llu, %llu) end before they begin", src, name,
-                (unsigned long long)t->begin, (unsigned long long)t->end);
+                   (unsigned long long)t->begin, (unsigned long long)t->end);
   if (t->end > data_bytes)
     return AN_FAIL(ERR_FORMAT,
-                "%s: tensor %s: data_offsets [%llu, %llu) lie outside the data section of %llu bytes "
-                "(offsets outside the data, or a truncated file)",
-                src, name, (unsigned long long)t->begin, (unsigned long long)t->end,
-                (unsigned long long)data_bytes);
+                   "%s: tensor %s: data_offsets [%llu, %llu) lie outside the data section of %llu bytes "
+                   "(offsets outside the data, or a truncated file)",
+                   src, name, (unsigned long long)t->begin, (unsigned long long)t->end,
+                   (unsigned long long)data_bytes);
   const uint64_t need = t->count * an_dtype_bytes(t->dtype);
   if (t->end - t->begin != need)
     return AN_FAIL(ERR_FORMAT, "%s: tensor %s: data_offsets span %llu bytes, but shape %s of %s needs %llu", src,
-                name, (unsigned long long)(t->end - t->begin), shape_str(buf, sizeof buf, ndim, t->shape),
-                an_dtype_name(t->dtype), (unsigned long long)need);
+                   name, (unsigned long long)(t->end - t->begin), shape_str(buf, sizeof buf, ndim, t->shape),
+                   an_dtype_name(t->dtype), (unsigned long long)need);
   return AN_OK;
 }
 
@@ -160,7 +157,7 @@ static an_status parse_header(an_safetensors *st, const char *text, size_t n, ui
   for (const char *p = end; p < text + n; p++)
     if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
       return AN_FAIL(ERR_FORMAT, "%s: the header has bytes after its JSON object (at byte %zu of %zu)", src,
-                  (size_t)(p - text), n);
+                     (size_t)(p - text), n);
   if (!cJSON_IsObject(root)) return AN_FAIL(ERR_FORMAT, "%s: the header is not a JSON object", src);
 
   int n_tensors = 0, n_meta = 0;
@@ -217,8 +214,8 @@ static an_status parse_header(an_safetensors *st, const char *text, size_t n, ui
     if (t->begin == t->end) continue;
     if (furthest && t->begin < furthest->end) {
       status = AN_FAIL(ERR_FORMAT, "%s: tensors %s [%llu, %llu) and %s [%llu, %llu) have overlapping data_offsets",
-                    src, furthest->name, (unsigned long long)furthest->begin, (unsigned long long)furthest->end,
-                    t->name, (unsigned long long)t->begin, (unsigned long long)t->end);
+                       src, furthest->name, (unsigned long long)furthest->begin, (unsigned long long)furthest->end,
+                       t->name, (unsigned long long)t->begin, (unsigned long long)t->end);
       goto cleanup;
     }
     if (!furthest || t->end > furthest->end) furthest = t;
@@ -238,11 +235,11 @@ static an_safetensors *st_new(const char *source) {
 static an_status check_length(const char *src, uint64_t file_bytes, uint64_t n) {
   if (n > file_bytes - 8)
     return AN_FAIL(ERR_FORMAT,
-                "%s: the header length %llu runs past the end of the file (%llu bytes follow the length field)",
-                src, (unsigned long long)n, (unsigned long long)(file_bytes - 8));
+                   "%s: the header length %llu runs past the end of the file (%llu bytes follow the length field)",
+                   src, (unsigned long long)n, (unsigned long long)(file_bytes - 8));
   if (n > AN_ST_MAX_HEADER_BYTES)
     return AN_FAIL(ERR_FORMAT, "%s: the header length %llu exceeds the limit of %llu bytes", src,
-                (unsigned long long)n, (unsigned long long)AN_ST_MAX_HEADER_BYTES);
+                   (unsigned long long)n, (unsigned long long)AN_ST_MAX_HEADER_BYTES);
   return AN_OK;
 }
 
@@ -254,7 +251,7 @@ an_status an_st_parse(const void *bytes, size_t n_bytes, const char *source, an_
   an_status status;
   if (n_bytes < 8) {
     status = AN_FAIL(ERR_FORMAT, "%s: truncated file: %zu bytes, fewer than the 8-byte header length", st->source,
-                  n_bytes);
+                     n_bytes);
     goto cleanup;
   }
   const uint8_t *b = bytes;
@@ -306,11 +303,12 @@ an_status an_st_open(const char *path, an_safetensors **out) {
   uint8_t len[8];
   if (file_bytes < 8) {
     status = AN_FAIL(ERR_FORMAT, "%s: truncated file: %llu bytes, fewer than the 8-byte header length", path,
-                  (unsigned long long)file_bytes);
+                     (unsigned long long)file_bytes);
     goto cleanup;
   }
   if (fread(len, 1, 8, f) != 8) {
-    status = AN_FAIL(AN_ERR_IO, "%s: cannot read the header length: %s", path, ferror(f) ? strerror(errno) : "end of file");
+    status = AN_FAIL(AN_ERR_IO, "%s: cannot read the header length: %s", path,
+                     ferror(f) ? strerror(errno) : "end of file");
     goto cleanup;
   }
   const uint64_t n = load_le64(len);
@@ -322,7 +320,7 @@ an_status an_st_open(const char *path, an_safetensors **out) {
   }
   if (fread(text, 1, (size_t)n, f) != (size_t)n) {
     status = AN_FAIL(AN_ERR_IO, "%s: cannot read the %llu-byte header: %s", path, (unsigned long long)n,
-                  ferror(f) ? strerror(errno) : "the file ended early");
+                     ferror(f) ? strerror(errno) : "the file ended early");
     goto cleanup;
   }
   text[n] = '\0';
@@ -365,7 +363,7 @@ an_status an_st_read(an_safetensors *st, int i, void *dst, size_t dst_bytes) {
   const an_st_tensor *t = &st->tensors[i];
   if (dst_bytes != t->end - t->begin)
     return AN_FAIL(AN_ERR_ARGUMENT, "%s: tensor %s holds %llu bytes, the destination %zu", st->source, t->name,
-                (unsigned long long)(t->end - t->begin), dst_bytes);
+                   (unsigned long long)(t->end - t->begin), dst_bytes);
   if (!st->file_) {
     if (dst_bytes) memcpy(dst, st->data_ + t->begin, dst_bytes);
     return AN_OK;
@@ -374,11 +372,11 @@ an_status an_st_read(an_safetensors *st, int i, void *dst, size_t dst_bytes) {
   const uint64_t at = 8 + st->header_bytes + t->begin;
   if (at > (uint64_t)INT64_MAX || fseeko(f, (off_t)at, SEEK_SET) != 0)
     return AN_FAIL(AN_ERR_IO, "%s: cannot seek to tensor %s at byte %llu: %s", st->source, t->name,
-                (unsigned long long)at, strerror(errno));
+                   (unsigned long long)at, strerror(errno));
   if (fread(dst, 1, dst_bytes, f) != dst_bytes) {
     if (ferror(f)) return AN_FAIL(AN_ERR_IO, "%s: reading tensor %s: %s", st->source, t->name, strerror(errno));
-    return AN_FAIL(ERR_FORMAT, "%s: truncated file: tensor %s ends at byte %llu, past the end of the file", st->source,
-                t->name, (unsigned long long)(at + dst_bytes));
+    return AN_FAIL(ERR_FORMAT, "%s: truncated file: tensor %s ends at byte %llu, past the end of the file",
+                   st->source, t->name, (unsigned long long)(at + dst_bytes));
   }
   return AN_OK;
 }
@@ -460,7 +458,7 @@ static an_status build_header(const an_st_entry *tensors, int n_tensors, const a
     if (!e->name || !e->name[0] || !strcmp(e->name, "__metadata__") || an_dtype_bytes(e->dtype) == 0 ||
         e->ndim < 0 || e->ndim > AN_ST_MAX_DIMS) {
       status = AN_FAIL(AN_ERR_ARGUMENT, "safetensors: tensor %d ('%s') has an invalid name, dtype or ndim", i,
-                    e->name ? e->name : "(null)");
+                       e->name ? e->name : "(null)");
       goto cleanup;
     }
     uint64_t count = 1;
@@ -603,7 +601,7 @@ an_status an_st_write(const char *path, const an_st_entry *tensors, int n_tensor
     ok = !sizes[i] || fwrite(tensors[i].data, 1, (size_t)sizes[i], f) == (size_t)sizes[i];
   if (!ok || fflush(f) != 0 || fsync(fileno(f)) != 0) {
     status = AN_FAIL(AN_ERR_IO, "%s: writing %llu bytes: %s", tmp,
-                  (unsigned long long)(8 + header_bytes + data_bytes), strerror(errno));
+                     (unsigned long long)(8 + header_bytes + data_bytes), strerror(errno));
     goto cleanup;
   }
   const int rc = fclose(f);

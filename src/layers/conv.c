@@ -13,8 +13,7 @@
 #include "gemm/gemm.h"
 #include "layers/ops.h"
 
-an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int stride, int pad,
-                               int groups) {
+an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int stride, int pad, int groups) {
   an_conv_dims d = {n, c, h, w, oc, k, k, stride, pad, groups, 0, 0};
   d.oh = (h + 2 * pad - k) / stride + 1;
   d.ow = (w + 2 * pad - k) / stride + 1;
@@ -27,15 +26,16 @@ size_t an_conv_work_floats(const an_conv_dims *d, int images) {
 }
 
 static an_status check_dims(const an_conv_dims *d, size_t work_floats, int *chunk) {
-  if (d->n < 1 || d->c < 1 || d->oc < 1 || d->groups < 1 || d->c % d->groups || d->oc % d->groups ||
-      d->oh < 1 || d->ow < 1 || d->stride < 1)
-    return AN_FAIL(AN_ERR_ARGUMENT, "convolution %dx%dx%dx%d -> %d channels (k %d, stride %d, pad %d, groups %d) is not valid",
-                    d->n, d->c, d->h, d->w, d->oc, d->kh, d->stride, d->pad, d->groups);
+  if (d->n < 1 || d->c < 1 || d->oc < 1 || d->groups < 1 || d->c % d->groups || d->oc % d->groups || d->oh < 1 ||
+      d->ow < 1 || d->stride < 1)
+    return AN_FAIL(AN_ERR_ARGUMENT,
+                   "convolution %dx%dx%dx%d -> %d channels (k %d, stride %d, pad %d, groups %d) is not valid", d->n,
+                   d->c, d->h, d->w, d->oc, d->kh, d->stride, d->pad, d->groups);
   const size_t per_image = an_conv_work_floats(d, 1);
   *chunk = an_conv_chunk_images(d, work_floats);
   if (*chunk < 1)
-    return AN_FAIL(AN_ERR_ARGUMENT, "convolution workspace of %zu floats holds less than one image (%zu)", work_floats,
-                    per_image);
+    return AN_FAIL(AN_ERR_ARGUMENT, "convolution workspace of %zu floats holds less than one image (%zu)",
+                   work_floats, per_image);
   return AN_OK;
 }
 
@@ -48,16 +48,15 @@ int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats) {
 
 static an_status im2col(an_runtime *rt, const an_conv_dims *d, an_buf inp, an_buf col, int n0, int nb) {
   const size_t global[3] = {(size_t)d->kh * d->kw, (size_t)nb, (size_t)d->c}; /* (ki·KW + kj, image, ch) */
-  const an_arg args[] = {an_arg_mem(inp.mem), an_arg_ulong(inp.off), an_arg_mem(col.mem),
-                         an_arg_ulong(col.off), an_arg_int(d->c),     an_arg_int(d->h),
-                         an_arg_int(d->w),      an_arg_int(d->kh),    an_arg_int(d->kw),
-                         an_arg_int(d->stride), an_arg_int(d->pad),   an_arg_int(d->oh),
-                         an_arg_int(d->ow),     an_arg_int(n0),       an_arg_int(nb)};
+  const an_arg args[] = {an_arg_mem(inp.mem), an_arg_ulong(inp.off), an_arg_mem(col.mem), an_arg_ulong(col.off),
+                         an_arg_int(d->c),    an_arg_int(d->h),      an_arg_int(d->w),    an_arg_int(d->kh),
+                         an_arg_int(d->kw),   an_arg_int(d->stride), an_arg_int(d->pad),  an_arg_int(d->oh),
+                         an_arg_int(d->ow),   an_arg_int(n0),        an_arg_int(nb)};
   return an_launch(rt, "im2col", 3, global, NULL, args);
 }
 
-an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_buf inp, an_buf weight,
-                          an_buf bias, int relu, an_buf work, size_t work_floats) {
+an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_buf inp, an_buf weight, an_buf bias,
+                          int relu, an_buf work, size_t work_floats) {
   int chunk;
   AN_TRY(check_dims(d, work_floats, &chunk));
   const size_t ohw = (size_t)d->oh * d->ow, ckk_g = (size_t)(d->c / d->groups) * d->kh * d->kw;
@@ -65,26 +64,26 @@ an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_
   for (int n0 = 0; n0 < d->n; n0 += chunk) {
     const int nb = d->n - n0 < chunk ? d->n - n0 : chunk;
     const size_t ncols = (size_t)nb * ohw;
-    const an_buf col = work;                                   /* (C·KH·KW, ncols) */
+    const an_buf col = work;                                                   /* (C·KH·KW, ncols) */
     const an_buf ybuf = an_at(work.mem, work.off + ckk_g * d->groups * ncols); /* (OC, ncols) */
     AN_TRY(im2col(rt, d, inp, col, n0, nb));
     for (int g = 0; g < d->groups; g++)
-      AN_TRY(an_gemm(rt, 0, 0, oc_g, ncols, ckk_g, 1.0f, an_at(weight.mem, weight.off + g * oc_g * ckk_g),
-                     ckk_g, an_at(col.mem, col.off + g * ckk_g * ncols), ncols, 0.0f,
+      AN_TRY(an_gemm(rt, 0, 0, oc_g, ncols, ckk_g, 1.0f, an_at(weight.mem, weight.off + g * oc_g * ckk_g), ckk_g,
+                     an_at(col.mem, col.off + g * ckk_g * ncols), ncols, 0.0f,
                      an_at(ybuf.mem, ybuf.off + g * oc_g * ncols), ncols));
     const size_t global[2] = {(size_t)d->oc, (size_t)nb}; /* (channel, image): a plane each */
-    const an_arg args[] = {an_arg_mem(ybuf.mem), an_arg_ulong(ybuf.off), an_arg_mem(bias.mem),
-                           an_arg_ulong(bias.off), an_arg_mem(out.mem),   an_arg_ulong(out.off),
-                           an_arg_int(d->oc),      an_arg_int((int)ohw),  an_arg_int(n0),
+    const an_arg args[] = {an_arg_mem(ybuf.mem),   an_arg_ulong(ybuf.off), an_arg_mem(bias.mem),
+                           an_arg_ulong(bias.off), an_arg_mem(out.mem),    an_arg_ulong(out.off),
+                           an_arg_int(d->oc),      an_arg_int((int)ohw),   an_arg_int(n0),
                            an_arg_int(nb),         an_arg_int(relu != 0)};
     AN_TRY(an_launch(rt, "conv_epilogue", 2, global, NULL, args));
   }
   return AN_OK;
 }
 
-an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, an_buf dweight,
-                           an_buf dbias, an_buf dout, an_buf out, an_buf inp, an_buf weight, int relu,
-                           an_buf work, size_t work_floats) {
+an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, an_buf dweight, an_buf dbias,
+                           an_buf dout, an_buf out, an_buf inp, an_buf weight, int relu, an_buf work,
+                           size_t work_floats) {
   int chunk;
   AN_TRY(check_dims(d, work_floats, &chunk));
   const size_t ohw = (size_t)d->oh * d->ow, ckk_g = (size_t)(d->c / d->groups) * d->kh * d->kw;
@@ -92,15 +91,15 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
   for (int n0 = 0; n0 < d->n; n0 += chunk) {
     const int nb = d->n - n0 < chunk ? d->n - n0 : chunk;
     const size_t ncols = (size_t)nb * ohw;
-    const an_buf col = work;                                                      /* (C·KH·KW, ncols) */
-    const an_buf dybuf = an_at(work.mem, work.off + ckk_g * d->groups * ncols);  /* (OC, ncols) */
+    const an_buf col = work;                                                    /* (C·KH·KW, ncols) */
+    const an_buf dybuf = an_at(work.mem, work.off + ckk_g * d->groups * ncols); /* (OC, ncols) */
     AN_TRY(im2col(rt, d, inp, col, n0, nb));
     {
       const size_t global[2] = {(size_t)d->oc, (size_t)nb}; /* (channel, image): a plane each */
-      const an_arg args[] = {an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_mem(out.mem),
-                             an_arg_ulong(out.off),  an_arg_mem(dybuf.mem), an_arg_ulong(dybuf.off),
-                             an_arg_int(d->oc),      an_arg_int((int)ohw),  an_arg_int(n0),
-                             an_arg_int(nb),         an_arg_int(relu != 0)};
+      const an_arg args[] = {an_arg_mem(dout.mem),  an_arg_ulong(dout.off), an_arg_mem(out.mem),
+                             an_arg_ulong(out.off), an_arg_mem(dybuf.mem),  an_arg_ulong(dybuf.off),
+                             an_arg_int(d->oc),     an_arg_int((int)ohw),   an_arg_int(n0),
+                             an_arg_int(nb),        an_arg_int(relu != 0)};
       AN_TRY(an_launch(rt, "conv_grad_prologue", 2, global, NULL, args));
     }
     {
@@ -122,15 +121,14 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
       }
     if (!dinp.mem) continue;
     for (int g = 0; g < d->groups; g++) /* the col region now receives the input gradient's columns */
-      AN_TRY(an_gemm(rt, 1, 0, ckk_g, ncols, oc_g, 1.0f, an_at(weight.mem, weight.off + g * oc_g * ckk_g),
-                     ckk_g, an_at(dybuf.mem, dybuf.off + g * oc_g * ncols), ncols, 0.0f,
+      AN_TRY(an_gemm(rt, 1, 0, ckk_g, ncols, oc_g, 1.0f, an_at(weight.mem, weight.off + g * oc_g * ckk_g), ckk_g,
+                     an_at(dybuf.mem, dybuf.off + g * oc_g * ncols), ncols, 0.0f,
                      an_at(col.mem, col.off + g * ckk_g * ncols), ncols));
     const size_t global[2] = {(size_t)d->c, (size_t)nb}; /* (channel, image) */
-    const an_arg args[] = {an_arg_mem(col.mem), an_arg_ulong(col.off), an_arg_mem(dinp.mem),
-                           an_arg_ulong(dinp.off), an_arg_int(d->c),    an_arg_int(d->h),
-                           an_arg_int(d->w),       an_arg_int(d->kh),   an_arg_int(d->kw),
-                           an_arg_int(d->stride),  an_arg_int(d->pad),  an_arg_int(d->oh),
-                           an_arg_int(d->ow),      an_arg_int(n0),      an_arg_int(nb)};
+    const an_arg args[] = {an_arg_mem(col.mem), an_arg_ulong(col.off), an_arg_mem(dinp.mem), an_arg_ulong(dinp.off),
+                           an_arg_int(d->c),    an_arg_int(d->h),      an_arg_int(d->w),     an_arg_int(d->kh),
+                           an_arg_int(d->kw),   an_arg_int(d->stride), an_arg_int(d->pad),   an_arg_int(d->oh),
+                           an_arg_int(d->ow),   an_arg_int(n0),        an_arg_int(nb)};
     AN_TRY(an_launch(rt, "col2im", 2, global, NULL, args));
   }
   return AN_OK;
@@ -208,5 +206,5 @@ static an_status conv_backward_io(const an_layer_io *io) {
                           io->L->desc->relu, io->work, io->work_floats);
 }
 
-const an_layer_ops an_conv_ops = {"conv", conv_out_shape, conv_param_shapes, conv_gemms, conv_forward_io,
-                                  conv_backward_io};
+const an_layer_ops an_conv_ops = {"conv",     conv_out_shape,  conv_param_shapes,
+                                  conv_gemms, conv_forward_io, conv_backward_io};

@@ -14,13 +14,13 @@ float an_dropout_uniform(uint64_t key, uint64_t i) {
   return (float)(an_mix64(key + (i + 1) * AN_RNG_GOLDEN) >> 40) * (1.0f / 16777216.0f);
 }
 
-static an_status run(an_runtime *rt, const char *k, size_t count, float p, uint64_t key, uint64_t first,
-                     an_buf dst, an_buf src) {
+static an_status run(an_runtime *rt, const char *k, size_t count, float p, uint64_t key, uint64_t first, an_buf dst,
+                     an_buf src) {
   if (!(p >= 0.0f && p < 1.0f))
     return AN_FAIL(AN_ERR_ARGUMENT, "dropout probability %g is not in [0, 1)", (double)p);
-  const an_arg args[] = {an_arg_mem(src.mem), an_arg_ulong(src.off), an_arg_mem(dst.mem),
-                         an_arg_ulong(dst.off), an_arg_ulong(key),   an_arg_ulong(first), an_arg_float(p),
-                         an_arg_float(1.0f / (1.0f - p))};
+  const an_arg args[] = {
+      an_arg_mem(src.mem), an_arg_ulong(src.off), an_arg_mem(dst.mem), an_arg_ulong(dst.off),
+      an_arg_ulong(key),   an_arg_ulong(first),   an_arg_float(p),     an_arg_float(1.0f / (1.0f - p))};
   return an_launch(rt, k, 1, &count, NULL, args);
 }
 
@@ -29,8 +29,8 @@ an_status an_dropout_forward(an_runtime *rt, size_t count, float p, uint64_t key
   return run(rt, "dropout_forward", count, p, key, first, out, inp);
 }
 
-an_status an_dropout_backward(an_runtime *rt, size_t count, float p, uint64_t key, uint64_t first,
-                              an_buf dinp, an_buf dout) {
+an_status an_dropout_backward(an_runtime *rt, size_t count, float p, uint64_t key, uint64_t first, an_buf dinp,
+                              an_buf dout) {
   return run(rt, "dropout_backward", count, p, key, first, dinp, dout);
 }
 
@@ -42,9 +42,7 @@ static int dropout_out_shape(const an_layer_desc *d, int classes, const int in[3
   return 1;
 }
 
-static size_t in_count(const an_layer_io *io) {
-  return (size_t)io->n * io->L->in_c * io->L->in_h * io->L->in_w;
-}
+static size_t in_count(const an_layer_io *io) { return (size_t)io->n * io->L->in_c * io->L->in_h * io->L->in_w; }
 
 static an_status copy(an_runtime *rt, an_buf dst, an_buf src, size_t count) {
   AN_CL_RETURN(clEnqueueCopyBuffer(rt->queue, src.mem, dst.mem, src.off * sizeof(float), dst.off * sizeof(float),
@@ -66,5 +64,5 @@ static an_status dropout_backward_io(const an_layer_io *io) {
   return copy(io->rt, io->dinp, io->dout, in_count(io));
 }
 
-const an_layer_ops an_dropout_ops = {"dropout", dropout_out_shape, an_no_params, NULL, dropout_forward_io,
-                                     dropout_backward_io};
+const an_layer_ops an_dropout_ops = {"dropout", dropout_out_shape,  an_no_params,
+                                     NULL,      dropout_forward_io, dropout_backward_io};

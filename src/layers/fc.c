@@ -10,42 +10,40 @@
 #include "gemm/gemm.h"
 #include "layers/ops.h"
 
-an_status an_fc_forward(an_runtime *rt, int n, int in, int out_features, an_buf out, an_buf inp,
-                        an_buf weight, an_buf bias, int relu) {
+an_status an_fc_forward(an_runtime *rt, int n, int in, int out_features, an_buf out, an_buf inp, an_buf weight,
+                        an_buf bias, int relu) {
   if (n < 1 || in < 1 || out_features < 1)
     return AN_FAIL(AN_ERR_ARGUMENT, "fc %d x %d -> %d is not valid", n, in, out_features);
-  if (!bias.mem && relu)
-    return AN_FAIL(AN_ERR_ARGUMENT, "fc without a bias takes no ReLU");
-  AN_TRY(an_gemm(rt, 0, 1, (size_t)n, (size_t)out_features, (size_t)in, 1.0f, inp, (size_t)in, weight,
-                 (size_t)in, 0.0f, out, (size_t)out_features));
+  if (!bias.mem && relu) return AN_FAIL(AN_ERR_ARGUMENT, "fc without a bias takes no ReLU");
+  AN_TRY(an_gemm(rt, 0, 1, (size_t)n, (size_t)out_features, (size_t)in, 1.0f, inp, (size_t)in, weight, (size_t)in,
+                 0.0f, out, (size_t)out_features));
   if (!bias.mem) return AN_OK;
   const size_t global = (size_t)n * out_features;
-  const an_arg args[] = {an_arg_mem(out.mem), an_arg_ulong(out.off), an_arg_mem(bias.mem),
+  const an_arg args[] = {an_arg_mem(out.mem),    an_arg_ulong(out.off),    an_arg_mem(bias.mem),
                          an_arg_ulong(bias.off), an_arg_int(out_features), an_arg_int(relu != 0)};
   return an_launch(rt, "bias_act", 1, &global, NULL, args);
 }
 
-an_status an_fc_backward(an_runtime *rt, int n, int in, int out_features, an_buf dinp, an_buf dweight,
-                         an_buf dbias, an_buf dout, an_buf out, an_buf inp, an_buf weight, int relu) {
+an_status an_fc_backward(an_runtime *rt, int n, int in, int out_features, an_buf dinp, an_buf dweight, an_buf dbias,
+                         an_buf dout, an_buf out, an_buf inp, an_buf weight, int relu) {
   if (n < 1 || in < 1 || out_features < 1)
     return AN_FAIL(AN_ERR_ARGUMENT, "fc %d x %d -> %d is not valid", n, in, out_features);
   if (relu) {
     const size_t global = (size_t)n * out_features;
-    const an_arg args[] = {an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_mem(out.mem),
-                           an_arg_ulong(out.off)};
+    const an_arg args[] = {an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_mem(out.mem), an_arg_ulong(out.off)};
     AN_TRY(an_launch(rt, "relu_mask", 1, &global, NULL, args));
   }
   if (dbias.mem) {
     const size_t global = (size_t)out_features;
-    const an_arg args[] = {an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_int(n),
-                           an_arg_int(out_features), an_arg_mem(dbias.mem), an_arg_ulong(dbias.off)};
+    const an_arg args[] = {an_arg_mem(dout.mem),     an_arg_ulong(dout.off), an_arg_int(n),
+                           an_arg_int(out_features), an_arg_mem(dbias.mem),  an_arg_ulong(dbias.off)};
     AN_TRY(an_launch(rt, "colsum_add", 1, &global, NULL, args));
   }
-  AN_TRY(an_gemm(rt, 1, 0, (size_t)out_features, (size_t)in, (size_t)n, 1.0f, dout, (size_t)out_features,
-                 inp, (size_t)in, 1.0f, dweight, (size_t)in));
+  AN_TRY(an_gemm(rt, 1, 0, (size_t)out_features, (size_t)in, (size_t)n, 1.0f, dout, (size_t)out_features, inp,
+                 (size_t)in, 1.0f, dweight, (size_t)in));
   if (dinp.mem)
-    AN_TRY(an_gemm(rt, 0, 0, (size_t)n, (size_t)in, (size_t)out_features, 1.0f, dout,
-                   (size_t)out_features, weight, (size_t)in, 0.0f, dinp, (size_t)in));
+    AN_TRY(an_gemm(rt, 0, 0, (size_t)n, (size_t)in, (size_t)out_features, 1.0f, dout, (size_t)out_features, weight,
+                   (size_t)in, 0.0f, dinp, (size_t)in));
   return AN_OK;
 }
 
@@ -57,8 +55,8 @@ an_status an_fc_forward_in_out(an_runtime *rt, int n, int in, int out_pad, an_bu
   const size_t k = (size_t)in, o = (size_t)out_pad;
   AN_TRY(an_gemm(rt, 0, 0, (size_t)n, o, k, 1.0f, inp, k, weight, o, 0.0f, out, o));
   const size_t global = (size_t)n * o;
-  const an_arg args[] = {an_arg_mem(out.mem), an_arg_ulong(out.off), an_arg_mem(bias.mem),
-                         an_arg_ulong(bias.off), an_arg_int(out_pad), an_arg_int(relu != 0)};
+  const an_arg args[] = {an_arg_mem(out.mem),    an_arg_ulong(out.off), an_arg_mem(bias.mem),
+                         an_arg_ulong(bias.off), an_arg_int(out_pad),   an_arg_int(relu != 0)};
   return an_launch(rt, "bias_act", 1, &global, NULL, args);
 }
 

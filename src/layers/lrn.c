@@ -8,8 +8,8 @@
 
 static an_status check(int n, int c, int h, int w, const an_lrn_params *p) {
   if (n < 1 || c < 1 || h < 1 || w < 1 || p->size < 1 || p->k <= 0.0f)
-    return AN_FAIL(AN_ERR_ARGUMENT, "LRN on %dx%dx%dx%d, size %d, k %g is not valid",
-                    n, c, h, w, p->size, (double)p->k);
+    return AN_FAIL(AN_ERR_ARGUMENT, "LRN on %dx%dx%dx%d, size %d, k %g is not valid", n, c, h, w, p->size,
+                   (double)p->k);
   return AN_OK;
 }
 
@@ -17,7 +17,7 @@ an_status an_lrn_forward(an_runtime *rt, int n, int c, int h, int w, const an_lr
                          an_buf scale, an_buf inp) {
   AN_TRY(check(n, c, h, w, p));
   const size_t global[2] = {(size_t)c, (size_t)n}; /* (channel, image): a plane each */
-  const an_arg args[] = {an_arg_mem(inp.mem),   an_arg_ulong(inp.off),  an_arg_mem(out.mem),
+  const an_arg args[] = {an_arg_mem(inp.mem),    an_arg_ulong(inp.off), an_arg_mem(out.mem),
                          an_arg_ulong(out.off),  an_arg_mem(scale.mem), an_arg_ulong(scale.off),
                          an_arg_int(c),          an_arg_int(h * w),     an_arg_int(p->size),
                          an_arg_float(p->alpha), an_arg_float(p->beta), an_arg_float(p->k)};
@@ -28,8 +28,8 @@ an_status an_lrn_forward_infer(an_runtime *rt, int n, int c, int h, int w, const
                                an_buf inp) {
   AN_TRY(check(n, c, h, w, p));
   const size_t global[2] = {(size_t)c, (size_t)n}; /* (channel, image): a plane each */
-  const an_arg args[] = {an_arg_mem(inp.mem),  an_arg_ulong(inp.off), an_arg_mem(out.mem),   an_arg_ulong(out.off),
-                         an_arg_int(c),        an_arg_int(h * w),     an_arg_int(p->size),   an_arg_float(p->alpha),
+  const an_arg args[] = {an_arg_mem(inp.mem),   an_arg_ulong(inp.off), an_arg_mem(out.mem), an_arg_ulong(out.off),
+                         an_arg_int(c),         an_arg_int(h * w),     an_arg_int(p->size), an_arg_float(p->alpha),
                          an_arg_float(p->beta), an_arg_float(p->k)};
   return an_launch(rt, "lrn_forward_infer", 2, global, NULL, args);
 }
@@ -38,11 +38,10 @@ an_status an_lrn_backward(an_runtime *rt, int n, int c, int h, int w, const an_l
                           an_buf dout, an_buf out, an_buf scale, an_buf inp) {
   AN_TRY(check(n, c, h, w, p));
   const size_t global[2] = {(size_t)c, (size_t)n}; /* (channel, image): a plane each */
-  const an_arg args[] = {an_arg_mem(dout.mem),  an_arg_ulong(dout.off),  an_arg_mem(out.mem),
-                         an_arg_ulong(out.off),  an_arg_mem(scale.mem),  an_arg_ulong(scale.off),
-                         an_arg_mem(inp.mem),    an_arg_ulong(inp.off),  an_arg_mem(dinp.mem),
-                         an_arg_ulong(dinp.off), an_arg_int(c),          an_arg_int(h * w),
-                         an_arg_int(p->size),    an_arg_float(p->alpha), an_arg_float(p->beta)};
+  const an_arg args[] = {an_arg_mem(dout.mem),  an_arg_ulong(dout.off),  an_arg_mem(out.mem),  an_arg_ulong(out.off),
+                         an_arg_mem(scale.mem), an_arg_ulong(scale.off), an_arg_mem(inp.mem),  an_arg_ulong(inp.off),
+                         an_arg_mem(dinp.mem),  an_arg_ulong(dinp.off),  an_arg_int(c),        an_arg_int(h * w),
+                         an_arg_int(p->size),   an_arg_float(p->alpha),  an_arg_float(p->beta)};
   return an_launch(rt, "lrn_backward", 2, global, NULL, args);
 }
 
@@ -56,7 +55,8 @@ static int same_shape(const an_layer_desc *d, int classes, const int in[3], int 
 
 static an_status lrn_forward_io(const an_layer_io *io) {
   const an_layer_plan *L = io->L;
-  if (!io->aux.mem) return an_lrn_forward_infer(io->rt, io->n, L->in_c, L->in_h, L->in_w, &L->desc->lrn, io->out, io->in);
+  if (!io->aux.mem)
+    return an_lrn_forward_infer(io->rt, io->n, L->in_c, L->in_h, L->in_w, &L->desc->lrn, io->out, io->in);
   return an_lrn_forward(io->rt, io->n, L->in_c, L->in_h, L->in_w, &L->desc->lrn, io->out, io->aux, io->in);
 }
 

@@ -11,10 +11,10 @@ an_status an_maxpool_forward(an_runtime *rt, int n, int c, int h, int w, int k, 
   if (n < 1 || c < 1 || k < 1 || stride < 1 || h < k || w < k)
     return AN_FAIL(AN_ERR_ARGUMENT, "max-pool %d/%d on %dx%d is not valid", k, stride, h, w);
   const size_t global[2] = {(size_t)oh, (size_t)n * c}; /* (row, plane) of out */
-  const an_arg args[] = {an_arg_mem(inp.mem),    an_arg_ulong(inp.off),    an_arg_mem(out.mem),
-                         an_arg_ulong(out.off),    an_arg_mem(argmax.mem),   an_arg_ulong(argmax.off),
-                         an_arg_int(h),            an_arg_int(w),            an_arg_int(oh),
-                         an_arg_int(ow),           an_arg_int(k),            an_arg_int(stride)};
+  const an_arg args[] = {an_arg_mem(inp.mem),   an_arg_ulong(inp.off),  an_arg_mem(out.mem),
+                         an_arg_ulong(out.off), an_arg_mem(argmax.mem), an_arg_ulong(argmax.off),
+                         an_arg_int(h),         an_arg_int(w),          an_arg_int(oh),
+                         an_arg_int(ow),        an_arg_int(k),          an_arg_int(stride)};
   return an_launch(rt, "maxpool_forward", 2, global, NULL, args);
 }
 
@@ -36,32 +36,28 @@ an_status an_maxpool_backward(an_runtime *rt, int n, int c, int h, int w, int k,
   if (n < 1 || c < 1 || k < 1 || stride < 1 || h < k || w < k)
     return AN_FAIL(AN_ERR_ARGUMENT, "max-pool %d/%d on %dx%d is not valid", k, stride, h, w);
   const size_t global[1] = {(size_t)n * c}; /* planes of dinp */
-  const an_arg args[] = {an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_mem(argmax.mem),
-                         an_arg_ulong(argmax.off), an_arg_mem(dinp.mem), an_arg_ulong(dinp.off),
-                         an_arg_int(h),          an_arg_int(w),         an_arg_int(oh),
-                         an_arg_int(ow),         an_arg_int(k),         an_arg_int(stride)};
+  const an_arg args[] = {
+      an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_mem(argmax.mem), an_arg_ulong(argmax.off),
+      an_arg_mem(dinp.mem), an_arg_ulong(dinp.off), an_arg_int(h),          an_arg_int(w),
+      an_arg_int(oh),       an_arg_int(ow),         an_arg_int(k),          an_arg_int(stride)};
   return an_launch(rt, "maxpool_backward", 1, global, NULL, args);
 }
 
-an_status an_avgpool_forward(an_runtime *rt, int n, int c, int h, int w, int oh, int ow, an_buf out,
-                             an_buf inp) {
+an_status an_avgpool_forward(an_runtime *rt, int n, int c, int h, int w, int oh, int ow, an_buf out, an_buf inp) {
   if (n < 1 || c < 1 || h < 1 || w < 1 || oh < 1 || ow < 1)
     return AN_FAIL(AN_ERR_ARGUMENT, "adaptive pool %dx%d -> %dx%d is not valid", h, w, oh, ow);
   const size_t global[3] = {(size_t)ow, (size_t)oh, (size_t)n * c}; /* (x, y, plane) of out */
-  const an_arg args[] = {an_arg_mem(inp.mem), an_arg_ulong(inp.off), an_arg_mem(out.mem),
-                         an_arg_ulong(out.off), an_arg_int(h),        an_arg_int(w),
-                         an_arg_int(oh),        an_arg_int(ow)};
+  const an_arg args[] = {an_arg_mem(inp.mem), an_arg_ulong(inp.off), an_arg_mem(out.mem), an_arg_ulong(out.off),
+                         an_arg_int(h),       an_arg_int(w),         an_arg_int(oh),      an_arg_int(ow)};
   return an_launch(rt, "avgpool_forward", 3, global, NULL, args);
 }
 
-an_status an_avgpool_backward(an_runtime *rt, int n, int c, int h, int w, int oh, int ow, an_buf dinp,
-                              an_buf dout) {
+an_status an_avgpool_backward(an_runtime *rt, int n, int c, int h, int w, int oh, int ow, an_buf dinp, an_buf dout) {
   if (n < 1 || c < 1 || h < 1 || w < 1 || oh < 1 || ow < 1)
     return AN_FAIL(AN_ERR_ARGUMENT, "adaptive pool %dx%d -> %dx%d is not valid", h, w, oh, ow);
   const size_t global[3] = {(size_t)w, (size_t)h, (size_t)n * c}; /* (x, y, plane) of dinp */
-  const an_arg args[] = {an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_mem(dinp.mem),
-                         an_arg_ulong(dinp.off), an_arg_int(h),         an_arg_int(w),
-                         an_arg_int(oh),         an_arg_int(ow)};
+  const an_arg args[] = {an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_mem(dinp.mem), an_arg_ulong(dinp.off),
+                         an_arg_int(h),        an_arg_int(w),          an_arg_int(oh),       an_arg_int(ow)};
   return an_launch(rt, "avgpool_backward", 3, global, NULL, args);
 }
 
@@ -70,7 +66,8 @@ an_status an_avgpool_backward(an_runtime *rt, int n, int c, int h, int w, int oh
 static int maxpool_out_shape(const an_layer_desc *d, int classes, const int in[3], int out[3]) {
   (void)classes;
   if (in[1] < d->kernel || in[2] < d->kernel) return 0;
-  out[0] = in[0], out[1] = an_pool_out(in[1], d->kernel, d->stride), out[2] = an_pool_out(in[2], d->kernel, d->stride);
+  out[0] = in[0], out[1] = an_pool_out(in[1], d->kernel, d->stride),
+  out[2] = an_pool_out(in[2], d->kernel, d->stride);
   return 1;
 }
 
@@ -79,7 +76,8 @@ static an_status maxpool_forward_io(const an_layer_io *io) {
   const an_layer_desc *d = L->desc;
   if (!io->aux.mem)
     return an_maxpool_forward_infer(io->rt, io->n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride, io->out, io->in);
-  return an_maxpool_forward(io->rt, io->n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride, io->out, io->aux, io->in);
+  return an_maxpool_forward(io->rt, io->n, L->in_c, L->in_h, L->in_w, d->kernel, d->stride, io->out, io->aux,
+                            io->in);
 }
 
 static an_status maxpool_backward_io(const an_layer_io *io) {
@@ -88,8 +86,8 @@ static an_status maxpool_backward_io(const an_layer_io *io) {
                              io->dout, io->aux);
 }
 
-const an_layer_ops an_maxpool_ops = {"maxpool", maxpool_out_shape, an_no_params, NULL, maxpool_forward_io,
-                                     maxpool_backward_io};
+const an_layer_ops an_maxpool_ops = {"maxpool", maxpool_out_shape,  an_no_params,
+                                     NULL,      maxpool_forward_io, maxpool_backward_io};
 
 static int avgpool_out_shape(const an_layer_desc *d, int classes, const int in[3], int out[3]) {
   (void)classes;
@@ -107,5 +105,5 @@ static an_status avgpool_backward_io(const an_layer_io *io) {
   return an_avgpool_backward(io->rt, io->n, L->in_c, L->in_h, L->in_w, L->out_h, L->out_w, io->dinp, io->dout);
 }
 
-const an_layer_ops an_avgpool_ops = {"avgpool", avgpool_out_shape, an_no_params, NULL, avgpool_forward_io,
-                                     avgpool_backward_io};
+const an_layer_ops an_avgpool_ops = {"avgpool", avgpool_out_shape,  an_no_params,
+                                     NULL,      avgpool_forward_io, avgpool_backward_io};

@@ -5,19 +5,26 @@
 
 #include "alexnet/model.h"
 
-#define LRN_PAPER {5, 1e-4f, 0.75f, 2.0f}
+#define LRN_PAPER \
+  { 5, 1e-4f, 0.75f, 2.0f }
 #define CONV_SLICED(nm, oc, k, s, p, g, ini, std, b, sl) \
-  {AN_LAYER_CONV, nm, oc, k, s, p, g, 1, {0, 0, 0, 0}, 0, 0, ini, std, b, sl, 0}
+  { AN_LAYER_CONV, nm, oc, k, s, p, g, 1, {0, 0, 0, 0}, 0, 0, ini, std, b, sl, 0 }
 #define CONV(nm, oc, k, s, p, g, ini, std, b) CONV_SLICED(nm, oc, k, s, p, g, ini, std, b, AN_SLICE_NONE)
 #define FC_SLICED(nm, out, relu, ini, std, b, sl, nob) \
-  {AN_LAYER_FC, nm, out, 0, 0, 0, 1, relu, {0, 0, 0, 0}, 0, 0, ini, std, b, sl, nob}
+  { AN_LAYER_FC, nm, out, 0, 0, 0, 1, relu, {0, 0, 0, 0}, 0, 0, ini, std, b, sl, nob }
 #define FC(nm, out, relu, ini, std, b) FC_SLICED(nm, out, relu, ini, std, b, AN_SLICE_NONE, 0)
-#define LRN {AN_LAYER_LRN, NULL, 0, 0, 0, 0, 1, 0, LRN_PAPER, 0, 0, AN_INIT_NONE, 0, 0, AN_SLICE_NONE, 0}
-#define MAXPOOL {AN_LAYER_MAXPOOL, NULL, 0, 3, 2, 0, 1, 0, {0, 0, 0, 0}, 0, 0, AN_INIT_NONE, 0, 0, AN_SLICE_NONE, 0}
-#define AVGPOOL6 {AN_LAYER_AVGPOOL, NULL, 0, 0, 0, 0, 1, 0, {0, 0, 0, 0}, 0, 6, AN_INIT_NONE, 0, 0, AN_SLICE_NONE, 0}
-#define DROPOUT {AN_LAYER_DROPOUT, NULL, 0, 0, 0, 0, 1, 0, {0, 0, 0, 0}, 0.5f, 0, AN_INIT_NONE, 0, 0, AN_SLICE_NONE, 0}
-#define GATHER {AN_LAYER_GATHER, NULL, 0, 0, 0, 0, 1, 0, {0, 0, 0, 0}, 0, 0, AN_INIT_NONE, 0, 0, AN_SLICE_NONE, 0}
-#define SUM(nm) {AN_LAYER_SUM, nm, 0, 0, 0, 0, 1, 0, {0, 0, 0, 0}, 0, 0, AN_INIT_NORMAL, 0.01f, 0.0f, AN_SLICE_NONE, 0}
+#define LRN \
+  { AN_LAYER_LRN, NULL, 0, 0, 0, 0, 1, 0, LRN_PAPER, 0, 0, AN_INIT_NONE, 0, 0, AN_SLICE_NONE, 0 }
+#define MAXPOOL \
+  { AN_LAYER_MAXPOOL, NULL, 0, 3, 2, 0, 1, 0, {0, 0, 0, 0}, 0, 0, AN_INIT_NONE, 0, 0, AN_SLICE_NONE, 0 }
+#define AVGPOOL6 \
+  { AN_LAYER_AVGPOOL, NULL, 0, 0, 0, 0, 1, 0, {0, 0, 0, 0}, 0, 6, AN_INIT_NONE, 0, 0, AN_SLICE_NONE, 0 }
+#define DROPOUT \
+  { AN_LAYER_DROPOUT, NULL, 0, 0, 0, 0, 1, 0, {0, 0, 0, 0}, 0.5f, 0, AN_INIT_NONE, 0, 0, AN_SLICE_NONE, 0 }
+#define GATHER \
+  { AN_LAYER_GATHER, NULL, 0, 0, 0, 0, 1, 0, {0, 0, 0, 0}, 0, 0, AN_INIT_NONE, 0, 0, AN_SLICE_NONE, 0 }
+#define SUM(nm) \
+  { AN_LAYER_SUM, nm, 0, 0, 0, 0, 1, 0, {0, 0, 0, 0}, 0, 0, AN_INIT_NORMAL, 0.01f, 0.0f, AN_SLICE_NONE, 0 }
 
 /* Krizhevsky, Sutskever & Hinton 2012: two columns as groups=2 at conv2, conv4, conv5; weights
  * N(0, 0.01), biases 1 in conv2, conv4, conv5 and the hidden FC layers. */
@@ -108,8 +115,8 @@ static const an_layer_desc alexnet_tv_layers[] = {
 
 #define COUNT(a) (int)(sizeof(a) / sizeof((a)[0]))
 static const an_model_desc models[] = {
-    {"alexnet", "the 2012 paper: 96-256-384-384-256, groups 2 at conv2/4/5, LRN, FC 4096-4096-N",
-     alexnet_layers, COUNT(alexnet_layers)},
+    {"alexnet", "the 2012 paper: 96-256-384-384-256, groups 2 at conv2/4/5, LRN, FC 4096-4096-N", alexnet_layers,
+     COUNT(alexnet_layers)},
     {"alexnet-half", "one column: 48-128-192-192-128, no LRN, FC 2048-2048-N", alexnet_half_layers,
      COUNT(alexnet_half_layers)},
     {"alexnet-tv", "torchvision's layout: 64-192-384-256-256, FC 4096-4096-N", alexnet_tv_layers,
@@ -122,9 +129,9 @@ const an_model_desc *an_model_find(const char *name) {
   return NULL;
 }
 
-static const an_model_desc alexnet_column = {
-    "alexnet-column", "one device's column of alexnet in the two-device split", alexnet_column_layers,
-    COUNT(alexnet_column_layers)};
+static const an_model_desc alexnet_column = {"alexnet-column",
+                                             "one device's column of alexnet in the two-device split",
+                                             alexnet_column_layers, COUNT(alexnet_column_layers)};
 
 const an_model_desc *an_model_column(const an_model_desc *model) {
   return model && model == &models[0] ? &alexnet_column : NULL;

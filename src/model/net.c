@@ -28,8 +28,8 @@
  * pass, with an LRN's scale and a max-pool's argmax after its output. */
 static an_status plan(an_net *net) {
   const an_model_desc *m = net->model;
-  AN_TRY(an_plan_layers(m, net->classes, net->input_hw, 0, net->layers, net->tensors, &net->n_tensors,
-                        &net->n_params));
+  AN_TRY(
+      an_plan_layers(m, net->classes, net->input_hw, 0, net->layers, net->tensors, &net->n_tensors, &net->n_params));
   size_t off = (size_t)net->batch * 3 * net->input_hw * net->input_hw;
   net->max_act_floats = off;
   for (int i = 0; i < m->n_layers; i++) {
@@ -66,22 +66,22 @@ static size_t workspace_floats(const an_net *net) {
 
 size_t an_net_device_bytes(const an_net *net) {
   return (3 * net->n_params + net->act_floats + net->dact_floats + net->work_floats + 1 + net->batch) *
-             sizeof(float) + (size_t)net->batch * sizeof(cl_int) + (net->rt ? net->rt->gemm_temp_bytes : 0);
+             sizeof(float) +
+         (size_t)net->batch * sizeof(cl_int) + (net->rt ? net->rt->gemm_temp_bytes : 0);
 }
 
 static const an_model_desc *find_model(const char *model) {
   const an_model_desc *m = an_model_find(model);
   if (!m)
     AN_FAIL(AN_ERR_UNKNOWN_MODEL, "unknown model '%s' (the models are alexnet, alexnet-half, alexnet-tv)",
-             model ? model : "");
+            model ? model : "");
   return m;
 }
 
 an_status an_net_plan_desc(const an_model_desc *m, int classes, int batch, int input_hw, an_net **out) {
   *out = NULL;
   if (classes < 1 || batch < 1 || input_hw < 1)
-    return AN_FAIL(AN_ERR_ARGUMENT, "classes %d, batch %d, input %d must be positive",
-                    classes, batch, input_hw);
+    return AN_FAIL(AN_ERR_ARGUMENT, "classes %d, batch %d, input %d must be positive", classes, batch, input_hw);
   an_status status = AN_OK;
   an_net *net = calloc(1, sizeof *net);
   if (!net) return AN_FAIL(AN_ERR_HOST_ALLOC, "net");
@@ -109,8 +109,7 @@ an_status an_net_plan(const char *model, int classes, int batch, int input_hw, a
   return an_net_plan_desc(m, classes, batch, input_hw, out);
 }
 
-an_status an_net_create(an_runtime *rt, const char *model, int classes, int batch, int input_hw,
-                        an_net **out) {
+an_status an_net_create(an_runtime *rt, const char *model, int classes, int batch, int input_hw, an_net **out) {
   *out = NULL;
   const an_model_desc *m = find_model(model);
   if (!m) return AN_ERR_UNKNOWN_MODEL;
@@ -132,8 +131,9 @@ an_status an_net_create_desc(an_runtime *rt, const an_model_desc *m, int classes
   net->rt = rt;
   const size_t bytes = an_net_device_bytes(net);
   if (bytes > rt->info.global_mem_bytes) {
-    status = AN_FAIL(AN_ERR_DEVICE_MEMORY, "%s at batch %d needs %.0f MiB of device memory; %s has %.0f MiB: try a smaller batch",
-                      m->name, batch, bytes / 1048576.0, rt->info.name, rt->info.global_mem_bytes / 1048576.0);
+    status = AN_FAIL(AN_ERR_DEVICE_MEMORY,
+                     "%s at batch %d needs %.0f MiB of device memory; %s has %.0f MiB: try a smaller batch", m->name,
+                     batch, bytes / 1048576.0, rt->info.name, rt->info.global_mem_bytes / 1048576.0);
     goto cleanup;
   }
   AN_TRY_GOTO(an_alloc(rt, net->n_params, &net->params));
@@ -220,8 +220,7 @@ an_status an_net_init(an_net *net, uint64_t seed) {
 an_status an_net_set_batch(an_net *net, const float *images, const int *labels) {
   for (int i = 0; i < net->batch; i++)
     if (labels[i] < 0 || labels[i] >= net->classes)
-      return AN_FAIL(AN_ERR_ARGUMENT, "label %d of sample %d is outside [0, %d)",
-                      labels[i], i, net->classes);
+      return AN_FAIL(AN_ERR_ARGUMENT, "label %d of sample %d is outside [0, %d)", labels[i], i, net->classes);
   AN_TRY(an_write(net->rt, an_at(net->acts, 0), images, (size_t)net->batch * 3 * net->input_hw * net->input_hw));
   AN_CL_RETURN(clEnqueueWriteBuffer(net->rt->queue, net->labels, CL_TRUE, 0, (size_t)net->batch * sizeof(cl_int),
                                     labels, 0, NULL, NULL));
@@ -324,8 +323,7 @@ an_status an_net_sgd(an_net *net, const an_sgd_params *p) {
 an_status an_net_read_loss(an_net *net, float *loss) {
   AN_TRY(an_read(net->rt, loss, an_at(net->loss, 0), 1));
   if (!isfinite(*loss))
-    return AN_FAIL(AN_ERR_NOT_FINITE, "the loss is %f: training diverged (lower the learning rate)",
-                    (double)*loss);
+    return AN_FAIL(AN_ERR_NOT_FINITE, "the loss is %f: training diverged (lower the learning rate)", (double)*loss);
   return AN_OK;
 }
 
@@ -393,7 +391,8 @@ void an_net_layer_flops(const an_net *net, int i, double *fwd, double *bwd) {
     an_gemm_call *calls = malloc((size_t)(total ? total : 1) * sizeof *calls); /* (total) */
     if (!calls) return;
     ops->gemms(&io, pass, calls, total);
-    for (int j = 0; j < total; j++) *(pass == AN_PASS_FORWARD ? fwd : bwd) += 2.0 * calls[j].m * calls[j].n * calls[j].k;
+    for (int j = 0; j < total; j++)
+      *(pass == AN_PASS_FORWARD ? fwd : bwd) += 2.0 * calls[j].m * calls[j].n * calls[j].k;
     free(calls);
   }
 }

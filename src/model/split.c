@@ -74,8 +74,7 @@ static void CL_CALLBACK release_user_event(cl_event done, cl_int status, void *u
 }
 
 static an_status stage_buffer(an_split *s, int slot, size_t floats, float **out) {
-  if (slot >= s->n_stage)
-    return AN_FAIL(AN_ERR_ARGUMENT, "staging slot %d of %d", slot, s->n_stage);
+  if (slot >= s->n_stage) return AN_FAIL(AN_ERR_ARGUMENT, "staging slot %d of %d", slot, s->n_stage);
   if (s->stage_floats[slot] < floats) {
     free(s->stage[slot]);
     s->stage[slot] = NULL;
@@ -97,10 +96,12 @@ static an_status remote_copy(an_split *s, int to, const xfer *x, int slot) {
   an_status status = AN_OK;
   cl_event ready = NULL, copied = NULL, read = NULL, user = NULL;
   if (s->shared_context) {
-    const size_t src_origin[3] = {x->src_off * sizeof(float), 0, 0}, dst_origin[3] = {x->dst_off * sizeof(float), 0, 0};
+    const size_t src_origin[3] = {x->src_off * sizeof(float), 0, 0},
+                 dst_origin[3] = {x->dst_off * sizeof(float), 0, 0};
     AN_CL_GOTO(clEnqueueMarkerWithWaitList(qf, 0, NULL, &ready));
-    AN_CL_GOTO(clEnqueueCopyBufferRect(qt, x->src, x->dst, src_origin, dst_origin, region, x->src_pitch * sizeof(float),
-                                       0, x->dst_pitch * sizeof(float), 0, 1, &ready, &copied));
+    AN_CL_GOTO(clEnqueueCopyBufferRect(qt, x->src, x->dst, src_origin, dst_origin, region,
+                                       x->src_pitch * sizeof(float), 0, x->dst_pitch * sizeof(float), 0, 1, &ready,
+                                       &copied));
     AN_CL_GOTO(clEnqueueBarrierWithWaitList(qf, 1, &copied, NULL));
     AN_TRY_GOTO(keep_event(s, copied));
   } else {
@@ -109,8 +110,8 @@ static an_status remote_copy(an_split *s, int to, const xfer *x, int slot) {
                  dst_origin[3] = {x->dst_off * sizeof(float), 0, 0};
     cl_int rc;
     AN_TRY_GOTO(stage_buffer(s, slot, x->rows * x->width, &host));
-    AN_CL_GOTO(clEnqueueReadBufferRect(qf, x->src, CL_FALSE, src_origin, zero, region, x->src_pitch * sizeof(float), 0,
-                                       x->width * sizeof(float), 0, host, 0, NULL, &read));
+    AN_CL_GOTO(clEnqueueReadBufferRect(qf, x->src, CL_FALSE, src_origin, zero, region, x->src_pitch * sizeof(float),
+                                       0, x->width * sizeof(float), 0, host, 0, NULL, &read));
     user = clCreateUserEvent(s->rt[to]->context, &rc);
     AN_CL_GOTO(rc);
     AN_CL_GOTO(clRetainEvent(user)); /* the callback's reference */
@@ -120,8 +121,8 @@ static an_status remote_copy(an_split *s, int to, const xfer *x, int slot) {
       AN_CL_GOTO(rc);
     }
     AN_CL_GOTO(clFlush(qf));
-    AN_CL_GOTO(clEnqueueWriteBufferRect(qt, x->dst, CL_FALSE, dst_origin, zero, region, x->dst_pitch * sizeof(float), 0,
-                                        x->width * sizeof(float), 0, host, 1, &user, &copied));
+    AN_CL_GOTO(clEnqueueWriteBufferRect(qt, x->dst, CL_FALSE, dst_origin, zero, region, x->dst_pitch * sizeof(float),
+                                        0, x->width * sizeof(float), 0, host, 1, &user, &copied));
     AN_TRY_GOTO(keep_event(s, read));
     AN_TRY_GOTO(keep_event(s, copied));
   }
@@ -137,8 +138,8 @@ cleanup:
  * change the pitch within one buffer. */
 static an_status local_copy(an_split *s, int k, const xfer *x) {
   const size_t global = x->rows * x->width;
-  const an_arg args[] = {an_arg_mem(x->src), an_arg_ulong(x->src_off), an_arg_ulong(x->src_pitch),
-                         an_arg_mem(x->dst), an_arg_ulong(x->dst_off), an_arg_ulong(x->dst_pitch),
+  const an_arg args[] = {an_arg_mem(x->src),    an_arg_ulong(x->src_off), an_arg_ulong(x->src_pitch),
+                         an_arg_mem(x->dst),    an_arg_ulong(x->dst_off), an_arg_ulong(x->dst_pitch),
                          an_arg_ulong(x->width)};
   return an_launch(s->rt[k], "copy_rows", 1, &global, NULL, args);
 }
@@ -149,12 +150,13 @@ static an_status gather_forward(an_split *s, int j) {
   const an_layer_plan *L = &s->net[0]->layers[j]; /* both columns share the plan */
   const size_t chw = (size_t)L->in_c * L->in_h * L->in_w, n = (size_t)s->batch;
   for (int k = 0; k < 2; k++) {
-    const xfer remote = {s->net[1 - k]->acts, L->in_off, chw, s->net[k]->acts, L->out_off + (size_t)(1 - k) * chw,
-                         2 * chw, n, chw};
+    const xfer remote = {
+        s->net[1 - k]->acts, L->in_off, chw, s->net[k]->acts, L->out_off + (size_t)(1 - k) * chw, 2 * chw, n, chw};
     AN_TRY(remote_copy(s, k, &remote, 4 * j + k));
   }
   for (int k = 0; k < 2; k++) {
-    const xfer own = {s->net[k]->acts, L->in_off, chw, s->net[k]->acts, L->out_off + (size_t)k * chw, 2 * chw, n, chw};
+    const xfer own = {s->net[k]->acts, L->in_off, chw, s->net[k]->acts, L->out_off + (size_t)k * chw,
+                      2 * chw,         n,         chw};
     AN_TRY(local_copy(s, k, &own));
   }
   return AN_OK;
@@ -170,7 +172,8 @@ static an_status gather_backward(an_split *s, int j) {
     AN_TRY(remote_copy(s, k, &remote, 4 * j + 2 + k));
   }
   for (int k = 0; k < 2; k++) {
-    const xfer own = {s->net[k]->dacts, dout_off + (size_t)k * chw, 2 * chw, s->net[k]->dacts, dinp_off, chw, n, chw};
+    const xfer own = {
+        s->net[k]->dacts, dout_off + (size_t)k * chw, 2 * chw, s->net[k]->dacts, dinp_off, chw, n, chw};
     AN_TRY(local_copy(s, k, &own));
     AN_TRY(an_axpy(s->rt[k], n * chw, 1.0f, an_at(s->recv[k], 0), an_at(s->net[k]->dacts, dinp_off)));
   }
@@ -193,8 +196,9 @@ static an_status sum_forward(an_split *s, int j) {
                                      L->out_off * sizeof(float), nk * sizeof(float), 0, NULL, NULL));
     AN_TRY(an_axpy(rt, nk, 1.0f, second, an_at(net->acts, L->out_off)));
     const size_t global = nk;
-    const an_arg args[] = {an_arg_mem(net->acts), an_arg_ulong(L->out_off), an_arg_mem(net->params),
-                           an_arg_ulong(net->tensors[L->bias].offset), an_arg_int(L->in_c), an_arg_int(0)};
+    const an_arg args[] = {an_arg_mem(net->acts),   an_arg_ulong(L->out_off),
+                           an_arg_mem(net->params), an_arg_ulong(net->tensors[L->bias].offset),
+                           an_arg_int(L->in_c),     an_arg_int(0)};
     AN_TRY(an_launch(rt, "bias_act", 1, &global, NULL, args));
   }
   return AN_OK;
@@ -206,7 +210,8 @@ static an_status sum_backward(an_split *s, int j) {
     const an_layer_plan *L = &net->layers[j];
     const size_t dout_off = an_net_dout_off(net, j), dinp_off = an_net_dinp_off(net, j);
     const size_t global = (size_t)L->in_c;
-    const an_arg args[] = {an_arg_mem(net->dacts), an_arg_ulong(dout_off), an_arg_int(s->batch), an_arg_int(L->in_c),
+    const an_arg args[] = {an_arg_mem(net->dacts), an_arg_ulong(dout_off),
+                           an_arg_int(s->batch),   an_arg_int(L->in_c),
                            an_arg_mem(net->grads), an_arg_ulong(net->tensors[L->bias].offset)};
     AN_TRY(an_launch(s->rt[k], "colsum_add", 1, &global, NULL, args));
     AN_CL_RETURN(clEnqueueCopyBuffer(s->rt[k]->queue, net->dacts, net->dacts, dout_off * sizeof(float),
@@ -236,8 +241,8 @@ static an_status sum_gradients(an_split *s) {
 
 /* ---- creation ---- */
 
-an_status an_split_create(an_runtime *rt0, an_runtime *rt1, const char *model, int classes, int batch,
-                          int input_hw, an_split **out) {
+an_status an_split_create(an_runtime *rt0, an_runtime *rt1, const char *model, int classes, int batch, int input_hw,
+                          an_split **out) {
   *out = NULL;
   an_status status = AN_OK;
   an_net *plans[2] = {NULL, NULL};
@@ -250,8 +255,7 @@ an_status an_split_create(an_runtime *rt0, an_runtime *rt1, const char *model, i
   const an_model_desc *column = an_model_column(s->full->model);
   s->mode = column ? AN_SPLIT_COLUMNS : AN_SPLIT_BATCH;
   if (s->mode == AN_SPLIT_BATCH && batch < 2) {
-    status = AN_FAIL(AN_ERR_ARGUMENT, "%s splits the batch across two devices: batch %d is too small",
-                      model, batch);
+    status = AN_FAIL(AN_ERR_ARGUMENT, "%s splits the batch across two devices: batch %d is too small", model, batch);
     goto cleanup;
   }
   for (int k = 0; k < 2; k++) {
@@ -281,11 +285,12 @@ an_status an_split_create(an_runtime *rt0, an_runtime *rt1, const char *model, i
   for (int k = 0; k < 2; k++) {
     const size_t need = an_net_device_bytes(plans[k]) + s->recv_floats * sizeof(float);
     if (need > s->rt[k]->info.global_mem_bytes) {
-      status = AN_FAIL(AN_ERR_DEVICE_MEMORY, "%s split over two devices: device %d (%s) needs %.0f MiB for its %s at batch %d and has "
-                        "%.0f MiB: try a smaller batch",
-                        model, k, s->rt[k]->info.name, need / 1048576.0,
-                        s->mode == AN_SPLIT_COLUMNS ? "column" : "half of the batch", batch,
-                        s->rt[k]->info.global_mem_bytes / 1048576.0);
+      status = AN_FAIL(AN_ERR_DEVICE_MEMORY,
+                       "%s split over two devices: device %d (%s) needs %.0f MiB for its %s at batch %d and has "
+                       "%.0f MiB: try a smaller batch",
+                       model, k, s->rt[k]->info.name, need / 1048576.0,
+                       s->mode == AN_SPLIT_COLUMNS ? "column" : "half of the batch", batch,
+                       s->rt[k]->info.global_mem_bytes / 1048576.0);
       goto cleanup;
     }
   }
@@ -340,9 +345,7 @@ static an_status map_tensors(const an_split *s, int k, float *local, float *full
       if (owned[o] < 0) continue;
       const an_tensor *t = &net->tensors[owned[o]];
       const int f = an_net_find_tensor(s->full, t->name);
-      if (f < 0)
-        return AN_FAIL(AN_ERR_ARGUMENT, "split: %s has no tensor in %s", t->name,
-                        s->full->model->name);
+      if (f < 0) return AN_FAIL(AN_ERR_ARGUMENT, "split: %s has no tensor in %s", t->name, s->full->model->name);
       const an_tensor *ft = &s->full->tensors[f];
       const an_slice_kind slice = s->mode == AN_SPLIT_COLUMNS ? L->desc->slice : AN_SLICE_NONE;
       /* a bias of a column-sliced fc (1-D) is sliced like its rows */
@@ -355,8 +358,7 @@ static an_status map_tensors(const an_split *s, int k, float *local, float *full
       } else {
         const size_t start = slice == AN_SLICE_ROWS ? (size_t)k * t->count : 0;
         if (start + t->count > ft->count)
-          return AN_FAIL(AN_ERR_ARGUMENT, "split: %s of column %d does not fit %s", t->name, k,
-                          ft->name);
+          return AN_FAIL(AN_ERR_ARGUMENT, "split: %s of column %d does not fit %s", t->name, k, ft->name);
         float *a = local + t->offset, *b = full + ft->offset + start;
         memcpy(to_full ? b : a, to_full ? a : b, t->count * sizeof(float));
       }
@@ -415,8 +417,7 @@ an_status an_split_init(an_split *s, uint64_t seed) {
   an_status status = an_split_write_params(s, host);
   free(host);
   AN_TRY(status);
-  for (int k = 0; k < 2; k++)
-    AN_TRY(an_fill(s->rt[k], an_at(s->net[k]->momentum, 0), 0.0f, s->net[k]->n_params));
+  for (int k = 0; k < 2; k++) AN_TRY(an_fill(s->rt[k], an_at(s->net[k]->momentum, 0), 0.0f, s->net[k]->n_params));
   return AN_OK;
 }
 

@@ -9,32 +9,32 @@
 #define AN_FAIL(status, ...) an_error((status), __FILE__, __LINE__, __VA_ARGS__)
 
 /* Sets `status` and jumps to `cleanup` when the expression (an OpenCL/CLBlast call) fails. */
-#define AN_CL_GOTO(call)                                      \
-  do {                                                        \
-    int an_rc_ = (int)(call);                                 \
-    if (an_rc_ != 0) {                                        \
+#define AN_CL_GOTO(call)                                          \
+  do {                                                            \
+    int an_rc_ = (int)(call);                                     \
+    if (an_rc_ != 0) {                                            \
       status = an_error(an_rc_, __FILE__, __LINE__, "%s", #call); \
-      goto cleanup;                                           \
-    }                                                         \
+      goto cleanup;                                               \
+    }                                                             \
   } while (0)
 
 /* Returns the status from the enclosing function when the call fails. */
-#define AN_CL_RETURN(call)                                          \
-  do {                                                              \
-    int an_rc_ = (int)(call);                                       \
+#define AN_CL_RETURN(call)                                                     \
+  do {                                                                         \
+    int an_rc_ = (int)(call);                                                  \
     if (an_rc_ != 0) return an_error(an_rc_, __FILE__, __LINE__, "%s", #call); \
   } while (0)
 
 /* Propagates a status that already carries its message. */
-#define AN_TRY(expr)                 \
-  do {                               \
-    an_status an_st_ = (expr);       \
+#define AN_TRY(expr)                    \
+  do {                                  \
+    an_status an_st_ = (expr);          \
     if (an_st_ != AN_OK) return an_st_; \
   } while (0)
 
-#define AN_TRY_GOTO(expr)            \
-  do {                               \
-    status = (expr);                 \
+#define AN_TRY_GOTO(expr)              \
+  do {                                 \
+    status = (expr);                   \
     if (status != AN_OK) goto cleanup; \
   } while (0)
 

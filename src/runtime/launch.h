@@ -18,16 +18,35 @@ typedef struct an_arg {
   } v;
 } an_arg;
 
-static inline an_arg an_arg_mem(cl_mem m) { an_arg a; a.size = sizeof(cl_mem); a.v.mem = m; return a; }
-static inline an_arg an_arg_int(int i) { an_arg a; a.size = sizeof(cl_int); a.v.i = (cl_int)i; return a; }
-static inline an_arg an_arg_float(float f) { an_arg a; a.size = sizeof(cl_float); a.v.f = f; return a; }
-static inline an_arg an_arg_ulong(cl_ulong u) { an_arg a; a.size = sizeof(cl_ulong); a.v.ul = u; return a; }
+static inline an_arg an_arg_mem(cl_mem m) {
+  an_arg a;
+  a.size = sizeof(cl_mem);
+  a.v.mem = m;
+  return a;
+}
+static inline an_arg an_arg_int(int i) {
+  an_arg a;
+  a.size = sizeof(cl_int);
+  a.v.i = (cl_int)i;
+  return a;
+}
+static inline an_arg an_arg_float(float f) {
+  an_arg a;
+  a.size = sizeof(cl_float);
+  a.v.f = f;
+  return a;
+}
+static inline an_arg an_arg_ulong(cl_ulong u) {
+  an_arg a;
+  a.size = sizeof(cl_ulong);
+  a.v.ul = u;
+  return a;
+}
 
 /* Sets the arguments and enqueues the kernel named `kernel` (its name in cl/) over `global` work-items (1-3 dims); local may be NULL.
  * Failures name the kernel and the call. */
-an_status an_launch_at(an_runtime *rt, const char *kernel, cl_uint dims, const size_t *global,
-                       const size_t *local, const an_arg *args, int n_args, const char *file,
-                       int line);
+an_status an_launch_at(an_runtime *rt, const char *kernel, cl_uint dims, const size_t *global, const size_t *local,
+                       const an_arg *args, int n_args, const char *file, int line);
 #define an_launch(rt, k, dims, global, local, args) \
   an_launch_at(rt, k, dims, global, local, args, (int)(sizeof(args) / sizeof((args)[0])), __FILE__, __LINE__)
 

@@ -26,9 +26,7 @@ static inline uint64_t an_rng_next(an_rng *r) { return an_mix64(r->state += AN_R
 static inline double an_rng_uniform(an_rng *r) { return (double)(an_rng_next(r) >> 11) * 0x1.0p-53; }
 
 /* (0, 1): the midpoint of each of the 2^53 cells, so a log never sees 0. */
-static inline double an_rng_uniform_open(an_rng *r) {
-  return ((double)(an_rng_next(r) >> 11) + 0.5) * 0x1.0p-53;
-}
+static inline double an_rng_uniform_open(an_rng *r) { return ((double)(an_rng_next(r) >> 11) + 0.5) * 0x1.0p-53; }
 
 /* [0, bound) for bound >= 1: the uniform scaled down, so a draw costs one step whatever the bound. */
 static inline int an_rng_below(an_rng *r, int bound) {

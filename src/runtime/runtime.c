@@ -63,8 +63,7 @@ an_status an_list_devices(an_device_info **devices, int *n_devices) {
   cl_uint n_platforms = 0;
   cl_int rc = clGetPlatformIDs(0, NULL, &n_platforms);
   if (rc == CL_PLATFORM_NOT_FOUND_KHR || n_platforms == 0)
-    return AN_FAIL(AN_ERR_NO_DEVICE,
-                    "no OpenCL platform found (is an ICD such as pocl-opencl-icd installed?)");
+    return AN_FAIL(AN_ERR_NO_DEVICE, "no OpenCL platform found (is an ICD such as pocl-opencl-icd installed?)");
   AN_CL_RETURN(rc);
   cl_platform_id platforms[32];
   if (n_platforms > 32) n_platforms = 32;
@@ -110,9 +109,9 @@ an_status an_select_device(const char *spec, an_device_info *out) {
   if (!spec || !*spec) spec = getenv("ALEXNET_DEVICE");
   if (spec && strchr(spec, ','))
     return AN_FAIL(AN_ERR_DEVICE_NOT_FOUND,
-                    "'%s' names two devices, and this runs on one: give one of them (e.g. --device %.*s); "
-                    "train, eval, step and bench run on two",
-                    spec, (int)(strchr(spec, ',') - spec), spec);
+                   "'%s' names two devices, and this runs on one: give one of them (e.g. --device %.*s); "
+                   "train, eval, step and bench run on two",
+                   spec, (int)(strchr(spec, ',') - spec), spec);
   an_device_info *list;
   int n;
   AN_TRY(an_list_devices(&list, &n));
@@ -136,12 +135,10 @@ an_status an_select_device(const char *spec, an_device_info *out) {
     char names[3000] = "";
     size_t used = 0;
     for (int i = 0; i < n && used < sizeof names - 1; i++)
-      used += (size_t)snprintf(names + used, sizeof names - used, "\n  %d:%d  %s (%s)",
-                               list[i].platform_index, list[i].device_index, list[i].name,
-                               list[i].platform_name);
+      used += (size_t)snprintf(names + used, sizeof names - used, "\n  %d:%d  %s (%s)", list[i].platform_index,
+                               list[i].device_index, list[i].name, list[i].platform_name);
     free(list);
-    return AN_FAIL(AN_ERR_DEVICE_NOT_FOUND,
-                    "no OpenCL device matches '%s'; the devices are:%s", spec, names);
+    return AN_FAIL(AN_ERR_DEVICE_NOT_FOUND, "no OpenCL device matches '%s'; the devices are:%s", spec, names);
   }
   *out = list[found];
   free(list);
@@ -167,9 +164,8 @@ an_status an_build_program(an_runtime *rt, const char *source, const char *optio
             rt->info.name, an_status_name(rc), options ? options : "", log ? log : "(no log)");
     free(log);
     clReleaseProgram(prog);
-    return AN_FAIL(AN_ERR_BUILD,
-                    "clBuildProgram for %s failed with %s (options '%s'; the build log is above)",
-                    rt->info.name, an_status_name(rc), options ? options : "");
+    return AN_FAIL(AN_ERR_BUILD, "clBuildProgram for %s failed with %s (options '%s'; the build log is above)",
+                   rt->info.name, an_status_name(rc), options ? options : "");
   }
   *out = prog;
   return AN_OK;
@@ -242,8 +238,8 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
 
 static uint64_t program_key(const an_runtime *rt, const char *source) {
   uint64_t h = 0xcbf29ce484222325ULL;
-  const char *parts[] = {rt->info.name, rt->info.vendor, rt->info.driver_version, rt->info.device_version,
-                         rt->build_options, source};
+  const char *parts[] = {rt->info.name,           rt->info.vendor,   rt->info.driver_version,
+                         rt->info.device_version, rt->build_options, source};
   for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) h = fnv1a(h, parts[i], strlen(parts[i]) + 1);
   return h;
 }
@@ -251,14 +247,10 @@ static uint64_t program_key(const an_runtime *rt, const char *source) {
 static void program_cache_path(const an_runtime *rt, const char *source, char *buf, size_t size) {
   const char *dir = getenv("ALEXNET_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
   const unsigned long long key = (unsigned long long)program_key(rt, source);
-  if (dir && *dir)
-    snprintf(buf, size, "%s/program-%016llx.bin", dir, key);
-  else if (xdg && *xdg)
-    snprintf(buf, size, "%s/alexnet/program-%016llx.bin", xdg, key);
-  else if (home && *home)
-    snprintf(buf, size, "%s/.cache/alexnet/program-%016llx.bin", home, key);
-  else
-    buf[0] = '\0';
+  if (dir && *dir) snprintf(buf, size, "%s/program-%016llx.bin", dir, key);
+  else if (xdg && *xdg) snprintf(buf, size, "%s/alexnet/program-%016llx.bin", xdg, key);
+  else if (home && *home) snprintf(buf, size, "%s/.cache/alexnet/program-%016llx.bin", home, key);
+  else buf[0] = '\0';
 }
 
 static const char program_magic[8] = {'A', 'N', 'P', 'R', 'O', 'G', '1', '\0'};
@@ -274,8 +266,9 @@ static int program_cache_load(an_runtime *rt, const char *path, cl_program *out)
   const char *name = strrchr(path, '/');
   unsigned long long key_in_name = 0;
   if (ok && name && sscanf(name, "/program-%16llx.bin", &key_in_name) == 1) ok = header[0] == key_in_name;
-  if (ok) ok = (payload = malloc((size_t)header[1])) != NULL && fread(payload, 1, (size_t)header[1], f) == header[1] &&
-               fgetc(f) == EOF && fnv1a(0xcbf29ce484222325ULL, payload, (size_t)header[1]) == header[2];
+  if (ok)
+    ok = (payload = malloc((size_t)header[1])) != NULL && fread(payload, 1, (size_t)header[1], f) == header[1] &&
+         fgetc(f) == EOF && fnv1a(0xcbf29ce484222325ULL, payload, (size_t)header[1]) == header[2];
   fclose(f);
   cl_program prog = NULL;
   if (ok) {
@@ -322,7 +315,8 @@ static int kernel_index(const an_runtime *rt, const char *name) {
 
 static void program_cache_store(an_runtime *rt, const char *path) {
   size_t size = 0;
-  if (clGetProgramInfo(rt->program, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) != CL_SUCCESS || !size) return;
+  if (clGetProgramInfo(rt->program, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) != CL_SUCCESS || !size)
+    return;
   unsigned char *bin = malloc(size);
   if (!bin) return;
   if (clGetProgramInfo(rt->program, CL_PROGRAM_BINARIES, sizeof bin, &bin, NULL) == CL_SUCCESS) {
@@ -377,7 +371,8 @@ static an_status runtime_create(const an_device_info *info, cl_context shared, a
     rt->program_from_cache = 1;
   } else {
     AN_TRY_GOTO(an_build_program(rt, source, rt->build_options, &rt->program));
-    if (cache_path[0]) program_cache_store(rt, cache_path); /* best effort: a cache that cannot be written is no error */
+    if (cache_path[0])
+      program_cache_store(rt, cache_path); /* best effort: a cache that cannot be written is no error */
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
   rt->build_seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
@@ -407,8 +402,8 @@ an_status an_runtime_open_pair(const char *spec, int separate_contexts, an_runti
   const char *comma = spec ? strchr(spec, ',') : NULL;
   if (!comma || strchr(comma + 1, ','))
     return AN_FAIL(AN_ERR_ARGUMENT,
-                    "two devices are named by two specs separated by a comma (\"0:0,0:1\"), not '%s'",
-                    spec ? spec : "");
+                   "two devices are named by two specs separated by a comma (\"0:0,0:1\"), not '%s'",
+                   spec ? spec : "");
   char first[256];
   snprintf(first, sizeof first, "%.*s", (int)(comma - spec), spec);
   an_device_info a, b;
@@ -461,26 +456,25 @@ an_status an_alloc(an_runtime *rt, size_t n_floats, cl_mem *out) {
   *out = NULL;
   if (bytes > rt->info.max_alloc_bytes)
     return AN_FAIL(AN_ERR_DEVICE_MEMORY,
-                    "a buffer of %.1f MiB exceeds %s's largest allocation (%.1f MiB); try a smaller batch",
-                    bytes / 1048576.0, rt->info.name, rt->info.max_alloc_bytes / 1048576.0);
+                   "a buffer of %.1f MiB exceeds %s's largest allocation (%.1f MiB); try a smaller batch",
+                   bytes / 1048576.0, rt->info.name, rt->info.max_alloc_bytes / 1048576.0);
   *out = clCreateBuffer(rt->context, CL_MEM_READ_WRITE, bytes, NULL, &rc);
   if (rc == CL_MEM_OBJECT_ALLOCATION_FAILURE || rc == CL_OUT_OF_RESOURCES || rc == CL_OUT_OF_HOST_MEMORY)
-    return AN_FAIL(rc,
-                    "out of device memory allocating %.1f MiB on %s; try a smaller batch",
-                    bytes / 1048576.0, rt->info.name);
+    return AN_FAIL(rc, "out of device memory allocating %.1f MiB on %s; try a smaller batch", bytes / 1048576.0,
+                   rt->info.name);
   AN_CL_RETURN(rc);
   return AN_OK;
 }
 
 an_status an_write(an_runtime *rt, an_buf dst, const float *src, size_t n) {
-  AN_CL_RETURN(clEnqueueWriteBuffer(rt->queue, dst.mem, CL_TRUE, dst.off * sizeof(float),
-                                    n * sizeof(float), src, 0, NULL, NULL));
+  AN_CL_RETURN(clEnqueueWriteBuffer(rt->queue, dst.mem, CL_TRUE, dst.off * sizeof(float), n * sizeof(float), src, 0,
+                                    NULL, NULL));
   return AN_OK;
 }
 
 an_status an_read(an_runtime *rt, float *dst, an_buf src, size_t n) {
-  AN_CL_RETURN(clEnqueueReadBuffer(rt->queue, src.mem, CL_TRUE, src.off * sizeof(float),
-                                   n * sizeof(float), dst, 0, NULL, NULL));
+  AN_CL_RETURN(clEnqueueReadBuffer(rt->queue, src.mem, CL_TRUE, src.off * sizeof(float), n * sizeof(float), dst, 0,
+                                   NULL, NULL));
   return AN_OK;
 }
 
@@ -496,15 +490,13 @@ an_status an_finish(an_runtime *rt) {
   return AN_OK;
 }
 
-an_status an_launch_at(an_runtime *rt, const char *kernel, cl_uint dims, const size_t *global,
-                       const size_t *local, const an_arg *args, int n_args, const char *file,
-                       int line) {
+an_status an_launch_at(an_runtime *rt, const char *kernel, cl_uint dims, const size_t *global, const size_t *local,
+                       const an_arg *args, int n_args, const char *file, int line) {
   const int k = kernel_index(rt, kernel);
   if (k < 0) return an_error(AN_ERR_ARGUMENT, file, line, "no kernel named %s in the project's program", kernel);
   for (int i = 0; i < n_args; i++) {
     cl_int rc = clSetKernelArg(rt->kernels[k], (cl_uint)i, args[i].size, &args[i].v);
-    if (rc != CL_SUCCESS)
-      return an_error(rc, file, line, "clSetKernelArg(%s, %d)", rt->kernel_names[k], i);
+    if (rc != CL_SUCCESS) return an_error(rc, file, line, "clSetKernelArg(%s, %d)", rt->kernel_names[k], i);
   }
   for (cl_uint d = 0; d < dims; d++)
     if (global[d] == 0) return AN_OK;
@@ -523,7 +515,8 @@ an_status an_launch_at(an_runtime *rt, const char *kernel, cl_uint dims, const s
   if (kept && rc == CL_SUCCESS) rt->n_kevents++;
   if (rc != CL_SUCCESS) {
     if (rc == CL_MEM_OBJECT_ALLOCATION_FAILURE || rc == CL_OUT_OF_RESOURCES)
-      return an_error(rc, file, line, "clEnqueueNDRangeKernel(%s): the device ran out of memory; try a smaller batch",
+      return an_error(rc, file, line,
+                      "clEnqueueNDRangeKernel(%s): the device ran out of memory; try a smaller batch",
                       rt->kernel_names[k]);
     return an_error(rc, file, line, "clEnqueueNDRangeKernel(%s)", rt->kernel_names[k]);
   }

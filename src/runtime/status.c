@@ -7,8 +7,7 @@
 const char *an_status_name(an_status s) {
   switch (s) {
 #define N(code, name) \
-  case code:          \
-    return name;
+  case code: return name;
     N(0, "CL_SUCCESS")
     N(-1, "CL_DEVICE_NOT_FOUND")
     N(-2, "CL_DEVICE_NOT_AVAILABLE")
@@ -110,8 +109,7 @@ const char *an_status_name(an_status s) {
     N(AN_ERR_DEVICE_MEMORY, "AN_ERR_DEVICE_MEMORY")
     N(AN_ERR_UNKNOWN_MODEL, "AN_ERR_UNKNOWN_MODEL")
 #undef N
-    default:
-      return "UNKNOWN_STATUS";
+    default: return "UNKNOWN_STATUS";
   }
 }
 
@@ -127,7 +125,6 @@ an_status an_error(an_status status, const char *file, int line, const char *fmt
   va_start(ap, fmt);
   vsnprintf(what, sizeof what, fmt, ap);
   va_end(ap);
-  snprintf(last_error, sizeof last_error, "%s: %s (%d) at %s:%d", what, an_status_name(status),
-           status, file, line);
+  snprintf(last_error, sizeof last_error, "%s: %s (%d) at %s:%d", what, an_status_name(status), status, file, line);
   return status;
 }

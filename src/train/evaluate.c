@@ -46,8 +46,13 @@ an_status an_trainer_evaluate(an_trainer *t, const an_dataset *ds, const an_augm
   if (an_dataset_classes(ds) > classes)
     return AN_FAIL(AN_ERR_ARGUMENT, "evaluate: %s has %d classes, the net %d", an_dataset_source(ds),
                    an_dataset_classes(ds), classes);
-  an_loader_config lc = {.batch = batch / crops, .threads = threads > 0 ? threads : 1, .prefetch = 2,
-                         .train = 0, .epochs = 1, .aug = *aug, .stats = *stats};
+  an_loader_config lc = {.batch = batch / crops,
+                         .threads = threads > 0 ? threads : 1,
+                         .prefetch = 2,
+                         .train = 0,
+                         .epochs = 1,
+                         .aug = *aug,
+                         .stats = *stats};
   an_loader *ld = NULL;
   float *logits = malloc((size_t)batch * classes * sizeof *logits); /* (batch, classes) */
   double *prob = malloc((size_t)classes * sizeof *prob);            /* (classes) */

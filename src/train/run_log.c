@@ -40,10 +40,19 @@ an_augment train_run_augment(const an_train_config *cfg) {
 
 static void recipe_of(const an_train_config *cfg, recipe_field f[N_RECIPE]) {
   static const char *const keys[N_RECIPE][2] = {
-      {"model", "--model"}, {"data", "--data"}, {"val", "--val/--val-fraction"}, {"batch", "--batch"},
-      {"input_size", "--input-size"}, {"epochs", "--epochs"}, {"max_steps", "--max-steps"}, {"lr", "--lr"},
-      {"momentum", "--momentum"}, {"weight_decay", "--weight-decay"}, {"lr_schedule", "--lr-schedule"},
-      {"patience", "--patience"}, {"augment", "the augmentation (--augment, --resize, --crop, --no-flip, --pca-std, --norm)"}};
+      {"model", "--model"},
+      {"data", "--data"},
+      {"val", "--val/--val-fraction"},
+      {"batch", "--batch"},
+      {"input_size", "--input-size"},
+      {"epochs", "--epochs"},
+      {"max_steps", "--max-steps"},
+      {"lr", "--lr"},
+      {"momentum", "--momentum"},
+      {"weight_decay", "--weight-decay"},
+      {"lr_schedule", "--lr-schedule"},
+      {"patience", "--patience"},
+      {"augment", "the augmentation (--augment, --resize, --crop, --no-flip, --pca-std, --norm)"}};
   for (int i = 0; i < N_RECIPE; i++) f[i].key = keys[i][0], f[i].option = keys[i][1];
   const size_t n = sizeof f[0].value;
   snprintf(f[0].value, n, "%s", cfg->model);
@@ -86,16 +95,20 @@ an_status train_log_write_recipe(FILE *log, const an_train_config *cfg, int devi
 an_status train_log_check_recipe(const char *log_path, const an_train_config *cfg) {
   FILE *lf = fopen(log_path, "r");
   if (!lf)
-    return AN_FAIL(AN_ERR_ARGUMENT, "%s: cannot open (%s), so the run to resume is unknown: --resume needs the "
-                     "run's log", log_path, strerror(errno));
+    return AN_FAIL(AN_ERR_ARGUMENT,
+                   "%s: cannot open (%s), so the run to resume is unknown: --resume needs the "
+                   "run's log",
+                   log_path, strerror(errno));
   char line[4096];
   cJSON *run = NULL;
   while (!run && fgets(line, sizeof line, lf))
     if (strstr(line, "\"type\":\"run\"")) run = cJSON_Parse(line);
   fclose(lf);
   if (!run)
-    return AN_FAIL(AN_ERR_ARGUMENT, "%s: no \"run\" line, so the recipe of the run to resume is unknown "
-                     "(--resume needs a log written by this version)", log_path);
+    return AN_FAIL(AN_ERR_ARGUMENT,
+                   "%s: no \"run\" line, so the recipe of the run to resume is unknown "
+                   "(--resume needs a log written by this version)",
+                   log_path);
   recipe_field f[N_RECIPE];
   recipe_of(cfg, f);
   an_status st = AN_OK;
@@ -108,9 +121,10 @@ an_status train_log_check_recipe(const char *log_path, const an_train_config *cf
       logged = fixed;
     }
     if (!logged || strcmp(logged, f[i].value))
-      st = AN_FAIL(AN_ERR_ARGUMENT, "--resume: %s is %s here, the run being resumed (%s) has %s; give the run's "
-                     "options, or another --out for a new run", f[i].option, f[i].value, log_path,
-                     logged ? logged : "(not logged)");
+      st = AN_FAIL(AN_ERR_ARGUMENT,
+                   "--resume: %s is %s here, the run being resumed (%s) has %s; give the run's "
+                   "options, or another --out for a new run",
+                   f[i].option, f[i].value, log_path, logged ? logged : "(not logged)");
   }
   cJSON_Delete(run);
   return st;

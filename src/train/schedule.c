@@ -6,8 +6,8 @@
 #include "alexnet/train.h"
 
 /* Indexed by an_lr_schedule, NULL-terminated (the command line's choice list reads it as it is). */
-const char *const an_lr_schedule_names[] = {[AN_LR_NONE] = "none", [AN_LR_STEP] = "step",
-                                            [AN_LR_COSINE] = "cosine", [AN_LR_PLATEAU] = "plateau", NULL};
+const char *const an_lr_schedule_names[] = {
+    [AN_LR_NONE] = "none", [AN_LR_STEP] = "step", [AN_LR_COSINE] = "cosine", [AN_LR_PLATEAU] = "plateau", NULL};
 enum { N_SCHEDULES = sizeof an_lr_schedule_names / sizeof an_lr_schedule_names[0] - 1 };
 
 const char *an_lr_schedule_name(an_lr_schedule schedule) {

@@ -52,15 +52,15 @@ typedef struct run_state {
   FILE *log;
   an_loader *loader;
   an_loader_config lc;
-  int bpe;             /* batches per epoch */
-  int64_t total;       /* the run's steps (the schedule's length) */
-  int64_t step;        /* global steps done */
-  double best;         /* best validation top-1 so far; -1: none */
+  int bpe;       /* batches per epoch */
+  int64_t total; /* the run's steps (the schedule's length) */
+  int64_t step;  /* global steps done */
+  double best;   /* best validation top-1 so far; -1: none */
   an_plateau plateau;
-  double lr;           /* the last step's learning rate */
-  double epoch_loss;   /* sum over the epoch's steps run here */
+  double lr;         /* the last step's learning rate */
+  double epoch_loss; /* sum over the epoch's steps run here */
   int epoch_n;
-  double t_start;      /* when the first step began (the ETA's origin) */
+  double t_start; /* when the first step began (the ETA's origin) */
 } run_state;
 
 /* The training set's class names, one per line (a newline inside a name becomes a space); malloc'd. */
@@ -158,9 +158,11 @@ static an_status start(run_state *r) {
     AN_TRY(train_log_check_recipe(r->log_path, cfg));
     AN_TRY(an_trainer_load(&r->trainer, r->last_path, &m));
     if (!m.checkpoint || (m.input_hw && m.input_hw != cfg->input) || m.seed != cfg->seed)
-      return AN_FAIL(AN_ERR_ARGUMENT, "%s: not a checkpoint of this run (kind %s, input %d, seed %llu; the run "
-                     "has input %d, seed %llu)", r->last_path, m.checkpoint ? "checkpoint" : "weights", m.input_hw,
-                     (unsigned long long)m.seed, cfg->input, (unsigned long long)cfg->seed);
+      return AN_FAIL(AN_ERR_ARGUMENT,
+                     "%s: not a checkpoint of this run (kind %s, input %d, seed %llu; the run "
+                     "has input %d, seed %llu)",
+                     r->last_path, m.checkpoint ? "checkpoint" : "weights", m.input_hw, (unsigned long long)m.seed,
+                     cfg->input, (unsigned long long)cfg->seed);
     r->step = m.step;
     r->best = train_log_best_top1(r->log_path);
   } else {
@@ -175,8 +177,14 @@ static an_status start(run_state *r) {
  * and the loader's own speed when asked. */
 static an_status open_loader(run_state *r, int threads) {
   const an_train_config *cfg = r->cfg;
-  r->lc = (an_loader_config){.batch = cfg->batch, .threads = threads, .prefetch = 2, .train = 1, .epochs = 0,
-                             .seed = cfg->seed, .aug = r->aug, .stats = r->stats};
+  r->lc = (an_loader_config){.batch = cfg->batch,
+                             .threads = threads,
+                             .prefetch = 2,
+                             .train = 1,
+                             .epochs = 0,
+                             .seed = cfg->seed,
+                             .aug = r->aug,
+                             .stats = r->stats};
   r->lc.start_epoch = 0; /* set below, once batches per epoch are known */
   AN_TRY(an_loader_create(cfg->train, &r->lc, &r->loader));
   r->bpe = an_loader_batches_per_epoch(r->loader);
@@ -209,18 +217,25 @@ static an_status open_log(run_state *r) {
   if (!cfg->resume) {
     AN_TRY(train_log_write_recipe(r->log, cfg, r->trainer.devices, loader_img_s));
   } else {
-    fprintf(r->log, "{\"type\":\"resume\",\"step\":%lld,\"devices\":%d,\"loader_img_s\":%.2f}\n",
-            (long long)r->step, r->trainer.devices, loader_img_s);
+    fprintf(r->log, "{\"type\":\"resume\",\"step\":%lld,\"devices\":%d,\"loader_img_s\":%.2f}\n", (long long)r->step,
+            r->trainer.devices, loader_img_s);
     fflush(r->log);
   }
   if (cfg->measure_loader && cfg->callback) {
-    an_train_event ev = {.kind = AN_EVENT_LOADER, .epochs = cfg->epochs, .steps_per_epoch = r->bpe,
-                         .global_step = r->step, .total_steps = r->total, .lr = cfg->sgd.lr,
-                         .images_per_s = loader_img_s, .val_top1 = -1, .val_top5 = -1};
+    an_train_event ev = {.kind = AN_EVENT_LOADER,
+                         .epochs = cfg->epochs,
+                         .steps_per_epoch = r->bpe,
+                         .global_step = r->step,
+                         .total_steps = r->total,
+                         .lr = cfg->sgd.lr,
+                         .images_per_s = loader_img_s,
+                         .val_top1 = -1,
+                         .val_top5 = -1};
     cfg->callback(cfg->callback_ctx, &ev);
   }
   r->plateau = an_plateau_start(cfg->patience);
-  if (cfg->schedule == AN_LR_PLATEAU && r->step > 0) r->plateau = train_log_plateau(r->log_path, cfg->patience, r->step);
+  if (cfg->schedule == AN_LR_PLATEAU && r->step > 0)
+    r->plateau = train_log_plateau(r->log_path, cfg->patience, r->step);
   return AN_OK;
 }
 
@@ -231,12 +246,13 @@ static an_status train_step(run_state *r, const an_batch *b, double t0, an_train
   r->lr = an_lr_at(cfg->schedule, cfg->sgd.lr, r->step, r->total) * r->plateau.factor;
   sgd.lr = (float)r->lr;
   float loss;
-  const an_status st =
-      r->trainer.ops->step(r->trainer.impl, b->images, b->labels, &sgd, cfg->seed, (uint64_t)r->step, &loss);
+  const an_status st = r->trainer.ops->step(r->trainer.impl, b->images, b->labels, &sgd, cfg->seed,
+                                            (uint64_t)r->step, &loss);
   if (st == AN_ERR_NOT_FINITE)
-    return AN_FAIL(st, "the loss is %s at epoch %d, step %d (global step %lld, lr %g): stopped; %s holds the last "
-                   "good state (try a lower --lr)", isnan(loss) ? "NaN" : "Inf", b->epoch, b->step,
-                   (long long)r->step, r->lr, r->last_path);
+    return AN_FAIL(st,
+                   "the loss is %s at epoch %d, step %d (global step %lld, lr %g): stopped; %s holds the last "
+                   "good state (try a lower --lr)",
+                   isnan(loss) ? "NaN" : "Inf", b->epoch, b->step, (long long)r->step, r->lr, r->last_path);
   if (st != AN_OK) return st;
   r->step++;
   const double dt = an_seconds() - t0;
@@ -244,9 +260,17 @@ static an_status train_step(run_state *r, const an_batch *b, double t0, an_train
   r->epoch_n++;
   r->result->last_loss = loss;
   r->result->steps_done = r->step;
-  *ev = (an_train_event){.kind = AN_EVENT_STEP, .epoch = b->epoch, .epochs = cfg->epochs, .step = b->step,
-                         .steps_per_epoch = r->bpe, .global_step = r->step, .total_steps = r->total,
-                         .loss = loss, .lr = r->lr, .images_per_s = cfg->batch / dt, .val_top1 = -1,
+  *ev = (an_train_event){.kind = AN_EVENT_STEP,
+                         .epoch = b->epoch,
+                         .epochs = cfg->epochs,
+                         .step = b->step,
+                         .steps_per_epoch = r->bpe,
+                         .global_step = r->step,
+                         .total_steps = r->total,
+                         .loss = loss,
+                         .lr = r->lr,
+                         .images_per_s = cfg->batch / dt,
+                         .val_top1 = -1,
                          .val_top5 = -1};
   const int64_t done_here = r->step - r->result->start_step;
   ev->eta_s = (an_seconds() - r->t_start) / (double)done_here * (double)(r->total - r->step);
@@ -273,9 +297,10 @@ static an_status end_epoch(run_state *r, const an_batch *b, an_train_event *ev) 
     r->best = top1 > r->best ? top1 : r->best;
     r->result->best_top1 = r->best;
   }
-  fprintf(r->log, "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%lld,\"loss\":%.7g,\"lr\":%.7g,"
-          "\"val_top1\":%.6f,\"val_top5\":%.6f,\"best\":%s}\n", b->epoch, (long long)r->step, ev->loss, r->lr, top1,
-          top5, ev->best ? "true" : "false");
+  fprintf(r->log,
+          "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%lld,\"loss\":%.7g,\"lr\":%.7g,"
+          "\"val_top1\":%.6f,\"val_top5\":%.6f,\"best\":%s}\n",
+          b->epoch, (long long)r->step, ev->loss, r->lr, top1, top5, ev->best ? "true" : "false");
   fflush(r->log);
   if (cfg->callback) cfg->callback(cfg->callback_ctx, ev);
   r->epoch_loss = 0;
@@ -290,8 +315,10 @@ static an_status within_epoch(run_state *r, const an_batch *b, an_train_event *e
   if (cfg->val_every > 0 && r->step % cfg->val_every == 0 && r->step < r->total) {
     double top1, top5;
     AN_TRY(validate(r, &top1, &top5));
-    fprintf(r->log, "{\"type\":\"val\",\"epoch\":%d,\"step\":%lld,\"lr\":%.7g,\"val_top1\":%.6f,"
-            "\"val_top5\":%.6f}\n", b->epoch, (long long)r->step, r->lr, top1, top5);
+    fprintf(r->log,
+            "{\"type\":\"val\",\"epoch\":%d,\"step\":%lld,\"lr\":%.7g,\"val_top1\":%.6f,"
+            "\"val_top5\":%.6f}\n",
+            b->epoch, (long long)r->step, r->lr, top1, top5);
     if (cfg->schedule == AN_LR_PLATEAU) ev->lr_reduced = an_plateau_step(&r->plateau, top1);
     ev->kind = AN_EVENT_VAL;
     ev->val_top1 = top1;
@@ -336,13 +363,22 @@ static an_status finish_partial_epoch(run_state *r) {
   if (is_best) AN_TRY(save(r, r->best_path, step, r->lr));
   if (top1 > r->best) r->result->best_top1 = r->best = top1;
   const double epoch_loss = r->epoch_n ? r->epoch_loss / r->epoch_n : 0.0;
-  fprintf(r->log, "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%lld,\"loss\":%.7g,\"lr\":%.7g,"
-          "\"val_top1\":%.6f,\"val_top5\":%.6f,\"best\":%s,\"partial\":true}\n", (int)(step / r->bpe),
-          (long long)step, epoch_loss, r->lr, top1, top5, is_best ? "true" : "false");
-  an_train_event ev = {.kind = AN_EVENT_EPOCH, .epoch = (int)(step / r->bpe), .epochs = cfg->epochs,
-                       .step = (int)(step % r->bpe), .steps_per_epoch = r->bpe, .global_step = step,
-                       .total_steps = r->total, .loss = (float)epoch_loss, .lr = r->lr, .val_top1 = top1,
-                       .val_top5 = top5, .best = is_best};
+  fprintf(r->log,
+          "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%lld,\"loss\":%.7g,\"lr\":%.7g,"
+          "\"val_top1\":%.6f,\"val_top5\":%.6f,\"best\":%s,\"partial\":true}\n",
+          (int)(step / r->bpe), (long long)step, epoch_loss, r->lr, top1, top5, is_best ? "true" : "false");
+  an_train_event ev = {.kind = AN_EVENT_EPOCH,
+                       .epoch = (int)(step / r->bpe),
+                       .epochs = cfg->epochs,
+                       .step = (int)(step % r->bpe),
+                       .steps_per_epoch = r->bpe,
+                       .global_step = step,
+                       .total_steps = r->total,
+                       .loss = (float)epoch_loss,
+                       .lr = r->lr,
+                       .val_top1 = top1,
+                       .val_top5 = top5,
+                       .best = is_best};
   if (cfg->callback) cfg->callback(cfg->callback_ctx, &ev);
   return AN_OK;
 }
@@ -356,7 +392,8 @@ static an_status run(run_state *r, int threads) {
   return finish_partial_epoch(r);
 }
 
-an_status an_train_with(an_trainer_create_fn create, void *ctx, const an_train_config *cfg, an_train_result *result) {
+an_status an_train_with(an_trainer_create_fn create, void *ctx, const an_train_config *cfg,
+                        an_train_result *result) {
   run_state r = {.cfg = cfg, .result = result};
   memset(result, 0, sizeof *result);
   result->val_top1 = result->val_top5 = result->best_top1 = -1;

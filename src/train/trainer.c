@@ -6,8 +6,12 @@
 #include "train/trainer.h"
 
 an_param_layout an_net_param_layout(const an_net *net) {
-  const an_param_layout layout = {.model = net->model->name, .classes = net->classes, .input_hw = net->input_hw,
-                                  .tensors = net->tensors, .n_tensors = net->n_tensors, .n_params = net->n_params};
+  const an_param_layout layout = {.model = net->model->name,
+                                  .classes = net->classes,
+                                  .input_hw = net->input_hw,
+                                  .tensors = net->tensors,
+                                  .n_tensors = net->n_tensors,
+                                  .n_params = net->n_params};
   return layout;
 }
 

@@ -34,14 +34,18 @@ static an_status net_write_state(void *impl, const float *params, const float *m
 
 static void net_destroy(void *impl) { an_net_destroy(impl); }
 
-static const an_trainer_ops net_owned_ops = {net_init, net_step, net_infer, net_sync,
+static const an_trainer_ops net_owned_ops = {net_init,       net_step,        net_infer,  net_sync,
                                              net_read_state, net_write_state, net_destroy};
-static const an_trainer_ops net_borrowed_ops = {net_init, net_step, net_infer, net_sync,
+static const an_trainer_ops net_borrowed_ops = {net_init,       net_step,        net_infer, net_sync,
                                                 net_read_state, net_write_state, NULL};
 
 static void fill(an_net *net, const an_trainer_ops *ops, an_trainer *out) {
-  *out = (an_trainer){.ops = ops, .impl = net, .layout = an_net_param_layout(net), .batch = net->batch,
-                      .classes = net->classes, .devices = 1};
+  *out = (an_trainer){.ops = ops,
+                      .impl = net,
+                      .layout = an_net_param_layout(net),
+                      .batch = net->batch,
+                      .classes = net->classes,
+                      .devices = 1};
 }
 
 an_status an_trainer_create_net(an_runtime *rt, const char *model, int classes, int batch, int input_hw,

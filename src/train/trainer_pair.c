@@ -39,14 +39,18 @@ static an_status pair_write_state(void *impl, const float *params, const float *
 
 static void pair_destroy(void *impl) { an_split_destroy(impl); }
 
-static const an_trainer_ops pair_owned_ops = {pair_init, pair_step, pair_infer, pair_sync,
+static const an_trainer_ops pair_owned_ops = {pair_init,       pair_step,        pair_infer,  pair_sync,
                                               pair_read_state, pair_write_state, pair_destroy};
-static const an_trainer_ops pair_borrowed_ops = {pair_init, pair_step, pair_infer, pair_sync,
+static const an_trainer_ops pair_borrowed_ops = {pair_init,       pair_step,        pair_infer, pair_sync,
                                                  pair_read_state, pair_write_state, NULL};
 
 static void fill(an_split *s, const an_trainer_ops *ops, an_trainer *out) {
-  *out = (an_trainer){.ops = ops, .impl = s, .layout = an_net_param_layout(s->full), .batch = s->batch,
-                      .classes = s->classes, .devices = 2};
+  *out = (an_trainer){.ops = ops,
+                      .impl = s,
+                      .layout = an_net_param_layout(s->full),
+                      .batch = s->batch,
+                      .classes = s->classes,
+                      .devices = 2};
 }
 
 an_status an_trainer_create_pair(an_runtime *rt0, an_runtime *rt1, const char *model, int classes, int batch,

@@ -24,7 +24,7 @@
 
 #include "alexnet/io.h"
 #include "alexnet/model.h"
-#include "alexnet/train.h" /* an_net_save, an_net_load */
+#include "alexnet/train.h"         /* an_net_save, an_net_load */
 #include "../../src/runtime/rng.h" /* the one splitmix64 */
 
 _Static_assert(sizeof(int) == 4, "labels are written as I32");
@@ -94,8 +94,8 @@ static an_status dump_acts(an_net *net, const char *dir, int step, float *acts /
     snprintf(names[i], sizeof names[i], "act.%d", i);
     entries[i] = L->desc->kind == AN_LAYER_FC
                      ? (an_st_entry){names[i], AN_DTYPE_F32, 2, {net->batch, L->out_c}, acts + L->out_off}
-                     : (an_st_entry){names[i], AN_DTYPE_F32, 4, {net->batch, L->out_c, L->out_h, L->out_w},
-                                     acts + L->out_off};
+                     : (an_st_entry){
+                           names[i], AN_DTYPE_F32, 4, {net->batch, L->out_c, L->out_h, L->out_w}, acts + L->out_off};
   }
   char path[4096], name[32];
   snprintf(name, sizeof name, "acts.%d.safetensors", step);
@@ -113,14 +113,14 @@ int main(int argc, char **argv) {
   an_net *net = NULL;
   int rc = 1;
   const size_t pixels = (size_t)o.batch * 3 * o.input_hw * o.input_hw;
-  float *images = malloc(pixels * sizeof *images);             /* (N, 3, S, S) */
-  int *labels = malloc((size_t)o.batch * sizeof *labels);      /* (N), written as I32 */
-  float *logits = malloc((size_t)o.batch * o.classes * sizeof *logits); /* (N, K) */
+  float *images = malloc(pixels * sizeof *images);                          /* (N, 3, S, S) */
+  int *labels = malloc((size_t)o.batch * sizeof *labels);                   /* (N), written as I32 */
+  float *logits = malloc((size_t)o.batch * o.classes * sizeof *logits);     /* (N, K) */
   float *losses = malloc((o.steps ? (size_t)o.steps : 1) * sizeof *losses); /* (steps) */
-  float *values = NULL;                                         /* (n_params) grads, then params */
-  float *acts = NULL;                                           /* (act_floats) */
-  an_st_entry *entries = NULL;                                  /* (n_entries) */
-  char(*names)[96] = NULL;                                      /* (n_entries) */
+  float *values = NULL;                                                     /* (n_params) grads, then params */
+  float *acts = NULL;                                                       /* (act_floats) */
+  an_st_entry *entries = NULL;                                              /* (n_entries) */
+  char(*names)[96] = NULL;                                                  /* (n_entries) */
   char path[4096];
   if (!images || !labels || !logits || !losses) {
     fprintf(stderr, "agreement_dump: out of host memory\n");
@@ -155,9 +155,9 @@ int main(int argc, char **argv) {
   }
 
   an_rng s = {o.seed ^ 0x5eed0fba7c4ULL}; /* the batch depends only on the seed */
-  for (size_t i = 0; i < pixels; i++) /* uniform with standard deviation input_std */
-    images[i] = (float)(o.input_std * (((an_rng_next(&s) >> 40) * (1.0 / 16777216.0)) * 3.4641016151377544 -
-                                       1.7320508075688772));
+  for (size_t i = 0; i < pixels; i++)     /* uniform with standard deviation input_std */
+    images[i] = (float)(o.input_std *
+                        (((an_rng_next(&s) >> 40) * (1.0 / 16777216.0)) * 3.4641016151377544 - 1.7320508075688772));
   for (int i = 0; i < o.batch; i++) labels[i] = (int)(an_rng_next(&s) % (uint64_t)o.classes);
   {
     const an_st_entry batch[2] = {

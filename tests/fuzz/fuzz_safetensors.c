@@ -11,12 +11,12 @@
 
 #include "alexnet/io.h"
 
-#define REQUIRE(cond)                                                        \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
+#define REQUIRE(cond)                                                               \
+  do {                                                                              \
+    if (!(cond)) {                                                                  \
       fprintf(stderr, "fuzz_safetensors: %s failed at line %d\n", #cond, __LINE__); \
-      abort();                                                               \
-    }                                                                        \
+      abort();                                                                      \
+    }                                                                               \
   } while (0)
 
 /* serialise the parsed tensors and metadata, parse again, compare */
@@ -47,8 +47,7 @@ static void round_trip(const an_safetensors *st, void *const *data) {
       REQUIRE(!size || !memcmp(copy, data[i], size));
       free(copy);
     }
-    for (int i = 0; i < st->n_meta; i++)
-      REQUIRE(!strcmp(an_st_meta_get(again, st->meta[i].key), st->meta[i].value));
+    for (int i = 0; i < st->n_meta; i++) REQUIRE(!strcmp(an_st_meta_get(again, st->meta[i].key), st->meta[i].value));
     an_st_close(again);
     free(bytes);
   }

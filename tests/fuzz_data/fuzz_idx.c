@@ -13,7 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t split = (size_t)data[0] | (size_t)data[1] << 8 | (size_t)data[2] << 16 | (size_t)data[3] << 24;
   if (split > size - 4) split = size - 4;
   an_dataset *ds = NULL;
-  if (an_dataset_open_idx_memory(data + 4, split, data + 4 + split, size - 4 - split, "fuzz", &ds) != AN_OK) return 0;
+  if (an_dataset_open_idx_memory(data + 4, split, data + 4 + split, size - 4 - split, "fuzz", &ds) != AN_OK)
+    return 0;
   for (int i = 0; i < an_dataset_count(ds) && i < 64; i++) {
     an_image img;
     if (an_dataset_read(ds, i, &img) == AN_OK) an_image_free(&img);

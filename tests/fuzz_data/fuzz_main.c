@@ -39,14 +39,20 @@ static size_t below(size_t n) { return n ? (size_t)(rng() % n) : 0; }
 
 /* One to four mutations of buf (size *n, capacity cap) in place. */
 static void mutate(uint8_t *buf, size_t *n, size_t cap) {
-  static const uint32_t interesting[] = {0, 1, 0x7f, 0x80, 0xff, 0x7fff, 0xffff, 0x10000, 100000, 0x7fffffff,
-                                         0x80000000u, 0xffffffffu};
+  static const uint32_t interesting[] = {0,      1,       0x7f,   0x80,       0xff,        0x7fff,
+                                         0xffff, 0x10000, 100000, 0x7fffffff, 0x80000000u, 0xffffffffu};
   const int count = 1 + (int)below(4);
   for (int k = 0; k < count; k++) {
     switch (below(7)) {
-      case 0: if (*n) buf[below(*n)] ^= (uint8_t)(1u << below(8)); break;
-      case 1: if (*n) buf[below(*n)] = (uint8_t)rng(); break;
-      case 2: if (*n) buf[below(*n)] = (uint8_t)interesting[below(5)]; break;
+      case 0:
+        if (*n) buf[below(*n)] ^= (uint8_t)(1u << below(8));
+        break;
+      case 1:
+        if (*n) buf[below(*n)] = (uint8_t)rng();
+        break;
+      case 2:
+        if (*n) buf[below(*n)] = (uint8_t)interesting[below(5)];
+        break;
       case 3: /* a 32-bit field, either byte order */
         if (*n >= 4) {
           const uint32_t v = interesting[below(sizeof interesting / sizeof interesting[0])];
@@ -56,7 +62,7 @@ static void mutate(uint8_t *buf, size_t *n, size_t cap) {
         }
         break;
       case 4: *n = below(*n + 1); break; /* truncate */
-      case 5: /* delete a chunk */
+      case 5:                            /* delete a chunk */
         if (*n > 1) {
           const size_t at = below(*n), len = 1 + below(*n - at);
           memmove(buf + at, buf + at + len, *n - at - len);
