@@ -172,6 +172,58 @@ static void pack_one(void *ctx, int task, int worker) {
   if (st != AN_OK) snprintf(job->message[task], sizeof job->message[task], "%s", an_last_error());
 }
 
+/* Decodes and resizes the dataset in blocks on the workers and appends each readable image's pixels to
+ * f; labels (written) receives their labels. An unreadable image is a warning and skipped. */
+static an_status pack_images(pack_job *job, int threads, FILE *f, const char *tmp, uint32_t *labels, an_warn_fn warn,
+                             void *warn_ctx, int *written, int *skipped) {
+  const an_dataset *ds = job->ds;
+  const size_t image_bytes = (size_t)job->side * job->side * 3;
+  *written = *skipped = 0;
+  for (int first = 0; first < ds->n; first += PACK_BLOCK) {
+    job->first = first;
+    job->n = ds->n - first < PACK_BLOCK ? ds->n - first : PACK_BLOCK;
+    AN_TRY(an_data_parallel_for(job->n, threads, pack_one, job));
+    for (int j = 0; j < job->n; j++) {
+      if (job->status[j] == AN_ERR_HOST_ALLOC) return AN_FAIL(AN_ERR_HOST_ALLOC, "%s", job->message[j]);
+      if (job->status[j] != AN_OK) {
+        an_data_warn(warn, warn_ctx, "skipped: %s", job->message[j]);
+        (*skipped)++;
+        continue;
+      }
+      if (fwrite(job->pixels + (size_t)j * image_bytes, 1, image_bytes, f) != image_bytes)
+        return AN_FAIL(AN_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+      labels[(*written)++] = (uint32_t)an_dataset_label(ds, first + j);
+    }
+  }
+  return AN_OK;
+}
+
+/* The labels after the images, then the header (now that the count is known) over the placeholder. */
+static an_status pack_finish(FILE *f, const char *tmp, const uint32_t *labels /* (written) */, int written, int side,
+                             int classes, size_t names_bytes, uint64_t images_offset) {
+  const size_t image_bytes = (size_t)side * side * 3;
+  for (int i = 0; i < written; i++) {
+    uint8_t le[4];
+    put32(le, labels[i]);
+    if (fwrite(le, 1, 4, f) != 4) return AN_FAIL(AN_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+  }
+  uint8_t header[PACK_HEADER_BYTES] = {0};
+  memcpy(header, PACK_MAGIC, 8);
+  put32(header + 8, PACK_VERSION);
+  put32(header + 12, (uint32_t)written);
+  put32(header + 16, (uint32_t)side);
+  put32(header + 20, (uint32_t)side);
+  put32(header + 24, 3);
+  put32(header + 28, (uint32_t)classes);
+  put32(header + 32, (uint32_t)names_bytes);
+  put64(header + 40, images_offset);
+  put64(header + 48, images_offset + (uint64_t)written * image_bytes);
+  if (fseek(f, 0, SEEK_SET) != 0 || fwrite(header, 1, sizeof header, f) != sizeof header || fflush(f) != 0 ||
+      fsync(fileno(f)) != 0)
+    return AN_FAIL(AN_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
+  return AN_OK;
+}
+
 an_status an_pack_write(const an_dataset *ds, const char *path, int side, int threads, an_warn_fn warn,
                         void *warn_ctx, an_pack_report *report) {
   if (report) report->written = report->skipped = 0;
@@ -226,27 +278,7 @@ an_status an_pack_write(const an_dataset *ds, const char *path, int side, int th
     goto cleanup;
   }
   int written = 0, skipped = 0;
-  for (int first = 0; first < ds->n; first += PACK_BLOCK) {
-    job.first = first;
-    job.n = ds->n - first < PACK_BLOCK ? ds->n - first : PACK_BLOCK;
-    if ((status = an_data_parallel_for(job.n, threads, pack_one, &job)) != AN_OK) goto cleanup;
-    for (int j = 0; j < job.n; j++) {
-      if (job.status[j] == AN_ERR_HOST_ALLOC) {
-        status = AN_FAIL(AN_ERR_HOST_ALLOC, "%s", job.message[j]);
-        goto cleanup;
-      }
-      if (job.status[j] != AN_OK) {
-        an_data_warn(warn, warn_ctx, "skipped: %s", job.message[j]);
-        skipped++;
-        continue;
-      }
-      if (fwrite(job.pixels + (size_t)j * image_bytes, 1, image_bytes, f) != image_bytes) {
-        status = AN_FAIL(AN_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-        goto cleanup;
-      }
-      labels[written++] = (uint32_t)an_dataset_label(ds, first + j);
-    }
-  }
+  AN_TRY_GOTO(pack_images(&job, threads, f, tmp, labels, warn, warn_ctx, &written, &skipped));
   if (report) {
     report->written = written;
     report->skipped = skipped;
@@ -255,29 +287,7 @@ an_status an_pack_write(const an_dataset *ds, const char *path, int side, int th
     status = AN_FAIL(AN_ERR_IO, "%s: no readable image among %d", an_dataset_source(ds), ds->n);
     goto cleanup;
   }
-  for (int i = 0; i < written; i++) {
-    uint8_t le[4];
-    put32(le, labels[i]);
-    if (fwrite(le, 1, 4, f) != 4) {
-      status = AN_FAIL(AN_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-      goto cleanup;
-    }
-  }
-  memcpy(header, PACK_MAGIC, 8);
-  put32(header + 8, PACK_VERSION);
-  put32(header + 12, (uint32_t)written);
-  put32(header + 16, (uint32_t)side);
-  put32(header + 20, (uint32_t)side);
-  put32(header + 24, 3);
-  put32(header + 28, (uint32_t)classes);
-  put32(header + 32, (uint32_t)names_bytes);
-  put64(header + 40, images_offset);
-  put64(header + 48, images_offset + (uint64_t)written * image_bytes);
-  if (fseek(f, 0, SEEK_SET) != 0 || fwrite(header, 1, sizeof header, f) != sizeof header || fflush(f) != 0 ||
-      fsync(fileno(f)) != 0) {
-    status = AN_FAIL(AN_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
-    goto cleanup;
-  }
+  AN_TRY_GOTO(pack_finish(f, tmp, labels, written, side, classes, names_bytes, images_offset));
   if (fclose(f) != 0) {
     f = NULL;
     status = AN_FAIL(AN_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
