@@ -13,7 +13,7 @@ cc=${CC:-clang}
 mkdir -p "$out/corpus-work"
 
 "$cc" -std=c11 -g -O1 -Wall -Wextra -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-  -DCL_TARGET_OPENCL_VERSION=120 -I"$root/include" $(pkg-config --cflags libcjson) \
+  -DCL_TARGET_OPENCL_VERSION=120 -I"$root/include" -I"$root/src" $(pkg-config --cflags libcjson) \
   "$root/tests/fuzz/fuzz_safetensors.c" "$root/src/io/safetensors.c" "$root/src/runtime/status.c" \
   $(pkg-config --libs libcjson) -o "$out/fuzz_safetensors"
 
