@@ -2,7 +2,7 @@
 """Trains a model of this project with PyTorch on Fashion-MNIST, with `alexnet train`'s recipe, so the
 two can be compared on the same data (docs/BENCHMARKS.md, "Fashion-MNIST: this project vs PyTorch").
 
-What is the same as `alexnet train --data fashion-mnist` (src/data/*.c, src/data/train_loop.c):
+What is the same as `alexnet train --data fashion-mnist` (src/data/*.c, src/train/train_loop.c):
   model       tools/alexnet_torch.py's definition and init_like_c's schemes (not the C random numbers)
   split       --val-fraction of every class held out with the C code's splitmix64 shuffle: the same
               images as the C run with the same --seed
