@@ -123,6 +123,9 @@ an_status an_net_train_step(an_net *net, const float *images, const int *labels,
 
 an_status an_net_read_loss(an_net *net, float *loss);
 an_status an_net_read_logits(an_net *net, float *logits /* (N, classes) */);
+/* The softmax of one row of logits (classes) added into acc (classes): the crops' average of
+ * evaluation and classification. */
+void an_softmax_add(const float *row, int classes, double *acc);
 /* Whole parameter / gradient / momentum buffers to and from the host (n_params floats). */
 an_status an_net_read_params(an_net *net, float *params);
 an_status an_net_write_params(an_net *net, const float *params);

@@ -67,15 +67,6 @@ static void decode_join(decode_job *job) {
   job->n_threads = 0;
 }
 
-/* Softmax of row (classes) added into acc (classes), as an_evaluate does. */
-static void add_softmax(const float *row, int classes, double *acc) {
-  float m = row[0];
-  for (int c = 1; c < classes; c++) m = row[c] > m ? row[c] : m;
-  double sum = 0;
-  for (int c = 0; c < classes; c++) sum += exp((double)row[c] - m);
-  for (int c = 0; c < classes; c++) acc[c] += exp((double)row[c] - m) / sum;
-}
-
 an_status an_classify_files(an_infer *inf, const char *const *files, int n_files, const an_augment *aug,
                             const an_data_stats *stats, int threads, int top_k, an_classify_fn fn, void *ctx,
                             an_classify_stats *out) {
@@ -141,7 +132,7 @@ an_status an_classify_files(an_infer *inf, const char *const *files, int n_files
         out->failed++;
       } else {
         memset(prob, 0, (size_t)classes * sizeof *prob);
-        for (int k = 0; k < crops; k++) add_softmax(logits + (size_t)(j * crops + k) * classes, classes, prob);
+        for (int k = 0; k < crops; k++) an_softmax_add(logits + (size_t)(j * crops + k) * classes, classes, prob);
         for (int c = 0; c < classes; c++) prob[c] /= crops;
         r->top_k = top_k;
         for (int t = 0; t < top_k; t++) { /* the most probable not yet taken; ties to the lower index */

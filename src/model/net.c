@@ -336,6 +336,14 @@ an_status an_net_train_step(an_net *net, const float *images, const int *labels,
   return an_net_read_loss(net, loss);
 }
 
+void an_softmax_add(const float *row, int classes, double *acc) {
+  float m = row[0];
+  for (int c = 1; c < classes; c++) m = row[c] > m ? row[c] : m;
+  double sum = 0;
+  for (int c = 0; c < classes; c++) sum += exp((double)row[c] - m);
+  for (int c = 0; c < classes; c++) acc[c] += exp((double)row[c] - m) / sum;
+}
+
 an_status an_net_read_logits(an_net *net, float *logits) {
   return an_read(net->rt, logits, an_at(net->acts, net->logits_off), (size_t)net->batch * net->classes);
 }

@@ -7,15 +7,6 @@
 #include "runtime/check.h"
 #include "train/trainer.h"
 
-/* Softmax of row (classes) added into acc (classes). */
-static void add_softmax(const float *row, int classes, double *acc) {
-  float m = row[0];
-  for (int c = 1; c < classes; c++) m = row[c] > m ? row[c] : m;
-  double sum = 0;
-  for (int c = 0; c < classes; c++) sum += exp((double)row[c] - m);
-  for (int c = 0; c < classes; c++) acc[c] += exp((double)row[c] - m) / sum;
-}
-
 /* One loader batch's samples scored from their logits (samples · crops, classes) into out and confusion;
  * prob: (classes) scratch. */
 static void score_batch(const an_batch *b, const float *logits, int crops, int classes, double *prob,
@@ -23,7 +14,7 @@ static void score_batch(const an_batch *b, const float *logits, int crops, int c
   for (int j = 0; j < b->samples; j++) {
     if (b->index[j] < 0) continue;
     memset(prob, 0, (size_t)classes * sizeof *prob);
-    for (int k = 0; k < crops; k++) add_softmax(logits + (size_t)(j * crops + k) * classes, classes, prob);
+    for (int k = 0; k < crops; k++) an_softmax_add(logits + (size_t)(j * crops + k) * classes, classes, prob);
     const int label = b->labels[j * crops];
     int rank = 0, best = 0;
     for (int c = 0; c < classes; c++) {
