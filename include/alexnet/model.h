@@ -23,6 +23,10 @@ typedef struct an_model_desc {
 /* "alexnet", "alexnet-half" or "alexnet-tv"; NULL when unknown. */
 const an_model_desc *an_model_find(const char *name);
 const an_model_desc *an_model_at(int i); /* NULL past the last */
+/* The models' names, "alexnet, alexnet-half, alexnet-tv", for messages. */
+void an_model_names(char *buf, size_t size);
+/* an_model_find, or AN_ERR_UNKNOWN_MODEL naming the models there are. */
+an_status an_model_lookup(const char *name, const an_model_desc **out);
 /* The column model of a two-column model (alexnet: one device's half, with GATHER and SUM layers where
  * the paper's GPUs communicate); NULL for single-column models. */
 const an_model_desc *an_model_column(const an_model_desc *model);

@@ -95,6 +95,9 @@ typedef struct cli_command {
 int cli_parse(const cli_command *cmd, int argc, char **argv, int *n_positionals);
 
 /* Prints "alexnet <command>: <message>" and returns the exit status of a usage error, 2. */
+/* CLI_CONTINUE when model names a model of the table (or is "all" where allowed); else the usage error
+ * naming --model and the models there are (status 2). */
+int cli_check_model(const char *command, const char *model, int allow_all);
 int cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* s as the inside of a JSON string (quotes, backslashes and control characters escaped) in buf;

@@ -10,7 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alexnet/model.h"
 #include "cli.h"
+
+int cli_check_model(const char *command, const char *model, int allow_all) {
+  if (an_model_find(model) || (allow_all && !strcmp(model, "all"))) return CLI_CONTINUE;
+  char names[128];
+  an_model_names(names, sizeof names);
+  return cli_usage_error(command, "--model: unknown model '%s' (%s%s)", model, names, allow_all ? ", all" : "");
+}
 
 int cli_usage_error(const char *command, const char *fmt, ...) {
   va_list ap;

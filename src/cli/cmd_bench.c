@@ -552,10 +552,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
   int n_positionals;
   const int status = cli_parse(&cmd, argc, argv, &n_positionals);
   if (status != CLI_CONTINUE) return status;
-  if (strcmp(a->model, "all") && !an_model_find(a->model))
-    return cli_usage_error("bench", "--model: unknown model '%s' (alexnet, alexnet-half, alexnet-tv, all)",
-                           a->model);
-  return CLI_CONTINUE;
+  return cli_check_model("bench", a->model, 1);
 }
 
 /* The devices benched alone (every device, a comma-separated list, or the usual single choice) into

@@ -147,10 +147,7 @@ int cmd_step(int argc, char **argv) {
   int n_positionals;
   const int status = cli_parse(&cmd, argc, argv, &n_positionals);
   if (status != CLI_CONTINUE) return status;
-  if (strcmp(model, "all") && !an_model_find(model)) {
-    fprintf(stderr, "alexnet step: --model: unknown model '%s' (alexnet, alexnet-half, alexnet-tv, all)\n", model);
-    return 2;
-  }
+  if (cli_check_model("step", model, 1) != CLI_CONTINUE) return 2;
   an_runtime *rt = NULL, *rt1 = NULL;
   int rc = cli_open_devices(device, separate, &rt, &rt1);
   if (rc) return rc;

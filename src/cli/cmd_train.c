@@ -189,8 +189,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
   int n_positionals;
   const int status = cli_parse(&cmd, argc, argv, &n_positionals);
   if (status != CLI_CONTINUE) return status;
-  if (!an_model_find(a->model))
-    return cli_usage_error("train", "--model: unknown model '%s' (alexnet, alexnet-half, alexnet-tv)", a->model);
+  if (cli_check_model("train", a->model, 0) != CLI_CONTINUE) return 2;
   if (a->val && a->val_fraction > 0) return cli_usage_error("train", "give --val or --val-fraction, not both");
   if (!a->val && a->val_fraction < 0) a->val_fraction = 0.1;
   return CLI_CONTINUE;

@@ -65,8 +65,7 @@ int cmd_tune(int argc, char **argv) {
   int n_positionals;
   const int status = cli_parse(&cmd, argc, argv, &n_positionals);
   if (status != CLI_CONTINUE) return status;
-  if (!an_model_find(model))
-    return cli_usage_error("tune", "--model: unknown model '%s' (alexnet, alexnet-half, alexnet-tv)", model);
+  if (cli_check_model("tune", model, 0) != CLI_CONTINUE) return 2;
   /* the search measures the untuned default first, so no cached tuning may be applied before it */
   if (!report) setenv("ALEXNET_NO_TUNING", "1", 1);
   an_runtime *rt;

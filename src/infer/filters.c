@@ -26,8 +26,9 @@ an_status an_filters_render(const char *path, const char *model, int scale, int 
   if (!model) model = file_model ? file_model : "alexnet-half";
   const an_model_desc *m = an_model_find(model);
   if (!m) {
-    status = AN_FAIL(AN_ERR_UNKNOWN_MODEL,
-                     "%s: unknown model '%s' (the models are alexnet, alexnet-half, alexnet-tv)", path, model);
+    char names[128];
+    an_model_names(names, sizeof names);
+    status = AN_FAIL(AN_ERR_UNKNOWN_MODEL, "%s: unknown model '%s' (the models are %s)", path, model, names);
     goto cleanup;
   }
   char name[96];

@@ -266,10 +266,8 @@ static void plan_free(an_infer *inf) {
 /* Shapes and memory of model at batch, without an error message when it does not fit (*fits = 0). */
 static an_status plan_into(an_infer *inf, an_runtime *rt, const char *model, int classes, int batch, int input_hw,
                            const an_infer_options *opts, int *fits) {
-  const an_model_desc *m = an_model_find(model);
-  if (!m)
-    return AN_FAIL(AN_ERR_UNKNOWN_MODEL, "unknown model '%s' (the models are alexnet, alexnet-half, alexnet-tv)",
-                   model ? model : "");
+  const an_model_desc *m = NULL;
+  AN_TRY(an_model_lookup(model, &m));
   if (classes < 1 || batch < 1 || input_hw < 1)
     return AN_FAIL(AN_ERR_ARGUMENT, "classes %d, batch %d, input %d must be positive", classes, batch, input_hw);
   const int slots = opts && opts->input_slots ? opts->input_slots : 1;

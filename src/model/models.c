@@ -1,9 +1,11 @@
 /* The three AlexNets as const layer tables. Parameter names are the PyTorch state_dict names of the
  * matching nn.Sequential layouts (features.N / classifier.N, counting the ReLU, LRN, pool and dropout
  * modules that hold no parameters), so weights can travel to and from PyTorch. */
+#include <stdio.h>
 #include <string.h>
 
 #include "alexnet/model.h"
+#include "runtime/check.h"
 
 #define LRN_PAPER \
   { 5, 1e-4f, 0.75f, 2.0f }
@@ -135,6 +137,20 @@ static const an_model_desc alexnet_column = {"alexnet-column",
 
 const an_model_desc *an_model_column(const an_model_desc *model) {
   return model && model == &models[0] ? &alexnet_column : NULL;
+}
+
+void an_model_names(char *buf, size_t size) {
+  buf[0] = '\0';
+  for (int i = 0; i < COUNT(models) && strlen(buf) + 1 < size; i++)
+    snprintf(buf + strlen(buf), size - strlen(buf), "%s%s", i ? ", " : "", models[i].name);
+}
+
+an_status an_model_lookup(const char *name, const an_model_desc **out) {
+  char names[128];
+  *out = an_model_find(name);
+  if (*out) return AN_OK;
+  an_model_names(names, sizeof names);
+  return AN_FAIL(AN_ERR_UNKNOWN_MODEL, "unknown model '%s' (the models are %s)", name ? name : "", names);
 }
 
 const an_model_desc *an_model_at(int i) { return i >= 0 && i < COUNT(models) ? &models[i] : NULL; }

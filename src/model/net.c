@@ -71,10 +71,8 @@ size_t an_net_device_bytes(const an_net *net) {
 }
 
 static const an_model_desc *find_model(const char *model) {
-  const an_model_desc *m = an_model_find(model);
-  if (!m)
-    AN_FAIL(AN_ERR_UNKNOWN_MODEL, "unknown model '%s' (the models are alexnet, alexnet-half, alexnet-tv)",
-            model ? model : "");
+  const an_model_desc *m = NULL;
+  an_model_lookup(model, &m);
   return m;
 }
 
@@ -413,7 +411,7 @@ int an_net_gemm_shapes(const an_net *net, an_gemm_shape *shapes, int max_shapes)
     if (!ops->gemms) continue;
     const an_layer_io io = layer_io(net, i, 0, 0);
     const int total = ops->gemms(&io, AN_PASS_FORWARD | AN_PASS_BACKWARD, NULL, 0);
-    an_gemm_call *calls = malloc((size_t)total * sizeof *calls); /* (total) */
+    an_gemm_call *calls = malloc((size_t)(total ? total : 1) * sizeof *calls); /* (total) */
     if (!calls) return n;
     ops->gemms(&io, AN_PASS_FORWARD | AN_PASS_BACKWARD, calls, total);
     for (int j = 0; j < total; j++) n = add_shape(shapes, n, max_shapes, &calls[j]);
