@@ -106,10 +106,8 @@ static an_status write_classes(const an_train_config *cfg) {
 static an_status validate(run_state *r, double *top1, double *top5) {
   *top1 = *top5 = -1;
   if (!r->cfg->val) return AN_OK;
-  an_augment aug = r->aug;
-  aug.ten_crop = 0;
-  an_eval_result e;
-  AN_TRY(an_trainer_evaluate(&r->trainer, r->cfg->val, &aug, &r->stats, r->cfg->threads, &e, NULL));
+  an_eval_result e; /* r->aug has no ten-crop (check_config) */
+  AN_TRY(an_trainer_evaluate(&r->trainer, r->cfg->val, &r->aug, &r->stats, r->cfg->threads, &e, NULL));
   if (e.samples > 0) {
     *top1 = (double)e.top1 / e.samples;
     *top5 = (double)e.top5 / e.samples;
@@ -199,10 +197,7 @@ static an_status open_loader(run_state *r, int threads) {
   }
   if (cfg->measure_loader) {
     r->lc.start_epoch = r->lc.start_step = 0;
-    const an_status st = measure_loader(cfg->train, &r->lc, &r->result->loader_images_per_s);
-    r->lc.start_epoch = (int)(r->step / r->bpe);
-    r->lc.start_step = (int)(r->step % r->bpe);
-    AN_TRY(st);
+    AN_TRY(measure_loader(cfg->train, &r->lc, &r->result->loader_images_per_s));
   }
   return AN_OK;
 }

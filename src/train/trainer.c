@@ -16,7 +16,7 @@ an_param_layout an_net_param_layout(const an_net *net) {
 }
 
 void an_trainer_destroy(an_trainer *t) {
-  if (t->ops && t->ops->destroy) t->ops->destroy(t->impl);
+  if (t->ops && t->owned) t->ops->destroy(t->impl);
   t->ops = NULL, t->impl = NULL;
 }
 

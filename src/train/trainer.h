@@ -35,13 +35,14 @@ typedef struct an_trainer_ops {
    * may leave the writes enqueued (sync follows). */
   an_status (*read_state)(void *impl, float *params, float *momentum);
   an_status (*write_state)(void *impl, const float *params, const float *momentum);
-  /* Frees what the trainer owns; NULL for a trainer that borrows its model (an_trainer_wrap_*). */
+  /* Frees the implementation (an_trainer_destroy calls it only for a trainer that owns its model). */
   void (*destroy)(void *impl);
 } an_trainer_ops;
 
 typedef struct an_trainer {
   const an_trainer_ops *ops;
   void *impl;             /* the implementation's state (an_net *, an_split *, ...) */
+  int owned;              /* 1: destroy frees impl; 0: borrowed (an_trainer_wrap_*) */
   an_param_layout layout; /* the single-device model's tensor table: checkpoints, read/write_state */
   int batch, classes;     /* samples per step and per infer; logits per sample */
   int devices;            /* devices the steps run on, for the log */

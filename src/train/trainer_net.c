@@ -34,14 +34,13 @@ static an_status net_write_state(void *impl, const float *params, const float *m
 
 static void net_destroy(void *impl) { an_net_destroy(impl); }
 
-static const an_trainer_ops net_owned_ops = {net_init,       net_step,        net_infer,  net_sync,
-                                             net_read_state, net_write_state, net_destroy};
-static const an_trainer_ops net_borrowed_ops = {net_init,       net_step,        net_infer, net_sync,
-                                                net_read_state, net_write_state, NULL};
+static const an_trainer_ops net_ops = {net_init,       net_step,        net_infer,  net_sync,
+                                       net_read_state, net_write_state, net_destroy};
 
-static void fill(an_net *net, const an_trainer_ops *ops, an_trainer *out) {
-  *out = (an_trainer){.ops = ops,
+static void fill(an_net *net, int owned, an_trainer *out) {
+  *out = (an_trainer){.ops = &net_ops,
                       .impl = net,
+                      .owned = owned,
                       .layout = an_net_param_layout(net),
                       .batch = net->batch,
                       .classes = net->classes,
@@ -53,11 +52,11 @@ an_status an_trainer_create_net(an_runtime *rt, const char *model, int classes, 
   an_net *net = NULL;
   *out = (an_trainer){0};
   AN_TRY(an_net_create(rt, model, classes, batch, input_hw, &net));
-  fill(net, &net_owned_ops, out);
+  fill(net, 1, out);
   return AN_OK;
 }
 
-void an_trainer_wrap_net(an_net *net, an_trainer *out) { fill(net, &net_borrowed_ops, out); }
+void an_trainer_wrap_net(an_net *net, an_trainer *out) { fill(net, 0, out); }
 
 an_status an_net_save(an_net *net, const char *path, const an_checkpoint_meta *meta) {
   an_trainer t;

@@ -39,14 +39,13 @@ static an_status pair_write_state(void *impl, const float *params, const float *
 
 static void pair_destroy(void *impl) { an_split_destroy(impl); }
 
-static const an_trainer_ops pair_owned_ops = {pair_init,       pair_step,        pair_infer,  pair_sync,
-                                              pair_read_state, pair_write_state, pair_destroy};
-static const an_trainer_ops pair_borrowed_ops = {pair_init,       pair_step,        pair_infer, pair_sync,
-                                                 pair_read_state, pair_write_state, NULL};
+static const an_trainer_ops pair_ops = {pair_init,       pair_step,        pair_infer,  pair_sync,
+                                        pair_read_state, pair_write_state, pair_destroy};
 
-static void fill(an_split *s, const an_trainer_ops *ops, an_trainer *out) {
-  *out = (an_trainer){.ops = ops,
+static void fill(an_split *s, int owned, an_trainer *out) {
+  *out = (an_trainer){.ops = &pair_ops,
                       .impl = s,
+                      .owned = owned,
                       .layout = an_net_param_layout(s->full),
                       .batch = s->batch,
                       .classes = s->classes,
@@ -58,11 +57,11 @@ an_status an_trainer_create_pair(an_runtime *rt0, an_runtime *rt1, const char *m
   an_split *s = NULL;
   *out = (an_trainer){0};
   AN_TRY(an_split_create(rt0, rt1, model, classes, batch, input_hw, &s));
-  fill(s, &pair_owned_ops, out);
+  fill(s, 1, out);
   return AN_OK;
 }
 
-void an_trainer_wrap_pair(an_split *split, an_trainer *out) { fill(split, &pair_borrowed_ops, out); }
+void an_trainer_wrap_pair(an_split *split, an_trainer *out) { fill(split, 0, out); }
 
 an_status an_split_save(an_split *s, const char *path, const an_checkpoint_meta *meta) {
   an_trainer t;
