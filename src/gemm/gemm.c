@@ -4,7 +4,7 @@
 #include "alexnet/status.h"
 #include "alexnet/tune.h"
 #include "runtime/check.h"
-#include "runtime/launch.h"
+#include "runtime/grow.h"
 #include "gemm/gemm.h"
 
 /* Which way round CLBlast gets a row-major problem. Its Xgemm kernel reads A as (K, M) and B as (K, N)

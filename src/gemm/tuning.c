@@ -14,7 +14,7 @@
 #include "alexnet/tune.h"
 #include "gemm/tuning.h"
 #include "runtime/check.h"
-#include "runtime/launch.h"
+#include "runtime/grow.h"
 
 const char *const an_xgemm_param_names[AN_XGEMM_N_PARAMS] = {"GEMMK", "KREG",  "KWG",   "KWI", "MDIMA", "MDIMC",
                                                              "MWG",   "NDIMB", "NDIMC", "NWG", "SA",    "SB",

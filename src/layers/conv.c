@@ -143,9 +143,10 @@ an_conv_dims an_layer_conv_dims(const an_layer_plan *L, int n) {
 
 static int conv_out_shape(const an_layer_desc *d, int classes, const int in[3], int out[3]) {
   (void)classes;
-  const int oh = (in[1] + 2 * d->pad - d->kernel) / d->stride + 1;
-  if (in[1] + 2 * d->pad < d->kernel || oh < 1) return 0;
-  out[0] = d->out_channels, out[1] = oh, out[2] = oh;
+  const an_conv_dims cd = an_conv_dims_make(1, in[0], in[1], in[2], d->out_channels, d->kernel, d->stride, d->pad,
+                                            d->groups);
+  if (in[1] + 2 * d->pad < d->kernel || in[2] + 2 * d->pad < d->kernel || cd.oh < 1 || cd.ow < 1) return 0;
+  out[0] = d->out_channels, out[1] = cd.oh, out[2] = cd.ow;
   return 1;
 }
 
@@ -160,7 +161,8 @@ static int conv_param_shapes(const an_layer_desc *d, const int in[3], const int 
 
 /* The GEMMs of an_conv_forward and an_conv_backward, call for call: per chunk of images, forward one
  * NN per group; backward the weight gradient's NT slices per group, then (with an input gradient) one
- * TN per group. Offsets as those functions compute them. */
+ * TN per group. Offsets as those functions compute them. Both passes together list them chunk by
+ * chunk (the order the tuner reports shapes in); each pass alone is the order it issues them. */
 static int conv_gemms(const an_layer_io *io, int passes, an_gemm_call *out, int max) {
   const an_conv_dims d = an_layer_conv_dims(io->L, io->n);
   const int chunk = an_conv_chunk_images(&d, io->work_floats);
@@ -168,28 +170,24 @@ static int conv_gemms(const an_layer_io *io, int passes, an_gemm_call *out, int 
   const size_t ohw = (size_t)d.oh * d.ow, ckk_g = (size_t)(d.c / d.groups) * d.kh * d.kw;
   const size_t oc_g = (size_t)(d.oc / d.groups), w = io->weight.off, col = io->work.off;
   int n = 0;
-  for (int pass = AN_PASS_FORWARD; pass <= AN_PASS_BACKWARD; pass <<= 1) {
-    if (!(passes & pass)) continue;
-    for (int n0 = 0; n0 < d.n; n0 += chunk) {
-      const size_t ncols = (size_t)(d.n - n0 < chunk ? d.n - n0 : chunk) * ohw;
-      const size_t ybuf = col + ckk_g * d.groups * ncols;
-      if (pass == AN_PASS_FORWARD) {
-        for (int g = 0; g < d.groups; g++)
-          n = an_gemm_call_add(out, n, max, 0, 0, oc_g, ncols, ckk_g, w + g * oc_g * ckk_g, ckk_g,
-                               col + g * ckk_g * ncols, ncols, ybuf + g * oc_g * ncols, ncols);
-        continue;
-      }
-      const size_t width = an_gemm_dw_slice(io->rt, oc_g, ckk_g, ncols);
+  for (int n0 = 0; n0 < d.n; n0 += chunk) { /* per chunk: forward, then the weight and input gradients */
+    const size_t ncols = (size_t)(d.n - n0 < chunk ? d.n - n0 : chunk) * ohw;
+    const size_t ybuf = col + ckk_g * d.groups * ncols;
+    if (passes & AN_PASS_FORWARD)
       for (int g = 0; g < d.groups; g++)
-        for (size_t j0 = 0; j0 < ncols; j0 += width)
-          n = an_gemm_call_add(out, n, max, 0, 1, oc_g, ckk_g, ncols - j0 < width ? ncols - j0 : width,
-                               ybuf + g * oc_g * ncols + j0, ncols, col + g * ckk_g * ncols + j0, ncols,
-                               io->dweight.off + g * oc_g * ckk_g, ckk_g);
-      if (!io->dinp.mem) continue;
-      for (int g = 0; g < d.groups; g++)
-        n = an_gemm_call_add(out, n, max, 1, 0, ckk_g, ncols, oc_g, w + g * oc_g * ckk_g, ckk_g,
-                             ybuf + g * oc_g * ncols, ncols, col + g * ckk_g * ncols, ncols);
-    }
+        n = an_gemm_call_add(out, n, max, 0, 0, oc_g, ncols, ckk_g, w + g * oc_g * ckk_g, ckk_g,
+                             col + g * ckk_g * ncols, ncols, ybuf + g * oc_g * ncols, ncols);
+    if (!(passes & AN_PASS_BACKWARD)) continue;
+    const size_t width = an_gemm_dw_slice(io->rt, oc_g, ckk_g, ncols);
+    for (int g = 0; g < d.groups; g++)
+      for (size_t j0 = 0; j0 < ncols; j0 += width)
+        n = an_gemm_call_add(out, n, max, 0, 1, oc_g, ckk_g, ncols - j0 < width ? ncols - j0 : width,
+                             ybuf + g * oc_g * ncols + j0, ncols, col + g * ckk_g * ncols + j0, ncols,
+                             io->dweight.off + g * oc_g * ckk_g, ckk_g);
+    if (!io->dinp.mem) continue;
+    for (int g = 0; g < d.groups; g++)
+      n = an_gemm_call_add(out, n, max, 1, 0, ckk_g, ncols, oc_g, w + g * oc_g * ckk_g, ckk_g,
+                           ybuf + g * oc_g * ncols, ncols, col + g * ckk_g * ncols, ncols);
   }
   return n;
 }

@@ -23,6 +23,7 @@
 
 #include "gemm/vector.h"
 #include "runtime/check.h"
+#include "runtime/grow.h"
 #include "runtime/launch.h"
 
 static int is_exchange(const an_net *net, int i) {

@@ -3,10 +3,7 @@
 #ifndef ALEXNET_LAUNCH_H
 #define ALEXNET_LAUNCH_H
 
-#include <stdlib.h>
-
 #include "alexnet/runtime.h"
-#include "runtime/grow.h" /* an_grow, for the users that found it here */
 
 typedef struct an_arg {
   size_t size;

@@ -19,6 +19,7 @@
 #ifndef CL_PLATFORM_NOT_FOUND_KHR /* what the ICD loader returns when no platform is installed */
 #define CL_PLATFORM_NOT_FOUND_KHR -1001
 #endif
+#include "runtime/grow.h"
 #include "runtime/launch.h"
 
 
