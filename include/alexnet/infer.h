@@ -21,6 +21,7 @@
 #ifndef ALEXNET_INFER_H
 #define ALEXNET_INFER_H
 
+#include "alexnet/alexnet.h"
 #include "alexnet/data.h"
 #include "alexnet/model.h"
 
@@ -127,11 +128,11 @@ an_status an_labels_read(const char *path, int classes, char ***names, int *extr
 void an_class_names_free(char **names, int n);
 
 /* ---- classification of files ---- */
-#define AN_CLASSIFY_MAX_TOP 32
+#define AN_CLASSIFY_MAX_TOP AN_TOP_MAX /* alexnet.h's */
 
 typedef struct an_classify_result {
   int index; /* the file's position in the list */
-  const char *file;
+  const char *file; /* NULL for images in memory */
   int ok; /* 0: error holds why the file could not be classified */
   char error[512];
   int top_k;                        /* classes in top[] (min(requested, classes)) */
@@ -155,6 +156,16 @@ typedef struct an_classify_stats {
 an_status an_classify_files(an_infer *inf, const char *const *files, int n_files, const an_augment *aug,
                             const an_data_stats *stats, int threads, int top_k, an_classify_fn fn, void *ctx,
                             an_classify_stats *out);
+
+/* The same for decoded images in memory (r->file is NULL). */
+an_status an_classify_images(an_infer *inf, const an_image *images, int n_images, const an_augment *aug,
+                             const an_data_stats *stats, int threads, int top_k, an_classify_fn fn, void *ctx,
+                             an_classify_stats *out);
+
+/* alexnet.h's classifier seen from inside the project: its runtime and its plan (alexnet classify
+ * --time times them). Not exported by the shared library. */
+an_runtime *an_classifier_runtime(const an_classifier *c);
+an_infer *an_classifier_plan(const an_classifier *c);
 
 /* ---- conv1's kernels as an image ---- */
 typedef struct an_filters_layout {

@@ -12,6 +12,15 @@ extern "C" {
 
 typedef int an_status;
 
+/* The functions the shared library exports: those of alexnet.h and this header. The library is built
+ * with hidden visibility, so everything else stays internal to it (the static library and the
+ * project's own command and tests still reach every function). */
+#if defined(__GNUC__)
+#define AN_API __attribute__((visibility("default")))
+#else
+#define AN_API
+#endif
+
 enum {
   AN_OK = 0,
   AN_ERR_HOST_ALLOC = -3001,       /* malloc/calloc failed */
@@ -27,10 +36,10 @@ enum {
 
 /* The symbolic name of any status: "CL_MEM_OBJECT_ALLOCATION_FAILURE", "CLBlastInvalidLocalMemUsage",
  * "AN_ERR_ARGUMENT", … ; "UNKNOWN_STATUS" for codes nobody defines. */
-const char *an_status_name(an_status status);
+AN_API const char *an_status_name(an_status status);
 
 /* The message of the last failure on this thread: what failed, the symbolic status and file:line. */
-const char *an_last_error(void);
+AN_API const char *an_last_error(void);
 
 /* Records a failure (used by the library; the printf-style message says what and why). Returns status. */
 an_status an_error(an_status status, const char *file, int line, const char *fmt, ...)
@@ -39,7 +48,7 @@ an_status an_error(an_status status, const char *file, int line, const char *fmt
 #endif
     ;
 
-void an_clear_error(void);
+AN_API void an_clear_error(void);
 
 #ifdef __cplusplus
 }

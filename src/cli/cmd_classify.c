@@ -1,6 +1,7 @@
-/* alexnet classify: the top-k classes of image files through an inference plan (no gradients, no
- * training buffers), preprocessed exactly as alexnet eval does; text or JSON lines; an unreadable image
- * is an error line and the others go on; --time reports latency, throughput and device memory. */
+/* alexnet classify: the top-k classes of image files through the library's classifier (alexnet.h: an
+ * inference plan, no gradients, no training buffers), preprocessed exactly as alexnet eval does; text
+ * or JSON lines; an unreadable image is an error line and the others go on; --time reports latency,
+ * throughput and device memory. */
 #include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "alexnet/alexnet.h"
 #include "alexnet/infer.h"
 #include "cli.h"
 
@@ -97,23 +99,24 @@ static int collect(const char *dir, int depth, file_list *out) {
 }
 
 typedef struct printer {
-  int json;
-  char **names; /* (classes) or NULL */
+  int json, failed;
 } printer;
 
-static void print_result(void *ctx, const an_classify_result *r) {
-  const printer *p = ctx;
+static void print_result(void *ctx, int index, const char *file, const an_prediction *r) {
+  printer *p = ctx;
+  (void)index;
+  p->failed += !r->ok;
   if (p->json) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "file", r->file);
+    cJSON_AddStringToObject(o, "file", file);
     if (!r->ok) {
       cJSON_AddStringToObject(o, "error", r->error);
     } else {
       cJSON *top = cJSON_AddArrayToObject(o, "top");
       for (int t = 0; t < r->top_k; t++) {
         cJSON *c = cJSON_CreateObject();
-        cJSON_AddNumberToObject(c, "class", r->top[t]);
-        if (p->names) cJSON_AddStringToObject(c, "name", p->names[r->top[t]]);
+        cJSON_AddNumberToObject(c, "class", r->class_index[t]);
+        if (r->name[t]) cJSON_AddStringToObject(c, "name", r->name[t]);
         cJSON_AddNumberToObject(c, "prob", r->prob[t]);
         cJSON_AddItemToArray(top, c);
       }
@@ -123,12 +126,12 @@ static void print_result(void *ctx, const an_classify_result *r) {
     free(s);
     cJSON_Delete(o);
   } else if (!r->ok) {
-    printf("%s: error: %s\n", r->file, r->error);
+    printf("%s: error: %s\n", file, r->error);
   } else {
-    printf("%s\n", r->file);
+    printf("%s\n", file);
     for (int t = 0; t < r->top_k; t++) {
-      if (p->names) printf("  %8.4f%%  %s\n", 100.0 * r->prob[t], p->names[r->top[t]]);
-      else printf("  %8.4f%%  class %d\n", 100.0 * r->prob[t], r->top[t]);
+      if (r->name[t]) printf("  %8.4f%%  %s\n", 100.0 * r->prob[t], r->name[t]);
+      else printf("  %8.4f%%  class %d\n", 100.0 * r->prob[t], r->class_index[t]);
     }
   }
   fflush(stdout);
@@ -212,29 +215,20 @@ static int parse_args(int argc, char **argv, classify_args *a) {
   return CLI_CONTINUE;
 }
 
-/* The weights' class names, or --labels': *names (n_names to free; 0 when info owns them or there are
- * none). Returns 0 or the exit status. */
-static int read_names(const classify_args *a, an_weights_info *info, char ***names, int *n_names) {
-  const int classes = info->classes;
-  *names = NULL, *n_names = 0;
-  if (a->labels) {
-    int extra = 0;
-    if (an_labels_read(a->labels, classes, names, &extra) != AN_OK) return cli_fail("reading the labels");
-    *n_names = classes;
-    if (extra)
-      fprintf(stderr, "alexnet classify: warning: %s has %d more lines than the %d classes\n", a->labels, extra,
-              classes);
-  } else if (info->n_class_names == classes) {
-    *names = info->class_names; /* owned by info */
-  } else if (info->n_class_names) {
-    fprintf(stderr, "alexnet classify: warning: %s names %d classes but has %d: printing class numbers\n",
-            a->weights, info->n_class_names, classes);
-  }
-  return 0;
+/* The library's findings a user should hear of: names that do not fit, no normalisation. */
+static void print_warnings(const classify_args *a, const an_classifier_info *info) {
+  if (info->labels_extra)
+    fprintf(stderr, "alexnet classify: warning: %s has %d more lines than the %d classes\n", a->labels,
+            info->labels_extra, info->classes);
+  if (!a->labels && info->file_names && info->file_names != info->classes)
+    fprintf(stderr, "alexnet classify: warning: %s names %d classes but has %d: printing class numbers\n", a->weights,
+            info->file_names, info->classes);
+  if (!info->have_norm)
+    fprintf(stderr, "alexnet classify: %s has no normalisation: using ImageNet's mean and std\n", a->weights);
 }
 
 /* --time: the batched plan's memory and device throughput, and the end-to-end rate of the run. */
-static int time_throughput(an_infer *inf, int batch, const an_classify_stats *cs) {
+static int time_throughput(an_infer *inf, int batch, int images, double seconds) {
   char what[64];
   snprintf(what, sizeof what, "batch %d", batch);
   print_memory(what, &inf->mem);
@@ -250,48 +244,54 @@ static int time_throughput(an_infer *inf, int batch, const an_classify_stats *cs
   fprintf(stderr,
           "batch %d: %.1f images/s on the device (%.1f ms per batch, mean of %d); end to end with "
           "decoding %.1f images/s (%d images in %.2f s)\n",
-          batch, batch * runs / t, 1e3 * t / runs, runs, cs->images / cs->seconds, cs->images, cs->seconds);
+          batch, batch * runs / t, 1e3 * t / runs, runs, images / seconds, images, seconds);
   return 0;
 }
 
-/* Plans, loads and classifies files on rt, printing each result; returns the exit status. */
-static int run_classify(const classify_args *a, an_runtime *rt, const file_list *files, const char *model,
-                        int classes, int size, const an_augment *aug, const an_data_stats *stats, char **names) {
-  const an_infer_options io = {.zero_copy = a->copy ? 0 : -1, .input_slots = 2, .max_memory_bytes = a->max_memory};
-  const int crops = an_augment_crops(aug, 0);
-  if (a->timing) {
-    fprintf(stderr, "%s on %s (%s memory): %s, %d classes, input %d from %d, %s, %s\n", a->weights, rt->info.name,
-            rt->info.host_unified ? "host-unified" : "separate", model, classes, size, aug->resize,
-            an_norm_name(aug->norm), a->ten ? "ten-crop" : "centre crop");
-    if (time_latency(rt, model, classes, size, crops, a->weights, &io) != 0) return 1;
-  }
-  const int batch = a->batch > files->n ? files->n : a->batch; /* no plan larger than the work */
-  an_infer *inf = NULL;
-  int rc = 1;
-  if (an_infer_create(rt, model, classes, batch * crops, size, &io, &inf) != AN_OK) {
-    rc = cli_fail("planning inference");
-    if (crops > 1)
+/* Classifies the files through the library's classifier (alexnet.h), printing each result; returns the
+ * exit status. */
+static int run_classify(const classify_args *a, const file_list *files) {
+  const an_classifier_options o = {.device = a->device,
+                                   .model = a->model,
+                                   .labels = a->labels,
+                                   .input_size = a->size,
+                                   .batch = a->batch > files->n ? files->n : a->batch, /* no plan larger than the work */
+                                   .ten_crop = a->ten,
+                                   .threads = a->threads,
+                                   .max_memory_bytes = a->max_memory,
+                                   .copy = a->copy};
+  an_classifier *c = NULL;
+  if (an_classifier_open(a->weights, &o, &c) != AN_OK) {
+    const int rc = cli_fail("opening the model");
+    if (a->ten)
       fprintf(stderr, "alexnet classify: with --crop ten a batch holds 10 rows per image: --batch is "
                       "the batch that fits divided by 10\n");
-    goto done;
+    return rc;
   }
-  if (an_infer_load(inf, a->weights) != AN_OK) {
-    rc = cli_fail("loading the weights");
-    goto done;
+  an_classifier_info info;
+  an_classifier_describe(c, &info);
+  print_warnings(a, &info);
+  int rc = 1;
+  if (a->timing) {
+    const an_infer_options io = {.zero_copy = a->copy ? 0 : -1, .input_slots = 2, .max_memory_bytes = a->max_memory};
+    fprintf(stderr, "%s on %s (%s memory): %s, %d classes, input %d from %d, %s, %s\n", a->weights, info.device,
+            info.host_unified ? "host-unified" : "separate", info.model, info.classes, info.input_size, info.resize,
+            info.norm, a->ten ? "ten-crop" : "centre crop");
+    if (time_latency(an_classifier_runtime(c), info.model, info.classes, info.input_size, a->ten ? 10 : 1,
+                     a->weights, &io) != 0)
+      goto done;
   }
-  printer pr = {a->json, names};
-  an_classify_stats cs;
-  if (an_classify_files(inf, (const char *const *)files->v, files->n, aug, stats, a->threads, a->top, print_result,
-                        &pr, &cs) != AN_OK) {
+  printer pr = {a->json, 0};
+  const double t0 = an_seconds();
+  if (an_classifier_files(c, (const char *const *)files->v, files->n, a->top, NULL, print_result, &pr) != AN_OK) {
     rc = cli_fail("classifying");
     goto done;
   }
-  if (a->timing && time_throughput(inf, batch, &cs) != 0) goto done;
-  if (cs.failed)
-    fprintf(stderr, "alexnet classify: %d of %d images could not be classified\n", cs.failed, cs.images);
-  rc = cs.failed ? 1 : 0;
+  if (a->timing && time_throughput(an_classifier_plan(c), o.batch, files->n, an_seconds() - t0) != 0) goto done;
+  if (pr.failed) fprintf(stderr, "alexnet classify: %d of %d images could not be classified\n", pr.failed, files->n);
+  rc = pr.failed ? 1 : 0;
 done:
-  an_infer_destroy(inf);
+  an_classifier_close(c);
   return rc;
 }
 
@@ -301,10 +301,6 @@ int cmd_classify(int argc, char **argv) {
   if (rc != CLI_CONTINUE) return rc;
   rc = 1;
   file_list files = {0};
-  an_weights_info info = {0};
-  char **names = NULL;
-  int n_names = 0;
-  an_runtime *rt = NULL;
   for (int i = 0; i < a.n_inputs; i++) {
     const char *in = a.inputs[i];
     struct stat st;
@@ -318,42 +314,8 @@ int cmd_classify(int argc, char **argv) {
     fprintf(stderr, "alexnet classify: no image files in the given directories\n");
     goto done;
   }
-  if (an_weights_info_read(a.weights, &info) != AN_OK) {
-    rc = cli_fail("reading the weights");
-    goto done;
-  }
-  const char *model = a.model ? a.model : info.model[0] ? info.model : NULL;
-  if (!model) {
-    fprintf(stderr, "alexnet classify: %s does not name its model: pass --model\n", a.weights);
-    goto done;
-  }
-  const int size = a.size ? a.size : info.input_hw ? info.input_hw : 224;
-  if (info.classes < 1) {
-    fprintf(stderr, "alexnet classify: %s does not say how many classes it has\n", a.weights);
-    goto done;
-  }
-  if ((rc = read_names(&a, &info, &names, &n_names)) != 0) goto done;
-  rc = 1;
-  an_augment aug;
-  if (an_augment_from_meta(size, info.input_hw, info.resize, info.norm, &aug) != AN_OK) {
-    rc = cli_fail("reading the weights' preprocessing");
-    goto done;
-  }
-  aug.ten_crop = a.ten;
-  an_data_stats stats = an_data_stats_imagenet();
-  memcpy(stats.mean, info.mean, sizeof stats.mean);
-  memcpy(stats.std, info.std, sizeof stats.std);
-  if (!info.have_norm)
-    fprintf(stderr, "alexnet classify: %s has no normalisation: using ImageNet's mean and std\n", a.weights);
-  if (an_runtime_create(a.device, &rt) != AN_OK) {
-    rc = cli_fail("opening the OpenCL device");
-    goto done;
-  }
-  rc = run_classify(&a, rt, &files, model, info.classes, size, &aug, &stats, names);
+  rc = run_classify(&a, &files);
 done:
-  an_runtime_destroy(rt);
-  if (n_names) an_class_names_free(names, n_names);
-  an_weights_info_free(&info);
   for (int i = 0; i < files.n; i++) free(files.v[i]);
   free(files.v);
   return rc;

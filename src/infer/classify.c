@@ -1,6 +1,6 @@
-/* Classifying image files through an inference plan: worker threads decode and preprocess one batch
- * (exactly as evaluation does) into an input slot while the device runs the batch in the other slot;
- * every file gets a result in order, an unreadable one an error instead of classes. */
+/* Classifying image files (or decoded images) through an inference plan: worker threads decode and
+ * preprocess one batch (exactly as evaluation does) into an input slot while the device runs the batch
+ * in the other slot; every image gets a result in order, an unreadable one an error instead of classes. */
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,7 +15,8 @@
 
 /* One batch being decoded into one input slot. */
 typedef struct decode_job {
-  const char *const *files;
+  const char *const *files; /* or NULL: images */
+  const an_image *images;
   int first, count; /* files [first, first + count) */
   float *dst;       /* (count · crops, 3, S, S) the slot's host memory */
   int crops;
@@ -35,11 +36,16 @@ static void *decode_worker(void *arg) {
     const int j = atomic_fetch_add(&job->next, 1);
     if (j >= job->count) break;
     float *rows = job->dst + (size_t)j * job->crops * job->row_floats;
-    an_image img;
-    an_status st = an_image_load(job->files[job->first + j], &img);
-    if (st == AN_OK) {
-      st = an_preprocess(&img, job->aug, job->stats, 0, 0, rows);
-      an_image_free(&img);
+    an_status st;
+    if (job->images) {
+      st = an_preprocess(&job->images[job->first + j], job->aug, job->stats, 0, 0, rows);
+    } else {
+      an_image img;
+      st = an_image_load(job->files[job->first + j], &img);
+      if (st == AN_OK) {
+        st = an_preprocess(&img, job->aug, job->stats, 0, 0, rows);
+        an_image_free(&img);
+      }
     }
     job->ok[j] = st == AN_OK;
     if (st != AN_OK) { /* the message is this thread's */
@@ -67,9 +73,10 @@ static void decode_join(decode_job *job) {
   job->n_threads = 0;
 }
 
-an_status an_classify_files(an_infer *inf, const char *const *files, int n_files, const an_augment *aug,
-                            const an_data_stats *stats, int threads, int top_k, an_classify_fn fn, void *ctx,
-                            an_classify_stats *out) {
+/* an_classify_files and an_classify_images: files or images (the other NULL), n_files of them. */
+static an_status classify(an_infer *inf, const char *const *files, const an_image *images, int n_files,
+                          const an_augment *aug, const an_data_stats *stats, int threads, int top_k, an_classify_fn fn,
+                          void *ctx, an_classify_stats *out) {
   const double t0 = an_seconds();
   memset(out, 0, sizeof *out);
   AN_TRY(an_augment_check(aug));
@@ -103,7 +110,7 @@ an_status an_classify_files(an_infer *inf, const char *const *files, int n_files
 #define START(b)                                                                                \
   do {                                                                                          \
     decode_job *j_ = &jobs[(b) % slots];                                                        \
-    j_->files = files, j_->first = (b)*per_batch;                                               \
+    j_->files = files, j_->images = images, j_->first = (b)*per_batch;                          \
     j_->count = n_files - j_->first < per_batch ? n_files - j_->first : per_batch;              \
     j_->dst = an_infer_input(inf, (b) % slots), j_->crops = crops, j_->row_floats = row_floats; \
     j_->aug = aug, j_->stats = stats;                                                           \
@@ -124,7 +131,7 @@ an_status an_classify_files(an_infer *inf, const char *const *files, int n_files
     for (int j = 0; j < job->count; j++) {
       memset(r, 0, sizeof *r);
       r->index = job->first + j;
-      r->file = files[r->index];
+      r->file = files ? files[r->index] : NULL;
       r->ok = job->ok[j];
       out->images++;
       if (!r->ok) {
@@ -161,4 +168,16 @@ cleanup:
   free(prob);
   out->seconds = an_seconds() - t0;
   return status;
+}
+
+an_status an_classify_files(an_infer *inf, const char *const *files, int n_files, const an_augment *aug,
+                            const an_data_stats *stats, int threads, int top_k, an_classify_fn fn, void *ctx,
+                            an_classify_stats *out) {
+  return classify(inf, files, NULL, n_files, aug, stats, threads, top_k, fn, ctx, out);
+}
+
+an_status an_classify_images(an_infer *inf, const an_image *images, int n_images, const an_augment *aug,
+                             const an_data_stats *stats, int threads, int top_k, an_classify_fn fn, void *ctx,
+                             an_classify_stats *out) {
+  return classify(inf, NULL, images, n_images, aug, stats, threads, top_k, fn, ctx, out);
 }
