@@ -36,14 +36,14 @@ typedef struct an_classifier an_classifier;
 
 /* Zero (or NULL for the whole struct) is the default of every field. */
 typedef struct an_classifier_options {
-  const char *device; /* "P:D" (as `alexnet devices` prints it) or a device name substring; NULL:
+  const char *device;      /* "P:D" (as `alexnet devices` prints it) or a device name substring; NULL:
                          ALEXNET_DEVICE, else the first GPU, else the first device */
-  const char *model;  /* "alexnet", "alexnet-half" or "alexnet-tv" when the file does not name one */
-  const char *labels; /* class names, one per line; NULL: the names stored in the weights file */
-  int input_size;     /* input side when the file does not say (0: 224) */
-  int batch;          /* images per forward pass (0: 8); a call may classify any number */
-  int ten_crop;       /* 1: the softmax averaged over ten crops (4 corners, centre, and mirrors) */
-  int threads;        /* decoding and preprocessing threads (0: 2) */
+  const char *model;       /* "alexnet", "alexnet-half" or "alexnet-tv" when the file does not name one */
+  const char *labels;      /* class names, one per line; NULL: the names stored in the weights file */
+  int input_size;          /* input side when the file does not say (0: 224) */
+  int batch;               /* images per forward pass (0: 8); a call may classify any number */
+  int ten_crop;            /* 1: the softmax averaged over ten crops (4 corners, centre, and mirrors) */
+  int threads;             /* decoding and preprocessing threads (0: 2) */
   size_t max_memory_bytes; /* device memory the plan may use (0: half of the device's) */
   int copy;                /* 1: copy input and output even on devices that share host memory */
 } an_classifier_options;
@@ -52,11 +52,11 @@ typedef struct an_classifier_options {
 
 /* One image's result. */
 typedef struct an_prediction {
-  int ok;          /* 0: error says why this image could not be classified */
-  char error[512]; /* "" when ok */
-  int top_k;       /* classes below: min(the top_k asked, the model's classes) */
-  int class_index[AN_TOP_MAX]; /* most probable first (ties: the lower index) */
-  double prob[AN_TOP_MAX];     /* softmax probabilities (averaged over the crops) */
+  int ok;                       /* 0: error says why this image could not be classified */
+  char error[512];              /* "" when ok */
+  int top_k;                    /* classes below: min(the top_k asked, the model's classes) */
+  int class_index[AN_TOP_MAX];  /* most probable first (ties: the lower index) */
+  double prob[AN_TOP_MAX];      /* softmax probabilities (averaged over the crops) */
   const char *name[AN_TOP_MAX]; /* class names; NULL when the classifier has none (valid until close) */
 } an_prediction;
 
@@ -96,11 +96,11 @@ AN_API size_t an_classifier_device_bytes(const an_classifier *c);
 /* Called for each image in order as soon as its batch is done (index: its position in the call). */
 typedef void (*an_prediction_fn)(void *ctx, int index, const char *file, const an_prediction *p);
 
-/* Classifies n image files (JPEG, PNG, BMP, GIF, PNM) into out[0 .. n-1] (NULL: only fn) and/or
+/* Classifies n image files (JPEG, PNG, BMP, GIF) into out[0 .. n-1] (NULL: only fn) and/or
  * through fn (NULL: only out). A file that cannot be read or decoded is a prediction with ok = 0 and
  * the others go on; the returned status is for failures that stop everything (the device). */
-AN_API an_status an_classifier_files(an_classifier *c, const char *const *files, int n, int top_k, an_prediction *out,
-                                     an_prediction_fn fn, void *ctx);
+AN_API an_status an_classifier_files(an_classifier *c, const char *const *files, int n, int top_k,
+                                     an_prediction *out, an_prediction_fn fn, void *ctx);
 
 /* The same for n RGB8 images in memory (file is NULL in fn's calls). */
 AN_API an_status an_classifier_rgb8(an_classifier *c, const an_rgb8 *images, int n, int top_k, an_prediction *out,

@@ -131,9 +131,9 @@ void an_class_names_free(char **names, int n);
 #define AN_CLASSIFY_MAX_TOP AN_TOP_MAX /* alexnet.h's */
 
 typedef struct an_classify_result {
-  int index; /* the file's position in the list */
+  int index;        /* the file's position in the list */
   const char *file; /* NULL for images in memory */
-  int ok; /* 0: error holds why the file could not be classified */
+  int ok;           /* 0: error holds why the file could not be classified */
   char error[512];
   int top_k;                        /* classes in top[] (min(requested, classes)) */
   int top[AN_CLASSIFY_MAX_TOP];     /* class indices, most probable first */

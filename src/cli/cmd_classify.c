@@ -221,8 +221,8 @@ static void print_warnings(const classify_args *a, const an_classifier_info *inf
     fprintf(stderr, "alexnet classify: warning: %s has %d more lines than the %d classes\n", a->labels,
             info->labels_extra, info->classes);
   if (!a->labels && info->file_names && info->file_names != info->classes)
-    fprintf(stderr, "alexnet classify: warning: %s names %d classes but has %d: printing class numbers\n", a->weights,
-            info->file_names, info->classes);
+    fprintf(stderr, "alexnet classify: warning: %s names %d classes but has %d: printing class numbers\n",
+            a->weights, info->file_names, info->classes);
   if (!info->have_norm)
     fprintf(stderr, "alexnet classify: %s has no normalisation: using ImageNet's mean and std\n", a->weights);
 }
@@ -255,7 +255,8 @@ static int run_classify(const classify_args *a, const file_list *files) {
                                    .model = a->model,
                                    .labels = a->labels,
                                    .input_size = a->size,
-                                   .batch = a->batch > files->n ? files->n : a->batch, /* no plan larger than the work */
+                                   .batch = a->batch > files->n ? files->n
+                                                                : a->batch, /* no plan larger than the work */
                                    .ten_crop = a->ten,
                                    .threads = a->threads,
                                    .max_memory_bytes = a->max_memory,

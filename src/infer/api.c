@@ -56,8 +56,9 @@ an_status an_classifier_open(const char *weights, const an_classifier_options *o
   const an_classifier_options o = opts ? *opts : (an_classifier_options){0};
   if (!weights) return AN_FAIL(AN_ERR_ARGUMENT, "an_classifier_open: no weights file");
   if (o.batch < 0 || o.batch > 65536 || o.threads < 0 || o.input_size < 0 || o.input_size > 4096)
-    return AN_FAIL(AN_ERR_ARGUMENT, "an_classifier_open: batch %d (0-65536), threads %d (>= 0), input size %d (0-4096)",
-                   o.batch, o.threads, o.input_size);
+    return AN_FAIL(AN_ERR_ARGUMENT,
+                   "an_classifier_open: batch %d (0-65536), threads %d (>= 0), input size %d (0-4096)", o.batch,
+                   o.threads, o.input_size);
   an_classifier *c = calloc(1, sizeof *c);
   if (!c) return AN_FAIL(AN_ERR_HOST_ALLOC, "an_classifier_open: out of host memory");
   c->batch = o.batch ? o.batch : 8;
@@ -65,7 +66,8 @@ an_status an_classifier_open(const char *weights, const an_classifier_options *o
   an_status status = AN_OK;
   AN_TRY_GOTO(read_weights(c, weights, &o));
   AN_TRY_GOTO(an_runtime_create(o.device, &c->rt));
-  const an_infer_options io = {.zero_copy = o.copy ? 0 : -1, .input_slots = 2, .max_memory_bytes = o.max_memory_bytes};
+  const an_infer_options io = {
+      .zero_copy = o.copy ? 0 : -1, .input_slots = 2, .max_memory_bytes = o.max_memory_bytes};
   AN_TRY_GOTO(an_infer_create(c->rt, c->model, c->info.classes, c->batch * an_augment_crops(&c->aug, 0),
                               c->aug.input, &io, &c->inf));
   AN_TRY_GOTO(an_infer_load(c->inf, weights));

@@ -75,8 +75,8 @@ static void decode_join(decode_job *job) {
 
 /* an_classify_files and an_classify_images: files or images (the other NULL), n_files of them. */
 static an_status classify(an_infer *inf, const char *const *files, const an_image *images, int n_files,
-                          const an_augment *aug, const an_data_stats *stats, int threads, int top_k, an_classify_fn fn,
-                          void *ctx, an_classify_stats *out) {
+                          const an_augment *aug, const an_data_stats *stats, int threads, int top_k,
+                          an_classify_fn fn, void *ctx, an_classify_stats *out) {
   const double t0 = an_seconds();
   memset(out, 0, sizeof *out);
   AN_TRY(an_augment_check(aug));
