@@ -1,8 +1,8 @@
 /* An application of the installed library (alexnet/alexnet.h): the top-5 classes of images.
  *   classify WEIGHTS IMAGE...
- * The library decodes the image files (an_classifier_files, all in one call: any number); a binary PPM
- * (P6) is read here instead and classified from its RGB8 pixels in memory (an_classifier_rgb8), as an
- * application holding decoded frames would. */
+ * The library decodes the image files (an_classifier_files: all in one call, any number); binary PPMs
+ * (P6) are read here instead and classified from their RGB8 pixels in memory (an_classifier_rgb8), as
+ * an application holding decoded frames would. */
 #include <alexnet/alexnet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,48 +21,33 @@ static unsigned char *read_ppm(const char *path, an_rgb8 *img) {
   return (unsigned char *)(img->pixels = px);
 }
 
-/* Each prediction to its argument's place (two calls below, one for files, one for pixels). */
-typedef struct sink {
-  an_prediction *by_arg;
-  const int *arg_of; /* (n) the argument each item of the call came from */
-} sink;
-
-static void store(void *ctx, int index, const char *file, const an_prediction *p) {
-  const sink *s = ctx;
-  s->by_arg[s->arg_of[index]] = *p;
-  (void)file;
+/* Prints one image's top classes as soon as its batch is done; ctx: the names of the pixel buffers. */
+static void print(void *ctx, int index, const char *file, const an_prediction *p) {
+  printf("%s\n", file ? file : ((const char **)ctx)[index]);
+  if (!p->ok) printf("  error: %s\n", p->error);
+  for (int t = 0; t < p->top_k; t++)
+    printf("  %d %s %.6f\n", p->class_index[t], p->name[t] ? p->name[t] : "-", p->prob[t]);
 }
 
 int main(int argc, char **argv) {
   if (argc < 3) return fprintf(stderr, "usage: %s WEIGHTS IMAGE...\n", argv[0]), 2;
   an_classifier *c;
   if (an_classifier_open(argv[1], NULL, &c) != AN_OK) return fprintf(stderr, "%s\n", an_last_error()), 1;
-  const int n = argc - 2;
-  an_prediction *p = calloc((size_t)n, sizeof *p);
-  const char **files = calloc((size_t)n, sizeof *files);
-  an_rgb8 *pixels = calloc((size_t)n, sizeof *pixels);
-  int *file_arg = calloc((size_t)n, sizeof(int)), *pixel_arg = calloc((size_t)n, sizeof(int)), n_files = 0,
-      n_pix = 0;
-  an_status st = p && files && pixels && file_arg && pixel_arg ? AN_OK : AN_ERR_HOST_ALLOC;
-  for (int i = 0; i < n && st == AN_OK; i++) {
-    const char *dot = strrchr(argv[2 + i], '.');
-    if (!dot || strcmp(dot, ".ppm")) file_arg[n_files] = i, files[n_files++] = argv[2 + i];
-    else if (read_ppm(argv[2 + i], &pixels[n_pix])) pixel_arg[n_pix++] = i;
-    else snprintf(p[i].error, sizeof p[i].error, "%s: not a binary PPM", argv[2 + i]);
+  const char **files = calloc((size_t)argc, sizeof *files), **ppm_names = calloc((size_t)argc, sizeof *ppm_names);
+  an_rgb8 *pixels = calloc((size_t)argc, sizeof *pixels);
+  int n_files = 0, n_ppm = 0;
+  for (int i = 2; files && ppm_names && pixels && i < argc; i++) {
+    const char *dot = strrchr(argv[i], '.');
+    if (!dot || strcmp(dot, ".ppm")) files[n_files++] = argv[i];
+    else if (read_ppm(argv[i], &pixels[n_ppm])) ppm_names[n_ppm++] = argv[i];
+    else printf("%s\n  error: not a binary PPM\n", argv[i]);
   }
-  sink to_files = {p, file_arg}, to_pixels = {p, pixel_arg};
-  if (st == AN_OK) st = an_classifier_files(c, files, n_files, 5, NULL, store, &to_files);
-  if (st == AN_OK) st = an_classifier_rgb8(c, pixels, n_pix, 5, NULL, store, &to_pixels);
-  for (int i = 0; i < n && st == AN_OK; i++) {
-    printf("%s\n", argv[2 + i]);
-    if (!p[i].ok) printf("  error: %s\n", p[i].error);
-    for (int t = 0; t < p[i].top_k; t++)
-      printf("  %d %s %.6f\n", p[i].class_index[t], p[i].name[t] ? p[i].name[t] : "-", p[i].prob[t]);
-  }
+  an_status st = an_classifier_files(c, files, n_files, 5, NULL, print, NULL);
+  if (st == AN_OK) st = an_classifier_rgb8(c, pixels, n_ppm, 5, NULL, print, ppm_names);
   if (st == AN_OK) printf("device memory: %zu bytes\n", an_classifier_device_bytes(c));
   else fprintf(stderr, "%s: %s\n", an_status_name(st), an_last_error());
-  for (int i = 0; i < n_pix; i++) free((void *)pixels[i].pixels);
-  free(file_arg), free(pixel_arg), free(pixels), free(files), free(p);
+  for (int i = 0; i < n_ppm; i++) free((void *)pixels[i].pixels);
+  free(pixels), free(ppm_names), free(files);
   an_classifier_close(c);
   return st == AN_OK ? 0 : 1;
 }
