@@ -4,6 +4,7 @@
  *   - the same pixels as RGB8 buffers, packed and with padded rows, equal the files' results;
  *   - top-k: classes most probable first, probabilities summing to 1 over all classes, names from
  *     the labels file; the results through the callback equal those in the array;
+ *   - two threads, each with a classifier of its own, at the same time: the results of one alone;
  *   - what describe reports, and bad arguments: a named AN_ERR_ARGUMENT, an unknown device, a missing
  *     weights file (and *out NULL). */
 #define _GNU_SOURCE /* mkdtemp */
@@ -14,6 +15,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +189,46 @@ static void test_files_and_pixels_in_batches(void **state) {
   an_classifier_close(one); /* alone[]'s names are its */
 }
 
+/* One thread's classifier, opened and used in that thread: every image twice. */
+typedef struct worker {
+  pthread_t thread;
+  an_status status;
+  char error[512];
+  an_prediction p[2 * N_IMAGES];
+} worker;
+
+static void *work(void *arg) {
+  worker *w = arg;
+  const an_classifier_options o = {.model = "alexnet-half", .input_size = INPUT, .batch = 3};
+  an_classifier *c = NULL;
+  const char *list[2 * N_IMAGES];
+  for (int i = 0; i < 2 * N_IMAGES; i++) list[i] = files[i % N_IMAGES];
+  w->status = an_classifier_open(weights, &o, &c);
+  if (w->status == AN_OK) w->status = an_classifier_files(c, list, 2 * N_IMAGES, CLASSES, w->p, NULL, NULL);
+  snprintf(w->error, sizeof w->error, "%s", w->status == AN_OK ? "" : an_last_error());
+  an_classifier_close(c);
+  return NULL;
+}
+
+static void test_two_threads(void **state) {
+  (void)state;
+  worker w[3];
+  memset(w, 0, sizeof w);
+  work(&w[0]); /* alone */
+  for (int k = 1; k < 3; k++) assert_int_equal(pthread_create(&w[k].thread, NULL, work, &w[k]), 0);
+  for (int k = 1; k < 3; k++) assert_int_equal(pthread_join(w[k].thread, NULL), 0);
+  for (int k = 0; k < 3; k++) {
+    if (w[k].status != AN_OK) fail_msg("thread %d: %s", k, w[k].error);
+    for (int i = 0; i < 2 * N_IMAGES; i++) {
+      assert_true(w[k].p[i].ok);
+      for (int t = 0; t < CLASSES; t++) { /* the same batches: the same numbers */
+        assert_int_equal(w[k].p[i].class_index[t], w[0].p[i].class_index[t]);
+        assert_true(w[k].p[i].prob[t] == w[0].p[i].prob[t]);
+      }
+    }
+  }
+}
+
 static void test_bad_arguments(void **state) {
   (void)state;
   an_classifier *c = open_classifier(2);
@@ -217,6 +259,7 @@ static void test_bad_arguments(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_files_and_pixels_in_batches),
+      cmocka_unit_test(test_two_threads),
       cmocka_unit_test(test_bad_arguments),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

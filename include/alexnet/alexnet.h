@@ -36,11 +36,13 @@ typedef struct an_classifier an_classifier;
 
 /* Zero (or NULL for the whole struct) is the default of every field. */
 typedef struct an_classifier_options {
-  const char *device;      /* "P:D" (as `alexnet devices` prints it) or a device name substring; NULL:
-                         ALEXNET_DEVICE, else the first GPU, else the first device */
-  const char *model;       /* "alexnet", "alexnet-half" or "alexnet-tv" when the file does not name one */
+  /* "P:D" (as `alexnet devices` prints it) or a device name substring; NULL: ALEXNET_DEVICE, else the
+   * first GPU, else the first device */
+  const char *device;
+  /* "alexnet", "alexnet-half", "alexnet-tv"; NULL: the one the file names (naming another is an error) */
+  const char *model;
   const char *labels;      /* class names, one per line; NULL: the names stored in the weights file */
-  int input_size;          /* input side when the file does not say (0: 224) */
+  int input_size;          /* 0: the one the file records (224 when it does not say) */
   int batch;               /* images per forward pass (0: 8); a call may classify any number */
   int ten_crop;            /* 1: the softmax averaged over ten crops (4 corners, centre, and mirrors) */
   int threads;             /* decoding and preprocessing threads (0: 2) */
