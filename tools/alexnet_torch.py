@@ -12,7 +12,7 @@ Models (src/model/models.c is the reference; every model ends its features with 
 Command line (run with /usr/bin/python3, Debian's python3-torch):
   alexnet_torch.py to-safetensors IN.pth OUT.safetensors [--model M] [--classes K]
   alexnet_torch.py to-pth IN.safetensors OUT.pth [--model M]
-  alexnet_torch.py random MODEL OUT.{pth,safetensors} [--classes K] [--seed S]
+  alexnet_torch.py random MODEL OUT.{pth,safetensors} [--classes K] [--seed S] [--plain]
   alexnet_torch.py info FILE
   alexnet_torch.py selftest
 """
@@ -304,6 +304,12 @@ def fit_to_model(state_dict, model_name, source="state_dict"):
     return out, classes
 
 
+def plain_state_dict(sd):
+    """The tensors in the order safetensors.torch.save_file lays them out (one dtype: by name); written
+    without metadata, the file is save_file's byte for byte."""
+    return collections.OrderedDict((k, sd[k].detach().contiguous()) for k in sorted(sd))
+
+
 def project_metadata(model_name, classes, input_size=224):
     return {"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION), "kind": "weights",
             "model": model_name, "classes": str(classes), "input_size": str(input_size)}
@@ -437,6 +443,8 @@ def main(argv=None):
     a.add_argument("dst")
     a.add_argument("--classes", type=int, default=1000)
     a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--plain", action="store_true",
+                   help="as safetensors.torch.save_file(state_dict) writes it: no __metadata__, names sorted")
     a = sub.add_parser("info", help="list a file's tensors and metadata")
     a.add_argument("path")
     sub.add_parser("selftest", help="check the reader, writer and models")
@@ -451,7 +459,9 @@ def main(argv=None):
         elif args.cmd == "random":
             torch.manual_seed(args.seed)
             sd = init_like_c(args.model, build(args.model, args.classes)).state_dict()
-            if args.dst.endswith(".safetensors"):
+            if args.dst.endswith(".safetensors") and args.plain:
+                write_safetensors(args.dst, plain_state_dict(sd))
+            elif args.dst.endswith(".safetensors"):
                 write_safetensors(args.dst, sd, project_metadata(args.model, args.classes))
             else:
                 _atomic_write(args.dst, lambda f: torch.save(sd, f))

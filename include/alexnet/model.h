@@ -31,6 +31,20 @@ an_status an_model_lookup(const char *name, const an_model_desc **out);
  * the paper's GPUs communicate); NULL for single-column models. */
 const an_model_desc *an_model_column(const an_model_desc *model);
 
+/* Which model and how many classes a weights file holds, from its tensor shapes (weights.c): a file
+ * PyTorch wrote (safetensors.torch.save_file of a state_dict) has no metadata. The classes are the rows
+ * of the last layer's weight; a model fits when every tensor of its table for those classes is in the
+ * file, F32, in the table's shape; tensors it does not have (a checkpoint's momentum) are not looked
+ * at. want (NULL: any) is the model the caller names: a file of another model is AN_ERR_ARGUMENT naming
+ * want's first tensor that differs, both shapes and the model the file holds. A file that fits no model
+ * is AN_ERR_ARGUMENT naming, for each model, its first tensor that does not fit. Metadata "model" and
+ * "classes", when present, must agree. */
+struct an_safetensors;
+an_status an_model_identify(const struct an_safetensors *st, const char *want, const an_model_desc **model,
+                            int *classes);
+/* The same on a file. */
+an_status an_model_identify_file(const char *path, const char *want, const an_model_desc **model, int *classes);
+
 /* The one planner (plan.c): each layer's shapes (from the layer table's shape rule), its tensors (weight
  * then bias, as the parameter rule gives them) and its dropout key index; tensors hold at least 2 per
  * layer. Offsets pack the tensors in order into one parameter buffer, except fully connected weights

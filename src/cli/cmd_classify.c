@@ -24,8 +24,10 @@ static void help(void) {
          "threads while the device runs the previous batch. Inference allocates no gradients and no\n"
          "training buffers; on host-unified devices (integrated GPUs, PoCL) the input and output are host\n"
          "memory used in place. Exit status 1 when any image could not be classified.\n\n"
-         "  --weights W       .safetensors weights or checkpoint (model, classes, input size, resize,\n"
-         "                    normalisation, mean/std, class names from its metadata)\n"
+         "  --weights W       .safetensors weights or checkpoint: this project's, or a PyTorch state_dict\n"
+         "                    as safetensors.torch.save_file writes it (model and classes from the\n"
+         "                    tensor shapes; input size, resize, normalisation, mean/std, class\n"
+         "                    names from its metadata when it has them)\n"
          "  --labels FILE     class names, one per line in class order (overrides the file's names)\n"
          "  --top K           classes per image                                  (default 5)\n"
          "  --crop C          center | ten (4 corners + centre and mirrors, softmax averaged) (center)\n"
@@ -37,7 +39,7 @@ static void help(void) {
          "  --max-memory M    device memory the plan may use: bytes, or with K/M/G (default: half of the\n"
          "                    device's global memory); the im2col workspace is chunked to fit\n"
          "  --copy            copy input and output even on host-unified devices\n"
-         "  --model M         model when the file does not name one\n"
+         "  --model M         the model the file must hold (default: the one its tensor shapes fit)\n"
          "  --input-size S    input side when the file does not say              (default 224)\n"
          "  --device D        P:D index or name substring (default: ALEXNET_DEVICE, else first GPU)\n");
 }
@@ -322,16 +324,13 @@ int cmd_classify(int argc, char **argv) {
     rc = cli_fail("reading the weights");
     goto done;
   }
-  const char *model = a.model ? a.model : info.model[0] ? info.model : NULL;
-  if (!model) {
-    fprintf(stderr, "alexnet classify: %s does not name its model: pass --model\n", a.weights);
+  const an_model_desc *m; /* from the shapes (a PyTorch file has no metadata); --model is a check */
+  if (an_model_identify_file(a.weights, a.model, &m, &info.classes) != AN_OK) {
+    rc = cli_fail("reading the weights");
     goto done;
   }
+  const char *model = m->name;
   const int size = a.size ? a.size : info.input_hw ? info.input_hw : 224;
-  if (info.classes < 1) {
-    fprintf(stderr, "alexnet classify: %s does not say how many classes it has\n", a.weights);
-    goto done;
-  }
   if ((rc = read_names(&a, &info, &names, &n_names)) != 0) goto done;
   rc = 1;
   an_augment aug;
