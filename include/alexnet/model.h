@@ -75,10 +75,12 @@ typedef struct an_net {
   cl_mem labels;                  /* (N) int */
   cl_mem loss;                    /* loss (1), per-sample losses (N) */
   size_t act_floats, dact_floats, work_floats, max_act_floats;
-  size_t logits_off;  /* (N, classes) in acts */
-  int dropout_active; /* set by the last forward: the backward pass follows it */
-  int sample_base;    /* this net's first sample in the step's batch (a data-parallel split's
+  size_t logits_off;    /* (N, classes) in acts */
+  int dropout_active;   /* set by the last forward: the backward pass follows it */
+  int sample_base;      /* this net's first sample in the step's batch (a data-parallel split's
                                        second device): dropout draws the unsplit batch's masks */
+  int frozen_below;     /* an_net_freeze: layers [0, frozen_below) fixed; 0: none */
+  size_t frozen_floats; /* their parameters: the first frozen_floats of params */
 } an_net;
 
 /* Plans model for a batch and input side (224 for the paper; others use the adaptive pool) and
@@ -133,6 +135,15 @@ typedef struct an_sgd_params {
 } an_sgd_params;
 
 an_status an_net_sgd(an_net *net, const an_sgd_params *p);
+
+/* Fine-tuning: layers [0, below) keep their parameters. The backward pass stops at layer `below`, which
+ * computes no input gradient, so the frozen layers' gradients are never computed (they stay zero), and
+ * SGD (weight decay and momentum included) leaves their tensors alone. 0 trains every layer again.
+ * Layer `below` must be a convolution or a fully connected layer (AN_ERR_ARGUMENT otherwise). */
+an_status an_net_freeze(an_net *net, int below);
+/* The first fully connected layer after the last convolution: freezing below it keeps the features
+ * (every convolution) fixed and trains the classifier. */
+int an_model_features_end(const an_model_desc *m);
 
 /* One training step: upload, forward, backward, SGD, then the only wait: reading the loss back.
  * A NaN or Inf loss is AN_ERR_NOT_FINITE. */
