@@ -393,7 +393,7 @@ int an_net_gemm_calls(const an_net *net, int passes, an_gemm_call *out, int max)
     for (int j = 0; j < net->model->n_layers; j++) {
       const int i = pass == AN_PASS_FORWARD ? j : net->model->n_layers - 1 - j; /* backward runs top down */
       const an_layer_ops *ops = an_layer_ops_of(net->layers[i].desc->kind);
-      if (!ops->gemms) continue;
+      if (!ops->gemms || (pass == AN_PASS_BACKWARD && i < net->frozen_below)) continue;
       const an_layer_io io = layer_io(net, i, 0, 0);
       n += ops->gemms(&io, pass, n < max ? out + n : NULL, n < max ? max - n : 0);
     }
