@@ -1,7 +1,9 @@
 /* safetensors and checkpoints: a round trip in memory and on disk; every malformed-file case gives its
  * own error whose message names the problem (and the tensor); a net's weights and checkpoints save and
  * load bit-exactly; files that do not fit the net (other model, other classes, missing, extra, wrong
- * dtype, truncated) fail with a message naming the tensor and both shapes and leave the net unchanged. */
+ * dtype, truncated) fail with a message naming the tensor and both shapes and leave the net unchanged;
+ * the model and classes of a file without metadata (PyTorch's save_file) come from its shapes, and
+ * shapes that fit no model, or another model than the one named, are refused naming tensor and shapes. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp, truncate, popen */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -549,6 +551,134 @@ static void test_net_load_rejects(void **state) {
   an_net_destroy(net);
 }
 
+/* ---- which model a file holds, from its shapes (an_model_identify) ---- */
+
+/* A file of model's tensors for `classes` as PyTorch's save_file writes it (no metadata unless meta is
+ * given), its data a hole (sparse: only the header is ever read here). change (may be NULL) is the name
+ * of one tensor to write with shape new_shape (ndim 0: leave it out) or, new_dtype set, as F16. */
+static void write_plain(const char *path, const char *model, int classes, const char *change, int ndim,
+                        const int64_t *new_shape, int new_f16, const char *meta) {
+  an_net *plan = NULL;
+  TEST_OK(an_net_plan(model, classes, 1, 224, &plan));
+  size_t cap = 16384, len = 0;
+  char *json = malloc(cap);
+  assert_non_null(json);
+  len += (size_t)snprintf(json + len, cap - len, "{%s", meta ? meta : "");
+  uint64_t offset = 0;
+  int first = !meta;
+  for (int i = 0; i < plan->n_tensors; i++) {
+    const an_tensor *t = &plan->tensors[i];
+    int64_t shape[4];
+    int nd = t->ndim, f16 = 0;
+    for (int d = 0; d < nd; d++) shape[d] = t->shape[d];
+    if (change && !strcmp(change, t->name)) {
+      if (!ndim && !new_f16) continue;
+      if (ndim) {
+        nd = ndim;
+        memcpy(shape, new_shape, (size_t)ndim * sizeof *shape);
+      }
+      f16 = new_f16;
+    }
+    uint64_t count = 1;
+    for (int d = 0; d < nd; d++) count *= (uint64_t)shape[d];
+    const uint64_t bytes = count * (f16 ? 2 : 4);
+    len += (size_t)snprintf(json + len, cap - len, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", first ? "" : ",",
+                            t->name, f16 ? "F16" : "F32");
+    for (int d = 0; d < nd; d++)
+      len += (size_t)snprintf(json + len, cap - len, "%s%lld", d ? "," : "", (long long)shape[d]);
+    len += (size_t)snprintf(json + len, cap - len, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)offset,
+                            (unsigned long long)(offset + bytes));
+    offset += bytes;
+    first = 0;
+  }
+  len += (size_t)snprintf(json + len, cap - len, "}");
+  assert_true(len < cap);
+  while (len % 8) json[len++] = ' ';
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  uint8_t n8[8];
+  for (int i = 0; i < 8; i++) n8[i] = (uint8_t)((uint64_t)len >> (8 * i));
+  assert_int_equal(fwrite(n8, 1, 8, f), 8);
+  assert_int_equal(fwrite(json, 1, len, f), len);
+  assert_int_equal(fclose(f), 0);
+  assert_int_equal(truncate(path, (off_t)(8 + len + offset)), 0);
+  free(json);
+  an_net_destroy(plan);
+}
+
+static void test_identify_models(void **state) {
+  (void)state;
+  static const char *const models[] = {"alexnet", "alexnet-half", "alexnet-tv"};
+  static const char *const conv1[] = {"[96,3,11,11]", "[48,3,11,11]", "[64,3,11,11]"};
+  char path[300];
+  temp_path(path, sizeof path, "plain.safetensors");
+  for (int i = 0; i < 3; i++) {
+    const an_model_desc *m;
+    int classes;
+    write_plain(path, models[i], 7, NULL, 0, NULL, 0, NULL);
+    TEST_OK(an_model_identify_file(path, NULL, &m, &classes));
+    assert_string_equal(m->name, models[i]);
+    assert_int_equal(classes, 7);
+    TEST_OK(an_model_identify_file(path, models[i], &m, &classes));
+    assert_string_equal(m->name, models[i]);
+    assert_int_equal(classes, 7);
+    for (int j = 0; j < 3; j++) { /* --model as a check: the tensor, both shapes, what the file holds */
+      if (j == i) continue;
+      char holds[64];
+      snprintf(holds, sizeof holds, "the file holds %s weights (7 classes)", models[i]);
+      expect_error(an_model_identify_file(path, models[j], &m, &classes), AN_ERR_ARGUMENT, "features.0.weight",
+                   conv1[i], conv1[j], holds, NULL);
+      assert_null(m);
+    }
+  }
+  /* 1000 classes too */
+  write_plain(path, "alexnet-tv", 1000, NULL, 0, NULL, 0, NULL);
+  const an_model_desc *m;
+  int classes;
+  TEST_OK(an_model_identify_file(path, NULL, &m, &classes));
+  assert_string_equal(m->name, "alexnet-tv");
+  assert_int_equal(classes, 1000);
+}
+
+static void test_identify_rejects(void **state) {
+  (void)state;
+  char path[300];
+  temp_path(path, sizeof path, "bad.safetensors");
+  const an_model_desc *m;
+  int classes;
+  /* alexnet with conv2 in one group (96 input channels): the shapes fit no model */
+  const int64_t one_group[4] = {256, 96, 5, 5};
+  write_plain(path, "alexnet", 7, "features.4.weight", 4, one_group, 0, NULL);
+  expect_error(an_model_identify_file(path, NULL, &m, &classes), AN_ERR_ARGUMENT, "fit none of the models",
+               "tensor features.4.weight has shape [256,96,5,5], model alexnet needs [256,48,5,5]",
+               "model alexnet-half needs [48,3,11,11]", "model alexnet-tv needs [64,3,11,11]", NULL);
+  expect_error(an_model_identify_file(path, "alexnet", &m, &classes), AN_ERR_ARGUMENT, "fit none of the models",
+               "features.4.weight has shape [256,96,5,5]", NULL);
+  /* no last layer: no classes */
+  write_plain(path, "alexnet-half", 7, "classifier.6.weight", 0, NULL, 0, NULL);
+  expect_error(an_model_identify_file(path, NULL, &m, &classes), AN_ERR_ARGUMENT,
+               "tensor classifier.6.weight (the classes are its rows) is missing", NULL);
+  /* a last bias of other rows than its weight */
+  const int64_t bias5[1] = {5};
+  write_plain(path, "alexnet-half", 7, "classifier.6.bias", 1, bias5, 0, NULL);
+  expect_error(an_model_identify_file(path, NULL, &m, &classes), AN_ERR_ARGUMENT,
+               "tensor classifier.6.bias has shape [5], model alexnet-half needs [7]", NULL);
+  /* F16 */
+  write_plain(path, "alexnet-tv", 7, "features.3.weight", 0, NULL, 1, NULL);
+  expect_error(an_model_identify_file(path, NULL, &m, &classes), AN_ERR_ARGUMENT,
+               "tensor features.3.weight has dtype F16, model alexnet-tv needs F32", NULL);
+  /* metadata that contradict the shapes or --model */
+  write_plain(path, "alexnet-tv", 7, NULL, 0, NULL, 0, "\"__metadata__\":{\"classes\":\"5\"}");
+  expect_error(an_model_identify_file(path, NULL, &m, &classes), AN_ERR_ARGUMENT,
+               "__metadata__ classes is 5, the last layer has 7 rows", NULL);
+  write_plain(path, "alexnet-tv", 7, NULL, 0, NULL, 0, "\"__metadata__\":{\"model\":\"alexnet-tv\"}");
+  TEST_OK(an_model_identify_file(path, NULL, &m, &classes));
+  assert_string_equal(m->name, "alexnet-tv");
+  expect_error(an_model_identify_file(path, "alexnet-half", &m, &classes), AN_ERR_ARGUMENT,
+               "holds weights of model alexnet-tv (its metadata say so), not alexnet-half", NULL);
+  expect_error(an_model_identify_file(path, "resnet", &m, &classes), AN_ERR_UNKNOWN_MODEL, "resnet", NULL);
+}
+
 static int cleanup_tmpdir(void **state) {
   test_runtime_teardown(state);
   char cmd[600];
@@ -570,6 +700,8 @@ int main(void) {
       cmocka_unit_test(test_bad_fields),
       cmocka_unit_test(test_bad_offsets),
       cmocka_unit_test(test_bad_files_on_disk),
+      cmocka_unit_test(test_identify_models),
+      cmocka_unit_test(test_identify_rejects),
       cmocka_unit_test_setup(test_net_weights_round_trip, setup_device),
       cmocka_unit_test_setup(test_net_checkpoint_round_trip, setup_device),
       cmocka_unit_test_setup(test_net_load_rejects, setup_device),

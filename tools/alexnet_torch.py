@@ -12,7 +12,8 @@ Models (src/model/models.c is the reference; every model ends its features with 
 Command line (run with /usr/bin/python3, Debian's python3-torch):
   alexnet_torch.py to-safetensors IN.pth OUT.safetensors [--model M] [--classes K]
   alexnet_torch.py to-pth IN.safetensors OUT.pth [--model M]
-  alexnet_torch.py random MODEL OUT.{pth,safetensors} [--classes K] [--seed S]
+  alexnet_torch.py random MODEL OUT.{pth,safetensors} [--classes K] [--seed S] [--plain]
+  alexnet_torch.py to-onnx IN.safetensors OUT.onnx [--model M] [--input-size S] [--opset N]
   alexnet_torch.py info FILE
   alexnet_torch.py selftest
 """
@@ -304,6 +305,12 @@ def fit_to_model(state_dict, model_name, source="state_dict"):
     return out, classes
 
 
+def plain_state_dict(sd):
+    """The tensors in the order safetensors.torch.save_file lays them out (one dtype: by name); written
+    without metadata, the file is save_file's byte for byte."""
+    return collections.OrderedDict((k, sd[k].detach().contiguous()) for k in sorted(sd))
+
+
 def project_metadata(model_name, classes, input_size=224):
     return {"format": FORMAT_NAME, "format_version": str(FORMAT_VERSION), "kind": "weights",
             "model": model_name, "classes": str(classes), "input_size": str(input_size)}
@@ -331,6 +338,43 @@ def to_pth(src, dst, model_name=None):
     build(model_name, classes).load_state_dict(sd, strict=True)  # the proof it loads
     _atomic_write(dst, lambda f: torch.save(sd, f))
     return model_name, classes
+
+
+ONNX_OPSET = 14  # torch 1.13's default; Debian's onnx 1.12 and onnxruntime read it
+
+
+def to_onnx(src, dst, model_name=None, input_size=None, opset=ONNX_OPSET):
+    """A weights file (this project's, a plain save_file one, a .pth) -> an ONNX graph through torch.onnx:
+    input "input" (N, 3, S, S) float, normalised as for `alexnet classify`; output "logits" (N, classes);
+    the batch dimension is dynamic, the side fixed (the adaptive pool exports for one input size)."""
+    tensors, meta = load_state_dict(src)
+    weights = collections.OrderedDict((k, v) for k, v in tensors.items() if not k.startswith("momentum."))
+    model_name = model_name or meta.get("model") or guess_model(weights)
+    if model_name is None:
+        raise FormatError(f"{src}: cannot tell the model from features.0.weight; pass --model")
+    sd, classes = fit_to_model(weights, model_name, src)
+    net = build(model_name, classes)
+    net.load_state_dict(sd, strict=True)
+    net.eval()
+    side = input_size or int(meta.get("input_size", 224))
+    x = torch.zeros(1, 3, side, side)
+    try:
+        with torch.no_grad():
+            h = net.features(x).shape[-1]
+    except RuntimeError as e:
+        raise FormatError(f"{src}: model {model_name} does not take {side}x{side} input ({e})")
+    # torch.onnx exports the adaptive pool only where it sees the input's size (not after alexnet's LRN):
+    # the same windows as a fixed pool, which exists where 6 divides the features' side (224: 6, identity)
+    if h % 6:
+        raise FormatError(f"input {side}x{side} gives features of {h}x{h}: the adaptive pool to 6x6 exports "
+                          "only where 6 divides that side (e.g. input 224)")
+    net.avgpool = nn.Identity() if h == 6 else nn.AvgPool2d(h // 6)
+
+    def write(f):
+        torch.onnx.export(net, x, f, input_names=["input"], output_names=["logits"], opset_version=opset,
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, do_constant_folding=True)
+    _atomic_write(dst, write)
+    return model_name, classes, side
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -437,6 +481,14 @@ def main(argv=None):
     a.add_argument("dst")
     a.add_argument("--classes", type=int, default=1000)
     a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--plain", action="store_true",
+                   help="as safetensors.torch.save_file(state_dict) writes it: no __metadata__, names sorted")
+    a = sub.add_parser("to-onnx", help="weights -> an ONNX graph (torch.onnx): input (N,3,S,S), logits (N,K)")
+    a.add_argument("src")
+    a.add_argument("dst")
+    a.add_argument("--model", choices=MODELS, help="default: the file's metadata, else features.0.weight's shape")
+    a.add_argument("--input-size", type=int, help="the side S (default: the file's input_size, else 224)")
+    a.add_argument("--opset", type=int, default=ONNX_OPSET, help=f"ONNX opset (default {ONNX_OPSET})")
     a = sub.add_parser("info", help="list a file's tensors and metadata")
     a.add_argument("path")
     sub.add_parser("selftest", help="check the reader, writer and models")
@@ -448,10 +500,15 @@ def main(argv=None):
         elif args.cmd == "to-pth":
             m, k = to_pth(args.src, args.dst, args.model)
             print(f"{args.dst}: {m}, {k} classes")
+        elif args.cmd == "to-onnx":
+            m, k, side = to_onnx(args.src, args.dst, args.model, args.input_size, args.opset)
+            print(f"{args.dst}: {m}, {k} classes, input (N, 3, {side}, {side}), opset {args.opset}")
         elif args.cmd == "random":
             torch.manual_seed(args.seed)
             sd = init_like_c(args.model, build(args.model, args.classes)).state_dict()
-            if args.dst.endswith(".safetensors"):
+            if args.dst.endswith(".safetensors") and args.plain:
+                write_safetensors(args.dst, plain_state_dict(sd))
+            elif args.dst.endswith(".safetensors"):
                 write_safetensors(args.dst, sd, project_metadata(args.model, args.classes))
             else:
                 _atomic_write(args.dst, lambda f: torch.save(sd, f))

@@ -39,7 +39,7 @@ typedef struct an_classifier_options {
   /* "P:D" (as `alexnet devices` prints it) or a device name substring; NULL: ALEXNET_DEVICE, else the
    * first GPU, else the first device */
   const char *device;
-  /* "alexnet", "alexnet-half", "alexnet-tv"; NULL: the one the file names (naming another is an error) */
+  /* "alexnet", "alexnet-half", "alexnet-tv": the model the file must hold; NULL: the one its tensor shapes fit */
   const char *model;
   const char *labels;      /* class names, one per line; NULL: the names stored in the weights file */
   int input_size;          /* 0: the one the file records (224 when it does not say) */

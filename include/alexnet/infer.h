@@ -117,7 +117,8 @@ typedef struct an_weights_info {
 } an_weights_info;
 
 /* Reads the metadata of a weights or checkpoint file (model, classes, input size, mean/std, resize and
- * normalisation, class names); classes falls back to the rows of the last layer's bias when the metadata do not say. */
+ * normalisation, class names); model and classes come from the tensor shapes (an_model_identify) when
+ * the metadata do not say (a file PyTorch wrote), and stay "" and 0 when the shapes fit no model. */
 an_status an_weights_info_read(const char *path, an_weights_info *out);
 void an_weights_info_free(an_weights_info *info);
 

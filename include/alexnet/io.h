@@ -173,6 +173,39 @@ an_status an_checkpoint_save(const an_param_layout *layout, const float *params,
 an_status an_checkpoint_load(const an_param_layout *layout, const char *path, float **params, float **momentum,
                              an_checkpoint_meta *out);
 
+/* ---- fine-tuning's start: the tensors of a file that fit ---- */
+
+typedef enum an_match_kind {
+  AN_MATCH_LOADED,  /* read from the file */
+  AN_MATCH_MISSING, /* the file has no tensor of that name */
+  AN_MATCH_SHAPE,   /* the file's has another shape (a last layer of another class count) */
+  AN_MATCH_DTYPE    /* the file's is not F32 */
+} an_match_kind;
+
+#define AN_MATCH_MAX_TENSORS 64
+
+/* One tensor of the layout: what the file had for it. */
+typedef struct an_match_tensor {
+  char name[64];
+  an_match_kind kind;
+  char have[48], need[48]; /* "[1000,4096]" and "[7,4096]"; have: the dtype for AN_MATCH_DTYPE, "" when missing */
+} an_match_tensor;
+
+/* What an_checkpoint_load_matching did with each tensor of the layout, in the layout's order. */
+typedef struct an_match_report {
+  int n_tensors, n_loaded;
+  an_match_tensor tensor[AN_MATCH_MAX_TENSORS];
+  int n_unused; /* tensors of the file the layout has none of (a checkpoint's momentum.* not counted) */
+  char first_unused[64];
+} an_match_report;
+
+/* Reads every tensor of path whose name, shape and dtype (F32) fit the layout into params (n_params
+ * floats in layout), leaving the others as they are (the caller's fresh initialisation), and fills
+ * report. Neither the metadata nor a checkpoint's momentum are read. Everything is read before params
+ * changes: a failure leaves it as it was. AN_ERR_ARGUMENT, naming the file, when not one tensor fits. */
+an_status an_checkpoint_load_matching(const an_param_layout *layout, const char *path, float *params,
+                                      an_match_report *report);
+
 #ifdef __cplusplus
 }
 #endif

@@ -31,6 +31,20 @@ an_status an_model_lookup(const char *name, const an_model_desc **out);
  * the paper's GPUs communicate); NULL for single-column models. */
 const an_model_desc *an_model_column(const an_model_desc *model);
 
+/* Which model and how many classes a weights file holds, from its tensor shapes (weights.c): a file
+ * PyTorch wrote (safetensors.torch.save_file of a state_dict) has no metadata. The classes are the rows
+ * of the last layer's weight; a model fits when every tensor of its table for those classes is in the
+ * file, F32, in the table's shape; tensors it does not have (a checkpoint's momentum) are not looked
+ * at. want (NULL: any) is the model the caller names: a file of another model is AN_ERR_ARGUMENT naming
+ * want's first tensor that differs, both shapes and the model the file holds. A file that fits no model
+ * is AN_ERR_ARGUMENT naming, for each model, its first tensor that does not fit. Metadata "model" and
+ * "classes", when present, must agree. */
+struct an_safetensors;
+an_status an_model_identify(const struct an_safetensors *st, const char *want, const an_model_desc **model,
+                            int *classes);
+/* The same on a file. */
+an_status an_model_identify_file(const char *path, const char *want, const an_model_desc **model, int *classes);
+
 /* The one planner (plan.c): each layer's shapes (from the layer table's shape rule), its tensors (weight
  * then bias, as the parameter rule gives them) and its dropout key index; tensors hold at least 2 per
  * layer. Offsets pack the tensors in order into one parameter buffer, except fully connected weights
@@ -61,10 +75,12 @@ typedef struct an_net {
   cl_mem labels;                  /* (N) int */
   cl_mem loss;                    /* loss (1), per-sample losses (N) */
   size_t act_floats, dact_floats, work_floats, max_act_floats;
-  size_t logits_off;  /* (N, classes) in acts */
-  int dropout_active; /* set by the last forward: the backward pass follows it */
-  int sample_base;    /* this net's first sample in the step's batch (a data-parallel split's
+  size_t logits_off;    /* (N, classes) in acts */
+  int dropout_active;   /* set by the last forward: the backward pass follows it */
+  int sample_base;      /* this net's first sample in the step's batch (a data-parallel split's
                                        second device): dropout draws the unsplit batch's masks */
+  int frozen_below;     /* an_net_freeze: layers [0, frozen_below) fixed; 0: none */
+  size_t frozen_floats; /* their parameters: the first frozen_floats of params */
 } an_net;
 
 /* Plans model for a batch and input side (224 for the paper; others use the adaptive pool) and
@@ -119,6 +135,15 @@ typedef struct an_sgd_params {
 } an_sgd_params;
 
 an_status an_net_sgd(an_net *net, const an_sgd_params *p);
+
+/* Fine-tuning: layers [0, below) keep their parameters. The backward pass stops at layer `below`, which
+ * computes no input gradient, so the frozen layers' gradients are never computed (they stay zero), and
+ * SGD (weight decay and momentum included) leaves their tensors alone. 0 trains every layer again.
+ * Layer `below` must be a convolution or a fully connected layer (AN_ERR_ARGUMENT otherwise). */
+an_status an_net_freeze(an_net *net, int below);
+/* The first fully connected layer after the last convolution: freezing below it keeps the features
+ * (every convolution) fixed and trains the classifier. */
+int an_model_features_end(const an_model_desc *m);
 
 /* One training step: upload, forward, backward, SGD, then the only wait: reading the loss back.
  * A NaN or Inf loss is AN_ERR_NOT_FINITE. */

@@ -63,12 +63,14 @@ int an_plateau_step(an_plateau *p, double top1);
 
 /* STEP after every step; EPOCH at each epoch's end (and at the run's end inside an epoch); VAL after a
  * validation every val_every steps (no checkpoint decision); LOADER once before the first step when
- * measure_loader is set (images_per_s: the loader's own speed, the device idle). */
+ * measure_loader is set (images_per_s: the loader's own speed, the device idle); INIT once at the start
+ * of a run from cfg->init (init: which tensors the file gave, which were initialised fresh). */
 typedef enum an_train_event_kind {
   AN_EVENT_STEP,
   AN_EVENT_EPOCH,
   AN_EVENT_VAL,
-  AN_EVENT_LOADER
+  AN_EVENT_LOADER,
+  AN_EVENT_INIT
 } an_train_event_kind;
 
 typedef struct an_train_event {
@@ -78,9 +80,10 @@ typedef struct an_train_event {
   int64_t global_step, total_steps; /* global_step: steps done including this one */
   float loss;                       /* step: this step's loss; epoch: mean over the epoch's steps run here */
   double lr, images_per_s, eta_s;
-  double val_top1, val_top5; /* epoch: validation accuracy in [0, 1]; -1 without a validation set */
-  int best;                  /* epoch: best.safetensors was written */
-  int lr_reduced;            /* epoch, val: the plateau schedule multiplied lr by 0.1 after it */
+  double val_top1, val_top5;   /* epoch: validation accuracy in [0, 1]; -1 without a validation set */
+  int best;                    /* epoch: best.safetensors was written */
+  int lr_reduced;              /* epoch, val: the plateau schedule multiplied lr by 0.1 after it */
+  const an_match_report *init; /* init: the report of an_checkpoint_load_matching; NULL otherwise */
 } an_train_event;
 
 typedef void (*an_train_callback)(void *ctx, const an_train_event *ev);
@@ -106,9 +109,15 @@ typedef struct an_train_config {
   const char *out_dir;   /* created when missing; holds last/best.safetensors, log.jsonl, classes.txt */
   int resume;            /* continue from out_dir/last.safetensors; refused unless the recipe is the
                                 logged run's (log.jsonl's "run" line: model, data, batch, input, epochs,
-                                max steps, lr, momentum, weight decay, schedule, patience, augmentation,
-                                seed) */
+                                max steps, lr, momentum, weight decay, schedule, patience, freeze
+                                features, augmentation, seed) */
   int measure_loader;    /* time the loader alone (~1-2 s) before training: logged and reported */
+  const char *init;      /* fine-tuning: a weights file (this project's or a PyTorch state_dict) whose
+                                tensors that fit the model (name, shape, F32) replace the seed's initial
+                                ones (a last layer of another class count stays fresh; an INIT event
+                                says which); momentum starts at zero. Not with resume */
+  int freeze_features;   /* the convolutions keep their parameters: no gradients computed for them and
+                                no SGD update (an_net_freeze at an_model_features_end); one device only */
   an_train_callback callback;
   void *callback_ctx;
 } an_train_config;

@@ -26,8 +26,10 @@ static void help(void) {
          "threads while the device runs the previous batch. Inference allocates no gradients and no\n"
          "training buffers; on host-unified devices (integrated GPUs, PoCL) the input and output are host\n"
          "memory used in place. Exit status 1 when any image could not be classified.\n\n"
-         "  --weights W       .safetensors weights or checkpoint (model, classes, input size, resize,\n"
-         "                    normalisation, mean/std, class names from its metadata)\n"
+         "  --weights W       .safetensors weights or checkpoint: this project's, or a PyTorch state_dict\n"
+         "                    as safetensors.torch.save_file writes it (model and classes from the\n"
+         "                    tensor shapes; input size, resize, normalisation, mean/std, class\n"
+         "                    names from its metadata when it has them)\n"
          "  --labels FILE     class names, one per line in class order (overrides the file's names)\n"
          "  --top K           classes per image                                  (default 5)\n"
          "  --crop C          center | ten (4 corners + centre and mirrors, softmax averaged) (center)\n"
@@ -39,7 +41,7 @@ static void help(void) {
          "  --max-memory M    device memory the plan may use: bytes, or with K/M/G (default: half of the\n"
          "                    device's global memory); the im2col workspace is chunked to fit\n"
          "  --copy            copy input and output even on host-unified devices\n"
-         "  --model M         model when the file does not name one\n"
+         "  --model M         the model the file must hold (default: the one its tensor shapes fit)\n"
          "  --input-size S    input side when the file does not say              (default 224)\n"
          "  --device D        P:D index or name substring (default: ALEXNET_DEVICE, else first GPU)\n");
 }

@@ -1,6 +1,7 @@
 /* alexnet eval: top-1/top-5 of a checkpoint or weights file on a dataset, centre crop or ten-crop, with a
- * confusion matrix for up to 20 classes. Model, classes, input size, base image size (resize) and
- * normalisation come from the file's metadata. On one device, or split over two (--device A,B). */
+ * confusion matrix for up to 20 classes. Model and classes come from the file's tensor shapes (a
+ * PyTorch file has no metadata), input size, base image size (resize) and normalisation from its
+ * metadata. On one device, or split over two (--device A,B). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +15,14 @@ static void help(void) {
   printf("usage: alexnet eval --weights W [options]\n\n"
          "Evaluates a checkpoint (alexnet train's last/best.safetensors) or a weights file on a dataset:\n"
          "top-1 and top-5 accuracy, and the confusion matrix when there are at most 20 classes.\n\n"
-         "  --weights W      .safetensors file (model, classes, input size, and the preprocessing: resize,\n"
-         "                   normalisation, mean/std, from its metadata)\n"
+         "  --weights W      .safetensors file: this project's, or a PyTorch state_dict as\n"
+         "                   safetensors.torch.save_file writes it (model and classes from the tensor\n"
+         "                   shapes; input size and the preprocessing: resize, normalisation,\n"
+         "                   mean/std, from its metadata when it has them)\n"
          "  --data D         fashion-mnist:test | fashion-mnist | a class-per-folder dir | a pack shard\n"
          "                   (default fashion-mnist:test)\n"
          "  --ten-crop       average the softmax over 4 corners + centre and their mirrors\n"
-         "  --model M        model when the file does not name one\n"
+         "  --model M        the model the file must hold (default: the one its tensor shapes fit)\n"
          "  --input-size S   input side when the file does not say             (default 224)\n"
          "  --batch B        samples per forward pass                          (default 32)\n"
          "  --threads T      loader worker threads                             (default 2)\n"
@@ -49,10 +52,14 @@ int cmd_eval(int argc, char **argv) {
   /* the metadata decide the net before it exists */
   an_safetensors *st = NULL;
   if (an_st_open(weights, &st) != AN_OK) return cli_fail("reading the weights");
-  char model_buf[32] = "";
+  const an_model_desc *md; /* from the shapes (a PyTorch file has no metadata); --model is a check */
+  int classes;
+  if (an_model_identify(st, model, &md, &classes) != AN_OK) {
+    an_st_close(st);
+    return cli_fail("reading the weights");
+  }
+  model = md->name;
   const char *v;
-  if ((v = an_st_meta_get(st, "model"))) snprintf(model_buf, sizeof model_buf, "%s", v);
-  int classes = (v = an_st_meta_get(st, "classes")) ? atoi(v) : 0;
   const int file_size = (v = an_st_meta_get(st, "input_size")) ? atoi(v) : 0;
   if (!size) size = file_size ? file_size : 224;
   an_data_stats stats = an_data_stats_imagenet();
@@ -63,7 +70,6 @@ int cmd_eval(int argc, char **argv) {
                                                 an_st_meta_get(st, "normalization"), &aug);
   an_st_close(st);
   if (aug_st != AN_OK) return cli_fail("reading the weights' preprocessing");
-  if (!model) model = model_buf[0] ? model_buf : "alexnet-half";
 
   int rc = 1;
   an_dataset *ds = NULL;
@@ -72,7 +78,6 @@ int cmd_eval(int argc, char **argv) {
   an_split *split = NULL; /* or two */
   int64_t *confusion = NULL;
   if (an_dataset_open(data, &ds) != AN_OK) return cli_fail("opening the dataset");
-  if (!classes) classes = an_dataset_classes(ds);
   if (an_dataset_classes(ds) > classes) {
     fprintf(stderr, "alexnet eval: %s has %d classes, %s was trained for %d\n", an_dataset_source(ds),
             an_dataset_classes(ds), weights, classes);

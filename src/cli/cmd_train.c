@@ -22,7 +22,7 @@ static void help(void) {
          "top-1), log.jsonl (the run's recipe, every step and epoch), classes.txt. Plot the log with\n"
          "tools/plot.py. Before training, the loader alone is timed for ~1.5 s (images/s with the device\n"
          "idle): when the training steps run at about that speed, the loader, not the device, is the limit.\n\n"
-         "  --model M           alexnet | alexnet-half | alexnet-tv          (default alexnet-half)\n"
+         "  --model M           alexnet | alexnet-half | alexnet-tv (default: --init's, else alexnet-half)\n"
          "  --data D            fashion-mnist | a class-per-folder dir | a pack shard (default fashion-mnist)\n"
          "  --val D             validation set (fashion-mnist:test, a dir, a shard)\n"
          "  --val-fraction F    hold out F of the training set instead (default 0.1 without --val; 0: none)\n"
@@ -56,6 +56,14 @@ static void help(void) {
          "  --out DIR           output directory                                (default runs/train)\n"
          "  --resume            continue the run in --out from last.safetensors; refused, naming the\n"
          "                      option, unless the options are the run's (log.jsonl's first line)\n"
+         "  --init W            fine-tune: start from the weights file W (this project's, or a PyTorch\n"
+         "                      state_dict as safetensors.torch.save_file writes it); every tensor whose\n"
+         "                      name and shape fit is loaded, the others (a last layer of another class\n"
+         "                      count) start fresh from --seed; the start lists both. The model is the\n"
+         "                      one W's shapes fit (--model must be it; a W that fits no model loads\n"
+         "                      into --model's tensors that fit). Not with --resume\n"
+         "  --freeze-features   keep the convolutions fixed (no gradients computed for them, no update):\n"
+         "                      train the fully connected layers only. One device\n"
          "  --device D          P:D index or name substring (default: ALEXNET_DEVICE, else first GPU);\n"
          "                      two separated by a comma (0:0,0:1) train on both: alexnet's two columns\n"
          "                      one per device, the batch halved for alexnet-half and alexnet-tv. Same\n"
@@ -73,6 +81,28 @@ static void fmt_time(double s, char *buf, size_t n) {
   const long t = (long)(s + 0.5);
   if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
   else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+/* Which tensors --init gave and which start fresh. */
+static void print_init(const an_match_report *r) {
+  printf("init: %d of %d tensors loaded:", r->n_loaded, r->n_tensors);
+  for (int i = 0; i < r->n_tensors; i++)
+    if (r->tensor[i].kind == AN_MATCH_LOADED) printf(" %s", r->tensor[i].name);
+  printf("\n");
+  for (int i = 0; i < r->n_tensors; i++) {
+    const an_match_tensor *t = &r->tensor[i];
+    if (t->kind == AN_MATCH_SHAPE)
+      printf("init: %s not loaded, initialised fresh: the file's is %s, the model's %s\n", t->name, t->have,
+             t->need);
+    else if (t->kind == AN_MATCH_DTYPE)
+      printf("init: %s not loaded, initialised fresh: the file's is %s, the model takes F32\n", t->name, t->have);
+    else if (t->kind == AN_MATCH_MISSING)
+      printf("init: %s not loaded, initialised fresh: the file has none\n", t->name);
+  }
+  if (r->n_unused)
+    printf("init: %d tensor%s of the file not used (%s%s)\n", r->n_unused, r->n_unused > 1 ? "s" : "",
+           r->first_unused, r->n_unused > 1 ? ", ..." : "");
+  fflush(stdout);
 }
 
 static void on_event(void *ctx, const an_train_event *ev) {
@@ -94,6 +124,10 @@ static void on_event(void *ctx, const an_train_event *ev) {
              (long long)ev->global_step, (long long)ev->total_steps, ev->loss, ev->lr, ev->images_per_s, eta);
       fflush(stdout);
     }
+    return;
+  }
+  if (ev->kind == AN_EVENT_INIT) {
+    print_init(ev->init);
     return;
   }
   if (ev->kind == AN_EVENT_LOADER) {
@@ -123,9 +157,9 @@ static void on_event(void *ctx, const an_train_event *ev) {
 
 /* The command line, with its defaults. */
 typedef struct train_args {
-  const char *model, *data, *val, *out, *device, *norm;
+  const char *model, *data, *val, *out, *device, *norm, *init;
   int epochs, batch, size, threads, ckpt_every, log_every, val_every, patience, schedule;
-  int preset, crop, resize, no_flip, resume, separate;
+  int preset, crop, resize, no_flip, resume, separate, freeze;
   double pca_std, val_fraction; /* -1: not given */
   long long max_steps;
   an_sgd_params sgd;
@@ -138,8 +172,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
   static const char *const presets[] = {"default", "paper", "none", NULL};
   static const char *const crops[] = {"random", "centre", "center", NULL};
   static const int crop_random[] = {1, 0, 0};
-  *a = (train_args){.model = "alexnet-half",
-                    .data = "fashion-mnist",
+  *a = (train_args){.data = "fashion-mnist",
                     .out = "runs/train",
                     .epochs = 10,
                     .batch = 32,
@@ -182,6 +215,8 @@ static int parse_args(int argc, char **argv, train_args *a) {
       CLI_OPT_INT("val-every", 0, &a->val_every, 0, INT_MAX),
       CLI_OPT_STRING("out", 'o', &a->out),
       CLI_OPT_FLAG("resume", 0, &a->resume),
+      CLI_OPT_STRING("init", 0, &a->init),
+      CLI_OPT_FLAG("freeze-features", 0, &a->freeze),
       CLI_OPT_STRING("device", 'd', &a->device),
       CLI_OPT_FLAG("separate-contexts", 0, &a->separate),
   };
@@ -189,10 +224,40 @@ static int parse_args(int argc, char **argv, train_args *a) {
   int n_positionals;
   const int status = cli_parse(&cmd, argc, argv, &n_positionals);
   if (status != CLI_CONTINUE) return status;
-  if (cli_check_model("train", a->model, 0) != CLI_CONTINUE) return 2;
+  if (a->model && cli_check_model("train", a->model, 0) != CLI_CONTINUE) return 2;
+  if (a->init && a->resume)
+    return cli_usage_error("train",
+                           "--init starts a new run, --resume continues the one in --out: give one of them");
   if (a->val && a->val_fraction > 0) return cli_usage_error("train", "give --val or --val-fraction, not both");
   if (!a->val && a->val_fraction < 0) a->val_fraction = 0.1;
   return CLI_CONTINUE;
+}
+
+/* The model: --init's (its shapes; a --model given must be it), --model's, or alexnet-half. A file that
+ * fits no model fine-tunes --model's tensors that fit. Returns 0 or the exit status. */
+static int choose_model(train_args *a) {
+  const an_model_desc *m;
+  int classes;
+  if (!a->init) {
+    if (!a->model) a->model = "alexnet-half";
+    return 0;
+  }
+  if (an_model_identify_file(a->init, NULL, &m, &classes) != AN_OK) {
+    if (!a->model) {
+      cli_fail("reading --init");
+      fprintf(stderr, "alexnet train: give --model to load the tensors of %s that fit it\n", a->init);
+      return 1;
+    }
+    fprintf(stderr, "alexnet train: %s is no whole model (%s): loading the tensors that fit %s\n", a->init,
+            an_last_error(), a->model);
+    an_clear_error();
+    return 0;
+  }
+  if (a->model && strcmp(a->model, m->name)) /* the message names the tensor and both shapes */
+    return an_model_identify_file(a->init, a->model, &m, &classes) != AN_OK ? cli_fail("reading --init") : 1;
+  a->model = m->name;
+  printf("%s: %s weights, %d classes\n", a->init, m->name, classes);
+  return 0;
 }
 
 /* The preset, then the single settings the command line changes. */
@@ -243,7 +308,10 @@ static int run_training(const train_args *a, const an_augment *aug, an_runtime *
   printf("%s on %s: %d training images, %s%d validation images, %d classes; batch %d, input %d (%s), %s\n", a->model,
          an_dataset_source(train), an_dataset_count(train), a->val ? "" : "held-out ",
          valset ? an_dataset_count(valset) : 0, an_dataset_classes(train), a->batch, a->size, aug_text,
-         a->resume ? "resuming" : "from scratch");
+         a->resume ? "resuming"
+         : a->init ? "from --init"
+                   : "from scratch");
+  if (a->freeze) printf("features frozen: the convolutions keep their weights; the classifier trains\n");
   fflush(stdout);
   progress prog = {
       .tty = isatty(STDERR_FILENO), .log_every = a->log_every, .threads = a->threads, .patience = a->patience};
@@ -265,6 +333,8 @@ static int run_training(const train_args *a, const an_augment *aug, an_runtime *
                          .val_every = a->val_every,
                          .out_dir = a->out,
                          .resume = a->resume,
+                         .init = a->init,
+                         .freeze_features = a->freeze,
                          .measure_loader = 1,
                          .callback = on_event,
                          .callback_ctx = &prog};
@@ -291,6 +361,7 @@ int cmd_train(int argc, char **argv) {
   int rc = parse_args(argc, argv, &a);
   if (rc != CLI_CONTINUE) return rc;
   if ((rc = make_augment(&a, &aug)) != CLI_CONTINUE) return rc;
+  if ((rc = choose_model(&a)) != 0) return rc;
   an_dataset *train = NULL, *valset = NULL;
   an_runtime *rt = NULL, *rt1 = NULL;
   if ((rc = open_datasets(&a, &train, &valset)) != 0) return rc;

@@ -7,6 +7,7 @@
 
 #include "alexnet/alexnet.h"
 #include "alexnet/infer.h"
+#include "alexnet/model.h"
 #include "runtime/check.h"
 
 struct an_classifier {
@@ -36,10 +37,9 @@ static an_status read_names(an_classifier *c, const char *labels) {
 /* The model, classes, names and preprocessing from the weights file and the options. */
 static an_status read_weights(an_classifier *c, const char *weights, const an_classifier_options *o) {
   AN_TRY(an_weights_info_read(weights, &c->info));
-  const char *model = o->model ? o->model : c->info.model[0] ? c->info.model : NULL;
-  if (!model) return AN_FAIL(AN_ERR_ARGUMENT, "%s does not name its model: give one (--model)", weights);
-  snprintf(c->model, sizeof c->model, "%s", model);
-  if (c->info.classes < 1) return AN_FAIL(AN_ERR_ARGUMENT, "%s does not say how many classes it has", weights);
+  const an_model_desc *m; /* from the tensor shapes (a PyTorch file has no metadata); o->model is a check */
+  AN_TRY(an_model_identify_file(weights, o->model, &m, &c->info.classes));
+  snprintf(c->model, sizeof c->model, "%s", m->name);
   AN_TRY(read_names(c, o->labels));
   const int size = o->input_size ? o->input_size : c->info.input_hw ? c->info.input_hw : 224;
   AN_TRY(an_augment_from_meta(size, c->info.input_hw, c->info.resize, c->info.norm, &c->aug));

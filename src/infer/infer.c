@@ -698,12 +698,11 @@ an_status an_weights_info_read(const char *path, an_weights_info *out) {
     memcpy(out->std, std, sizeof std);
     out->have_norm = 1;
   }
-  const an_model_desc *m = an_model_find(out->model);
-  if (!out->classes && m) { /* the rows of the last layer's bias */
-    char name[96];
-    snprintf(name, sizeof name, "%s.bias", m->layers[m->n_layers - 1].name);
-    const int j = an_st_find(st, name);
-    if (j >= 0 && st->tensors[j].ndim == 1) out->classes = (int)st->tensors[j].shape[0];
+  const an_model_desc *m;
+  int classes;
+  if ((!out->model[0] || !out->classes) && an_model_identify(st, NULL, &m, &classes) == AN_OK) {
+    snprintf(out->model, sizeof out->model, "%s", m->name); /* a PyTorch file: the shapes say */
+    out->classes = classes;
   }
   if ((v = an_st_meta_get(st, AN_META_CLASS_NAMES)))
     status = split_lines(v, path, &out->class_names, &out->n_class_names);

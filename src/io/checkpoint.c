@@ -253,3 +253,69 @@ cleanup:
   an_st_close(st);
   return status;
 }
+
+/* ---- fine-tuning: the tensors that fit ---- */
+
+an_status an_checkpoint_load_matching(const an_param_layout *layout, const char *path, float *params,
+                                      an_match_report *report) {
+  memset(report, 0, sizeof *report);
+  const int n = layout->n_tensors;
+  if (n > AN_MATCH_MAX_TENSORS)
+    return AN_FAIL(AN_ERR_ARGUMENT, "%s: a layout of %d tensors, more than %d", path, n, AN_MATCH_MAX_TENSORS);
+  an_safetensors *st = NULL;
+  AN_TRY(an_st_open(path, &st));
+  an_status status = AN_OK;
+  float *staged = malloc((layout->n_params ? layout->n_params : 1) * sizeof *staged); /* (n_params) */
+  char *used = calloc(st->n_tensors ? (size_t)st->n_tensors : 1, 1);                  /* (file tensors) */
+  if (!staged || !used) {
+    status = AN_FAIL(AN_ERR_HOST_ALLOC, "%s: host copies of %zu parameters", path, layout->n_params);
+    goto cleanup;
+  }
+  report->n_tensors = n;
+  for (int i = 0; i < n; i++) {
+    const an_tensor *t = &layout->tensors[i];
+    an_match_tensor *r = &report->tensor[i];
+    snprintf(r->name, sizeof r->name, "%s", t->name);
+    model_shape_str(r->need, sizeof r->need, t);
+    const int j = an_st_find(st, t->name);
+    if (j < 0) {
+      r->kind = AN_MATCH_MISSING;
+      continue;
+    }
+    used[j] = 1;
+    const an_st_tensor *f = &st->tensors[j];
+    int same = f->ndim == t->ndim;
+    for (int d = 0; same && d < t->ndim; d++) same = f->shape[d] == t->shape[d];
+    file_shape_str(r->have, sizeof r->have, f);
+    if (!same) {
+      r->kind = AN_MATCH_SHAPE;
+    } else if (f->dtype != AN_DTYPE_F32) {
+      r->kind = AN_MATCH_DTYPE;
+      snprintf(r->have, sizeof r->have, "%s", an_dtype_name(f->dtype));
+    } else {
+      AN_TRY_GOTO(an_st_read(st, j, staged + t->offset, t->count * sizeof *staged));
+      r->kind = AN_MATCH_LOADED;
+      report->n_loaded++;
+    }
+  }
+  for (int j = 0; j < st->n_tensors; j++) {
+    const char *nm = st->tensors[j].name;
+    if (used[j] || !strncmp(nm, MOMENTUM_PREFIX, strlen(MOMENTUM_PREFIX))) continue;
+    if (report->n_unused++ == 0) snprintf(report->first_unused, sizeof report->first_unused, "%s", nm);
+  }
+  if (!report->n_loaded) {
+    status = AN_FAIL(AN_ERR_ARGUMENT, "%s: not one of its %d tensors fits model %s (name, shape and F32)", path,
+                     st->n_tensors, layout->model);
+    goto cleanup;
+  }
+  for (int i = 0; i < n; i++) /* everything is read: only now does params change */
+    if (report->tensor[i].kind == AN_MATCH_LOADED) {
+      const an_tensor *t = &layout->tensors[i];
+      memcpy(params + t->offset, staged + t->offset, t->count * sizeof *params);
+    }
+cleanup:
+  free(used);
+  free(staged);
+  an_st_close(st);
+  return status;
+}

@@ -240,7 +240,7 @@ static an_layer_io layer_io(const an_net *net, int i, uint64_t seed, uint64_t st
   io.weight = param(net, net->params, L->weight), io.bias = param(net, net->params, L->bias);
   io.dweight = param(net, net->grads, L->weight), io.dbias = param(net, net->grads, L->bias);
   io.dout = an_at(net->dacts, an_net_dout_off(net, i));
-  io.dinp = an_at(i == 0 ? NULL : net->dacts, an_net_dinp_off(net, i));
+  io.dinp = an_at(i == 0 || i == net->frozen_below ? NULL : net->dacts, an_net_dinp_off(net, i)); /* none below */
   io.work = an_at(net->work, 0), io.work_floats = net->work_floats;
   io.dropout_active = net->dropout_active;
   io.dropout_key = an_dropout_key(seed, step, (uint32_t)L->key_index);
@@ -300,16 +300,45 @@ an_status an_net_backward_layers(an_net *net, int from, int to, uint64_t seed, u
 
 an_status an_net_backward(an_net *net, uint64_t seed, uint64_t step) {
   AN_TRY(an_net_zero_grads(net));
-  return an_net_backward_layers(net, 0, net->model->n_layers, seed, step);
+  return an_net_backward_layers(net, net->frozen_below, net->model->n_layers, seed, step);
+}
+
+int an_model_features_end(const an_model_desc *m) {
+  int last_conv = -1;
+  for (int i = 0; i < m->n_layers; i++)
+    if (m->layers[i].kind == AN_LAYER_CONV) last_conv = i;
+  for (int i = last_conv + 1; i < m->n_layers; i++)
+    if (m->layers[i].kind == AN_LAYER_FC) return i;
+  return 0;
+}
+
+an_status an_net_freeze(an_net *net, int below) {
+  const an_layer_kind kind = below >= 0 && below < net->model->n_layers ? net->model->layers[below].kind
+                                                                        : AN_LAYER_SUM;
+  if (below != 0 && kind != AN_LAYER_CONV && kind != AN_LAYER_FC)
+    return AN_FAIL(AN_ERR_ARGUMENT,
+                   "%s: freezing the layers below layer %d: the backward pass must stop at a convolution or a "
+                   "fully connected layer of [0, %d)",
+                   net->model->name, below, net->model->n_layers);
+  size_t floats = 0; /* tensors are laid out in layer order: the frozen ones come first */
+  for (int i = 0; i < below; i++) {
+    const an_layer_plan *L = &net->layers[i];
+    if (L->weight >= 0) floats = net->tensors[L->weight].offset + net->tensors[L->weight].count;
+    if (L->bias >= 0) floats = net->tensors[L->bias].offset + net->tensors[L->bias].count;
+  }
+  net->frozen_below = below, net->frozen_floats = floats;
+  return AN_OK;
 }
 
 an_status an_net_sgd(an_net *net, const an_sgd_params *p) {
+  const size_t from = net->frozen_floats; /* the frozen layers' tensors are not touched */
   if (!p->no_bias_decay) {
-    AN_TRY(an_sgd_update(net->rt, net->n_params, p->lr, p->momentum, p->weight_decay, an_at(net->params, 0),
-                         an_at(net->grads, 0), an_at(net->momentum, 0)));
+    AN_TRY(an_sgd_update(net->rt, net->n_params - from, p->lr, p->momentum, p->weight_decay,
+                         an_at(net->params, from), an_at(net->grads, from), an_at(net->momentum, from)));
   } else {
     for (int t = 0; t < net->n_tensors; t++) {
       const an_tensor *T = &net->tensors[t];
+      if (T->offset < from) continue;
       AN_TRY(an_sgd_update(net->rt, T->count, p->lr, p->momentum, T->is_bias ? 0.0f : p->weight_decay,
                            an_at(net->params, T->offset), an_at(net->grads, T->offset),
                            an_at(net->momentum, T->offset)));
@@ -364,7 +393,7 @@ int an_net_gemm_calls(const an_net *net, int passes, an_gemm_call *out, int max)
     for (int j = 0; j < net->model->n_layers; j++) {
       const int i = pass == AN_PASS_FORWARD ? j : net->model->n_layers - 1 - j; /* backward runs top down */
       const an_layer_ops *ops = an_layer_ops_of(net->layers[i].desc->kind);
-      if (!ops->gemms) continue;
+      if (!ops->gemms || (pass == AN_PASS_BACKWARD && i < net->frozen_below)) continue;
       const an_layer_io io = layer_io(net, i, 0, 0);
       n += ops->gemms(&io, pass, n < max ? out + n : NULL, n < max ? max - n : 0);
     }

@@ -32,7 +32,7 @@ typedef struct recipe_field {
   char value[300];
 } recipe_field;
 
-enum { N_RECIPE = 13 };
+enum { N_RECIPE = 14 };
 
 an_augment train_run_augment(const an_train_config *cfg) {
   return cfg->aug ? *cfg->aug : an_augment_default(cfg->input);
@@ -52,6 +52,7 @@ static void recipe_of(const an_train_config *cfg, recipe_field f[N_RECIPE]) {
       {"weight_decay", "--weight-decay"},
       {"lr_schedule", "--lr-schedule"},
       {"patience", "--patience"},
+      {"freeze_features", "--freeze-features"},
       {"augment", "the augmentation (--augment, --resize, --crop, --no-flip, --pca-std, --norm)"}};
   for (int i = 0; i < N_RECIPE; i++) f[i].key = keys[i][0], f[i].option = keys[i][1];
   const size_t n = sizeof f[0].value;
@@ -69,8 +70,9 @@ static void recipe_of(const an_train_config *cfg, recipe_field f[N_RECIPE]) {
   snprintf(f[10].value, n, "%s", an_lr_schedule_name(cfg->schedule));
   if (cfg->schedule == AN_LR_PLATEAU) snprintf(f[11].value, n, "%d", an_plateau_start(cfg->patience).patience);
   else snprintf(f[11].value, n, "-");
+  snprintf(f[12].value, n, "%s", cfg->freeze_features ? "yes" : "no");
   const an_augment aug = train_run_augment(cfg);
-  an_augment_describe(&aug, f[12].value, n);
+  an_augment_describe(&aug, f[13].value, n);
 }
 
 an_status train_log_write_recipe(FILE *log, const an_train_config *cfg, int devices, double loader_img_s) {
@@ -83,6 +85,7 @@ an_status train_log_write_recipe(FILE *log, const an_train_config *cfg, int devi
   for (int i = 0; ok && i < N_RECIPE; i++) ok = cJSON_AddStringToObject(o, f[i].key, f[i].value) != NULL;
   ok = ok && cJSON_AddStringToObject(o, "seed", seed) && cJSON_AddNumberToObject(o, "devices", devices) &&
        cJSON_AddNumberToObject(o, "loader_img_s", loader_img_s);
+  if (ok && cfg->init) ok = cJSON_AddStringToObject(o, "init", cfg->init) != NULL; /* where it started from */
   char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
   cJSON_Delete(o);
   if (!text) return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for the run's log line");
@@ -120,6 +123,7 @@ an_status train_log_check_recipe(const char *log_path, const an_train_config *cf
       an_augment_describe(&d, fixed, sizeof fixed);
       logged = fixed;
     }
+    if (!logged && !strcmp(f[i].key, "freeze_features")) logged = "no"; /* logs from before the option */
     if (!logged || strcmp(logged, f[i].value))
       st = AN_FAIL(AN_ERR_ARGUMENT,
                    "--resume: %s is %s here, the run being resumed (%s) has %s; give the run's "

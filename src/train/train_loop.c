@@ -133,6 +133,11 @@ static an_status check_config(const an_train_config *cfg, an_augment *aug) {
   if (aug->scale != 1.0f) /* neither logged nor recorded: eval and classify would not know it */
     return AN_FAIL(AN_ERR_ARGUMENT, "train: augmentation scale %g: training takes scale 1 only", aug->scale);
   if (cfg->val) AN_TRY(an_dataset_check_classes(cfg->train, cfg->val));
+  if (cfg->init && cfg->resume)
+    return AN_FAIL(AN_ERR_ARGUMENT,
+                   "train: --init starts a new run from %s, --resume continues the one in %s: "
+                   "give one of them",
+                   cfg->init, cfg->out_dir);
   return AN_OK;
 }
 
@@ -146,11 +151,50 @@ static an_status prepare_output(run_state *r) {
   return AN_OK;
 }
 
-/* A fresh run initialises the trainer; a resumed one loads last.safetensors and the best top-1 logged. */
+/* Fine-tuning's start: the seed's initialisation, then every tensor of cfg->init that fits over it;
+ * the INIT event reports which. */
+static an_status init_from_file(run_state *r) {
+  const an_train_config *cfg = r->cfg;
+  an_trainer *t = &r->trainer;
+  an_match_report *report = malloc(sizeof *report);
+  float *params = malloc(t->layout.n_params * sizeof *params); /* (n_params) */
+  an_status status = AN_OK;
+  if (!report || !params) {
+    status = AN_FAIL(AN_ERR_HOST_ALLOC, "%s: host copies of %zu parameters", cfg->init, t->layout.n_params);
+    goto cleanup;
+  }
+  AN_TRY_GOTO(t->ops->read_state(t->impl, params, NULL));
+  AN_TRY_GOTO(an_checkpoint_load_matching(&t->layout, cfg->init, params, report));
+  AN_TRY_GOTO(t->ops->write_state(t->impl, params, NULL));
+  AN_TRY_GOTO(t->ops->sync(t->impl));
+  if (cfg->callback) {
+    const an_train_event ev = {
+        .kind = AN_EVENT_INIT, .epochs = cfg->epochs, .val_top1 = -1, .val_top5 = -1, .init = report};
+    cfg->callback(cfg->callback_ctx, &ev);
+  }
+cleanup:
+  free(params);
+  free(report);
+  return status;
+}
+
+/* --freeze-features: the trainer keeps the convolutions fixed. */
+static an_status freeze_features(run_state *r) {
+  const an_model_desc *m = NULL;
+  AN_TRY(an_model_lookup(r->cfg->model, &m));
+  if (!r->trainer.ops->freeze)
+    return AN_FAIL(AN_ERR_ARGUMENT, "train: --freeze-features runs on one device; this run has %d",
+                   r->trainer.devices);
+  return r->trainer.ops->freeze(r->trainer.impl, an_model_features_end(m));
+}
+
+/* A fresh run initialises the trainer (from cfg->init's tensors where they fit); a resumed one loads
+ * last.safetensors and the best top-1 logged. */
 static an_status start(run_state *r) {
   const an_train_config *cfg = r->cfg;
   r->step = 0;
   r->best = -1;
+  if (cfg->freeze_features) AN_TRY(freeze_features(r));
   if (cfg->resume) {
     an_checkpoint_meta m; /* the recipe first: a different --model would fail the load less clearly */
     AN_TRY(train_log_check_recipe(r->log_path, cfg));
@@ -165,6 +209,7 @@ static an_status start(run_state *r) {
     r->best = train_log_best_top1(r->log_path);
   } else {
     AN_TRY(r->trainer.ops->init(r->trainer.impl, cfg->seed));
+    if (cfg->init) AN_TRY(init_from_file(r));
   }
   r->result->start_step = r->result->steps_done = r->step;
   r->result->best_top1 = r->best;

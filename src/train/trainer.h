@@ -37,6 +37,9 @@ typedef struct an_trainer_ops {
   an_status (*write_state)(void *impl, const float *params, const float *momentum);
   /* Frees the implementation (an_trainer_destroy calls it only for a trainer that owns its model). */
   void (*destroy)(void *impl);
+  /* Fine-tuning: layers [0, below) of the single-device model keep their parameters, with no gradients
+   * computed for them (an_net_freeze). NULL: the trainer cannot (the loop refuses --freeze-features). */
+  an_status (*freeze)(void *impl, int below);
 } an_trainer_ops;
 
 typedef struct an_trainer {
