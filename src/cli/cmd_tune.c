@@ -36,6 +36,8 @@ static void help(void) {
          "kernel build (seconds to tens of seconds on a CPU device) and two runs of the step's GEMMs.\n\n"
          "  --model M         alexnet | alexnet-half | alexnet-tv          (default alexnet)\n"
          "  --batch B         batch whose shapes are tuned                 (default 16)\n"
+         "  --input-size S    input side whose shapes are tuned            (default 224)\n"
+         "  --classes N       classes of the last layer                    (default 1000)\n"
          "  --candidates N    configurations to try                        (default 24)\n"
          "  --seed S          seed of the random candidates                (default 1)\n"
          "  --device D        P:D index or name substring\n"
@@ -49,11 +51,13 @@ static void help(void) {
 
 int cmd_tune(int argc, char **argv) {
   const char *model = "alexnet", *device = NULL;
-  int batch = 16, candidates = 24, dry = 0, report = 0, fresh = 0;
+  int batch = 16, size = 224, classes = 1000, candidates = 24, dry = 0, report = 0, fresh = 0;
   unsigned long long seed = 1;
   const cli_option options[] = {
       CLI_OPT_STRING("model", 'm', &model),
       CLI_OPT_INT("batch", 'b', &batch, 1, 65536),
+      CLI_OPT_INT("input-size", 's', &size, 1, 4096),
+      CLI_OPT_INT("classes", 'c', &classes, 1, 1 << 20),
       CLI_OPT_INT("candidates", 'n', &candidates, 1, INT_MAX),
       CLI_OPT_UINT64("seed", 'r', &seed),
       CLI_OPT_STRING("device", 'd', &device),
@@ -71,7 +75,7 @@ int cmd_tune(int argc, char **argv) {
   an_runtime *rt;
   if (an_runtime_create(device, &rt) != AN_OK) return cli_fail("opening the OpenCL device");
   an_net *net;
-  if (an_net_create(rt, model, 1000, batch, 224, &net) != AN_OK) {
+  if (an_net_create(rt, model, classes, batch, size, &net) != AN_OK) {
     an_runtime_destroy(rt);
     return cli_fail(model);
   }
