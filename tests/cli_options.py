@@ -67,7 +67,7 @@ COMMANDS = {
     "tune": ({"batch": integer(1, 65536), "input-size": integer(1, 4096), "classes": integer(1, 2**20),
               "candidates": integer(1, INT_MAX), "seed": SEED},
              {},
-             ["model", "device", "dry-run", "fresh", "report"]),
+             ["model", "device", "dry-run", "fresh", "report", "quick"]),
     "pack": ({"size": integer(1, 4096), "threads": integer(1, 4096), "val-fraction": real(0, 1, hi_open=True),
               "seed": SEED},
              {},
