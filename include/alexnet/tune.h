@@ -143,6 +143,9 @@ an_status an_tuning_database_load(an_runtime *rt, int *applied, an_gemm_config *
 int an_tuning_database_configs(const an_runtime *rt, an_gemm_config *out, int max);
 /* Sets each reduction's width to the one the device's entry gives it (unchanged without an entry). */
 void an_tuning_database_dw_widths(const an_runtime *rt, an_dw_reduction *red, int n_red);
+/* What a runtime on this device would apply, without opening one: "tuning file PATH (N shapes)",
+ * "database entry pthread-haswell (N shapes)" or "none (...)" (alexnet devices prints it). */
+void an_tuning_describe(const an_device_info *info, char *buf, size_t size);
 
 /* Makes CLBlast's next GEMM on rt's device use the tuning's configuration for this shape (its own
  * entry, else the fallback); a no-op when rt is untuned or the configuration is already in effect.

@@ -636,6 +636,27 @@ an_status an_gemm_tuning_install(an_runtime *rt, const an_gemm_config *fallback,
   return AN_OK;
 }
 
+void an_tuning_describe(const an_device_info *info, char *buf, size_t size) {
+  char path[4096], key[512], entry[256];
+  struct an_gemm_table *t = NULL;
+  if (getenv("ALEXNET_NO_TUNING")) {
+    snprintf(buf, size, "none (ALEXNET_NO_TUNING is set)");
+    return;
+  }
+  an_tuning_path(path, sizeof path);
+  FILE *f = fopen(path, "r");
+  if (f) {
+    device_key(info, key, sizeof key);
+    if (table_read(f, key, info, &t) != AN_OK) t = NULL;
+    fclose(f);
+  }
+  if (t) snprintf(buf, size, "tuning file %s (%d shapes)", path, t->n);
+  else if (database_table(info, &t, entry, sizeof entry) == AN_OK && t)
+    snprintf(buf, size, "database entry %s (%d shapes)", entry, t->n);
+  else snprintf(buf, size, "none (untuned CLBlast defaults; see alexnet tune)");
+  table_free(t);
+}
+
 /* ---- runtime creation: the OpenCL runtime with the device's tuning applied ---- */
 
 /* The device's GEMM tuning from `alexnet tune` (the tuning file), else the shipped database's entry
