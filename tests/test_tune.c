@@ -352,6 +352,32 @@ static void test_slice_widths(void **state) {
   an_tune_result_free(&r);
 }
 
+/* the quick search (alexnet tune --quick) on two small shapes, starting from the shipped database's
+ * configurations for this device: they are the first candidates, in order; every shape gets a
+ * configuration, the results are right, and the reported speeds are consistent */
+static void test_quick_search(void **state) {
+  (void)state;
+  setenv("ALEXNET_NO_TUNING", "1", 1);
+  an_runtime *rt = test_runtime();
+  unsetenv("ALEXNET_NO_TUNING");
+  an_gemm_config known[2];
+  const int n_known = an_tuning_database_configs(rt, known, 2);
+  assert_int_equal(n_known, !strncmp(rt->info.name, "pthread-", 8) ? 2 : n_known); /* PoCL: the entry has 2+ */
+  const an_gemm_shape shapes[] = {{0, 0, 96, 64, 200, 1, 0}, {1, 0, 40, 300, 24, 2, 0}};
+  struct seen_candidates seen = {0};
+  an_tune_result r;
+  TEST_OK(an_tune_gemm(rt, shapes, 2, 3, known, n_known, 1, 1, record_candidate, &seen, &r));
+  assert_int_equal(r.n_tried, 3);
+  assert_int_equal(seen.n, 3);
+  for (int i = 0; i < n_known; i++) assert_memory_equal(seen.c[i].v, known[i].v, sizeof known[i].v);
+  assert_true(r.best_gflops >= r.fallback_gflops * (1 - 1e-9) && r.default_gflops > 0);
+  for (int i = 0; i < 2; i++) assert_true(r.shapes[i].config.min_indirect_size >= 1);
+  check_gemm(rt, 0, 0, 96, 64, 200, 12);
+  check_gemm(rt, 1, 0, 40, 300, 24, 13);
+  an_tune_result_free(&r);
+  an_runtime_destroy(rt);
+}
+
 /* the shipped database's rules, on a database written here (ALEXNET_TUNING_DATABASE): the longest
  * matching family wins over a shorter one and over one of another driver, a use= line takes another
  * entry whole; a shape the entry does not list runs its nearest listed shape's configuration (within
@@ -488,10 +514,10 @@ int main(void) {
   snprintf(dir, sizeof dir, "/tmp/an_tune_XXXXXX");
   if (!mkdtemp(dir)) return 1;
   /* the search first: it measures CLBlast's untuned default, before any override in this process */
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_search),         cmocka_unit_test(test_known_configs),
-      cmocka_unit_test(test_slice_widths),   cmocka_unit_test(test_file_and_switching),
-      cmocka_unit_test(test_database_rules), cmocka_unit_test(test_database_entry)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_search),        cmocka_unit_test(test_known_configs),
+                                     cmocka_unit_test(test_slice_widths),  cmocka_unit_test(test_file_and_switching),
+                                     cmocka_unit_test(test_quick_search),  cmocka_unit_test(test_database_rules),
+                                     cmocka_unit_test(test_database_entry)};
   const int failed = cmocka_run_group_tests(tests, NULL, NULL);
   rmdir(dir);
   return failed;
