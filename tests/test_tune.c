@@ -205,7 +205,7 @@ static void test_search(void **state) {
   /* the second reads rows of wider matrices, as the weight gradient's slices do */
   const an_gemm_shape shapes[] = {{0, 0, 64, 96, 160, 2, 0}, {0, 1, 24, 40, 300, 1, 512}};
   an_tune_result r;
-  TEST_OK(an_tune_gemm(rt, shapes, 2, 2, NULL, 0, 1, NULL, NULL, &r));
+  TEST_OK(an_tune_gemm(rt, shapes, 2, 2, NULL, 0, 1, 0, NULL, NULL, &r));
   printf("untuned %.2f, fallback %.2f, per shape %.2f GFLOP/s; %d tried, %d rejected\n", r.default_gflops,
          r.fallback_gflops, r.best_gflops, r.n_tried, r.n_rejected);
   assert_int_equal(r.n_shapes, 2);
@@ -300,7 +300,7 @@ static void test_known_configs(void **state) {
   const an_gemm_shape shapes[] = {{0, 0, 64, 96, 160, 1, 0}};
   struct seen_candidates seen = {0};
   an_tune_result r;
-  TEST_OK(an_tune_gemm(rt, shapes, 1, 3, known, 2, 1, record_candidate, &seen, &r));
+  TEST_OK(an_tune_gemm(rt, shapes, 1, 3, known, 2, 1, 0, record_candidate, &seen, &r));
   assert_int_equal(seen.n, 3);
   assert_memory_equal(seen.c[0].v, known[0].v, sizeof known[0].v);
   assert_memory_equal(seen.c[1].v, known[1].v, sizeof known[1].v);
@@ -352,12 +352,172 @@ static void test_slice_widths(void **state) {
   an_tune_result_free(&r);
 }
 
+/* the quick search (alexnet tune --quick) on two small shapes, starting from the shipped database's
+ * configurations for this device: they are the first candidates, in order; every shape gets a
+ * configuration, the results are right, and the reported speeds are consistent */
+static void test_quick_search(void **state) {
+  (void)state;
+  setenv("ALEXNET_NO_TUNING", "1", 1);
+  an_runtime *rt = test_runtime();
+  unsetenv("ALEXNET_NO_TUNING");
+  an_gemm_config known[2];
+  const int n_known = an_tuning_database_configs(rt, known, 2);
+  assert_int_equal(n_known, !strncmp(rt->info.name, "pthread-", 8) ? 2 : n_known); /* PoCL: the entry has 2+ */
+  const an_gemm_shape shapes[] = {{0, 0, 96, 64, 200, 1, 0}, {1, 0, 40, 300, 24, 2, 0}};
+  struct seen_candidates seen = {0};
+  an_tune_result r;
+  TEST_OK(an_tune_gemm(rt, shapes, 2, 3, known, n_known, 1, 1, record_candidate, &seen, &r));
+  assert_int_equal(r.n_tried, 3);
+  assert_int_equal(seen.n, 3);
+  for (int i = 0; i < n_known; i++) assert_memory_equal(seen.c[i].v, known[i].v, sizeof known[i].v);
+  assert_true(r.best_gflops >= r.fallback_gflops * (1 - 1e-9) && r.default_gflops > 0);
+  for (int i = 0; i < 2; i++) assert_true(r.shapes[i].config.min_indirect_size >= 1);
+  check_gemm(rt, 0, 0, 96, 64, 200, 12);
+  check_gemm(rt, 1, 0, 40, 300, 24, 13);
+  an_tune_result_free(&r);
+  an_runtime_destroy(rt);
+}
+
+/* the shipped database's rules, on a database written here (ALEXNET_TUNING_DATABASE): the longest
+ * matching family wins over a shorter one and over one of another driver, a use= line takes another
+ * entry whole; a shape the entry does not list runs its nearest listed shape's configuration (within
+ * ln 16), else the fallback; slice widths of unlisted reductions come from the same layer's nearest;
+ * the tuning file's own entry, when there is one, wins and switches by exact shape only */
+static void test_database_rules(void **state) {
+  (void)state;
+  char db[128], user[128], text_a[512], text_b[512], family[256], name[256];
+  path_in_dir(db, sizeof db, "database.txt");
+  path_in_dir(user, sizeof user, "user-tuning.txt");
+  an_gemm_config direct = config_a, indirect = config_b;
+  direct.min_indirect_size = AN_GEMM_DIRECT; /* the fallback: every GEMM on the direct kernel */
+  indirect.min_indirect_size = 1;
+  an_gemm_config_format(&direct, text_a, sizeof text_a);
+  an_gemm_config_format(&indirect, text_b, sizeof text_b);
+  setenv("ALEXNET_NO_TUNING", "1", 1);
+  an_runtime *rt = test_runtime();
+  unsetenv("ALEXNET_NO_TUNING");
+  snprintf(name, sizeof name, "%s", rt->info.name);
+  snprintf(family, sizeof family, "%.*s", (int)strcspn(name, "- "), name); /* "pthread" of "pthread-haswell-..." */
+  FILE *f = fopen(db, "w");
+  assert_non_null(f);
+  fprintf(f, "# a comment\n%s\t*\tshape=NN,200,180,120\t%s\n%s\t*\t%s\n", family, text_a, family, text_b);
+  fprintf(f, "%s\tno-such-driver\t%s\n", name, text_b);
+  fprintf(f, "%s\t*\tuse=Target\n", name);
+  fprintf(f, "Target\t*\tshape=NN,200,180,120\t%s\nTarget\t*\tdwslice=48,363,6050\twidth=512\n", text_b);
+  fprintf(f, "Target\t*\t%s\t1.00 GFLOP/s\n", text_a);
+  fclose(f);
+  f = fopen(user, "w"); /* an empty tuning file */
+  assert_non_null(f);
+  fclose(f);
+  an_runtime_destroy(rt);
+  setenv("ALEXNET_TUNING_FILE", user, 1);
+  setenv("ALEXNET_TUNING_DATABASE", db, 1);
+  rt = test_runtime();
+  printf("tuning: %s\n", rt->gemm_tuning);
+  char want[600];
+  snprintf(want, sizeof want, "database entry %s -> Target (1 shapes;", name);
+  assert_true(rt->gemm_tuned);
+  assert_int_equal(strncmp(rt->gemm_tuning, want, strlen(want)), 0);
+  assert_true(scratch(rt, 0, 0, 200, 180, 120) > 0);        /* listed: indirect, padded */
+  assert_true(scratch(rt, 0, 0, 220, 160, 130) > 0);        /* nearest: the listed one's */
+  assert_int_equal(scratch(rt, 0, 0, 2000, 1800, 1200), 0); /* 1000x: too far, the fallback (direct) */
+  assert_int_equal(scratch(rt, 0, 1, 200, 180, 120), 0);    /* other transposes: the fallback */
+  assert_int_equal(an_gemm_dw_slice(rt, 48, 363, 6050), 512);
+  assert_int_equal(an_gemm_dw_slice(rt, 48, 363, 12100), 512);
+  assert_int_equal(an_gemm_dw_slice(rt, 48, 363, 300), 300);
+  assert_int_equal(an_gemm_dw_slice(rt, 48, 364, 6050), AN_CONV_DW_SLICE);
+  check_gemm(rt, 0, 0, 220, 160, 130, 11);
+  an_runtime_destroy(rt);
+
+  /* the device's own entry in the tuning file wins, with exact shapes only */
+  an_runtime *probe;
+  setenv("ALEXNET_NO_TUNING", "1", 1);
+  probe = test_runtime();
+  unsetenv("ALEXNET_NO_TUNING");
+  f = fopen(user, "w");
+  assert_non_null(f);
+  fprintf(f, "%s\t%s\tshape=NN,200,180,120\t%s\n", probe->info.name, probe->info.driver_version, text_b);
+  fprintf(f, "%s\t%s\t%s\t1.00 GFLOP/s\n", probe->info.name, probe->info.driver_version, text_a);
+  fclose(f);
+  an_runtime_destroy(probe);
+  rt = test_runtime();
+  printf("tuning: %s\n", rt->gemm_tuning);
+  assert_null(strstr(rt->gemm_tuning, "database"));
+  assert_true(scratch(rt, 0, 0, 200, 180, 120) > 0);
+  assert_int_equal(scratch(rt, 0, 0, 220, 160, 130), 0); /* not listed: the fallback (direct) */
+  an_runtime_destroy(rt);
+
+  /* a database that cannot be read is an error naming it */
+  char missing[160];
+  path_in_dir(missing, sizeof missing, "no-such-database.txt");
+  unlink(user);
+  setenv("ALEXNET_TUNING_DATABASE", missing, 1);
+  rt = NULL;
+  assert_int_not_equal(an_runtime_create(NULL, &rt), AN_OK);
+  assert_null(rt);
+  assert_non_null(strstr(an_last_error(), "no-such-database.txt"));
+  unsetenv("ALEXNET_TUNING_DATABASE");
+  unsetenv("ALEXNET_TUNING_FILE");
+  unlink(db);
+}
+
+/* the embedded database: with an empty tuning file, a PoCL CPU device (pthread-<cpu>) runs its entry
+ * (pthread-haswell's own, or the pthread family's fallback to it) and says so; and every configuration
+ * of that entry, forced onto CLBlast's indirect kernel, computes GEMMs of every transpose with offsets
+ * and padding as the plain-C reference does */
+static void test_database_entry(void **state) {
+  (void)state;
+  char user[128];
+  path_in_dir(user, sizeof user, "empty-tuning.txt");
+  FILE *f = fopen(user, "w");
+  assert_non_null(f);
+  fclose(f);
+  setenv("ALEXNET_TUNING_FILE", user, 1);
+  unsetenv("ALEXNET_TUNING_DATABASE");
+  an_runtime *rt = test_runtime();
+  unsetenv("ALEXNET_TUNING_FILE");
+  unlink(user);
+  printf("device %s: tuning: %s\n", rt->info.name, rt->gemm_tuned ? rt->gemm_tuning : "none");
+  const int pocl_cpu = !strncmp(rt->info.name, "pthread-", 8);
+  const int haswell = !strncmp(rt->info.name, "pthread-haswell-", 16);
+  assert_int_equal(rt->gemm_tuned, pocl_cpu);
+  if (pocl_cpu) {
+    char want[128];
+    snprintf(want, sizeof want, "database entry %s (%d shapes;",
+             haswell ? "pthread-haswell" : "pthread -> pthread-haswell", an_gemm_tuned_shapes(rt));
+    assert_int_equal(strncmp(rt->gemm_tuning, want, strlen(want)), 0);
+    assert_true(an_gemm_tuned_shapes(rt) >= 20);
+  }
+  an_gemm_config configs[64];
+  const int n = an_tuning_database_configs(rt, configs, 64);
+  assert_true(n >= pocl_cpu);
+  an_runtime_destroy(rt);
+  setenv("ALEXNET_NO_TUNING", "1", 1); /* no table: the configuration applied below is the one that runs */
+  rt = test_runtime();
+  unsetenv("ALEXNET_NO_TUNING");
+  for (int i = 0; i < n; i++) {
+    char text[512];
+    an_gemm_config c = configs[i];
+    c.min_indirect_size = 1;
+    an_gemm_config_format(&c, text, sizeof text);
+    printf("  database configuration %d: %s\n", i, text);
+    TEST_OK(an_gemm_config_apply(rt, &c));
+    check_gemm(rt, 0, 0, 67, 45, 33, 20 + (uint64_t)i);
+    check_gemm(rt, 0, 1, 45, 70, 129, 40 + (uint64_t)i);
+    check_gemm(rt, 1, 0, 130, 17, 65, 60 + (uint64_t)i);
+    check_gemm(rt, 1, 1, 33, 66, 31, 80 + (uint64_t)i);
+  }
+  an_runtime_destroy(rt);
+}
+
 int main(void) {
   snprintf(dir, sizeof dir, "/tmp/an_tune_XXXXXX");
   if (!mkdtemp(dir)) return 1;
   /* the search first: it measures CLBlast's untuned default, before any override in this process */
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_search), cmocka_unit_test(test_known_configs),
-                                     cmocka_unit_test(test_slice_widths), cmocka_unit_test(test_file_and_switching)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_search),        cmocka_unit_test(test_known_configs),
+                                     cmocka_unit_test(test_slice_widths),  cmocka_unit_test(test_file_and_switching),
+                                     cmocka_unit_test(test_quick_search),  cmocka_unit_test(test_database_rules),
+                                     cmocka_unit_test(test_database_entry)};
   const int failed = cmocka_run_group_tests(tests, NULL, NULL);
   rmdir(dir);
   return failed;

@@ -4,9 +4,10 @@
  *
  * The declarations are grouped by the file that implements them; each file of src/gemm/ uses only
  * those listed before it:
- *   gemm/tuning.c  the tuning database: configurations, the tuning file, the per-shape table a runtime
- *                  switches through, the weight gradient's slice widths (and an_runtime_create, in
- *                  alexnet/runtime.h, which applies the file at startup)
+ *   gemm/tuning.c  the tuning database: configurations, the tuning file, the shipped database of tuned
+ *                  device families (tuning/database.txt), the per-shape table a runtime switches
+ *                  through, the weight gradient's slice widths (and an_runtime_create, in
+ *                  alexnet/runtime.h, which applies the file, else the shipped entry, at startup)
  *   gemm/gemm.c    the CLBlast calls (internal: gemm/gemm.h); each GEMM selects its shape's
  *                  configuration first
  *   gemm/tuner.c   the search and the plain timings
@@ -125,6 +126,27 @@ an_status an_tuning_save(const an_runtime *rt, const char *path, const an_tune_r
 int an_tuning_known_configs(const an_runtime *rt, const char *path, an_gemm_config *out, int max);
 void an_tune_result_free(an_tune_result *r);
 
+/* The shipped database (tuning/database.txt, embedded at build time; ALEXNET_TUNING_DATABASE names a
+ * file to read instead): entries of the tuning file's format keyed by device family and driver
+ * ("pthread-haswell\tPoCL"): the family is a prefix of the device name ending where the name has a '-'
+ * or ' ' or ends, the driver "*" or a prefix of the driver version; the longest matching family wins, and
+ * an entry whose line reads "use=NAME" takes the entry NAME (of the same driver field) whole. Unlike a
+ * tuning file, a shape the entry does not list takes the configuration of its nearest listed shape
+ * (same transposes, sum of |ln| of the m, n, k ratios at most ln 16; else the fallback), and a
+ * weight-gradient reduction it does not list the width of the same layer's nearest listed one.
+ * an_runtime_create applies it when the tuning file has no entry for the device. */
+/* Applies the device's entry (*applied says; its name, "pthread-haswell" or "pthread -> pthread-haswell",
+ * into entry); an unreadable ALEXNET_TUNING_DATABASE is an error. */
+an_status an_tuning_database_load(an_runtime *rt, int *applied, an_gemm_config *config, char *entry,
+                                  size_t entry_size);
+/* The distinct indirect-kernel configurations of the device's entry, as an_tuning_known_configs. */
+int an_tuning_database_configs(const an_runtime *rt, an_gemm_config *out, int max);
+/* Sets each reduction's width to the one the device's entry gives it (unchanged without an entry). */
+void an_tuning_database_dw_widths(const an_runtime *rt, an_dw_reduction *red, int n_red);
+/* What a runtime on this device would apply, without opening one: "tuning file PATH (N shapes)",
+ * "database entry pthread-haswell (N shapes)" or "none (...)" (alexnet devices prints it). */
+void an_tuning_describe(const an_device_info *info, char *buf, size_t size);
+
 /* Makes CLBlast's next GEMM on rt's device use the tuning's configuration for this shape (its own
  * entry, else the fallback); a no-op when rt is untuned or the configuration is already in effect.
  * CLBlast keeps one override per device: two runtimes on one cl_device_id share it (results stay
@@ -149,9 +171,12 @@ typedef void (*an_tune_progress)(void *user, int candidate, int n_candidates, co
  * `known` (an_tuning_known_configs: earlier tunings of this device) are the first candidates, then
  * built-in seeds, then random ones and neighbours of the leader. A candidate whose results differ
  * from the untuned GEMM's on any shape is rejected. Must run before any other override on this
- * process's device (it measures the default first). Leaves the result in effect on rt. */
+ * process's device (it measures the default first). Leaves the result in effect on rt. quick (alexnet
+ * tune --quick) spends less time per candidate: the untuned reference run once and not timed again,
+ * the direct kernel timed only on shapes up to 256³, one timed run per candidate, and a shape keeps
+ * its own choice when that run is 10 % under the fallback's, without the back-to-back confirmation. */
 an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes, int max_candidates,
-                       const an_gemm_config *known, int n_known, uint64_t seed, an_tune_progress progress,
+                       const an_gemm_config *known, int n_known, uint64_t seed, int quick, an_tune_progress progress,
                        void *user, an_tune_result *result);
 
 /* Appends to shapes (n of max used) the weight-gradient slices of every width the tuning considers

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "alexnet/runtime.h"
+#include "alexnet/tune.h"
 #include "cli.h"
 
 static const char *type_name(cl_device_type t) {
@@ -15,7 +16,8 @@ static const char *type_name(cl_device_type t) {
 static void help(void) {
   printf("usage: alexnet devices\n\nLists every OpenCL platform and device: the P:D index that --device\n"
          "and ALEXNET_DEVICE take, name, vendor, type, compute units, memory, OpenCL C version,\n"
-         "fp16/fp64 support and whether memory is shared with the host.\n");
+         "fp16/fp64 support, whether memory is shared with the host, and the GEMM tuning a run on it\n"
+         "applies (the tuning file's entry, else the shipped database's entry for its family).\n");
 }
 
 int cmd_devices(int argc, char **argv) {
@@ -43,6 +45,9 @@ int cmd_devices(int argc, char **argv) {
     printf("      driver          %s (%s)\n", d->driver_version, d->device_version);
     printf("      fp16 %s, fp64 %s, host-unified memory %s\n", d->fp16 ? "yes" : "no", d->fp64 ? "yes" : "no",
            d->host_unified ? "yes" : "no");
+    char tuning[4400];
+    an_tuning_describe(d, tuning, sizeof tuning);
+    printf("      GEMM tuning     %s\n", tuning);
   }
   free(list);
   return 0;

@@ -104,32 +104,67 @@ static CLBlastStatusCode run_gemm(an_runtime *rt, const an_gemm_shape *s, bench_
                           bb->c, 0, s->n, NULL);
 }
 
+/* How time_each runs the shapes. */
+typedef struct time_plan {
+  int record;          /* store the results as the reference instead of checking them */
+  const double *limit; /* (n) or NULL: each shape's best time so far */
+  int may_stop;        /* a candidate far behind the limits stops early */
+  int runs;            /* timed runs after the warm-up, at most (0: the warm-up's time stands) */
+  double skip_above;   /* > 0: shapes with m·n·k above it are not run (HUGE_VAL) */
+} time_plan;
+
+static int skipped(const time_plan *p, const an_gemm_shape *s) {
+  return p->skip_above > 0 && (double)s->m * s->n * s->k > p->skip_above;
+}
+
+/* Checks the result of shape i in bb->c against the reference (or records it). 0, -1: the read failed,
+ * -2: it differs. */
+static int check_result(an_runtime *rt, const an_gemm_shape *s, int i, bench_bufs *bb, int record) {
+  const size_t count = s->m * s->n;
+  float *dst = record ? bb->want[i] : bb->got;
+  if (clEnqueueReadBuffer(rt->queue, bb->c, CL_TRUE, 0, count * sizeof(float), dst, 0, NULL, NULL)) return -1;
+  if (record) return 0;
+  double worst = 0, scale = 0;
+  for (size_t j = 0; j < count; j++) {
+    const double d = fabs((double)bb->got[j] - bb->want[i][j]);
+    if (!(d <= worst)) worst = d; /* NaN counts as worst */
+    if (fabs(bb->want[i][j]) > scale) scale = fabs(bb->want[i][j]);
+  }
+  return worst <= 1e-3 * scale + 1e-5 ? 0 : -2;
+}
+
 /* One run of each shape (after a warm-up run that also builds the kernels) into seconds[i]. Returns 0,
- * -1 when a GEMM fails, -2 when a result differs from the untuned one. With record, stores the results
- * as the reference instead. A shape whose warm-up already took more than 3x limit[i] (when limit is
- * given) is not run again: the warm-up's time stands (a clearly slow candidate costs one run). With
- * may_stop, a candidate whose warm-ups so far took over 4x the limits' sum (+1 s) stops there: returns
- * 1, the shapes left at HUGE_VAL. */
-static int time_each(an_runtime *rt, const an_gemm_shape *shapes, int n, bench_bufs *bb, int record,
-                     const double *limit, int may_stop, double *seconds) {
+ * -1 when a GEMM fails, -2 when a result differs from the untuned one. A shape whose warm-up already
+ * took more than 3x limit[i] (when limit is given) is not run again: the warm-up's time stands (a
+ * clearly slow candidate costs one run). With may_stop, a candidate whose warm-ups so far took over 4x
+ * the limits' sum (+1 s) stops there: returns 1, the shapes left at HUGE_VAL. */
+static int time_each(an_runtime *rt, const an_gemm_shape *shapes, int n, bench_bufs *bb, const time_plan *p,
+                     double *seconds) {
   /* the first GEMM under a configuration builds its program (seconds on a CPU device): not timed */
-  if (n > 0 && (run_gemm(rt, &shapes[0], bb) != CLBlastSuccess || clFinish(rt->queue) != CL_SUCCESS)) return -1;
+  int first = 0;
+  while (first < n && skipped(p, &shapes[first])) first++;
+  if (first < n && (run_gemm(rt, &shapes[first], bb) != CLBlastSuccess || clFinish(rt->queue) != CL_SUCCESS))
+    return -1;
   double spent_all = 0, limit_all = 0;
   for (int i = 0; i < n; i++) {
     const an_gemm_shape *s = &shapes[i];
-    if (may_stop && limit && spent_all > 4 * limit_all + 1.0) { /* far behind the best: not worth finishing */
+    if (p->may_stop && p->limit && spent_all > 4 * limit_all + 1.0) { /* far behind the best: not worth finishing */
       for (int j = i; j < n; j++) seconds[j] = HUGE_VAL;
       return 1;
+    }
+    if (skipped(p, s)) {
+      seconds[i] = HUGE_VAL;
+      continue;
     }
     double t0 = an_seconds();
     if (run_gemm(rt, s, bb) != CLBlastSuccess || clFinish(rt->queue) != CL_SUCCESS) return -1; /* warm-up */
     seconds[i] = an_seconds() - t0;
     spent_all += seconds[i];
-    if (limit) limit_all += limit[i];
-    if (!limit || !(seconds[i] > 3 * limit[i])) {
-      /* the fastest of up to 3 runs, while they take under 50 ms together (small GEMMs are noisy) */
+    if (p->limit) limit_all += p->limit[i];
+    if (!p->limit || !(seconds[i] > 3 * p->limit[i])) {
+      /* the fastest of up to `runs` runs, while they take under 50 ms together (small GEMMs are noisy) */
       double spent = 0;
-      for (int run = 0; run < 3 && (run == 0 || spent < 0.05); run++) {
+      for (int run = 0; run < p->runs && (run == 0 || spent < 0.05); run++) {
         t0 = an_seconds();
         if (run_gemm(rt, s, bb) != CLBlastSuccess || clFinish(rt->queue) != CL_SUCCESS) return -1;
         const double t = an_seconds() - t0;
@@ -137,17 +172,8 @@ static int time_each(an_runtime *rt, const an_gemm_shape *shapes, int n, bench_b
         if (run == 0 || t < seconds[i]) seconds[i] = t;
       }
     }
-    const size_t count = s->m * s->n;
-    float *dst = record ? bb->want[i] : bb->got;
-    if (clEnqueueReadBuffer(rt->queue, bb->c, CL_TRUE, 0, count * sizeof(float), dst, 0, NULL, NULL)) return -1;
-    if (record) continue;
-    double worst = 0, scale = 0;
-    for (size_t j = 0; j < count; j++) {
-      const double d = fabs((double)bb->got[j] - bb->want[i][j]);
-      if (!(d <= worst)) worst = d; /* NaN counts as worst */
-      if (fabs(bb->want[i][j]) > scale) scale = fabs(bb->want[i][j]);
-    }
-    if (!(worst <= 1e-3 * scale + 1e-5)) return -2;
+    const int rc = check_result(rt, s, i, bb, p->record);
+    if (rc) return rc;
   }
   return 0;
 }
@@ -267,6 +293,7 @@ typedef struct search {
   int n_known, next_known, next_seed;
   int n_random; /* candidates drawn at random before neighbours of the leader are */
   int leader;   /* the candidate fastest on all shapes so far (-1: none) */
+  int quick;    /* fewer runs: one reference run, one timed run per candidate, no re-timing */
   double leader_secs;
 } search;
 
@@ -322,24 +349,31 @@ static double gflops(const search *s, const double *seconds) {
  * (its own parameters stay CLBlast's). */
 static an_status time_untuned_and_direct(search *s, an_tune_result *result) {
   const size_t ns = s->ns;
-  if (time_each(s->rt, s->shapes, s->n_shapes, &s->bb, 1, NULL, 0, s->secs) != 0)
+  /* quick: one run of the reference (the untuned GEMM is the slowest), no timing runs */
+  const time_plan reference = {1, NULL, 0, s->quick ? 0 : 3, 0};
+  if (time_each(s->rt, s->shapes, s->n_shapes, &s->bb, &reference, s->secs) != 0)
     return AN_FAIL(AN_ERR_ARGUMENT, "the untuned GEMM failed on the model's shapes");
   s->ok[0] = 1;
   memcpy(s->best, s->secs, ns * sizeof *s->best);
   result->default_gflops = gflops(s, s->secs);
   if (s->progress)
     s->progress(s->user, 0, s->max_candidates, NULL, result->default_gflops, result->default_gflops,
-                "untuned default");
+                s->quick ? "untuned default (one run each, kernel builds included)" : "untuned default");
   int rc = -1;
-  if (an_gemm_set_min_indirect(s->rt, AN_GEMM_DIRECT) == AN_OK)
-    rc = time_each(s->rt, s->shapes, s->n_shapes, &s->bb, 0, s->best, 0, s->secs + ns);
+  if (an_gemm_set_min_indirect(s->rt, AN_GEMM_DIRECT) ==
+      AN_OK) { /* quick: the direct kernel only where it may win, on shapes up to 256³ */
+    const time_plan direct = {0, s->best, 0, s->quick ? 1 : 3, s->quick ? 256.0 * 256 * 256 : 0};
+    rc = time_each(s->rt, s->shapes, s->n_shapes, &s->bb, &direct, s->secs + ns);
+  }
   s->ok[1] = rc == 0;
   if (s->ok[1])
     for (size_t i = 0; i < ns; i++)
       if (s->secs[ns + i] < s->best[i]) s->best[i] = s->secs[ns + i];
   if (s->progress)
     s->progress(s->user, -1, s->max_candidates, NULL, s->ok[1] ? gflops(s, s->secs + ns) : 0, gflops(s, s->best),
-                s->ok[1] ? "direct kernel" : "direct kernel: failed");
+                !s->ok[1]  ? "direct kernel: failed"
+                : s->quick ? "direct kernel (on shapes up to 256^3 only)"
+                           : "direct kernel");
   return AN_OK;
 }
 
@@ -374,8 +408,10 @@ static void time_candidate(search *s, an_tune_result *result, int c) {
   result->n_tried++;
   s->cands[k].min_indirect_size = 1;
   int rc = -1;
-  if (an_gemm_config_apply(s->rt, &s->cands[k]) == AN_OK)
-    rc = time_each(s->rt, s->shapes, s->n_shapes, &s->bb, 0, s->best, 1, t);
+  if (an_gemm_config_apply(s->rt, &s->cands[k]) == AN_OK) {
+    const time_plan plan = {0, s->best, 1, s->quick ? 1 : 3, 0};
+    rc = time_each(s->rt, s->shapes, s->n_shapes, &s->bb, &plan, t);
+  }
   s->ok[2 + k] = rc >= 0;
   if (!s->ok[2 + k]) {
     result->n_rejected++;
@@ -458,10 +494,12 @@ static double choose_shape_config(search *s, an_tune_result *result, int i, int 
   e->config.min_indirect_size = pick < 0 ? AN_GEMM_DIRECT : 1;
   const int fb_direct = goes_direct(sh, result->best.min_indirect_size);
   const double fb_t = fb_direct ? s->secs[ns + i] : s->secs[(size_t)(2 + fb) * ns + i];
-  if ((pick < 0 && fb_direct) || (pick == fb && !fb_direct) || !(t < 0.95 * fb_t)) {
+  /* quick: one timed run each, so a wider margin instead of the confirmation */
+  if ((pick < 0 && fb_direct) || (pick == fb && !fb_direct) || !(t < (s->quick ? 0.9 : 0.95) * fb_t)) {
     e->config = result->best;
     return fb_t;
   }
+  if (s->quick) return t;
   return confirm_own_choice(s, result, sh, e, t, fb_t);
 }
 
@@ -485,7 +523,7 @@ static an_status choose_result(search *s, an_tune_result *result) {
 }
 
 an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes, int max_candidates,
-                       const an_gemm_config *known, int n_known, uint64_t seed, an_tune_progress progress,
+                       const an_gemm_config *known, int n_known, uint64_t seed, int quick, an_tune_progress progress,
                        void *user, an_tune_result *result) {
   memset(result, 0, sizeof *result);
   if (n_shapes < 1 || max_candidates < 1) return AN_FAIL(AN_ERR_ARGUMENT, "tuning needs shapes and candidates");
@@ -493,7 +531,7 @@ an_status an_tune_gemm(an_runtime *rt, const an_gemm_shape *shapes, int n_shapes
   s.rt = rt, s.shapes = shapes, s.n_shapes = n_shapes, s.ns = (size_t)n_shapes;
   s.max_candidates = max_candidates, s.progress = progress, s.user = user;
   s.rng.state = seed;
-  s.known = known, s.n_known = n_known, s.leader = -1;
+  s.known = known, s.n_known = n_known, s.leader = -1, s.quick = quick;
   s.flop = shapes_flop(shapes, n_shapes);
   an_status status = search_open(&s, result);
   if (status == AN_OK) status = time_untuned_and_direct(&s, result);

@@ -3,6 +3,7 @@
  * table a runtime switches through (an_gemm_select) with the weight gradient's slice widths, and the
  * runtime creation that applies the file at startup. The search that writes the file is tuner.c. */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +144,7 @@ static void device_key(const an_device_info *info, char *buf, size_t size) {
 
 struct an_gemm_table {
   int has_fallback;        /* 0: only slice widths (an_gemm_set_dw_slice on an untuned runtime) */
+  int nearest;             /* the shipped database's entry: an unlisted shape takes its nearest listed one's */
   an_gemm_config fallback; /* shapes without an entry */
   int n, cap;
   an_gemm_shape_config *entries; /* (n) */
@@ -173,11 +175,26 @@ static int same_reduction(const an_dw_reduction *r, size_t m, size_t n, size_t n
   return r->m == m && r->n == n && r->ncols == ncols;
 }
 
-size_t an_gemm_dw_slice(const an_runtime *rt, size_t m, size_t n, size_t ncols) {
-  const struct an_gemm_table *t = rt->gemm_table;
-  for (int i = 0; t && i < t->n_slices; i++)
-    if (same_reduction(&t->slices[i], m, n, ncols)) return t->slices[i].width;
+/* |ln(a/b)|: how far apart two sizes are, as a ratio */
+static double size_distance(size_t a, size_t b) { return fabs(log((double)a / (double)b)); }
+
+/* The width t gives a reduction: its own line; with t->nearest, else the width of the listed reduction
+ * of the same layer (m, n) with the nearest column count (capped at ncols); else AN_CONV_DW_SLICE. */
+static size_t table_dw_slice(const struct an_gemm_table *t, size_t m, size_t n, size_t ncols) {
+  const an_dw_reduction *near = NULL;
+  for (int i = 0; t && i < t->n_slices; i++) {
+    const an_dw_reduction *r = &t->slices[i];
+    if (same_reduction(r, m, n, ncols)) return r->width;
+    if (t->nearest && r->m == m && r->n == n &&
+        (!near || size_distance(r->ncols, ncols) < size_distance(near->ncols, ncols)))
+      near = r;
+  }
+  if (near) return near->width < ncols ? near->width : ncols;
   return AN_CONV_DW_SLICE;
+}
+
+size_t an_gemm_dw_slice(const an_runtime *rt, size_t m, size_t n, size_t ncols) {
+  return table_dw_slice(rt->gemm_table, m, n, ncols);
 }
 
 static int slices_add(struct an_gemm_table *t, const an_dw_reduction *r) {
@@ -219,16 +236,30 @@ static int parse_slice(const char *key, const char *value, an_dw_reduction *r) {
 
 int an_gemm_tuned_shapes(const an_runtime *rt) { return rt->gemm_table ? rt->gemm_table->n : 0; }
 
+/* How far a listed shape may be from an unlisted one that takes its configuration (the shipped
+ * database): the sum of |ln| of the three size ratios at most ln 16, e.g. 4x in one size and 2x in two. */
+#define AN_NEAREST_SHAPE_MAX 2.7726
+
+/* The configuration t gives a shape: its own entry; with t->nearest, else the nearest listed shape of
+ * the same transposes within AN_NEAREST_SHAPE_MAX (the first of equals); else the fallback. */
+static const an_gemm_config *table_config(const struct an_gemm_table *t, int trans_a, int trans_b, size_t m,
+                                          size_t n, size_t k) {
+  const an_gemm_shape_config *near = NULL;
+  double near_d = AN_NEAREST_SHAPE_MAX;
+  for (int i = 0; i < t->n; i++) {
+    const an_gemm_shape_config *e = &t->entries[i];
+    if (same_shape(e, trans_a, trans_b, m, n, k)) return &e->config;
+    if (!t->nearest || e->trans_a != !!trans_a || e->trans_b != !!trans_b) continue;
+    const double d = size_distance(e->m, m) + size_distance(e->n, n) + size_distance(e->k, k);
+    if (d <= near_d && (!near || d < near_d)) near = e, near_d = d;
+  }
+  return near ? &near->config : &t->fallback;
+}
+
 an_status an_gemm_select(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k) {
   struct an_gemm_table *t = rt->gemm_table;
   if (!t || !t->has_fallback) return AN_OK;
-  const an_gemm_config *want = &t->fallback;
-  for (int i = 0; i < t->n; i++) {
-    if (same_shape(&t->entries[i], trans_a, trans_b, m, n, k)) {
-      want = &t->entries[i].config;
-      break;
-    }
-  }
+  const an_gemm_config *want = table_config(t, trans_a, trans_b, m, n, k);
   AN_TRY(set_xgemm(rt, want->v, 1));
   if (want->min_indirect_size) AN_TRY(set_min_indirect(rt, want->min_indirect_size, 1));
   return AN_OK;
@@ -275,61 +306,71 @@ static char *device_fields(char *line, const char *key, size_t key_len, char **v
   return first;
 }
 
-an_status an_tuning_load(an_runtime *rt, const char *path, int *applied, an_gemm_config *config) {
-  *applied = 0;
-  FILE *f = fopen(path, "r");
-  if (!f) return AN_OK; /* no cache yet: the untuned default */
-  char key[512], line[2048];
-  device_key(&rt->info, key, sizeof key);
+/* Reads the lines of one entry (key: its first two fields) from f into a new table, not applied:
+ * *found says whether a valid fallback line was there (without one, the table is freed and *out NULL).
+ * Lines that do not parse, or whose values are invalid on this device, are skipped. */
+static an_status table_read(FILE *f, const char *key, const an_device_info *info, struct an_gemm_table **out) {
+  *out = NULL;
+  char line[2048];
   const size_t key_len = strlen(key);
   struct an_gemm_table *t = calloc(1, sizeof *t);
-  if (!t) {
-    fclose(f);
-    return AN_FAIL(AN_ERR_HOST_ALLOC, "tuning table");
-  }
-  an_gemm_config c;
-  int found = 0;
-  while (fgets(line, sizeof line, f)) {
+  if (!t) return AN_FAIL(AN_ERR_HOST_ALLOC, "tuning table");
+  int ok = 1;
+  while (ok && fgets(line, sizeof line, f)) {
     char *value, *params = device_fields(line, key, key_len, &value);
     if (!params) continue;
     if (!strncmp(params, "dwslice=", 8)) { /* KEY \t dwslice=M,N,NCOLS \t width=W */
       an_dw_reduction r;
-      if (value && parse_slice(params, value, &r) && !slices_add(t, &r)) {
-        fclose(f);
-        table_free(t);
-        return AN_FAIL(AN_ERR_HOST_ALLOC, "tuning table");
-      }
+      if (value && parse_slice(params, value, &r)) ok = slices_add(t, &r);
       continue;
     }
     if (!strncmp(params, "shape=", 6)) { /* KEY \t shape=.. \t PARAMS [\t note] */
       an_gemm_shape_config e;
       if (value && parse_shape(params, &e) && parse_config(value, &e.config) &&
-          an_gemm_config_valid(&e.config, &rt->info) && e.config.min_indirect_size && !table_add(t, &e)) {
-        fclose(f);
-        table_free(t);
-        return AN_FAIL(AN_ERR_HOST_ALLOC, "tuning table");
-      }
+          an_gemm_config_valid(&e.config, info) && e.config.min_indirect_size)
+        ok = table_add(t, &e);
       continue;
     }
     an_gemm_config parsed; /* a bad line must not spoil a good one read before it */
-    if (parse_config(params, &parsed) && an_gemm_config_valid(&parsed, &rt->info)) c = parsed, found = 1;
+    if (parse_config(params, &parsed) && an_gemm_config_valid(&parsed, info))
+      t->fallback = parsed, t->has_fallback = 1;
   }
-  fclose(f);
-  if (!found) { /* per-shape lines without their fallback are not used either */
+  if (!ok || !t->has_fallback) { /* per-shape lines without their fallback are not used either */
     table_free(t);
-    return AN_OK;
+    return ok ? AN_OK : AN_FAIL(AN_ERR_HOST_ALLOC, "tuning table");
   }
-  const an_status status = an_gemm_config_apply(rt, &c);
+  if (!t->fallback.min_indirect_size)
+    t->n = 0; /* a fallback that leaves CLBlast's threshold cannot be switched back to */
+  *out = t;
+  return AN_OK;
+}
+
+/* Applies a table read by table_read (NULL: nothing to apply) to rt and hands it over. */
+static an_status table_apply(an_runtime *rt, struct an_gemm_table *t, int *applied, an_gemm_config *config) {
+  *applied = 0;
+  if (!t) return AN_OK;
+  const an_status status = an_gemm_config_apply(rt, &t->fallback);
   if (status != AN_OK) {
     table_free(t);
     return status;
   }
-  t->fallback = c, t->has_fallback = 1;
-  if (!c.min_indirect_size) t->n = 0; /* a fallback that leaves CLBlast's threshold cannot be switched back to */
+  if (config) *config = t->fallback;
   table_install(rt, t);
-  if (config) *config = c;
   *applied = 1;
   return AN_OK;
+}
+
+an_status an_tuning_load(an_runtime *rt, const char *path, int *applied, an_gemm_config *config) {
+  *applied = 0;
+  FILE *f = fopen(path, "r");
+  if (!f) return AN_OK; /* no cache yet: the untuned default */
+  char key[512];
+  device_key(&rt->info, key, sizeof key);
+  struct an_gemm_table *t;
+  const an_status status = table_read(f, key, &rt->info, &t);
+  fclose(f);
+  if (status != AN_OK) return status;
+  return table_apply(rt, t, applied, config);
 }
 
 static void format_shape(const an_gemm_shape_config *e, char *buf, size_t size) {
@@ -403,14 +444,12 @@ static int by_use(const void *a, const void *b) {
   return x->uses != y->uses ? (x->uses < y->uses ? 1 : -1) : x->first - y->first;
 }
 
-int an_tuning_known_configs(const an_runtime *rt, const char *path, an_gemm_config *out, int max) {
-  FILE *f = path && max > 0 ? fopen(path, "r") : NULL;
-  if (!f) return 0;
+/* The distinct indirect-kernel configurations of the entry key in f, the fallback first, then by use. */
+static int entry_configs(FILE *f, const char *key, const an_device_info *info, an_gemm_config *out, int max) {
   enum { CAP = 64 };
   struct known_config seen[CAP];
   int n = 0, line_no = 0;
-  char key[512], line[2048];
-  device_key(&rt->info, key, sizeof key);
+  char line[2048];
   const size_t key_len = strlen(key);
   while (fgets(line, sizeof line, f)) {
     line_no++;
@@ -419,8 +458,7 @@ int an_tuning_known_configs(const an_runtime *rt, const char *path, an_gemm_conf
     const int fallback = strncmp(params, "shape=", 6) != 0;
     const char *cfg = fallback ? params : value;
     an_gemm_config c;
-    if (!cfg || !parse_config(cfg, &c) || !an_gemm_config_valid(&c, &rt->info) ||
-        c.min_indirect_size == AN_GEMM_DIRECT)
+    if (!cfg || !parse_config(cfg, &c) || !an_gemm_config_valid(&c, info) || c.min_indirect_size == AN_GEMM_DIRECT)
       continue;
     c.min_indirect_size = 0;
     int i = 0;
@@ -431,13 +469,146 @@ int an_tuning_known_configs(const an_runtime *rt, const char *path, an_gemm_conf
     }
     seen[i].uses += fallback ? 1 << 20 : 1;
   }
-  fclose(f);
   qsort(seen, (size_t)n, sizeof seen[0], by_use);
   const int k = n < max ? n : max;
   for (int i = 0; i < k; i++) out[i] = seen[i].c;
   return k;
 }
 
+int an_tuning_known_configs(const an_runtime *rt, const char *path, an_gemm_config *out, int max) {
+  FILE *f = path && max > 0 ? fopen(path, "r") : NULL;
+  if (!f) return 0;
+  char key[512];
+  device_key(&rt->info, key, sizeof key);
+  const int n = entry_configs(f, key, &rt->info, out, max);
+  fclose(f);
+  return n;
+}
+
+/* ---- the shipped database (tuning/database.txt) ---- */
+
+extern const char an_tuning_database_text[]; /* generated from tuning/database.txt at build time */
+
+/* The database's text: the file ALEXNET_TUNING_DATABASE names (into *owned, freed by the caller), else
+ * the embedded copy. */
+static an_status database_text(const char **text, char **owned) {
+  *owned = NULL;
+  *text = an_tuning_database_text;
+  const char *path = getenv("ALEXNET_TUNING_DATABASE");
+  if (!path || !*path) return AN_OK;
+  FILE *f = fopen(path, "rb");
+  if (!f) return AN_FAIL(AN_ERR_IO, "ALEXNET_TUNING_DATABASE=%s: %s", path, strerror(errno));
+  size_t n = 0, cap = 0;
+  char *buf = NULL;
+  for (;;) {
+    if (n + 4096 + 1 > cap) {
+      char *grown = realloc(buf, cap = 2 * cap + 4096 + 1);
+      if (!grown) {
+        free(buf), fclose(f);
+        return AN_FAIL(AN_ERR_HOST_ALLOC, "the tuning database");
+      }
+      buf = grown;
+    }
+    const size_t got = fread(buf + n, 1, 4096, f);
+    n += got;
+    if (got < 4096) break;
+  }
+  const int bad = ferror(f);
+  fclose(f);
+  if (bad) {
+    free(buf);
+    return AN_FAIL(AN_ERR_IO, "ALEXNET_TUNING_DATABASE=%s: read error", path);
+  }
+  buf[n] = '\0';
+  *text = *owned = buf;
+  return AN_OK;
+}
+
+/* Does an entry's family (a device-name prefix ending where the name has a '-' or ' ', or ends) and
+ * driver ("*", or a prefix of the driver version) match this device? */
+static int entry_matches(const char *family, const char *driver, const an_device_info *info) {
+  const size_t len = strlen(family);
+  const char after = info->name[len < sizeof info->name ? len : 0];
+  if (!len || strncmp(info->name, family, len) || (after && after != '-' && after != ' ')) return 0;
+  return !strcmp(driver, "*") || !strncmp(info->driver_version, driver, strlen(driver));
+}
+
+static FILE *text_open(const char *text) { return *text ? fmemopen((void *)text, strlen(text), "r") : NULL; }
+
+/* The entry of text for this device: the longest matching family (the first of equals), followed
+ * through its "use=NAME" line to the entry NAME of the same driver field. Its key ("FAMILY\tDRIVER")
+ * into key, its name for reports into name ("pthread -> pthread-haswell" for an alias); 0: none. */
+static int database_find(const char *text, const an_device_info *info, char *key, size_t key_size, char *name,
+                         size_t name_size) {
+  FILE *f = text_open(text);
+  if (!f) return 0;
+  char line[2048], family[256] = "", driver[256] = "", use[256] = "";
+  while (fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\r\n")] = '\0';
+    char *tab = strchr(line, '\t'), *tab2 = tab ? strchr(tab + 1, '\t') : NULL;
+    if (line[0] == '#' || !tab || !tab2) continue;
+    *tab = *tab2 = '\0';
+    if (entry_matches(line, tab + 1, info) && strlen(line) > strlen(family) && strlen(line) < sizeof family &&
+        strlen(tab + 1) < sizeof driver)
+      strcpy(family, line), strcpy(driver, tab + 1), use[0] = '\0';
+    if (!strcmp(line, family) && !strcmp(tab + 1, driver) && !strncmp(tab2 + 1, "use=", 4))
+      snprintf(use, sizeof use, "%s", tab2 + 5);
+  }
+  fclose(f);
+  if (!family[0]) return 0;
+  snprintf(key, key_size, "%s\t%s", use[0] ? use : family, driver);
+  if (use[0]) snprintf(name, name_size, "%s -> %s", family, use);
+  else snprintf(name, name_size, "%s", family);
+  return 1;
+}
+
+/* The database's entry for this device as a table, not applied (*t NULL: none); name as database_find. */
+static an_status database_table(const an_device_info *info, struct an_gemm_table **t, char *name, size_t name_size) {
+  *t = NULL;
+  const char *text;
+  char *owned, key[600];
+  AN_TRY(database_text(&text, &owned));
+  an_status status = AN_OK;
+  FILE *f = database_find(text, info, key, sizeof key, name, name_size) ? text_open(text) : NULL;
+  if (f) {
+    status = table_read(f, key, info, t);
+    fclose(f);
+    if (*t) (*t)->nearest = 1;
+  }
+  free(owned);
+  return status;
+}
+
+an_status an_tuning_database_load(an_runtime *rt, int *applied, an_gemm_config *config, char *entry,
+                                  size_t entry_size) {
+  *applied = 0;
+  struct an_gemm_table *t;
+  AN_TRY(database_table(&rt->info, &t, entry, entry_size));
+  return table_apply(rt, t, applied, config);
+}
+
+int an_tuning_database_configs(const an_runtime *rt, an_gemm_config *out, int max) {
+  const char *text;
+  char *owned, key[600], name[600];
+  if (max <= 0 || database_text(&text, &owned) != AN_OK) return 0;
+  int n = 0;
+  FILE *f = database_find(text, &rt->info, key, sizeof key, name, sizeof name) ? text_open(text) : NULL;
+  if (f) {
+    n = entry_configs(f, key, &rt->info, out, max);
+    fclose(f);
+  }
+  free(owned);
+  return n;
+}
+
+void an_tuning_database_dw_widths(const an_runtime *rt, an_dw_reduction *red, int n_red) {
+  struct an_gemm_table *t;
+  char name[600];
+  if (database_table(&rt->info, &t, name, sizeof name) != AN_OK || !t) return;
+  for (int i = 0; i < n_red; i++)
+    if (t->n_slices) red[i].width = table_dw_slice(t, red[i].m, red[i].n, red[i].ncols);
+  table_free(t);
+}
 
 void an_tune_result_free(an_tune_result *r) {
   free(r->shapes);
@@ -465,23 +636,48 @@ an_status an_gemm_tuning_install(an_runtime *rt, const an_gemm_config *fallback,
   return AN_OK;
 }
 
+void an_tuning_describe(const an_device_info *info, char *buf, size_t size) {
+  char path[4096], key[512], entry[256];
+  struct an_gemm_table *t = NULL;
+  if (getenv("ALEXNET_NO_TUNING")) {
+    snprintf(buf, size, "none (ALEXNET_NO_TUNING is set)");
+    return;
+  }
+  an_tuning_path(path, sizeof path);
+  FILE *f = fopen(path, "r");
+  if (f) {
+    device_key(info, key, sizeof key);
+    if (table_read(f, key, info, &t) != AN_OK) t = NULL;
+    fclose(f);
+  }
+  if (t) snprintf(buf, size, "tuning file %s (%d shapes)", path, t->n);
+  else if (database_table(info, &t, entry, sizeof entry) == AN_OK && t)
+    snprintf(buf, size, "database entry %s (%d shapes)", entry, t->n);
+  else snprintf(buf, size, "none (untuned CLBlast defaults; see alexnet tune)");
+  table_free(t);
+}
+
 /* ---- runtime creation: the OpenCL runtime with the device's tuning applied ---- */
 
-/* The device's GEMM tuning from `alexnet tune`, unless ALEXNET_NO_TUNING is set; rt->gemm_tuning
- * describes it for reports. */
+/* The device's GEMM tuning from `alexnet tune` (the tuning file), else the shipped database's entry
+ * for its family, unless ALEXNET_NO_TUNING is set; rt->gemm_tuning describes it for reports. */
 static an_status apply_startup_tuning(an_runtime *rt) {
   if (getenv("ALEXNET_NO_TUNING")) return AN_OK;
-  char path[4096];
+  char path[4096], entry[128] = "", text[256];
   an_gemm_config config;
   an_tuning_path(path, sizeof path);
   AN_TRY(an_tuning_load(rt, path, &rt->gemm_tuned, &config));
-  if (rt->gemm_tuned) {
-    an_gemm_config_format(&config, rt->gemm_tuning, sizeof rt->gemm_tuning);
-    const size_t used = strlen(rt->gemm_tuning);
-    if (an_gemm_tuned_shapes(rt))
-      snprintf(rt->gemm_tuning + used, sizeof rt->gemm_tuning - used, "; %d shapes with their own",
-               an_gemm_tuned_shapes(rt));
-  }
+  if (!rt->gemm_tuned) AN_TRY(an_tuning_database_load(rt, &rt->gemm_tuned, &config, entry, sizeof entry));
+  if (!rt->gemm_tuned) return AN_OK;
+  an_gemm_config_format(&config, text, sizeof text);
+  if (entry[0]) /* "database entry pthread-haswell (84 shapes; nearest listed shape for others), fallback ..." */
+    snprintf(rt->gemm_tuning, sizeof rt->gemm_tuning,
+             "database entry %s (%d shapes; nearest listed shape for others), fallback %s", entry,
+             an_gemm_tuned_shapes(rt), text);
+  else if (an_gemm_tuned_shapes(rt))
+    snprintf(rt->gemm_tuning, sizeof rt->gemm_tuning, "%s; %d shapes with their own", text,
+             an_gemm_tuned_shapes(rt));
+  else snprintf(rt->gemm_tuning, sizeof rt->gemm_tuning, "%s", text);
   return AN_OK;
 }
 
