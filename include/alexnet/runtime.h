@@ -70,8 +70,8 @@ typedef struct an_kernel_event {
 } an_kernel_event;
 
 /* Which shape of the layers' kernels a runtime launches (cl/: im2col or im2col_gpu, ...): chosen once
- * when the runtime opens, by the device's type (CPU devices: AN_KERNELS_CPU, every other type:
- * AN_KERNELS_GPU) unless ALEXNET_KERNELS=cpu|gpu forces one. The layers' host code reads it at each
+ * when the runtime opens, by the device's type (CPU devices: AN_KERNELS_CPU; every other type, and a
+ * device that is a GPU as well as a CPU as Oclgrind says it is: AN_KERNELS_GPU) unless ALEXNET_KERNELS=cpu|gpu forces one. The layers' host code reads it at each
  * launch; bench --kernels sets it to time both on one device. */
 typedef enum an_kernel_variant {
   AN_KERNELS_CPU, /* few long work-items with unit-stride loops: a plane or a row each */

@@ -95,7 +95,8 @@ an_status an_list_devices(an_device_info **devices, int *n_devices) {
 
 an_status an_kernel_variant_choose(const an_device_info *info, an_kernel_variant *out) {
   const char *forced = getenv("ALEXNET_KERNELS");
-  *out = info->type & CL_DEVICE_TYPE_CPU ? AN_KERNELS_CPU : AN_KERNELS_GPU;
+  /* a device that says it is a GPU is one, whatever else it says (Oclgrind: CPU | GPU | accelerator) */
+  *out = info->type & CL_DEVICE_TYPE_CPU && !(info->type & CL_DEVICE_TYPE_GPU) ? AN_KERNELS_CPU : AN_KERNELS_GPU;
   if (!forced || !*forced) return AN_OK;
   if (!strcmp(forced, "cpu")) *out = AN_KERNELS_CPU;
   else if (!strcmp(forced, "gpu")) *out = AN_KERNELS_GPU;

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The project on a second OpenCL implementation, Oclgrind, with all its checks: every kernel forward and
+# backward and the layers' CLBlast calls on small shapes (test_layers with ALEXNET_LAYERS_SMALL=1, once per
+# kernel variant), then tests/test_oclgrind.c (each model's test width trained one step and run once for
+# inference on Oclgrind against PoCL, and alexnet-narrow's column split over PoCL + Oclgrind).
+# Oclgrind is registered beside PoCL as a second platform (an ICD directory of our own in OCL_ICD_VENDORS:
+# Debian ships no oclgrind.icd) and configured by its environment variables, as its `oclgrind` wrapper
+# would. It reports to OCLGRIND_LOG and does not change the exit status: any report fails here.
+# usage: test_oclgrind.sh BUILD_TESTS_DIR WORK_DIR
+set -euo pipefail
+mkdir -p "$2"
+tests=$(cd "$1" && pwd) work=$(cd "$2" && pwd)
+lib=/usr/lib/oclgrind/liboclgrind-rt-icd.so
+[ -e "$lib" ] || { echo "Oclgrind's ICD library $lib is missing: install oclgrind (tools/install-deps.sh)"; exit 1; }
+mkdir -p "$work/vendors"
+rm -f "$work"/vendors/*.icd "$work"/*.log
+for icd in /etc/OpenCL/vendors/*.icd; do cp "$icd" "$work/vendors/"; done
+echo "$lib" > "$work/vendors/zz-oclgrind.icd"
+export OCL_ICD_VENDORS=$work/vendors OCLGRIND_CHECK_API=1 OCLGRIND_DATA_RACES=1 OCLGRIND_UNINITIALIZED=1
+export ALEXNET_CACHE_DIR=$work/cache ALEXNET_NO_TUNING=1
+failed=0
+run() { # name, then the command (in $work)
+  local name=$1 log=$work/$1.log
+  shift
+  local t0=$SECONDS
+  echo "== $name: $*"
+  if ! (cd "$work" && OCLGRIND_LOG=$log "$@"); then echo "== $name: FAILED (exit status)"; failed=1; fi
+  if [ -s "$log" ]; then
+    echo "== $name: Oclgrind reported (first lines of $log):"
+    head -40 "$log"
+    failed=1
+  else
+    echo "== $name: no Oclgrind report, $((SECONDS - t0)) s"
+  fi
+}
+# the device by its name: Oclgrind's (its type says GPU as well as CPU, so the gpu variant by default)
+run layers_gpu env ALEXNET_DEVICE=Oclgrind ALEXNET_LAYERS_SMALL=1 "$tests/test_layers"
+run layers_cpu env ALEXNET_DEVICE=Oclgrind ALEXNET_LAYERS_SMALL=1 ALEXNET_KERNELS=cpu "$tests/test_layers"
+run models "$tests/test_oclgrind"
+exit $failed
