@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project on a second OpenCL implementation, Oclgrind, with all its checks: every kernel forward and
+# The project on a second OpenCL implementation, Oclgrind, with its checks: every kernel forward and
 # backward and the layers' CLBlast calls on small shapes (test_layers with ALEXNET_LAYERS_SMALL=1, once per
 # kernel variant), then tests/test_oclgrind.c (each model's test width trained one step and run once for
 # inference on Oclgrind against PoCL, and alexnet-narrow's column split over PoCL + Oclgrind).
@@ -16,7 +16,7 @@ mkdir -p "$work/vendors"
 rm -f "$work"/vendors/*.icd "$work"/*.log
 for icd in /etc/OpenCL/vendors/*.icd; do cp "$icd" "$work/vendors/"; done
 echo "$lib" > "$work/vendors/zz-oclgrind.icd"
-export OCL_ICD_VENDORS=$work/vendors OCLGRIND_CHECK_API=1 OCLGRIND_DATA_RACES=1 OCLGRIND_UNINITIALIZED=1
+export OCL_ICD_VENDORS=$work/vendors OCLGRIND_CHECK_API=1 OCLGRIND_DATA_RACES=1
 export ALEXNET_CACHE_DIR=$work/cache ALEXNET_NO_TUNING=1
 failed=0
 run() { # name, then the command (in $work)
@@ -34,7 +34,13 @@ run() { # name, then the command (in $work)
   fi
 }
 # the device by its name: Oclgrind's (its type says GPU as well as CPU, so the gpu variant by default)
-run layers_gpu env ALEXNET_DEVICE=Oclgrind ALEXNET_LAYERS_SMALL=1 "$tests/test_layers"
-run layers_cpu env ALEXNET_DEVICE=Oclgrind ALEXNET_LAYERS_SMALL=1 ALEXNET_KERNELS=cpu "$tests/test_layers"
+# (uninitialized values checked too: the layer tests write every tensor from the host)
+run layers_gpu env ALEXNET_DEVICE=Oclgrind ALEXNET_LAYERS_SMALL=1 OCLGRIND_UNINITIALIZED=1 "$tests/test_layers"
+# the CPU variants: the layers whose kernels have two (fc, dropout, the loss and SGD have one, run above)
+run layers_cpu env ALEXNET_DEVICE=Oclgrind ALEXNET_LAYERS_SMALL=1 ALEXNET_KERNELS=cpu ALEXNET_LAYERS_ONLY=conv_,lrn_,pool_ \
+  OCLGRIND_UNINITIALIZED=1 "$tests/test_layers"
+# Not the uninitialized-value check here: Oclgrind 21.10's does not see clEnqueueFillBuffer (it stores
+# without telling its plugins) and forgets the rest of a buffer after a host write at an offset, and
+# the nets zero their gradients by fills and upload a batch into part of a buffer
 run models "$tests/test_oclgrind"
 exit $failed

@@ -671,9 +671,9 @@ static int bench_run(const bench_args *a, const char *spec, const char *pair, be
   if (is_pair ? an_runtime_create_pair(pair, a->separate, &rt[0], &rt[1]) != AN_OK
               : an_runtime_create(spec[0] ? spec : NULL, &rt[0]) != AN_OK)
     return cli_fail(is_pair ? "opening the two OpenCL devices" : "opening the OpenCL device");
-  for (int i = 0; an_model_at(i) && rc == 0; i++) {
-    const char *name = an_model_at(i)->name;
-    if (strcmp(a->model, "all") && strcmp(a->model, name)) continue;
+  const int all = !strcmp(a->model, "all"); /* else one model, or a test width (models.c) */
+  for (int i = 0; (all ? an_model_at(i) != NULL : i == 0) && rc == 0; i++) {
+    const char *name = all ? an_model_at(i)->name : a->model;
     bench_result *r = &results[*n_results];
     if (!a->json)
       fprintf(stderr, "benchmarking %s on %s%s%s ...\n", name, rt[0]->info.name, is_pair ? " + " : "",
