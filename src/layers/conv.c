@@ -5,7 +5,9 @@
  *   col  (C·KH·KW, nb·OH·OW)   im2col of the chunk; in the backward pass, then the input gradient's col
  *   ybuf (OC, nb·OH·OW)        the GEMM output (forward) or the output gradient (backward)
  * Forward   ybuf_g  = W_g · col_g
- * Backward  dW_g   += dybuf_g · col_gᵀ,  db += Σ_cols dybuf,  dcol_g = W_gᵀ · dybuf_g,  dinp = col2im(dcol) */
+ * Backward  dW_g   += dybuf_g · col_gᵀ,  db += Σ_cols dybuf,  dcol_g = W_gᵀ · dybuf_g,  dinp = col2im(dcol)
+ * im2col, col2im, the epilogue and the gradient's prologue take the runtime's kernel variant
+ * (rt->kernels_variant: cl/conv.cl's CPU shapes, or the _gpu ones). */
 #include <stdio.h>
 
 #include "alexnet/layers.h"

@@ -1,6 +1,6 @@
 /* Local response normalisation across channels, forward and backward, and the inference forward that
- * keeps no scale (see cl/lrn.cl for the formula
- * and why alpha is divided by size). */
+ * keeps no scale (see cl/lrn.cl for the formula and why alpha is divided by size); each launch takes
+ * the runtime's kernel variant (rt->kernels_variant: a plane per work-item, or an element). */
 #include <stdio.h>
 
 #include "alexnet/layers.h"
@@ -21,6 +21,7 @@ static an_status lrn_launch(an_runtime *rt, const char *name, int n, int c, int 
     return an_launch_at(rt, name, 2, global, NULL, args, n_args, __FILE__, __LINE__);
   }
   an_arg all[16];
+  if (n_args >= 16) return AN_FAIL(AN_ERR_ARGUMENT, "%s: %d arguments, more than the launch holds", name, n_args);
   for (int i = 0; i < n_args; i++) all[i] = args[i];
   all[n_args] = an_arg_local((size_t)(LRN_CH + size - 1) * LRN_PIX * sizeof(float));
   char gpu_name[64];
