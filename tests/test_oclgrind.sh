@@ -18,21 +18,23 @@ for icd in /etc/OpenCL/vendors/*.icd; do cp "$icd" "$work/vendors/"; done
 echo "$lib" > "$work/vendors/zz-oclgrind.icd"
 export OCL_ICD_VENDORS=$work/vendors OCLGRIND_CHECK_API=1 OCLGRIND_DATA_RACES=1
 export ALEXNET_CACHE_DIR=$work/cache ALEXNET_NO_TUNING=1
-failed=0
-run() { # name, then the command (in $work)
-  local name=$1 log=$work/$1.log
+# The three runs at once: much of Oclgrind's time is serial (building CLBlast's kernels, one work-group
+# of a small launch), so they share the cores better than one after the other.
+run() { # name, then the command (in $work), in the background: $work/NAME.out its output
+  local name=$1
   shift
-  local t0=$SECONDS
-  echo "== $name: $*"
-  if ! (cd "$work" && OCLGRIND_LOG=$log "$@"); then echo "== $name: FAILED (exit status)"; failed=1; fi
-  if [ -s "$log" ]; then
-    echo "== $name: Oclgrind reported (first lines of $log):"
-    head -40 "$log"
-    failed=1
-  else
-    echo "== $name: no Oclgrind report, $((SECONDS - t0)) s"
-  fi
+  (
+    t0=$SECONDS
+    cd "$work"
+    echo "== $name: $*"
+    rc=0
+    OCLGRIND_LOG=$work/$name.log "$@" || rc=$?
+    echo "== $name: exit status $rc, $((SECONDS - t0)) s"
+    exit $rc
+  ) > "$work/$name.out" 2>&1 &
+  pids+=($!) names+=("$name")
 }
+pids=() names=()
 # the device by its name: Oclgrind's (its type says GPU as well as CPU, so the gpu variant by default)
 # (uninitialized values checked too: the layer tests write every tensor from the host)
 run layers_gpu env ALEXNET_DEVICE=Oclgrind ALEXNET_LAYERS_SMALL=1 OCLGRIND_UNINITIALIZED=1 "$tests/test_layers"
@@ -43,4 +45,18 @@ run layers_cpu env ALEXNET_DEVICE=Oclgrind ALEXNET_LAYERS_SMALL=1 ALEXNET_KERNEL
 # without telling its plugins) and forgets the rest of a buffer after a host write at an offset, and
 # the nets zero their gradients by fills and upload a batch into part of a buffer
 run models "$tests/test_oclgrind"
+failed=0
+for i in "${!pids[@]}"; do
+  name=${names[$i]}
+  wait "${pids[$i]}" || failed=1
+  cat "$work/$name.out"
+  if [ -s "$work/$name.log" ]; then
+    echo "== $name: Oclgrind reported (first lines of $work/$name.log):"
+    head -40 "$work/$name.log"
+    failed=1
+  else
+    echo "== $name: no Oclgrind report"
+  fi
+done
+echo "== Oclgrind checks: $([ $failed = 0 ] && echo passed || echo FAILED), $SECONDS s"
 exit $failed
