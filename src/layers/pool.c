@@ -1,5 +1,7 @@
 /* Max-pool and adaptive average pool, forward and backward, and max-pool's inference forward (no argmax)
  * (window rules in cl/pool.cl); each launch takes the runtime's kernel variant (rt->kernels_variant). */
+#include <limits.h>
+
 #include "alexnet/layers.h"
 #include "runtime/check.h"
 #include "runtime/launch.h"
@@ -11,6 +13,8 @@ static an_status launch_gpu(an_runtime *rt, const char *name, size_t total, cons
                             const char *file, int line) {
   an_arg all[16];
   if (n_args >= 16) return AN_FAIL(AN_ERR_ARGUMENT, "%s: %d arguments, more than the launch holds", name, n_args);
+  if (total > INT_MAX)
+    return AN_FAIL(AN_ERR_ARGUMENT, "%s: %zu elements, more than its int index takes", name, total);
   for (int i = 0; i < n_args; i++) all[i] = args[i];
   all[n_args] = an_arg_int((int)total);
   const size_t global = an_round_up(total, AN_GPU_WGS), local = AN_GPU_WGS;
