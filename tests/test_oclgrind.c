@@ -4,8 +4,8 @@
  * of its channels) one training step and one inference pass on Oclgrind against the same on PoCL; then
  * the column split of alexnet-narrow with one column on each platform (two contexts, the host path)
  * against PoCL alone. tests/test_oclgrind.sh registers both platforms (OCL_ICD_VENDORS), turns on
- * Oclgrind's checks (API misuse, data races, invalid and uninitialized accesses) and fails on any
- * report; this file checks the numbers. Without both platforms the suite fails, it never skips. */
+ * Oclgrind's checks (API misuse, data races, invalid accesses; not uninitialized values, see there) and
+ * fails on any report; this file checks the numbers. Without both platforms the suite fails, it never skips. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
