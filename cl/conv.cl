@@ -126,3 +126,73 @@ void rowsum_add(__global const float *m, ulong m_off, int cols, __global float *
   }
   if (l == 0) sum[sum_off + row] += part[0];
 }
+
+/* ---- GPU variants (the runtime's AN_KERNELS_GPU): a work-item per element written, consecutive
+ * work-items on consecutive addresses of what they write; the host rounds dimension 0 up to the
+ * work-group (CONV_GPU_WGS, conv.c) and the work-items past the end return. ---- */
+
+/* work-item = one col element (column j, row (ch, ki, kj)): a range (nb·OH·OW rounded up, C·KH·KW) */
+__kernel void im2col_gpu(__global const float *restrict inp, ulong inp_off, __global float *restrict col,
+                         ulong col_off, int c, int h, int w, int kh, int kw, int stride, int pad, int oh, int ow,
+                         int n0, int nb) {
+  const int j = (int)get_global_id(0), row = (int)get_global_id(1), ohw = oh * ow;
+  if (j >= nb * ohw) return;
+  const int img = j / ohw, pix = j - img * ohw, oy = pix / ow, ox = pix - oy * ow;
+  const int ch = row / (kh * kw), kk = row - ch * kh * kw, ki = kk / kw, kj = kk - ki * kw;
+  const int y = oy * stride - pad + ki, x = ox * stride - pad + kj;
+  float v = 0.0f;
+  if (y >= 0 && y < h && x >= 0 && x < w) v = inp[inp_off + (((size_t)(n0 + img) * c + ch) * h + y) * w + x];
+  col[col_off + (size_t)row * ((size_t)nb * ohw) + j] = v;
+}
+
+/* work-item = one input element (x, y) of plane (image, ch), a range (H·W rounded up, nb·C): it gathers
+ * the col entries that read it, in the order col2im adds them (ki, then kj), so both sum alike */
+__kernel void col2im_gpu(__global const float *restrict col, ulong col_off, __global float *restrict inp,
+                         ulong inp_off, int c, int h, int w, int kh, int kw, int stride, int pad, int oh, int ow,
+                         int n0, int nb) {
+  const int p = (int)get_global_id(0), plane = (int)get_global_id(1);
+  if (p >= h * w) return;
+  const int img = plane / c, ch = plane - img * c, y = p / w, x = p - y * w, ohw = oh * ow;
+  const size_t ncols = (size_t)nb * ohw;
+  __global const float *restrict base = col + col_off + (size_t)ch * kh * kw * ncols + (size_t)img * ohw;
+  float s = 0.0f;
+  /* y = oy·stride - pad + ki: ki ≡ y + pad (mod stride), oy = (y + pad - ki) / stride in [0, oh) */
+  for (int ki = (y + pad) % stride; ki < kh; ki += stride) {
+    const int oy = (y + pad - ki) / stride;
+    if (oy < 0) break;
+    if (oy >= oh) continue;
+    for (int kj = (x + pad) % stride; kj < kw; kj += stride) {
+      const int ox = (x + pad - kj) / stride;
+      if (ox < 0) break;
+      if (ox >= ow) continue;
+      s += base[(size_t)(ki * kw + kj) * ncols + oy * ow + ox];
+    }
+  }
+  inp[inp_off + ((size_t)(n0 + img) * c + ch) * h * w + p] = s;
+}
+
+/* work-item = one output element (pixel p of plane (channel o, image)), a range (OH·OW rounded up,
+ * OC·nb): out = act(ybuf + bias); NaN passes the ReLU */
+__kernel void conv_epilogue_gpu(__global const float *restrict ybuf, ulong ybuf_off,
+                                __global const float *restrict bias, ulong bias_off,
+                                __global float *restrict out, ulong out_off, int oc, int ohw, int n0, int nb,
+                                int relu) {
+  const int p = (int)get_global_id(0), plane = (int)get_global_id(1);
+  if (p >= ohw) return;
+  const int o = plane / nb, img = plane - o * nb;
+  const float v = ybuf[ybuf_off + (size_t)plane * ohw + p] + bias[bias_off + o];
+  out[out_off + ((size_t)(n0 + img) * oc + o) * ohw + p] = relu && v < 0.0f ? 0.0f : v;
+}
+
+/* work-item = one element, the range of conv_epilogue_gpu: dybuf = dout · [out > 0 when relu] */
+__kernel void conv_grad_prologue_gpu(__global const float *restrict dout, ulong dout_off,
+                                     __global const float *restrict out, ulong out_off,
+                                     __global float *restrict dybuf, ulong dybuf_off, int oc, int ohw, int n0,
+                                     int nb, int relu) {
+  const int p = (int)get_global_id(0), plane = (int)get_global_id(1);
+  if (p >= ohw) return;
+  const int o = plane / nb, img = plane - o * nb;
+  const size_t src = ((size_t)(n0 + img) * oc + o) * ohw + p;
+  const float g = dout[dout_off + src];
+  dybuf[dybuf_off + (size_t)plane * ohw + p] = !relu || out[out_off + src] > 0.0f ? g : 0.0f;
+}

@@ -1,5 +1,6 @@
 /* Fully connected epilogues around CLBlast's GEMM. Layouts: y and dy (N, OUT) row-major, bias (OUT).
- * One work-item per element written. */
+ * One work-item per element written, neighbours on neighbouring addresses: a GPU's shape already, so
+ * these serve both kernel variants (the runtime's cpu and gpu; see conv.cl, pool.cl, lrn.cl). */
 
 /* y = act(y + bias) in place; NaN passes the ReLU */
 __kernel void bias_act(__global float *y, ulong y_off, __global const float *bias, ulong bias_off,

@@ -101,3 +101,103 @@ __kernel void avgpool_backward(__global const float *dout, ulong dout_off, __glo
   }
   dinp[dinp_off + i] = g;
 }
+
+/* ---- GPU variants (the runtime's AN_KERNELS_GPU): a work-item per element written, over a 1-D range
+ * of the tensor's elements rounded up to the work-group (pool.c); work-items past the end return.
+ * Windows overlap by k - s: the neighbours' reads meet in the cache, so no local tile. ---- */
+
+/* work-item = one output element (ox, oy, plane): the maximum and its argmax, as maxpool_forward */
+__kernel void maxpool_forward_gpu(__global const float *restrict inp, ulong inp_off,
+                                  __global float *restrict out, ulong out_off, __global float *restrict argmax,
+                                  ulong argmax_off, int h, int w, int oh, int ow, int k, int stride, int total) {
+  const int i = (int)get_global_id(0);
+  if (i >= total) return;
+  const int plane = i / (oh * ow), pix = i - plane * oh * ow, oy = pix / ow, ox = pix - oy * ow;
+  __global const float *restrict x = inp + inp_off + (size_t)plane * h * w;
+  float best = -INFINITY;
+  int arg = oy * stride * w + ox * stride;
+  for (int ki = 0; ki < k; ki++)
+    for (int kj = 0; kj < k; kj++) {
+      const int at = (oy * stride + ki) * w + ox * stride + kj;
+      const float v = x[at];
+      if (v > best || isnan(v)) {
+        best = v;
+        arg = at;
+      }
+    }
+  out[out_off + i] = best;
+  ((__global int *)argmax)[argmax_off + i] = arg;
+}
+
+/* Inference: the same maximum, no argmax kept */
+__kernel void maxpool_forward_infer_gpu(__global const float *restrict inp, ulong inp_off,
+                                        __global float *restrict out, ulong out_off, int h, int w, int oh, int ow,
+                                        int k, int stride, int total) {
+  const int i = (int)get_global_id(0);
+  if (i >= total) return;
+  const int plane = i / (oh * ow), pix = i - plane * oh * ow, oy = pix / ow, ox = pix - oy * ow;
+  __global const float *restrict x = inp + inp_off + (size_t)plane * h * w;
+  float best = -INFINITY;
+  for (int ki = 0; ki < k; ki++)
+    for (int kj = 0; kj < k; kj++) {
+      const float v = x[(oy * stride + ki) * w + ox * stride + kj];
+      if (v > best || isnan(v)) best = v;
+    }
+  out[out_off + i] = best;
+}
+
+/* work-item = one input element (x, y, plane): the gradients of the windows that hold it and chose it,
+ * in row-major window order (maxpool_backward's order of adding, so both sum alike) */
+__kernel void maxpool_backward_gpu(__global const float *restrict dout, ulong dout_off,
+                                   __global const float *restrict argmax, ulong argmax_off,
+                                   __global float *restrict dinp, ulong dinp_off, int h, int w, int oh, int ow,
+                                   int k, int stride, int total) {
+  const int i = (int)get_global_id(0);
+  if (i >= total) return;
+  const int plane = i / (h * w), at = i - plane * h * w, y = at / w, x = at - y * w;
+  __global const int *restrict arg = (__global const int *)argmax + argmax_off + (size_t)plane * oh * ow;
+  __global const float *restrict dy = dout + dout_off + (size_t)plane * oh * ow;
+  /* windows oy with oy·stride <= y < oy·stride + k */
+  const int oy0 = y < k ? 0 : (y - k) / stride + 1, oy1 = min(oh - 1, y / stride);
+  const int ox0 = x < k ? 0 : (x - k) / stride + 1, ox1 = min(ow - 1, x / stride);
+  float g = 0.0f;
+  for (int oy = oy0; oy <= oy1; oy++)
+    for (int ox = ox0; ox <= ox1; ox++)
+      if (arg[oy * ow + ox] == at) g += dy[oy * ow + ox];
+  dinp[dinp_off + i] = g;
+}
+
+/* work-item = one output element, as avgpool_forward over a 1-D range */
+__kernel void avgpool_forward_gpu(__global const float *inp, ulong inp_off, __global float *out, ulong out_off,
+                                  int h, int w, int oh, int ow, int total) {
+  const int i = (int)get_global_id(0);
+  if (i >= total) return;
+  const int plane = i / (oh * ow), pix = i - plane * oh * ow, oy = pix / ow, ox = pix - oy * ow;
+  const int y0 = oy * h / oh, y1 = ((oy + 1) * h + oh - 1) / oh;
+  const int x0 = ox * w / ow, x1 = ((ox + 1) * w + ow - 1) / ow;
+  __global const float *x = inp + inp_off + (size_t)plane * h * w;
+  float s = 0.0f;
+  for (int y = y0; y < y1; y++)
+    for (int xx = x0; xx < x1; xx++) s += x[y * w + xx];
+  out[out_off + i] = s / (float)((y1 - y0) * (x1 - x0));
+}
+
+/* work-item = one input element, as avgpool_backward over a 1-D range */
+__kernel void avgpool_backward_gpu(__global const float *dout, ulong dout_off, __global float *dinp,
+                                   ulong dinp_off, int h, int w, int oh, int ow, int total) {
+  const int i = (int)get_global_id(0);
+  if (i >= total) return;
+  const int plane = i / (h * w), at = i - plane * h * w, y = at / w, x = at - y * w;
+  __global const float *dy = dout + dout_off + (size_t)plane * oh * ow;
+  float g = 0.0f;
+  for (int oy = 0; oy < oh; oy++) {
+    const int y0 = oy * h / oh, y1 = ((oy + 1) * h + oh - 1) / oh;
+    if (y < y0 || y >= y1) continue;
+    for (int ox = 0; ox < ow; ox++) {
+      const int x0 = ox * w / ow, x1 = ((ox + 1) * w + ow - 1) / ow;
+      if (x < x0 || x >= x1) continue;
+      g += dy[oy * ow + ox] / (float)((y1 - y0) * (x1 - x0));
+    }
+  }
+  dinp[dinp_off + i] = g;
+}

@@ -50,7 +50,9 @@
 typedef struct arena {
   an_runtime *rt;
   int shared;
-  cl_mem mem; /* shared */
+  cl_mem mem;  /* shared */
+  float *host; /* shared: the buffer's host copy, written whole at every put (Oclgrind 21.10's
+                * uninitialized-value check forgets the rest of a buffer on a write at an offset) */
   size_t cap, used;
   size_t off[MAX_TENSORS], count[MAX_TENSORS];
   cl_mem own[MAX_TENSORS]; /* not shared */
@@ -64,7 +66,9 @@ static void arena_open(arena *a, an_runtime *rt, int shared, size_t floats, int 
   if (shared) {
     a->cap = floats + (size_t)(tensors + 1) * GAP;
     TEST_OK(an_alloc(rt, a->cap, &a->mem));
-    TEST_OK(an_fill(rt, an_at(a->mem, 0), SENTINEL, a->cap));
+    a->host = test_floats(a->cap);
+    for (size_t i = 0; i < a->cap; i++) a->host[i] = SENTINEL;
+    TEST_OK(an_write(rt, an_at(a->mem, 0), a->host, a->cap));
   }
 }
 
@@ -85,13 +89,21 @@ static an_buf arena_take(arena *a, size_t count) {
 
 static an_buf arena_put(arena *a, const float *host, size_t count) {
   an_buf b = arena_take(a, count);
-  TEST_OK(an_write(a->rt, b, host, count));
+  if (!a->shared) {
+    TEST_OK(an_write(a->rt, b, host, count));
+    return b;
+  }
+  memcpy(a->host + b.off, host, count * sizeof *host);
+  TEST_OK(an_write(a->rt, an_at(a->mem, 0), a->host, a->cap));
   return b;
 }
 
+/* written from the host, not with an_fill: Oclgrind's uninitialized-value check does not see fills */
 static an_buf arena_filled(arena *a, float value, size_t count) {
-  an_buf b = arena_take(a, count);
-  TEST_OK(an_fill(a->rt, b, value, count));
+  float *values = test_floats(count ? count : 1);
+  for (size_t i = 0; i < count; i++) values[i] = value;
+  an_buf b = arena_put(a, values, count);
+  free(values);
   return b;
 }
 
@@ -123,6 +135,7 @@ static int arena_check_gaps(arena *a) {
 
 static void arena_close(arena *a) {
   if (a->mem) clReleaseMemObject(a->mem);
+  free(a->host);
   for (int t = 0; t < a->n; t++)
     if (a->own[t]) clReleaseMemObject(a->own[t]);
   memset(a, 0, sizeof(*a));
@@ -252,6 +265,11 @@ CONV_TEST(test_conv_small_1x1, 2, 5, 4, 6, 7, 1, 1, 0, 1, 0, 0, 0, 1, 106)
 CONV_TEST(test_conv_small_window_past_edge, 2, 3, 5, 2, 4, 4, 2, 1, 1, 0, 0, 0, 1, 108)
 CONV_TEST(test_conv_small_pad3_stride2, 2, 2, 4, 5, 3, 3, 2, 3, 1, 1, 1, 0, 1, 109)
 CONV_TEST(test_conv_small_no_dinp, 3, 3, 11, 10, 4, 5, 2, 1, 1, 1, 1, 1, 1, 107)
+/* the models' settings (k/stride/pad/groups) at a few channels, batch 2: what the Oclgrind run covers */
+CONV_TEST(test_conv_small_k5_pad2_g1, 2, 4, 7, 7, 6, 5, 1, 2, 1, 1, 0, 0, 1, 121)
+CONV_TEST(test_conv_small_k5_pad2_g2_batch2, 2, 6, 7, 7, 8, 5, 1, 2, 2, 1, 0, 0, 1, 122)
+CONV_TEST(test_conv_small_k3_pad1_g1, 2, 4, 5, 5, 6, 3, 1, 1, 1, 1, 0, 0, 1, 123)
+CONV_TEST(test_conv_small_k3_pad1_g2_relu0, 2, 4, 3, 3, 4, 3, 1, 1, 2, 0, 0, 0, 1, 124)
 CONV_TEST(test_conv_alexnet_conv1, 2, 3, 224, 224, 96, 11, 4, 2, 1, 1, 0, 0, 1, 111)
 CONV_TEST(test_conv_alexnet_conv1_chunk1, 2, 3, 224, 224, 96, 11, 4, 2, 1, 1, 1, 1, 0, 112)
 CONV_TEST(test_conv_alexnet_conv2, 1, 96, 27, 27, 256, 5, 1, 2, 2, 1, 0, 0, 1, 113)
@@ -431,6 +449,9 @@ static void test_lrn_small_size4_even(void **state) {
 static void test_lrn_small_window_wider_than_channels(void **state) {
   run_lrn(*state, "lrn size 5 on 3 channels", 2, 3, 4, 3, strong_lrn5, 2.0f, 1, 305);
 }
+static void test_lrn_small_alexnet_params(void **state) {
+  run_lrn(*state, "lrn paper's parameters, 10 channels", 2, 10, 7, 7, alexnet_lrn, 30.0f, 1, 307);
+}
 static void test_lrn_other_beta(void **state) {
   run_lrn(*state, "lrn beta 0.6", 2, 9, 5, 7, other_beta_lrn, 2.0f, 1, 306);
 }
@@ -536,6 +557,8 @@ static void run_avgpool(an_runtime *rt, const char *name, int n, int c, int h, i
 AVGPOOL_TEST(test_avgpool_alexnet_6_to_6, 2, 256, 6, 6, 6, 6, 1, 501)
 AVGPOOL_TEST(test_avgpool_alexnet_13_to_6, 2, 256, 13, 13, 6, 6, 0, 502)
 AVGPOOL_TEST(test_avgpool_alexnet_4_to_6, 2, 256, 4, 4, 6, 6, 1, 503)
+AVGPOOL_TEST(test_avgpool_small_1_to_6, 2, 3, 1, 1, 6, 6, 1, 507)
+AVGPOOL_TEST(test_avgpool_small_3_to_6, 2, 2, 3, 3, 6, 6, 1, 508)
 AVGPOOL_TEST(test_avgpool_small_5_to_3, 3, 2, 5, 5, 3, 3, 1, 504)
 AVGPOOL_TEST(test_avgpool_small_nonsquare, 1, 3, 7, 5, 3, 2, 1, 505)
 AVGPOOL_TEST(test_avgpool_small_up_nonsquare, 2, 1, 3, 4, 5, 7, 1, 506)
@@ -709,6 +732,43 @@ static void test_sgd(void **state) {
   assert_int_equal(fails, 0);
 }
 
+/* ---- the kernel variant ---- */
+
+/* The runtime launches the variant ALEXNET_KERNELS names (ctest runs this suite once per variant),
+ * else the device type's; a bad value is refused by name. */
+static void test_kernel_variant(void **state) {
+  an_runtime *rt = *state;
+  const char *forced = getenv("ALEXNET_KERNELS");
+  const int cpu_only = (rt->info.type & CL_DEVICE_TYPE_CPU) && !(rt->info.type & CL_DEVICE_TYPE_GPU);
+  const an_kernel_variant want = forced && !strcmp(forced, "gpu")   ? AN_KERNELS_GPU
+                                 : forced && !strcmp(forced, "cpu") ? AN_KERNELS_CPU
+                                 : cpu_only                         ? AN_KERNELS_CPU
+                                                                    : AN_KERNELS_GPU;
+  printf("  kernel variant: %s (ALEXNET_KERNELS %s, device type 0x%llx)\n",
+         an_kernel_variant_name(rt->kernels_variant), forced ? forced : "unset", (unsigned long long)rt->info.type);
+  assert_int_equal(rt->kernels_variant, want);
+  an_device_info info = rt->info;
+  an_kernel_variant got;
+  info.type = CL_DEVICE_TYPE_GPU;
+  TEST_OK(an_kernel_variant_choose(&info, &got));
+  assert_int_equal(got, forced && *forced ? want : AN_KERNELS_GPU);
+  info.type = CL_DEVICE_TYPE_CPU;
+  TEST_OK(an_kernel_variant_choose(&info, &got));
+  assert_int_equal(got, forced && *forced ? want : AN_KERNELS_CPU);
+  info.type = CL_DEVICE_TYPE_CPU | CL_DEVICE_TYPE_GPU | CL_DEVICE_TYPE_ACCELERATOR; /* as Oclgrind */
+  TEST_OK(an_kernel_variant_choose(&info, &got));
+  assert_int_equal(got, forced && *forced ? want : AN_KERNELS_GPU);
+  char saved[16] = "";
+  if (forced) snprintf(saved, sizeof saved, "%s", forced);
+  setenv("ALEXNET_KERNELS", "fast", 1);
+  const an_status st = an_kernel_variant_choose(&info, &got);
+  printf("  ALEXNET_KERNELS=fast: %s: %s\n", an_status_name(st), an_last_error());
+  assert_int_equal(st, AN_ERR_ARGUMENT);
+  assert_non_null(strstr(an_last_error(), "ALEXNET_KERNELS is 'fast'"));
+  if (forced) setenv("ALEXNET_KERNELS", saved, 1);
+  else unsetenv("ALEXNET_KERNELS");
+}
+
 /* ---- the suite ---- */
 
 static int setup_runtime(void **state) {
@@ -721,8 +781,26 @@ static int teardown_runtime(void **state) {
   return 0;
 }
 
+/* ALEXNET_LAYERS_SMALL=1 runs the small cases only (no AlexNet-size tensors), what an interpreting OpenCL
+ * such as Oclgrind gets through in minutes (tests/test_oclgrind.sh); ALEXNET_LAYERS_ONLY=A,B only those
+ * whose name holds A or B. */
+static int full_size(const char *name) { return strstr(name, "alexnet") || strstr(name, "large"); }
+
+/* name holds one of the comma-separated parts of list */
+static int named_in(const char *name, const char *list) {
+  char part[64];
+  for (const char *p = list; *p;) {
+    const size_t n = strcspn(p, ",");
+    snprintf(part, sizeof part, "%.*s", (int)n, p);
+    if (n && strstr(name, part)) return 1;
+    p += n + (p[n] == ',');
+  }
+  return 0;
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_kernel_variant),
       cmocka_unit_test(test_conv_small_batch1),
       cmocka_unit_test(test_conv_small_groups2_chunk1),
       cmocka_unit_test(test_conv_tuned_slice_width),
@@ -737,6 +815,10 @@ int main(void) {
       cmocka_unit_test(test_conv_small_no_dinp),
       cmocka_unit_test(test_conv_workspace_too_small),
       cmocka_unit_test(test_conv_chunk_images),
+      cmocka_unit_test(test_conv_small_k5_pad2_g1),
+      cmocka_unit_test(test_conv_small_k5_pad2_g2_batch2),
+      cmocka_unit_test(test_conv_small_k3_pad1_g1),
+      cmocka_unit_test(test_conv_small_k3_pad1_g2_relu0),
       cmocka_unit_test(test_conv_alexnet_conv1),
       cmocka_unit_test(test_conv_alexnet_conv1_chunk1),
       cmocka_unit_test(test_conv_alexnet_conv2),
@@ -754,6 +836,7 @@ int main(void) {
       cmocka_unit_test(test_lrn_small_size5),
       cmocka_unit_test(test_lrn_small_size4_even),
       cmocka_unit_test(test_lrn_small_window_wider_than_channels),
+      cmocka_unit_test(test_lrn_small_alexnet_params),
       cmocka_unit_test(test_lrn_other_beta),
       cmocka_unit_test(test_maxpool_alexnet_pool1),
       cmocka_unit_test(test_maxpool_alexnet_pool2),
@@ -765,6 +848,8 @@ int main(void) {
       cmocka_unit_test(test_avgpool_alexnet_6_to_6),
       cmocka_unit_test(test_avgpool_alexnet_13_to_6),
       cmocka_unit_test(test_avgpool_alexnet_4_to_6),
+      cmocka_unit_test(test_avgpool_small_1_to_6),
+      cmocka_unit_test(test_avgpool_small_3_to_6),
       cmocka_unit_test(test_avgpool_small_5_to_3),
       cmocka_unit_test(test_avgpool_small_nonsquare),
       cmocka_unit_test(test_avgpool_small_up_nonsquare),
@@ -778,5 +863,11 @@ int main(void) {
       cmocka_unit_test(test_xent_large_logits),
       cmocka_unit_test(test_sgd),
   };
-  return cmocka_run_group_tests(tests, setup_runtime, teardown_runtime);
+  struct CMUnitTest chosen[sizeof tests / sizeof tests[0]];
+  const char *small = getenv("ALEXNET_LAYERS_SMALL"), *only = getenv("ALEXNET_LAYERS_ONLY");
+  size_t n = 0;
+  for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
+    if (!(small && *small == '1' && full_size(tests[i].name)) && !(only && !named_in(tests[i].name, only)))
+      chosen[n++] = tests[i];
+  return _cmocka_run_group_tests("test_layers", chosen, n, setup_runtime, teardown_runtime);
 }

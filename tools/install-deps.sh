@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the project's Debian 12 packages: build tools (clang-format for tools/check-style.sh), the
 # OpenCL ICD loader and headers, CLBlast, stb, cmocka, cJSON, PoCL (the CPU OpenCL device), PyTorch for
-# the reference checks, Fashion-MNIST; then ONNX Runtime from PyPI in .venv (the ONNX round-trip test).
+# the reference checks, Fashion-MNIST, Oclgrind (a second OpenCL implementation that checks every access:
+# tests/test_oclgrind.sh); then ONNX Runtime from PyPI in .venv (the ONNX round-trip test).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
@@ -12,7 +13,7 @@ $SUDO apt-get install -y --no-install-recommends \
   ocl-icd-opencl-dev opencl-headers clinfo pocl-opencl-icd libclblast-dev \
   libstb-dev libcmocka-dev libcjson-dev zlib1g-dev \
   python3 python3-torch python3-torchvision python3-numpy python3-matplotlib libopenblas0-pthread \
-  python3-venv python3-onnx \
+  python3-venv python3-onnx oclgrind \
   dataset-fashion-mnist
 
 # ONNX Runtime is not a Debian package: PyPI's, in a virtual environment over Debian's Python that sees

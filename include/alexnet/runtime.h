@@ -69,8 +69,23 @@ typedef struct an_kernel_event {
   cl_event event;
 } an_kernel_event;
 
+/* Which shape of the layers' kernels a runtime launches (cl/: im2col or im2col_gpu, ...): chosen once
+ * when the runtime opens, by the device's type (CPU devices: AN_KERNELS_CPU; every other type, and a
+ * device that is a GPU as well as a CPU as Oclgrind says it is: AN_KERNELS_GPU) unless ALEXNET_KERNELS=cpu|gpu forces one. The layers' host code reads it at each
+ * launch; bench --kernels sets it to time both on one device. */
+typedef enum an_kernel_variant {
+  AN_KERNELS_CPU, /* few long work-items with unit-stride loops: a plane or a row each */
+  AN_KERNELS_GPU  /* a work-item per element, neighbours on neighbouring addresses, local-memory tiles */
+} an_kernel_variant;
+
+/* The variant for a device: ALEXNET_KERNELS when set ("cpu" or "gpu", else AN_ERR_ARGUMENT naming the
+ * value), else by the device's type. */
+an_status an_kernel_variant_choose(const an_device_info *info, an_kernel_variant *out);
+const char *an_kernel_variant_name(an_kernel_variant v); /* "cpu", "gpu" */
+
 typedef struct an_runtime {
   an_device_info info;
+  an_kernel_variant kernels_variant; /* the layers' kernel shapes (see an_kernel_variant) */
   cl_context context;
   cl_command_queue queue; /* in-order; profiling enabled */
   cl_program program;

@@ -53,6 +53,11 @@ typedef struct bench_result {
   double n_copies;                    /* and their count */
   size_t device_bytes;
   device_time dev[2];
+  /* --kernels, one device: the same steps with the kernel variant the runtime did not choose */
+  an_kernel_variant variant; /* the runtime's choice, which dev[0] ran */
+  int has_other;
+  device_time other; /* its kernels and times */
+  double other_step_ms;
 } bench_result;
 
 /* FLOPs of a layer's forward and backward: its GEMMs, as the layer table lists them (the rest move
@@ -251,6 +256,26 @@ static void describe_device(device_time *d, an_runtime *rt, const an_model_desc 
   d->n_layers = m->n_layers;
 }
 
+/* --kernels: the same steps again with the other kernel variant (cpu <-> gpu) on the same device, so
+ * that both can be compared; the runtime's choice is restored after. */
+static int time_other_variant(target *t, int classes, int size, int warmup, int iterations, bench_result *r) {
+  an_runtime *rt = t->rt[0];
+  bench_result *o = calloc(1, sizeof *o);
+  if (!o) {
+    fprintf(stderr, "alexnet: out of host memory\n");
+    return 1;
+  }
+  o->batch = r->batch, o->train = r->train, o->n_devices = 1;
+  describe_device(&o->dev[0], rt, t->net->model);
+  o->dev[0].count = r->batch;
+  rt->kernels_variant = r->variant == AN_KERNELS_GPU ? AN_KERNELS_CPU : AN_KERNELS_GPU;
+  const int rc = time_steps(t, classes, size, warmup, iterations, o);
+  rt->kernels_variant = r->variant;
+  if (rc == 0) r->has_other = 1, r->other = o->dev[0], r->other_step_ms = o->step_ms;
+  free(o);
+  return rc;
+}
+
 static int bench_model(an_runtime *rt, const char *model, int classes, int batch, int size, int train, int warmup,
                        int iterations, int kernels, bench_result *r) {
   target t = {NULL, NULL, {rt, NULL}, 1, kernels};
@@ -265,7 +290,9 @@ static int bench_model(an_runtime *rt, const char *model, int classes, int batch
   snprintf(r->device, sizeof r->device, "%s", r->dev[0].device);
   r->dev[0].count = batch;
   r->dev[0].device_bytes = an_net_device_bytes(t.net);
-  const int rc = time_steps(&t, classes, size, warmup, iterations, r);
+  r->variant = rt->kernels_variant;
+  int rc = time_steps(&t, classes, size, warmup, iterations, r);
+  if (rc == 0 && kernels) rc = time_other_variant(&t, classes, size, warmup, iterations, r);
   an_net_destroy(t.net);
   return rc;
 }
@@ -333,6 +360,47 @@ static void print_kernels(const device_time *d, double device_ms) {
            100 * d->kernels_other_ms / device_ms);
 }
 
+/* A kernel's time per step in d, its variants' names (name, name_gpu) summed over their ranges. */
+static double variant_ms(const device_time *d, const char *base) {
+  double ms = 0;
+  const size_t n = strlen(base);
+  for (int i = 0; i < d->n_kernels; i++)
+    if (!strncmp(d->kernels[i].kernel, base, n) &&
+        (!d->kernels[i].kernel[n] || !strcmp(d->kernels[i].kernel + n, "_gpu")))
+      ms += d->kernels[i].ms;
+  return ms;
+}
+
+/* --kernels, one device: each kernel per step in both variants, the runtime's choice marked */
+static void print_variants(const bench_result *r) {
+  if (!r->has_other) return;
+  const device_time *cpu = r->variant == AN_KERNELS_CPU ? &r->dev[0] : &r->other;
+  const device_time *gpu = r->variant == AN_KERNELS_CPU ? &r->other : &r->dev[0];
+  printf(
+      "  kernel variants on this device, ms per step (the runtime chose %s; ALEXNET_KERNELS=cpu|gpu forces one):\n",
+      an_kernel_variant_name(r->variant));
+  printf("    %-24s %10s %10s\n", "kernel", "cpu", "gpu");
+  static char seen[2 * MAX_KERNEL_ROWS][64]; /* the base names printed */
+  int n_seen = 0;
+  for (int v = 0; v < 2; v++) {
+    const device_time *d = v ? gpu : cpu;
+    for (int i = 0; i < d->n_kernels; i++) {
+      char base[64];
+      snprintf(base, sizeof base, "%s", d->kernels[i].kernel);
+      const size_t n = strlen(base);
+      if (n > 4 && !strcmp(base + n - 4, "_gpu")) base[n - 4] = '\0';
+      int j = 0;
+      while (j < n_seen && strcmp(seen[j], base)) j++;
+      if (j < n_seen) continue;
+      snprintf(seen[n_seen++], sizeof seen[0], "%s", base);
+      printf("    %-24s %10.2f %10.2f\n", base, variant_ms(cpu, base), variant_ms(gpu, base));
+    }
+  }
+  printf("    %-24s %10.2f %10.2f\n", "all the project's kernels", cpu->kernels_ms, gpu->kernels_ms);
+  printf("    %-24s %10.1f %10.1f\n", "step", r->variant == AN_KERNELS_CPU ? r->step_ms : r->other_step_ms,
+         r->variant == AN_KERNELS_CPU ? r->other_step_ms : r->step_ms);
+}
+
 static void print_result(const bench_result *r) {
   const device_time *d = &r->dev[0];
   printf("\n%s on %s, batch %d, %s\n", r->model, r->device, r->batch, r->train ? "training" : "inference");
@@ -361,6 +429,7 @@ static void print_result(const bench_result *r) {
          r->first_step_s);
   printf("  GEMM tuning: %s\n", d->tuning[0] ? d->tuning : "none (untuned CLBlast defaults; see alexnet tune)");
   print_kernels(d, r->device_ms);
+  print_variants(r);
 }
 
 /* The split: both devices' rows side by side (both run the same layer table), then each device's busy
@@ -496,7 +565,8 @@ static void help(void) {
          "  --input-size S    input side                              (default 224)\n"
          "  --kernels         also time every launch of the project's own kernels (im2col, pooling, LRN, ...;\n"
          "                    not CLBlast's): a table per kernel and range, per step, slowest first (JSON:\n"
-         "                    \"kernels\" beside \"layers\")\n"
+         "                    \"kernels\" beside \"layers\"); on one device the steps run again with the\n"
+         "                    other kernel variant (cpu or gpu shapes) and a table gives both per kernel\n"
          "  --json            one JSON array on stdout instead of tables; a split's element has \"split\": 2\n"
          "                    and its rows, busy and exchange times under \"devices\"\n");
 }
@@ -601,9 +671,9 @@ static int bench_run(const bench_args *a, const char *spec, const char *pair, be
   if (is_pair ? an_runtime_create_pair(pair, a->separate, &rt[0], &rt[1]) != AN_OK
               : an_runtime_create(spec[0] ? spec : NULL, &rt[0]) != AN_OK)
     return cli_fail(is_pair ? "opening the two OpenCL devices" : "opening the OpenCL device");
-  for (int i = 0; an_model_at(i) && rc == 0; i++) {
-    const char *name = an_model_at(i)->name;
-    if (strcmp(a->model, "all") && strcmp(a->model, name)) continue;
+  const int all = !strcmp(a->model, "all"); /* else one model, or a test width (models.c) */
+  for (int i = 0; (all ? an_model_at(i) != NULL : i == 0) && rc == 0; i++) {
+    const char *name = all ? an_model_at(i)->name : a->model;
     bench_result *r = &results[*n_results];
     if (!a->json)
       fprintf(stderr, "benchmarking %s on %s%s%s ...\n", name, rt[0]->info.name, is_pair ? " + " : "",

@@ -151,9 +151,10 @@ int cmd_step(int argc, char **argv) {
   an_runtime *rt = NULL, *rt1 = NULL;
   int rc = cli_open_devices(device, separate, &rt, &rt1);
   if (rc) return rc;
-  for (int i = 0; an_model_at(i) && rc == 0; i++)
-    if (!strcmp(model, "all") || !strcmp(model, an_model_at(i)->name))
-      rc = run_model(rt, rt1, an_model_at(i)->name, classes, batch, size, steps, lr, seed, profile);
+  if (strcmp(model, "all")) /* one model, or a test width (models.c), which "all" leaves out */
+    rc = run_model(rt, rt1, model, classes, batch, size, steps, lr, seed, profile);
+  for (int i = 0; !strcmp(model, "all") && an_model_at(i) && rc == 0; i++)
+    rc = run_model(rt, rt1, an_model_at(i)->name, classes, batch, size, steps, lr, seed, profile);
   an_runtime_destroy(rt1);
   an_runtime_destroy(rt);
   return rc;

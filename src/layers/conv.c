@@ -5,7 +5,11 @@
  *   col  (C·KH·KW, nb·OH·OW)   im2col of the chunk; in the backward pass, then the input gradient's col
  *   ybuf (OC, nb·OH·OW)        the GEMM output (forward) or the output gradient (backward)
  * Forward   ybuf_g  = W_g · col_g
- * Backward  dW_g   += dybuf_g · col_gᵀ,  db += Σ_cols dybuf,  dcol_g = W_gᵀ · dybuf_g,  dinp = col2im(dcol) */
+ * Backward  dW_g   += dybuf_g · col_gᵀ,  db += Σ_cols dybuf,  dcol_g = W_gᵀ · dybuf_g,  dinp = col2im(dcol)
+ * im2col, col2im, the epilogue and the gradient's prologue take the runtime's kernel variant
+ * (rt->kernels_variant: cl/conv.cl's CPU shapes, or the _gpu ones). */
+#include <stdio.h>
+
 #include "alexnet/layers.h"
 #include "runtime/check.h"
 #include "runtime/launch.h"
@@ -46,13 +50,33 @@ int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats) {
   return (int)nb;
 }
 
+/* im2col and col2im take the same arguments; the variants differ in their ranges (cl/conv.cl) */
 static an_status im2col(an_runtime *rt, const an_conv_dims *d, an_buf inp, an_buf col, int n0, int nb) {
   const size_t global[3] = {(size_t)d->kh * d->kw, (size_t)nb, (size_t)d->c}; /* (ki·KW + kj, image, ch) */
+  const int gpu = rt->kernels_variant == AN_KERNELS_GPU;
+  /* GPU: (column, row) of col */
+  const size_t global_gpu[2] = {an_round_up((size_t)nb * d->oh * d->ow, AN_GPU_WGS), (size_t)d->c * d->kh * d->kw};
+  const size_t local_gpu[2] = {AN_GPU_WGS, 1};
   const an_arg args[] = {an_arg_mem(inp.mem), an_arg_ulong(inp.off), an_arg_mem(col.mem), an_arg_ulong(col.off),
                          an_arg_int(d->c),    an_arg_int(d->h),      an_arg_int(d->w),    an_arg_int(d->kh),
                          an_arg_int(d->kw),   an_arg_int(d->stride), an_arg_int(d->pad),  an_arg_int(d->oh),
                          an_arg_int(d->ow),   an_arg_int(n0),        an_arg_int(nb)};
+  if (gpu) return an_launch(rt, "im2col_gpu", 2, global_gpu, local_gpu, args);
   return an_launch(rt, "im2col", 3, global, NULL, args);
+}
+
+/* The epilogue and the gradient's prologue: the CPU variant a work-item per (channel, image) plane, the
+ * GPU variant (name_gpu) a work-item per element, a range (OH·OW rounded up, OC·nb) */
+static an_status plane_launch(an_runtime *rt, const char *name, int oc, int nb, size_t ohw, const an_arg *args,
+                              int n_args) {
+  if (rt->kernels_variant == AN_KERNELS_GPU) {
+    char gpu_name[64];
+    snprintf(gpu_name, sizeof gpu_name, "%s_gpu", name);
+    const size_t global[2] = {an_round_up(ohw, AN_GPU_WGS), (size_t)oc * nb}, local[2] = {AN_GPU_WGS, 1};
+    return an_launch_at(rt, gpu_name, 2, global, local, args, n_args, __FILE__, __LINE__);
+  }
+  const size_t global[2] = {(size_t)oc, (size_t)nb}; /* (channel, image): a plane each */
+  return an_launch_at(rt, name, 2, global, NULL, args, n_args, __FILE__, __LINE__);
 }
 
 an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_buf inp, an_buf weight, an_buf bias,
@@ -71,12 +95,11 @@ an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_
       AN_TRY(an_gemm(rt, 0, 0, oc_g, ncols, ckk_g, 1.0f, an_at(weight.mem, weight.off + g * oc_g * ckk_g), ckk_g,
                      an_at(col.mem, col.off + g * ckk_g * ncols), ncols, 0.0f,
                      an_at(ybuf.mem, ybuf.off + g * oc_g * ncols), ncols));
-    const size_t global[2] = {(size_t)d->oc, (size_t)nb}; /* (channel, image): a plane each */
     const an_arg args[] = {an_arg_mem(ybuf.mem),   an_arg_ulong(ybuf.off), an_arg_mem(bias.mem),
                            an_arg_ulong(bias.off), an_arg_mem(out.mem),    an_arg_ulong(out.off),
                            an_arg_int(d->oc),      an_arg_int((int)ohw),   an_arg_int(n0),
                            an_arg_int(nb),         an_arg_int(relu != 0)};
-    AN_TRY(an_launch(rt, "conv_epilogue", 2, global, NULL, args));
+    AN_TRY(plane_launch(rt, "conv_epilogue", d->oc, nb, ohw, args, (int)(sizeof args / sizeof args[0])));
   }
   return AN_OK;
 }
@@ -95,12 +118,11 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
     const an_buf dybuf = an_at(work.mem, work.off + ckk_g * d->groups * ncols); /* (OC, ncols) */
     AN_TRY(im2col(rt, d, inp, col, n0, nb));
     {
-      const size_t global[2] = {(size_t)d->oc, (size_t)nb}; /* (channel, image): a plane each */
       const an_arg args[] = {an_arg_mem(dout.mem),  an_arg_ulong(dout.off), an_arg_mem(out.mem),
                              an_arg_ulong(out.off), an_arg_mem(dybuf.mem),  an_arg_ulong(dybuf.off),
                              an_arg_int(d->oc),     an_arg_int((int)ohw),   an_arg_int(n0),
                              an_arg_int(nb),        an_arg_int(relu != 0)};
-      AN_TRY(an_launch(rt, "conv_grad_prologue", 2, global, NULL, args));
+      AN_TRY(plane_launch(rt, "conv_grad_prologue", d->oc, nb, ohw, args, (int)(sizeof args / sizeof args[0])));
     }
     {
       const size_t local = 64, global = (size_t)d->oc * local;
@@ -125,11 +147,15 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
                      an_at(dybuf.mem, dybuf.off + g * oc_g * ncols), ncols, 0.0f,
                      an_at(col.mem, col.off + g * ckk_g * ncols), ncols));
     const size_t global[2] = {(size_t)d->c, (size_t)nb}; /* (channel, image) */
+    /* GPU: (pixel, image·C + channel) of dinp */
+    const size_t global_gpu[2] = {an_round_up((size_t)d->h * d->w, AN_GPU_WGS), (size_t)nb * d->c};
+    const size_t local_gpu[2] = {AN_GPU_WGS, 1};
     const an_arg args[] = {an_arg_mem(col.mem), an_arg_ulong(col.off), an_arg_mem(dinp.mem), an_arg_ulong(dinp.off),
                            an_arg_int(d->c),    an_arg_int(d->h),      an_arg_int(d->w),     an_arg_int(d->kh),
                            an_arg_int(d->kw),   an_arg_int(d->stride), an_arg_int(d->pad),   an_arg_int(d->oh),
                            an_arg_int(d->ow),   an_arg_int(n0),        an_arg_int(nb)};
-    AN_TRY(an_launch(rt, "col2im", 2, global, NULL, args));
+    if (rt->kernels_variant == AN_KERNELS_GPU) AN_TRY(an_launch(rt, "col2im_gpu", 2, global_gpu, local_gpu, args));
+    else AN_TRY(an_launch(rt, "col2im", 2, global, NULL, args));
   }
   return AN_OK;
 }

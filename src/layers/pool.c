@@ -1,9 +1,28 @@
 /* Max-pool and adaptive average pool, forward and backward, and max-pool's inference forward (no argmax)
- * (window rules in cl/pool.cl). */
+ * (window rules in cl/pool.cl); each launch takes the runtime's kernel variant (rt->kernels_variant). */
+#include <limits.h>
+
 #include "alexnet/layers.h"
 #include "runtime/check.h"
 #include "runtime/launch.h"
 #include "layers/ops.h"
+
+/* The GPU variants (cl/pool.cl, name_gpu): the CPU variant's arguments and the element count `total`,
+ * a work-item per element over a 1-D range rounded up to the work-group */
+static an_status launch_gpu(an_runtime *rt, const char *name, size_t total, const an_arg *args, int n_args,
+                            const char *file, int line) {
+  an_arg all[16];
+  if (n_args >= 16) return AN_FAIL(AN_ERR_ARGUMENT, "%s: %d arguments, more than the launch holds", name, n_args);
+  if (total > INT_MAX)
+    return AN_FAIL(AN_ERR_ARGUMENT, "%s: %zu elements, more than its int index takes", name, total);
+  for (int i = 0; i < n_args; i++) all[i] = args[i];
+  all[n_args] = an_arg_int((int)total);
+  const size_t global = an_round_up(total, AN_GPU_WGS), local = AN_GPU_WGS;
+  return an_launch_at(rt, name, 1, &global, &local, all, n_args + 1, file, line);
+}
+#define AN_LAUNCH_GPU(rt, name, total, args) \
+  launch_gpu(rt, name, total, args, (int)(sizeof(args) / sizeof((args)[0])), __FILE__, __LINE__)
+#define GPU(rt) ((rt)->kernels_variant == AN_KERNELS_GPU)
 
 an_status an_maxpool_forward(an_runtime *rt, int n, int c, int h, int w, int k, int stride, an_buf out,
                              an_buf argmax, an_buf inp) {
@@ -15,6 +34,7 @@ an_status an_maxpool_forward(an_runtime *rt, int n, int c, int h, int w, int k, 
                          an_arg_ulong(out.off), an_arg_mem(argmax.mem), an_arg_ulong(argmax.off),
                          an_arg_int(h),         an_arg_int(w),          an_arg_int(oh),
                          an_arg_int(ow),        an_arg_int(k),          an_arg_int(stride)};
+  if (GPU(rt)) return AN_LAUNCH_GPU(rt, "maxpool_forward_gpu", (size_t)n * c * oh * ow, args);
   return an_launch(rt, "maxpool_forward", 2, global, NULL, args);
 }
 
@@ -27,6 +47,7 @@ an_status an_maxpool_forward_infer(an_runtime *rt, int n, int c, int h, int w, i
   const an_arg args[] = {an_arg_mem(inp.mem), an_arg_ulong(inp.off), an_arg_mem(out.mem), an_arg_ulong(out.off),
                          an_arg_int(h),       an_arg_int(w),         an_arg_int(oh),      an_arg_int(ow),
                          an_arg_int(k),       an_arg_int(stride)};
+  if (GPU(rt)) return AN_LAUNCH_GPU(rt, "maxpool_forward_infer_gpu", (size_t)n * c * oh * ow, args);
   return an_launch(rt, "maxpool_forward_infer", 2, global, NULL, args);
 }
 
@@ -40,6 +61,7 @@ an_status an_maxpool_backward(an_runtime *rt, int n, int c, int h, int w, int k,
       an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_mem(argmax.mem), an_arg_ulong(argmax.off),
       an_arg_mem(dinp.mem), an_arg_ulong(dinp.off), an_arg_int(h),          an_arg_int(w),
       an_arg_int(oh),       an_arg_int(ow),         an_arg_int(k),          an_arg_int(stride)};
+  if (GPU(rt)) return AN_LAUNCH_GPU(rt, "maxpool_backward_gpu", (size_t)n * c * h * w, args);
   return an_launch(rt, "maxpool_backward", 1, global, NULL, args);
 }
 
@@ -49,6 +71,7 @@ an_status an_avgpool_forward(an_runtime *rt, int n, int c, int h, int w, int oh,
   const size_t global[3] = {(size_t)ow, (size_t)oh, (size_t)n * c}; /* (x, y, plane) of out */
   const an_arg args[] = {an_arg_mem(inp.mem), an_arg_ulong(inp.off), an_arg_mem(out.mem), an_arg_ulong(out.off),
                          an_arg_int(h),       an_arg_int(w),         an_arg_int(oh),      an_arg_int(ow)};
+  if (GPU(rt)) return AN_LAUNCH_GPU(rt, "avgpool_forward_gpu", (size_t)n * c * oh * ow, args);
   return an_launch(rt, "avgpool_forward", 3, global, NULL, args);
 }
 
@@ -58,6 +81,7 @@ an_status an_avgpool_backward(an_runtime *rt, int n, int c, int h, int w, int oh
   const size_t global[3] = {(size_t)w, (size_t)h, (size_t)n * c}; /* (x, y, plane) of dinp */
   const an_arg args[] = {an_arg_mem(dout.mem), an_arg_ulong(dout.off), an_arg_mem(dinp.mem), an_arg_ulong(dinp.off),
                          an_arg_int(h),        an_arg_int(w),          an_arg_int(oh),       an_arg_int(ow)};
+  if (GPU(rt)) return AN_LAUNCH_GPU(rt, "avgpool_backward_gpu", (size_t)n * c * h * w, args);
   return an_launch(rt, "avgpool_backward", 3, global, NULL, args);
 }
 

@@ -7,6 +7,7 @@
 
 typedef struct an_arg {
   size_t size;
+  int local; /* 1: a __local buffer of `size` bytes (no value) */
   union {
     cl_mem mem;
     cl_int i;
@@ -17,26 +18,37 @@ typedef struct an_arg {
 
 static inline an_arg an_arg_mem(cl_mem m) {
   an_arg a;
+  a.local = 0;
   a.size = sizeof(cl_mem);
   a.v.mem = m;
   return a;
 }
 static inline an_arg an_arg_int(int i) {
   an_arg a;
+  a.local = 0;
   a.size = sizeof(cl_int);
   a.v.i = (cl_int)i;
   return a;
 }
 static inline an_arg an_arg_float(float f) {
   an_arg a;
+  a.local = 0;
   a.size = sizeof(cl_float);
   a.v.f = f;
   return a;
 }
 static inline an_arg an_arg_ulong(cl_ulong u) {
   an_arg a;
+  a.local = 0;
   a.size = sizeof(cl_ulong);
   a.v.ul = u;
+  return a;
+}
+static inline an_arg an_arg_local(size_t bytes) {
+  an_arg a;
+  a.local = 1;
+  a.size = bytes;
+  a.v.ul = 0;
   return a;
 }
 
@@ -46,6 +58,10 @@ an_status an_launch_at(an_runtime *rt, const char *kernel, cl_uint dims, const s
                        const an_arg *args, int n_args, const char *file, int line);
 #define an_launch(rt, k, dims, global, local, args) \
   an_launch_at(rt, k, dims, global, local, args, (int)(sizeof(args) / sizeof((args)[0])), __FILE__, __LINE__)
+
+/* The work-group along dimension 0 of the GPU kernel variants (AN_KERNELS_GPU) that take a
+ * work-item per element: the host rounds that dimension up to it and the kernels return past the end. */
+#define AN_GPU_WGS 64
 
 /* Rounds n up to a multiple of m. */
 static inline size_t an_round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }

@@ -13,9 +13,6 @@
 #include "alexnet/runtime.h"
 #include "runtime/check.h"
 
-#ifndef CL_DEVICE_HALF_FP_CONFIG /* cl_ext.h's, for the fp16 column of `alexnet devices` */
-#define CL_DEVICE_HALF_FP_CONFIG 0x1033
-#endif
 #ifndef CL_PLATFORM_NOT_FOUND_KHR /* what the ICD loader returns when no platform is installed */
 #define CL_PLATFORM_NOT_FOUND_KHR -1001
 #endif
@@ -46,12 +43,12 @@ static void fill_info(an_device_info *di, cl_platform_id p, cl_device_id d, int 
   clGetDeviceInfo(d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof di->global_mem_bytes, &di->global_mem_bytes, NULL);
   clGetDeviceInfo(d, CL_DEVICE_LOCAL_MEM_SIZE, sizeof di->local_mem_bytes, &di->local_mem_bytes, NULL);
   clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof di->max_alloc_bytes, &di->max_alloc_bytes, NULL);
-  cl_device_fp_config fp = 0;
-  if (clGetDeviceInfo(d, CL_DEVICE_HALF_FP_CONFIG, sizeof fp, &fp, NULL) == CL_SUCCESS) di->fp16 = fp != 0;
+  /* fp16 from the extension string only: CL_DEVICE_HALF_FP_CONFIG is cl_khr_fp16's own query, an invalid
+   * param_name on a device without it (Oclgrind's API check reports it) */
   char ext[8192] = {0};
   info_string(d, CL_DEVICE_EXTENSIONS, ext, sizeof ext);
   if (strstr(ext, "cl_khr_fp16")) di->fp16 = 1;
-  fp = 0;
+  cl_device_fp_config fp = 0;
   if (clGetDeviceInfo(d, CL_DEVICE_DOUBLE_FP_CONFIG, sizeof fp, &fp, NULL) == CL_SUCCESS) di->fp64 = fp != 0;
   cl_bool unified = CL_FALSE;
   clGetDeviceInfo(d, CL_DEVICE_HOST_UNIFIED_MEMORY, sizeof unified, &unified, NULL);
@@ -95,6 +92,21 @@ an_status an_list_devices(an_device_info **devices, int *n_devices) {
   *n_devices = total;
   return AN_OK;
 }
+
+an_status an_kernel_variant_choose(const an_device_info *info, an_kernel_variant *out) {
+  const char *forced = getenv("ALEXNET_KERNELS");
+  /* a device that says it is a GPU is one, whatever else it says (Oclgrind: CPU | GPU | accelerator) */
+  *out = info->type & CL_DEVICE_TYPE_CPU && !(info->type & CL_DEVICE_TYPE_GPU) ? AN_KERNELS_CPU : AN_KERNELS_GPU;
+  if (!forced || !*forced) return AN_OK;
+  if (!strcmp(forced, "cpu")) *out = AN_KERNELS_CPU;
+  else if (!strcmp(forced, "gpu")) *out = AN_KERNELS_GPU;
+  else
+    return AN_FAIL(AN_ERR_ARGUMENT, "ALEXNET_KERNELS is '%s'; it takes cpu or gpu (unset: by the device's type)",
+                   forced);
+  return AN_OK;
+}
+
+const char *an_kernel_variant_name(an_kernel_variant v) { return v == AN_KERNELS_GPU ? "gpu" : "cpu"; }
 
 static int contains_nocase(const char *hay, const char *needle) {
   size_t n = strlen(needle);
@@ -352,6 +364,7 @@ static an_status runtime_create(const an_device_info *info, cl_context shared, a
   an_runtime *rt = calloc(1, sizeof *rt);
   if (!rt) return AN_FAIL(AN_ERR_HOST_ALLOC, "runtime");
   rt->info = *info;
+  AN_TRY_GOTO(an_kernel_variant_choose(info, &rt->kernels_variant));
   if (shared) {
     AN_CL_GOTO(clRetainContext(shared));
     rt->context = shared;
@@ -496,7 +509,7 @@ an_status an_launch_at(an_runtime *rt, const char *kernel, cl_uint dims, const s
   const int k = kernel_index(rt, kernel);
   if (k < 0) return an_error(AN_ERR_ARGUMENT, file, line, "no kernel named %s in the project's program", kernel);
   for (int i = 0; i < n_args; i++) {
-    cl_int rc = clSetKernelArg(rt->kernels[k], (cl_uint)i, args[i].size, &args[i].v);
+    cl_int rc = clSetKernelArg(rt->kernels[k], (cl_uint)i, args[i].size, args[i].local ? NULL : &args[i].v);
     if (rc != CL_SUCCESS) return an_error(rc, file, line, "clSetKernelArg(%s, %d)", rt->kernel_names[k], i);
   }
   for (cl_uint d = 0; d < dims; d++)
