@@ -235,6 +235,9 @@ typedef struct an_loader_config {
   int train;                   /* training (above) or evaluation */
   int epochs;                  /* the run's epochs, counted from epoch 0 (not from start_epoch); 0: without end */
   int start_epoch, start_step; /* the first batch produced (resuming a run) */
+  int slice_first, slice_count; /* count 0: whole batches; else each an_batch holds only positions
+                                   [slice_first, slice_first + slice_count) of the batch of `batch`
+                                   (one MPI rank's share): the same samples and augmentation */
   uint64_t seed;
   an_augment aug;
   an_data_stats stats; /* for normalisation and lighting */

@@ -65,6 +65,11 @@ typedef struct an_net {
   int dropout_active; /* set by the last forward: the backward pass follows it */
   int sample_base;    /* this net's first sample in the step's batch (a data-parallel split's
                                        second device): dropout draws the unsplit batch's masks */
+  /* When set, called after each layer's backward is enqueued (top layer first): the gradients of
+   * that layer and of every layer above it are then complete once the queue gets there (MPI starts
+   * exchanging them while the layers below still compute). NULL: nothing is called. */
+  an_status (*grads_ready)(void *ctx, struct an_net *net, int layer);
+  void *grads_ready_ctx;
 } an_net;
 
 /* Plans model for a batch and input side (224 for the paper; others use the adaptive pool) and

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "alexnet/status.h"
+#include "alexnet/train.h"
 #include "cli.h"
 
 static const struct {
@@ -35,7 +36,8 @@ static void usage(FILE *f) {
 }
 
 int cli_fail(const char *what) {
-  fprintf(stderr, "alexnet: %s: %s\n", what, an_last_error());
+  if (!an_world_failure_is_echo()) /* another rank's failure, shared: rank 0 prints it */
+    fprintf(stderr, "alexnet: %s: %s\n", what, an_last_error());
   return 1;
 }
 
@@ -73,6 +75,23 @@ int cli_open_devices(const char *spec, int separate_contexts, an_runtime **rt0, 
 
 static void usage_stdout(void) { usage(stdout); }
 
+/* A command, as one rank of an MPI job when a launcher (mpirun) started this process: train and bench
+ * run across the ranks; the others run in one process. */
+static int run_command(size_t i, int argc, char **argv) {
+  an_world world;
+  if (an_world_init(&argc, &argv, &world) != AN_OK) return cli_fail("mpirun");
+  int rc;
+  if (world.size > 1 && strcmp(commands[i].name, "train") && strcmp(commands[i].name, "bench")) {
+    if (world.rank == 0)
+      fprintf(stderr, "alexnet %s: runs in one process (under mpirun only train and bench run across ranks)\n",
+              commands[i].name);
+    rc = 2;
+  } else {
+    rc = commands[i].run(argc - 1, argv + 1);
+  }
+  return an_world_end(rc);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
@@ -89,7 +108,7 @@ int main(int argc, char **argv) {
     return status == CLI_CONTINUE ? cli_usage_error(NULL, "no command (see alexnet --help)") : status;
   }
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    if (!strcmp(argv[1], commands[i].name)) return run_command(i, argc, argv);
   fprintf(stderr, "alexnet: unknown command '%s' (", argv[1]);
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf(stderr, "%s%s", i ? ", " : "", commands[i].name);
