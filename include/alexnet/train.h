@@ -212,9 +212,9 @@ typedef struct an_mpi_bench {
   double grad_bytes;   /* bytes each rank contributes to the allreduce per step */
   double compute_ms;   /* the step without the exchange */
   double step_ms;      /* the step with it */
-  double allreduce_ms; /* first bucket ready (read to the host) to last bucket summed */
-  double exposed_ms;   /* the part of it after backward ended (the last bucket was ready) */
-  double overlap;      /* 1 - exposed / allreduce: the share hidden behind backward */
+  double allreduce_ms; /* the exchange alone (staged buckets to sums on the device), nothing else running */
+  double exposed_ms;   /* in the step: from the last bucket staged (backward's end) to the last sum */
+  double overlap;      /* 1 - exposed / allreduce (at least 0): the share hidden behind backward */
   double efficiency;   /* compute_ms / step_ms: throughput against the ranks running alone */
   double busbw_gbs;    /* ring-equivalent bandwidth: 2(N-1)/N x grad_bytes / allreduce time, GB/s */
 } an_mpi_bench;

@@ -319,64 +319,6 @@ static int run_training(const train_args *a, const an_augment *aug, an_runtime *
   return 0;
 }
 
-/* This rank's --device entry (a';'-separated list, one per local rank, or one for all), or by default
- * the local rank's index among the machine's GPUs (else its devices). */
-static an_status rank_device_spec(const char *given, const an_world *w, char *spec, size_t size) {
-  if (!given || !*given) given = getenv("ALEXNET_DEVICE");
-  if (given && *given) {
-    int entries = 1;
-    for (const char *p = given; *p; p++) entries += *p == ';';
-    if (entries != 1 && entries != w->local_size)
-      return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__,
-                     "--device '%s' has %d entries for the %d ranks on this machine: give one per local rank, "
-                     "separated by ';', or one that all share",
-                     given, entries, w->local_size);
-    const char *p = given;
-    for (int k = 0; entries > 1 && k < w->local_rank; k++) p = strchr(p, ';') + 1;
-    const size_t len = strcspn(p, ";");
-    snprintf(spec, size, "%.*s", (int)len, p);
-    return AN_OK;
-  }
-  an_device_info *devs = NULL;
-  int n = 0, gpus = 0, pick = -1;
-  const an_status listed = an_list_devices(&devs, &n);
-  if (listed != AN_OK) return listed;
-  for (int i = 0; i < n; i++) gpus += (devs[i].type & CL_DEVICE_TYPE_GPU) != 0;
-  for (int i = 0, k = 0; i < n && pick < 0; i++)
-    if ((!gpus || (devs[i].type & CL_DEVICE_TYPE_GPU)) && k++ == w->local_rank) pick = i;
-  if (pick >= 0) snprintf(spec, size, "%d:%d", devs[pick].platform_index, devs[pick].device_index);
-  free(devs);
-  if (pick < 0)
-    return an_error(AN_ERR_DEVICE_NOT_FOUND, __FILE__, __LINE__,
-                   "rank %d is local rank %d of %d on this machine, which has %d %s: start at most %d ranks per "
-                   "machine, or give --device with one entry per local rank (see alexnet train --help)",
-                   w->rank, w->local_rank, w->local_size, gpus ? gpus : n, gpus ? "GPUs" : "OpenCL devices",
-                   gpus ? gpus : n);
-  return AN_OK;
-}
-
-/* The devices of this process: cli_open_devices alone, else this rank's, every rank agreeing. */
-static int open_rank_devices(const train_args *a, an_runtime **rt, an_runtime **rt1) {
-  const an_world w = an_world_get();
-  if (w.size == 1) return cli_open_devices(a->device, a->separate, rt, rt1);
-  char spec[256];
-  *rt = *rt1 = NULL;
-  an_status st = rank_device_spec(a->device, &w, spec, sizeof spec);
-  if (st == AN_OK)
-    st = strchr(spec, ',') ? an_runtime_create_pair(spec, a->separate, rt, rt1) : an_runtime_create(spec, rt);
-  if (an_world_agree(st) != AN_OK) {
-    an_runtime_destroy(*rt1);
-    an_runtime_destroy(*rt);
-    *rt = *rt1 = NULL;
-    return cli_fail("opening the devices of the ranks");
-  }
-  for (const an_runtime *r = *rt; r; r = r == *rt ? *rt1 : NULL)
-    printf("rank %d: device %d:%d %s (%s)\n", w.rank, r->info.platform_index, r->info.device_index, r->info.name,
-           r->info.platform_name);
-  fflush(stdout);
-  return 0;
-}
-
 int cmd_train(int argc, char **argv) {
   train_args a;
   an_augment aug;
@@ -386,14 +328,16 @@ int cmd_train(int argc, char **argv) {
   const an_world world = an_world_get();
   if (a.batch % world.size) { /* every rank knows it: they all stop, rank 0 says why */
     if (world.rank == 0)
-      cli_usage_error("train", "--batch %d does not divide by %d ranks: each rank takes an equal share of the "
-                      "global batch (give a multiple of %d)", a.batch, world.size, world.size);
+      cli_usage_error("train",
+                      "--batch %d does not divide by %d ranks: each rank takes an equal share of the "
+                      "global batch (give a multiple of %d)",
+                      a.batch, world.size, world.size);
     return 2;
   }
   an_dataset *train = NULL, *valset = NULL;
   an_runtime *rt = NULL, *rt1 = NULL;
   if ((rc = open_datasets(&a, &train, &valset)) != 0) return rc;
-  if ((rc = open_rank_devices(&a, &rt, &rt1)) == 0)
+  if ((rc = cli_open_rank_devices(a.device, a.separate, &rt, &rt1)) == 0)
     rc = run_training(&a, &aug, rt, rt1, train, valset);
   an_runtime_destroy(rt1);
   an_runtime_destroy(rt);

@@ -302,8 +302,8 @@ static an_status train_step(run_state *r, const an_batch *b, double t0, an_train
                          .val_top5 = -1};
   const int64_t done_here = r->step - r->result->start_step;
   ev->eta_s = (an_seconds() - r->t_start) / (double)done_here * (double)(r->total - r->step);
-  log_line(r, "{\"type\":\"step\",\"epoch\":%d,\"step\":%lld,\"loss\":%.9g,\"lr\":%.7g,\"img_s\":%.2f}\n",
-          b->epoch, (long long)r->step, loss, r->lr, ev->images_per_s);
+  log_line(r, "{\"type\":\"step\",\"epoch\":%d,\"step\":%lld,\"loss\":%.9g,\"lr\":%.7g,\"img_s\":%.2f}\n", b->epoch,
+           (long long)r->step, loss, r->lr, ev->images_per_s);
   if (cfg->callback) cfg->callback(cfg->callback_ctx, ev);
   return AN_OK;
 }
@@ -326,9 +326,9 @@ static an_status end_epoch(run_state *r, const an_batch *b, an_train_event *ev) 
     r->result->best_top1 = r->best;
   }
   log_line(r,
-          "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%lld,\"loss\":%.7g,\"lr\":%.7g,"
-          "\"val_top1\":%.6f,\"val_top5\":%.6f,\"best\":%s}\n",
-          b->epoch, (long long)r->step, ev->loss, r->lr, top1, top5, ev->best ? "true" : "false");
+           "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%lld,\"loss\":%.7g,\"lr\":%.7g,"
+           "\"val_top1\":%.6f,\"val_top5\":%.6f,\"best\":%s}\n",
+           b->epoch, (long long)r->step, ev->loss, r->lr, top1, top5, ev->best ? "true" : "false");
   log_flush(r);
   if (cfg->callback) cfg->callback(cfg->callback_ctx, ev);
   r->epoch_loss = 0;
@@ -344,9 +344,9 @@ static an_status within_epoch(run_state *r, const an_batch *b, an_train_event *e
     double top1, top5;
     AN_TRY(validate(r, &top1, &top5));
     log_line(r,
-            "{\"type\":\"val\",\"epoch\":%d,\"step\":%lld,\"lr\":%.7g,\"val_top1\":%.6f,"
-            "\"val_top5\":%.6f}\n",
-            b->epoch, (long long)r->step, r->lr, top1, top5);
+             "{\"type\":\"val\",\"epoch\":%d,\"step\":%lld,\"lr\":%.7g,\"val_top1\":%.6f,"
+             "\"val_top5\":%.6f}\n",
+             b->epoch, (long long)r->step, r->lr, top1, top5);
     if (cfg->schedule == AN_LR_PLATEAU) ev->lr_reduced = an_plateau_step(&r->plateau, top1);
     ev->kind = AN_EVENT_VAL;
     ev->val_top1 = top1;
@@ -392,9 +392,9 @@ static an_status finish_partial_epoch(run_state *r) {
   if (top1 > r->best) r->result->best_top1 = r->best = top1;
   const double epoch_loss = r->epoch_n ? r->epoch_loss / r->epoch_n : 0.0;
   log_line(r,
-          "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%lld,\"loss\":%.7g,\"lr\":%.7g,"
-          "\"val_top1\":%.6f,\"val_top5\":%.6f,\"best\":%s,\"partial\":true}\n",
-          (int)(step / r->bpe), (long long)step, epoch_loss, r->lr, top1, top5, is_best ? "true" : "false");
+           "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%lld,\"loss\":%.7g,\"lr\":%.7g,"
+           "\"val_top1\":%.6f,\"val_top5\":%.6f,\"best\":%s,\"partial\":true}\n",
+           (int)(step / r->bpe), (long long)step, epoch_loss, r->lr, top1, top5, is_best ? "true" : "false");
   an_train_event ev = {.kind = AN_EVENT_EPOCH,
                        .epoch = (int)(step / r->bpe),
                        .epochs = cfg->epochs,

@@ -47,12 +47,12 @@ typedef struct an_trainer_ops {
 
 typedef struct an_trainer {
   const an_trainer_ops *ops;
-  void *impl;             /* the implementation's state (an_net *, an_split *, ...) */
-  int owned;              /* 1: destroy frees impl; 0: borrowed (an_trainer_wrap_*) */
-  an_param_layout layout; /* the single-device model's tensor table: checkpoints, read/write_state */
-  int batch, classes;     /* samples per (global) step; logits per sample */
-  int devices;            /* devices the steps run on, for the log (all ranks') */
-  int rank, ranks;        /* this process among the run's: 0 of 1 but for MPI; rank 0 writes the files */
+  void *impl;                 /* the implementation's state (an_net *, an_split *, ...) */
+  int owned;                  /* 1: destroy frees impl; 0: borrowed (an_trainer_wrap_*) */
+  an_param_layout layout;     /* the single-device model's tensor table: checkpoints, read/write_state */
+  int batch, classes;         /* samples per (global) step; logits per sample */
+  int devices;                /* devices the steps run on, for the log (all ranks') */
+  int rank, ranks;            /* this process among the run's: 0 of 1 but for MPI; rank 0 writes the files */
   int part_first, part_count; /* the positions of each batch this process runs: step and infer take
                                  part_count rows, [part_first, part_first + part_count) of the batch */
 } an_trainer;

@@ -51,9 +51,10 @@ an_status an_world_init(int *argc, char ***argv, an_world *out) {
   *out = g_world;
   const int launched = an_world_launched_size();
   if (launched > 1)
-    return AN_FAIL(AN_ERR_ARGUMENT, "started as one of %d MPI ranks, but this alexnet was built without MPI: "
-                                    "install Open MPI (libopenmpi-dev openmpi-bin) and rebuild",
-                                    launched);
+    return AN_FAIL(AN_ERR_ARGUMENT,
+                   "started as one of %d MPI ranks, but this alexnet was built without MPI: "
+                   "install Open MPI (libopenmpi-dev openmpi-bin) and rebuild",
+                   launched);
   return AN_OK;
 }
 
@@ -68,7 +69,8 @@ an_status an_train_mpi(an_runtime *rt0, an_runtime *rt1, const an_mpi_options *o
 }
 
 an_status an_mpi_bench_train(an_runtime *rt0, an_runtime *rt1, const char *model, int classes, int batch_per_rank,
-                             int input_hw, const an_mpi_options *opt, int warmup, int iterations, an_mpi_bench *out) {
+                             int input_hw, const an_mpi_options *opt, int warmup, int iterations,
+                             an_mpi_bench *out) {
   (void)rt0, (void)rt1, (void)model, (void)classes, (void)batch_per_rank, (void)input_hw, (void)opt, (void)warmup;
   (void)iterations, (void)out;
   return AN_FAIL(AN_ERR_ARGUMENT, "bench across ranks needs MPI: this alexnet was built without it");
@@ -121,7 +123,7 @@ an_status an_world_agree(an_status own) { return g_world.mpi ? agree_on(MPI_COMM
 int an_world_end(int rc) {
   if (!g_world.mpi) return rc;
   if (rc == 0 || rc == 2 || g_echo) MPI_Finalize(); /* every rank ends alike */
-  else MPI_Abort(MPI_COMM_WORLD, rc);            /* a failure of this rank alone: stop the others */
+  else MPI_Abort(MPI_COMM_WORLD, rc);               /* a failure of this rank alone: stop the others */
   return rc;
 }
 
@@ -439,7 +441,8 @@ static void mpi_destroy(void *impl) {
   if (!m) return;
   for (int s = 0; s < m->n_seg; s++) {
     if (m->seg[s]) m->seg[s]->grads_ready = NULL;
-    if (m->stage_host[s]) clEnqueueUnmapMemObject(m->seg[s]->rt->queue, m->stage[s], m->stage_host[s], 0, NULL, NULL);
+    if (m->stage_host[s])
+      clEnqueueUnmapMemObject(m->seg[s]->rt->queue, m->stage[s], m->stage_host[s], 0, NULL, NULL);
     if (m->seg[s] && m->seg[s]->rt->queue) clFinish(m->seg[s]->rt->queue);
     if (m->stage[s]) clReleaseMemObject(m->stage[s]);
   }
@@ -464,8 +467,8 @@ static an_status mpi_sum_counts(void *impl, int64_t *counts, int n) {
   return AN_OK;
 }
 
-static const an_trainer_ops mpi_ops = {mpi_init,       mpi_step,        mpi_infer,   mpi_sync,  mpi_read_state,
-                                       mpi_write_state, mpi_destroy,     mpi_agree,   mpi_sum_counts};
+static const an_trainer_ops mpi_ops = {mpi_init,        mpi_step,    mpi_infer, mpi_sync,      mpi_read_state,
+                                       mpi_write_state, mpi_destroy, mpi_agree, mpi_sum_counts};
 
 /* ---- creation ---- */
 
@@ -555,24 +558,38 @@ static an_status timed_steps(mpi_trainer *m, const float *images, const int *lab
     const double t0 = an_seconds();
     float loss;
     AN_TRY(local_step(m, images, labels, &sgd, 1, (uint64_t)k));
-    const an_status st = inner_net(m) ? an_net_read_loss(inner_net(m), &loss) : an_split_read_loss(inner_pair(m), &loss);
+    const an_status st = inner_net(m) ? an_net_read_loss(inner_net(m), &loss)
+                                      : an_split_read_loss(inner_pair(m), &loss);
     if (st != AN_OK && st != AN_ERR_NOT_FINITE) return st;
     if (k < warmup) continue;
     t[0] += an_seconds() - t0;
-    if (m->exchange) t[1] += m->t_end - m->t_first, t[2] += m->t_end - m->t_last_ready;
+    if (m->exchange) t[2] += m->t_end - m->t_last_ready;
+  }
+  for (int k = 0; m->exchange && k < iterations; k++) { /* the exchange alone: every bucket staged first */
+    m->n_ordered = 0;
+    m->next[0] = m->next[1] = 0;
+    for (int s = 0; s < m->n_seg; s++) AN_TRY(stage_ready(m, s, -1));
+    for (int s = 0; s < m->n_seg; s++) AN_TRY(an_finish(m->seg[s]->rt));
+    MPI_Barrier(m->comm);
+    const double t0 = an_seconds();
+    AN_TRY(run_exchange(m));
+    for (int s = 0; s < m->n_seg; s++) AN_TRY(an_finish(m->seg[s]->rt));
+    if (m->mirror) AN_TRY(an_finish(m->mirror->rt));
+    t[1] += an_seconds() - t0;
   }
   return AN_OK;
 }
 
 an_status an_mpi_bench_train(an_runtime *rt0, an_runtime *rt1, const char *model, int classes, int batch_per_rank,
-                             int input_hw, const an_mpi_options *opt, int warmup, int iterations, an_mpi_bench *out) {
+                             int input_hw, const an_mpi_options *opt, int warmup, int iterations,
+                             an_mpi_bench *out) {
   memset(out, 0, sizeof *out);
   mpi_ctx c = {{rt0, rt1}, opt ? *opt : (an_mpi_options){0}};
   an_trainer t;
   AN_TRY(create_mpi(&c, model, classes, batch_per_rank * g_world.size, input_hw, &t));
   mpi_trainer *m = t.impl;
   const size_t pixels = (size_t)batch_per_rank * 3 * input_hw * input_hw;
-  float *images = malloc(pixels * sizeof *images);         /* (batch_per_rank, 3, H, W) */
+  float *images = malloc(pixels * sizeof *images);               /* (batch_per_rank, 3, H, W) */
   int *labels = malloc((size_t)batch_per_rank * sizeof *labels); /* (batch_per_rank) */
   an_status st = images && labels ? t.ops->init(t.impl, 1) : AN_FAIL(AN_ERR_HOST_ALLOC, "bench batch");
   if (st == AN_OK) {
@@ -600,7 +617,7 @@ an_status an_mpi_bench_train(an_runtime *rt0, an_runtime *rt1, const char *model
     for (int s = 0; s < m->n_seg; s++) out->grad_bytes += (double)m->seg[s]->n_params * sizeof(float);
     out->step_ms = worst[0] / n * 1e3, out->allreduce_ms = worst[1] / n * 1e3, out->exposed_ms = worst[2] / n * 1e3;
     out->compute_ms = worst[3] / n * 1e3;
-    out->overlap = out->allreduce_ms > 0 ? 1.0 - out->exposed_ms / out->allreduce_ms : 0;
+    out->overlap = out->allreduce_ms > out->exposed_ms ? 1.0 - out->exposed_ms / out->allreduce_ms : 0;
     out->efficiency = out->step_ms > 0 ? out->compute_ms / out->step_ms : 0;
     out->busbw_gbs = out->allreduce_ms > 0
                          ? 2.0 * (m->ranks - 1) / m->ranks * out->grad_bytes / (out->allreduce_ms * 1e-3) / 1e9

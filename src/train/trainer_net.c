@@ -34,8 +34,8 @@ static an_status net_write_state(void *impl, const float *params, const float *m
 
 static void net_destroy(void *impl) { an_net_destroy(impl); }
 
-static const an_trainer_ops net_ops = {net_init,       net_step,        net_infer,  net_sync,
-                                       net_read_state, net_write_state, net_destroy, NULL, NULL};
+static const an_trainer_ops net_ops = {net_init,        net_step,    net_infer, net_sync, net_read_state,
+                                       net_write_state, net_destroy, NULL,      NULL};
 
 static void fill(an_net *net, int owned, an_trainer *out) {
   *out = (an_trainer){.ops = &net_ops,

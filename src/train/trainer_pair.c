@@ -39,8 +39,8 @@ static an_status pair_write_state(void *impl, const float *params, const float *
 
 static void pair_destroy(void *impl) { an_split_destroy(impl); }
 
-static const an_trainer_ops pair_ops = {pair_init,       pair_step,        pair_infer,  pair_sync,
-                                        pair_read_state, pair_write_state, pair_destroy, NULL, NULL};
+static const an_trainer_ops pair_ops = {pair_init,        pair_step,    pair_infer, pair_sync, pair_read_state,
+                                        pair_write_state, pair_destroy, NULL,       NULL};
 
 static void fill(an_split *s, int owned, an_trainer *out) {
   *out = (an_trainer){.ops = &pair_ops,
