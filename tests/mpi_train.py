@@ -79,6 +79,11 @@ def losses(log):
     return steps
 
 
+def validations(log):
+    return {j["step"]: (j["val_top1"], j["val_top5"]) for j in map(json.loads, open(log))
+            if j.get("type") in ("val", "epoch")}
+
+
 def compare_params(a_path, b_path, what, tol=1e-5):
     a, b = read_safetensors(a_path), read_safetensors(b_path)
     check(sorted(a) == sorted(b), f"{what}: same tensors")
@@ -148,14 +153,14 @@ def case_kill(exe, work, reference):
     log, killed_at = f"{out}/log.jsonl", None
     deadline = time.time() + 600
     while time.time() < deadline and p.poll() is None:
-        if os.path.exists(log) and any(k >= 12 for k in losses(log)):
+        if os.path.exists(log) and any(k >= 11 for k in losses(log)):
             pid = rank_pid(p.pid, 1)
             if pid:
                 os.kill(pid, signal.SIGKILL)
                 killed_at = time.time()
             break
         time.sleep(0.2)
-    check(killed_at is not None, "kill: rank 1 found and killed after step 12")
+    check(killed_at is not None, "kill: rank 1 found and killed after step 11")
     try:
         p.wait(timeout=90)
     except subprocess.TimeoutExpired:
@@ -173,6 +178,8 @@ def case_kill(exe, work, reference):
     if rc != 0:
         print(text[-3000:])
         return
+    resumed = [json.loads(line)["step"] for line in open(log) if '"resume"' in line]
+    check(resumed and resumed[0] < 20, f"kill: resumed at step {resumed[0] if resumed else None}")
     compare_losses(reference, log, "kill: resumed run vs uninterrupted -np 2", steps=range(11, 21))
 
 
@@ -181,6 +188,9 @@ def case_exact(exe, work):
     train(exe, f"{work}/np2", 2, 2, ["--check-sync", "5"])
     compare_params(f"{work}/one/last.safetensors", f"{work}/np2/last.safetensors", "-np 2 vs one process")
     compare_losses(f"{work}/one/log.jsonl", f"{work}/np2/log.jsonl", "-np 2 vs one process")
+    va, vb = validations(f"{work}/one/log.jsonl"), validations(f"{work}/np2/log.jsonl")
+    check(sorted(va) == [10, 20] and va == vb, f"-np 2: the sharded validations (steps 10, 20) score as one "
+          f"process's: {vb} against {va}")
     train(exe, f"{work}/np3", 3, 3, ["--check-sync", "5"])
     compare_params(f"{work}/one/last.safetensors", f"{work}/np3/last.safetensors", "-np 3 vs one process")
     compare_losses(f"{work}/one/log.jsonl", f"{work}/np3/log.jsonl", "-np 3 vs one process")

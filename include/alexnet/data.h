@@ -229,15 +229,15 @@ an_status an_preprocess(const an_image *img, const an_augment *aug, const an_dat
  * last batch padded (index -1, zero image, label 0), an unreadable image's rows zeroed with index -1.
  * Batches depend on the seed only, not on the thread count. */
 typedef struct an_loader_config {
-  int batch;                    /* samples per batch */
-  int threads;                  /* worker threads, >= 1 */
-  int prefetch;                 /* batches prepared ahead of the caller's (>= 1; 1 is double buffering) */
-  int train;                    /* training (above) or evaluation */
-  int epochs;                   /* the run's epochs, counted from epoch 0 (not from start_epoch); 0: without end */
-  int start_epoch, start_step;  /* the first batch produced (resuming a run) */
-  int slice_first, slice_count; /* count 0: whole batches; else each an_batch holds only positions
-                                   [slice_first, slice_first + slice_count) of the batch of `batch`
-                                   (one MPI rank's share): the same samples and augmentation */
+  int batch;                   /* samples per batch */
+  int threads;                 /* worker threads, >= 1 */
+  int prefetch;                /* batches prepared ahead of the caller's (>= 1; 1 is double buffering) */
+  int train;                   /* training (above) or evaluation */
+  int epochs;                  /* the run's epochs, counted from epoch 0 (not from start_epoch); 0: without end */
+  int start_epoch, start_step; /* the first batch produced (resuming a run) */
+  /* One MPI rank's share: slice_count 0 gives whole batches; else each an_batch holds only the positions
+   * [slice_first, slice_first + slice_count) of the batch of `batch`: the same samples and augmentation. */
+  int slice_first, slice_count;
   uint64_t seed;
   an_augment aug;
   an_data_stats stats; /* for normalisation and lighting */
