@@ -164,14 +164,14 @@ def case_kill(exe, work, reference):
     log, killed_at = f"{out}/log.jsonl", None
     deadline = time.time() + 600
     while time.time() < deadline and p.poll() is None:
-        if os.path.exists(log) and any(k >= 11 for k in losses(log)):
+        if os.path.exists(log) and any(k >= 6 for k in losses(log)):
             pid = rank_pid(p.pid, 1)
             if pid:
                 os.kill(pid, signal.SIGKILL)
                 killed_at = time.time()
             break
         time.sleep(0.2)
-    check(killed_at is not None, "kill: rank 1 found and killed after step 11")
+    check(killed_at is not None, "kill: rank 1 found and killed once step 6 is logged")
     try:
         p.wait(timeout=90)
     except subprocess.TimeoutExpired:
@@ -191,7 +191,7 @@ def case_kill(exe, work, reference):
         return
     resumed = [json.loads(line)["step"] for line in open(log) if '"resume"' in line]
     check(resumed and resumed[0] < 20, f"kill: resumed at step {resumed[0] if resumed else None}")
-    compare_losses(reference, log, "kill: resumed run vs uninterrupted -np 2", steps=range(11, 21))
+    compare_losses(reference, log, "kill: resumed run vs uninterrupted -np 2", steps=range(6, 21))
 
 
 def case_exact(exe, work):

@@ -213,7 +213,8 @@ typedef struct an_mpi_bench {
   double compute_ms;   /* the step without the exchange */
   double step_ms;      /* the step with it */
   double allreduce_ms; /* the exchange alone (staged buckets to sums on the device), nothing else running */
-  double exposed_ms;   /* in the step: from the last bucket staged (backward's end) to the last sum */
+  double exposed_ms;   /* in the step: from the last bucket staged (backward's end) to the last sum, on the
+                          rank whose backward ended last (the others' tails include waiting for it) */
   double overlap;      /* 1 - exposed / allreduce (at least 0): the share hidden behind backward */
   double efficiency;   /* compute_ms / step_ms: throughput against the ranks running alone */
   double busbw_gbs;    /* ring-equivalent bandwidth: 2(N-1)/N x grad_bytes / allreduce time, GB/s */

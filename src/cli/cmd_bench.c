@@ -681,7 +681,8 @@ static int bench_ranks(const bench_args *a) {
              printed++ ? ",\n" : "[", name, b.ranks, a->batch, rt[1] ? 2 : 1, b.grad_bytes, b.buckets, b.compute_ms,
              b.step_ms, b.allreduce_ms, b.exposed_ms, b.overlap, b.efficiency, b.busbw_gbs);
     } else {
-      printf("\n%s, %d ranks x batch %d, input %d, training, %d buckets of <= %g MB (%.1f MB per rank)\n"
+      printf("\n%s, %d ranks x batch %d, input %d, training, %d buckets (--bucket-mb %g, layers whole; %.1f MB "
+             "per rank)\n"
              "  compute %.1f ms/step (no exchange)   step %.1f ms   allreduce %.1f ms (%.2f GB/s ring-equivalent)\n"
              "  exposed %.1f ms   overlapped with backward %.0f%%   scaling efficiency %.0f%% (%.1f images/s in "
              "all)\n",
