@@ -102,9 +102,9 @@ static an_status rank_device_spec(const char *given, const an_world *w, char *sp
   free(devs);
   if (pick < 0)
     return an_error(AN_ERR_DEVICE_NOT_FOUND, __FILE__, __LINE__,
-                    "rank %d is local rank %d of %d on this machine, which has %d %s: start at most %d ranks per "
-                    "machine, or give --device with one entry per local rank (see alexnet train --help)",
-                    w->rank, w->local_rank, w->local_size, gpus ? gpus : n, gpus ? "GPUs" : "OpenCL devices",
+                    "local rank %d of %d on this machine, which has %d %s: start at most %d ranks per machine, "
+                    "or give --device with one entry per local rank (see alexnet train --help)",
+                    w->local_rank, w->local_size, gpus ? gpus : n, gpus ? "GPUs" : "OpenCL devices",
                     gpus ? gpus : n);
   return AN_OK;
 }

@@ -388,6 +388,7 @@ static an_status check_sync(mpi_trainer *m, uint64_t step) {
   int differs = -1;
   for (int r = 1; r < m->ranks && differs < 0; r++)
     if (all[r] != all[0]) differs = r;
+  g_echo |= differs >= 0; /* every rank compared the same hashes */
   st = differs < 0 ? AN_OK
                    : AN_FAIL(AN_ERR_ARGUMENT,
                              "--check-sync: after step %" PRIu64 " the weights of rank %d (hash %016" PRIx64
@@ -411,7 +412,10 @@ static an_status mpi_step(void *impl, const float *images, const int *labels, co
   for (int r = 0; r < m->ranks; r++) sum += all[r];
   free(all);
   *loss = (float)(sum / m->ranks);
-  if (!isfinite(*loss)) return AN_FAIL(AN_ERR_NOT_FINITE, "the loss is %f: training diverged", (double)*loss);
+  if (!isfinite(*loss)) { /* every rank sees the same sum: a failure they share */
+    g_echo = 1;
+    return AN_FAIL(AN_ERR_NOT_FINITE, "the loss is %f: training diverged", (double)*loss);
+  }
   if (m->check_sync > 0 && (step + 1) % (uint64_t)m->check_sync == 0) AN_TRY(check_sync(m, step));
   return AN_OK;
 }
