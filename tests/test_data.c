@@ -848,6 +848,60 @@ static uint8_t *run_bytes(const an_dataset *ds, const an_loader_config *cfg, siz
   return all;
 }
 
+/* The loader's slices (one MPI rank's share of each batch) against the whole batches: the same rows,
+ * labels and indices at their positions, batch after batch; a slice past the end of evaluation's last
+ * batch is all padding. */
+static void check_slices(const an_dataset *ds, const an_loader_config *whole, const int *first, const int *count,
+                         int n_slices) {
+  an_loader *all = NULL, *part[4] = {NULL};
+  TEST_OK(an_loader_create(ds, whole, &all));
+  for (int s = 0; s < n_slices; s++) {
+    an_loader_config c = *whole;
+    c.slice_first = first[s], c.slice_count = count[s];
+    TEST_OK(an_loader_create(ds, &c, &part[s]));
+  }
+  const size_t row = (size_t)an_augment_crops(&whole->aug, whole->train) * 3 * whole->aug.input * whole->aug.input;
+  for (int k = 0;; k++) {
+    const an_batch *b, *p;
+    TEST_OK(an_loader_next(all, &b));
+    for (int s = 0; s < n_slices; s++) {
+      TEST_OK(an_loader_next(part[s], &p));
+      assert_true(!b == !p);
+      if (!b) continue;
+      const int in_slice = b->samples - first[s] < 0 ? 0 : b->samples - first[s];
+      assert_int_equal(p->samples, in_slice < count[s] ? in_slice : count[s]);
+      assert_int_equal(p->epoch, b->epoch);
+      assert_int_equal(p->step, b->step);
+      for (int j = 0; j < count[s]; j++) {
+        assert_int_equal(p->index[j], b->index[first[s] + j]);
+        assert_int_equal(p->labels[j * b->crops], b->labels[(first[s] + j) * b->crops]);
+      }
+      assert_memory_equal(p->images, b->images + first[s] * row, sizeof(float) * count[s] * row);
+    }
+    if (!b) break;
+  }
+  for (int s = 0; s < n_slices; s++) an_loader_destroy(part[s]);
+  an_loader_destroy(all);
+}
+
+static void test_loader_slices(void **state) {
+  (void)state;
+  an_dataset *ds = synthetic(70, 7, 30, 9);
+  an_loader_config cfg = {
+      .batch = 8, .threads = 2, .prefetch = 2, .train = 1, .epochs = 2, .seed = 7, .aug = an_augment_default(24)};
+  TEST_OK(an_data_stats_compute(ds, 0, 0, 2, NULL, NULL, &cfg.stats));
+  const int first[3] = {0, 3, 5}, count[3] = {3, 2, 3};
+  check_slices(ds, &cfg, first, count, 3);
+  cfg.train = 0, cfg.epochs = 1, cfg.batch = 16; /* 70 = 4 x 16 + 6: the last batch's second half is padding */
+  const int eval_first[2] = {0, 8}, eval_count[2] = {8, 8};
+  check_slices(ds, &cfg, eval_first, eval_count, 2);
+  an_loader_config bad = cfg;
+  bad.slice_first = 10, bad.slice_count = 8; /* past the batch */
+  an_loader *ld = NULL;
+  assert_int_equal(an_loader_create(ds, &bad, &ld), AN_ERR_ARGUMENT);
+  an_dataset_destroy(ds);
+}
+
 static void test_loader(void **state) {
   (void)state;
   an_dataset *ds = synthetic(70, 7, 30, 9);
@@ -988,6 +1042,7 @@ int main(void) {
       cmocka_unit_test(test_pca_eigen),
       cmocka_unit_test(test_pack_round_trip),
       cmocka_unit_test(test_loader),
+      cmocka_unit_test(test_loader_slices),
       cmocka_unit_test(test_loader_throughput),
       cmocka_unit_test(test_jpeg_huffman_overflow),
       cmocka_unit_test(test_grow_bytes),

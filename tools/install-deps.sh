@@ -2,7 +2,8 @@
 # Installs the project's Debian 12 packages: build tools (clang-format for tools/check-style.sh), the
 # OpenCL ICD loader and headers, CLBlast, stb, cmocka, cJSON, PoCL (the CPU OpenCL device), PyTorch for
 # the reference checks, Fashion-MNIST, Oclgrind (a second OpenCL implementation that checks every access:
-# tests/test_oclgrind.sh); then ONNX Runtime from PyPI in .venv (the ONNX round-trip test).
+# tests/test_oclgrind.sh), Open MPI (training across processes and machines); then ONNX Runtime from
+# PyPI in .venv (the ONNX round-trip test).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
@@ -14,7 +15,8 @@ $SUDO apt-get install -y --no-install-recommends \
   libstb-dev libcmocka-dev libcjson-dev zlib1g-dev \
   python3 python3-torch python3-torchvision python3-numpy python3-matplotlib libopenblas0-pthread \
   python3-venv python3-onnx oclgrind \
-  dataset-fashion-mnist
+  dataset-fashion-mnist \
+  libopenmpi-dev openmpi-bin
 
 # ONNX Runtime is not a Debian package: PyPI's, in a virtual environment over Debian's Python that sees
 # its torch 1.13, onnx 1.12 and numpy 1.24 (--system-site-packages). onnxruntime 1.16.3 is the pinned

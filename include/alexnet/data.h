@@ -235,6 +235,9 @@ typedef struct an_loader_config {
   int train;                   /* training (above) or evaluation */
   int epochs;                  /* the run's epochs, counted from epoch 0 (not from start_epoch); 0: without end */
   int start_epoch, start_step; /* the first batch produced (resuming a run) */
+  /* One MPI rank's share: slice_count 0 gives whole batches; else each an_batch holds only the positions
+   * [slice_first, slice_first + slice_count) of the batch of `batch`: the same samples and augmentation. */
+  int slice_first, slice_count;
   uint64_t seed;
   an_augment aug;
   an_data_stats stats; /* for normalisation and lighting */

@@ -81,6 +81,11 @@ typedef struct an_net {
                                        second device): dropout draws the unsplit batch's masks */
   int frozen_below;     /* an_net_freeze: layers [0, frozen_below) fixed; 0: none */
   size_t frozen_floats; /* their parameters: the first frozen_floats of params */
+  /* When set, called after each layer's backward is enqueued (top layer first): the gradients of
+   * that layer and of every layer above it are then complete once the queue gets there (MPI starts
+   * exchanging them while the layers below still compute). NULL: nothing is called. */
+  an_status (*grads_ready)(void *ctx, struct an_net *net, int layer);
+  void *grads_ready_ctx;
 } an_net;
 
 /* Plans model for a batch and input side (224 for the paper; others use the adaptive pool) and

@@ -171,6 +171,66 @@ an_status an_net_load(an_net *net, const char *path, an_checkpoint_meta *out);
 an_status an_split_save(an_split *s, const char *path, const an_checkpoint_meta *meta);
 an_status an_split_load(an_split *s, const char *path, an_checkpoint_meta *out);
 
+/* ---- several processes: data-parallel training over MPI ranks (train/trainer_mpi.c) ----
+ * Built when CMake finds MPI (ALEXNET_HAVE_MPI); without it these exist, an_world_init refuses a
+ * launch of more than one rank, saying what is missing, and an_train_mpi is AN_ERR_ARGUMENT. */
+
+typedef struct an_world {
+  int rank, size;             /* in the job; 0 of 1 for a process started alone */
+  int local_rank, local_size; /* among the job's ranks on this machine */
+  int mpi;                    /* 1: MPI was initialised here (an_world_end finishes it) */
+} an_world;
+
+/* The rank count the launcher's environment announces (Open MPI's OMPI_COMM_WORLD_SIZE, PMI_SIZE,
+ * PMIX's), 0 when none: a process started alone. */
+int an_world_launched_size(void);
+/* Joins the job when a launcher started this process (MPI_Init), else a world of one. Built without
+ * MPI, a launch of more than one rank is AN_ERR_ARGUMENT naming what to install. */
+an_status an_world_init(int *argc, char ***argv, an_world *out);
+/* The world an_world_init made (0 of 1 before it). */
+an_world an_world_get(void);
+/* Every rank's own status; the first failing rank's (status and message) on all of them. A world of
+ * one returns own. */
+an_status an_world_agree(an_status own);
+/* Ends the process's part in the job with exit status rc: MPI_Finalize when every rank ends alike (rc 0,
+ * a usage error (2), or a failure an agreement shared), else MPI_Abort so that no rank waits for this
+ * one. Returns rc. */
+int an_world_end(int rc);
+/* 1 when the last failure came from another rank through an agreement and this rank is not rank 0:
+ * rank 0 prints it, the others stay quiet. */
+int an_world_failure_is_echo(void);
+
+typedef struct an_mpi_options {
+  double bucket_mb; /* gradient bytes per allreduce bucket, in MB (10^6 bytes); 0: 25 */
+  int check_sync;   /* compare a hash of the weights across the ranks every check_sync steps; 0: never */
+} an_mpi_options;
+
+/* an_train as one rank of the job: rt0 (and rt1 for a pair) is this rank's device. cfg->batch is the
+ * global batch (a multiple of the ranks); each rank takes its share of every batch in the order one
+ * process would use, dropout and augmentation keyed by the global sample index; the gradients are
+ * summed in buckets as backward produces them (deterministically: every rank ends each step with the
+ * same bits); validation is sharded and its counts summed; only rank 0 writes log.jsonl and the
+ * checkpoints, which are the one-process files (a run may resume with another rank count). */
+an_status an_train_mpi(an_runtime *rt0, an_runtime *rt1, const an_mpi_options *opt, const an_train_config *cfg,
+                       an_train_result *result);
+
+/* The data-parallel step timed (alexnet bench under mpirun): each rank runs batch_per_rank samples,
+ * first without the gradient exchange (compute), then with it. Times are the slowest rank's means. */
+typedef struct an_mpi_bench {
+  int ranks, buckets;
+  double grad_bytes;   /* bytes each rank contributes to the allreduce per step */
+  double compute_ms;   /* the step without the exchange */
+  double step_ms;      /* the step with it */
+  double allreduce_ms; /* the exchange alone (staged buckets to sums on the device), nothing else running */
+  double exposed_ms;   /* in the step: from the last bucket staged (backward's end) to the last sum, on the
+                          rank whose backward ended last (the others' tails include waiting for it) */
+  double overlap;      /* 1 - exposed / allreduce (at least 0): the share hidden behind backward */
+  double efficiency;   /* compute_ms / step_ms: throughput against the ranks running alone */
+  double busbw_gbs;    /* ring-equivalent bandwidth: 2(N-1)/N x grad_bytes / allreduce time, GB/s */
+} an_mpi_bench;
+an_status an_mpi_bench_train(an_runtime *rt0, an_runtime *rt1, const char *model, int classes, int batch_per_rank,
+                             int input_hw, const an_mpi_options *opt, int warmup, int iterations, an_mpi_bench *out);
+
 
 #ifdef __cplusplus
 }

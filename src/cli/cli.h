@@ -108,5 +108,10 @@ const char *cli_json(const char *s, char *buf, size_t size);
  * comma ("0:0,0:1", an_runtime_create_pair) for the split, and prints a line per device. *rt1 is NULL
  * for one device. Returns 0, or cli_fail's exit code with nothing left open. */
 int cli_open_devices(const char *spec, int separate_contexts, an_runtime **rt0, an_runtime **rt1);
+/* The same for one rank of an MPI job (cli_open_devices when the process runs alone): spec is a
+ * ';'-separated list with one entry per local rank (each a device or a pair A,B), or one entry every rank
+ * shares; without one, the local rank's index among the machine's GPUs (else its devices). Every rank
+ * agrees: a rank without a device stops all of them, rank 0 saying why. */
+int cli_open_rank_devices(const char *spec, int separate_contexts, an_runtime **rt0, an_runtime **rt1);
 
 #endif

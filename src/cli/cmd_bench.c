@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "alexnet/split.h"
+#include "alexnet/train.h"
 #include "cli.h"
 
 typedef struct layer_time {
@@ -568,7 +569,14 @@ static void help(void) {
          "                    \"kernels\" beside \"layers\"); on one device the steps run again with the\n"
          "                    other kernel variant (cpu or gpu shapes) and a table gives both per kernel\n"
          "  --json            one JSON array on stdout instead of tables; a split's element has \"split\": 2\n"
-         "                    and its rows, busy and exchange times under \"devices\"\n");
+         "                    and its rows, busy and exchange times under \"devices\"\n"
+         "  --bucket-mb X     under mpirun: MB of gradients per allreduce bucket (default 25)\n\n"
+         "Under mpirun (mpirun -np N alexnet bench --mode train ...) every rank runs --batch images per step\n"
+         "on its device (as alexnet train picks it: --device with one entry per local rank, ';'-separated)\n"
+         "and rank 0 prints, per step: the compute time (the step without the gradient exchange), the step\n"
+         "with it, the allreduce time (the exchange alone, timed after the steps), its exposed part in the\n"
+         "step (from backward's end to the last bucket summed), the share of it hidden behind backward, and\n"
+         "the scaling efficiency (compute / step: N ranks' throughput against each rank running alone).\n");
 }
 
 /* A spec naming every device in turn, or the first two as a pair. */
@@ -591,6 +599,7 @@ static int list_specs(char specs[][64], int max, int *n, char pair[64]) {
 typedef struct bench_args {
   const char *device, *model;
   int batch, train, split, iterations, warmup, classes, size, json, separate, kernels;
+  double bucket_mb;
 } bench_args;
 
 static int parse_args(int argc, char **argv, bench_args *a) {
@@ -603,7 +612,8 @@ static int parse_args(int argc, char **argv, bench_args *a) {
                     .iterations = 3,
                     .warmup = 1,
                     .classes = 1000,
-                    .size = 224};
+                    .size = 224,
+                    .bucket_mb = 25};
   const cli_option options[] = {
       CLI_OPT_STRING("device", 'd', &a->device),
       CLI_OPT_STRING("model", 'm', &a->model),
@@ -617,6 +627,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
       CLI_OPT_FLAG("json", 'j', &a->json),
       CLI_OPT_FLAG("separate-contexts", 'x', &a->separate),
       CLI_OPT_FLAG("kernels", 'k', &a->kernels),
+      CLI_OPT_DOUBLE("bucket-mb", 0, &a->bucket_mb, 0, 65536, 1, 0),
   };
   const cli_command cmd = {"bench", options, sizeof options / sizeof options[0], help, 0};
   int n_positionals;
@@ -711,11 +722,58 @@ static void print_summary(const bench_result *results, int n_results) {
   }
 }
 
+/* Under mpirun: the data-parallel training step of each model, timed with and without the exchange. */
+static int bench_ranks(const bench_args *a) {
+  const an_world w = an_world_get();
+  if (!a->train || a->split != 1) {
+    if (w.rank == 0) cli_usage_error("bench", "under mpirun only --mode train on one device or pair per rank runs");
+    return 2;
+  }
+  an_runtime *rt[2] = {NULL, NULL};
+  int rc = cli_open_rank_devices(a->device, a->separate, &rt[0], &rt[1]);
+  const an_mpi_options opt = {a->bucket_mb, 0};
+  int printed = 0;
+  for (int i = 0; rc == 0 && an_model_at(i); i++) {
+    const char *name = an_model_at(i)->name;
+    if (strcmp(a->model, "all") && strcmp(a->model, name)) continue;
+    an_mpi_bench b;
+    if (an_mpi_bench_train(rt[0], rt[1], name, a->classes, a->batch, a->size, &opt, a->warmup, a->iterations, &b) !=
+        AN_OK) {
+      rc = cli_fail(name);
+      break;
+    }
+    if (w.rank != 0) continue;
+    if (a->json) {
+      printf("%s{\"model\": \"%s\", \"mode\": \"train\", \"ranks\": %d, \"batch_per_rank\": %d, "
+             "\"devices_per_rank\": %d, \"grad_bytes\": %.0f, \"buckets\": %d, \"compute_ms\": %.3f, "
+             "\"step_ms\": %.3f, \"allreduce_ms\": %.3f, \"exposed_ms\": %.3f, \"overlap\": %.4f, "
+             "\"efficiency\": %.4f, \"busbw_gbs\": %.4f}",
+             printed++ ? ",\n" : "[", name, b.ranks, a->batch, rt[1] ? 2 : 1, b.grad_bytes, b.buckets, b.compute_ms,
+             b.step_ms, b.allreduce_ms, b.exposed_ms, b.overlap, b.efficiency, b.busbw_gbs);
+    } else {
+      printf("\n%s, %d ranks x batch %d, input %d, training, %d buckets (--bucket-mb %g, layers whole; %.1f MB "
+             "per rank)\n"
+             "  compute %.1f ms/step (no exchange)   step %.1f ms   allreduce %.1f ms (%.2f GB/s ring-equivalent)\n"
+             "  exposed %.1f ms   overlapped with backward %.0f%%   scaling efficiency %.0f%% (%.1f images/s in "
+             "all)\n",
+             name, b.ranks, a->batch, a->size, b.buckets, a->bucket_mb, b.grad_bytes / 1e6, b.compute_ms, b.step_ms,
+             b.allreduce_ms, b.busbw_gbs, b.exposed_ms, 100 * b.overlap, 100 * b.efficiency,
+             b.ranks * a->batch / (b.step_ms * 1e-3));
+    }
+    fflush(stdout);
+  }
+  if (a->json && printed) printf("]\n");
+  an_runtime_destroy(rt[1]);
+  an_runtime_destroy(rt[0]);
+  return rc;
+}
+
 int cmd_bench(int argc, char **argv) {
   bench_args a;
   char specs[64][64], pair[64];
   int n_specs, rc = parse_args(argc, argv, &a);
   if (rc != CLI_CONTINUE) return rc;
+  if (an_world_get().size > 1) return bench_ranks(&a);
   if ((rc = choose_devices(&a, specs, &n_specs, pair)) != CLI_CONTINUE) return rc;
   const int n_runs = n_specs + (pair[0] ? 1 : 0);
   bench_result *results = calloc((size_t)n_runs * 3, sizeof *results);

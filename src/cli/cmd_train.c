@@ -68,7 +68,19 @@ static void help(void) {
          "                      two separated by a comma (0:0,0:1) train on both: alexnet's two columns\n"
          "                      one per device, the batch halved for alexnet-half and alexnet-tv. Same\n"
          "                      checkpoints: a run may resume, and be evaluated, on one device or two\n"
-         "  --separate-contexts two devices: one context each even on one platform (host-memory exchange)\n");
+         "  --separate-contexts two devices: one context each even on one platform (host-memory exchange)\n\n"
+         "Under mpirun (mpirun -np N alexnet train ...) the N ranks train one model, data parallel:\n"
+         "--batch is the global batch (a multiple of N), each rank takes its share of every batch, the\n"
+         "gradients are summed across the ranks (deterministically: every rank holds the same weights),\n"
+         "and rank 0 writes the log and the checkpoints (the one-process files: --resume works with\n"
+         "another N). Each rank takes the device of its local rank index on its machine (the GPUs, else\n"
+         "every device), or --device with one entry per local rank separated by ';' (a pair is A,B):\n"
+         "--device '0:0;0:1' for two ranks, '0:0,0:1;0:2,0:3' for two ranks on a pair each; one entry is\n"
+         "shared by every rank.\n"
+         "  --bucket-mb X       MB of gradients per allreduce bucket, started as backward produces it\n"
+         "                      (default 25)\n"
+         "  --check-sync K      every K steps compare a hash of the weights across the ranks; stop\n"
+         "                      on a difference (default 0: never)\n");
 }
 
 typedef struct progress {
@@ -159,7 +171,8 @@ static void on_event(void *ctx, const an_train_event *ev) {
 typedef struct train_args {
   const char *model, *data, *val, *out, *device, *norm, *init;
   int epochs, batch, size, threads, ckpt_every, log_every, val_every, patience, schedule;
-  int preset, crop, resize, no_flip, resume, separate, freeze;
+  int preset, crop, resize, no_flip, resume, separate, freeze, check_sync;
+  double bucket_mb;
   double pca_std, val_fraction; /* -1: not given */
   long long max_steps;
   an_sgd_params sgd;
@@ -187,6 +200,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
                     .pca_std = -1,
                     .val_fraction = -1,
                     .sgd = {0.01f, 0.9f, 5e-4f, 0},
+                    .bucket_mb = 25,
                     .seed = 1};
   const cli_option options[] = {
       CLI_OPT_STRING("model", 'm', &a->model),
@@ -219,6 +233,8 @@ static int parse_args(int argc, char **argv, train_args *a) {
       CLI_OPT_FLAG("freeze-features", 0, &a->freeze),
       CLI_OPT_STRING("device", 'd', &a->device),
       CLI_OPT_FLAG("separate-contexts", 0, &a->separate),
+      CLI_OPT_DOUBLE("bucket-mb", 0, &a->bucket_mb, 0, 65536, 1, 0),
+      CLI_OPT_INT("check-sync", 0, &a->check_sync, 0, INT_MAX),
   };
   const cli_command cmd = {"train", options, sizeof options / sizeof options[0], help, 0};
   int n_positionals;
@@ -296,25 +312,9 @@ static int open_datasets(const train_args *a, an_dataset **train, an_dataset **v
   return 0;
 }
 
-/* Trains on the open devices and datasets and prints the outcome; returns the exit status. */
-static int run_training(const train_args *a, const an_augment *aug, an_runtime *rt, an_runtime *rt1,
-                        const an_dataset *train, const an_dataset *valset) {
-  if (rt1)
-    printf("split over the two devices: %s\n", an_model_column(an_model_find(a->model))
-                                                   ? "alexnet's two columns, one per device"
-                                                   : "the batch, half on each device");
-  char aug_text[160];
-  an_augment_describe(aug, aug_text, sizeof aug_text);
-  printf("%s on %s: %d training images, %s%d validation images, %d classes; batch %d, input %d (%s), %s\n", a->model,
-         an_dataset_source(train), an_dataset_count(train), a->val ? "" : "held-out ",
-         valset ? an_dataset_count(valset) : 0, an_dataset_classes(train), a->batch, a->size, aug_text,
-         a->resume ? "resuming"
-         : a->init ? "from --init"
-                   : "from scratch");
-  if (a->freeze) printf("features frozen: the convolutions keep their weights; the classifier trains\n");
-  fflush(stdout);
-  progress prog = {
-      .tty = isatty(STDERR_FILENO), .log_every = a->log_every, .threads = a->threads, .patience = a->patience};
+/* The loop's configuration from the command line; prog NULL: no progress output (ranks other than 0). */
+static an_train_config train_config(const train_args *a, const an_augment *aug, const an_dataset *train,
+                                    const an_dataset *valset, progress *prog) {
   an_train_config cfg = {.model = a->model,
                          .train = train,
                          .val = valset,
@@ -336,11 +336,45 @@ static int run_training(const train_args *a, const an_augment *aug, an_runtime *
                          .init = a->init,
                          .freeze_features = a->freeze,
                          .measure_loader = 1,
-                         .callback = on_event,
-                         .callback_ctx = &prog};
+                         .callback = prog ? on_event : NULL,
+                         .callback_ctx = prog};
+  return cfg;
+}
+
+/* Trains on the open devices and datasets and prints the outcome; returns the exit status. */
+static int run_training(const train_args *a, const an_augment *aug, an_runtime *rt, an_runtime *rt1,
+                        const an_dataset *train, const an_dataset *valset) {
+  const an_world world = an_world_get();
+  if (world.rank != 0) { /* rank 0 speaks for the job */
+    an_train_config cfg = train_config(a, aug, train, valset, NULL);
+    an_train_result res;
+    return an_train_mpi(rt, rt1, &(an_mpi_options){a->bucket_mb, a->check_sync}, &cfg, &res) == AN_OK
+               ? 0
+               : cli_fail("training");
+  }
+  if (world.size > 1)
+    printf("%d ranks, data parallel: %d images of each batch per rank, gradients summed in %g MB buckets\n",
+           world.size, a->batch / world.size, a->bucket_mb);
+  if (rt1)
+    printf("split over the two devices: %s\n", an_model_column(an_model_find(a->model))
+                                                   ? "alexnet's two columns, one per device"
+                                                   : "the batch, half on each device");
+  char aug_text[160];
+  an_augment_describe(aug, aug_text, sizeof aug_text);
+  printf("%s on %s: %d training images, %s%d validation images, %d classes; batch %d, input %d (%s), %s\n", a->model,
+         an_dataset_source(train), an_dataset_count(train), a->val ? "" : "held-out ",
+         valset ? an_dataset_count(valset) : 0, an_dataset_classes(train), a->batch, a->size, aug_text,
+         a->resume ? "resuming"
+         : a->init ? "from --init"
+                   : "from scratch");
+  if (a->freeze) printf("features frozen: the convolutions keep their weights; the classifier trains\n");
+  fflush(stdout);
+  progress prog = {
+      .tty = isatty(STDERR_FILENO), .log_every = a->log_every, .threads = a->threads, .patience = a->patience};
+  an_train_config cfg = train_config(a, aug, train, valset, &prog);
   an_train_result res;
   const double t0 = an_seconds();
-  const an_status st = an_train_pair(rt, rt1, &cfg, &res);
+  const an_status st = an_train_mpi(rt, rt1, &(an_mpi_options){a->bucket_mb, a->check_sync}, &cfg, &res);
   if (prog.tty) fprintf(stderr, "\n");
   if (st != AN_OK) return cli_fail(st == AN_ERR_NOT_FINITE ? "training diverged" : "training");
   printf("reached step %lld (this run started at step %lld) in %.1f s; final loss %.4f\n", (long long)res.steps_done,
@@ -362,10 +396,19 @@ int cmd_train(int argc, char **argv) {
   if (rc != CLI_CONTINUE) return rc;
   if ((rc = make_augment(&a, &aug)) != CLI_CONTINUE) return rc;
   if ((rc = choose_model(&a)) != 0) return rc;
+  const an_world world = an_world_get();
+  if (a.batch % world.size) { /* every rank knows it: they all stop, rank 0 says why */
+    if (world.rank == 0)
+      cli_usage_error("train",
+                      "--batch %d does not divide by %d ranks: each rank takes an equal share of the "
+                      "global batch (give a multiple of %d)",
+                      a.batch, world.size, world.size);
+    return 2;
+  }
   an_dataset *train = NULL, *valset = NULL;
   an_runtime *rt = NULL, *rt1 = NULL;
   if ((rc = open_datasets(&a, &train, &valset)) != 0) return rc;
-  if ((rc = cli_open_devices(a.device, a.separate, &rt, &rt1)) == 0)
+  if ((rc = cli_open_rank_devices(a.device, a.separate, &rt, &rt1)) == 0)
     rc = run_training(&a, &aug, rt, rt1, train, valset);
   an_runtime_destroy(rt1);
   an_runtime_destroy(rt);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "alexnet/status.h"
+#include "alexnet/train.h"
 #include "cli.h"
 
 static const struct {
@@ -35,7 +36,8 @@ static void usage(FILE *f) {
 }
 
 int cli_fail(const char *what) {
-  fprintf(stderr, "alexnet: %s: %s\n", what, an_last_error());
+  if (!an_world_failure_is_echo()) /* another rank's failure, shared: rank 0 prints it */
+    fprintf(stderr, "alexnet: %s: %s\n", what, an_last_error());
   return 1;
 }
 
@@ -71,7 +73,81 @@ int cli_open_devices(const char *spec, int separate_contexts, an_runtime **rt0, 
   return 0;
 }
 
+/* This rank's --device entry (a';'-separated list, one per local rank, or one for all), or by default
+ * the local rank's index among the machine's GPUs (else its devices). */
+static an_status rank_device_spec(const char *given, const an_world *w, char *spec, size_t size) {
+  if (!given || !*given) given = getenv("ALEXNET_DEVICE");
+  if (given && *given) {
+    int entries = 1;
+    for (const char *p = given; *p; p++) entries += *p == ';';
+    if (entries != 1 && entries != w->local_size)
+      return an_error(AN_ERR_ARGUMENT, __FILE__, __LINE__,
+                      "--device '%s' has %d entries for the %d ranks on this machine: give one per local rank, "
+                      "separated by ';', or one that all share",
+                      given, entries, w->local_size);
+    const char *p = given;
+    for (int k = 0; entries > 1 && k < w->local_rank; k++) p = strchr(p, ';') + 1;
+    const size_t len = strcspn(p, ";");
+    snprintf(spec, size, "%.*s", (int)len, p);
+    return AN_OK;
+  }
+  an_device_info *devs = NULL;
+  int n = 0, gpus = 0, pick = -1;
+  const an_status listed = an_list_devices(&devs, &n);
+  if (listed != AN_OK) return listed;
+  for (int i = 0; i < n; i++) gpus += (devs[i].type & CL_DEVICE_TYPE_GPU) != 0;
+  for (int i = 0, k = 0; i < n && pick < 0; i++)
+    if ((!gpus || (devs[i].type & CL_DEVICE_TYPE_GPU)) && k++ == w->local_rank) pick = i;
+  if (pick >= 0) snprintf(spec, size, "%d:%d", devs[pick].platform_index, devs[pick].device_index);
+  free(devs);
+  if (pick < 0)
+    return an_error(AN_ERR_DEVICE_NOT_FOUND, __FILE__, __LINE__,
+                    "local rank %d of %d on this machine, which has %d %s: start at most %d ranks per machine, "
+                    "or give --device with one entry per local rank (see alexnet train --help)",
+                    w->local_rank, w->local_size, gpus ? gpus : n, gpus ? "GPUs" : "OpenCL devices",
+                    gpus ? gpus : n);
+  return AN_OK;
+}
+
+int cli_open_rank_devices(const char *device, int separate_contexts, an_runtime **rt, an_runtime **rt1) {
+  const an_world w = an_world_get();
+  if (w.size == 1) return cli_open_devices(device, separate_contexts, rt, rt1);
+  char spec[256];
+  *rt = *rt1 = NULL;
+  an_status st = rank_device_spec(device, &w, spec, sizeof spec);
+  if (st == AN_OK)
+    st = strchr(spec, ',') ? an_runtime_create_pair(spec, separate_contexts, rt, rt1) : an_runtime_create(spec, rt);
+  if (an_world_agree(st) != AN_OK) {
+    an_runtime_destroy(*rt1);
+    an_runtime_destroy(*rt);
+    *rt = *rt1 = NULL;
+    return cli_fail("opening the devices of the ranks");
+  }
+  for (const an_runtime *r = *rt; r; r = r == *rt ? *rt1 : NULL)
+    printf("rank %d: device %d:%d %s (%s)\n", w.rank, r->info.platform_index, r->info.device_index, r->info.name,
+           r->info.platform_name);
+  fflush(stdout);
+  return 0;
+}
+
 static void usage_stdout(void) { usage(stdout); }
+
+/* A command, as one rank of an MPI job when a launcher (mpirun) started this process: train and bench
+ * run across the ranks; the others run in one process. */
+static int run_command(size_t i, int argc, char **argv) {
+  an_world world;
+  if (an_world_init(&argc, &argv, &world) != AN_OK) return cli_fail("mpirun");
+  int rc;
+  if (world.size > 1 && strcmp(commands[i].name, "train") && strcmp(commands[i].name, "bench")) {
+    if (world.rank == 0)
+      fprintf(stderr, "alexnet %s: runs in one process (under mpirun only train and bench run across ranks)\n",
+              commands[i].name);
+    rc = 2;
+  } else {
+    rc = commands[i].run(argc - 1, argv + 1);
+  }
+  return an_world_end(rc);
+}
 
 int main(int argc, char **argv) {
   if (argc < 2) {
@@ -89,7 +165,7 @@ int main(int argc, char **argv) {
     return status == CLI_CONTINUE ? cli_usage_error(NULL, "no command (see alexnet --help)") : status;
   }
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    if (!strcmp(argv[1], commands[i].name)) return run_command(i, argc, argv);
   fprintf(stderr, "alexnet: unknown command '%s' (", argv[1]);
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf(stderr, "%s%s", i ? ", " : "", commands[i].name);

@@ -60,7 +60,7 @@ struct an_loader {
 static void open_batch(an_loader *ld, long long g) {
   slot *sl = &ld->slots[g % ld->n_slots];
   an_batch *b = &sl->batch;
-  const int B = ld->cfg.batch, n = ld->ds->n;
+  const int B = ld->cfg.batch, n = ld->ds->n, P = b->rows / ld->crops, s0 = ld->cfg.slice_first;
   const long long epoch = g / ld->per_epoch;
   const int step = (int)(g % ld->per_epoch);
   if (ld->cfg.train && ld->perm_epoch != epoch) {
@@ -69,15 +69,16 @@ static void open_batch(an_loader *ld, long long g) {
     an_data_shuffle(ld->perm, n, &rng);
     ld->perm_epoch = epoch;
   }
-  const long long first = (long long)step * B;
+  const long long first = (long long)step * B + s0; /* the slice's first position (s0 0: the batch's) */
+  const int whole = (long long)step * B + B <= n ? B : (int)(n - (long long)step * B);
   b->epoch = (int)epoch;
   b->step = step;
-  b->samples = first + B <= n ? B : (int)(n - first);
-  for (int j = 0; j < B; j++)
+  b->samples = whole - s0 < 0 ? 0 : whole - s0 < P ? whole - s0 : P;
+  for (int j = 0; j < P; j++)
     b->index[j] = j < b->samples ? (ld->cfg.train ? ld->perm[first + j] : (int)(first + j)) : -1;
-  if (b->samples < B) { /* evaluation's last batch: zero padding */
+  if (b->samples < P) { /* evaluation's last batch: zero padding */
     memset(b->images + (size_t)b->samples * ld->sample_floats, 0,
-           sizeof(float) * (size_t)(B - b->samples) * ld->sample_floats);
+           sizeof(float) * (size_t)(P - b->samples) * ld->sample_floats);
     for (int r = b->samples * ld->crops; r < b->rows; r++) b->labels[r] = 0;
   }
   sl->global = g;
@@ -183,10 +184,12 @@ static an_status check_config(const an_dataset *ds, const an_loader_config *c) {
   if (!ds || !c) return AN_FAIL(AN_ERR_ARGUMENT, "loader: no dataset or configuration");
   if (ds->n == 0) return AN_FAIL(AN_ERR_ARGUMENT, "%s: the dataset is empty", an_dataset_source(ds));
   if (c->batch < 1 || c->threads < 1 || c->threads > LOADER_MAX_THREADS || c->prefetch < 1 || c->prefetch > 64 ||
-      c->epochs < 0 || c->start_epoch < 0 || c->start_step < 0)
+      c->epochs < 0 || c->start_epoch < 0 || c->start_step < 0 || c->slice_first < 0 || c->slice_count < 0 ||
+      c->slice_first + c->slice_count > c->batch)
     return AN_FAIL(AN_ERR_ARGUMENT,
-                   "loader: batch %d, threads %d (1…%d), prefetch %d (1…64), epochs %d, start %d:%d", c->batch,
-                   c->threads, LOADER_MAX_THREADS, c->prefetch, c->epochs, c->start_epoch, c->start_step);
+                   "loader: batch %d, threads %d (1…%d), prefetch %d (1…64), epochs %d, start %d:%d, slice %d+%d",
+                   c->batch, c->threads, LOADER_MAX_THREADS, c->prefetch, c->epochs, c->start_epoch, c->start_step,
+                   c->slice_first, c->slice_count);
   an_status status = an_augment_check(&c->aug);
   if (status != AN_OK) return status;
   if (c->train && ds->n < c->batch)
@@ -245,6 +248,7 @@ an_status an_loader_create(const an_dataset *ds, const an_loader_config *cfg, an
   ld->ds = ds;
   ld->cfg = *cfg;
   const int B = cfg->batch, n = ds->n, I = cfg->aug.input, S = cfg->aug.resize;
+  const int P = cfg->slice_count ? cfg->slice_count : B; /* samples an an_batch holds */
   ld->crops = an_augment_crops(&cfg->aug, cfg->train);
   ld->per_epoch = cfg->train ? n / B : (n + B - 1) / B;
   ld->n_slots = cfg->prefetch + 1;
@@ -266,11 +270,11 @@ an_status an_loader_create(const an_dataset *ds, const an_loader_config *cfg, an
     an_batch *b = &ld->slots[s].batch;
     ld->slots[s].global = -1;
     b->crops = ld->crops;
-    b->rows = B * ld->crops;
+    b->rows = P * ld->crops;
     b->input = I;
-    b->images = malloc(sizeof(float) * ld->sample_floats * (size_t)B); /* (rows, 3, I, I) */
+    b->images = malloc(sizeof(float) * ld->sample_floats * (size_t)P); /* (rows, 3, I, I) */
     b->labels = calloc((size_t)b->rows, sizeof(int));                  /* (rows) */
-    b->index = malloc(sizeof(int) * (size_t)B);                        /* (batch) */
+    b->index = malloc(sizeof(int) * (size_t)P);                        /* (P) */
     if (!b->images || !b->labels || !b->index) {
       status = AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for a batch of %d x 3 x %d x %d floats", b->rows, I,
                        I);

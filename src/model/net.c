@@ -295,7 +295,12 @@ an_status an_net_zero_grads(an_net *net) {
 
 an_status an_net_backward_layers(an_net *net, int from, int to, uint64_t seed, uint64_t step) {
   step_ctx c = {net, seed, step};
-  return an_exec_backward(from, to, step_io, &c, net->rt);
+  if (!net->grads_ready) return an_exec_backward(from, to, step_io, &c, net->rt);
+  for (int i = to - 1; i >= from; i--) { /* the same layers enqueued, one at a time */
+    AN_TRY(an_exec_backward(i, i + 1, step_io, &c, net->rt));
+    AN_TRY(net->grads_ready(net->grads_ready_ctx, net, i));
+  }
+  return AN_OK;
 }
 
 an_status an_net_backward(an_net *net, uint64_t seed, uint64_t step) {

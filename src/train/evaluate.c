@@ -37,7 +37,12 @@ an_status an_trainer_evaluate(an_trainer *t, const an_dataset *ds, const an_augm
   if (an_dataset_classes(ds) > classes)
     return AN_FAIL(AN_ERR_ARGUMENT, "evaluate: %s has %d classes, the net %d", an_dataset_source(ds),
                    an_dataset_classes(ds), classes);
+  if (t->part_first % crops || t->part_count % crops)
+    return AN_FAIL(AN_ERR_ARGUMENT, "evaluate: rows %d+%d of the batch are not whole samples of %d crops",
+                   t->part_first, t->part_count, crops);
   an_loader_config lc = {.batch = batch / crops,
+                         .slice_first = t->part_first / crops,
+                         .slice_count = t->part_count == batch ? 0 : t->part_count / crops,
                          .threads = threads > 0 ? threads : 1,
                          .prefetch = 2,
                          .train = 0,
@@ -45,7 +50,7 @@ an_status an_trainer_evaluate(an_trainer *t, const an_dataset *ds, const an_augm
                          .aug = *aug,
                          .stats = *stats};
   an_loader *ld = NULL;
-  float *logits = malloc((size_t)batch * classes * sizeof *logits); /* (batch, classes) */
+  float *logits = malloc((size_t)batch * classes * sizeof *logits); /* (part_count <= batch, classes) */
   double *prob = malloc((size_t)classes * sizeof *prob);            /* (classes) */
   an_status status = AN_OK;
   if (!logits || !prob) {
@@ -59,6 +64,12 @@ an_status an_trainer_evaluate(an_trainer *t, const an_dataset *ds, const an_augm
     if (!b) break;
     AN_TRY_GOTO(t->ops->infer(t->impl, b->images, b->labels, logits));
     score_batch(b, logits, crops, classes, prob, out, confusion);
+  }
+  if (t->ops->sum_counts) { /* each rank scored its share of every batch */
+    int64_t counts[3] = {out->samples, out->top1, out->top5};
+    AN_TRY_GOTO(t->ops->sum_counts(t->impl, counts, 3));
+    out->samples = counts[0], out->top1 = counts[1], out->top5 = counts[2];
+    if (confusion) AN_TRY_GOTO(t->ops->sum_counts(t->impl, confusion, classes * classes));
   }
 cleanup:
   an_loader_destroy(ld);

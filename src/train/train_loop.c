@@ -6,6 +6,7 @@
  * checkpoint), then close a run stopped inside an epoch. */
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +78,26 @@ static char *class_names_text(const an_dataset *ds) {
   return text;
 }
 
-static an_status save(run_state *r, const char *path, int64_t step, double lr) {
+/* A line of log.jsonl; only the process that writes the files (rank 0) has the log open. */
+static void log_line(run_state *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void log_line(run_state *r, const char *fmt, ...) {
+  if (!r->log) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(r->log, fmt, ap);
+  va_end(ap);
+}
+
+static void log_flush(run_state *r) {
+  if (r->log) fflush(r->log);
+}
+
+/* With several ranks (trainer.h's agree): every rank's status, the first failure on all of them. */
+static an_status agree(run_state *r, an_status own) {
+  return r->trainer.ops->agree ? r->trainer.ops->agree(r->trainer.impl, own) : own;
+}
+
+static an_status save_here(run_state *r, const char *path, int64_t step, double lr) {
   an_checkpoint_meta m = {.checkpoint = 1, .epoch = step / r->bpe, .step = step, .seed = r->cfg->seed, .lr = lr};
   an_format_rgb(r->stats.mean, m.mean, sizeof m.mean);
   an_format_rgb(r->stats.std, m.std, sizeof m.std);
@@ -89,6 +109,14 @@ static an_status save(run_state *r, const char *path, int64_t step, double lr) {
   const an_status st = an_trainer_save(&r->trainer, path, &m);
   free(names);
   return st;
+}
+
+/* Rank 0 writes once every rank has finished the step (all hold the same weights); every rank learns
+ * whether the write worked. */
+static an_status save(run_state *r, const char *path, int64_t step, double lr) {
+  if (r->trainer.ranks == 1) return save_here(r, path, step, lr);
+  AN_TRY(agree(r, AN_OK));
+  return agree(r, r->trainer.rank == 0 ? save_here(r, path, step, lr) : AN_OK);
 }
 
 static an_status write_classes(const an_train_config *cfg) {
@@ -144,7 +172,6 @@ static an_status check_config(const an_train_config *cfg, an_augment *aug) {
 static an_status prepare_output(run_state *r) {
   const an_train_config *cfg = r->cfg;
   AN_TRY(an_make_dirs(cfg->out_dir));
-  remove_stale_temporaries(cfg->out_dir);
   snprintf(r->last_path, sizeof r->last_path, "%s/last.safetensors", cfg->out_dir);
   snprintf(r->best_path, sizeof r->best_path, "%s/best.safetensors", cfg->out_dir);
   snprintf(r->log_path, sizeof r->log_path, "%s/log.jsonl", cfg->out_dir);
@@ -213,6 +240,8 @@ static an_status start(run_state *r) {
   }
   r->result->start_step = r->result->steps_done = r->step;
   r->result->best_top1 = r->best;
+  if (r->trainer.rank != 0) return AN_OK;
+  remove_stale_temporaries(cfg->out_dir);
   return write_classes(cfg);
 }
 
@@ -227,7 +256,9 @@ static an_status open_loader(run_state *r, int threads) {
                              .epochs = 0,
                              .seed = cfg->seed,
                              .aug = r->aug,
-                             .stats = r->stats};
+                             .stats = r->stats,
+                             .slice_first = r->trainer.part_first, /* this rank's share of each batch */
+                             .slice_count = r->trainer.part_count == cfg->batch ? 0 : r->trainer.part_count};
   r->lc.start_epoch = 0; /* set below, once batches per epoch are known */
   AN_TRY(an_loader_create(cfg->train, &r->lc, &r->loader));
   r->bpe = an_loader_batches_per_epoch(r->loader);
@@ -252,14 +283,16 @@ static an_status open_loader(run_state *r, int threads) {
 static an_status open_log(run_state *r) {
   const an_train_config *cfg = r->cfg;
   const double loader_img_s = r->result->loader_images_per_s;
-  r->log = fopen(r->log_path, cfg->resume ? "a" : "w");
-  if (!r->log) return AN_FAIL(AN_ERR_IO, "%s: cannot open: %s", r->log_path, strerror(errno));
+  if (r->trainer.rank == 0) {
+    r->log = fopen(r->log_path, cfg->resume ? "a" : "w");
+    if (!r->log) return AN_FAIL(AN_ERR_IO, "%s: cannot open: %s", r->log_path, strerror(errno));
+  }
   if (!cfg->resume) {
-    AN_TRY(train_log_write_recipe(r->log, cfg, r->trainer.devices, loader_img_s));
+    if (r->log) AN_TRY(train_log_write_recipe(r->log, cfg, r->trainer.devices, loader_img_s));
   } else {
-    fprintf(r->log, "{\"type\":\"resume\",\"step\":%lld,\"devices\":%d,\"loader_img_s\":%.2f}\n", (long long)r->step,
-            r->trainer.devices, loader_img_s);
-    fflush(r->log);
+    log_line(r, "{\"type\":\"resume\",\"step\":%lld,\"devices\":%d,\"loader_img_s\":%.2f}\n", (long long)r->step,
+             r->trainer.devices, loader_img_s);
+    log_flush(r);
   }
   if (cfg->measure_loader && cfg->callback) {
     an_train_event ev = {.kind = AN_EVENT_LOADER,
@@ -314,8 +347,8 @@ static an_status train_step(run_state *r, const an_batch *b, double t0, an_train
                          .val_top5 = -1};
   const int64_t done_here = r->step - r->result->start_step;
   ev->eta_s = (an_seconds() - r->t_start) / (double)done_here * (double)(r->total - r->step);
-  fprintf(r->log, "{\"type\":\"step\",\"epoch\":%d,\"step\":%lld,\"loss\":%.9g,\"lr\":%.7g,\"img_s\":%.2f}\n",
-          b->epoch, (long long)r->step, loss, r->lr, ev->images_per_s);
+  log_line(r, "{\"type\":\"step\",\"epoch\":%d,\"step\":%lld,\"loss\":%.9g,\"lr\":%.7g,\"img_s\":%.2f}\n", b->epoch,
+           (long long)r->step, loss, r->lr, ev->images_per_s);
   if (cfg->callback) cfg->callback(cfg->callback_ctx, ev);
   return AN_OK;
 }
@@ -337,11 +370,11 @@ static an_status end_epoch(run_state *r, const an_batch *b, an_train_event *ev) 
     r->best = top1 > r->best ? top1 : r->best;
     r->result->best_top1 = r->best;
   }
-  fprintf(r->log,
-          "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%lld,\"loss\":%.7g,\"lr\":%.7g,"
-          "\"val_top1\":%.6f,\"val_top5\":%.6f,\"best\":%s}\n",
-          b->epoch, (long long)r->step, ev->loss, r->lr, top1, top5, ev->best ? "true" : "false");
-  fflush(r->log);
+  log_line(r,
+           "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%lld,\"loss\":%.7g,\"lr\":%.7g,"
+           "\"val_top1\":%.6f,\"val_top5\":%.6f,\"best\":%s}\n",
+           b->epoch, (long long)r->step, ev->loss, r->lr, top1, top5, ev->best ? "true" : "false");
+  log_flush(r);
   if (cfg->callback) cfg->callback(cfg->callback_ctx, ev);
   r->epoch_loss = 0;
   r->epoch_n = 0;
@@ -355,10 +388,10 @@ static an_status within_epoch(run_state *r, const an_batch *b, an_train_event *e
   if (cfg->val_every > 0 && r->step % cfg->val_every == 0 && r->step < r->total) {
     double top1, top5;
     AN_TRY(validate(r, &top1, &top5));
-    fprintf(r->log,
-            "{\"type\":\"val\",\"epoch\":%d,\"step\":%lld,\"lr\":%.7g,\"val_top1\":%.6f,"
-            "\"val_top5\":%.6f}\n",
-            b->epoch, (long long)r->step, r->lr, top1, top5);
+    log_line(r,
+             "{\"type\":\"val\",\"epoch\":%d,\"step\":%lld,\"lr\":%.7g,\"val_top1\":%.6f,"
+             "\"val_top5\":%.6f}\n",
+             b->epoch, (long long)r->step, r->lr, top1, top5);
     if (cfg->schedule == AN_LR_PLATEAU) ev->lr_reduced = an_plateau_step(&r->plateau, top1);
     ev->kind = AN_EVENT_VAL;
     ev->val_top1 = top1;
@@ -366,7 +399,7 @@ static an_status within_epoch(run_state *r, const an_batch *b, an_train_event *e
     if (cfg->callback) cfg->callback(cfg->callback_ctx, ev);
   }
   if (cfg->checkpoint_every > 0 && r->step % cfg->checkpoint_every == 0) {
-    fflush(r->log);
+    log_flush(r);
     AN_TRY(save(r, r->last_path, r->step, r->lr));
   }
   return AN_OK;
@@ -403,10 +436,10 @@ static an_status finish_partial_epoch(run_state *r) {
   if (is_best) AN_TRY(save(r, r->best_path, step, r->lr));
   if (top1 > r->best) r->result->best_top1 = r->best = top1;
   const double epoch_loss = r->epoch_n ? r->epoch_loss / r->epoch_n : 0.0;
-  fprintf(r->log,
-          "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%lld,\"loss\":%.7g,\"lr\":%.7g,"
-          "\"val_top1\":%.6f,\"val_top5\":%.6f,\"best\":%s,\"partial\":true}\n",
-          (int)(step / r->bpe), (long long)step, epoch_loss, r->lr, top1, top5, is_best ? "true" : "false");
+  log_line(r,
+           "{\"type\":\"epoch\",\"epoch\":%d,\"step\":%lld,\"loss\":%.7g,\"lr\":%.7g,"
+           "\"val_top1\":%.6f,\"val_top5\":%.6f,\"best\":%s,\"partial\":true}\n",
+           (int)(step / r->bpe), (long long)step, epoch_loss, r->lr, top1, top5, is_best ? "true" : "false");
   an_train_event ev = {.kind = AN_EVENT_EPOCH,
                        .epoch = (int)(step / r->bpe),
                        .epochs = cfg->epochs,
@@ -425,9 +458,9 @@ static an_status finish_partial_epoch(run_state *r) {
 
 /* Everything after the trainer exists; the caller closes what r holds. */
 static an_status run(run_state *r, int threads) {
-  AN_TRY(start(r));
-  AN_TRY(open_loader(r, threads));
-  AN_TRY(open_log(r));
+  AN_TRY(agree(r, start(r))); /* a rank that cannot resume stops all of them */
+  AN_TRY(agree(r, open_loader(r, threads)));
+  AN_TRY(agree(r, open_log(r)));
   AN_TRY(run_steps(r));
   return finish_partial_epoch(r);
 }

@@ -7,7 +7,8 @@
  * reads (batch, classes, devices, the checkpoint layout). Implementations today:
  *   trainer_net.c   one device: an an_net (model.h)
  *   trainer_pair.c  two devices: an an_split (split.h), columns or batch
- * To add one (MPI ranks, say): write trainer_<kind>.c with a static an_trainer_ops table and a create
+ *   trainer_mpi.c   one of N MPI ranks, each on one device or a pair: data parallel over the ranks
+ * To add one: write trainer_<kind>.c with a static an_trainer_ops table and a create
  * function that fills an an_trainer, then give the loop a create function (an_trainer_create_fn) that
  * makes it and call an_train_with; checkpoints, evaluation and the log come for free.
  *
@@ -40,15 +41,23 @@ typedef struct an_trainer_ops {
   /* Fine-tuning: layers [0, below) of the single-device model keep their parameters, with no gradients
    * computed for them (an_net_freeze). NULL: the trainer cannot (the loop refuses --freeze-features). */
   an_status (*freeze)(void *impl, int below);
+  /* Several processes (NULL for one): agree returns AN_OK when every rank's own status is AN_OK, else
+   * the first failing rank's status with its message, on every rank (a barrier besides); sum_counts
+   * sums n counts across the ranks in place. */
+  an_status (*agree)(void *impl, an_status own);
+  an_status (*sum_counts)(void *impl, int64_t *counts, int n);
 } an_trainer_ops;
 
 typedef struct an_trainer {
   const an_trainer_ops *ops;
-  void *impl;             /* the implementation's state (an_net *, an_split *, ...) */
-  int owned;              /* 1: destroy frees impl; 0: borrowed (an_trainer_wrap_*) */
-  an_param_layout layout; /* the single-device model's tensor table: checkpoints, read/write_state */
-  int batch, classes;     /* samples per step and per infer; logits per sample */
-  int devices;            /* devices the steps run on, for the log */
+  void *impl;                 /* the implementation's state (an_net *, an_split *, ...) */
+  int owned;                  /* 1: destroy frees impl; 0: borrowed (an_trainer_wrap_*) */
+  an_param_layout layout;     /* the single-device model's tensor table: checkpoints, read/write_state */
+  int batch, classes;         /* samples per (global) step; logits per sample */
+  int devices;                /* devices the steps run on, for the log (all ranks') */
+  int rank, ranks;            /* this process among the run's: 0 of 1 but for MPI; rank 0 writes the files */
+  int part_first, part_count; /* the positions of each batch this process runs: step and infer take
+                                 part_count rows, [part_first, part_first + part_count) of the batch */
 } an_trainer;
 
 /* One device. create plans and allocates a net (an_net_create) that destroy frees; wrap borrows one. */

@@ -36,8 +36,8 @@ static void net_destroy(void *impl) { an_net_destroy(impl); }
 
 static an_status net_freeze(void *impl, int below) { return an_net_freeze(impl, below); }
 
-static const an_trainer_ops net_ops = {net_init,       net_step,        net_infer,   net_sync,
-                                       net_read_state, net_write_state, net_destroy, net_freeze};
+static const an_trainer_ops net_ops = {net_init,        net_step,    net_infer,  net_sync, net_read_state,
+                                       net_write_state, net_destroy, net_freeze, NULL,     NULL};
 
 static void fill(an_net *net, int owned, an_trainer *out) {
   *out = (an_trainer){.ops = &net_ops,
@@ -46,7 +46,9 @@ static void fill(an_net *net, int owned, an_trainer *out) {
                       .layout = an_net_param_layout(net),
                       .batch = net->batch,
                       .classes = net->classes,
-                      .devices = 1};
+                      .devices = 1,
+                      .ranks = 1,
+                      .part_count = net->batch};
 }
 
 an_status an_trainer_create_net(an_runtime *rt, const char *model, int classes, int batch, int input_hw,

@@ -40,8 +40,8 @@ static an_status pair_write_state(void *impl, const float *params, const float *
 static void pair_destroy(void *impl) { an_split_destroy(impl); }
 
 /* no freeze: a pair trains every layer (the loop refuses --freeze-features on two devices) */
-static const an_trainer_ops pair_ops = {pair_init,       pair_step,        pair_infer,   pair_sync,
-                                        pair_read_state, pair_write_state, pair_destroy, NULL};
+static const an_trainer_ops pair_ops = {pair_init,        pair_step,    pair_infer, pair_sync, pair_read_state,
+                                        pair_write_state, pair_destroy, NULL,       NULL,      NULL};
 
 static void fill(an_split *s, int owned, an_trainer *out) {
   *out = (an_trainer){.ops = &pair_ops,
@@ -50,7 +50,9 @@ static void fill(an_split *s, int owned, an_trainer *out) {
                       .layout = an_net_param_layout(s->full),
                       .batch = s->batch,
                       .classes = s->classes,
-                      .devices = 2};
+                      .devices = 2,
+                      .ranks = 1,
+                      .part_count = s->batch};
 }
 
 an_status an_trainer_create_pair(an_runtime *rt0, an_runtime *rt1, const char *model, int classes, int batch,
