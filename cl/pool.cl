@@ -83,12 +83,9 @@ __kernel void avgpool_forward(__global const float *inp, ulong inp_off, __global
   out[out_off + i] = s / (float)((y1 - y0) * (x1 - x0));
 }
 
-/* work-item = one input element: Σ over the windows that hold it of dout / window area */
-__kernel void avgpool_backward(__global const float *dout, ulong dout_off, __global float *dinp,
-                               ulong dinp_off, int h, int w, int oh, int ow) {
-  const int x = (int)get_global_id(0), y = (int)get_global_id(1);
-  const size_t plane = get_global_id(2), i = (plane * h + y) * w + x;
-  __global const float *dy = dout + dout_off + plane * oh * ow;
+/* The gradient of input element (y, x) of a plane: Σ over the windows that hold it of dy / window area
+ * (dy: the plane's (oh, ow) output gradient); both variants' backward kernels sum in this order. */
+static inline float avgpool_grad_at(__global const float *dy, int h, int w, int oh, int ow, int y, int x) {
   float g = 0.0f;
   for (int oy = 0; oy < oh; oy++) {
     const int y0 = oy * h / oh, y1 = ((oy + 1) * h + oh - 1) / oh;
@@ -99,7 +96,16 @@ __kernel void avgpool_backward(__global const float *dout, ulong dout_off, __glo
       g += dy[oy * ow + ox] / (float)((y1 - y0) * (x1 - x0));
     }
   }
-  dinp[dinp_off + i] = g;
+  return g;
+}
+
+/* work-item = one input element: Σ over the windows that hold it of dout / window area */
+__kernel void avgpool_backward(__global const float *dout, ulong dout_off, __global float *dinp,
+                               ulong dinp_off, int h, int w, int oh, int ow) {
+  const int x = (int)get_global_id(0), y = (int)get_global_id(1);
+  const size_t plane = get_global_id(2), i = (plane * h + y) * w + x;
+  __global const float *dy = dout + dout_off + plane * oh * ow;
+  dinp[dinp_off + i] = avgpool_grad_at(dy, h, w, oh, ow, y, x);
 }
 
 /* ---- GPU variants (the runtime's AN_KERNELS_GPU): a work-item per element written, over a 1-D range
@@ -189,15 +195,5 @@ __kernel void avgpool_backward_gpu(__global const float *dout, ulong dout_off, _
   if (i >= total) return;
   const int plane = i / (h * w), at = i - plane * h * w, y = at / w, x = at - y * w;
   __global const float *dy = dout + dout_off + (size_t)plane * oh * ow;
-  float g = 0.0f;
-  for (int oy = 0; oy < oh; oy++) {
-    const int y0 = oy * h / oh, y1 = ((oy + 1) * h + oh - 1) / oh;
-    if (y < y0 || y >= y1) continue;
-    for (int ox = 0; ox < ow; ox++) {
-      const int x0 = ox * w / ow, x1 = ((ox + 1) * w + ow - 1) / ow;
-      if (x < x0 || x >= x1) continue;
-      g += dy[oy * ow + ox] / (float)((y1 - y0) * (x1 - x0));
-    }
-  }
-  dinp[dinp_off + i] = g;
+  dinp[dinp_off + i] = avgpool_grad_at(dy, h, w, oh, ow, y, x);
 }
