@@ -9,6 +9,24 @@
  * with unit-stride loops much faster than a work-item per pixel (3-15x on AlexNet's shapes). The
  * average pool runs on a 3-D range (x, y, plane = image·C + channel) of the elements it writes. */
 
+/* The maximum of the k x k window of output (oy, ox) in plane x (width w), NaN winning, and in *arg its
+ * index in the plane (the first maximum); both variants' forward kernels take it from here. */
+static inline float maxpool_window(__global const float *restrict x, int w, int oy, int ox, int k, int stride,
+                                   int *arg) {
+  float best = -INFINITY;
+  *arg = oy * stride * w + ox * stride;
+  for (int ki = 0; ki < k; ki++)
+    for (int kj = 0; kj < k; kj++) {
+      const int at = (oy * stride + ki) * w + ox * stride + kj;
+      const float v = x[at];
+      if (v > best || isnan(v)) {
+        best = v;
+        *arg = at;
+      }
+    }
+  return best;
+}
+
 /* work-item = one output row (oy, plane) */
 __kernel void maxpool_forward(__global const float *restrict inp, ulong inp_off,
                               __global float *restrict out, ulong out_off, __global float *restrict argmax,
@@ -19,18 +37,8 @@ __kernel void maxpool_forward(__global const float *restrict inp, ulong inp_off,
   __global float *restrict o = out + out_off + row;
   __global int *restrict a = (__global int *)argmax + argmax_off + row;
   for (int ox = 0; ox < ow; ox++) {
-    float best = -INFINITY;
-    int arg = oy * stride * w + ox * stride;
-    for (int ki = 0; ki < k; ki++)
-      for (int kj = 0; kj < k; kj++) {
-        const int at = (oy * stride + ki) * w + ox * stride + kj;
-        const float v = x[at];
-        if (v > best || isnan(v)) {
-          best = v;
-          arg = at;
-        }
-      }
-    o[ox] = best;
+    int arg;
+    o[ox] = maxpool_window(x, w, oy, ox, k, stride, &arg);
     a[ox] = arg;
   }
 }
@@ -120,18 +128,8 @@ __kernel void maxpool_forward_gpu(__global const float *restrict inp, ulong inp_
   if (i >= total) return;
   const int plane = i / (oh * ow), pix = i - plane * oh * ow, oy = pix / ow, ox = pix - oy * ow;
   __global const float *restrict x = inp + inp_off + (size_t)plane * h * w;
-  float best = -INFINITY;
-  int arg = oy * stride * w + ox * stride;
-  for (int ki = 0; ki < k; ki++)
-    for (int kj = 0; kj < k; kj++) {
-      const int at = (oy * stride + ki) * w + ox * stride + kj;
-      const float v = x[at];
-      if (v > best || isnan(v)) {
-        best = v;
-        arg = at;
-      }
-    }
-  out[out_off + i] = best;
+  int arg;
+  out[out_off + i] = maxpool_window(x, w, oy, ox, k, stride, &arg);
   ((__global int *)argmax)[argmax_off + i] = arg;
 }
 
