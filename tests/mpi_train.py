@@ -8,16 +8,20 @@
   1e-5 of one process's in relative L2 over the model and 1e-4 per tensor (compare_params says why not
   element by element; the margins reached and the largest single element are printed), the
   loss sequences within 1e-5, --check-sync every 5 steps (every rank's weights hashed and compared);
-  a second -np 2 run writes a bit-identical checkpoint; an -np 2 run killed (SIGKILL, one rank) after
-  its step-10 checkpoint makes mpirun exit non-zero within 60 s, and --resume with one process
-  finishes it with the uninterrupted -np 2 run's losses within 1e-5.
+  a second -np 2 run writes a bit-identical checkpoint; one process with --accumulate 2 (3), which sums
+  its micro-batches' gradients as the ranks sum theirs, writes -np 2's (-np 3's) checkpoint bit for bit
+  with the same losses (on one two-thread device: the bits do not depend on the device's threads); an -np 2 run killed (SIGKILL, one rank) once step 6 is logged makes
+  mpirun exit non-zero within 60 s, and --resume with one process and --accumulate 2 finishes it with
+  the uninterrupted -np 2 run's losses and checkpoint, bit for bit.
 --case pair: alexnet (the two columns) on a device pair per rank, -np 2, against one process on one pair.
---case setup: a batch that does not divide by the ranks, and two ranks on a machine with one device
-  and no --device: both a clear message from rank 0 and a non-zero exit of mpirun, quickly.
+--case setup: a batch that does not divide by the ranks, two ranks on a machine with one device and
+  no --device, --accumulate under mpirun: each a clear message from rank 0 and a non-zero exit of
+  mpirun, quickly; and one process's --accumulate that does not divide the batch.
 """
 import argparse
 import json
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -41,10 +45,11 @@ def check(ok, what):
         failures.append(what)
 
 
-def env(devices):
+def env(devices, threads=1):
     e = dict(os.environ)
     e.update(MPI_ENV)
     e["POCL_DEVICES"] = " ".join(["pthread"] * devices)
+    e["POCL_MAX_PTHREAD_COUNT"] = str(threads)
     return e
 
 
@@ -52,9 +57,9 @@ def mpirun(np_):
     return ["mpirun", "--oversubscribe", "-np", str(np_)]
 
 
-def run(cmd, devices, timeout=900):
+def run(cmd, devices, timeout=900, threads=1):
     t0 = time.time()
-    p = subprocess.run(cmd, env=env(devices), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    p = subprocess.run(cmd, env=env(devices, threads), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        timeout=timeout)
     return p.returncode, p.stdout, time.time() - t0
 
@@ -123,9 +128,9 @@ def compare_losses(a, b, what, steps=None, tol=1e-5):
           f"{len(keys)} steps")
 
 
-def train(exe, out, np_=0, devices=1, extra=()):
+def train(exe, out, np_=0, devices=1, extra=(), threads=1):
     cmd = (mpirun(np_) if np_ else []) + [exe, "train"] + RECIPE + ["--out", out] + list(extra)
-    rc, text, secs = run(cmd, devices)
+    rc, text, secs = run(cmd, devices, threads=threads)
     check(rc == 0, f"{' '.join(cmd[:5])}... -> {out}: exit {rc} in {secs:.0f} s")
     if rc != 0:
         print(text[-3000:])
@@ -170,7 +175,7 @@ def case_kill(exe, work, reference):
             if pid:
                 os.kill(pid, signal.SIGKILL)
                 killed_at = time.time()
-            break
+                break
         time.sleep(0.2)
     check(killed_at is not None, "kill: rank 1 found and killed once step 6 is logged")
     try:
@@ -185,14 +190,20 @@ def case_kill(exe, work, reference):
         print(text[-2000:])
     steps = [k for k in losses(log)]
     check(max(steps) < 20, f"kill: the killed run stopped at step {max(steps)}")
-    rc, text, secs = run([exe, "train"] + RECIPE + ["--out", out, "--resume"], 1)
-    check(rc == 0, f"kill: --resume with one process: exit {rc} in {secs:.0f} s")
+    rc, text, secs = run([exe, "train"] + RECIPE + ["--out", out, "--resume", "--accumulate", "2"], 1, threads=2)
+    check(rc == 0, f"kill: --resume with one process (--accumulate 2): exit {rc} in {secs:.0f} s")
     if rc != 0:
         print(text[-3000:])
         return
     resumed = [json.loads(line)["step"] for line in open(log) if '"resume"' in line]
     check(resumed and resumed[0] < 20, f"kill: resumed at step {resumed[0] if resumed else None}")
-    compare_losses(reference, log, "kill: resumed run vs uninterrupted -np 2", steps=range(6, 21))
+    compare_losses(reference, log, "kill: resumed run vs uninterrupted -np 2", steps=range(6, 21), tol=0)
+    same_file(f"{os.path.dirname(reference)}/last.safetensors", f"{out}/last.safetensors",
+              "kill: the resumed run's last.safetensors and the uninterrupted -np 2 run's")
+
+
+def same_file(a, b, what):
+    check(open(a, "rb").read() == open(b, "rb").read(), f"{what}: bit-identical")
 
 
 def case_exact(exe, work):
@@ -207,8 +218,12 @@ def case_exact(exe, work):
     compare_params(f"{work}/one/last.safetensors", f"{work}/np3/last.safetensors", "-np 3 vs one process")
     compare_losses(f"{work}/one/log.jsonl", f"{work}/np3/log.jsonl", "-np 3 vs one process")
     train(exe, f"{work}/np2b", 2, 2)
-    same = open(f"{work}/np2/last.safetensors", "rb").read() == open(f"{work}/np2b/last.safetensors", "rb").read()
-    check(same, "two -np 2 runs: bit-identical last.safetensors")
+    same_file(f"{work}/np2/last.safetensors", f"{work}/np2b/last.safetensors", "two -np 2 runs' last.safetensors")
+    for k in (2, 3):  # one process summing micro-batches in the ranks' order computes the ranks' bits
+        train(exe, f"{work}/acc{k}", 0, 1, ["--accumulate", str(k)], threads=2)  # on a 2-thread device
+        same_file(f"{work}/np{k}/last.safetensors", f"{work}/acc{k}/last.safetensors",
+                  f"-np {k} and one process with --accumulate {k}: last.safetensors")
+        compare_losses(f"{work}/np{k}/log.jsonl", f"{work}/acc{k}/log.jsonl", f"-np {k} vs --accumulate {k}", tol=0)
     case_kill(exe, work, f"{work}/np2/log.jsonl")
 
 
@@ -225,8 +240,11 @@ def case_pair(exe, work):
 def case_setup(exe, work):
     for what, np_, devices, extra, expect in [
             ("--batch 12 on 5 ranks", 5, 5, ["--batch", "12"], "does not divide by 5 ranks"),
-            ("2 ranks, one device, no --device", 2, 1, [], "local rank 1 of 2")]:
-        cmd = mpirun(np_) + [exe, "train"] + RECIPE + ["--out", f"{work}/bad"] + extra
+            ("2 ranks, one device, no --device", 2, 1, [], "local rank 1 of 2"),
+            ("--accumulate 2 on 2 ranks", 2, 2, ["--accumulate", "2"], "under mpirun the ranks are the micro"),
+            ("--accumulate 5 of --batch 12, one process", 0, 1, ["--accumulate", "5"],
+             "does not divide into --accumulate 5")]:
+        cmd = (mpirun(np_) if np_ else []) + [exe, "train"] + RECIPE + ["--out", f"{work}/bad"] + extra
         rc, text, secs = run(cmd, devices, timeout=120)
         check(rc != 0 and secs < 60, f"{what}: mpirun exits {rc} in {secs:.1f} s")
         check(expect in text, f"{what}: the message says '{expect}'")
@@ -241,7 +259,8 @@ def main():
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--case", choices=["exact", "pair", "setup"], required=True)
     a = ap.parse_args()
-    os.makedirs(a.workdir, exist_ok=True)
+    shutil.rmtree(a.workdir, ignore_errors=True)  # a rerun starts fresh: --out directories are resumed
+    os.makedirs(a.workdir)
     t0 = time.time()
     {"exact": case_exact, "pair": case_pair, "setup": case_setup}[a.case](os.path.abspath(a.exe), a.workdir)
     print(f"{a.case}: {time.time() - t0:.0f} s, {len(failures)} failure(s)")

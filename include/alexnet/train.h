@@ -118,6 +118,10 @@ typedef struct an_train_config {
                                 says which); momentum starts at zero. Not with resume */
   int freeze_features;   /* the convolutions keep their parameters: no gradients computed for them and
                                 no SGD update (an_net_freeze at an_model_features_end); one device only */
+  int accumulate;        /* 0 or 1: each step's batch at once; K > 1: one device runs it as K micro-batches
+                                of batch/K and sums their gradients in order, as K MPI ranks do (the bits of
+                                mpirun -np K; the device holds batch/K's activations). Not with two devices
+                                or under mpirun; a run may resume with another K */
   an_train_callback callback;
   void *callback_ctx;
 } an_train_config;
@@ -173,7 +177,7 @@ an_status an_split_load(an_split *s, const char *path, an_checkpoint_meta *out);
 
 /* ---- several processes: data-parallel training over MPI ranks (train/trainer_mpi.c) ----
  * Built when CMake finds MPI (ALEXNET_HAVE_MPI); without it these exist, an_world_init refuses a
- * launch of more than one rank, saying what is missing, and an_train_mpi is AN_ERR_ARGUMENT. */
+ * launch of more than one rank, saying what is missing, and an_train_mpi is an_train_pair. */
 
 typedef struct an_world {
   int rank, size;             /* in the job; 0 of 1 for a process started alone */

@@ -68,7 +68,10 @@ static void help(void) {
          "                      two separated by a comma (0:0,0:1) train on both: alexnet's two columns\n"
          "                      one per device, the batch halved for alexnet-half and alexnet-tv. Same\n"
          "                      checkpoints: a run may resume, and be evaluated, on one device or two\n"
-         "  --separate-contexts two devices: one context each even on one platform (host-memory exchange)\n\n"
+         "  --separate-contexts two devices: one context each even on one platform (host-memory exchange)\n"
+         "  --accumulate K      run each batch as K micro-batches of batch/K on one device, their\n"
+         "                      gradients summed before the update: a batch larger than the device\n"
+         "                      holds, and the very bits of mpirun -np K (default 1)\n\n"
          "Under mpirun (mpirun -np N alexnet train ...) the N ranks train one model, data parallel:\n"
          "--batch is the global batch (a multiple of N), each rank takes its share of every batch, the\n"
          "gradients are summed across the ranks (deterministically: every rank holds the same weights),\n"
@@ -171,7 +174,7 @@ static void on_event(void *ctx, const an_train_event *ev) {
 typedef struct train_args {
   const char *model, *data, *val, *out, *device, *norm, *init;
   int epochs, batch, size, threads, ckpt_every, log_every, val_every, patience, schedule;
-  int preset, crop, resize, no_flip, resume, separate, freeze, check_sync;
+  int preset, crop, resize, no_flip, resume, separate, freeze, check_sync, accumulate;
   double bucket_mb;
   double pca_std, val_fraction; /* -1: not given */
   long long max_steps;
@@ -201,6 +204,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
                     .val_fraction = -1,
                     .sgd = {0.01f, 0.9f, 5e-4f, 0},
                     .bucket_mb = 25,
+                    .accumulate = 1,
                     .seed = 1};
   const cli_option options[] = {
       CLI_OPT_STRING("model", 'm', &a->model),
@@ -233,6 +237,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
       CLI_OPT_FLAG("freeze-features", 0, &a->freeze),
       CLI_OPT_STRING("device", 'd', &a->device),
       CLI_OPT_FLAG("separate-contexts", 0, &a->separate),
+      CLI_OPT_INT("accumulate", 0, &a->accumulate, 1, 65536),
       CLI_OPT_DOUBLE("bucket-mb", 0, &a->bucket_mb, 0, 65536, 1, 0),
       CLI_OPT_INT("check-sync", 0, &a->check_sync, 0, INT_MAX),
   };
@@ -244,6 +249,11 @@ static int parse_args(int argc, char **argv, train_args *a) {
   if (a->init && a->resume)
     return cli_usage_error("train",
                            "--init starts a new run, --resume continues the one in --out: give one of them");
+  if (a->batch % a->accumulate)
+    return cli_usage_error("train",
+                           "--batch %d does not divide into --accumulate %d equal micro-batches (give a multiple "
+                           "of %d)",
+                           a->batch, a->accumulate, a->accumulate);
   if (a->val && a->val_fraction > 0) return cli_usage_error("train", "give --val or --val-fraction, not both");
   if (!a->val && a->val_fraction < 0) a->val_fraction = 0.1;
   return CLI_CONTINUE;
@@ -335,6 +345,7 @@ static an_train_config train_config(const train_args *a, const an_augment *aug, 
                          .resume = a->resume,
                          .init = a->init,
                          .freeze_features = a->freeze,
+                         .accumulate = a->accumulate,
                          .measure_loader = 1,
                          .callback = prog ? on_event : NULL,
                          .callback_ctx = prog};
@@ -367,6 +378,9 @@ static int run_training(const train_args *a, const an_augment *aug, an_runtime *
          a->resume ? "resuming"
          : a->init ? "from --init"
                    : "from scratch");
+  if (a->accumulate > 1)
+    printf("accumulating: each batch as %d micro-batches of %d, gradients summed\n", a->accumulate,
+           a->batch / a->accumulate);
   if (a->freeze) printf("features frozen: the convolutions keep their weights; the classifier trains\n");
   fflush(stdout);
   progress prog = {
@@ -403,6 +417,14 @@ int cmd_train(int argc, char **argv) {
                       "--batch %d does not divide by %d ranks: each rank takes an equal share of the "
                       "global batch (give a multiple of %d)",
                       a.batch, world.size, world.size);
+    return 2;
+  }
+  if (world.size > 1 && a.accumulate > 1) { /* the ranks are the micro-batches */
+    if (world.rank == 0)
+      cli_usage_error("train",
+                      "--accumulate %d runs one process's batch as micro-batches, as that many ranks would: "
+                      "under mpirun the ranks are the micro-batches (leave it out)",
+                      a.accumulate);
     return 2;
   }
   an_dataset *train = NULL, *valset = NULL;

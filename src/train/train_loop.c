@@ -161,6 +161,11 @@ static an_status check_config(const an_train_config *cfg, an_augment *aug) {
   if (aug->scale != 1.0f) /* neither logged nor recorded: eval and classify would not know it */
     return AN_FAIL(AN_ERR_ARGUMENT, "train: augmentation scale %g: training takes scale 1 only", aug->scale);
   if (cfg->val) AN_TRY(an_dataset_check_classes(cfg->train, cfg->val));
+  if (cfg->accumulate < 0 || (cfg->accumulate > 1 && cfg->batch % cfg->accumulate))
+    return AN_FAIL(AN_ERR_ARGUMENT,
+                   "train: --accumulate %d: the batch of %d does not divide into %d equal micro-batches (give "
+                   "a batch that is a multiple of %d)",
+                   cfg->accumulate, cfg->batch, cfg->accumulate, cfg->accumulate);
   if (cfg->init && cfg->resume)
     return AN_FAIL(AN_ERR_ARGUMENT,
                    "train: --init starts a new run from %s, --resume continues the one in %s: "
@@ -483,12 +488,22 @@ an_status an_train_with(an_trainer_create_fn create, void *ctx, const an_train_c
   return status;
 }
 
-/* The one place that decides what trains: one device, or a pair when rt[1] is given. */
+typedef struct runtimes_ctx {
+  an_runtime *rt[2];
+  int accumulate;
+} runtimes_ctx;
+
+/* The one place that decides what trains: one device (in micro-batches with accumulate > 1), or a pair
+ * when rt[1] is given. */
 static an_status create_on_runtimes(void *ctx, const char *model, int classes, int batch, int input_hw,
                                     an_trainer *out) {
-  an_runtime *const *rt = ctx;
-  return rt[1] ? an_trainer_create_pair(rt[0], rt[1], model, classes, batch, input_hw, out)
-               : an_trainer_create_net(rt[0], model, classes, batch, input_hw, out);
+  const runtimes_ctx *c = ctx;
+  if (c->accumulate > 1 && c->rt[1])
+    return AN_FAIL(AN_ERR_ARGUMENT, "--accumulate runs on one device: give one --device, not a pair");
+  if (c->accumulate > 1)
+    return an_trainer_create_accum(c->rt[0], model, classes, batch, c->accumulate, input_hw, out);
+  return c->rt[1] ? an_trainer_create_pair(c->rt[0], c->rt[1], model, classes, batch, input_hw, out)
+                  : an_trainer_create_net(c->rt[0], model, classes, batch, input_hw, out);
 }
 
 an_status an_train(an_runtime *rt, const an_train_config *cfg, an_train_result *result) {
@@ -496,6 +511,6 @@ an_status an_train(an_runtime *rt, const an_train_config *cfg, an_train_result *
 }
 
 an_status an_train_pair(an_runtime *rt0, an_runtime *rt1, const an_train_config *cfg, an_train_result *result) {
-  an_runtime *rt[2] = {rt0, rt1};
-  return an_train_with(create_on_runtimes, rt, cfg, result);
+  runtimes_ctx c = {{rt0, rt1}, cfg->accumulate};
+  return an_train_with(create_on_runtimes, &c, cfg, result);
 }

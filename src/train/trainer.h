@@ -7,6 +7,7 @@
  * reads (batch, classes, devices, the checkpoint layout). Implementations today:
  *   trainer_net.c   one device: an an_net (model.h)
  *   trainer_pair.c  two devices: an an_split (split.h), columns or batch
+ *   trainer_accum.c one device, each batch as K micro-batches whose gradients are summed (--accumulate)
  *   trainer_mpi.c   one of N MPI ranks, each on one device or a pair: data parallel over the ranks
  * To add one: write trainer_<kind>.c with a static an_trainer_ops table and a create
  * function that fills an an_trainer, then give the loop a create function (an_trainer_create_fn) that
@@ -69,6 +70,16 @@ void an_trainer_wrap_net(an_net *net, an_trainer *out);
 an_status an_trainer_create_pair(an_runtime *rt0, an_runtime *rt1, const char *model, int classes, int batch,
                                  int input_hw, an_trainer *out);
 void an_trainer_wrap_pair(an_split *split, an_trainer *out);
+
+/* One device running each batch as `parts` micro-batches of batch/parts, their gradients summed as
+ * `parts` MPI ranks sum theirs (same bits as mpirun -np parts); batch must divide by parts. */
+an_status an_trainer_create_accum(an_runtime *rt, const char *model, int classes, int batch, int parts, int input_hw,
+                                  an_trainer *out);
+
+/* dst = w·src (first) or dst += w·src, element by element: the one expression with which the MPI
+ * exchange sums the ranks' gradients and the accumulating trainer its micro-batches', so that the two
+ * give the same bits. */
+void an_sum_scaled(float *dst, const float *src, size_t n, float w, int first);
 
 /* Frees what the trainer owns (nothing for a wrapped one); a zeroed trainer is fine. */
 void an_trainer_destroy(an_trainer *t);

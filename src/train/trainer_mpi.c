@@ -63,9 +63,8 @@ int an_world_end(int rc) { return rc; }
 
 an_status an_train_mpi(an_runtime *rt0, an_runtime *rt1, const an_mpi_options *opt, const an_train_config *cfg,
                        an_train_result *result) {
-  (void)rt0, (void)rt1, (void)opt, (void)cfg, (void)result;
-  return AN_FAIL(AN_ERR_ARGUMENT, "training on several ranks needs MPI: this alexnet was built without it "
-                                  "(install libopenmpi-dev and rebuild)");
+  (void)opt;
+  return an_train_pair(rt0, rt1, cfg, result); /* the world is this process (an_world_init refused more) */
 }
 
 an_status an_mpi_bench_train(an_runtime *rt0, an_runtime *rt1, const char *model, int classes, int batch_per_rank,
@@ -255,13 +254,9 @@ static an_status on_grads_ready(void *ctx, an_net *net, int layer) {
 /* Rank `rank`'s chunk summed over the ranks in rank order, each copy scaled by w (its share of the
  * batch), into the bucket's host copy. */
 static void sum_chunk(const mpi_trainer *m, bucket *b, float w) {
-  const int c = b->cnt[m->rank];
+  const size_t c = (size_t)b->cnt[m->rank];
   float *dst = b->host + b->dsp[m->rank];
-  for (int i = 0; i < c; i++) dst[i] = w * b->recv[i];
-  for (int r = 1; r < m->ranks; r++) {
-    const float *src = b->recv + (size_t)r * c;
-    for (int i = 0; i < c; i++) dst[i] += w * src[i];
-  }
+  for (int r = 0; r < m->ranks; r++) an_sum_scaled(dst, b->recv + (size_t)r * c, c, w, r == 0);
 }
 
 static int read_done(cl_event e) {
@@ -557,6 +552,11 @@ static an_status create_mpi(void *ctx, const char *model, int classes, int batch
 an_status an_train_mpi(an_runtime *rt0, an_runtime *rt1, const an_mpi_options *opt, const an_train_config *cfg,
                        an_train_result *result) {
   if (!g_world.mpi) return an_train_pair(rt0, rt1, cfg, result); /* a process started alone */
+  if (cfg->accumulate > 1) /* every rank has the same cfg: all stop, rank 0 says why */
+    return AN_FAIL(AN_ERR_ARGUMENT,
+                   "--accumulate %d runs one process's batch as micro-batches, as that many "
+                   "ranks would: under mpirun the ranks are the micro-batches (leave it out)",
+                   cfg->accumulate);
   mpi_ctx c = {{rt0, rt1}, opt ? *opt : (an_mpi_options){0}};
   return an_train_with(create_mpi, &c, cfg, result);
 }
