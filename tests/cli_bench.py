@@ -13,7 +13,9 @@ takes seconds (Python's standard library only):
   4. `--kernels` (alexnet, one device and split): every kernel row's time is >= 0, the rows add up to
      kernels_ms (none left over beyond the table's rows), which is at most the device's device_ms; training runs im2col twice per convolution
      (forward and backward) and alexnet's LRN once each way per LRN layer, per device;
-  5. bad options: --split 3, --split 2 with one device named: exit status 2.
+  5. a CPU device alone: the step's GEMM calls timed on the host's BLAS too (host_blas_*), and not
+     with --no-host-blas;
+  6. bad options: --split 3, --split 2 with one device named: exit status 2.
 Exits 1 on any difference, printing the result and the figure that is off. Benchmarks assert no speed:
 only that the figures account for the step.
 
@@ -141,6 +143,13 @@ def main():
         check_result(r)
         for dev in r.get("devices", [r]):
             check_kernels(r, dev)
+    for r in results[:2] + kernel_runs[:1]:  # one CPU device each: the step's GEMMs on the host's BLAS too
+        check(r.get("host_blas") in ("libopenblas.so.0", "libblas.so.3") and r["host_blas_threads"] >= 1
+              and r["host_blas_ms"] > 0 and r["host_blas_gflops"] > 0,
+              f"{r['model']}: the host BLAS figures of a CPU device (tests install python3-torch, and with it a BLAS)",
+              r)
+    plain = bench(exe, ["--model", "alexnet-half", "--device", "0:0", "--no-host-blas"] + TINY)
+    check(len(plain) == 1 and "host_blas" not in plain[0], "--no-host-blas: no host BLAS figures", plain[0] if plain else {})
     for bad in (["--split", "3"], ["--split", "2", "--device", "0:0"]):
         p = subprocess.run([exe, "bench"] + bad, capture_output=True, text=True)
         check(p.returncode == 2, f"alexnet bench {' '.join(bad)} exited {p.returncode}, expected 2", {})

@@ -67,7 +67,7 @@ COMMANDS = {
                "warmup": integer(0, INT_MAX), "classes": integer(1, 2**20), "input-size": integer(1, 4096),
                "bucket-mb": real(0, 65536, lo_open=True)},
               {"mode": ["train", "infer"]},
-              ["device", "model", "separate-contexts", "kernels", "json"]),
+              ["device", "model", "separate-contexts", "kernels", "json", "no-host-blas"]),
     "tune": ({"batch": integer(1, 65536), "input-size": integer(1, 4096), "classes": integer(1, 2**20),
               "candidates": integer(1, INT_MAX), "seed": SEED},
              {},

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "alexnet/runtime.h"
+#include "alexnet/tune.h"
 
 int cmd_devices(int argc, char **argv);
 int cmd_step(int argc, char **argv);
@@ -15,6 +16,12 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
 int cmd_filters(int argc, char **argv);
+
+/* The host's BLAS (host_blas.c), looked up at run time: its library name (NULL: none installed), with
+ * threads set to `threads` where it can; then the best of `rounds` passes over the calls, in seconds,
+ * and their FLOPs. Returns 0, or 1 without a BLAS or host memory. */
+const char *host_blas_open(int threads);
+int host_blas_time(const an_gemm_call *calls, int n, int rounds, double *seconds, double *flop);
 
 /* Prints "alexnet: <message>" for the library's last error and returns the exit code 1. */
 int cli_fail(const char *what);

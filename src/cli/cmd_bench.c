@@ -59,6 +59,10 @@ typedef struct bench_result {
   int has_other;
   device_time other; /* its kernels and times */
   double other_step_ms;
+  /* one CPU device: the step's GEMM calls on the host's BLAS (host_blas.c); host_blas[0] 0: not run */
+  char host_blas[64];
+  int host_threads, host_calls;
+  double host_blas_ms, host_flop;
 } bench_result;
 
 /* FLOPs of a layer's forward and backward: its GEMMs, as the layer table lists them (the rest move
@@ -277,8 +281,26 @@ static int time_other_variant(target *t, int classes, int size, int warmup, int 
   return rc;
 }
 
+/* The step's GEMM calls timed on the host's BLAS with the device's cores as threads (best of 3), when the
+ * device is the host's CPU and a BLAS is installed: the yardstick for the device's GEMMs. */
+static void measure_host_blas(const an_runtime *rt, const an_net *net, int train, bench_result *r) {
+  enum { MAX_CALLS = 8192 };
+  if (!(rt->info.type & CL_DEVICE_TYPE_CPU)) return;
+  const int threads = (int)rt->info.compute_units;
+  const char *name = host_blas_open(threads);
+  const int passes = AN_PASS_FORWARD | (train ? AN_PASS_BACKWARD : 0);
+  an_gemm_call *calls = name ? malloc(MAX_CALLS * sizeof *calls) : NULL;
+  const int n = calls ? an_net_gemm_calls(net, passes, calls, MAX_CALLS) : 0;
+  double seconds;
+  if (n > 0 && n <= MAX_CALLS && host_blas_time(calls, n, 3, &seconds, &r->host_flop) == 0) {
+    snprintf(r->host_blas, sizeof r->host_blas, "%s", name);
+    r->host_threads = threads, r->host_calls = n, r->host_blas_ms = seconds * 1e3;
+  }
+  free(calls);
+}
+
 static int bench_model(an_runtime *rt, const char *model, int classes, int batch, int size, int train, int warmup,
-                       int iterations, int kernels, bench_result *r) {
+                       int iterations, int kernels, int host_blas, bench_result *r) {
   target t = {NULL, NULL, {rt, NULL}, 1, kernels};
   memset(r, 0, sizeof *r);
   snprintf(r->model, sizeof r->model, "%s", model);
@@ -294,6 +316,7 @@ static int bench_model(an_runtime *rt, const char *model, int classes, int batch
   r->variant = rt->kernels_variant;
   int rc = time_steps(&t, classes, size, warmup, iterations, r);
   if (rc == 0 && kernels) rc = time_other_variant(&t, classes, size, warmup, iterations, r);
+  if (rc == 0 && host_blas) measure_host_blas(rt, t.net, train, r);
   an_net_destroy(t.net);
   return rc;
 }
@@ -402,6 +425,17 @@ static void print_variants(const bench_result *r) {
          r->variant == AN_KERNELS_CPU ? r->other_step_ms : r->step_ms);
 }
 
+/* The device's GEMMs and the whole step against the host's BLAS on the same GEMM calls and cores. */
+static void print_host_blas(const bench_result *r) {
+  if (!r->host_blas[0]) return;
+  const double blas = r->host_flop / (r->host_blas_ms * 1e-3) / 1e9;
+  const double ours = r->gemm_ms > 0 ? r->host_flop / (r->gemm_ms * 1e-3) / 1e9 : 0;
+  printf("  host BLAS (%s, %d threads) on the step's %d GEMM calls: %.1f ms, %.1f GFLOP/s; the device's GEMMs "
+         "%.1f GFLOP/s (%.2fx), the whole step %.1f GFLOP/s (%.0f%% of the host BLAS's)\n",
+         r->host_blas, r->host_threads, r->host_calls, r->host_blas_ms, blas, ours, blas > 0 ? ours / blas : 0,
+         r->gflops, blas > 0 ? 100 * r->gflops / blas : 0);
+}
+
 static void print_result(const bench_result *r) {
   const device_time *d = &r->dev[0];
   printf("\n%s on %s, batch %d, %s\n", r->model, r->device, r->batch, r->train ? "training" : "inference");
@@ -429,6 +463,7 @@ static void print_result(const bench_result *r) {
   printf("  cold start: program build %.2f s, first step %.2f s (CLBlast builds its kernels)\n", r->build_s,
          r->first_step_s);
   printf("  GEMM tuning: %s\n", d->tuning[0] ? d->tuning : "none (untuned CLBlast defaults; see alexnet tune)");
+  print_host_blas(r);
   print_kernels(d, r->device_ms);
   print_variants(r);
 }
@@ -519,6 +554,10 @@ static void print_json(const bench_result *r, int first) {
   if (r->n_devices == 1) {
     printf("\"loss_ms\": %.3f, \"zero_grads_ms\": %.3f, \"sgd_ms\": %.3f, \"gemm_tuning\": \"%s\", ", d->loss_ms,
            d->zero_ms, d->sgd_ms, cli_json(d->tuning, esc[1], sizeof esc[1]));
+    if (r->host_blas[0])
+      printf("\"host_blas\": \"%s\", \"host_blas_threads\": %d, \"host_blas_ms\": %.3f, \"host_blas_gflops\": "
+             "%.3f, ",
+             r->host_blas, r->host_threads, r->host_blas_ms, r->host_flop / (r->host_blas_ms * 1e-3) / 1e9);
     print_json_layers(d, r->train);
     printf("}");
     return;
@@ -568,6 +607,10 @@ static void help(void) {
          "                    not CLBlast's): a table per kernel and range, per step, slowest first (JSON:\n"
          "                    \"kernels\" beside \"layers\"); on one device the steps run again with the\n"
          "                    other kernel variant (cpu or gpu shapes) and a table gives both per kernel\n"
+         "  --no-host-blas    on a CPU device the step's GEMM calls are also timed with the host's BLAS\n"
+         "                    (libopenblas.so.0 or libblas.so.3, when installed) on as many threads as the\n"
+         "                    device has cores, and the device's GEMMs and the whole step are printed\n"
+         "                    against it (JSON: host_blas_*): this skips that\n"
          "  --json            one JSON array on stdout instead of tables; a split's element has \"split\": 2\n"
          "                    and its rows, busy and exchange times under \"devices\"\n"
          "  --bucket-mb X     under mpirun: MB of gradients per allreduce bucket (default 25)\n\n"
@@ -598,7 +641,7 @@ static int list_specs(char specs[][64], int max, int *n, char pair[64]) {
 /* The command line, with its defaults. */
 typedef struct bench_args {
   const char *device, *model;
-  int batch, train, split, iterations, warmup, classes, size, json, separate, kernels;
+  int batch, train, split, iterations, warmup, classes, size, json, separate, kernels, no_host_blas;
   double bucket_mb;
 } bench_args;
 
@@ -627,6 +670,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
       CLI_OPT_FLAG("json", 'j', &a->json),
       CLI_OPT_FLAG("separate-contexts", 'x', &a->separate),
       CLI_OPT_FLAG("kernels", 'k', &a->kernels),
+      CLI_OPT_FLAG("no-host-blas", 0, &a->no_host_blas),
       CLI_OPT_DOUBLE("bucket-mb", 0, &a->bucket_mb, 0, 65536, 1, 0),
   };
   const cli_command cmd = {"bench", options, sizeof options / sizeof options[0], help, 0};
@@ -692,7 +736,7 @@ static int bench_run(const bench_args *a, const char *spec, const char *pair, be
     rc = is_pair ? bench_split(rt[0], rt[1], name, a->classes, a->batch, a->size, a->train, a->warmup, a->iterations,
                                a->kernels, r)
                  : bench_model(rt[0], name, a->classes, a->batch, a->size, a->train, a->warmup, a->iterations,
-                               a->kernels, r);
+                               a->kernels, !a->no_host_blas, r);
     if (rc) break;
     if (a->json) print_json(r, *n_results == 0);
     else if (is_pair) print_split_result(r);
