@@ -86,6 +86,8 @@ an_status train_log_write_recipe(FILE *log, const an_train_config *cfg, int devi
   ok = ok && cJSON_AddStringToObject(o, "seed", seed) && cJSON_AddNumberToObject(o, "devices", devices) &&
        cJSON_AddNumberToObject(o, "loader_img_s", loader_img_s);
   if (ok && cfg->init) ok = cJSON_AddStringToObject(o, "init", cfg->init) != NULL; /* where it started from */
+  if (ok && cfg->accumulate > 1) /* how it ran, like devices: not part of the recipe a resume checks */
+    ok = cJSON_AddNumberToObject(o, "accumulate", cfg->accumulate) != NULL;
   char *text = ok ? cJSON_PrintUnformatted(o) : NULL;
   cJSON_Delete(o);
   if (!text) return AN_FAIL(AN_ERR_HOST_ALLOC, "out of host memory for the run's log line");

@@ -295,8 +295,8 @@ static an_status open_log(run_state *r) {
   if (!cfg->resume) {
     if (r->log) AN_TRY(train_log_write_recipe(r->log, cfg, r->trainer.devices, loader_img_s));
   } else {
-    log_line(r, "{\"type\":\"resume\",\"step\":%lld,\"devices\":%d,\"loader_img_s\":%.2f}\n", (long long)r->step,
-             r->trainer.devices, loader_img_s);
+    log_line(r, "{\"type\":\"resume\",\"step\":%lld,\"devices\":%d,\"accumulate\":%d,\"loader_img_s\":%.2f}\n",
+             (long long)r->step, r->trainer.devices, cfg->accumulate > 1 ? cfg->accumulate : 1, loader_img_s);
     log_flush(r);
   }
   if (cfg->measure_loader && cfg->callback) {
