@@ -259,10 +259,12 @@ static void sum_chunk(const mpi_trainer *m, bucket *b, float w) {
   for (int r = 0; r < m->ranks; r++) an_sum_scaled(dst, b->recv + (size_t)r * c, c, w, r == 0);
 }
 
-static int read_done(cl_event e) {
-  cl_int st = CL_QUEUED;
-  clGetEventInfo(e, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof st, &st, NULL);
-  return st == CL_COMPLETE || st < 0;
+/* Has the staging read ended (*st: CL_COMPLETE, or its error; a failed query counts as ended, with it)? */
+static int read_done(cl_event e, cl_int *st) {
+  *st = CL_QUEUED;
+  const cl_int q = clGetEventInfo(e, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof *st, st, NULL);
+  if (q != CL_SUCCESS) *st = q;
+  return *st == CL_COMPLETE || *st < 0;
 }
 
 static an_status write_back(mpi_trainer *m, bucket *b) {
@@ -283,9 +285,8 @@ static an_status run_exchange(mpi_trainer *m) {
     int progressed = 0;
     if (next_a < m->n_ordered) {
       bucket *b = &m->buckets[m->order[next_a]];
-      if (read_done(b->read)) {
-        cl_int st;
-        clGetEventInfo(b->read, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof st, &st, NULL);
+      cl_int st;
+      if (read_done(b->read, &st)) {
         clReleaseEvent(b->read);
         b->read = NULL;
         if (st < 0) return AN_FAIL(st, "staging a gradient bucket to the host");
