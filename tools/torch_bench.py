@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 import torch
 import torch.nn as nn
@@ -128,9 +129,11 @@ def export_onnx(model, size, path):
     with torch.no_grad():
         h = net.features(x).shape[-1]
     net.avgpool = nn.Identity() if h == 6 else nn.AvgPool2d(h // 6) if h % 6 == 0 else MatrixPool(h)
-    torch.onnx.export(net, x, path, input_names=["input"], output_names=["logits"],
-                      opset_version=alexnet_torch.ONNX_OPSET, do_constant_folding=True,
-                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    with warnings.catch_warnings():  # torch 1.13's exporter warns about shape inference it skips
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, x, path, input_names=["input"], output_names=["logits"],
+                          opset_version=alexnet_torch.ONNX_OPSET, do_constant_folding=True,
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
 
 
 def ort_session(ort, path, threads):
