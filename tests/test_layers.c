@@ -382,6 +382,8 @@ static void run_fc(an_runtime *rt, const char *name, int n, int in, int out_feat
 FC_TEST(test_fc_small, 3, 37, 19, 0, 1, 201)
 FC_TEST(test_fc_small_relu, 5, 100, 33, 1, 1, 202)
 FC_TEST(test_fc_small_batch1_relu, 1, 7, 3, 1, 0, 203)
+FC_TEST(test_fc_batch1_gemv, 1, 300, 65, 1, 1, 204)   /* one row of C: CLBlast's GEMV, at odd offsets */
+FC_TEST(test_fc_one_output_gemv, 4, 50, 1, 0, 1, 205) /* one column of C (and dW's one row): GEMV */
 FC_TEST(test_fc_alexnet_fc6, 2, 9216, 4096, 1, 0, 211)
 FC_TEST(test_fc_alexnet_fc7, 2, 4096, 4096, 1, 1, 212)
 FC_TEST(test_fc_alexnet_fc8, 2, 4096, 1000, 0, 1, 213)
@@ -828,6 +830,8 @@ int main(void) {
       cmocka_unit_test(test_fc_small),
       cmocka_unit_test(test_fc_small_relu),
       cmocka_unit_test(test_fc_small_batch1_relu),
+      cmocka_unit_test(test_fc_batch1_gemv),
+      cmocka_unit_test(test_fc_one_output_gemv),
       cmocka_unit_test(test_fc_alexnet_fc6),
       cmocka_unit_test(test_fc_alexnet_fc7),
       cmocka_unit_test(test_fc_alexnet_fc8),

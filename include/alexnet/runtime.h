@@ -102,6 +102,7 @@ typedef struct an_runtime {
   double build_seconds;   /* the startup build of the project's program (or its load from the cache) */
   int program_from_cache; /* the program came from the compiled-program cache */
   int gemm_tuned;         /* a cached GEMM tuning was applied at startup (alexnet tune) */
+  int gemv_off;           /* 1: a GEMM with one row or column of C stays on Xgemm, not GEMV (ALEXNET_NO_GEMV) */
   cl_mem gemm_temp;       /* CLBlast's scratch for padded/transposed copies, reused by every GEMM */
   size_t gemm_temp_bytes;
   char gemm_tuning[512]; /* the fallback configuration, as an_gemm_config_format writes it */

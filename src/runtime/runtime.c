@@ -365,6 +365,7 @@ static an_status runtime_create(const an_device_info *info, cl_context shared, a
   if (!rt) return AN_FAIL(AN_ERR_HOST_ALLOC, "runtime");
   rt->info = *info;
   AN_TRY_GOTO(an_kernel_variant_choose(info, &rt->kernels_variant));
+  rt->gemv_off = getenv("ALEXNET_NO_GEMV") && *getenv("ALEXNET_NO_GEMV"); /* comparisons: Xgemm for every GEMM */
   if (shared) {
     AN_CL_GOTO(clRetainContext(shared));
     rt->context = shared;
