@@ -7,7 +7,12 @@
  * Forward   ybuf_g  = W_g · col_g
  * Backward  dW_g   += dybuf_g · col_gᵀ,  db += Σ_cols dybuf,  dcol_g = W_gᵀ · dybuf_g,  dinp = col2im(dcol)
  * im2col, col2im, the epilogue and the gradient's prologue take the runtime's kernel variant
- * (rt->kernels_variant: cl/conv.cl's CPU shapes, or the _gpu ones). */
+ * (rt->kernels_variant: cl/conv.cl's CPU shapes, or the _gpu ones).
+ *
+ * A 3x3, stride-1, pad-1 convolution runs its forward pass and its input gradient through Winograd
+ * F(2x2,3x3) (layers/winograd.c) when rt->winograd is set; its weight gradient stays on im2col. Its
+ * workspace holds either path, so the plan does not depend on the switch: the transformed filters
+ * first (16, OC, C/groups), then per chunk the larger of the two paths' per-image needs. */
 #include <stdio.h>
 
 #include "alexnet/layers.h"
@@ -16,6 +21,7 @@
 #include "alexnet/tune.h"
 #include "gemm/gemm.h"
 #include "layers/ops.h"
+#include "layers/winograd.h"
 
 an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int stride, int pad, int groups) {
   an_conv_dims d = {n, c, h, w, oc, k, k, stride, pad, groups, 0, 0};
@@ -24,10 +30,20 @@ an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int st
   return d;
 }
 
-size_t an_conv_work_floats(const an_conv_dims *d, int images) {
-  const size_t ncols = (size_t)images * d->oh * d->ow;
-  return ((size_t)d->c * d->kh * d->kw + (size_t)d->oc) * ncols;
+/* the workspace's part that does not grow with the chunk: the Winograd filters where they apply */
+static size_t fixed_floats(const an_conv_dims *d) { return an_wino_applies(d) ? an_wino_filter_floats(d) : 0; }
+
+static size_t image_floats(const an_conv_dims *d) {
+  const size_t im2col = ((size_t)d->c * d->kh * d->kw + (size_t)d->oc) * d->oh * d->ow; /* col + ybuf */
+  const size_t wino = an_wino_applies(d) ? an_wino_image_floats(d) : 0;
+  return im2col > wino ? im2col : wino;
 }
+
+size_t an_conv_work_floats(const an_conv_dims *d, int images) {
+  return fixed_floats(d) + image_floats(d) * (size_t)images;
+}
+
+static int winograd(const an_runtime *rt, const an_conv_dims *d) { return rt->winograd && an_wino_applies(d); }
 
 static an_status check_dims(const an_conv_dims *d, size_t work_floats, int *chunk) {
   if (d->n < 1 || d->c < 1 || d->oc < 1 || d->groups < 1 || d->c % d->groups || d->oc % d->groups || d->oh < 1 ||
@@ -44,7 +60,8 @@ static an_status check_dims(const an_conv_dims *d, size_t work_floats, int *chun
 }
 
 int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats) {
-  size_t nb = work_floats / an_conv_work_floats(d, 1);
+  if (work_floats < fixed_floats(d)) return 0;
+  size_t nb = (work_floats - fixed_floats(d)) / image_floats(d);
   if (nb >= (size_t)d->n) return d->n;
   if (nb >= AN_CONV_CHUNK_ALIGN) nb -= nb % AN_CONV_CHUNK_ALIGN;
   return (int)nb;
@@ -85,11 +102,19 @@ an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_
   AN_TRY(check_dims(d, work_floats, &chunk));
   const size_t ohw = (size_t)d->oh * d->ow, ckk_g = (size_t)(d->c / d->groups) * d->kh * d->kw;
   const size_t oc_g = (size_t)(d->oc / d->groups);
+  const an_buf chunk_work = an_at(work.mem, work.off + fixed_floats(d)); /* after the Winograd filters */
+  if (winograd(rt, d)) {
+    AN_TRY(an_wino_filters(rt, d, AN_WINO_FORWARD, weight, work));
+    for (int n0 = 0; n0 < d->n; n0 += chunk)
+      AN_TRY(an_wino_chunk(rt, d, AN_WINO_FORWARD, out, inp, out, bias, relu, work, chunk_work, n0,
+                           d->n - n0 < chunk ? d->n - n0 : chunk));
+    return AN_OK;
+  }
   for (int n0 = 0; n0 < d->n; n0 += chunk) {
     const int nb = d->n - n0 < chunk ? d->n - n0 : chunk;
     const size_t ncols = (size_t)nb * ohw;
-    const an_buf col = work;                                                   /* (C·KH·KW, ncols) */
-    const an_buf ybuf = an_at(work.mem, work.off + ckk_g * d->groups * ncols); /* (OC, ncols) */
+    const an_buf col = chunk_work;                                           /* (C·KH·KW, ncols) */
+    const an_buf ybuf = an_at(col.mem, col.off + ckk_g * d->groups * ncols); /* (OC, ncols) */
     AN_TRY(im2col(rt, d, inp, col, n0, nb));
     for (int g = 0; g < d->groups; g++)
       AN_TRY(an_gemm(rt, 0, 0, oc_g, ncols, ckk_g, 1.0f, an_at(weight.mem, weight.off + g * oc_g * ckk_g), ckk_g,
@@ -111,11 +136,14 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
   AN_TRY(check_dims(d, work_floats, &chunk));
   const size_t ohw = (size_t)d->oh * d->ow, ckk_g = (size_t)(d->c / d->groups) * d->kh * d->kw;
   const size_t oc_g = (size_t)(d->oc / d->groups);
+  const an_buf chunk_work = an_at(work.mem, work.off + fixed_floats(d)); /* after the Winograd filters */
+  const int wino_dinp = dinp.mem && winograd(rt, d);
+  if (wino_dinp) AN_TRY(an_wino_filters(rt, d, AN_WINO_BACKWARD_DATA, weight, work));
   for (int n0 = 0; n0 < d->n; n0 += chunk) {
     const int nb = d->n - n0 < chunk ? d->n - n0 : chunk;
     const size_t ncols = (size_t)nb * ohw;
-    const an_buf col = work;                                                    /* (C·KH·KW, ncols) */
-    const an_buf dybuf = an_at(work.mem, work.off + ckk_g * d->groups * ncols); /* (OC, ncols) */
+    const an_buf col = chunk_work;                                            /* (C·KH·KW, ncols) */
+    const an_buf dybuf = an_at(col.mem, col.off + ckk_g * d->groups * ncols); /* (OC, ncols) */
     AN_TRY(im2col(rt, d, inp, col, n0, nb));
     {
       const an_arg args[] = {an_arg_mem(dout.mem),  an_arg_ulong(dout.off), an_arg_mem(out.mem),
@@ -142,6 +170,10 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
                        an_at(dweight.mem, dweight.off + g * oc_g * ckk_g), ckk_g));
       }
     if (!dinp.mem) continue;
+    if (wino_dinp) { /* col and dybuf are done with: the chunk's region now holds Winograd's tiles */
+      AN_TRY(an_wino_chunk(rt, d, AN_WINO_BACKWARD_DATA, dinp, dout, out, dbias, relu, work, chunk_work, n0, nb));
+      continue;
+    }
     for (int g = 0; g < d->groups; g++) /* the col region now receives the input gradient's columns */
       AN_TRY(an_gemm(rt, 1, 0, ckk_g, ncols, oc_g, 1.0f, an_at(weight.mem, weight.off + g * oc_g * ckk_g), ckk_g,
                      an_at(dybuf.mem, dybuf.off + g * oc_g * ncols), ncols, 0.0f,
@@ -194,12 +226,15 @@ static int conv_gemms(const an_layer_io *io, int passes, an_gemm_call *out, int 
   const int chunk = an_conv_chunk_images(&d, io->work_floats);
   if (chunk < 1) return 0;
   const size_t ohw = (size_t)d.oh * d.ow, ckk_g = (size_t)(d.c / d.groups) * d.kh * d.kw;
-  const size_t oc_g = (size_t)(d.oc / d.groups), w = io->weight.off, col = io->work.off;
+  const size_t oc_g = (size_t)(d.oc / d.groups), w = io->weight.off, col = io->work.off + fixed_floats(&d);
+  const int wino = winograd(io->rt, &d);
   int n = 0;
   for (int n0 = 0; n0 < d.n; n0 += chunk) { /* per chunk: forward, then the weight and input gradients */
-    const size_t ncols = (size_t)(d.n - n0 < chunk ? d.n - n0 : chunk) * ohw;
+    const int nb = d.n - n0 < chunk ? d.n - n0 : chunk;
+    const size_t ncols = (size_t)nb * ohw;
     const size_t ybuf = col + ckk_g * d.groups * ncols;
-    if (passes & AN_PASS_FORWARD)
+    if (passes & AN_PASS_FORWARD && wino) n = an_wino_gemms(&d, AN_WINO_FORWARD, io->work.off, col, nb, out, n, max);
+    else if (passes & AN_PASS_FORWARD)
       for (int g = 0; g < d.groups; g++)
         n = an_gemm_call_add(out, n, max, 0, 0, oc_g, ncols, ckk_g, w + g * oc_g * ckk_g, ckk_g,
                              col + g * ckk_g * ncols, ncols, ybuf + g * oc_g * ncols, ncols);
@@ -211,9 +246,11 @@ static int conv_gemms(const an_layer_io *io, int passes, an_gemm_call *out, int 
                              ybuf + g * oc_g * ncols + j0, ncols, col + g * ckk_g * ncols + j0, ncols,
                              io->dweight.off + g * oc_g * ckk_g, ckk_g);
     if (!io->dinp.mem) continue;
-    for (int g = 0; g < d.groups; g++)
-      n = an_gemm_call_add(out, n, max, 1, 0, ckk_g, ncols, oc_g, w + g * oc_g * ckk_g, ckk_g,
-                           ybuf + g * oc_g * ncols, ncols, col + g * ckk_g * ncols, ncols);
+    if (wino) n = an_wino_gemms(&d, AN_WINO_BACKWARD_DATA, io->work.off, col, nb, out, n, max);
+    else
+      for (int g = 0; g < d.groups; g++)
+        n = an_gemm_call_add(out, n, max, 1, 0, ckk_g, ncols, oc_g, w + g * oc_g * ckk_g, ckk_g,
+                             ybuf + g * oc_g * ncols, ncols, col + g * ckk_g * ncols, ncols);
   }
   return n;
 }
