@@ -200,8 +200,8 @@ static void memory_of(const an_infer *inf, size_t work_floats, size_t temp, an_i
     const an_layer_plan *L = &inf->layers[i];
     if (L->desc->kind != AN_LAYER_CONV) continue;
     const an_conv_dims d = an_layer_conv_dims(L, inf->batch);
-    if (an_conv_work_floats(&d, 1) > biggest) {
-      biggest = an_conv_work_floats(&d, 1);
+    if (an_conv_min_work_floats(&d) > biggest) {
+      biggest = an_conv_min_work_floats(&d);
       mem->chunk_images = an_conv_chunk_images(&d, work_floats);
     }
   }
@@ -225,7 +225,7 @@ static int fit(an_infer *inf, size_t limit) {
     if (L->desc->kind != AN_LAYER_CONV) continue;
     const an_conv_dims d = an_layer_conv_dims(L, inf->batch);
     if (an_conv_work_floats(&d, inf->batch) > all) all = an_conv_work_floats(&d, inf->batch);
-    if (an_conv_work_floats(&d, 1) > one) one = an_conv_work_floats(&d, 1);
+    if (an_conv_min_work_floats(&d) > one) one = an_conv_min_work_floats(&d);
   }
   size_t work = all;
   if (work * sizeof(float) > max_alloc) work = max_alloc / sizeof(float);
