@@ -13,8 +13,10 @@
  *   dst  (N, CO, H, W)        the output (forward) or the input gradient (backward data)
  * The input tile (ty, tx) covers rows 2·ty-1 … 2·ty+2 and columns 2·tx-1 … 2·tx+2 (zero outside the
  * image: the padding), the output tile rows 2·ty, 2·ty+1 and columns 2·tx, 2·tx+1 (those inside).
- * Work-items: one per (filter) or (tile, channel), neighbouring work-items on neighbouring t, so the
- * 16 strided rows of v and m are written and read at unit stride across a work-group. */
+ * Work-items: the filter transform one per filter; the input and output transforms in two variants as
+ * cl/conv.cl's: CPU, one per (channel, image) plane, its tiles in order, so each of the 16 rows of v and m
+ * is streamed at unit stride; GPU (_gpu), one per (tile, channel), neighbouring work-items on
+ * neighbouring t. Both call the same per-tile function. */
 
 /* work-item = (i, o): filter (o, i) of the convolution CO x CI/g. Forward: weight (CO, CI/g, 3, 3) read
  * as is (c_g = CI/g). Backward data (flip): the input gradient convolves the output gradient with the
@@ -52,26 +54,20 @@ __kernel void winograd_filter(__global const float *restrict weight, ulong weigh
   }
 }
 
-/* work-item = (t, ch): one input tile of one channel. With use_mask, each value is multiplied by
- * [mask > 0] (mask laid out as src): the backward pass's ReLU, applied as the output gradient is read. */
-__kernel void winograd_input(__global const float *restrict src, ulong src_off, __global const float *restrict mask,
-                             ulong mask_off, int use_mask, __global float *restrict v, ulong v_off, int ci, int h,
-                             int w, int th, int tw, int n0, int nb) {
-  const int t = (int)get_global_id(0), ch = (int)get_global_id(1);
-  const int tiles = th * tw, n_t = nb * tiles;
-  if (t >= n_t || ch >= ci) return;
-  const int img = t / tiles, r = t - img * tiles, ty = r / tw, tx = r - ty * tw;
-  const size_t plane = ((size_t)(n0 + img) * ci + ch) * h * w;
+/* One input tile: d (4x4 at plane's rows y0 … y0+3, columns x0 … x0+3, zero outside h x w, times
+ * [mask > 0] when use_mask) to V = Bᵀ d B, V[ξ] written at dst[ξ·stride] */
+inline void winograd_input_tile(__global const float *restrict plane, __global const float *restrict mask_plane,
+                                int use_mask, int h, int w, int y0, int x0, __global float *restrict dst,
+                                size_t stride) {
   float d[4][4];
   for (int i = 0; i < 4; i++) {
-    const int y = 2 * ty - 1 + i;
+    const int y = y0 + i;
     for (int j = 0; j < 4; j++) {
-      const int x = 2 * tx - 1 + j;
+      const int x = x0 + j;
       float val = 0.0f;
       if (y >= 0 && y < h && x >= 0 && x < w) {
-        const size_t at = plane + (size_t)y * w + x;
-        val = src[src_off + at];
-        if (use_mask && !(mask[mask_off + at] > 0.0f)) val = 0.0f;
+        val = plane[y * w + x];
+        if (use_mask && !(mask_plane[y * w + x] > 0.0f)) val = 0.0f;
       }
       d[i][j] = val;
     }
@@ -83,8 +79,6 @@ __kernel void winograd_input(__global const float *restrict src, ulong src_off, 
     b[2][j] = d[2][j] - d[1][j];
     b[3][j] = d[1][j] - d[3][j];
   }
-  const size_t stride = (size_t)ci * n_t;
-  __global float *restrict dst = v + v_off + (size_t)ch * n_t + t;
   for (int i = 0; i < 4; i++) { /* (Bᵀ d) B */
     dst[(4 * i + 0) * stride] = b[i][0] - b[i][2];
     dst[(4 * i + 1) * stride] = b[i][1] + b[i][2];
@@ -93,16 +87,10 @@ __kernel void winograd_input(__global const float *restrict src, ulong src_off, 
   }
 }
 
-/* work-item = (t, o): one output tile of one channel, + bias[o] when use_bias, then ReLU when relu; the
- * tile's pixels past the image's last row or column are not written. */
-__kernel void winograd_output(__global const float *restrict m, ulong m_off, __global const float *restrict bias,
-                              ulong bias_off, int use_bias, __global float *restrict dst, ulong dst_off, int co,
-                              int h, int w, int th, int tw, int n0, int nb, int relu) {
-  const int t = (int)get_global_id(0), o = (int)get_global_id(1);
-  const int tiles = th * tw, n_t = nb * tiles;
-  if (t >= n_t || o >= co) return;
-  const size_t stride = (size_t)co * n_t;
-  __global const float *restrict src = m + m_off + (size_t)o * n_t + t;
+/* One output tile: M[ξ] at src[ξ·stride] to Y = Aᵀ M A + b, through the ReLU when relu, written at
+ * plane's rows y0, y0+1 and columns x0, x0+1 that lie inside h x w */
+inline void winograd_output_tile(__global const float *restrict src, size_t stride, float b, int relu,
+                                 __global float *restrict plane, int h, int w, int y0, int x0) {
   float a[2][4]; /* Aᵀ M */
   for (int j = 0; j < 4; j++) {
     const float m0 = src[j * stride], m1 = src[(4 + j) * stride];
@@ -110,15 +98,70 @@ __kernel void winograd_output(__global const float *restrict m, ulong m_off, __g
     a[0][j] = m0 + m1 + m2;
     a[1][j] = m1 - m2 - m3;
   }
-  const float b = use_bias ? bias[bias_off + o] : 0.0f;
-  const int img = t / tiles, r = t - img * tiles, ty = r / tw, tx = r - ty * tw;
-  __global float *restrict plane = dst + dst_off + ((size_t)(n0 + img) * co + o) * h * w;
   for (int i = 0; i < 2; i++) { /* (Aᵀ M) A */
-    const int y = 2 * ty + i;
+    const int y = y0 + i;
     if (y >= h) break;
-    float y0 = a[i][0] + a[i][1] + a[i][2] + b, y1 = a[i][1] - a[i][2] - a[i][3] + b;
-    if (relu) y0 = y0 < 0.0f ? 0.0f : y0, y1 = y1 < 0.0f ? 0.0f : y1;
-    plane[(size_t)y * w + 2 * tx] = y0;
-    if (2 * tx + 1 < w) plane[(size_t)y * w + 2 * tx + 1] = y1;
+    float y0v = a[i][0] + a[i][1] + a[i][2] + b, y1v = a[i][1] - a[i][2] - a[i][3] + b;
+    if (relu) y0v = y0v < 0.0f ? 0.0f : y0v, y1v = y1v < 0.0f ? 0.0f : y1v;
+    plane[y * w + x0] = y0v;
+    if (x0 + 1 < w) plane[y * w + x0 + 1] = y1v;
   }
+}
+
+/* CPU: work-item = (ch, img), one input plane: its tiles row by row, so each of the 16 rows of v is
+ * written at unit stride and the plane's rows are read in order. With use_mask each value is multiplied
+ * by [mask > 0] (mask laid out as src): the backward pass's ReLU, applied as the output gradient is read. */
+__kernel void winograd_input(__global const float *restrict src, ulong src_off, __global const float *restrict mask,
+                             ulong mask_off, int use_mask, __global float *restrict v, ulong v_off, int ci, int h,
+                             int w, int th, int tw, int n0, int nb) {
+  const int ch = (int)get_global_id(0), img = (int)get_global_id(1);
+  const int tiles = th * tw, n_t = nb * tiles;
+  const size_t plane = ((size_t)(n0 + img) * ci + ch) * h * w, stride = (size_t)ci * n_t;
+  __global float *restrict dst = v + v_off + (size_t)ch * n_t + (size_t)img * tiles;
+  for (int ty = 0; ty < th; ty++)
+    for (int tx = 0; tx < tw; tx++)
+      winograd_input_tile(src + src_off + plane, mask + mask_off + plane, use_mask, h, w, 2 * ty - 1, 2 * tx - 1,
+                          dst + ty * tw + tx, stride);
+}
+
+/* GPU: work-item = (t, ch), one input tile of one channel: neighbouring work-items on neighbouring t */
+__kernel void winograd_input_gpu(__global const float *restrict src, ulong src_off,
+                                 __global const float *restrict mask, ulong mask_off, int use_mask,
+                                 __global float *restrict v, ulong v_off, int ci, int h, int w, int th, int tw,
+                                 int n0, int nb) {
+  const int t = (int)get_global_id(0), ch = (int)get_global_id(1);
+  const int tiles = th * tw, n_t = nb * tiles;
+  if (t >= n_t || ch >= ci) return;
+  const int img = t / tiles, r = t - img * tiles, ty = r / tw, tx = r - ty * tw;
+  const size_t plane = ((size_t)(n0 + img) * ci + ch) * h * w;
+  winograd_input_tile(src + src_off + plane, mask + mask_off + plane, use_mask, h, w, 2 * ty - 1, 2 * tx - 1,
+                      v + v_off + (size_t)ch * n_t + t, (size_t)ci * n_t);
+}
+
+/* CPU: work-item = (o, img), one output plane, + bias[o] when use_bias, then ReLU when relu; a tile's
+ * pixels past the image's last row or column are not written. */
+__kernel void winograd_output(__global const float *restrict m, ulong m_off, __global const float *restrict bias,
+                              ulong bias_off, int use_bias, __global float *restrict dst, ulong dst_off, int co,
+                              int h, int w, int th, int tw, int n0, int nb, int relu) {
+  const int o = (int)get_global_id(0), img = (int)get_global_id(1);
+  const int tiles = th * tw, n_t = nb * tiles;
+  const size_t stride = (size_t)co * n_t;
+  __global const float *restrict src = m + m_off + (size_t)o * n_t + (size_t)img * tiles;
+  __global float *restrict plane = dst + dst_off + ((size_t)(n0 + img) * co + o) * h * w;
+  const float b = use_bias ? bias[bias_off + o] : 0.0f;
+  for (int ty = 0; ty < th; ty++)
+    for (int tx = 0; tx < tw; tx++)
+      winograd_output_tile(src + ty * tw + tx, stride, b, relu, plane, h, w, 2 * ty, 2 * tx);
+}
+
+/* GPU: work-item = (t, o), one output tile of one channel */
+__kernel void winograd_output_gpu(__global const float *restrict m, ulong m_off, __global const float *restrict bias,
+                                  ulong bias_off, int use_bias, __global float *restrict dst, ulong dst_off, int co,
+                                  int h, int w, int th, int tw, int n0, int nb, int relu) {
+  const int t = (int)get_global_id(0), o = (int)get_global_id(1);
+  const int tiles = th * tw, n_t = nb * tiles;
+  if (t >= n_t || o >= co) return;
+  const int img = t / tiles, r = t - img * tiles, ty = r / tw, tx = r - ty * tw;
+  winograd_output_tile(m + m_off + (size_t)o * n_t + t, (size_t)co * n_t, use_bias ? bias[bias_off + o] : 0.0f, relu,
+                       dst + dst_off + ((size_t)(n0 + img) * co + o) * h * w, h, w, 2 * ty, 2 * tx);
 }

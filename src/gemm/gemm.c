@@ -89,30 +89,3 @@ an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t 
   }
   return an_mark_add(rt, AN_MARK_GEMM_END, -1);
 }
-
-/* batch GEMMs of one shape, NN, member i's operands stride_a/b/c floats after member i-1's: one
- * CLBlastSgemmStridedBatched (row-major, as an_clblast_sgemm's NN). Each member is logged as the GEMM it
- * computes, so the recorded list reads the same as that many an_gemm calls. */
-an_status an_gemm_nn_batched_at(an_runtime *rt, size_t m, size_t n, size_t k, an_buf a, size_t lda, size_t stride_a,
-                                an_buf b, size_t ldb, size_t stride_b, an_buf c, size_t ldc, size_t stride_c,
-                                size_t batch, const char *file, int line) {
-  AN_TRY(an_mark_add(rt, AN_MARK_GEMM_BEGIN, -1));
-  if (rt->gemm_log)
-    for (size_t i = 0; i < batch; i++) {
-      const an_gemm_call call = {
-          0, 0, m, n, k, a.off + i * stride_a, lda, b.off + i * stride_b, ldb, c.off + i * stride_c, ldc};
-      record(rt->gemm_log, &call);
-    }
-  AN_TRY(an_gemm_select(rt, 0, 0, m, n, k));
-  const CLBlastStatusCode rc = CLBlastSgemmStridedBatched(
-      CLBlastLayoutRowMajor, CLBlastTransposeNo, CLBlastTransposeNo, m, n, k, 1.0f, a.mem, a.off, lda, stride_a,
-      b.mem, b.off, ldb, stride_b, 0.0f, c.mem, c.off, ldc, stride_c, batch, &rt->queue, NULL);
-  if (rc != CLBlastSuccess) {
-    const char *hint = (rc == CLBlastOpenCLOutOfResources || rc == -4)
-                           ? "; the device ran out of memory: try a smaller batch"
-                           : "";
-    return an_error((an_status)rc, file, line, "CLBlastSgemmStridedBatched(NN, m=%zu n=%zu k=%zu, batch %zu)%s", m,
-                    n, k, batch, hint);
-  }
-  return an_mark_add(rt, AN_MARK_GEMM_END, -1);
-}

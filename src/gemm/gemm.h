@@ -23,12 +23,5 @@ size_t an_clblast_temp_bytes(an_runtime *rt, int trans_a, int trans_b, size_t m,
                              size_t lda, size_t b_off, size_t ldb, size_t c_off, size_t ldc);
 #define an_gemm(rt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) \
   an_gemm_at(rt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, __FILE__, __LINE__)
-/* batch GEMMs C_i = A_i·B_i (NN, alpha 1, beta 0) of one shape in one CLBlast call, operand i at
- * a/b/c + i·stride_a/b/c floats; logged as batch an_gemm calls. */
-an_status an_gemm_nn_batched_at(an_runtime *rt, size_t m, size_t n, size_t k, an_buf a, size_t lda, size_t stride_a,
-                                an_buf b, size_t ldb, size_t stride_b, an_buf c, size_t ldc, size_t stride_c,
-                                size_t batch, const char *file, int line);
-#define an_gemm_nn_batched(rt, m, n, k, a, lda, sa, b, ldb, sb, c, ldc, sc, batch) \
-  an_gemm_nn_batched_at(rt, m, n, k, a, lda, sa, b, ldb, sb, c, ldc, sc, batch, __FILE__, __LINE__)
 
 #endif

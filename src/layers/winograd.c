@@ -1,7 +1,6 @@
 /* Winograd F(2x2,3x3) convolutions (3x3, stride 1, pad 1): the filter, input and output transforms of
- * cl/winograd.cl around 16 GEMMs per group, M[ξ] (CO/g, T) = U[ξ] (CO/g, CI/g) · V[ξ] (CI/g, T), one
- * CLBlast strided-batched call per group. 16 multiplies per 2x2 output tile and input channel where
- * im2col's GEMM takes 36.
+ * cl/winograd.cl around 16 GEMMs per group, M[ξ] (CO/g, T) = U[ξ] (CO/g, CI/g) · V[ξ] (CI/g, T): 16
+ * multiplies per 2x2 output tile and input channel where im2col's GEMM takes 36.
  *
  * The forward pass convolves the input (CI = C, CO = OC); the backward pass's input gradient convolves
  * the output gradient (CI = OC, CO = C) with the filters turned 180° and their channels swapped, so both
@@ -41,7 +40,8 @@ size_t an_wino_image_floats(const an_conv_dims *d) {
 an_status an_wino_filters(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass, an_buf weight, an_buf u) {
   const wino_shape s = shape_of(d, pass);
   const int in_g = s.ci / s.groups;
-  const size_t global[2] = {(size_t)in_g, (size_t)s.co}; /* (input channel in the group, output channel) */
+  /* (input channel in the group, output channel), whole work-groups of 64 (the kernel skips the rest) */
+  const size_t global[2] = {an_round_up((size_t)in_g, AN_GPU_WGS), (size_t)s.co}, local[2] = {AN_GPU_WGS, 1};
   const an_arg args[] = {an_arg_mem(weight.mem),
                          an_arg_ulong(weight.off),
                          an_arg_mem(u.mem),
@@ -51,7 +51,7 @@ an_status an_wino_filters(an_runtime *rt, const an_conv_dims *d, an_wino_pass pa
                          an_arg_int(d->c / d->groups),
                          an_arg_int(d->oc / d->groups),
                          an_arg_int(pass != AN_WINO_FORWARD)};
-  return an_launch(rt, "winograd_filter", 2, global, NULL, args);
+  return an_launch(rt, "winograd_filter", 2, global, local, args);
 }
 
 /* group g's GEMM at position xi (0 … 15) over t tiles; offsets from u's and the region's */
@@ -86,8 +86,10 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
   const an_buf v = region;                                                /* (16, CI, T) */
   const an_buf m = an_at(region.mem, region.off + (size_t)16 * s.ci * t); /* (16, CO, T) */
   const int use_mask = pass != AN_WINO_FORWARD && relu;
+  const int gpu = rt->kernels_variant == AN_KERNELS_GPU;
+  const size_t local_gpu[2] = {AN_GPU_WGS, 1};
   {
-    const size_t global[2] = {t_round, (size_t)s.ci}, local[2] = {AN_GPU_WGS, 1}; /* (tile, channel) */
+    const size_t global[2] = {(size_t)s.ci, (size_t)nb}, global_gpu[2] = {t_round, (size_t)s.ci}; /* see cl/ */
     const an_arg args[] = {an_arg_mem(src.mem),
                            an_arg_ulong(src.off),
                            an_arg_mem(use_mask ? mask.mem : src.mem),
@@ -102,16 +104,20 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
                            an_arg_int(s.tw),
                            an_arg_int(n0),
                            an_arg_int(nb)};
-    AN_TRY(an_launch(rt, "winograd_input", 2, global, local, args));
+    if (gpu) AN_TRY(an_launch(rt, "winograd_input_gpu", 2, global_gpu, local_gpu, args));
+    else AN_TRY(an_launch(rt, "winograd_input", 2, global, NULL, args));
   }
-  for (int g = 0; g < s.groups; g++) { /* the 16 positions' GEMMs of group g: one batched call */
-    const an_gemm_call c0 = gemm_of(&s, u.off, region.off, t, g, 0), c1 = gemm_of(&s, u.off, region.off, t, g, 1);
-    AN_TRY(an_gemm_nn_batched(rt, c0.m, c0.n, c0.k, an_at(u.mem, c0.a_off), c0.lda, c1.a_off - c0.a_off,
-                              an_at(v.mem, c0.b_off), c0.ldb, c1.b_off - c0.b_off, an_at(m.mem, c0.c_off), c0.ldc,
-                              c1.c_off - c0.c_off, 16));
-  }
+  /* 16 GEMMs per group, one an_gemm each: CLBlast's strided-batched GEMM (one call per group) computed
+   * wrong products once the tuning had switched Xgemm's parameters between shapes (test_models), and
+   * was no faster here (docs/BENCHMARKS.md) */
+  for (int g = 0; g < s.groups; g++)
+    for (int xi = 0; xi < 16; xi++) {
+      const an_gemm_call c = gemm_of(&s, u.off, region.off, t, g, xi);
+      AN_TRY(an_gemm(rt, 0, 0, c.m, c.n, c.k, 1.0f, an_at(u.mem, c.a_off), c.lda, an_at(v.mem, c.b_off), c.ldb, 0.0f,
+                     an_at(m.mem, c.c_off), c.ldc));
+    }
   const int use_bias = pass == AN_WINO_FORWARD;
-  const size_t global[2] = {t_round, (size_t)s.co}, local[2] = {AN_GPU_WGS, 1}; /* (tile, channel) */
+  const size_t global[2] = {(size_t)s.co, (size_t)nb}, global_gpu[2] = {t_round, (size_t)s.co}; /* see cl/ */
   const an_arg args[] = {an_arg_mem(m.mem),
                          an_arg_ulong(m.off),
                          an_arg_mem(use_bias ? bias.mem : m.mem),
@@ -127,5 +133,6 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
                          an_arg_int(n0),
                          an_arg_int(nb),
                          an_arg_int(use_bias && relu)};
-  return an_launch(rt, "winograd_output", 2, global, local, args);
+  if (gpu) return an_launch(rt, "winograd_output_gpu", 2, global_gpu, local_gpu, args);
+  return an_launch(rt, "winograd_output", 2, global, NULL, args);
 }
