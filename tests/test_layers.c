@@ -187,7 +187,7 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
          cc->shared ? ", shared buffer at odd offsets" : "");
   fflush(stdout);
   const int saved_winograd = rt->winograd;
-  if (cc->path) rt->winograd = cc->path == PATH_WINOGRAD;
+  if (cc->path) rt->winograd = cc->path == PATH_WINOGRAD ? AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD : 0;
   an_gemm_log log = {0};
   an_gemm_record(rt, &log);
 
@@ -791,7 +791,7 @@ static void test_sgd(void **state) {
 
 /* The runtime launches the variant ALEXNET_KERNELS names (ctest runs this suite once per variant),
  * else the device type's; a bad value is refused by name. */
-/* ALEXNET_WINOGRAD: 0 or 1, unset the default, anything else an error naming the value */
+/* ALEXNET_WINOGRAD: 0, 1 or forward, unset the default, anything else an error naming the value */
 static void test_winograd_choice(void **state) {
   (void)state;
   const char *was = getenv("ALEXNET_WINOGRAD");
@@ -806,7 +806,10 @@ static void test_winograd_choice(void **state) {
   assert_int_equal(got, 0);
   setenv("ALEXNET_WINOGRAD", "1", 1);
   TEST_OK(an_winograd_choose(&got));
-  assert_int_equal(got, 1);
+  assert_int_equal(got, AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD);
+  setenv("ALEXNET_WINOGRAD", "forward", 1);
+  TEST_OK(an_winograd_choose(&got));
+  assert_int_equal(got, AN_WINOGRAD_FORWARD);
   setenv("ALEXNET_WINOGRAD", "yes", 1);
   const an_status st = an_winograd_choose(&got);
   printf("  ALEXNET_WINOGRAD=yes: %s: %s\n", an_status_name(st), an_last_error());

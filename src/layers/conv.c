@@ -10,7 +10,7 @@
  * (rt->kernels_variant: cl/conv.cl's CPU shapes, or the _gpu ones).
  *
  * A 3x3, stride-1, pad-1 convolution runs its forward pass and its input gradient through Winograd
- * F(2x2,3x3) (layers/winograd.c) when rt->winograd is set and the workspace holds its transformed filters
+ * F(2x2,3x3) (layers/winograd.c) as rt->winograd says, when the workspace holds its transformed filters
  * and one image; its weight gradient stays on im2col. The workspace size is the larger of the two
  * paths' (so the plan does not depend on the switch); each path chunks the images its own way, Winograd's
  * workspace holding the transformed filters (16, OC, C/groups) and then a chunk's tiles. */
@@ -55,10 +55,11 @@ int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats) {
   return chunk_of(d, work_floats / im2col_floats(d, 1));
 }
 
-/* the Winograd path's images per chunk when it runs this convolution; 0 when it does not (switched
- * off, not a 3x3 stride-1 pad-1 convolution, or no room for the filters and one image) */
-static int winograd(const an_runtime *rt, const an_conv_dims *d, size_t work_floats) {
-  if (!rt->winograd || !an_wino_applies(d) || work_floats < an_wino_filter_floats(d)) return 0;
+/* the Winograd path's images per chunk when it runs this convolution's pass (AN_WINOGRAD_FORWARD or
+ * _INPUT_GRAD); 0 when it does not (switched off, not a 3x3 stride-1 pad-1 convolution, or no room for
+ * the filters and one image) */
+static int winograd(const an_runtime *rt, const an_conv_dims *d, size_t work_floats, int pass) {
+  if (!(rt->winograd & pass) || !an_wino_applies(d) || work_floats < an_wino_filter_floats(d)) return 0;
   return chunk_of(d, (work_floats - an_wino_filter_floats(d)) / an_wino_image_floats(d));
 }
 
@@ -130,7 +131,7 @@ an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_
                           int relu, an_buf work, size_t work_floats) {
   int chunk;
   AN_TRY(check_dims(d, work_floats, &chunk));
-  const int wino_chunk = winograd(rt, d, work_floats);
+  const int wino_chunk = winograd(rt, d, work_floats, AN_WINOGRAD_FORWARD);
   if (wino_chunk) return wino_run(rt, d, AN_WINO_FORWARD, out, inp, out, weight, bias, relu, work, wino_chunk);
   const size_t ohw = (size_t)d->oh * d->ow, ckk_g = (size_t)(d->c / d->groups) * d->kh * d->kw;
   const size_t oc_g = (size_t)(d->oc / d->groups);
@@ -160,7 +161,8 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
   AN_TRY(check_dims(d, work_floats, &chunk));
   const size_t ohw = (size_t)d->oh * d->ow, ckk_g = (size_t)(d->c / d->groups) * d->kh * d->kw;
   const size_t oc_g = (size_t)(d->oc / d->groups);
-  const int wino_chunk = dinp.mem ? winograd(rt, d, work_floats) : 0; /* then dinp after every chunk's dW */
+  const int wino_chunk = dinp.mem ? winograd(rt, d, work_floats, AN_WINOGRAD_INPUT_GRAD)
+                                  : 0; /* then dinp after every chunk's dW */
   for (int n0 = 0; n0 < d->n; n0 += chunk) {
     const int nb = d->n - n0 < chunk ? d->n - n0 : chunk;
     const size_t ncols = (size_t)nb * ohw;
@@ -249,13 +251,14 @@ static int conv_gemms(const an_layer_io *io, int passes, an_gemm_call *out, int 
   if (chunk < 1) return 0;
   const size_t ohw = (size_t)d.oh * d.ow, ckk_g = (size_t)(d.c / d.groups) * d.kh * d.kw;
   const size_t oc_g = (size_t)(d.oc / d.groups), w = io->weight.off, col = io->work.off;
-  const int wino_chunk = winograd(io->rt, &d, io->work_floats);
+  const int wino_fwd = winograd(io->rt, &d, io->work_floats, AN_WINOGRAD_FORWARD);
+  const int wino_dinp = io->dinp.mem ? winograd(io->rt, &d, io->work_floats, AN_WINOGRAD_INPUT_GRAD) : 0;
   int n = 0;
-  if (passes & AN_PASS_FORWARD && wino_chunk) n = wino_gemms(&d, AN_WINO_FORWARD, col, wino_chunk, out, n, max);
+  if (passes & AN_PASS_FORWARD && wino_fwd) n = wino_gemms(&d, AN_WINO_FORWARD, col, wino_fwd, out, n, max);
   for (int n0 = 0; n0 < d.n; n0 += chunk) { /* per chunk: forward, then the weight and input gradients */
     const size_t ncols = (size_t)(d.n - n0 < chunk ? d.n - n0 : chunk) * ohw;
     const size_t ybuf = col + ckk_g * d.groups * ncols;
-    if (passes & AN_PASS_FORWARD && !wino_chunk)
+    if (passes & AN_PASS_FORWARD && !wino_fwd)
       for (int g = 0; g < d.groups; g++)
         n = an_gemm_call_add(out, n, max, 0, 0, oc_g, ncols, ckk_g, w + g * oc_g * ckk_g, ckk_g,
                              col + g * ckk_g * ncols, ncols, ybuf + g * oc_g * ncols, ncols);
@@ -266,13 +269,12 @@ static int conv_gemms(const an_layer_io *io, int passes, an_gemm_call *out, int 
         n = an_gemm_call_add(out, n, max, 0, 1, oc_g, ckk_g, ncols - j0 < width ? ncols - j0 : width,
                              ybuf + g * oc_g * ncols + j0, ncols, col + g * ckk_g * ncols + j0, ncols,
                              io->dweight.off + g * oc_g * ckk_g, ckk_g);
-    if (!io->dinp.mem || wino_chunk) continue;
+    if (!io->dinp.mem || wino_dinp) continue;
     for (int g = 0; g < d.groups; g++)
       n = an_gemm_call_add(out, n, max, 1, 0, ckk_g, ncols, oc_g, w + g * oc_g * ckk_g, ckk_g,
                            ybuf + g * oc_g * ncols, ncols, col + g * ckk_g * ncols, ncols);
   }
-  if (passes & AN_PASS_BACKWARD && io->dinp.mem && wino_chunk)
-    n = wino_gemms(&d, AN_WINO_BACKWARD_DATA, col, wino_chunk, out, n, max);
+  if (passes & AN_PASS_BACKWARD && wino_dinp) n = wino_gemms(&d, AN_WINO_BACKWARD_DATA, col, wino_dinp, out, n, max);
   return n;
 }
 

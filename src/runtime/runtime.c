@@ -110,11 +110,13 @@ an_status an_winograd_choose(int *out) {
   const char *forced = getenv("ALEXNET_WINOGRAD");
   *out = AN_WINOGRAD_DEFAULT;
   if (!forced || !*forced) return AN_OK;
-  if (!strcmp(forced, "0") || !strcmp(forced, "1")) *out = forced[0] == '1';
+  if (!strcmp(forced, "0")) *out = 0;
+  else if (!strcmp(forced, "1")) *out = AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD;
+  else if (!strcmp(forced, "forward")) *out = AN_WINOGRAD_FORWARD;
   else
     return AN_FAIL(AN_ERR_ARGUMENT,
-                   "ALEXNET_WINOGRAD is '%s'; it takes 0 (im2col) or 1 (Winograd F(2x2,3x3) for "
-                   "3x3 stride-1 convolutions)",
+                   "ALEXNET_WINOGRAD is '%s'; it takes 0 (im2col), 1 (Winograd F(2x2,3x3) for the 3x3 stride-1 "
+                   "convolutions' forward pass and input gradient) or forward (their forward pass only)",
                    forced);
   return AN_OK;
 }
