@@ -330,7 +330,6 @@ CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_1x1_image, 3, 3, 1, 1, 5, 3
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_no_dinp, 2, 3, 5, 4, 4, 3, 1, 1, 1, 1, 0, 1, 1, 135)
 CONV_TEST_ON(PATH_IM2COL, test_conv_small_im2col_k3_pad1_g2, 3, 6, 7, 9, 4, 3, 1, 1, 2, 1, 2, 0, 1, 132)
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_alexnet_conv4_winograd, 2, 384, 13, 13, 384, 3, 1, 1, 2, 1, 0, 0, 1, 136)
-CONV_TEST_ON(PATH_IM2COL, test_conv_alexnet_conv4_im2col, 2, 384, 13, 13, 384, 3, 1, 1, 2, 1, 0, 0, 1, 136)
 
 /* A workspace that cannot hold one image is an error with a message, not a crash or a silent no-op. */
 static void test_conv_workspace_too_small(void **state) {
@@ -916,7 +915,6 @@ int main(void) {
       cmocka_unit_test(test_conv_small_winograd_no_dinp),
       cmocka_unit_test(test_conv_small_im2col_k3_pad1_g2),
       cmocka_unit_test(test_conv_alexnet_conv4_winograd),
-      cmocka_unit_test(test_conv_alexnet_conv4_im2col),
       cmocka_unit_test(test_fc_small),
       cmocka_unit_test(test_fc_small_relu),
       cmocka_unit_test(test_fc_small_batch1_relu),
