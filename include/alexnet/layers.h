@@ -15,7 +15,8 @@
 extern "C" {
 #endif
 
-/* ---- convolution: batched im2col + one CLBlast GEMM per group per chunk of images ---- */
+/* ---- convolution: batched im2col + one CLBlast GEMM per group per chunk of images; the 3x3 stride-1
+ * pad-1 ones through Winograd F(2x2,3x3) as rt->winograd says (layers/winograd.c) ---- */
 typedef struct an_conv_dims {
   int n, c, h, w;          /* input (N, C, H, W) */
   int oc, kh, kw;          /* weight (OC, C/groups, KH, KW) */

@@ -12,7 +12,8 @@
  *   acts    (act_floats)                layer outputs, ping-pong: side 0 starts at 0, side 1 ends at
  *                                       act_floats; a layer reads one side and writes the other, so
  *                                       act_floats = max over layers of (input + output) floats
- *   work    (work_floats)               im2col + GEMM output of a chunk of images (conv.c)
+ *   work    (work_floats)               im2col + GEMM output of a chunk of images, or Winograd's
+ *                                       filters and tiles (conv.c)
  *   input   (slots, N, 3, H, W)         the batch (host memory on host-unified devices)
  *   output  (N, classes)                the logits (host memory on host-unified devices)
  * and the runtime's GEMM scratch, reserved for exactly the GEMM calls the forward pass makes. */
