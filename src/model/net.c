@@ -58,7 +58,7 @@ static size_t workspace_floats(const an_net *net) {
     const size_t one = an_conv_min_work_floats(&d), all = an_conv_work_floats(&d, net->batch);
     size_t want = all < WORKSPACE_BUDGET_FLOATS ? all : WORKSPACE_BUDGET_FLOATS;
     if (want < one) want = one;
-    want = want / one * one; /* whole images */
+    if (want < all) want = want / one * one; /* whole images of im2col (all: the whole batch on either path) */
     if (want > need) need = want;
   }
   return need;
