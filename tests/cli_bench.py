@@ -12,7 +12,8 @@ takes seconds (Python's standard library only):
      one each way: 2; alexnet's three gathers and fc8's sum forward, the gathers backward: 14);
   4. `--kernels` (alexnet, one device and split): every kernel row's time is >= 0, the rows add up to
      kernels_ms (none left over beyond the table's rows), which is at most the device's device_ms; training runs im2col twice per convolution
-     (forward and backward) and alexnet's LRN once each way per LRN layer, per device;
+     (forward and backward), but once for conv3-conv5, whose forward pass runs Winograd's three transforms once each
+     (ALEXNET_WINOGRAD=forward, the default), and alexnet's LRN once each way per LRN layer, per device;
   5. a CPU device alone: the step's GEMM calls timed on the host's BLAS too (host_blas_*), and not
      with --no-host-blas;
   6. bad options: --split 3, --split 2 with one device named: exit status 2.
@@ -23,6 +24,7 @@ only that the figures account for the step.
 """
 import argparse
 import json
+import os
 import subprocess
 import sys
 
@@ -41,7 +43,9 @@ def close(a, b, rel, abs_=0.0):
 
 
 def bench(exe, args):
-    p = subprocess.run([exe, "bench", "--json"] + args, capture_output=True, text=True)
+    # the default path for the 3x3 stride-1 convolutions, whatever the caller's environment says
+    env = dict(os.environ, ALEXNET_WINOGRAD="forward")
+    p = subprocess.run([exe, "bench", "--json"] + args, capture_output=True, text=True, env=env)
     if p.returncode != 0:
         print(f"FAIL: alexnet bench {' '.join(args)} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
         sys.exit(1)
@@ -120,7 +124,11 @@ def check_kernels(r, dev):
         launches[k["kernel"]] = launches.get(k["kernel"], 0) + k["launches"]
     convs = sum(1 for L in dev["layers"] if L["kind"] == "conv")
     lrns = sum(1 for L in dev["layers"] if L["kind"] == "lrn")
-    want = {"im2col": 2 * convs, "lrn_forward": lrns, "lrn_backward": lrns}  # one chunk: the batch is 2
+    # alexnet's conv3-conv5 (3x3, stride 1) run their forward pass through Winograd (ALEXNET_WINOGRAD=forward):
+    # one filter, input and output transform each; every convolution's backward pass runs im2col
+    winograd = 3
+    want = {"im2col": 2 * convs - winograd, "winograd_filter": winograd, "winograd_input": winograd,
+            "winograd_output": winograd, "lrn_forward": lrns, "lrn_backward": lrns}  # one chunk: the batch is 2
     for kernel, n in want.items():
         check(abs(launches.get(kernel, 0) - n) < 1e-6,
               f"{name}: {launches.get(kernel, 0)} launches of {kernel} per step, expected {n}", r)

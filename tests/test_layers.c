@@ -154,7 +154,24 @@ typedef struct conv_case {
   int skip_dinp;   /* backward with a NULL dinp, as for the first layer */
   int shared;
   uint64_t seed;
+  int path; /* 0: the runtime's choice (ALEXNET_WINOGRAD); PATH_IM2COL or PATH_WINOGRAD forces one */
 } conv_case;
+enum { PATH_IM2COL = 1, PATH_WINOGRAD = 2 };
+
+/* The GEMMs a pass issued are the path's: Winograd's 16 NN per group of k = the input channels per
+ * group (C/g forward, OC/g for the input gradient), or im2col's of k = C/g·KH·KW (forward) */
+static void assert_path_gemms(const char *pass, const an_gemm_log *log, int from, int path, size_t m, size_t k,
+                              int groups) {
+  const int n = log->n - from;
+  printf("  %s: %d GEMMs of %s's shape (m=%zu k=%zu)\n", pass, n, path == PATH_WINOGRAD ? "Winograd" : "im2col", m,
+         k);
+  assert_true(n > 0);
+  if (path == PATH_WINOGRAD) assert_int_equal(n % (16 * groups), 0);
+  for (int i = from; i < log->n; i++) {
+    assert_int_equal(log->calls[i].m, m);
+    assert_int_equal(log->calls[i].k, k);
+  }
+}
 
 static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
   an_conv_dims d = an_conv_dims_make(cc->n, cc->c, cc->h, cc->w, cc->oc, cc->k, cc->stride, cc->pad, cc->groups);
@@ -169,6 +186,10 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
          cc->relu, work_floats, chunk, cc->n, cc->skip_dinp ? ", no dinp" : "",
          cc->shared ? ", shared buffer at odd offsets" : "");
   fflush(stdout);
+  const int saved_winograd = rt->winograd;
+  if (cc->path) rt->winograd = cc->path == PATH_WINOGRAD ? AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD : 0;
+  an_gemm_log log = {0};
+  an_gemm_record(rt, &log);
 
   size_t n_inp = (size_t)cc->n * cc->c * cc->h * cc->w;
   size_t n_w = (size_t)cc->oc * (cc->c / cc->groups) * cc->k * cc->k;
@@ -198,11 +219,28 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
   double *inp_d = test_dup_double(inp, n_inp), *weight_d = test_dup_double(weight, n_w);
   double *bias_d = test_dup_double(bias, n_b), *want_out = test_doubles(n_out);
   ref_conv_forward(want_out, inp_d, weight_d, bias_d, &rd, cc->relu);
-  int fails = check_close("conv out", out, want_out, n_out, FWD_RTOL, FWD_ATOL);
+  /* Winograd: within 1e-4 of max|want|, no absolute margin */
+  const double fwd_atol = cc->path == PATH_WINOGRAD ? 0.0 : FWD_ATOL;
+  const double grad_atol = cc->path == PATH_WINOGRAD ? 0.0 : GRAD_ATOL;
+  int fails = check_close("conv out", out, want_out, n_out, FWD_RTOL, fwd_atol);
+  const int cg = cc->c / cc->groups, ocg = cc->oc / cc->groups;
+  if (cc->path == PATH_WINOGRAD)
+    assert_path_gemms("forward", &log, 0, cc->path, (size_t)ocg, (size_t)cg, cc->groups);
+  if (cc->path == PATH_IM2COL)
+    assert_path_gemms("forward", &log, 0, cc->path, (size_t)ocg, (size_t)cg * cc->k * cc->k, cc->groups);
+  const int forward_gemms = log.n;
 
   /* backward */
   TEST_OK(an_conv_backward(rt, &d, d_dinp, d_dweight, d_dbias, d_dout, d_out, d_inp, d_weight, cc->relu, d_work,
                            work_floats));
+  an_gemm_record(rt, NULL);
+  rt->winograd = saved_winograd;
+  if (cc->path == PATH_WINOGRAD && !cc->skip_dinp) { /* the weight gradient's NT slices, then Winograd's NN */
+    int first = forward_gemms;
+    while (first < log.n && log.calls[first].trans_b) first++;
+    assert_path_gemms("input gradient", &log, first, cc->path, (size_t)cg, (size_t)ocg, cc->groups);
+  }
+  free(log.calls);
   float *dweight = download(rt, d_dweight, n_w), *dbias = download(rt, d_dbias, n_b);
   double *out_d = test_dup_double(out, n_out), *dout_d = test_dup_double(dout, n_out);
   double *want_dweight = test_dup_double(dweight0, n_w), *want_dbias = test_dup_double(dbias0, n_b);
@@ -210,7 +248,7 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
   ref_conv_backward(want_dinp, want_dweight, want_dbias, dout_d, out_d, inp_d, weight_d, &rd, cc->relu);
   if (!cc->skip_dinp) {
     float *dinp = download(rt, d_dinp, n_inp);
-    fails += check_close("conv dinp", dinp, want_dinp, n_inp, GRAD_RTOL, GRAD_ATOL);
+    fails += check_close("conv dinp", dinp, want_dinp, n_inp, GRAD_RTOL, grad_atol);
     free(dinp);
   }
   fails += check_close("conv dweight (accumulated)", dweight, want_dweight, n_w, GRAD_RTOL, GRAD_ATOL);
@@ -227,7 +265,13 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
 
 #define CONV_TEST(fn, ...)                    \
   static void fn(void **state) {              \
-    const conv_case cc = {__VA_ARGS__};       \
+    const conv_case cc = {__VA_ARGS__, 0};    \
+    run_conv((an_runtime *)*state, #fn, &cc); \
+  }
+/* on one path, whatever ALEXNET_WINOGRAD says */
+#define CONV_TEST_ON(path, fn, ...)           \
+  static void fn(void **state) {              \
+    const conv_case cc = {__VA_ARGS__, path}; \
     run_conv((an_runtime *)*state, #fn, &cc); \
   }
 
@@ -235,7 +279,7 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
  * a remainder of 3, per group and image */
 static void test_conv_tuned_slice_width(void **state) {
   an_runtime *rt = *state;
-  const conv_case cc = {3, 4, 9, 7, 6, 3, 1, 1, 2, 1, 1, 0, 1, 107};
+  const conv_case cc = {3, 4, 9, 7, 6, 3, 1, 1, 2, 1, 1, 0, 1, 107, PATH_IM2COL};
   TEST_OK(an_gemm_set_dw_slice(rt, 3, 18, 63, 10));
   assert_int_equal(an_gemm_dw_slice(rt, 3, 18, 63), 10);
   an_marks_clear(rt);
@@ -276,13 +320,23 @@ CONV_TEST(test_conv_alexnet_conv2, 1, 96, 27, 27, 256, 5, 1, 2, 2, 1, 0, 0, 1, 1
 CONV_TEST(test_conv_alexnet_conv3, 1, 256, 13, 13, 384, 3, 1, 1, 1, 1, 0, 0, 0, 114)
 CONV_TEST(test_conv_alexnet_conv4, 1, 384, 13, 13, 384, 3, 1, 1, 2, 1, 0, 0, 1, 115)
 CONV_TEST(test_conv_alexnet_conv5_chunk1, 2, 384, 13, 13, 256, 3, 1, 1, 2, 1, 1, 0, 1, 116)
+/* 3x3 stride-1 pad-1 on each path whatever ALEXNET_WINOGRAD says: Winograd F(2x2,3x3) for the forward
+ * pass and the input gradient (odd sizes: a last row and column of tiles half outside; a chunk per
+ * image; groups 2; a 1x1 image; no input gradient), and im2col. Few GEMMs each (16 per group per
+ * chunk and pass): Oclgrind runs them too. */
+CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_13x13_chunk1, 2, 3, 13, 13, 4, 3, 1, 1, 1, 1, 1, 0, 1, 131)
+CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_g2_relu0, 2, 6, 7, 9, 4, 3, 1, 1, 2, 0, 0, 0, 0, 133)
+CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_1x1_image, 3, 3, 1, 1, 5, 3, 1, 1, 1, 1, 0, 0, 1, 134)
+CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_no_dinp, 2, 3, 5, 4, 4, 3, 1, 1, 1, 1, 0, 1, 1, 135)
+CONV_TEST_ON(PATH_IM2COL, test_conv_small_im2col_k3_pad1_g2, 2, 4, 5, 7, 4, 3, 1, 1, 2, 1, 0, 0, 1, 132)
+CONV_TEST_ON(PATH_WINOGRAD, test_conv_alexnet_conv4_winograd, 2, 384, 13, 13, 384, 3, 1, 1, 2, 1, 0, 0, 1, 136)
 
 /* A workspace that cannot hold one image is an error with a message, not a crash or a silent no-op. */
 static void test_conv_workspace_too_small(void **state) {
   an_runtime *rt = *state;
   an_conv_dims d = an_conv_dims_make(2, 3, 9, 9, 4, 3, 1, 1, 1);
   const size_t n_inp = 2 * 3 * 9 * 9, n_w = 4 * 3 * 3 * 3, n_b = 4, n_out = 2 * 4 * 9 * 9;
-  size_t need = an_conv_work_floats(&d, 1);
+  size_t need = an_conv_min_work_floats(&d);
   cl_mem buf = NULL;
   TEST_OK(an_alloc(rt, 2 * n_inp + n_w + n_b + 2 * n_out + need, &buf));
   an_buf inp = an_at(buf, 0), dinp = an_at(buf, n_inp), weight = an_at(buf, 2 * n_inp);
@@ -738,6 +792,34 @@ static void test_sgd(void **state) {
 
 /* The runtime launches the variant ALEXNET_KERNELS names (ctest runs this suite once per variant),
  * else the device type's; a bad value is refused by name. */
+/* ALEXNET_WINOGRAD: 0, 1 or forward, unset the default, anything else an error naming the value */
+static void test_winograd_choice(void **state) {
+  (void)state;
+  const char *was = getenv("ALEXNET_WINOGRAD");
+  char saved[16] = "";
+  if (was) snprintf(saved, sizeof saved, "%s", was);
+  int got = -1;
+  unsetenv("ALEXNET_WINOGRAD");
+  TEST_OK(an_winograd_choose(&got));
+  assert_int_equal(got, AN_WINOGRAD_DEFAULT);
+  setenv("ALEXNET_WINOGRAD", "0", 1);
+  TEST_OK(an_winograd_choose(&got));
+  assert_int_equal(got, 0);
+  setenv("ALEXNET_WINOGRAD", "1", 1);
+  TEST_OK(an_winograd_choose(&got));
+  assert_int_equal(got, AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD);
+  setenv("ALEXNET_WINOGRAD", "forward", 1);
+  TEST_OK(an_winograd_choose(&got));
+  assert_int_equal(got, AN_WINOGRAD_FORWARD);
+  setenv("ALEXNET_WINOGRAD", "yes", 1);
+  const an_status st = an_winograd_choose(&got);
+  printf("  ALEXNET_WINOGRAD=yes: %s: %s\n", an_status_name(st), an_last_error());
+  assert_int_equal(st, AN_ERR_ARGUMENT);
+  assert_non_null(strstr(an_last_error(), "'yes'"));
+  if (was) setenv("ALEXNET_WINOGRAD", saved, 1);
+  else unsetenv("ALEXNET_WINOGRAD");
+}
+
 static void test_kernel_variant(void **state) {
   an_runtime *rt = *state;
   const char *forced = getenv("ALEXNET_KERNELS");
@@ -803,6 +885,7 @@ static int named_in(const char *name, const char *list) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kernel_variant),
+      cmocka_unit_test(test_winograd_choice),
       cmocka_unit_test(test_conv_small_batch1),
       cmocka_unit_test(test_conv_small_groups2_chunk1),
       cmocka_unit_test(test_conv_tuned_slice_width),
@@ -827,6 +910,12 @@ int main(void) {
       cmocka_unit_test(test_conv_alexnet_conv3),
       cmocka_unit_test(test_conv_alexnet_conv4),
       cmocka_unit_test(test_conv_alexnet_conv5_chunk1),
+      cmocka_unit_test(test_conv_small_winograd_13x13_chunk1),
+      cmocka_unit_test(test_conv_small_winograd_g2_relu0),
+      cmocka_unit_test(test_conv_small_winograd_1x1_image),
+      cmocka_unit_test(test_conv_small_winograd_no_dinp),
+      cmocka_unit_test(test_conv_small_im2col_k3_pad1_g2),
+      cmocka_unit_test(test_conv_alexnet_conv4_winograd),
       cmocka_unit_test(test_fc_small),
       cmocka_unit_test(test_fc_small_relu),
       cmocka_unit_test(test_fc_small_batch1_relu),

@@ -15,7 +15,8 @@
 extern "C" {
 #endif
 
-/* ---- convolution: batched im2col + one CLBlast GEMM per group per chunk of images ---- */
+/* ---- convolution: batched im2col + one CLBlast GEMM per group per chunk of images; the 3x3 stride-1
+ * pad-1 ones through Winograd F(2x2,3x3) as rt->winograd says (layers/winograd.c) ---- */
 typedef struct an_conv_dims {
   int n, c, h, w;          /* input (N, C, H, W) */
   int oc, kh, kw;          /* weight (OC, C/groups, KH, KW) */
@@ -25,8 +26,12 @@ typedef struct an_conv_dims {
 
 an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int stride, int pad, int groups);
 
-/* Floats of workspace one chunk of `images` images needs (forward and backward alike). */
+/* Floats of workspace one chunk of `images` images needs (forward and backward alike, on either path:
+ * im2col, or Winograd's for a 3x3 stride-1 pad-1 convolution, whose filters do not grow with the chunk). */
 size_t an_conv_work_floats(const an_conv_dims *d, int images);
+/* The least workspace the convolution runs in: one image per chunk, on im2col (a workspace too small
+ * for Winograd's filters and one image runs that path, whatever rt->winograd says). */
+size_t an_conv_min_work_floats(const an_conv_dims *d);
 /* Images per chunk for a workspace of work_floats (0 when not even one fits): the whole batch when it
  * fits, else a multiple of AN_CONV_CHUNK_ALIGN images when at least that many fit, so the GEMMs' column
  * count (images · OH·OW, OH·OW odd in AlexNet) is a multiple of CLBlast's tiles and it pads nothing. */

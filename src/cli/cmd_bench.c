@@ -56,6 +56,7 @@ typedef struct bench_result {
   device_time dev[2];
   /* --kernels, one device: the same steps with the kernel variant the runtime did not choose */
   an_kernel_variant variant; /* the runtime's choice, which dev[0] ran */
+  int winograd;              /* the runtime's Winograd passes (ALEXNET_WINOGRAD) */
   int has_other;
   device_time other; /* its kernels and times */
   double other_step_ms;
@@ -314,6 +315,7 @@ static int bench_model(an_runtime *rt, const char *model, int classes, int batch
   r->dev[0].count = batch;
   r->dev[0].device_bytes = an_net_device_bytes(t.net);
   r->variant = rt->kernels_variant;
+  r->winograd = rt->winograd;
   int rc = time_steps(&t, classes, size, warmup, iterations, r);
   if (rc == 0 && kernels) rc = time_other_variant(&t, classes, size, warmup, iterations, r);
   if (rc == 0 && host_blas) measure_host_blas(rt, t.net, train, r);
@@ -463,6 +465,11 @@ static void print_result(const bench_result *r) {
   printf("  cold start: program build %.2f s, first step %.2f s (CLBlast builds its kernels)\n", r->build_s,
          r->first_step_s);
   printf("  GEMM tuning: %s\n", d->tuning[0] ? d->tuning : "none (untuned CLBlast defaults; see alexnet tune)");
+  if (r->n_devices == 1)
+    printf("  3x3 stride-1 convolutions: %s (ALEXNET_WINOGRAD=0|forward|1)\n",
+           r->winograd == (AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD) ? "Winograd forward and input gradient"
+           : r->winograd == AN_WINOGRAD_FORWARD                          ? "Winograd forward, im2col backward"
+                                                                         : "im2col");
   print_host_blas(r);
   print_kernels(d, r->device_ms);
   print_variants(r);

@@ -12,7 +12,8 @@
  *   acts    (act_floats)                layer outputs, ping-pong: side 0 starts at 0, side 1 ends at
  *                                       act_floats; a layer reads one side and writes the other, so
  *                                       act_floats = max over layers of (input + output) floats
- *   work    (work_floats)               im2col + GEMM output of a chunk of images (conv.c)
+ *   work    (work_floats)               im2col + GEMM output of a chunk of images, or Winograd's
+ *                                       filters and tiles (conv.c)
  *   input   (slots, N, 3, H, W)         the batch (host memory on host-unified devices)
  *   output  (N, classes)                the logits (host memory on host-unified devices)
  * and the runtime's GEMM scratch, reserved for exactly the GEMM calls the forward pass makes. */
@@ -200,8 +201,8 @@ static void memory_of(const an_infer *inf, size_t work_floats, size_t temp, an_i
     const an_layer_plan *L = &inf->layers[i];
     if (L->desc->kind != AN_LAYER_CONV) continue;
     const an_conv_dims d = an_layer_conv_dims(L, inf->batch);
-    if (an_conv_work_floats(&d, 1) > biggest) {
-      biggest = an_conv_work_floats(&d, 1);
+    if (an_conv_min_work_floats(&d) > biggest) {
+      biggest = an_conv_min_work_floats(&d);
       mem->chunk_images = an_conv_chunk_images(&d, work_floats);
     }
   }
@@ -225,7 +226,7 @@ static int fit(an_infer *inf, size_t limit) {
     if (L->desc->kind != AN_LAYER_CONV) continue;
     const an_conv_dims d = an_layer_conv_dims(L, inf->batch);
     if (an_conv_work_floats(&d, inf->batch) > all) all = an_conv_work_floats(&d, inf->batch);
-    if (an_conv_work_floats(&d, 1) > one) one = an_conv_work_floats(&d, 1);
+    if (an_conv_min_work_floats(&d) > one) one = an_conv_min_work_floats(&d);
   }
   size_t work = all;
   if (work * sizeof(float) > max_alloc) work = max_alloc / sizeof(float);

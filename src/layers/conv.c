@@ -7,7 +7,13 @@
  * Forward   ybuf_g  = W_g · col_g
  * Backward  dW_g   += dybuf_g · col_gᵀ,  db += Σ_cols dybuf,  dcol_g = W_gᵀ · dybuf_g,  dinp = col2im(dcol)
  * im2col, col2im, the epilogue and the gradient's prologue take the runtime's kernel variant
- * (rt->kernels_variant: cl/conv.cl's CPU shapes, or the _gpu ones). */
+ * (rt->kernels_variant: cl/conv.cl's CPU shapes, or the _gpu ones).
+ *
+ * A 3x3, stride-1, pad-1 convolution runs its forward pass and its input gradient through Winograd
+ * F(2x2,3x3) (layers/winograd.c) as rt->winograd says, when the workspace holds its transformed filters
+ * and one image; its weight gradient stays on im2col. The workspace size is the larger of the two
+ * paths' (so the plan does not depend on the switch); each path chunks the images its own way, Winograd's
+ * workspace holding the transformed filters (16, OC, C/groups) and then a chunk's tiles. */
 #include <stdio.h>
 
 #include "alexnet/layers.h"
@@ -16,6 +22,7 @@
 #include "alexnet/tune.h"
 #include "gemm/gemm.h"
 #include "layers/ops.h"
+#include "layers/winograd.h"
 
 an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int stride, int pad, int groups) {
   an_conv_dims d = {n, c, h, w, oc, k, k, stride, pad, groups, 0, 0};
@@ -24,9 +31,36 @@ an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int st
   return d;
 }
 
+static size_t im2col_floats(const an_conv_dims *d, int images) { /* col + ybuf */
+  return ((size_t)d->c * d->kh * d->kw + (size_t)d->oc) * d->oh * d->ow * (size_t)images;
+}
+
 size_t an_conv_work_floats(const an_conv_dims *d, int images) {
-  const size_t ncols = (size_t)images * d->oh * d->ow;
-  return ((size_t)d->c * d->kh * d->kw + (size_t)d->oc) * ncols;
+  const size_t im2col = im2col_floats(d, images);
+  if (!an_wino_applies(d)) return im2col;
+  const size_t wino = an_wino_filter_floats(d) + an_wino_image_floats(d) * (size_t)images;
+  return im2col > wino ? im2col : wino;
+}
+
+/* the chunk rule of an_conv_chunk_images, for `fit` images' worth of workspace */
+static int chunk_of(const an_conv_dims *d, size_t fit) {
+  if (fit >= (size_t)d->n) return d->n;
+  if (fit >= AN_CONV_CHUNK_ALIGN) fit -= fit % AN_CONV_CHUNK_ALIGN;
+  return (int)fit;
+}
+
+size_t an_conv_min_work_floats(const an_conv_dims *d) { return im2col_floats(d, 1); }
+
+int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats) {
+  return chunk_of(d, work_floats / im2col_floats(d, 1));
+}
+
+/* the Winograd path's images per chunk when it runs this convolution's pass (AN_WINOGRAD_FORWARD or
+ * _INPUT_GRAD); 0 when it does not (switched off, not a 3x3 stride-1 pad-1 convolution, or no room for
+ * the filters and one image) */
+static int winograd(const an_runtime *rt, const an_conv_dims *d, size_t work_floats, int pass) {
+  if (!(rt->winograd & pass) || !an_wino_applies(d) || work_floats < an_wino_filter_floats(d)) return 0;
+  return chunk_of(d, (work_floats - an_wino_filter_floats(d)) / an_wino_image_floats(d));
 }
 
 static an_status check_dims(const an_conv_dims *d, size_t work_floats, int *chunk) {
@@ -35,7 +69,7 @@ static an_status check_dims(const an_conv_dims *d, size_t work_floats, int *chun
     return AN_FAIL(AN_ERR_ARGUMENT,
                    "convolution %dx%dx%dx%d -> %d channels (k %d, stride %d, pad %d, groups %d) is not valid", d->n,
                    d->c, d->h, d->w, d->oc, d->kh, d->stride, d->pad, d->groups);
-  const size_t per_image = an_conv_work_floats(d, 1);
+  const size_t per_image = im2col_floats(d, 1);
   *chunk = an_conv_chunk_images(d, work_floats);
   if (*chunk < 1)
     return AN_FAIL(AN_ERR_ARGUMENT, "convolution workspace of %zu floats holds less than one image (%zu)",
@@ -43,11 +77,25 @@ static an_status check_dims(const an_conv_dims *d, size_t work_floats, int *chun
   return AN_OK;
 }
 
-int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats) {
-  size_t nb = work_floats / an_conv_work_floats(d, 1);
-  if (nb >= (size_t)d->n) return d->n;
-  if (nb >= AN_CONV_CHUNK_ALIGN) nb -= nb % AN_CONV_CHUNK_ALIGN;
-  return (int)nb;
+/* The Winograd path over the batch, wino_chunk images at a time (layers/winograd.c): the forward
+ * output, or the input gradient (then src is the output gradient and out the ReLU's mask) */
+static an_status wino_run(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass, an_buf dst, an_buf src,
+                          an_buf out, an_buf weight, an_buf bias, int relu, an_buf work, int wino_chunk) {
+  const an_buf u = work, region = an_at(work.mem, work.off + an_wino_filter_floats(d));
+  AN_TRY(an_wino_filters(rt, d, pass, weight, u));
+  for (int n0 = 0; n0 < d->n; n0 += wino_chunk)
+    AN_TRY(an_wino_chunk(rt, d, pass, dst, src, out, bias, relu, u, region, n0,
+                         d->n - n0 < wino_chunk ? d->n - n0 : wino_chunk));
+  return AN_OK;
+}
+
+/* the Winograd path's GEMMs over the batch, as wino_run issues them */
+static int wino_gemms(const an_conv_dims *d, an_wino_pass pass, size_t work_off, int wino_chunk, an_gemm_call *out,
+                      int n, int max) {
+  for (int n0 = 0; n0 < d->n; n0 += wino_chunk)
+    n = an_wino_gemms(d, pass, work_off, work_off + an_wino_filter_floats(d),
+                      d->n - n0 < wino_chunk ? d->n - n0 : wino_chunk, out, n, max);
+  return n;
 }
 
 /* im2col and col2im take the same arguments; the variants differ in their ranges (cl/conv.cl) */
@@ -83,6 +131,8 @@ an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_
                           int relu, an_buf work, size_t work_floats) {
   int chunk;
   AN_TRY(check_dims(d, work_floats, &chunk));
+  const int wino_chunk = winograd(rt, d, work_floats, AN_WINOGRAD_FORWARD);
+  if (wino_chunk) return wino_run(rt, d, AN_WINO_FORWARD, out, inp, out, weight, bias, relu, work, wino_chunk);
   const size_t ohw = (size_t)d->oh * d->ow, ckk_g = (size_t)(d->c / d->groups) * d->kh * d->kw;
   const size_t oc_g = (size_t)(d->oc / d->groups);
   for (int n0 = 0; n0 < d->n; n0 += chunk) {
@@ -111,6 +161,8 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
   AN_TRY(check_dims(d, work_floats, &chunk));
   const size_t ohw = (size_t)d->oh * d->ow, ckk_g = (size_t)(d->c / d->groups) * d->kh * d->kw;
   const size_t oc_g = (size_t)(d->oc / d->groups);
+  const int wino_chunk = dinp.mem ? winograd(rt, d, work_floats, AN_WINOGRAD_INPUT_GRAD)
+                                  : 0; /* then dinp after every chunk's dW */
   for (int n0 = 0; n0 < d->n; n0 += chunk) {
     const int nb = d->n - n0 < chunk ? d->n - n0 : chunk;
     const size_t ncols = (size_t)nb * ohw;
@@ -141,7 +193,7 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
                        an_at(col.mem, col.off + g * ckk_g * ncols + j0), ncols, 1.0f,
                        an_at(dweight.mem, dweight.off + g * oc_g * ckk_g), ckk_g));
       }
-    if (!dinp.mem) continue;
+    if (!dinp.mem || wino_chunk) continue;
     for (int g = 0; g < d->groups; g++) /* the col region now receives the input gradient's columns */
       AN_TRY(an_gemm(rt, 1, 0, ckk_g, ncols, oc_g, 1.0f, an_at(weight.mem, weight.off + g * oc_g * ckk_g), ckk_g,
                      an_at(dybuf.mem, dybuf.off + g * oc_g * ncols), ncols, 0.0f,
@@ -157,6 +209,8 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
     if (rt->kernels_variant == AN_KERNELS_GPU) AN_TRY(an_launch(rt, "col2im_gpu", 2, global_gpu, local_gpu, args));
     else AN_TRY(an_launch(rt, "col2im", 2, global, NULL, args));
   }
+  if (wino_chunk) /* the workspace is free again: Winograd's filters and tiles */
+    AN_TRY(wino_run(rt, d, AN_WINO_BACKWARD_DATA, dinp, dout, out, weight, dbias, relu, work, wino_chunk));
   return AN_OK;
 }
 
@@ -188,18 +242,23 @@ static int conv_param_shapes(const an_layer_desc *d, const int in[3], const int 
 /* The GEMMs of an_conv_forward and an_conv_backward, call for call: per chunk of images, forward one
  * NN per group; backward the weight gradient's NT slices per group, then (with an input gradient) one
  * TN per group. Offsets as those functions compute them. Both passes together list them chunk by
- * chunk (the order the tuner reports shapes in); each pass alone is the order it issues them. */
+ * chunk (the order the tuner reports shapes in); each pass alone is the order it issues them. On the
+ * Winograd path the forward pass is its chunks' 16 NN per group, and the input gradient's follow all of
+ * the weight gradient's chunks. */
 static int conv_gemms(const an_layer_io *io, int passes, an_gemm_call *out, int max) {
   const an_conv_dims d = an_layer_conv_dims(io->L, io->n);
   const int chunk = an_conv_chunk_images(&d, io->work_floats);
   if (chunk < 1) return 0;
   const size_t ohw = (size_t)d.oh * d.ow, ckk_g = (size_t)(d.c / d.groups) * d.kh * d.kw;
   const size_t oc_g = (size_t)(d.oc / d.groups), w = io->weight.off, col = io->work.off;
+  const int wino_fwd = winograd(io->rt, &d, io->work_floats, AN_WINOGRAD_FORWARD);
+  const int wino_dinp = io->dinp.mem ? winograd(io->rt, &d, io->work_floats, AN_WINOGRAD_INPUT_GRAD) : 0;
   int n = 0;
+  if (passes & AN_PASS_FORWARD && wino_fwd) n = wino_gemms(&d, AN_WINO_FORWARD, col, wino_fwd, out, n, max);
   for (int n0 = 0; n0 < d.n; n0 += chunk) { /* per chunk: forward, then the weight and input gradients */
     const size_t ncols = (size_t)(d.n - n0 < chunk ? d.n - n0 : chunk) * ohw;
     const size_t ybuf = col + ckk_g * d.groups * ncols;
-    if (passes & AN_PASS_FORWARD)
+    if (passes & AN_PASS_FORWARD && !wino_fwd)
       for (int g = 0; g < d.groups; g++)
         n = an_gemm_call_add(out, n, max, 0, 0, oc_g, ncols, ckk_g, w + g * oc_g * ckk_g, ckk_g,
                              col + g * ckk_g * ncols, ncols, ybuf + g * oc_g * ncols, ncols);
@@ -210,11 +269,12 @@ static int conv_gemms(const an_layer_io *io, int passes, an_gemm_call *out, int 
         n = an_gemm_call_add(out, n, max, 0, 1, oc_g, ckk_g, ncols - j0 < width ? ncols - j0 : width,
                              ybuf + g * oc_g * ncols + j0, ncols, col + g * ckk_g * ncols + j0, ncols,
                              io->dweight.off + g * oc_g * ckk_g, ckk_g);
-    if (!io->dinp.mem) continue;
+    if (!io->dinp.mem || wino_dinp) continue;
     for (int g = 0; g < d.groups; g++)
       n = an_gemm_call_add(out, n, max, 1, 0, ckk_g, ncols, oc_g, w + g * oc_g * ckk_g, ckk_g,
                            ybuf + g * oc_g * ncols, ncols, col + g * ckk_g * ncols, ncols);
   }
+  if (passes & AN_PASS_BACKWARD && wino_dinp) n = wino_gemms(&d, AN_WINO_BACKWARD_DATA, col, wino_dinp, out, n, max);
   return n;
 }
 

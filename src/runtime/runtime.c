@@ -106,6 +106,21 @@ an_status an_kernel_variant_choose(const an_device_info *info, an_kernel_variant
   return AN_OK;
 }
 
+an_status an_winograd_choose(int *out) {
+  const char *forced = getenv("ALEXNET_WINOGRAD");
+  *out = AN_WINOGRAD_DEFAULT;
+  if (!forced || !*forced) return AN_OK;
+  if (!strcmp(forced, "0")) *out = 0;
+  else if (!strcmp(forced, "1")) *out = AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD;
+  else if (!strcmp(forced, "forward")) *out = AN_WINOGRAD_FORWARD;
+  else
+    return AN_FAIL(AN_ERR_ARGUMENT,
+                   "ALEXNET_WINOGRAD is '%s'; it takes 0 (im2col), 1 (Winograd F(2x2,3x3) for the 3x3 stride-1 "
+                   "convolutions' forward pass and input gradient) or forward (their forward pass only)",
+                   forced);
+  return AN_OK;
+}
+
 const char *an_kernel_variant_name(an_kernel_variant v) { return v == AN_KERNELS_GPU ? "gpu" : "cpu"; }
 
 static int contains_nocase(const char *hay, const char *needle) {
@@ -366,6 +381,7 @@ static an_status runtime_create(const an_device_info *info, cl_context shared, a
   rt->info = *info;
   AN_TRY_GOTO(an_kernel_variant_choose(info, &rt->kernels_variant));
   rt->gemv_off = getenv("ALEXNET_NO_GEMV") && *getenv("ALEXNET_NO_GEMV"); /* comparisons: Xgemm for every GEMM */
+  AN_TRY_GOTO(an_winograd_choose(&rt->winograd));
   if (shared) {
     AN_CL_GOTO(clRetainContext(shared));
     rt->context = shared;

@@ -1,0 +1,138 @@
+/* Winograd F(2x2,3x3) convolutions (3x3, stride 1, pad 1): the filter, input and output transforms of
+ * cl/winograd.cl around 16 GEMMs per group, M[ξ] (CO/g, T) = U[ξ] (CO/g, CI/g) · V[ξ] (CI/g, T): 16
+ * multiplies per 2x2 output tile and input channel where im2col's GEMM takes 36.
+ *
+ * The forward pass convolves the input (CI = C, CO = OC); the backward pass's input gradient convolves
+ * the output gradient (CI = OC, CO = C) with the filters turned 180° and their channels swapped, so both
+ * run the same code with the filter transform reading the weight the pass's way.
+ * Per chunk of nb images the region holds (T = nb·ceil(H/2)·ceil(W/2) tiles)
+ *   v (16, CI, T)   the transformed tiles
+ *   m (16, CO, T)   the GEMMs' products
+ * and u (16, CO, CI/g), the transformed filters, lies apart (the caller's, once per call). */
+#include "layers/winograd.h"
+
+#include "gemm/gemm.h"
+#include "layers/ops.h"
+#include "runtime/check.h"
+#include "runtime/launch.h"
+
+typedef struct wino_shape {
+  int ci, co, groups;
+  int th, tw; /* tiles per image */
+} wino_shape;
+
+static wino_shape shape_of(const an_conv_dims *d, an_wino_pass pass) {
+  const wino_shape s = {pass == AN_WINO_FORWARD ? d->c : d->oc, pass == AN_WINO_FORWARD ? d->oc : d->c, d->groups,
+                        (d->h + 1) / 2, (d->w + 1) / 2};
+  return s;
+}
+
+int an_wino_applies(const an_conv_dims *d) {
+  return d->kh == 3 && d->kw == 3 && d->stride == 1 && d->pad == 1 && d->oh == d->h && d->ow == d->w;
+}
+
+size_t an_wino_filter_floats(const an_conv_dims *d) { return (size_t)16 * d->oc * (d->c / d->groups); }
+
+size_t an_wino_image_floats(const an_conv_dims *d) {
+  return (size_t)16 * ((d->h + 1) / 2) * ((d->w + 1) / 2) * ((size_t)d->c + d->oc);
+}
+
+an_status an_wino_filters(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass, an_buf weight, an_buf u) {
+  const wino_shape s = shape_of(d, pass);
+  const int in_g = s.ci / s.groups;
+  /* (input channel in the group, output channel), whole work-groups of 64 (the kernel skips the rest) */
+  const size_t global[2] = {an_round_up((size_t)in_g, AN_GPU_WGS), (size_t)s.co}, local[2] = {AN_GPU_WGS, 1};
+  const an_arg args[] = {an_arg_mem(weight.mem),
+                         an_arg_ulong(weight.off),
+                         an_arg_mem(u.mem),
+                         an_arg_ulong(u.off),
+                         an_arg_int(s.co),
+                         an_arg_int(in_g),
+                         an_arg_int(d->c / d->groups),
+                         an_arg_int(d->oc / d->groups),
+                         an_arg_int(pass != AN_WINO_FORWARD)};
+  return an_launch(rt, "winograd_filter", 2, global, local, args);
+}
+
+/* group g's GEMM at position xi (0 … 15) over t tiles; offsets from u's and the region's */
+static an_gemm_call gemm_of(const wino_shape *s, size_t u_off, size_t region_off, size_t t, int g, int xi) {
+  const size_t ci_g = (size_t)(s->ci / s->groups), co_g = (size_t)(s->co / s->groups);
+  const size_t v = region_off, m = region_off + (size_t)16 * s->ci * t;
+  const an_gemm_call c = {0,    0,
+                          co_g, t,
+                          ci_g, u_off + (size_t)xi * s->co * ci_g + g * co_g * ci_g,
+                          ci_g, v + (size_t)xi * s->ci * t + g * ci_g * t,
+                          t,    m + (size_t)xi * s->co * t + g * co_g * t,
+                          t};
+  return c;
+}
+
+int an_wino_gemms(const an_conv_dims *d, an_wino_pass pass, size_t u_off, size_t region_off, int nb,
+                  an_gemm_call *out, int n, int max) {
+  const wino_shape s = shape_of(d, pass);
+  const size_t t = (size_t)nb * s.th * s.tw;
+  for (int g = 0; g < s.groups; g++)
+    for (int xi = 0; xi < 16; xi++) {
+      const an_gemm_call c = gemm_of(&s, u_off, region_off, t, g, xi);
+      n = an_gemm_call_add(out, n, max, 0, 0, c.m, c.n, c.k, c.a_off, c.lda, c.b_off, c.ldb, c.c_off, c.ldc);
+    }
+  return n;
+}
+
+an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass, an_buf dst, an_buf src,
+                        an_buf mask, an_buf bias, int relu, an_buf u, an_buf region, int n0, int nb) {
+  const wino_shape s = shape_of(d, pass);
+  const size_t t = (size_t)nb * s.th * s.tw, t_round = an_round_up(t, AN_GPU_WGS);
+  const an_buf v = region;                                                /* (16, CI, T) */
+  const an_buf m = an_at(region.mem, region.off + (size_t)16 * s.ci * t); /* (16, CO, T) */
+  const int use_mask = pass != AN_WINO_FORWARD && relu;
+  const int gpu = rt->kernels_variant == AN_KERNELS_GPU;
+  const size_t local_gpu[2] = {AN_GPU_WGS, 1};
+  {
+    const size_t global[2] = {(size_t)s.ci, (size_t)nb}, global_gpu[2] = {t_round, (size_t)s.ci}; /* see cl/ */
+    const an_arg args[] = {an_arg_mem(src.mem),
+                           an_arg_ulong(src.off),
+                           an_arg_mem(use_mask ? mask.mem : src.mem),
+                           an_arg_ulong(use_mask ? mask.off : src.off),
+                           an_arg_int(use_mask),
+                           an_arg_mem(v.mem),
+                           an_arg_ulong(v.off),
+                           an_arg_int(s.ci),
+                           an_arg_int(d->h),
+                           an_arg_int(d->w),
+                           an_arg_int(s.th),
+                           an_arg_int(s.tw),
+                           an_arg_int(n0),
+                           an_arg_int(nb)};
+    if (gpu) AN_TRY(an_launch(rt, "winograd_input_gpu", 2, global_gpu, local_gpu, args));
+    else AN_TRY(an_launch(rt, "winograd_input", 2, global, NULL, args));
+  }
+  /* 16 GEMMs per group, one an_gemm each: CLBlast's strided-batched GEMM (one call per group) computed
+   * wrong products once the tuning had switched Xgemm's parameters between shapes (test_models), and
+   * was no faster here (docs/BENCHMARKS.md) */
+  for (int g = 0; g < s.groups; g++)
+    for (int xi = 0; xi < 16; xi++) {
+      const an_gemm_call c = gemm_of(&s, u.off, region.off, t, g, xi);
+      AN_TRY(an_gemm(rt, 0, 0, c.m, c.n, c.k, 1.0f, an_at(u.mem, c.a_off), c.lda, an_at(v.mem, c.b_off), c.ldb, 0.0f,
+                     an_at(m.mem, c.c_off), c.ldc));
+    }
+  const int use_bias = pass == AN_WINO_FORWARD;
+  const size_t global[2] = {(size_t)s.co, (size_t)nb}, global_gpu[2] = {t_round, (size_t)s.co}; /* see cl/ */
+  const an_arg args[] = {an_arg_mem(m.mem),
+                         an_arg_ulong(m.off),
+                         an_arg_mem(use_bias ? bias.mem : m.mem),
+                         an_arg_ulong(use_bias ? bias.off : m.off),
+                         an_arg_int(use_bias),
+                         an_arg_mem(dst.mem),
+                         an_arg_ulong(dst.off),
+                         an_arg_int(s.co),
+                         an_arg_int(d->h),
+                         an_arg_int(d->w),
+                         an_arg_int(s.th),
+                         an_arg_int(s.tw),
+                         an_arg_int(n0),
+                         an_arg_int(nb),
+                         an_arg_int(use_bias && relu)};
+  if (gpu) return an_launch(rt, "winograd_output_gpu", 2, global_gpu, local_gpu, args);
+  return an_launch(rt, "winograd_output", 2, global, NULL, args);
+}

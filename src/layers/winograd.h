@@ -1,0 +1,29 @@
+/* Internal: Winograd F(2x2,3x3) for the convolutions that are 3x3, stride 1, pad 1 (layers/winograd.c,
+ * cl/winograd.cl): the forward pass and the backward pass's input gradient, which is the same kind of
+ * convolution of the output gradient (filters turned 180°, channels swapped). conv.c decides when. */
+#ifndef ALEXNET_WINOGRAD_H
+#define ALEXNET_WINOGRAD_H
+
+#include "alexnet/layers.h"
+
+typedef enum an_wino_pass { AN_WINO_FORWARD, AN_WINO_BACKWARD_DATA } an_wino_pass;
+
+/* 1 when d is a convolution Winograd F(2x2,3x3) computes: 3x3, stride 1, pad 1 */
+int an_wino_applies(const an_conv_dims *d);
+/* Workspace floats: the transformed filters (16, OC, C/groups), the same count in both passes; and per
+ * image the transformed tiles and products, 16·tiles·(C + OC) */
+size_t an_wino_filter_floats(const an_conv_dims *d);
+size_t an_wino_image_floats(const an_conv_dims *d);
+
+/* u (an_wino_filter_floats) = the pass's filters, transformed */
+an_status an_wino_filters(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass, an_buf weight, an_buf u);
+/* One chunk of nb images from n0, region holding nb·an_wino_image_floats. Forward: dst (N,OC,H,W) =
+ * act(conv(src (N,C,H,W)) + bias); backward data: dst (N,C,H,W) = the input gradient of src, the output
+ * gradient (N,OC,H,W), through the ReLU when relu (mask: the forward output). */
+an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass, an_buf dst, an_buf src,
+                        an_buf mask, an_buf bias, int relu, an_buf u, an_buf region, int n0, int nb);
+/* The GEMMs an_wino_chunk issues for nb images, appended to out from n (as an_gemm_call_add) */
+int an_wino_gemms(const an_conv_dims *d, an_wino_pass pass, size_t u_off, size_t region_off, int nb,
+                  an_gemm_call *out, int n, int max);
+
+#endif
