@@ -87,7 +87,11 @@ an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t 
     const an_gemm_call call = {trans_a, trans_b, m, n, k, a.off, lda, b.off, ldb, c.off, ldc};
     record(rt->gemm_log, &call);
   }
-  if ((m == 1 || n == 1) && k > 1 && !rt->gemv_off) {
+  /* CLBlast's GEMV reads y even when beta is 0 (0·NaN is NaN, and new buffers hold anything): y is
+   * zeroed first, which needs it contiguous (one row of C, or one column with ldc 1) */
+  const int zero_y = beta == 0.0f, y_contiguous = m == 1 || ldc == 1;
+  if ((m == 1 || n == 1) && k > 1 && !rt->gemv_off && (!zero_y || y_contiguous)) {
+    if (zero_y) AN_TRY(an_fill(rt, c, 0.0f, m == 1 ? n : m));
     const CLBlastStatusCode rc = gemv(rt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     if (rc != CLBlastSuccess)
       return an_error((an_status)rc, file, line, "CLBlastSgemv(for GEMM %c%c, m=%zu n=%zu k=%zu)",
