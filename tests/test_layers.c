@@ -39,9 +39,10 @@
 #define EXACT_ATOL 1e-7
 
 #define SENTINEL 12345.25f
-#define GAP 13          /* floats of sentinel before every tensor in a shared buffer: offsets are odd */
-#define MAX_TENSORS 16  /* per arena */
-#define GARBAGE NAN /* what an input gradient holds before the backward writes it: NaN, so that a kernel
+#define GAP 13         /* floats of sentinel before every tensor in a shared buffer: offsets are odd */
+#define MAX_TENSORS 16 /* per arena */
+#define GARBAGE \
+  NAN /* what an input gradient holds before the backward writes it: NaN, so that a kernel
                         * that reads it (0·y in a GEMV with beta 0) shows */
 
 /* ---- device tensors ---- */
