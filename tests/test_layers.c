@@ -41,9 +41,9 @@
 #define SENTINEL 12345.25f
 #define GAP 13         /* floats of sentinel before every tensor in a shared buffer: offsets are odd */
 #define MAX_TENSORS 16 /* per arena */
-#define GARBAGE \
-  NAN /* what an input gradient holds before the backward writes it: NaN, so that a kernel
-                        * that reads it (0·y in a GEMV with beta 0) shows */
+/* What an input gradient holds before the backward writes it: NaN, so that a kernel that reads it
+ * (0·y in a GEMV with beta 0) shows. */
+#define GARBAGE NAN
 
 /* ---- device tensors ---- */
 
