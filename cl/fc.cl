@@ -25,3 +25,8 @@ __kernel void colsum_add(__global const float *dy, ulong dy_off, int n, int out_
   for (int r = 0; r < n; r++) s += dy[dy_off + (size_t)r * out_features + o];
   db[db_off + o] += s;
 }
+
+/* dst[off + i] = 0 for i < n, one work-item per float: the y of a GEMV with beta 0, which CLBlast reads
+ * anyway (gemm/gemm.c). A kernel, not clEnqueueFillBuffer, so that Oclgrind's uninitialized-value check
+ * sees the write. */
+__kernel void zero_floats(__global float *dst, ulong off) { dst[off + get_global_id(0)] = 0.0f; }

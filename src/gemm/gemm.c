@@ -5,6 +5,7 @@
 #include "alexnet/tune.h"
 #include "runtime/check.h"
 #include "runtime/grow.h"
+#include "runtime/launch.h"
 #include "gemm/gemm.h"
 
 /* Which way round CLBlast gets a row-major problem. Its Xgemm kernel reads A as (K, M) and B as (K, N)
@@ -91,7 +92,11 @@ an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t 
    * zeroed first, which needs it contiguous (one row of C, or one column with ldc 1) */
   const int zero_y = beta == 0.0f, y_contiguous = m == 1 || ldc == 1;
   if ((m == 1 || n == 1) && k > 1 && !rt->gemv_off && (!zero_y || y_contiguous)) {
-    if (zero_y) AN_TRY(an_fill(rt, c, 0.0f, m == 1 ? n : m));
+    if (zero_y) {
+      const size_t count = m == 1 ? n : m;
+      const an_arg args[] = {an_arg_mem(c.mem), an_arg_ulong(c.off)};
+      AN_TRY(an_launch(rt, "zero_floats", 1, &count, NULL, args));
+    }
     const CLBlastStatusCode rc = gemv(rt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     if (rc != CLBlastSuccess)
       return an_error((an_status)rc, file, line, "CLBlastSgemv(for GEMM %c%c, m=%zu n=%zu k=%zu)",
