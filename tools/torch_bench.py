@@ -240,22 +240,22 @@ def print_infer_extras(r):
         print(f"{'':21s} ONNX Runtime {r['ort_images_per_s']:9.1f} img/s   ours/ORT {ratio(r['ours_images_per_s'], r['ort_images_per_s'])}"
               f"   (ORT's logits within {r['ort_max_rel_diff']:.1e} of PyTorch's)")
     if "ours_latency_ms" in r:
-        line = f"batch 1: ours {r['ours_latency_ms']:7.2f} ms   PyTorch {r['torch_latency_ms']:7.2f} ms"
-        if "ort_latency_ms" in r:
-            line += f"   ORT {r['ort_latency_ms']:7.2f} ms"
-        line += f"   PyTorch/ours {ratio(r['torch_latency_ms'], r['ours_latency_ms'])}"
-        if "ort_latency_ms" in r:
-            line += f"   ORT/ours {ratio(r['ort_latency_ms'], r['ours_latency_ms'])}"
+        line = three_way(r, "latency_ms", "batch 1", "ms", "7.2f", ours_over=False)
         print(f"{'':21s} {line}   (ms per image, fastest of {r['latency_iterations']}; above 1: ours faster)")
     if "ours_rss_mib" in r:
-        line = f"peak RSS: ours {r['ours_rss_mib']:7.1f} MiB   PyTorch {r['torch_rss_mib']:7.1f} MiB"
-        if "ort_rss_mib" in r:
-            line += f"   ORT {r['ort_rss_mib']:7.1f} MiB"
-        line += f"   ours/PyTorch {ratio(r['ours_rss_mib'], r['torch_rss_mib'])}"
-        if "ort_rss_mib" in r:
-            line += f"   ours/ORT {ratio(r['ours_rss_mib'], r['ort_rss_mib'])}"
+        line = three_way(r, "rss_mib", "peak RSS", "MiB", "7.1f", ours_over=True)
         print(f"{'':21s} {line}   (below 1: ours smaller; ours includes PoCL's device memory)", flush=True)
 
+
+def three_way(r, key, label, unit, fmt, ours_over):
+    """ours, PyTorch and (when measured) ORT's r[*_key] on one line, then the ratios: ours over theirs
+    (ours_over), else theirs over ours."""
+    ours, others = r[f"ours_{key}"], [("PyTorch", r[f"torch_{key}"]), ("ORT", r.get(f"ort_{key}"))]
+    others = [(name, v) for name, v in others if v is not None]
+    line = f"{label}: ours {ours:{fmt}} {unit}" + "".join(f"   {name} {v:{fmt}} {unit}" for name, v in others)
+    for name, v in others:
+        line += f"   ours/{name} {ratio(ours, v)}" if ours_over else f"   {name}/ours {ratio(v, ours)}"
+    return line
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
