@@ -18,6 +18,7 @@
 
 typedef struct accum_trainer {
   an_net *net;         /* planned at batch / parts */
+  an_trainer one;      /* the net's one-device trainer (borrowed): init, state and freeze are its */
   int parts, batch;    /* micro-batches per step; the step's batch */
   float *part, *sum;   /* (n_params) each, host */
   size_t image_floats; /* 3·H·W of one sample */
@@ -30,7 +31,10 @@ void an_sum_scaled(float *dst, const float *src, size_t n, float w, int first) {
     for (size_t i = 0; i < n; i++) dst[i] += w * src[i];
 }
 
-static an_status accum_init(void *impl, uint64_t seed) { return an_net_init(((accum_trainer *)impl)->net, seed); }
+static an_status accum_init(void *impl, uint64_t seed) {
+  const an_trainer *one = &((accum_trainer *)impl)->one;
+  return one->ops->init(one->impl, seed);
+}
 
 /* Micro-batch k of the step's images and labels into the net, keyed by its samples' global index. */
 static an_status set_part(accum_trainer *a, const float *images, const int *labels, int k) {
@@ -78,16 +82,13 @@ static an_status accum_infer(void *impl, const float *images, const int *labels,
 static an_status accum_sync(void *impl) { return an_finish(((accum_trainer *)impl)->net->rt); }
 
 static an_status accum_read_state(void *impl, float *params, float *momentum) {
-  an_net *net = ((accum_trainer *)impl)->net;
-  AN_TRY(an_net_read_params(net, params));
-  return momentum ? an_read(net->rt, momentum, an_at(net->momentum, 0), net->n_params) : AN_OK;
+  const an_trainer *one = &((accum_trainer *)impl)->one;
+  return one->ops->read_state(one->impl, params, momentum);
 }
 
 static an_status accum_write_state(void *impl, const float *params, const float *momentum) {
-  an_net *net = ((accum_trainer *)impl)->net;
-  AN_TRY(an_net_write_params(net, params));
-  return momentum ? an_write(net->rt, an_at(net->momentum, 0), momentum, net->n_params)
-                  : an_fill(net->rt, an_at(net->momentum, 0), 0.0f, net->n_params);
+  const an_trainer *one = &((accum_trainer *)impl)->one;
+  return one->ops->write_state(one->impl, params, momentum);
 }
 
 static void accum_destroy(void *impl) {
@@ -99,7 +100,10 @@ static void accum_destroy(void *impl) {
   free(a);
 }
 
-static an_status accum_freeze(void *impl, int below) { return an_net_freeze(((accum_trainer *)impl)->net, below); }
+static an_status accum_freeze(void *impl, int below) {
+  const an_trainer *one = &((accum_trainer *)impl)->one;
+  return one->ops->freeze(one->impl, below);
+}
 
 static const an_trainer_ops accum_ops = {
     accum_init,        accum_step,    accum_infer,  accum_sync, accum_read_state,
@@ -118,6 +122,7 @@ an_status an_trainer_create_accum(an_runtime *rt, const char *model, int classes
   a->parts = parts, a->batch = batch;
   an_status status = an_net_create(rt, model, classes, batch / parts, input_hw, &a->net);
   if (status == AN_OK) {
+    an_trainer_wrap_net(a->net, &a->one);
     const size_t n = a->net->n_params;
     a->image_floats = (size_t)3 * a->net->input_hw * a->net->input_hw;
     a->part = malloc(n * sizeof *a->part);
