@@ -17,6 +17,7 @@
 
 #include "alexnet/tune.h"
 #include "../src/gemm/gemm.h"
+#include "../src/gemm/tuning.h"
 #include "check.h"
 
 /* two valid configurations of CLBlast's Xgemm kernel (the first two the search itself tries) */
@@ -510,14 +511,53 @@ static void test_database_entry(void **state) {
   an_runtime_destroy(rt);
 }
 
+/* CLBlast's Xgemm kernel 1 (GEMMK=1): its constraints, and every transpose pair in both of the ways
+ * an_gemm may hand a problem to it (row-major, or swapped column-major when that copies fewer floats:
+ * each pair below is checked once with its large operand in each place), against the plain-C reference */
+static void test_kernel1(void **state) {
+  (void)state;
+  setenv("ALEXNET_NO_TUNING", "1", 1); /* no table: the configuration applied below is the one that runs */
+  an_runtime *rt = test_runtime();
+  unsetenv("ALEXNET_NO_TUNING");
+  const an_gemm_config good[] = {{{1, 4, 1, 1, 4, 4, 64, 16, 16, 64, 0, 0, 0, 0, 16, 4}, 1},
+                                 {{1, 2, 1, 1, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 2}, 1},
+                                 {{1, 2, 1, 1, 2, 2, 16, 4, 4, 16, 0, 0, 0, 0, 2, 2}, 1}};
+  const an_gemm_config bad[] = {
+      {{1, 2, 1, 1, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 4}, 1},  /* KREG not a multiple of VWN */
+      {{1, 4, 1, 1, 8, 8, 64, 8, 8, 64, 1, 0, 0, 0, 8, 4}, 1},  /* local memory */
+      {{1, 4, 2, 1, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 4}, 1},  /* KWG other than 1 */
+      {{1, 4, 1, 1, 4, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 4}, 1},  /* MDIMA other than MDIMC */
+      {{1, 4, 1, 1, 8, 8, 60, 8, 8, 60, 0, 0, 0, 0, 8, 4}, 1},  /* MWG not a multiple of MDIMC·VWM */
+      {{1, 4, 1, 1, 8, 8, 64, 8, 8, 32, 0, 0, 0, 0, 8, 4}, 1},  /* MWG other than NWG: wrong products */
+      {{2, 4, 1, 1, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 4}, 1}}; /* no kernel 2 */
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) assert_false(an_gemm_config_valid(&bad[i], &rt->info));
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    assert_true(an_gemm_config_valid(&good[i], &rt->info));
+    TEST_OK(an_gemm_config_apply(rt, &good[i]));
+    assert_int_equal(an_gemm_kernel_in_effect(rt), 1);
+    const uint64_t seed = 100 + 10 * (uint64_t)i;
+    check_gemm(rt, 0, 0, 67, 45, 33, seed);      /* row-major: nothing copied */
+    check_gemm(rt, 0, 1, 5, 70, 129, seed + 1);  /* swapped: B (the fc weight's place) left in place */
+    check_gemm(rt, 0, 1, 70, 5, 129, seed + 2);  /* row-major */
+    check_gemm(rt, 1, 0, 130, 17, 65, seed + 3); /* swapped */
+    check_gemm(rt, 1, 0, 5, 130, 65, seed + 4);  /* row-major */
+    check_gemm(rt, 1, 1, 3, 2, 100, seed + 5);   /* swapped */
+    check_gemm(rt, 1, 1, 40, 40, 3, seed + 6);   /* row-major */
+  }
+  TEST_OK(an_gemm_config_apply(rt, &config_b));
+  assert_int_equal(an_gemm_kernel_in_effect(rt), 0);
+  an_runtime_destroy(rt);
+}
+
 int main(void) {
   snprintf(dir, sizeof dir, "/tmp/an_tune_XXXXXX");
   if (!mkdtemp(dir)) return 1;
   /* the search first: it measures CLBlast's untuned default, before any override in this process */
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_search),        cmocka_unit_test(test_known_configs),
-                                     cmocka_unit_test(test_slice_widths),  cmocka_unit_test(test_file_and_switching),
-                                     cmocka_unit_test(test_quick_search),  cmocka_unit_test(test_database_rules),
-                                     cmocka_unit_test(test_database_entry)};
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_search),         cmocka_unit_test(test_known_configs),
+      cmocka_unit_test(test_slice_widths),   cmocka_unit_test(test_file_and_switching),
+      cmocka_unit_test(test_quick_search),   cmocka_unit_test(test_database_rules),
+      cmocka_unit_test(test_database_entry), cmocka_unit_test(test_kernel1)};
   const int failed = cmocka_run_group_tests(tests, NULL, NULL);
   rmdir(dir);
   return failed;

@@ -7,23 +7,34 @@
 #include "runtime/grow.h"
 #include "runtime/launch.h"
 #include "gemm/gemm.h"
+#include "gemm/tuning.h"
 
-/* Which way round CLBlast gets a row-major problem. Its Xgemm kernel reads A as (K, M) and B as (K, N)
+/* Which way round CLBlast gets a row-major problem. Its Xgemm kernel 0 reads A as (K, M) and B as (K, N)
  * panels and writes C column-major; everything else it first copies into that form (CLBlast's
  * routines/level3/xgemm.hpp: a/b/c_do_transpose). A row-major call always transposes C through a
  * temporary, so for TN (A = Wᵀ or dYᵀ, B = dY or X) the column-major call with the operands swapped,
  * Cᵀ = Bᵀ·Aᵀ, copies nothing (but padding to its tiles) where the row-major one copies all of C: the
  * fully connected weight gradient (4096x9216 from K = batch 64) ran at 32 GFLOP/s row-major and at 76
  * this way. NN and NT stay row-major: swapped, their tuned configurations ran the convolutions' shapes
- * slower (docs/BENCHMARKS.md, "GEMM orientation"). */
-static int swapped(int trans_a, int trans_b) { return trans_a && !trans_b; }
+ * slower (docs/BENCHMARKS.md, "GEMM orientation").
+ * Kernel 1 (GEMMK=1) wants A, B and C all the other way round: row-major, it copies A when trans_a and B
+ * when trans_b, never C; swapped, it copies A unless trans_a, B unless trans_b, and always C. It takes
+ * the way that copies fewer floats: for the fully connected forward pass (NT, B the (OUT, IN) weight) the
+ * swapped call leaves the weight in place, where kernel 0 transposes all of it on every call (fc6 of
+ * alexnet-half at batch 64: 25 GFLOP/s with the copy, 63 on kernel 1 without it). */
+static int swapped(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k) {
+  if (an_gemm_kernel_in_effect(rt) != 1) return trans_a && !trans_b;
+  const double a = (double)m * k, b = (double)k * n, c = (double)m * n;
+  const double row = (trans_a ? a : 0) + (trans_b ? b : 0), col = (trans_a ? 0 : a) + (trans_b ? 0 : b) + c;
+  return col < row;
+}
 
 CLBlastStatusCode an_clblast_sgemm(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k,
                                    float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
                                    size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc, cl_mem temp) {
   const CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
   const CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
-  if (swapped(trans_a, trans_b))
+  if (swapped(rt, trans_a, trans_b, m, n, k))
     return temp ? CLBlastSgemmWithTempBuffer(CLBlastLayoutColMajor, tb, ta, n, m, k, alpha, b, b_off, ldb, a, a_off,
                                              lda, beta, c, c_off, ldc, &rt->queue, NULL, temp)
                 : CLBlastSgemm(CLBlastLayoutColMajor, tb, ta, n, m, k, alpha, b, b_off, ldb, a, a_off, lda, beta, c,
@@ -39,7 +50,7 @@ size_t an_clblast_temp_bytes(an_runtime *rt, int trans_a, int trans_b, size_t m,
   const CLBlastTranspose ta = trans_a ? CLBlastTransposeYes : CLBlastTransposeNo;
   const CLBlastTranspose tb = trans_b ? CLBlastTransposeYes : CLBlastTransposeNo;
   size_t bytes = 0;
-  const CLBlastStatusCode rc = swapped(trans_a, trans_b)
+  const CLBlastStatusCode rc = swapped(rt, trans_a, trans_b, m, n, k)
                                    ? CLBlastSGemmTempBufferSize(CLBlastLayoutColMajor, tb, ta, n, m, k, b_off, ldb,
                                                                 a_off, lda, c_off, ldc, &rt->queue, &bytes)
                                    : CLBlastSGemmTempBufferSize(CLBlastLayoutRowMajor, ta, tb, m, n, k, a_off, lda,

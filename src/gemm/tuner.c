@@ -206,9 +206,11 @@ static double weighted(const an_gemm_shape *shapes, int n, const double *seconds
   return t;
 }
 
-/* The values the search draws from, per parameter (MDIMA follows MDIMC, NDIMB follows NDIMC). */
+/* The values the search draws from, per parameter (MDIMA follows MDIMC, NDIMB follows NDIMC; kernel 1,
+ * a quarter of the draws, fixes KWG, KWI, SA, SB, STRM and STRN: see fit_kernel). */
 static const size_t opt_wg[] = {8, 16, 32, 64, 128}, opt_kwg[] = {16, 32}, opt_dim[] = {1, 2, 4, 8, 16},
-                    opt_kwi[] = {2, 8}, opt_vw[] = {1, 2, 4, 8, 16}, opt_bit[] = {0, 1};
+                    opt_kwi[] = {2, 8}, opt_vw[] = {1, 2, 4, 8, 16}, opt_bit[] = {0, 1}, opt_gemmk[] = {0, 0, 0, 1},
+                    opt_kreg[] = {1, 2, 4, 8, 16};
 #define PICK(opts, s) ((opts)[an_rng_next(s) % (sizeof(opts) / sizeof((opts)[0]))])
 
 static void set_param(an_gemm_config *c, int which, an_rng *s) {
@@ -224,10 +226,25 @@ static void set_param(an_gemm_config *c, int which, an_rng *s) {
     case 8: c->v[AN_XGEMM_SA] = PICK(opt_bit, s); break;
     case 9: c->v[AN_XGEMM_SB] = PICK(opt_bit, s); break;
     case 10: c->v[AN_XGEMM_STRM] = PICK(opt_bit, s); break;
-    default: c->v[AN_XGEMM_STRN] = PICK(opt_bit, s); break;
+    case 11: c->v[AN_XGEMM_STRN] = PICK(opt_bit, s); break;
+    case 12: c->v[AN_XGEMM_GEMMK] = PICK(opt_gemmk, s); break;
+    default: c->v[AN_XGEMM_KREG] = PICK(opt_kreg, s); break;
   }
 }
-enum { N_SEARCHED_PARAMS = 12 };
+enum { N_SEARCHED_PARAMS = 14 };
+
+/* The parameters one kernel fixes, set to what it takes (kernel 1: KWG = KWI = 1, no local memory or
+ * strides; kernel 0: KREG = 1), so that a draw or a neighbour can cross between the two. */
+static void fit_kernel(an_gemm_config *c) {
+  size_t *v = c->v;
+  if (v[AN_XGEMM_GEMMK] == 1) {
+    v[AN_XGEMM_KWG] = v[AN_XGEMM_KWI] = 1;
+    v[AN_XGEMM_SA] = v[AN_XGEMM_SB] = v[AN_XGEMM_STRM] = v[AN_XGEMM_STRN] = 0;
+    return;
+  }
+  v[AN_XGEMM_KREG] = 1;
+  if (v[AN_XGEMM_KWG] < opt_kwg[0]) v[AN_XGEMM_KWG] = opt_kwg[0], v[AN_XGEMM_KWI] = opt_kwi[0];
+}
 
 static int already_tried(const an_gemm_config *tried, int n, const an_gemm_config *c) {
   for (int i = 0; i < n; i++)
@@ -240,6 +257,7 @@ static an_gemm_config random_config(an_rng *s, const an_device_info *info, const
   for (int attempt = 0;; attempt++) {
     an_gemm_config c = {{0, 1}, 0};
     for (int p = 0; p < N_SEARCHED_PARAMS; p++) set_param(&c, p, s);
+    fit_kernel(&c);
     if (an_gemm_config_valid(&c, info) && (attempt > 1000 || !already_tried(tried, n_tried, &c))) return c;
   }
 }
@@ -251,6 +269,7 @@ static an_gemm_config neighbour(const an_gemm_config *base, an_rng *s, const an_
     an_gemm_config c = *base;
     const int changes = 1 + (int)(an_rng_next(s) % 2);
     for (int k = 0; k < changes; k++) set_param(&c, (int)(an_rng_next(s) % N_SEARCHED_PARAMS), s);
+    fit_kernel(&c);
     if (an_gemm_config_valid(&c, info) && !already_tried(tried, n_tried, &c)) return c;
   }
   return random_config(s, info, tried, n_tried);
@@ -259,9 +278,11 @@ static an_gemm_config neighbour(const an_gemm_config *base, an_rng *s, const an_
 /* Does CLBlast send this shape to the direct kernel under threshold t? */
 static int goes_direct(const an_gemm_shape *s, size_t t) { return (double)s->m * s->n * s->k < (double)t * t * t; }
 
-/* Built-in first candidates of the indirect kernel, known to suit CPUs and GPUs. */
+/* Built-in first candidates of the indirect kernel, known to suit CPUs and GPUs; the third and fourth are
+ * kernel 1 (on PoCL the fully connected forward pass's fastest: it leaves the (OUT, IN) weight in place). */
 static const size_t candidate_seeds[][AN_XGEMM_N_PARAMS] = {
     {0, 1, 16, 2, 2, 2, 16, 2, 2, 16, 0, 0, 0, 0, 8, 8},   {0, 1, 16, 2, 4, 4, 32, 4, 4, 32, 0, 0, 0, 0, 8, 8},
+    {1, 4, 1, 1, 4, 4, 64, 16, 16, 64, 0, 0, 0, 0, 16, 4}, {1, 2, 1, 1, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 2},
     {0, 1, 16, 2, 8, 8, 64, 8, 8, 64, 1, 1, 0, 0, 8, 8},   {0, 1, 32, 2, 16, 16, 64, 16, 16, 64, 1, 1, 1, 1, 2, 2},
     {0, 1, 16, 2, 8, 8, 64, 8, 8, 64, 1, 1, 1, 1, 4, 4},   {0, 1, 32, 2, 8, 8, 128, 8, 8, 128, 1, 1, 0, 0, 4, 4},
     {0, 1, 16, 2, 2, 2, 32, 2, 2, 32, 0, 0, 0, 0, 16, 16}, {0, 1, 16, 2, 1, 1, 16, 2, 2, 32, 0, 0, 0, 0, 16, 16},

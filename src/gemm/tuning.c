@@ -73,6 +73,16 @@ static an_status set_min_indirect(an_runtime *rt, size_t size, int only_if_chang
 
 an_status an_gemm_set_min_indirect(an_runtime *rt, size_t size) { return set_min_indirect(rt, size, 0); }
 
+int an_gemm_kernel_in_effect(const an_runtime *rt) {
+  pthread_mutex_lock(&in_effect_lock);
+  int kernel = 0;
+  for (size_t i = 0; i < sizeof in_effect / sizeof in_effect[0] && in_effect[i].device; i++)
+    if (in_effect[i].device == rt->info.device && in_effect[i].has_v)
+      kernel = (int)in_effect[i].config.v[AN_XGEMM_GEMMK];
+  pthread_mutex_unlock(&in_effect_lock);
+  return kernel;
+}
+
 an_status an_gemm_config_apply(an_runtime *rt, const an_gemm_config *c) {
   AN_TRY(set_xgemm(rt, c->v, 0));
   if (c->min_indirect_size) AN_TRY(set_min_indirect(rt, c->min_indirect_size, 0));
@@ -86,8 +96,24 @@ void an_gemm_config_format(const an_gemm_config *c, char *buf, size_t size) {
   if (used < size) snprintf(buf + used, size - used, " MIN_INDIRECT=%zu", c->min_indirect_size);
 }
 
+/* Kernel 1 (GEMMK=1, CLBlast's tuner variations 11 and 12): registers only, no local memory, K unrolled
+ * by KREG; its tiles follow the same MWG/NWG rules as kernel 0's, and must be square: CLBlast 1.5.3's
+ * routine computed wrong products (or crashed) with MWG 64 and NWG 32, or 128 and 16, on PoCL, where
+ * every square tile tried was right (test_tune's test_kernel1 checks the rule). */
+static int kernel1_valid(const size_t *v) {
+  const size_t mwg = v[AN_XGEMM_MWG], nwg = v[AN_XGEMM_NWG], mdimc = v[AN_XGEMM_MDIMC], ndimc = v[AN_XGEMM_NDIMC],
+               vwm = v[AN_XGEMM_VWM], vwn = v[AN_XGEMM_VWN], kreg = v[AN_XGEMM_KREG];
+  if (v[AN_XGEMM_KWG] != 1 || v[AN_XGEMM_KWI] != 1 || v[AN_XGEMM_SA] || v[AN_XGEMM_SB]) return 0;
+  if (v[AN_XGEMM_STRM] || v[AN_XGEMM_STRN]) return 0;
+  if (v[AN_XGEMM_MDIMA] != mdimc || v[AN_XGEMM_NDIMB] != ndimc) return 0;
+  if (!mdimc || !ndimc || !vwm || !vwn || !kreg || kreg % vwn) return 0;
+  if (mwg != nwg || mwg % (mdimc * vwm) || nwg % (ndimc * vwn)) return 0;
+  return mdimc * ndimc <= 1024;
+}
+
 int an_gemm_config_valid(const an_gemm_config *c, const an_device_info *info) {
   const size_t *v = c->v;
+  if (v[AN_XGEMM_GEMMK] == 1) return kernel1_valid(v);
   if (v[AN_XGEMM_GEMMK] != 0 || v[AN_XGEMM_KREG] != 1) return 0;
   const size_t kwg = v[AN_XGEMM_KWG], kwi = v[AN_XGEMM_KWI], mwg = v[AN_XGEMM_MWG], nwg = v[AN_XGEMM_NWG];
   const size_t mdima = v[AN_XGEMM_MDIMA], mdimc = v[AN_XGEMM_MDIMC], ndimb = v[AN_XGEMM_NDIMB],

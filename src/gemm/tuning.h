@@ -26,7 +26,11 @@ enum {
   AN_XGEMM_VWN
 };
 
-/* The constraints CLBlast's Xgemm kernel 0 places on its parameters on this device (a violation can
+/* The Xgemm kernel (CLBlast's GEMMK: 0 or 1) of the configuration this file last applied to rt's device;
+ * 0 when it applied none (CLBlast's own database then). */
+int an_gemm_kernel_in_effect(const an_runtime *rt);
+
+/* The constraints CLBlast's Xgemm kernels (0 and 1) place on its parameters on this device (a violation can
  * build and still compute wrong results, so the search never proposes one and the loader drops it). */
 int an_gemm_config_valid(const an_gemm_config *c, const an_device_info *info);
 
