@@ -1,7 +1,7 @@
 /* GEMM tuning: the tuning file (fallback and per-shape lines, other devices' lines kept, bad lines
  * ignored), the per-shape switch at every GEMM (checked through CLBlast's own scratch size, which is 0
  * on its direct kernel), GEMM results against a plain-C reference while switching, and the search
- * itself on small shapes. */
+ * itself on small shapes; CLBlast's kernel 1 (GEMMK=1): its constraints and both orientations. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
