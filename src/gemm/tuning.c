@@ -75,10 +75,8 @@ an_status an_gemm_set_min_indirect(an_runtime *rt, size_t size) { return set_min
 
 int an_gemm_kernel_in_effect(const an_runtime *rt) {
   pthread_mutex_lock(&in_effect_lock);
-  int kernel = 0;
-  for (size_t i = 0; i < sizeof in_effect / sizeof in_effect[0] && in_effect[i].device; i++)
-    if (in_effect[i].device == rt->info.device && in_effect[i].has_v)
-      kernel = (int)in_effect[i].config.v[AN_XGEMM_GEMMK];
+  const struct in_effect *e = in_effect_of(rt->info.device);
+  const int kernel = e && e->has_v ? (int)e->config.v[AN_XGEMM_GEMMK] : 0;
   pthread_mutex_unlock(&in_effect_lock);
   return kernel;
 }
