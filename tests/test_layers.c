@@ -160,15 +160,15 @@ typedef struct conv_case {
 } conv_case;
 enum { PATH_IM2COL = 1, PATH_WINOGRAD = 2 };
 
-/* The GEMMs a pass issued are the path's: Winograd's 16 NN per group of k = the input channels per
+/* The GEMMs a pass issued are the path's: Winograd's (r+1)² NN per group of k = the input channels per
  * group (C/g forward, OC/g for the input gradient), or im2col's of k = C/g·KH·KW (forward) */
 static void assert_path_gemms(const char *pass, const an_gemm_log *log, int from, int path, size_t m, size_t k,
-                              int groups) {
+                              int groups, int r) {
   const int n = log->n - from;
   printf("  %s: %d GEMMs of %s's shape (m=%zu k=%zu)\n", pass, n, path == PATH_WINOGRAD ? "Winograd" : "im2col", m,
          k);
   assert_true(n > 0);
-  if (path == PATH_WINOGRAD) assert_int_equal(n % (16 * groups), 0);
+  if (path == PATH_WINOGRAD) assert_int_equal(n % ((r + 1) * (r + 1) * groups), 0);
   for (int i = from; i < log->n; i++) {
     assert_int_equal(log->calls[i].m, m);
     assert_int_equal(log->calls[i].k, k);
@@ -227,9 +227,9 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
   int fails = check_close("conv out", out, want_out, n_out, FWD_RTOL, fwd_atol);
   const int cg = cc->c / cc->groups, ocg = cc->oc / cc->groups;
   if (cc->path == PATH_WINOGRAD)
-    assert_path_gemms("forward", &log, 0, cc->path, (size_t)ocg, (size_t)cg, cc->groups);
+    assert_path_gemms("forward", &log, 0, cc->path, (size_t)ocg, (size_t)cg, cc->groups, cc->k);
   if (cc->path == PATH_IM2COL)
-    assert_path_gemms("forward", &log, 0, cc->path, (size_t)ocg, (size_t)cg * cc->k * cc->k, cc->groups);
+    assert_path_gemms("forward", &log, 0, cc->path, (size_t)ocg, (size_t)cg * cc->k * cc->k, cc->groups, cc->k);
   const int forward_gemms = log.n;
 
   /* backward */
@@ -240,7 +240,7 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
   if (cc->path == PATH_WINOGRAD && !cc->skip_dinp) { /* the weight gradient's NT slices, then Winograd's NN */
     int first = forward_gemms;
     while (first < log.n && log.calls[first].trans_b) first++;
-    assert_path_gemms("input gradient", &log, first, cc->path, (size_t)cg, (size_t)ocg, cc->groups);
+    assert_path_gemms("input gradient", &log, first, cc->path, (size_t)cg, (size_t)ocg, cc->groups, cc->k);
   }
   free(log.calls);
   float *dweight = download(rt, d_dweight, n_w), *dbias = download(rt, d_dbias, n_b);
@@ -332,6 +332,15 @@ CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_1x1_image, 3, 3, 1, 1, 5, 3
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_no_dinp, 2, 3, 5, 4, 4, 3, 1, 1, 1, 1, 0, 1, 1, 135)
 CONV_TEST_ON(PATH_IM2COL, test_conv_small_im2col_k3_pad1_g2, 2, 4, 5, 7, 4, 3, 1, 1, 2, 1, 0, 0, 1, 132)
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_alexnet_conv4_winograd, 2, 384, 13, 13, 384, 3, 1, 1, 2, 1, 0, 0, 1, 136)
+/* 5x5 stride-1 pad-2 through Winograd F(2x2,5x5) (36 GEMMs per group per chunk and pass): the same
+ * cases, and AlexNet's conv2 (groups 2, 27x27: a last row and column of tiles half outside) */
+CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd5_13x13_chunk1, 2, 3, 13, 13, 4, 5, 1, 2, 1, 1, 1, 0, 1, 141)
+CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd5_g2_relu0, 2, 6, 7, 9, 4, 5, 1, 2, 2, 0, 0, 0, 0, 143)
+CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd5_1x1_image, 3, 3, 1, 1, 5, 5, 1, 2, 1, 1, 0, 0, 1, 144)
+CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd5_2x3_image, 2, 4, 2, 3, 3, 5, 1, 2, 1, 1, 0, 0, 1, 146)
+CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd5_no_dinp, 2, 3, 5, 4, 4, 5, 1, 2, 1, 1, 0, 1, 1, 145)
+CONV_TEST_ON(PATH_IM2COL, test_conv_small_im2col_k5_pad2_g2, 2, 4, 5, 7, 4, 5, 1, 2, 2, 1, 0, 0, 1, 142)
+CONV_TEST_ON(PATH_WINOGRAD, test_conv_alexnet_conv2_winograd, 2, 96, 27, 27, 256, 5, 1, 2, 2, 1, 0, 0, 1, 147)
 
 /* A workspace that cannot hold one image is an error with a message, not a crash or a silent no-op. */
 static void test_conv_workspace_too_small(void **state) {
@@ -918,6 +927,13 @@ int main(void) {
       cmocka_unit_test(test_conv_small_winograd_no_dinp),
       cmocka_unit_test(test_conv_small_im2col_k3_pad1_g2),
       cmocka_unit_test(test_conv_alexnet_conv4_winograd),
+      cmocka_unit_test(test_conv_small_winograd5_13x13_chunk1),
+      cmocka_unit_test(test_conv_small_winograd5_g2_relu0),
+      cmocka_unit_test(test_conv_small_winograd5_1x1_image),
+      cmocka_unit_test(test_conv_small_winograd5_2x3_image),
+      cmocka_unit_test(test_conv_small_winograd5_no_dinp),
+      cmocka_unit_test(test_conv_small_im2col_k5_pad2_g2),
+      cmocka_unit_test(test_conv_alexnet_conv2_winograd),
       cmocka_unit_test(test_fc_small),
       cmocka_unit_test(test_fc_small_relu),
       cmocka_unit_test(test_fc_small_batch1_relu),

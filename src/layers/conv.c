@@ -38,7 +38,7 @@ static size_t im2col_floats(const an_conv_dims *d, int images) { /* col + ybuf *
 size_t an_conv_work_floats(const an_conv_dims *d, int images) {
   const size_t im2col = im2col_floats(d, images);
   if (!an_wino_applies(d)) return im2col;
-  const size_t wino = an_wino_filter_floats(d) + an_wino_image_floats(d) * (size_t)images;
+  const size_t wino = an_wino_fixed_floats(d) + an_wino_image_floats(d) * (size_t)images;
   return im2col > wino ? im2col : wino;
 }
 
@@ -59,8 +59,8 @@ int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats) {
  * _INPUT_GRAD); 0 when it does not (switched off, not a 3x3 stride-1 pad-1 convolution, or no room for
  * the filters and one image) */
 static int winograd(const an_runtime *rt, const an_conv_dims *d, size_t work_floats, int pass) {
-  if (!(rt->winograd & pass) || !an_wino_applies(d) || work_floats < an_wino_filter_floats(d)) return 0;
-  return chunk_of(d, (work_floats - an_wino_filter_floats(d)) / an_wino_image_floats(d));
+  if (!(rt->winograd & pass) || !an_wino_applies(d) || work_floats < an_wino_fixed_floats(d)) return 0;
+  return chunk_of(d, (work_floats - an_wino_fixed_floats(d)) / an_wino_image_floats(d));
 }
 
 static an_status check_dims(const an_conv_dims *d, size_t work_floats, int *chunk) {

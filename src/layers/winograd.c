@@ -1,14 +1,19 @@
-/* Winograd F(2x2,3x3) convolutions (3x3, stride 1, pad 1): the filter, input and output transforms of
- * cl/winograd.cl around 16 GEMMs per group, M[ξ] (CO/g, T) = U[ξ] (CO/g, CI/g) · V[ξ] (CI/g, T): 16
- * multiplies per 2x2 output tile and input channel where im2col's GEMM takes 36.
+/* Winograd F(2x2,r x r) convolutions (r x r, stride 1, "same" padding; r = 3 or 5): the filter, input
+ * and output transforms of cl/winograd.cl around P = (r+1)² GEMMs per group, M[ξ] (CO/g, T) = U[ξ]
+ * (CO/g, CI/g) · V[ξ] (CI/g, T): P multiplies per 2x2 output tile and input channel where im2col's GEMM
+ * takes 4·r² (16 against 36 for 3x3, 36 against 100 for 5x5).
  *
  * The forward pass convolves the input (CI = C, CO = OC); the backward pass's input gradient convolves
  * the output gradient (CI = OC, CO = C) with the filters turned 180° and their channels swapped, so both
  * run the same code with the filter transform reading the weight the pass's way.
  * Per chunk of nb images the region holds (T = nb·ceil(H/2)·ceil(W/2) tiles)
- *   v (16, CI, T)   the transformed tiles
- *   m (16, CO, T)   the GEMMs' products
- * and u (16, CO, CI/g), the transformed filters, lies apart (the caller's, once per call). */
+ *   v (P, CI, T)   the transformed tiles, position ξ's (CI, T) at ξ·sv
+ *   m (P, CO, T)   the GEMMs' products, position ξ's (CO, T) at ξ·sm
+ * Each transform work-item reads or writes its tiles' P positions as P streams; with the positions
+ * packed (sv = CI·T) those streams lay a multiple of 4 KiB apart at AlexNet's sizes, all in the same
+ * cache sets, and the transforms ran at a few GB/s. sv and sm are rounded up to 4 KiB plus one cache
+ * line, so that the P streams fall in P different sets (pos_stride).
+ * and u (P, CO, CI/g), the transformed filters, lies apart (the caller's, once per call). */
 #include "layers/winograd.h"
 
 #include "gemm/gemm.h"
@@ -19,22 +24,39 @@
 typedef struct wino_shape {
   int ci, co, groups;
   int th, tw; /* tiles per image */
+  int r, p;   /* the filter's side; its positions P = (r+1)² */
 } wino_shape;
 
+static int positions(const an_conv_dims *d) { return (d->kh + 1) * (d->kh + 1); }
+
 static wino_shape shape_of(const an_conv_dims *d, an_wino_pass pass) {
-  const wino_shape s = {pass == AN_WINO_FORWARD ? d->c : d->oc, pass == AN_WINO_FORWARD ? d->oc : d->c, d->groups,
-                        (d->h + 1) / 2, (d->w + 1) / 2};
+  const wino_shape s = {pass == AN_WINO_FORWARD ? d->c : d->oc,
+                        pass == AN_WINO_FORWARD ? d->oc : d->c,
+                        d->groups,
+                        (d->h + 1) / 2,
+                        (d->w + 1) / 2,
+                        d->kh,
+                        positions(d)};
   return s;
 }
 
 int an_wino_applies(const an_conv_dims *d) {
-  return d->kh == 3 && d->kw == 3 && d->stride == 1 && d->pad == 1 && d->oh == d->h && d->ow == d->w;
+  return (d->kh == 3 || d->kh == 5) && d->kw == d->kh && d->stride == 1 && d->pad == (d->kh - 1) / 2 &&
+         d->oh == d->h && d->ow == d->w;
 }
 
-size_t an_wino_filter_floats(const an_conv_dims *d) { return (size_t)16 * d->oc * (d->c / d->groups); }
+/* A position's stride for a (rows, T) block of rows_floats: rounded up to 1024 floats, plus 16 */
+static size_t pos_stride(size_t rows_floats) { return an_round_up(rows_floats, 1024) + 16; }
+
+size_t an_wino_filter_floats(const an_conv_dims *d) { return (size_t)positions(d) * d->oc * (d->c / d->groups); }
+
+/* the positions' padding (pos_stride) is at most 1040 floats per position in each of v and m */
+size_t an_wino_fixed_floats(const an_conv_dims *d) {
+  return an_wino_filter_floats(d) + (size_t)positions(d) * 2 * 1040;
+}
 
 size_t an_wino_image_floats(const an_conv_dims *d) {
-  return (size_t)16 * ((d->h + 1) / 2) * ((d->w + 1) / 2) * ((size_t)d->c + d->oc);
+  return (size_t)positions(d) * ((d->h + 1) / 2) * ((d->w + 1) / 2) * ((size_t)d->c + d->oc);
 }
 
 an_status an_wino_filters(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass, an_buf weight, an_buf u) {
@@ -50,19 +72,21 @@ an_status an_wino_filters(an_runtime *rt, const an_conv_dims *d, an_wino_pass pa
                          an_arg_int(in_g),
                          an_arg_int(d->c / d->groups),
                          an_arg_int(d->oc / d->groups),
-                         an_arg_int(pass != AN_WINO_FORWARD)};
+                         an_arg_int(pass != AN_WINO_FORWARD),
+                         an_arg_int(s.r)};
   return an_launch(rt, "winograd_filter", 2, global, local, args);
 }
 
-/* group g's GEMM at position xi (0 … 15) over t tiles; offsets from u's and the region's */
+/* group g's GEMM at position xi (0 … P-1) over t tiles; offsets from u's and the region's */
 static an_gemm_call gemm_of(const wino_shape *s, size_t u_off, size_t region_off, size_t t, int g, int xi) {
   const size_t ci_g = (size_t)(s->ci / s->groups), co_g = (size_t)(s->co / s->groups);
-  const size_t v = region_off, m = region_off + (size_t)16 * s->ci * t;
+  const size_t sv = pos_stride((size_t)s->ci * t), sm = pos_stride((size_t)s->co * t);
+  const size_t v = region_off, m = region_off + (size_t)s->p * sv;
   const an_gemm_call c = {0,    0,
                           co_g, t,
                           ci_g, u_off + (size_t)xi * s->co * ci_g + g * co_g * ci_g,
-                          ci_g, v + (size_t)xi * s->ci * t + g * ci_g * t,
-                          t,    m + (size_t)xi * s->co * t + g * co_g * t,
+                          ci_g, v + (size_t)xi * sv + g * ci_g * t,
+                          t,    m + (size_t)xi * sm + g * co_g * t,
                           t};
   return c;
 }
@@ -72,7 +96,7 @@ int an_wino_gemms(const an_conv_dims *d, an_wino_pass pass, size_t u_off, size_t
   const wino_shape s = shape_of(d, pass);
   const size_t t = (size_t)nb * s.th * s.tw;
   for (int g = 0; g < s.groups; g++)
-    for (int xi = 0; xi < 16; xi++) {
+    for (int xi = 0; xi < s.p; xi++) {
       const an_gemm_call c = gemm_of(&s, u_off, region_off, t, g, xi);
       n = an_gemm_call_add(out, n, max, 0, 0, c.m, c.n, c.k, c.a_off, c.lda, c.b_off, c.ldb, c.c_off, c.ldc);
     }
@@ -83,11 +107,12 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
                         an_buf mask, an_buf bias, int relu, an_buf u, an_buf region, int n0, int nb) {
   const wino_shape s = shape_of(d, pass);
   const size_t t = (size_t)nb * s.th * s.tw, t_round = an_round_up(t, AN_GPU_WGS);
-  const an_buf v = region;                                                /* (16, CI, T) */
-  const an_buf m = an_at(region.mem, region.off + (size_t)16 * s.ci * t); /* (16, CO, T) */
+  const size_t sv = pos_stride((size_t)s.ci * t), sm = pos_stride((size_t)s.co * t);
+  const an_buf v = region;                                           /* (P, CI, T), positions sv apart */
+  const an_buf m = an_at(region.mem, region.off + (size_t)s.p * sv); /* (P, CO, T), positions sm apart */
   const int use_mask = pass != AN_WINO_FORWARD && relu;
   const int gpu = rt->kernels_variant == AN_KERNELS_GPU;
-  const size_t local_gpu[2] = {AN_GPU_WGS, 1};
+  const size_t local_gpu[2] = {AN_GPU_WGS, 1}, local_one[2] = {1, 1};
   {
     const size_t global[2] = {(size_t)s.ci, (size_t)nb}, global_gpu[2] = {t_round, (size_t)s.ci}; /* see cl/ */
     const an_arg args[] = {an_arg_mem(src.mem),
@@ -97,21 +122,23 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
                            an_arg_int(use_mask),
                            an_arg_mem(v.mem),
                            an_arg_ulong(v.off),
+                           an_arg_ulong(sv),
                            an_arg_int(s.ci),
                            an_arg_int(d->h),
                            an_arg_int(d->w),
                            an_arg_int(s.th),
                            an_arg_int(s.tw),
                            an_arg_int(n0),
-                           an_arg_int(nb)};
+                           an_arg_int(nb),
+                           an_arg_int(s.r)};
     if (gpu) AN_TRY(an_launch(rt, "winograd_input_gpu", 2, global_gpu, local_gpu, args));
-    else AN_TRY(an_launch(rt, "winograd_input", 2, global, NULL, args));
+    else AN_TRY(an_launch(rt, "winograd_input", 2, global, local_one, args));
   }
-  /* 16 GEMMs per group, one an_gemm each: CLBlast's strided-batched GEMM (one call per group) computed
+  /* P GEMMs per group, one an_gemm each: CLBlast's strided-batched GEMM (one call per group) computed
    * wrong products once the tuning had switched Xgemm's parameters between shapes (test_models), and
    * was no faster here (docs/BENCHMARKS.md) */
   for (int g = 0; g < s.groups; g++)
-    for (int xi = 0; xi < 16; xi++) {
+    for (int xi = 0; xi < s.p; xi++) {
       const an_gemm_call c = gemm_of(&s, u.off, region.off, t, g, xi);
       AN_TRY(an_gemm(rt, 0, 0, c.m, c.n, c.k, 1.0f, an_at(u.mem, c.a_off), c.lda, an_at(v.mem, c.b_off), c.ldb, 0.0f,
                      an_at(m.mem, c.c_off), c.ldc));
@@ -125,6 +152,7 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
                          an_arg_int(use_bias),
                          an_arg_mem(dst.mem),
                          an_arg_ulong(dst.off),
+                         an_arg_ulong(sm),
                          an_arg_int(s.co),
                          an_arg_int(d->h),
                          an_arg_int(d->w),
@@ -132,7 +160,8 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
                          an_arg_int(s.tw),
                          an_arg_int(n0),
                          an_arg_int(nb),
-                         an_arg_int(use_bias && relu)};
+                         an_arg_int(use_bias && relu),
+                         an_arg_int(s.r)};
   if (gpu) return an_launch(rt, "winograd_output_gpu", 2, global_gpu, local_gpu, args);
-  return an_launch(rt, "winograd_output", 2, global, NULL, args);
+  return an_launch(rt, "winograd_output", 2, global, local_one, args);
 }

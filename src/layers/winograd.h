@@ -13,6 +13,9 @@ int an_wino_applies(const an_conv_dims *d);
 /* Workspace floats: the transformed filters (16, OC, C/groups), the same count in both passes; and per
  * image the transformed tiles and products, 16·tiles·(C + OC) */
 size_t an_wino_filter_floats(const an_conv_dims *d);
+/* Workspace floats a call needs besides the images': the transformed filters, then the region's padding
+ * (its positions' rows are spaced apart: layers/winograd.c) */
+size_t an_wino_fixed_floats(const an_conv_dims *d);
 size_t an_wino_image_floats(const an_conv_dims *d);
 
 /* u (an_wino_filter_floats) = the pass's filters, transformed */
