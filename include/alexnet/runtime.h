@@ -29,6 +29,7 @@ typedef struct an_device_info {
   cl_uint compute_units;
   cl_ulong global_mem_bytes, local_mem_bytes, max_alloc_bytes;
   int fp16, fp64, host_unified;
+  cl_uint base_align_bytes; /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes: where a sub-buffer may start */
 } an_device_info;
 
 /* Every device of every platform. *devices is malloc'd; free() it. No device at all is AN_ERR_NO_DEVICE. */

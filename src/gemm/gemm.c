@@ -91,6 +91,33 @@ static CLBlastStatusCode gemv(an_runtime *rt, int trans_a, int trans_b, size_t m
                       a.off, lda, b.mem, b.off, trans_b ? 1 : ldb, beta, c.mem, c.off, ldc, &rt->queue, NULL);
 }
 
+/* CLBlast's indirect GEMM copies an operand into a padded temporary unless it starts at offset 0 with a
+ * leading dimension that is its padded size (routines/level3/xgemm.hpp: a/b/c_no_temp): an operand at
+ * an offset in a bigger buffer (a group's weights, a Winograd position, an fc layer's weight among the
+ * parameters) is copied on every call. Winograd F(2x2,5x5)'s NN 128x6272x48 on kernel 1 ran at 27
+ * GFLOP/s at an offset and at 54-78 at 0. So an operand at an offset the device allows a sub-buffer to
+ * start at (CL_DEVICE_MEM_BASE_ADDR_ALIGN) is handed to CLBlast as a sub-buffer at offset 0 (*sub, to be
+ * released after the call; NULL: x as it was). A buffer that is itself a sub-buffer is cut from its
+ * parent. */
+static an_buf at_zero(const an_runtime *rt, an_buf x, cl_mem *sub) {
+  *sub = NULL;
+  const size_t align = rt->info.base_align_bytes, bytes = x.off * sizeof(float);
+  if (!x.off || !align || bytes % align) return x;
+  cl_mem parent = NULL;
+  size_t origin = 0;
+  if (clGetMemObjectInfo(x.mem, CL_MEM_ASSOCIATED_MEMOBJECT, sizeof parent, &parent, NULL) != CL_SUCCESS) return x;
+  if (parent && clGetMemObjectInfo(x.mem, CL_MEM_OFFSET, sizeof origin, &origin, NULL) != CL_SUCCESS) return x;
+  size_t size = 0;
+  if (clGetMemObjectInfo(x.mem, CL_MEM_SIZE, sizeof size, &size, NULL) != CL_SUCCESS || size <= bytes) return x;
+  if ((origin + bytes) % align) return x;
+  const cl_buffer_region region = {origin + bytes, size - bytes};
+  cl_int err = CL_SUCCESS;
+  cl_mem cut = clCreateSubBuffer(parent ? parent : x.mem, 0, CL_BUFFER_CREATE_TYPE_REGION, &region, &err);
+  if (err != CL_SUCCESS || !cut) return x;
+  *sub = cut;
+  return an_at(cut, 0);
+}
+
 an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, an_buf a,
                      size_t lda, an_buf b, size_t ldb, float beta, an_buf c, size_t ldc, const char *file,
                      int line) {
@@ -115,12 +142,16 @@ an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t 
     return an_mark_add(rt, AN_MARK_GEMM_END, -1);
   }
   AN_TRY(an_gemm_select(rt, trans_a, trans_b, m, n, k)); /* the tuning's configuration for this shape */
+  cl_mem sub[3];
+  a = at_zero(rt, a, &sub[0]), b = at_zero(rt, b, &sub[1]), c = at_zero(rt, c, &sub[2]);
   const size_t temp = rt->gemm_temp
                           ? an_clblast_temp_bytes(rt, trans_a, trans_b, m, n, k, a.off, lda, b.off, ldb, c.off, ldc)
                           : 0;
   const CLBlastStatusCode rc = an_clblast_sgemm(rt, trans_a, trans_b, m, n, k, alpha, a.mem, a.off, lda, b.mem,
                                                 b.off, ldb, beta, c.mem, c.off, ldc,
                                                 rt->gemm_temp && temp <= rt->gemm_temp_bytes ? rt->gemm_temp : NULL);
+  for (int i = 0; i < 3; i++) /* the enqueued GEMM keeps what it uses until it has run */
+    if (sub[i]) clReleaseMemObject(sub[i]);
   if (rc != CLBlastSuccess) {
     const char *hint = (rc == CLBlastOpenCLOutOfResources || rc == -4)
                            ? "; the device ran out of memory: try a smaller batch"

@@ -12,7 +12,8 @@
  * Each transform work-item reads or writes its tiles' P positions as P streams; with the positions
  * packed (sv = CI·T) those streams lay a multiple of 4 KiB apart at AlexNet's sizes, all in the same
  * cache sets, and the transforms ran at a few GB/s. sv and sm are rounded up to 4 KiB plus one cache
- * line, so that the P streams fall in P different sets (pos_stride).
+ * line, so that the P streams fall in P different sets (pos_stride), when one image's rows of the
+ * smaller side fill 4 KiB (spread); a smaller convolution keeps them packed.
  * and u (P, CO, CI/g), the transformed filters, lies apart (the caller's, once per call). */
 #include "layers/winograd.h"
 
@@ -25,7 +26,10 @@ typedef struct wino_shape {
   int ci, co, groups;
   int th, tw; /* tiles per image */
   int r, p;   /* the filter's side; its positions P = (r+1)² */
+  int spread; /* positions spaced apart (pos_stride) */
 } wino_shape;
+
+static int spread(const an_conv_dims *d);
 
 static int positions(const an_conv_dims *d) { return (d->kh + 1) * (d->kh + 1); }
 
@@ -36,7 +40,8 @@ static wino_shape shape_of(const an_conv_dims *d, an_wino_pass pass) {
                         (d->h + 1) / 2,
                         (d->w + 1) / 2,
                         d->kh,
-                        positions(d)};
+                        positions(d),
+                        spread(d)};
   return s;
 }
 
@@ -45,14 +50,22 @@ int an_wino_applies(const an_conv_dims *d) {
          d->oh == d->h && d->ow == d->w;
 }
 
-/* A position's stride for a (rows, T) block of rows_floats: rounded up to 1024 floats, plus 16 */
-static size_t pos_stride(size_t rows_floats) { return an_round_up(rows_floats, 1024) + 16; }
+/* 1 when one image's tiles of the smaller side hold 1024 floats or more: positions then spaced */
+static int spread(const an_conv_dims *d) {
+  return (size_t)((d->h + 1) / 2) * ((d->w + 1) / 2) * (size_t)(d->c < d->oc ? d->c : d->oc) >= 1024;
+}
+
+/* A position's stride for a (rows, T) block of rows_floats: rounded up to 1024 floats, plus 16, when
+ * spread */
+static size_t pos_stride(const wino_shape *s, size_t rows_floats) {
+  return s->spread ? an_round_up(rows_floats, 1024) + 16 : rows_floats;
+}
 
 size_t an_wino_filter_floats(const an_conv_dims *d) { return (size_t)positions(d) * d->oc * (d->c / d->groups); }
 
 /* the positions' padding (pos_stride) is at most 1040 floats per position in each of v and m */
 size_t an_wino_fixed_floats(const an_conv_dims *d) {
-  return an_wino_filter_floats(d) + (size_t)positions(d) * 2 * 1040;
+  return an_wino_filter_floats(d) + (spread(d) ? (size_t)positions(d) * 2 * 1040 : 0);
 }
 
 size_t an_wino_image_floats(const an_conv_dims *d) {
@@ -80,7 +93,7 @@ an_status an_wino_filters(an_runtime *rt, const an_conv_dims *d, an_wino_pass pa
 /* group g's GEMM at position xi (0 … P-1) over t tiles; offsets from u's and the region's */
 static an_gemm_call gemm_of(const wino_shape *s, size_t u_off, size_t region_off, size_t t, int g, int xi) {
   const size_t ci_g = (size_t)(s->ci / s->groups), co_g = (size_t)(s->co / s->groups);
-  const size_t sv = pos_stride((size_t)s->ci * t), sm = pos_stride((size_t)s->co * t);
+  const size_t sv = pos_stride(s, (size_t)s->ci * t), sm = pos_stride(s, (size_t)s->co * t);
   const size_t v = region_off, m = region_off + (size_t)s->p * sv;
   const an_gemm_call c = {0,    0,
                           co_g, t,
@@ -107,7 +120,7 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
                         an_buf mask, an_buf bias, int relu, an_buf u, an_buf region, int n0, int nb) {
   const wino_shape s = shape_of(d, pass);
   const size_t t = (size_t)nb * s.th * s.tw, t_round = an_round_up(t, AN_GPU_WGS);
-  const size_t sv = pos_stride((size_t)s.ci * t), sm = pos_stride((size_t)s.co * t);
+  const size_t sv = pos_stride(&s, (size_t)s.ci * t), sm = pos_stride(&s, (size_t)s.co * t);
   const an_buf v = region;                                           /* (P, CI, T), positions sv apart */
   const an_buf m = an_at(region.mem, region.off + (size_t)s.p * sv); /* (P, CO, T), positions sm apart */
   const int use_mask = pass != AN_WINO_FORWARD && relu;

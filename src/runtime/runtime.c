@@ -43,6 +43,9 @@ static void fill_info(an_device_info *di, cl_platform_id p, cl_device_id d, int 
   clGetDeviceInfo(d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof di->global_mem_bytes, &di->global_mem_bytes, NULL);
   clGetDeviceInfo(d, CL_DEVICE_LOCAL_MEM_SIZE, sizeof di->local_mem_bytes, &di->local_mem_bytes, NULL);
   clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof di->max_alloc_bytes, &di->max_alloc_bytes, NULL);
+  cl_uint align_bits = 0;
+  clGetDeviceInfo(d, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits, &align_bits, NULL);
+  di->base_align_bytes = align_bits / 8;
   /* fp16 from the extension string only: CL_DEVICE_HALF_FP_CONFIG is cl_khr_fp16's own query, an invalid
    * param_name on a device without it (Oclgrind's API check reports it) */
   char ext[8192] = {0};
