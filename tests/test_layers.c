@@ -41,8 +41,12 @@
 #define SENTINEL 12345.25f
 #define GAP 13         /* floats of sentinel before every tensor in a shared buffer: offsets are odd */
 #define MAX_TENSORS 16 /* per arena */
-/* What an input gradient holds before the backward writes it: NaN, so that a kernel that reads it
- * (0·y in a GEMV with beta 0) shows. */
+/* What an input gradient holds before the backward writes it, and what a tensor or workspace of its own
+ * buffer holds before a kernel writes it: NaN, so that a kernel that reads it (0·y in a GEMV with beta 0)
+ * shows. Written from the host, not left as the device gives it: PoCL does not zero new buffers, and
+ * Oclgrind 21.10's uninitialized-value check reported a fresh buffer's values, read only after the
+ * kernels wrote them, as uninitialized when the test before had released buffers of another size (the
+ * 5x5 Winograd case after the 3x3 one; either alone ran clean). */
 #define GARBAGE NAN
 
 /* ---- device tensors ---- */
@@ -79,6 +83,10 @@ static an_buf arena_take(arena *a, size_t count) {
   if (!a->shared) {
     TEST_OK(an_alloc(a->rt, count ? count : 1, &a->own[a->n]));
     a->off[a->n] = 0, a->count[a->n] = count;
+    float *garbage = test_floats(count ? count : 1); /* written whole: see GARBAGE */
+    for (size_t i = 0; i < (count ? count : 1); i++) garbage[i] = GARBAGE;
+    TEST_OK(an_write(a->rt, an_at(a->own[a->n], 0), garbage, count ? count : 1));
+    free(garbage);
     return an_at(a->own[a->n++], 0);
   }
   a->used += GAP;
