@@ -25,7 +25,7 @@
 
 /* r = 5: u[0 … 5] = G g for one column g[0 … 4] (G's rows: 1/4·e0; -1/6·(1,1,1,1,1); -1/6·(1,-1,1,-1,1);
  * (1,2,4,8,16)/24; (1,-2,4,-8,16)/24; e4) */
-__attribute__((always_inline)) inline void winograd5_g(const float *g, float *u) {
+inline void winograd5_g(const float *g, float *u) {
   const float even = g[0] + g[2] + g[4], odd = g[1] + g[3];
   const float even4 = g[0] + 4.0f * g[2] + 16.0f * g[4], odd4 = 2.0f * g[1] + 8.0f * g[3];
   u[0] = 0.25f * g[0];
@@ -37,7 +37,7 @@ __attribute__((always_inline)) inline void winograd5_g(const float *g, float *u)
 }
 
 /* six points: b[0 … 5] = Bᵀ d for one column d[0 … 5] */
-__attribute__((always_inline)) inline void winograd6_bt(const float *d, float *b) {
+inline void winograd6_bt(const float *d, float *b) {
   const float d4_4d2 = d[4] - 4.0f * d[2], d3_4d1 = d[3] - 4.0f * d[1];
   const float d4_d2 = d[4] - d[2], d3_d1 = 2.0f * (d[3] - d[1]);
   b[0] = 4.0f * d[0] - 5.0f * d[2] + d[4];
@@ -49,13 +49,13 @@ __attribute__((always_inline)) inline void winograd6_bt(const float *d, float *b
 }
 
 /* six points, two outputs: y[0], y[1] = Aᵀ m for one column m[0 … 5] */
-__attribute__((always_inline)) inline void winograd6_at(const float *m, float *y) {
+inline void winograd6_at(const float *m, float *y) {
   y[0] = m[0] + m[1] + m[2] + m[3] + m[4];
   y[1] = m[1] - m[2] + 2.0f * (m[3] - m[4]) + m[5];
 }
 
 /* r = 3: u (4x4 at dst[ξ·plane]) = G f Gᵀ for the 3x3 filter f (row-major) */
-__attribute__((always_inline)) inline void winograd4_filter(const float *f, __global float *restrict dst, size_t plane) {
+inline void winograd4_filter(const float *f, __global float *restrict dst, size_t plane) {
   float t[4][3]; /* G f */
   for (int j = 0; j < 3; j++) {
     const float a = f[j], b = f[3 + j], c = f[6 + j];
@@ -74,7 +74,7 @@ __attribute__((always_inline)) inline void winograd4_filter(const float *f, __gl
 }
 
 /* r = 5: u (6x6 at dst[ξ·plane]) = G f Gᵀ for the 5x5 filter f (row-major) */
-__attribute__((always_inline)) inline void winograd6_filter(const float *f, __global float *restrict dst, size_t plane) {
+inline void winograd6_filter(const float *f, __global float *restrict dst, size_t plane) {
   float t[6][5]; /* G f, a column at a time */
   for (int j = 0; j < 5; j++) {
     const float col[5] = {f[j], f[5 + j], f[10 + j], f[15 + j], f[20 + j]};
@@ -114,7 +114,7 @@ __kernel void winograd_filter(__global const float *restrict weight, ulong weigh
 }
 
 /* value (y, x) of an input plane: zero outside h x w, and zero where the mask is not > 0 when use_mask */
-__attribute__((always_inline)) inline float winograd_pixel(__global const float *restrict plane, __global const float *restrict mask_plane,
+inline float winograd_pixel(__global const float *restrict plane, __global const float *restrict mask_plane,
                             int use_mask, int h, int w, int y, int x) {
   if (y < 0 || y >= h || x < 0 || x >= w) return 0.0f;
   if (use_mask && !(mask_plane[y * w + x] > 0.0f)) return 0.0f;
@@ -122,7 +122,7 @@ __attribute__((always_inline)) inline float winograd_pixel(__global const float 
 }
 
 /* r = 3: one input tile d (4x4 from plane's row y0, column x0) to V = Bᵀ d B, V[ξ] at dst[ξ·stride] */
-__attribute__((always_inline)) inline void winograd4_input_tile(__global const float *restrict plane, __global const float *restrict mask_plane,
+inline void winograd4_input_tile(__global const float *restrict plane, __global const float *restrict mask_plane,
                                  int use_mask, int h, int w, int y0, int x0, __global float *restrict dst,
                                  size_t stride) {
   float d[4][4];
@@ -144,7 +144,7 @@ __attribute__((always_inline)) inline void winograd4_input_tile(__global const f
 }
 
 /* r = 5: one input tile d (6x6 from plane's row y0, column x0) to V = Bᵀ d B, V[ξ] at dst[ξ·stride] */
-__attribute__((always_inline)) inline void winograd6_input_tile(__global const float *restrict plane, __global const float *restrict mask_plane,
+inline void winograd6_input_tile(__global const float *restrict plane, __global const float *restrict mask_plane,
                                  int use_mask, int h, int w, int y0, int x0, __global float *restrict dst,
                                  size_t stride) {
   float b[6][6]; /* Bᵀ d, a column at a time */
@@ -162,7 +162,7 @@ __attribute__((always_inline)) inline void winograd6_input_tile(__global const f
 }
 
 /* y (2 values) + b, through the ReLU when relu, written at row[x0] and row[x0 + 1] when inside w */
-__attribute__((always_inline)) inline void winograd_put2(__global float *restrict row, int w, int x0, const float *y, float b, int relu) {
+inline void winograd_put2(__global float *restrict row, int w, int x0, const float *y, float b, int relu) {
   float y0v = y[0] + b, y1v = y[1] + b;
   if (relu) y0v = y0v < 0.0f ? 0.0f : y0v, y1v = y1v < 0.0f ? 0.0f : y1v;
   row[x0] = y0v;
@@ -171,7 +171,7 @@ __attribute__((always_inline)) inline void winograd_put2(__global float *restric
 
 /* r = 3: one output tile, M[ξ] at src[ξ·stride], to Y = Aᵀ M A + b, through the ReLU when relu, written
  * at plane's rows y0, y0+1 and columns x0, x0+1 that lie inside h x w */
-__attribute__((always_inline)) inline void winograd4_output_tile(__global const float *restrict src, size_t stride, float b, int relu,
+inline void winograd4_output_tile(__global const float *restrict src, size_t stride, float b, int relu,
                                   __global float *restrict plane, int h, int w, int y0, int x0) {
   float a[2][4]; /* Aᵀ M */
   for (int j = 0; j < 4; j++) {
@@ -187,7 +187,7 @@ __attribute__((always_inline)) inline void winograd4_output_tile(__global const 
 }
 
 /* r = 5: one output tile, M[ξ] (6x6) at src[ξ·stride], as winograd4_output_tile */
-__attribute__((always_inline)) inline void winograd6_output_tile(__global const float *restrict src, size_t stride, float b, int relu,
+inline void winograd6_output_tile(__global const float *restrict src, size_t stride, float b, int relu,
                                   __global float *restrict plane, int h, int w, int y0, int x0) {
   float a[2][6]; /* Aᵀ M, a column at a time */
   for (int j = 0; j < 6; j++) {
@@ -203,7 +203,7 @@ __attribute__((always_inline)) inline void winograd6_output_tile(__global const 
   }
 }
 
-__attribute__((always_inline)) inline void winograd_input_tile(__global const float *restrict plane, __global const float *restrict mask_plane,
+inline void winograd_input_tile(__global const float *restrict plane, __global const float *restrict mask_plane,
                                 int use_mask, int h, int w, int ty, int tx, __global float *restrict dst,
                                 size_t stride, int r) {
   const int p = (r - 1) / 2;
@@ -211,7 +211,7 @@ __attribute__((always_inline)) inline void winograd_input_tile(__global const fl
   else winograd4_input_tile(plane, mask_plane, use_mask, h, w, 2 * ty - p, 2 * tx - p, dst, stride);
 }
 
-__attribute__((always_inline)) inline void winograd_output_tile(__global const float *restrict src, size_t stride, float b, int relu,
+inline void winograd_output_tile(__global const float *restrict src, size_t stride, float b, int relu,
                                  __global float *restrict plane, int h, int w, int ty, int tx, int r) {
   if (r == 5) winograd6_output_tile(src, stride, b, relu, plane, h, w, 2 * ty, 2 * tx);
   else winograd4_output_tile(src, stride, b, relu, plane, h, w, 2 * ty, 2 * tx);
@@ -229,15 +229,15 @@ __kernel void winograd_input(__global const float *restrict src, ulong src_off, 
   __global float *restrict dst = v + v_off + (size_t)ch * n_t + (size_t)img * tiles;
   for (int ty = 0; ty < th; ty++)
     for (int tx = 0; tx < tw; tx++)
-      winograd_input_tile(src + src_off + plane, mask + mask_off + plane, use_mask, h, w, ty, tx,
-                          dst + ty * tw + tx, stride, r);
+      winograd_input_tile(src + src_off + plane, mask + mask_off + plane, use_mask, h, w, ty, tx, dst + ty * tw + tx,
+                          stride, r);
 }
 
 /* GPU: work-item = (t, ch), one input tile of one channel: neighbouring work-items on neighbouring t */
 __kernel void winograd_input_gpu(__global const float *restrict src, ulong src_off,
                                  __global const float *restrict mask, ulong mask_off, int use_mask,
-                                 __global float *restrict v, ulong v_off, ulong stride, int ci, int h, int w,
-                                 int th, int tw, int n0, int nb, int r) {
+                                 __global float *restrict v, ulong v_off, ulong stride, int ci, int h, int w, int th,
+                                 int tw, int n0, int nb, int r) {
   const int t = (int)get_global_id(0), ch = (int)get_global_id(1);
   const int tiles = th * tw, n_t = nb * tiles;
   if (t >= n_t || ch >= ci) return;
@@ -258,7 +258,8 @@ __kernel void winograd_output(__global const float *restrict m, ulong m_off, __g
   __global float *restrict plane = dst + dst_off + ((size_t)(n0 + img) * co + o) * h * w;
   const float b = use_bias ? bias[bias_off + o] : 0.0f;
   for (int ty = 0; ty < th; ty++)
-    for (int tx = 0; tx < tw; tx++) winograd_output_tile(src + ty * tw + tx, stride, b, relu, plane, h, w, ty, tx, r);
+    for (int tx = 0; tx < tw; tx++)
+      winograd_output_tile(src + ty * tw + tx, stride, b, relu, plane, h, w, ty, tx, r);
 }
 
 /* GPU: work-item = (t, o), one output tile of one channel */
