@@ -44,24 +44,18 @@ static int dropout_out_shape(const an_layer_desc *d, int classes, const int in[3
 
 static size_t in_count(const an_layer_io *io) { return (size_t)io->n * io->L->in_c * io->L->in_h * io->L->in_w; }
 
-static an_status copy(an_runtime *rt, an_buf dst, an_buf src, size_t count) {
-  AN_CL_RETURN(clEnqueueCopyBuffer(rt->queue, src.mem, dst.mem, src.off * sizeof(float), dst.off * sizeof(float),
-                                   count * sizeof(float), 0, NULL, NULL));
-  return AN_OK;
-}
-
 static an_status dropout_forward_io(const an_layer_io *io) {
   const float p = io->L->desc->dropout_p;
   if (io->dropout_active && p > 0.0f)
     return an_dropout_forward(io->rt, in_count(io), p, io->dropout_key, io->dropout_first, io->out, io->in);
-  return copy(io->rt, io->out, io->in, in_count(io));
+  return an_copy_floats(io->rt, io->out, io->in, in_count(io));
 }
 
 static an_status dropout_backward_io(const an_layer_io *io) {
   const float p = io->L->desc->dropout_p;
   if (io->dropout_active && p > 0.0f)
     return an_dropout_backward(io->rt, in_count(io), p, io->dropout_key, io->dropout_first, io->dinp, io->dout);
-  return copy(io->rt, io->dinp, io->dout, in_count(io));
+  return an_copy_floats(io->rt, io->dinp, io->dout, in_count(io));
 }
 
 const an_layer_ops an_dropout_ops = {"dropout", dropout_out_shape,  an_no_params,

@@ -5,6 +5,12 @@
 #include "layers/ops.h"
 #include "runtime/check.h"
 
+an_status an_copy_floats(an_runtime *rt, an_buf dst, an_buf src, size_t count) {
+  AN_CL_RETURN(clEnqueueCopyBuffer(rt->queue, src.mem, dst.mem, src.off * sizeof(float), dst.off * sizeof(float),
+                                   count * sizeof(float), 0, NULL, NULL));
+  return AN_OK;
+}
+
 /* The exchanges of a column model: their shapes and the SUM's bias, no passes (the split runs them). */
 static int gather_out_shape(const an_layer_desc *d, int classes, const int in[3], int out[3]) {
   (void)d, (void)classes;

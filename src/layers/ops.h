@@ -16,6 +16,9 @@ static inline int an_gemm_call_add(an_gemm_call *out, int n, int max, int ta, in
   return n + 1;
 }
 
+/* dst (count) = src (count), regions that do not overlap (layer.c) */
+an_status an_copy_floats(an_runtime *rt, an_buf dst, an_buf src, size_t count);
+
 /* Parameter shapes of a layer without any. */
 static inline int an_no_params(const an_layer_desc *d, const int in[3], const int out[3], int ndim[2],
                                int shape[2][4]) {
