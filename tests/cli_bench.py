@@ -124,9 +124,10 @@ def check_kernels(r, dev):
         launches[k["kernel"]] = launches.get(k["kernel"], 0) + k["launches"]
     convs = sum(1 for L in dev["layers"] if L["kind"] == "conv")
     lrns = sum(1 for L in dev["layers"] if L["kind"] == "lrn")
-    # alexnet's conv3-conv5 (3x3, stride 1) run their forward pass through Winograd (ALEXNET_WINOGRAD=forward):
-    # one filter, input and output transform each; every convolution's backward pass runs im2col
-    winograd = 3
+    # alexnet's conv2 (5x5) and conv3-conv5 (3x3), all stride 1, run their forward pass through Winograd
+    # (ALEXNET_WINOGRAD=forward): one filter, input and output transform each; every convolution's backward
+    # pass runs im2col
+    winograd = 4
     want = {"im2col": 2 * convs - winograd, "winograd_filter": winograd, "winograd_input": winograd,
             "winograd_output": winograd, "lrn_forward": lrns, "lrn_backward": lrns}  # one chunk: the batch is 2
     for kernel, n in want.items():

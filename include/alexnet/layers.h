@@ -15,8 +15,9 @@
 extern "C" {
 #endif
 
-/* ---- convolution: batched im2col + one CLBlast GEMM per group per chunk of images; the 3x3 stride-1
- * pad-1 ones through Winograd F(2x2,3x3) as rt->winograd says (layers/winograd.c) ---- */
+/* ---- convolution: batched im2col + one CLBlast GEMM per group per chunk of images; the stride-1 3x3
+ * pad-1 and 5x5 pad-2 ones through Winograd F(2x2,3x3) and F(2x2,5x5) as rt->winograd says
+ * (layers/winograd.c) ---- */
 typedef struct an_conv_dims {
   int n, c, h, w;          /* input (N, C, H, W) */
   int oc, kh, kw;          /* weight (OC, C/groups, KH, KW) */
@@ -27,7 +28,7 @@ typedef struct an_conv_dims {
 an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int stride, int pad, int groups);
 
 /* Floats of workspace one chunk of `images` images needs (forward and backward alike, on either path:
- * im2col, or Winograd's for a 3x3 stride-1 pad-1 convolution, whose filters do not grow with the chunk). */
+ * im2col, or Winograd's for a convolution it computes, whose filters do not grow with the chunk). */
 size_t an_conv_work_floats(const an_conv_dims *d, int images);
 /* The least workspace the convolution runs in: one image per chunk, on im2col (a workspace too small
  * for Winograd's filters and one image runs that path, whatever rt->winograd says). */

@@ -83,7 +83,7 @@ typedef enum an_kernel_variant {
  * value), else by the device's type. */
 an_status an_kernel_variant_choose(const an_device_info *info, an_kernel_variant *out);
 const char *an_kernel_variant_name(an_kernel_variant v); /* "cpu", "gpu" */
-/* Which passes of the 3x3 stride-1 pad-1 convolutions run as Winograd F(2x2,3x3), a mask of
+/* Which passes of the 3x3 and 5x5 stride-1 "same" convolutions run as Winograd, a mask of
  * AN_WINOGRAD_FORWARD and AN_WINOGRAD_INPUT_GRAD: ALEXNET_WINOGRAD when set ("0" none, "1" both,
  * "forward"; else AN_ERR_ARGUMENT naming the value), else AN_WINOGRAD_DEFAULT. */
 #define AN_WINOGRAD_FORWARD 1
@@ -94,7 +94,7 @@ an_status an_winograd_choose(int *out);
 typedef struct an_runtime {
   an_device_info info;
   an_kernel_variant kernels_variant; /* the layers' kernel shapes (see an_kernel_variant) */
-  int winograd; /* the passes of 3x3 stride-1 pad-1 convolutions run as Winograd (an_winograd_choose) */
+  int winograd; /* the passes of 3x3 and 5x5 stride-1 convolutions run as Winograd (an_winograd_choose) */
   cl_context context;
   cl_command_queue queue; /* in-order; profiling enabled */
   cl_program program;

@@ -466,7 +466,7 @@ static void print_result(const bench_result *r) {
          r->first_step_s);
   printf("  GEMM tuning: %s\n", d->tuning[0] ? d->tuning : "none (untuned CLBlast defaults; see alexnet tune)");
   if (r->n_devices == 1)
-    printf("  3x3 stride-1 convolutions: %s (ALEXNET_WINOGRAD=0|forward|1)\n",
+    printf("  3x3 and 5x5 stride-1 convolutions: %s (ALEXNET_WINOGRAD=0|forward|1)\n",
            r->winograd == (AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD) ? "Winograd forward and input gradient"
            : r->winograd == AN_WINOGRAD_FORWARD                          ? "Winograd forward, im2col backward"
                                                                          : "im2col");

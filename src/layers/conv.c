@@ -9,11 +9,12 @@
  * im2col, col2im, the epilogue and the gradient's prologue take the runtime's kernel variant
  * (rt->kernels_variant: cl/conv.cl's CPU shapes, or the _gpu ones).
  *
- * A 3x3, stride-1, pad-1 convolution runs its forward pass and its input gradient through Winograd
- * F(2x2,3x3) (layers/winograd.c) as rt->winograd says, when the workspace holds its transformed filters
- * and one image; its weight gradient stays on im2col. The workspace size is the larger of the two
- * paths' (so the plan does not depend on the switch); each path chunks the images its own way, Winograd's
- * workspace holding the transformed filters (16, OC, C/groups) and then a chunk's tiles. */
+ * A 3x3 pad-1 or 5x5 pad-2 stride-1 convolution runs its forward pass and its input gradient through
+ * Winograd F(2x2,3x3) or F(2x2,5x5) (layers/winograd.c) as rt->winograd says, when the workspace holds
+ * its transformed filters and one image; its weight gradient stays on im2col. The workspace size is the
+ * larger of the two paths' (so the plan does not depend on the switch); each path chunks the images its
+ * own way, Winograd's workspace holding the transformed filters ((K+1)², OC, C/groups) and then a
+ * chunk's tiles. */
 #include <stdio.h>
 
 #include "alexnet/layers.h"
@@ -56,7 +57,7 @@ int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats) {
 }
 
 /* the Winograd path's images per chunk when it runs this convolution's pass (AN_WINOGRAD_FORWARD or
- * _INPUT_GRAD); 0 when it does not (switched off, not a 3x3 stride-1 pad-1 convolution, or no room for
+ * _INPUT_GRAD); 0 when it does not (switched off, not a convolution Winograd computes, or no room for
  * the filters and one image) */
 static int winograd(const an_runtime *rt, const an_conv_dims *d, size_t work_floats, int pass) {
   if (!(rt->winograd & pass) || !an_wino_applies(d) || work_floats < an_wino_fixed_floats(d)) return 0;
@@ -243,7 +244,7 @@ static int conv_param_shapes(const an_layer_desc *d, const int in[3], const int 
  * NN per group; backward the weight gradient's NT slices per group, then (with an input gradient) one
  * TN per group. Offsets as those functions compute them. Both passes together list them chunk by
  * chunk (the order the tuner reports shapes in); each pass alone is the order it issues them. On the
- * Winograd path the forward pass is its chunks' 16 NN per group, and the input gradient's follow all of
+ * Winograd path the forward pass is its chunks' (K+1)² NN per group, and the input gradient's follow all of
  * the weight gradient's chunks. */
 static int conv_gemms(const an_layer_io *io, int passes, an_gemm_call *out, int max) {
   const an_conv_dims d = an_layer_conv_dims(io->L, io->n);

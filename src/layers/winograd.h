@@ -1,5 +1,5 @@
-/* Internal: Winograd F(2x2,3x3) for the convolutions that are 3x3, stride 1, pad 1 (layers/winograd.c,
- * cl/winograd.cl): the forward pass and the backward pass's input gradient, which is the same kind of
+/* Internal: Winograd F(2x2,3x3) and F(2x2,5x5) for the convolutions that are 3x3 or 5x5, stride 1, with
+ * "same" padding (layers/winograd.c, cl/winograd.cl): the forward pass and the backward pass's input gradient, which is the same kind of
  * convolution of the output gradient (filters turned 180°, channels swapped). conv.c decides when. */
 #ifndef ALEXNET_WINOGRAD_H
 #define ALEXNET_WINOGRAD_H
@@ -8,10 +8,10 @@
 
 typedef enum an_wino_pass { AN_WINO_FORWARD, AN_WINO_BACKWARD_DATA } an_wino_pass;
 
-/* 1 when d is a convolution Winograd F(2x2,3x3) computes: 3x3, stride 1, pad 1 */
+/* 1 when d is a convolution Winograd computes: 3x3 pad 1 or 5x5 pad 2, stride 1 */
 int an_wino_applies(const an_conv_dims *d);
-/* Workspace floats: the transformed filters (16, OC, C/groups), the same count in both passes; and per
- * image the transformed tiles and products, 16·tiles·(C + OC) */
+/* Workspace floats: the transformed filters (P, OC, C/groups), P = (K+1)² positions, the same count in
+ * both passes; and per image the transformed tiles and products, P·tiles·(C + OC) */
 size_t an_wino_filter_floats(const an_conv_dims *d);
 /* Workspace floats a call needs besides the images': the transformed filters, then the region's padding
  * (its positions' rows are spaced apart: layers/winograd.c) */

@@ -118,7 +118,7 @@ an_status an_winograd_choose(int *out) {
   else if (!strcmp(forced, "forward")) *out = AN_WINOGRAD_FORWARD;
   else
     return AN_FAIL(AN_ERR_ARGUMENT,
-                   "ALEXNET_WINOGRAD is '%s'; it takes 0 (im2col), 1 (Winograd F(2x2,3x3) for the 3x3 stride-1 "
+                   "ALEXNET_WINOGRAD is '%s'; it takes 0 (im2col), 1 (Winograd for the 3x3 and 5x5 stride-1 "
                    "convolutions' forward pass and input gradient) or forward (their forward pass only)",
                    forced);
   return AN_OK;
