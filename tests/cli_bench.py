@@ -13,7 +13,7 @@ takes seconds (Python's standard library only):
   4. `--kernels` (alexnet, one device and split): every kernel row's time is >= 0, the rows add up to
      kernels_ms (none left over beyond the table's rows), which is at most the device's device_ms; training runs im2col twice per convolution
      (forward and backward), but once for conv3-conv5, whose forward pass runs Winograd's three transforms once each
-     (ALEXNET_WINOGRAD=forward, the default), and alexnet's LRN once each way per LRN layer, per device;
+     (ALEXNET_WINOGRAD=forward), and alexnet's LRN once each way per LRN layer, per device;
   5. a CPU device alone: the step's GEMM calls timed on the host's BLAS too (host_blas_*), and not
      with --no-host-blas;
   6. bad options: --split 3, --split 2 with one device named: exit status 2.

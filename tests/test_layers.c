@@ -166,7 +166,7 @@ typedef struct conv_case {
   uint64_t seed;
   int path; /* 0: the runtime's choice (ALEXNET_WINOGRAD); PATH_IM2COL or PATH_WINOGRAD forces one */
 } conv_case;
-enum { PATH_IM2COL = 1, PATH_WINOGRAD = 2 };
+enum { PATH_IM2COL = 1, PATH_WINOGRAD = 2, PATH_AUTO = 3 }; /* PATH_AUTO: ALEXNET_WINOGRAD=auto */
 
 /* The GEMMs a pass issued are the path's: Winograd's (r+1)² NN per group of k = the input channels per
  * group (C/g forward, OC/g for the input gradient), or im2col's of k = C/g·KH·KW (forward) */
@@ -197,7 +197,15 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
          cc->shared ? ", shared buffer at odd offsets" : "");
   fflush(stdout);
   const int saved_winograd = rt->winograd;
-  if (cc->path) rt->winograd = cc->path == PATH_WINOGRAD ? AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD : 0;
+  if (cc->path)
+    rt->winograd = cc->path == PATH_WINOGRAD ? AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD
+                   : cc->path == PATH_AUTO   ? AN_WINOGRAD_DEFAULT
+                                             : 0;
+  /* which path each pass takes on PATH_AUTO: the forward pass Winograd's, the input gradient Winograd's
+   * from 7x7 tiles per image (AN_WINOGRAD_LARGE_TILES) */
+  const int large = ((cc->h + 1) / 2) * ((cc->w + 1) / 2) >= AN_WINOGRAD_LARGE_TILES;
+  const int wino_fwd = cc->path == PATH_WINOGRAD || cc->path == PATH_AUTO;
+  const int wino_dinp = cc->path == PATH_WINOGRAD || (cc->path == PATH_AUTO && large);
   an_gemm_log log = {0};
   an_gemm_record(rt, &log);
 
@@ -230,12 +238,11 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
   double *bias_d = test_dup_double(bias, n_b), *want_out = test_doubles(n_out);
   ref_conv_forward(want_out, inp_d, weight_d, bias_d, &rd, cc->relu);
   /* Winograd: within 1e-4 of max|want|, no absolute margin */
-  const double fwd_atol = cc->path == PATH_WINOGRAD ? 0.0 : FWD_ATOL;
-  const double grad_atol = cc->path == PATH_WINOGRAD ? 0.0 : GRAD_ATOL;
+  const double fwd_atol = wino_fwd ? 0.0 : FWD_ATOL;
+  const double grad_atol = wino_dinp ? 0.0 : GRAD_ATOL;
   int fails = check_close("conv out", out, want_out, n_out, FWD_RTOL, fwd_atol);
   const int cg = cc->c / cc->groups, ocg = cc->oc / cc->groups;
-  if (cc->path == PATH_WINOGRAD)
-    assert_path_gemms("forward", &log, 0, cc->path, (size_t)ocg, (size_t)cg, cc->groups, cc->k);
+  if (wino_fwd) assert_path_gemms("forward", &log, 0, PATH_WINOGRAD, (size_t)ocg, (size_t)cg, cc->groups, cc->k);
   if (cc->path == PATH_IM2COL)
     assert_path_gemms("forward", &log, 0, cc->path, (size_t)ocg, (size_t)cg * cc->k * cc->k, cc->groups, cc->k);
   const int forward_gemms = log.n;
@@ -245,10 +252,16 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
                            work_floats));
   an_gemm_record(rt, NULL);
   rt->winograd = saved_winograd;
-  if (cc->path == PATH_WINOGRAD && !cc->skip_dinp) { /* the weight gradient's NT slices, then Winograd's NN */
+  if (wino_dinp && !cc->skip_dinp) { /* the weight gradient's NT slices, then Winograd's NN */
     int first = forward_gemms;
     while (first < log.n && log.calls[first].trans_b) first++;
-    assert_path_gemms("input gradient", &log, first, cc->path, (size_t)cg, (size_t)ocg, cc->groups, cc->k);
+    assert_path_gemms("input gradient", &log, first, PATH_WINOGRAD, (size_t)cg, (size_t)ocg, cc->groups, cc->k);
+  }
+  if (cc->path == PATH_AUTO && !wino_dinp && !cc->skip_dinp) { /* im2col's TN, one per group and chunk */
+    int tn = 0;
+    for (int i = forward_gemms; i < log.n; i++) tn += log.calls[i].trans_a;
+    printf("  input gradient: %d TN GEMMs of im2col\n", tn);
+    assert_true(tn > 0 && tn % cc->groups == 0);
   }
   free(log.calls);
   float *dweight = download(rt, d_dweight, n_w), *dbias = download(rt, d_dbias, n_b);
@@ -349,6 +362,10 @@ CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd5_2x3_image, 2, 4, 2, 3, 3, 
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd5_no_dinp, 2, 3, 5, 4, 4, 5, 1, 2, 1, 1, 0, 1, 1, 145)
 CONV_TEST_ON(PATH_IM2COL, test_conv_small_im2col_k5_pad2_g2, 2, 4, 5, 7, 4, 5, 1, 2, 2, 1, 0, 0, 1, 142)
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_alexnet_conv2_winograd, 2, 96, 27, 27, 256, 5, 1, 2, 2, 1, 0, 0, 1, 147)
+/* ALEXNET_WINOGRAD=auto, the default: the input gradient through Winograd at 13x13 (7x7 tiles), through
+ * im2col at 11x11 (6x6) */
+CONV_TEST_ON(PATH_AUTO, test_conv_small_winograd_auto_13x13, 1, 2, 13, 13, 2, 3, 1, 1, 1, 1, 0, 0, 1, 148)
+CONV_TEST_ON(PATH_AUTO, test_conv_small_winograd_auto_11x11, 1, 2, 11, 11, 2, 3, 1, 1, 1, 1, 0, 0, 1, 149)
 
 /* A workspace that cannot hold one image is an error with a message, not a crash or a silent no-op. */
 static void test_conv_workspace_too_small(void **state) {
@@ -830,6 +847,9 @@ static void test_winograd_choice(void **state) {
   setenv("ALEXNET_WINOGRAD", "forward", 1);
   TEST_OK(an_winograd_choose(&got));
   assert_int_equal(got, AN_WINOGRAD_FORWARD);
+  setenv("ALEXNET_WINOGRAD", "auto", 1);
+  TEST_OK(an_winograd_choose(&got));
+  assert_int_equal(got, AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD_LARGE);
   setenv("ALEXNET_WINOGRAD", "yes", 1);
   const an_status st = an_winograd_choose(&got);
   printf("  ALEXNET_WINOGRAD=yes: %s: %s\n", an_status_name(st), an_last_error());
@@ -942,6 +962,8 @@ int main(void) {
       cmocka_unit_test(test_conv_small_winograd5_no_dinp),
       cmocka_unit_test(test_conv_small_im2col_k5_pad2_g2),
       cmocka_unit_test(test_conv_alexnet_conv2_winograd),
+      cmocka_unit_test(test_conv_small_winograd_auto_13x13),
+      cmocka_unit_test(test_conv_small_winograd_auto_11x11),
       cmocka_unit_test(test_fc_small),
       cmocka_unit_test(test_fc_small_relu),
       cmocka_unit_test(test_fc_small_batch1_relu),
