@@ -61,9 +61,8 @@ int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats) {
  * more); 0 when it does not (switched off, not a convolution Winograd computes, or no room for the
  * filters and one image) */
 static int winograd(const an_runtime *rt, const an_conv_dims *d, size_t work_floats, int pass) {
-  const int tiles = ((d->h + 1) / 2) * ((d->w + 1) / 2);
   const int large = pass == AN_WINOGRAD_INPUT_GRAD && rt->winograd & AN_WINOGRAD_INPUT_GRAD_LARGE &&
-                    tiles >= AN_WINOGRAD_LARGE_TILES;
+                    an_wino_tiles(d) >= AN_WINOGRAD_LARGE_TILES;
   if (!(rt->winograd & pass) && !large) return 0;
   if (!an_wino_applies(d) || work_floats < an_wino_fixed_floats(d)) return 0;
   return chunk_of(d, (work_floats - an_wino_fixed_floats(d)) / an_wino_image_floats(d));

@@ -50,9 +50,11 @@ int an_wino_applies(const an_conv_dims *d) {
          d->oh == d->h && d->ow == d->w;
 }
 
+int an_wino_tiles(const an_conv_dims *d) { return ((d->h + 1) / 2) * ((d->w + 1) / 2); }
+
 /* 1 when one image's tiles of the smaller side hold 1024 floats or more: positions then spaced */
 static int spread(const an_conv_dims *d) {
-  return (size_t)((d->h + 1) / 2) * ((d->w + 1) / 2) * (size_t)(d->c < d->oc ? d->c : d->oc) >= 1024;
+  return (size_t)an_wino_tiles(d) * (size_t)(d->c < d->oc ? d->c : d->oc) >= 1024;
 }
 
 /* A position's stride for a (rows, T) block of rows_floats: rounded up to 1024 floats, plus 16, when
@@ -69,7 +71,7 @@ size_t an_wino_fixed_floats(const an_conv_dims *d) {
 }
 
 size_t an_wino_image_floats(const an_conv_dims *d) {
-  return (size_t)positions(d) * ((d->h + 1) / 2) * ((d->w + 1) / 2) * ((size_t)d->c + d->oc);
+  return (size_t)positions(d) * an_wino_tiles(d) * ((size_t)d->c + d->oc);
 }
 
 an_status an_wino_filters(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass, an_buf weight, an_buf u) {
@@ -125,7 +127,7 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
   const an_buf m = an_at(region.mem, region.off + (size_t)s.p * sv); /* (P, CO, T), positions sm apart */
   const int use_mask = pass != AN_WINO_FORWARD && relu;
   const int gpu = rt->kernels_variant == AN_KERNELS_GPU;
-  const size_t local_gpu[2] = {AN_GPU_WGS, 1}, local_one[2] = {1, 1};
+  const size_t local_gpu[2] = {AN_GPU_WGS, 1};
   {
     const size_t global[2] = {(size_t)s.ci, (size_t)nb}, global_gpu[2] = {t_round, (size_t)s.ci}; /* see cl/ */
     const an_arg args[] = {an_arg_mem(src.mem),
@@ -145,7 +147,7 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
                            an_arg_int(nb),
                            an_arg_int(s.r)};
     if (gpu) AN_TRY(an_launch(rt, "winograd_input_gpu", 2, global_gpu, local_gpu, args));
-    else AN_TRY(an_launch(rt, "winograd_input", 2, global, local_one, args));
+    else AN_TRY(an_launch(rt, "winograd_input", 2, global, NULL, args));
   }
   /* P GEMMs per group, one an_gemm each: CLBlast's strided-batched GEMM (one call per group) computed
    * wrong products once the tuning had switched Xgemm's parameters between shapes (test_models), and
@@ -176,5 +178,5 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
                          an_arg_int(use_bias && relu),
                          an_arg_int(s.r)};
   if (gpu) return an_launch(rt, "winograd_output_gpu", 2, global_gpu, local_gpu, args);
-  return an_launch(rt, "winograd_output", 2, global, local_one, args);
+  return an_launch(rt, "winograd_output", 2, global, NULL, args);
 }

@@ -10,6 +10,8 @@ typedef enum an_wino_pass { AN_WINO_FORWARD, AN_WINO_BACKWARD_DATA } an_wino_pas
 
 /* 1 when d is a convolution Winograd computes: 3x3 pad 1 or 5x5 pad 2, stride 1 */
 int an_wino_applies(const an_conv_dims *d);
+/* 2x2 tiles per image: ceil(H/2)·ceil(W/2) */
+int an_wino_tiles(const an_conv_dims *d);
 /* Workspace floats: the transformed filters (P, OC, C/groups), P = (K+1)² positions, the same count in
  * both passes; and per image the transformed tiles and products, P·tiles·(C + OC) */
 size_t an_wino_filter_floats(const an_conv_dims *d);
