@@ -127,6 +127,28 @@ void rowsum_add(__global const float *m, ulong m_off, int cols, __global float *
   if (l == 0) sum[sum_off + row] += part[0];
 }
 
+/* one work-group per channel o of dout (N, OC, OHW): sum[o] += Σ over the images n0 … n0+nb-1 and the
+ * plane of dout, through the ReLU when relu (out > 0): the bias gradient read straight from NCHW */
+__kernel __attribute__((reqd_work_group_size(ROWSUM_WGS, 1, 1)))
+void planes_sum_add(__global const float *dout, ulong dout_off, __global const float *out, ulong out_off, int oc,
+                    int ohw, int n0, int nb, int relu, __global float *sum, ulong sum_off) {
+  __local float part[ROWSUM_WGS];
+  const int o = (int)get_group_id(0), l = (int)get_local_id(0);
+  float s = 0.0f;
+  for (int img = 0; img < nb; img++) {
+    const size_t base = ((size_t)(n0 + img) * oc + o) * ohw;
+    for (int p = l; p < ohw; p += ROWSUM_WGS)
+      s += !relu || out[out_off + base + p] > 0.0f ? dout[dout_off + base + p] : 0.0f;
+  }
+  part[l] = s;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int span = ROWSUM_WGS / 2; span > 0; span /= 2) {
+    if (l < span) part[l] += part[l + span];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (l == 0) sum[sum_off + o] += part[0];
+}
+
 /* ---- GPU variants (the runtime's AN_KERNELS_GPU): a work-item per element written, consecutive
  * work-items on consecutive addresses of what they write; the host rounds dimension 0 up to the
  * work-group (CONV_GPU_WGS, conv.c) and the work-items past the end return. ---- */

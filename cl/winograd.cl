@@ -274,3 +274,104 @@ __kernel void winograd_output_gpu(__global const float *restrict m, ulong m_off,
   winograd_output_tile(m + m_off + (size_t)o * n_t + t, stride, use_bias ? bias[bias_off + o] : 0.0f, relu,
                        dst + dst_off + ((size_t)(n0 + img) * co + o) * h * w, h, w, ty, tx, r);
 }
+
+/* ---- the weight gradient: dM = A dY Aᵀ per output tile (the adjoint of the output transform), then
+ * after the GEMMs dU[ξ] = Σ_t dM[ξ] · V[ξ]ᵀ the filter gradient dg = Gᵀ dU G (the adjoint of the filter
+ * transform). Layouts as above: dY is the output gradient (N, CO, H, W), dM (P, CO, T) as m. ---- */
+
+/* (a, b) = one column of a 2x2 output-gradient tile to its a = r+1 points: A (a, b)ᵀ, A = (Aᵀ)ᵀ */
+inline void winograd_a(float a, float b, float *out, int r) {
+  out[0] = a, out[1] = a + b, out[2] = a - b;
+  if (r == 5) out[3] = a + 2.0f * b, out[4] = a - 2.0f * b, out[5] = b;
+  else out[3] = -b;
+}
+
+/* one output-gradient tile (rows y0, y0+1, columns x0, x0+1; zero outside h x w, and where the mask is
+ * not > 0 when use_mask) to dM = A dY Aᵀ, dM[ξ] at dst[ξ·stride] */
+inline void winograd_grad_output_tile(__global const float *restrict plane,
+                                      __global const float *restrict mask_plane, int use_mask, int h, int w, int y0,
+                                      int x0, __global float *restrict dst, size_t stride, int r) {
+  const int a = r + 1;
+  float col0[6], col1[6]; /* A applied to the tile's two columns */
+  winograd_a(winograd_pixel(plane, mask_plane, use_mask, h, w, y0, x0),
+             winograd_pixel(plane, mask_plane, use_mask, h, w, y0 + 1, x0), col0, r);
+  winograd_a(winograd_pixel(plane, mask_plane, use_mask, h, w, y0, x0 + 1),
+             winograd_pixel(plane, mask_plane, use_mask, h, w, y0 + 1, x0 + 1), col1, r);
+  for (int i = 0; i < a; i++) { /* (A dY) Aᵀ, a row at a time */
+    float row[6];
+    winograd_a(col0[i], col1[i], row, r);
+    for (int j = 0; j < a; j++) dst[(a * i + j) * stride] = row[j];
+  }
+}
+
+/* CPU: work-item = (o, img), one output-gradient plane, its tiles in order (as winograd_input) */
+__kernel void winograd_grad_output(__global const float *restrict src, ulong src_off,
+                                   __global const float *restrict mask, ulong mask_off, int use_mask,
+                                   __global float *restrict m, ulong m_off, ulong stride, int co, int h, int w,
+                                   int th, int tw, int n0, int nb, int r) {
+  const int o = (int)get_global_id(0), img = (int)get_global_id(1);
+  const int tiles = th * tw, n_t = nb * tiles;
+  const size_t plane = ((size_t)(n0 + img) * co + o) * h * w;
+  __global float *restrict dst = m + m_off + (size_t)o * n_t + (size_t)img * tiles;
+  for (int ty = 0; ty < th; ty++)
+    for (int tx = 0; tx < tw; tx++)
+      winograd_grad_output_tile(src + src_off + plane, mask + mask_off + plane, use_mask, h, w, 2 * ty, 2 * tx,
+                                dst + ty * tw + tx, stride, r);
+}
+
+/* GPU: work-item = (t, o), one tile of one channel */
+__kernel void winograd_grad_output_gpu(__global const float *restrict src, ulong src_off,
+                                       __global const float *restrict mask, ulong mask_off, int use_mask,
+                                       __global float *restrict m, ulong m_off, ulong stride, int co, int h, int w,
+                                       int th, int tw, int n0, int nb, int r) {
+  const int t = (int)get_global_id(0), o = (int)get_global_id(1);
+  const int tiles = th * tw, n_t = nb * tiles;
+  if (t >= n_t || o >= co) return;
+  const int img = t / tiles, rest = t - img * tiles, ty = rest / tw, tx = rest - ty * tw;
+  const size_t plane = ((size_t)(n0 + img) * co + o) * h * w;
+  winograd_grad_output_tile(src + src_off + plane, mask + mask_off + plane, use_mask, h, w, 2 * ty, 2 * tx,
+                            m + m_off + (size_t)o * n_t + t, stride, r);
+}
+
+/* x (a = r+1 points) to the r taps Gᵀ x */
+inline void winograd_gt(const float *x, float *out, int r) {
+  if (r == 5) { /* G's rows as winograd5_g: 1/4·e0; -1/6·(1,1,1,1,1); -1/6·(1,-1,1,-1,1); (1,2,4,8,16)/24;
+                 * (1,-2,4,-8,16)/24; e4 */
+    const float s = -(x[1] + x[2]) / 6.0f, d = (x[2] - x[1]) / 6.0f;
+    const float s4 = (x[3] + x[4]) / 24.0f, d4 = (x[3] - x[4]) / 24.0f;
+    out[0] = 0.25f * x[0] + s + s4;
+    out[1] = d + 2.0f * d4;
+    out[2] = s + 4.0f * s4;
+    out[3] = d + 8.0f * d4;
+    out[4] = s + 16.0f * s4 + x[5];
+  } else { /* G's rows: e0; (1,1,1)/2; (1,-1,1)/2; e2 */
+    const float s = 0.5f * (x[1] + x[2]);
+    out[0] = x[0] + s;
+    out[1] = 0.5f * (x[1] - x[2]);
+    out[2] = s + x[3];
+  }
+}
+
+/* work-item = (i, o): filter (o, i) of the weight (CO, CI/g, r, r) += Gᵀ dU G, dU[ξ] (P, CO, CI/g) at
+ * du[ξ·CO·CI/g + o·CI/g + i] */
+__kernel void winograd_filter_grad(__global const float *restrict du, ulong du_off, __global float *restrict dweight,
+                                   ulong dweight_off, int n_out, int n_in_g, int r) {
+  const int i = (int)get_global_id(0), o = (int)get_global_id(1);
+  if (i >= n_in_g || o >= n_out) return;
+  const int a = r + 1;
+  const size_t plane = (size_t)n_out * n_in_g;
+  __global const float *restrict src = du + du_off + (size_t)o * n_in_g + i;
+  float t[5][6]; /* Gᵀ dU, a column at a time */
+  for (int j = 0; j < a; j++) {
+    float col[6], out[5];
+    for (int k = 0; k < a; k++) col[k] = src[(a * k + j) * plane];
+    winograd_gt(col, out, r);
+    for (int k = 0; k < r; k++) t[k][j] = out[k];
+  }
+  __global float *restrict dst = dweight + dweight_off + ((size_t)o * n_in_g + i) * r * r;
+  for (int k = 0; k < r; k++) { /* (Gᵀ dU) G, a row at a time */
+    float out[5];
+    winograd_gt(t[k], out, r);
+    for (int l = 0; l < r; l++) dst[k * r + l] += out[l];
+  }
+}

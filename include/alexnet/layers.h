@@ -38,6 +38,9 @@ size_t an_conv_min_work_floats(const an_conv_dims *d);
  * count (images · OH·OW, OH·OW odd in AlexNet) is a multiple of CLBlast's tiles and it pads nothing. */
 #define AN_CONV_CHUNK_ALIGN 32
 int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats);
+/* 1 when the weight gradient runs on im2col (its NT slices, whose widths a tuning chooses), 0 when on
+ * Winograd (rt->winograd) */
+int an_conv_weight_grad_im2col(const an_runtime *rt, const an_conv_dims *d, size_t work_floats);
 
 /* out = act(conv(inp, weight) + bias), act = ReLU when relu != 0. work holds work_floats floats; the
  * batch is processed in chunks as large as the workspace allows (at least one image must fit). */

@@ -467,9 +467,11 @@ static void print_result(const bench_result *r) {
   printf("  GEMM tuning: %s\n", d->tuning[0] ? d->tuning : "none (untuned CLBlast defaults; see alexnet tune)");
   if (r->n_devices == 1)
     printf("  3x3 and 5x5 stride-1 convolutions: %s (ALEXNET_WINOGRAD=0|forward|1|auto)\n",
-           r->winograd == (AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD) ? "Winograd forward and input gradient"
-           : r->winograd == AN_WINOGRAD_FORWARD                          ? "Winograd forward, im2col backward"
-           : r->winograd == AN_WINOGRAD_DEFAULT ? "Winograd forward; input gradient where an image has 7x7 tiles"
+           r->winograd == (AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD | AN_WINOGRAD_WEIGHT_GRAD)
+               ? "Winograd forward, input and weight gradients"
+           : r->winograd == AN_WINOGRAD_FORWARD ? "Winograd forward, im2col backward"
+           : r->winograd == AN_WINOGRAD_DEFAULT ? "Winograd forward; input gradient where an image has 7x7 tiles "
+                                                  "or more, weight gradient from 7x7 to 9x9 tiles"
                                                 : "im2col");
   print_host_blas(r);
   print_kernels(d, r->device_ms);

@@ -56,14 +56,23 @@ int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats) {
   return chunk_of(d, work_floats / im2col_floats(d, 1));
 }
 
-/* the Winograd path's images per chunk when it runs this convolution's pass (AN_WINOGRAD_FORWARD or
- * _INPUT_GRAD; _INPUT_GRAD_LARGE counts as _INPUT_GRAD for an image of AN_WINOGRAD_LARGE_TILES tiles or
- * more); 0 when it does not (switched off, not a convolution Winograd computes, or no room for the
- * filters and one image) */
+static int winograd(const an_runtime *rt, const an_conv_dims *d, size_t work_floats, int pass);
+
+int an_conv_weight_grad_im2col(const an_runtime *rt, const an_conv_dims *d, size_t work_floats) {
+  return !winograd(rt, d, work_floats, AN_WINOGRAD_WEIGHT_GRAD);
+}
+
+/* the Winograd path's images per chunk when it runs this convolution's pass (AN_WINOGRAD_FORWARD,
+ * _INPUT_GRAD or _WEIGHT_GRAD; _INPUT_GRAD_LARGE counts as _INPUT_GRAD for an image of
+ * AN_WINOGRAD_LARGE_TILES tiles or more, _WEIGHT_GRAD_MEDIUM as _WEIGHT_GRAD from there to fewer than
+ * AN_WINOGRAD_MEDIUM_TILES_END); 0 when it does not (switched off, not a convolution Winograd computes,
+ * or no room for the filters and one image) */
 static int winograd(const an_runtime *rt, const an_conv_dims *d, size_t work_floats, int pass) {
   const int large = pass == AN_WINOGRAD_INPUT_GRAD && rt->winograd & AN_WINOGRAD_INPUT_GRAD_LARGE &&
                     an_wino_tiles(d) >= AN_WINOGRAD_LARGE_TILES;
-  if (!(rt->winograd & pass) && !large) return 0;
+  const int medium = pass == AN_WINOGRAD_WEIGHT_GRAD && rt->winograd & AN_WINOGRAD_WEIGHT_GRAD_MEDIUM &&
+                     an_wino_tiles(d) >= AN_WINOGRAD_LARGE_TILES && an_wino_tiles(d) < AN_WINOGRAD_MEDIUM_TILES_END;
+  if (!(rt->winograd & pass) && !large && !medium) return 0;
   if (!an_wino_applies(d) || work_floats < an_wino_fixed_floats(d)) return 0;
   return chunk_of(d, (work_floats - an_wino_fixed_floats(d)) / an_wino_image_floats(d));
 }
@@ -159,6 +168,50 @@ an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_
   return AN_OK;
 }
 
+/* im2col's bias and weight gradients for one chunk: dbias += Σ_cols dybuf; dW_g += dybuf_g · col_gᵀ */
+static an_status weight_grad_chunk(an_runtime *rt, const an_conv_dims *d, an_buf dweight, an_buf dbias, an_buf col,
+                                   an_buf dybuf, size_t ncols) {
+  const size_t ckk_g = (size_t)(d->c / d->groups) * d->kh * d->kw, oc_g = (size_t)(d->oc / d->groups);
+  {
+    const size_t local = 64, global = (size_t)d->oc * local;
+    const an_arg args[] = {an_arg_mem(dybuf.mem), an_arg_ulong(dybuf.off), an_arg_int((int)ncols),
+                           an_arg_mem(dbias.mem), an_arg_ulong(dbias.off)};
+    AN_TRY(an_launch(rt, "rowsum_add", 1, &global, &local, args));
+  }
+  /* dW's reduction runs over every output pixel of the chunk (K = nb·OH·OW, up to ~10⁵): split into
+   * slices accumulated with beta = 1, which keeps each GEMM's panels in cache (3-4x faster on CPUs);
+   * the width is the tuning's choice for this reduction (alexnet tune), else AN_CONV_DW_SLICE */
+  const size_t width = an_gemm_dw_slice(rt, oc_g, ckk_g, ncols); /* the tuning's, else AN_CONV_DW_SLICE */
+  for (int g = 0; g < d->groups; g++)
+    for (size_t j0 = 0; j0 < ncols; j0 += width) {
+      const size_t kk = ncols - j0 < width ? ncols - j0 : width;
+      AN_TRY(an_gemm(rt, 0, 1, oc_g, ckk_g, kk, 1.0f, an_at(dybuf.mem, dybuf.off + g * oc_g * ncols + j0), ncols,
+                     an_at(col.mem, col.off + g * ckk_g * ncols + j0), ncols, 1.0f,
+                     an_at(dweight.mem, dweight.off + g * oc_g * ckk_g), ckk_g));
+    }
+  return AN_OK;
+}
+
+/* The weight and bias gradients on the Winograd path over the batch, wino_chunk images at a time:
+ * dbias from dout in NCHW (planes_sum_add), du = Σ dM · Vᵀ in the workspace (layers/winograd.c), then
+ * dweight += Gᵀ du G */
+static an_status wino_weight_grad(an_runtime *rt, const an_conv_dims *d, an_buf dweight, an_buf dbias, an_buf dout,
+                                  an_buf out, an_buf inp, int relu, an_buf work, int wino_chunk) {
+  {
+    const size_t local = 64, global = (size_t)d->oc * local; /* a work-group per channel */
+    const an_arg args[] = {an_arg_mem(dout.mem),  an_arg_ulong(dout.off), an_arg_mem(out.mem),
+                           an_arg_ulong(out.off), an_arg_int(d->oc),      an_arg_int(d->oh * d->ow),
+                           an_arg_int(0),         an_arg_int(d->n),       an_arg_int(relu != 0),
+                           an_arg_mem(dbias.mem), an_arg_ulong(dbias.off)};
+    AN_TRY(an_launch(rt, "planes_sum_add", 1, &global, &local, args));
+  }
+  const an_buf du = work, region = an_at(work.mem, work.off + an_wino_filter_floats(d));
+  for (int n0 = 0; n0 < d->n; n0 += wino_chunk)
+    AN_TRY(an_wino_weight_chunk(rt, d, inp, dout, out, relu, du, region, n0,
+                                d->n - n0 < wino_chunk ? d->n - n0 : wino_chunk, n0 > 0));
+  return an_wino_filter_grad(rt, d, du, dweight);
+}
+
 an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, an_buf dweight, an_buf dbias,
                            an_buf dout, an_buf out, an_buf inp, an_buf weight, int relu, an_buf work,
                            size_t work_floats) {
@@ -166,14 +219,17 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
   AN_TRY(check_dims(d, work_floats, &chunk));
   const size_t ohw = (size_t)d->oh * d->ow, ckk_g = (size_t)(d->c / d->groups) * d->kh * d->kw;
   const size_t oc_g = (size_t)(d->oc / d->groups);
+  const int wino_dw = winograd(rt, d, work_floats, AN_WINOGRAD_WEIGHT_GRAD);
   const int wino_chunk = dinp.mem ? winograd(rt, d, work_floats, AN_WINOGRAD_INPUT_GRAD)
-                                  : 0; /* then dinp after every chunk's dW */
-  for (int n0 = 0; n0 < d->n; n0 += chunk) {
+                                  : 0;          /* then dinp after every chunk's dW */
+  const int col_dinp = dinp.mem && !wino_chunk; /* the input gradient through im2col's TN and col2im */
+  if (wino_dw) AN_TRY(wino_weight_grad(rt, d, dweight, dbias, dout, out, inp, relu, work, wino_dw));
+  for (int n0 = 0; n0 < d->n && (!wino_dw || col_dinp); n0 += chunk) {
     const int nb = d->n - n0 < chunk ? d->n - n0 : chunk;
     const size_t ncols = (size_t)nb * ohw;
     const an_buf col = work;                                                    /* (C·KH·KW, ncols) */
     const an_buf dybuf = an_at(work.mem, work.off + ckk_g * d->groups * ncols); /* (OC, ncols) */
-    AN_TRY(im2col(rt, d, inp, col, n0, nb));
+    if (!wino_dw) AN_TRY(im2col(rt, d, inp, col, n0, nb));
     {
       const an_arg args[] = {an_arg_mem(dout.mem),  an_arg_ulong(dout.off), an_arg_mem(out.mem),
                              an_arg_ulong(out.off), an_arg_mem(dybuf.mem),  an_arg_ulong(dybuf.off),
@@ -181,24 +237,8 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
                              an_arg_int(nb),        an_arg_int(relu != 0)};
       AN_TRY(plane_launch(rt, "conv_grad_prologue", d->oc, nb, ohw, args, (int)(sizeof args / sizeof args[0])));
     }
-    {
-      const size_t local = 64, global = (size_t)d->oc * local;
-      const an_arg args[] = {an_arg_mem(dybuf.mem), an_arg_ulong(dybuf.off), an_arg_int((int)ncols),
-                             an_arg_mem(dbias.mem), an_arg_ulong(dbias.off)};
-      AN_TRY(an_launch(rt, "rowsum_add", 1, &global, &local, args));
-    }
-    /* dW's reduction runs over every output pixel of the chunk (K = nb·OH·OW, up to ~10⁵): split into
-     * slices accumulated with beta = 1, which keeps each GEMM's panels in cache (3-4x faster on CPUs);
-     * the width is the tuning's choice for this reduction (alexnet tune), else AN_CONV_DW_SLICE */
-    const size_t width = an_gemm_dw_slice(rt, oc_g, ckk_g, ncols); /* the tuning's, else AN_CONV_DW_SLICE */
-    for (int g = 0; g < d->groups; g++)
-      for (size_t j0 = 0; j0 < ncols; j0 += width) {
-        const size_t kk = ncols - j0 < width ? ncols - j0 : width;
-        AN_TRY(an_gemm(rt, 0, 1, oc_g, ckk_g, kk, 1.0f, an_at(dybuf.mem, dybuf.off + g * oc_g * ncols + j0), ncols,
-                       an_at(col.mem, col.off + g * ckk_g * ncols + j0), ncols, 1.0f,
-                       an_at(dweight.mem, dweight.off + g * oc_g * ckk_g), ckk_g));
-      }
-    if (!dinp.mem || wino_chunk) continue;
+    if (!wino_dw) AN_TRY(weight_grad_chunk(rt, d, dweight, dbias, col, dybuf, ncols));
+    if (!col_dinp) continue;
     for (int g = 0; g < d->groups; g++) /* the col region now receives the input gradient's columns */
       AN_TRY(an_gemm(rt, 1, 0, ckk_g, ncols, oc_g, 1.0f, an_at(weight.mem, weight.off + g * oc_g * ckk_g), ckk_g,
                      an_at(dybuf.mem, dybuf.off + g * oc_g * ncols), ncols, 0.0f,
@@ -258,8 +298,13 @@ static int conv_gemms(const an_layer_io *io, int passes, an_gemm_call *out, int 
   const size_t oc_g = (size_t)(d.oc / d.groups), w = io->weight.off, col = io->work.off;
   const int wino_fwd = winograd(io->rt, &d, io->work_floats, AN_WINOGRAD_FORWARD);
   const int wino_dinp = io->dinp.mem ? winograd(io->rt, &d, io->work_floats, AN_WINOGRAD_INPUT_GRAD) : 0;
+  const int wino_dw = winograd(io->rt, &d, io->work_floats, AN_WINOGRAD_WEIGHT_GRAD);
   int n = 0;
   if (passes & AN_PASS_FORWARD && wino_fwd) n = wino_gemms(&d, AN_WINO_FORWARD, col, wino_fwd, out, n, max);
+  if (passes & AN_PASS_BACKWARD && wino_dw)
+    for (int n0 = 0; n0 < d.n; n0 += wino_dw)
+      n = an_wino_weight_gemms(&d, col, col + an_wino_filter_floats(&d), d.n - n0 < wino_dw ? d.n - n0 : wino_dw,
+                               out, n, max);
   for (int n0 = 0; n0 < d.n; n0 += chunk) { /* per chunk: forward, then the weight and input gradients */
     const size_t ncols = (size_t)(d.n - n0 < chunk ? d.n - n0 : chunk) * ohw;
     const size_t ybuf = col + ckk_g * d.groups * ncols;
@@ -269,7 +314,7 @@ static int conv_gemms(const an_layer_io *io, int passes, an_gemm_call *out, int 
                              col + g * ckk_g * ncols, ncols, ybuf + g * oc_g * ncols, ncols);
     if (!(passes & AN_PASS_BACKWARD)) continue;
     const size_t width = an_gemm_dw_slice(io->rt, oc_g, ckk_g, ncols);
-    for (int g = 0; g < d.groups; g++)
+    for (int g = 0; g < d.groups && !wino_dw; g++)
       for (size_t j0 = 0; j0 < ncols; j0 += width)
         n = an_gemm_call_add(out, n, max, 0, 1, oc_g, ckk_g, ncols - j0 < width ? ncols - j0 : width,
                              ybuf + g * oc_g * ncols + j0, ncols, col + g * ckk_g * ncols + j0, ncols,

@@ -17,6 +17,8 @@
  * and u (P, CO, CI/g), the transformed filters, lies apart (the caller's, once per call). */
 #include "layers/winograd.h"
 
+#include <stdio.h>
+
 #include "gemm/gemm.h"
 #include "layers/ops.h"
 #include "runtime/check.h"
@@ -118,6 +120,37 @@ int an_wino_gemms(const an_conv_dims *d, an_wino_pass pass, size_t u_off, size_t
   return n;
 }
 
+/* Tiles in, positions out: winograd_input (V = Bᵀ d B) or winograd_grad_output (dM = A dY Aᵀ), their
+ * CPU or GPU variant, over `channels` planes of src (N, channels, H, W), written at dst (P, channels, T)
+ * with positions `stride` apart; use_mask: src through the ReLU (mask > 0) */
+static an_status transform_tiles(an_runtime *rt, const char *name, const an_conv_dims *d, const wino_shape *s,
+                                 int channels, an_buf src, an_buf mask, int use_mask, an_buf dst, size_t stride,
+                                 int n0, int nb) {
+  const size_t t_round = an_round_up((size_t)nb * s->th * s->tw, AN_GPU_WGS);
+  const size_t global[2] = {(size_t)channels, (size_t)nb}, global_gpu[2] = {t_round, (size_t)channels}; /* cl/ */
+  const size_t local_gpu[2] = {AN_GPU_WGS, 1};
+  const an_arg args[] = {an_arg_mem(src.mem),
+                         an_arg_ulong(src.off),
+                         an_arg_mem(use_mask ? mask.mem : src.mem),
+                         an_arg_ulong(use_mask ? mask.off : src.off),
+                         an_arg_int(use_mask),
+                         an_arg_mem(dst.mem),
+                         an_arg_ulong(dst.off),
+                         an_arg_ulong(stride),
+                         an_arg_int(channels),
+                         an_arg_int(d->h),
+                         an_arg_int(d->w),
+                         an_arg_int(s->th),
+                         an_arg_int(s->tw),
+                         an_arg_int(n0),
+                         an_arg_int(nb),
+                         an_arg_int(s->r)};
+  if (rt->kernels_variant != AN_KERNELS_GPU) return an_launch(rt, name, 2, global, NULL, args);
+  char gpu_name[64];
+  snprintf(gpu_name, sizeof gpu_name, "%s_gpu", name);
+  return an_launch(rt, gpu_name, 2, global_gpu, local_gpu, args);
+}
+
 an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass, an_buf dst, an_buf src,
                         an_buf mask, an_buf bias, int relu, an_buf u, an_buf region, int n0, int nb) {
   const wino_shape s = shape_of(d, pass);
@@ -128,27 +161,7 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
   const int use_mask = pass != AN_WINO_FORWARD && relu;
   const int gpu = rt->kernels_variant == AN_KERNELS_GPU;
   const size_t local_gpu[2] = {AN_GPU_WGS, 1};
-  {
-    const size_t global[2] = {(size_t)s.ci, (size_t)nb}, global_gpu[2] = {t_round, (size_t)s.ci}; /* see cl/ */
-    const an_arg args[] = {an_arg_mem(src.mem),
-                           an_arg_ulong(src.off),
-                           an_arg_mem(use_mask ? mask.mem : src.mem),
-                           an_arg_ulong(use_mask ? mask.off : src.off),
-                           an_arg_int(use_mask),
-                           an_arg_mem(v.mem),
-                           an_arg_ulong(v.off),
-                           an_arg_ulong(sv),
-                           an_arg_int(s.ci),
-                           an_arg_int(d->h),
-                           an_arg_int(d->w),
-                           an_arg_int(s.th),
-                           an_arg_int(s.tw),
-                           an_arg_int(n0),
-                           an_arg_int(nb),
-                           an_arg_int(s.r)};
-    if (gpu) AN_TRY(an_launch(rt, "winograd_input_gpu", 2, global_gpu, local_gpu, args));
-    else AN_TRY(an_launch(rt, "winograd_input", 2, global, NULL, args));
-  }
+  AN_TRY(transform_tiles(rt, "winograd_input", d, &s, s.ci, src, mask, use_mask, v, sv, n0, nb));
   /* P GEMMs per group, one an_gemm each: CLBlast's strided-batched GEMM (one call per group) computed
    * wrong products once the tuning had switched Xgemm's parameters between shapes (test_models), and
    * was no faster here (docs/BENCHMARKS.md) */
@@ -179,4 +192,54 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
                          an_arg_int(s.r)};
   if (gpu) return an_launch(rt, "winograd_output_gpu", 2, global_gpu, local_gpu, args);
   return an_launch(rt, "winograd_output", 2, global, NULL, args);
+}
+
+/* Weight gradient: the forward pass's GEMM M[ξ] = U[ξ] · V[ξ] read backwards, dU[ξ] (CO/g, CI/g) =
+ * dM[ξ] (CO/g, T) · V[ξ]ᵀ with dM = A dY Aᵀ: one NT per position and group, K = the chunk's tiles,
+ * accumulating over the chunks (beta 1 after the first). Operands as gemm_of's, their roles swapped. */
+static an_gemm_call weight_gemm_of(const wino_shape *s, size_t du_off, size_t region_off, size_t t, int g, int xi) {
+  const an_gemm_call f = gemm_of(s, du_off, region_off, t, g, xi);
+  const an_gemm_call c = {0, 1, f.m, f.k, f.n, f.c_off, f.ldc, f.b_off, f.ldb, f.a_off, f.lda};
+  return c;
+}
+
+int an_wino_weight_gemms(const an_conv_dims *d, size_t du_off, size_t region_off, int nb, an_gemm_call *out, int n,
+                         int max) {
+  const wino_shape s = shape_of(d, AN_WINO_FORWARD);
+  const size_t t = (size_t)nb * s.th * s.tw;
+  for (int g = 0; g < s.groups; g++)
+    for (int xi = 0; xi < s.p; xi++) {
+      const an_gemm_call c = weight_gemm_of(&s, du_off, region_off, t, g, xi);
+      n = an_gemm_call_add(out, n, max, c.trans_a, c.trans_b, c.m, c.n, c.k, c.a_off, c.lda, c.b_off, c.ldb, c.c_off,
+                           c.ldc);
+    }
+  return n;
+}
+
+an_status an_wino_weight_chunk(an_runtime *rt, const an_conv_dims *d, an_buf inp, an_buf dout, an_buf out, int relu,
+                               an_buf du, an_buf region, int n0, int nb, int accumulate) {
+  const wino_shape s = shape_of(d, AN_WINO_FORWARD);
+  const size_t t = (size_t)nb * s.th * s.tw;
+  const size_t sv = pos_stride(&s, (size_t)s.ci * t), sm = pos_stride(&s, (size_t)s.co * t);
+  const an_buf v = region;                                           /* (P, C, T), positions sv apart */
+  const an_buf m = an_at(region.mem, region.off + (size_t)s.p * sv); /* (P, OC, T) dM, positions sm apart */
+  AN_TRY(transform_tiles(rt, "winograd_input", d, &s, s.ci, inp, inp, 0, v, sv, n0, nb));
+  AN_TRY(transform_tiles(rt, "winograd_grad_output", d, &s, s.co, dout, out, relu, m, sm, n0, nb));
+  for (int g = 0; g < s.groups; g++)
+    for (int xi = 0; xi < s.p; xi++) {
+      const an_gemm_call c = weight_gemm_of(&s, du.off, region.off, t, g, xi);
+      AN_TRY(an_gemm(rt, 0, 1, c.m, c.n, c.k, 1.0f, an_at(m.mem, c.a_off), c.lda, an_at(v.mem, c.b_off), c.ldb,
+                     accumulate ? 1.0f : 0.0f, an_at(du.mem, c.c_off), c.ldc));
+    }
+  return AN_OK;
+}
+
+an_status an_wino_filter_grad(an_runtime *rt, const an_conv_dims *d, an_buf du, an_buf dweight) {
+  const int in_g = d->c / d->groups;
+  /* (input channel in the group, output channel), whole work-groups of 64 (the kernel skips the rest) */
+  const size_t global[2] = {an_round_up((size_t)in_g, AN_GPU_WGS), (size_t)d->oc}, local[2] = {AN_GPU_WGS, 1};
+  const an_arg args[] = {an_arg_mem(du.mem),        an_arg_ulong(du.off), an_arg_mem(dweight.mem),
+                         an_arg_ulong(dweight.off), an_arg_int(d->oc),    an_arg_int(in_g),
+                         an_arg_int(d->kh)};
+  return an_launch(rt, "winograd_filter_grad", 2, global, local, args);
 }

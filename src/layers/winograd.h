@@ -1,6 +1,8 @@
 /* Internal: Winograd F(2x2,3x3) and F(2x2,5x5) for the convolutions that are 3x3 or 5x5, stride 1, with
- * "same" padding (layers/winograd.c, cl/winograd.cl): the forward pass and the backward pass's input gradient, which is the same kind of
- * convolution of the output gradient (filters turned 180°, channels swapped). conv.c decides when. */
+ * "same" padding (layers/winograd.c, cl/winograd.cl): the forward pass; the backward pass's input
+ * gradient, which is the same kind of convolution of the output gradient (filters turned 180°, channels
+ * swapped); and the weight gradient, the forward GEMMs read backwards (dU = dM · Vᵀ, then Gᵀ dU G).
+ * conv.c decides when. */
 #ifndef ALEXNET_WINOGRAD_H
 #define ALEXNET_WINOGRAD_H
 
@@ -30,5 +32,16 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
 /* The GEMMs an_wino_chunk issues for nb images, appended to out from n (as an_gemm_call_add) */
 int an_wino_gemms(const an_conv_dims *d, an_wino_pass pass, size_t u_off, size_t region_off, int nb,
                   an_gemm_call *out, int n, int max);
+
+/* Weight gradient, one chunk of nb images from n0 (region as an_wino_chunk's, forward shape): du (P, OC,
+ * C/groups) = (accumulate ? du : 0) + Σ_t dM · Vᵀ, V the input's tiles, dM = A dY Aᵀ of dout (N,OC,H,W),
+ * through the ReLU when relu (mask: out, the forward output). */
+an_status an_wino_weight_chunk(an_runtime *rt, const an_conv_dims *d, an_buf inp, an_buf dout, an_buf out, int relu,
+                               an_buf du, an_buf region, int n0, int nb, int accumulate);
+/* dweight (OC, C/groups, K, K) += Gᵀ dU G, du as an_wino_weight_chunk left it */
+an_status an_wino_filter_grad(an_runtime *rt, const an_conv_dims *d, an_buf du, an_buf dweight);
+/* The GEMMs an_wino_weight_chunk issues for nb images, appended to out from n */
+int an_wino_weight_gemms(const an_conv_dims *d, size_t du_off, size_t region_off, int nb, an_gemm_call *out, int n,
+                         int max);
 
 #endif

@@ -460,6 +460,7 @@ int an_net_dw_reductions(const an_net *net, an_dw_reduction *out, int max) {
     const an_layer_plan *L = &net->layers[i];
     if (L->desc->kind != AN_LAYER_CONV) continue;
     const an_conv_dims d = an_layer_conv_dims(L, net->batch);
+    if (!an_conv_weight_grad_im2col(net->rt, &d, net->work_floats)) continue; /* no slices on Winograd */
     const int chunk = an_conv_chunk_images(&d, net->work_floats);
     const size_t ocg = (size_t)d.oc / d.groups, ckkg = (size_t)(d.c / d.groups) * d.kh * d.kw;
     for (int n0 = 0; n0 < d.n; n0 += chunk) {

@@ -114,15 +114,15 @@ an_status an_winograd_choose(int *out) {
   *out = AN_WINOGRAD_DEFAULT;
   if (!forced || !*forced) return AN_OK;
   if (!strcmp(forced, "0")) *out = 0;
-  else if (!strcmp(forced, "1")) *out = AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD;
+  else if (!strcmp(forced, "1")) *out = AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD | AN_WINOGRAD_WEIGHT_GRAD;
   else if (!strcmp(forced, "forward")) *out = AN_WINOGRAD_FORWARD;
   else if (!strcmp(forced, "auto")) *out = AN_WINOGRAD_DEFAULT;
   else
     return AN_FAIL(AN_ERR_ARGUMENT,
                    "ALEXNET_WINOGRAD is '%s'; it takes 0 (im2col), 1 (Winograd for the 3x3 and 5x5 stride-1 "
-                   "convolutions' forward pass and input gradient), forward (their forward pass only) or auto "
-                   "(the default: their forward pass, and their input gradient where an image has 7x7 tiles "
-                   "or more)",
+                   "convolutions' forward pass, input gradient and weight gradient), forward (their forward pass "
+                   "only) or auto (the default: their forward pass, their input gradient where an image has 7x7 "
+                   "tiles or more, their weight gradient from 7x7 to 9x9 tiles)",
                    forced);
   return AN_OK;
 }
