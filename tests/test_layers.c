@@ -201,14 +201,11 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
     rt->winograd = cc->path == PATH_WINOGRAD ? AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD | AN_WINOGRAD_WEIGHT_GRAD
                    : cc->path == PATH_AUTO   ? AN_WINOGRAD_DEFAULT
                                              : 0;
-  /* which path each pass takes on PATH_AUTO: the forward pass Winograd's, the input gradient Winograd's
-   * from 7x7 tiles per image (AN_WINOGRAD_LARGE_TILES), the weight gradient from there to fewer than
-   * AN_WINOGRAD_MEDIUM_TILES_END */
-  const int tiles = ((cc->h + 1) / 2) * ((cc->w + 1) / 2), large = tiles >= AN_WINOGRAD_LARGE_TILES;
+  /* which path each pass takes on PATH_AUTO: the forward pass Winograd's, the input and weight gradients
+   * Winograd's from 7x7 tiles per image (AN_WINOGRAD_LARGE_TILES) */
+  const int large = ((cc->h + 1) / 2) * ((cc->w + 1) / 2) >= AN_WINOGRAD_LARGE_TILES;
   const int wino_fwd = cc->path == PATH_WINOGRAD || cc->path == PATH_AUTO;
-  const int wino_dinp = cc->path == PATH_WINOGRAD || (cc->path == PATH_AUTO && large);
-  const int wino_dw = cc->path == PATH_WINOGRAD ||
-                      (cc->path == PATH_AUTO && large && tiles < AN_WINOGRAD_MEDIUM_TILES_END);
+  const int wino_dinp = cc->path == PATH_WINOGRAD || (cc->path == PATH_AUTO && large), wino_dw = wino_dinp;
   an_gemm_log log = {0};
   an_gemm_record(rt, &log);
 
@@ -379,11 +376,9 @@ CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd5_no_dinp, 2, 3, 5, 4, 4, 5,
 CONV_TEST_ON(PATH_IM2COL, test_conv_small_im2col_k5_pad2_g2, 2, 4, 5, 7, 4, 5, 1, 2, 2, 1, 0, 0, 1, 142)
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_alexnet_conv2_winograd, 2, 96, 27, 27, 256, 5, 1, 2, 2, 1, 0, 0, 1, 147)
 /* ALEXNET_WINOGRAD=auto, the default: the input and weight gradients through Winograd at 13x13 (7x7
- * tiles), both through im2col at 11x11 (6x6); at 19x19 (10x10 tiles) the input gradient through Winograd,
- * the weight gradient through im2col */
+ * tiles), both through im2col at 11x11 (6x6) */
 CONV_TEST_ON(PATH_AUTO, test_conv_small_winograd_auto_13x13, 1, 2, 13, 13, 2, 3, 1, 1, 1, 1, 0, 0, 1, 148)
 CONV_TEST_ON(PATH_AUTO, test_conv_small_winograd_auto_11x11, 1, 2, 11, 11, 2, 3, 1, 1, 1, 1, 0, 0, 1, 149)
-CONV_TEST_ON(PATH_AUTO, test_conv_small_winograd_auto_19x19, 1, 2, 19, 19, 2, 3, 1, 1, 1, 1, 0, 0, 1, 150)
 
 /* A workspace that cannot hold one image is an error with a message, not a crash or a silent no-op. */
 static void test_conv_workspace_too_small(void **state) {
@@ -867,7 +862,7 @@ static void test_winograd_choice(void **state) {
   assert_int_equal(got, AN_WINOGRAD_FORWARD);
   setenv("ALEXNET_WINOGRAD", "auto", 1);
   TEST_OK(an_winograd_choose(&got));
-  assert_int_equal(got, AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD_LARGE | AN_WINOGRAD_WEIGHT_GRAD_MEDIUM);
+  assert_int_equal(got, AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD_LARGE | AN_WINOGRAD_WEIGHT_GRAD_LARGE);
   setenv("ALEXNET_WINOGRAD", "yes", 1);
   const an_status st = an_winograd_choose(&got);
   printf("  ALEXNET_WINOGRAD=yes: %s: %s\n", an_status_name(st), an_last_error());
@@ -982,7 +977,6 @@ int main(void) {
       cmocka_unit_test(test_conv_alexnet_conv2_winograd),
       cmocka_unit_test(test_conv_small_winograd_auto_13x13),
       cmocka_unit_test(test_conv_small_winograd_auto_11x11),
-      cmocka_unit_test(test_conv_small_winograd_auto_19x19),
       cmocka_unit_test(test_fc_small),
       cmocka_unit_test(test_fc_small_relu),
       cmocka_unit_test(test_fc_small_batch1_relu),

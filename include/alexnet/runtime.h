@@ -84,21 +84,19 @@ typedef enum an_kernel_variant {
 an_status an_kernel_variant_choose(const an_device_info *info, an_kernel_variant *out);
 const char *an_kernel_variant_name(an_kernel_variant v); /* "cpu", "gpu" */
 /* Which passes of the 3x3 and 5x5 stride-1 "same" convolutions run as Winograd, a mask of
- * AN_WINOGRAD_FORWARD, AN_WINOGRAD_INPUT_GRAD, AN_WINOGRAD_WEIGHT_GRAD and two size rules measured on
- * CPUs (docs/BENCHMARKS.md): AN_WINOGRAD_INPUT_GRAD_LARGE, the input gradient only where one image has
- * AN_WINOGRAD_LARGE_TILES 2x2 tiles or more (at 224 px every 3x3 and 5x5 layer, at the main job's 63 px
- * none), and AN_WINOGRAD_WEIGHT_GRAD_MEDIUM, the weight gradient only from there to fewer than
- * AN_WINOGRAD_MEDIUM_TILES_END (at 224 px conv3-conv5's 13x13, not conv2's 27x27, whose long thin
- * GEMMs ran slower than im2col's). ALEXNET_WINOGRAD when set ("0" none, "1" all three passes,
- * "forward", "auto" the default; else AN_ERR_ARGUMENT naming the value), else AN_WINOGRAD_DEFAULT. */
+ * AN_WINOGRAD_FORWARD, AN_WINOGRAD_INPUT_GRAD, AN_WINOGRAD_WEIGHT_GRAD, and AN_WINOGRAD_INPUT_GRAD_LARGE
+ * and AN_WINOGRAD_WEIGHT_GRAD_LARGE: that gradient only where one image has AN_WINOGRAD_LARGE_TILES 2x2
+ * tiles or more (at 224 px every 3x3 and 5x5 layer, at the main job's 63 px none; measured on CPUs, the
+ * gradients through Winograd won at the one size and lost at the other, docs/BENCHMARKS.md).
+ * ALEXNET_WINOGRAD when set ("0" none, "1" all three passes, "forward", "auto" the default; else
+ * AN_ERR_ARGUMENT naming the value), else AN_WINOGRAD_DEFAULT. */
 #define AN_WINOGRAD_FORWARD 1
 #define AN_WINOGRAD_INPUT_GRAD 2
 #define AN_WINOGRAD_INPUT_GRAD_LARGE 4
 #define AN_WINOGRAD_WEIGHT_GRAD 8
-#define AN_WINOGRAD_WEIGHT_GRAD_MEDIUM 16
-#define AN_WINOGRAD_LARGE_TILES 49       /* 7x7 tiles: a 13x13 image */
-#define AN_WINOGRAD_MEDIUM_TILES_END 100 /* 10x10 tiles: a 19x19 image */
-#define AN_WINOGRAD_DEFAULT (AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD_LARGE | AN_WINOGRAD_WEIGHT_GRAD_MEDIUM)
+#define AN_WINOGRAD_WEIGHT_GRAD_LARGE 16
+#define AN_WINOGRAD_LARGE_TILES 49 /* 7x7 tiles: a 13x13 image */
+#define AN_WINOGRAD_DEFAULT (AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD_LARGE | AN_WINOGRAD_WEIGHT_GRAD_LARGE)
 an_status an_winograd_choose(int *out);
 
 typedef struct an_runtime {

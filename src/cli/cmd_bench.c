@@ -470,8 +470,8 @@ static void print_result(const bench_result *r) {
            r->winograd == (AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD | AN_WINOGRAD_WEIGHT_GRAD)
                ? "Winograd forward, input and weight gradients"
            : r->winograd == AN_WINOGRAD_FORWARD ? "Winograd forward, im2col backward"
-           : r->winograd == AN_WINOGRAD_DEFAULT ? "Winograd forward; input gradient where an image has 7x7 tiles "
-                                                  "or more, weight gradient from 7x7 to 9x9 tiles"
+           : r->winograd == AN_WINOGRAD_DEFAULT ? "Winograd forward; input and weight gradients where an image "
+                                                  "has 7x7 tiles or more"
                                                 : "im2col");
   print_host_blas(r);
   print_kernels(d, r->device_ms);

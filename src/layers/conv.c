@@ -63,16 +63,15 @@ int an_conv_weight_grad_im2col(const an_runtime *rt, const an_conv_dims *d, size
 }
 
 /* the Winograd path's images per chunk when it runs this convolution's pass (AN_WINOGRAD_FORWARD,
- * _INPUT_GRAD or _WEIGHT_GRAD; _INPUT_GRAD_LARGE counts as _INPUT_GRAD for an image of
- * AN_WINOGRAD_LARGE_TILES tiles or more, _WEIGHT_GRAD_MEDIUM as _WEIGHT_GRAD from there to fewer than
- * AN_WINOGRAD_MEDIUM_TILES_END); 0 when it does not (switched off, not a convolution Winograd computes,
- * or no room for the filters and one image) */
+ * _INPUT_GRAD or _WEIGHT_GRAD; a gradient's _LARGE counts as the gradient itself for an image of
+ * AN_WINOGRAD_LARGE_TILES tiles or more); 0 when it does not (switched off, not a convolution Winograd
+ * computes, or no room for the filters and one image) */
 static int winograd(const an_runtime *rt, const an_conv_dims *d, size_t work_floats, int pass) {
-  const int large = pass == AN_WINOGRAD_INPUT_GRAD && rt->winograd & AN_WINOGRAD_INPUT_GRAD_LARGE &&
-                    an_wino_tiles(d) >= AN_WINOGRAD_LARGE_TILES;
-  const int medium = pass == AN_WINOGRAD_WEIGHT_GRAD && rt->winograd & AN_WINOGRAD_WEIGHT_GRAD_MEDIUM &&
-                     an_wino_tiles(d) >= AN_WINOGRAD_LARGE_TILES && an_wino_tiles(d) < AN_WINOGRAD_MEDIUM_TILES_END;
-  if (!(rt->winograd & pass) && !large && !medium) return 0;
+  const int large_flag = pass == AN_WINOGRAD_INPUT_GRAD    ? AN_WINOGRAD_INPUT_GRAD_LARGE
+                         : pass == AN_WINOGRAD_WEIGHT_GRAD ? AN_WINOGRAD_WEIGHT_GRAD_LARGE
+                                                           : 0;
+  const int large = rt->winograd & large_flag && an_wino_tiles(d) >= AN_WINOGRAD_LARGE_TILES;
+  if (!(rt->winograd & pass) && !large) return 0;
   if (!an_wino_applies(d) || work_floats < an_wino_fixed_floats(d)) return 0;
   return chunk_of(d, (work_floats - an_wino_fixed_floats(d)) / an_wino_image_floats(d));
 }

@@ -121,8 +121,8 @@ an_status an_winograd_choose(int *out) {
     return AN_FAIL(AN_ERR_ARGUMENT,
                    "ALEXNET_WINOGRAD is '%s'; it takes 0 (im2col), 1 (Winograd for the 3x3 and 5x5 stride-1 "
                    "convolutions' forward pass, input gradient and weight gradient), forward (their forward pass "
-                   "only) or auto (the default: their forward pass, their input gradient where an image has 7x7 "
-                   "tiles or more, their weight gradient from 7x7 to 9x9 tiles)",
+                   "only) or auto (the default: their forward pass, their input and weight gradients where an "
+                   "image has 7x7 tiles or more)",
                    forced);
   return AN_OK;
 }
