@@ -9,9 +9,10 @@
  * im2col, col2im, the epilogue and the gradient's prologue take the runtime's kernel variant
  * (rt->kernels_variant: cl/conv.cl's CPU shapes, or the _gpu ones).
  *
- * A 3x3 pad-1 or 5x5 pad-2 stride-1 convolution runs its forward pass and its input gradient through
- * Winograd F(2x2,3x3) or F(2x2,5x5) (layers/winograd.c) as rt->winograd says, when the workspace holds
- * its transformed filters and one image; its weight gradient stays on im2col. The workspace size is the
+ * A 3x3 pad-1 or 5x5 pad-2 stride-1 convolution runs its forward pass, its input gradient and its
+ * weight gradient (with the bias gradient then summed from NCHW) through Winograd F(2x2,3x3) or
+ * F(2x2,5x5) (layers/winograd.c) as rt->winograd says, when the workspace holds its transformed filters
+ * and one image; the weight gradient first, then the input gradient. The workspace size is the
  * larger of the two paths' (so the plan does not depend on the switch); each path chunks the images its
  * own way, Winograd's workspace holding the transformed filters ((K+1)², OC, C/groups) and then a
  * chunk's tiles. */

@@ -5,7 +5,10 @@
  *
  * The forward pass convolves the input (CI = C, CO = OC); the backward pass's input gradient convolves
  * the output gradient (CI = OC, CO = C) with the filters turned 180° and their channels swapped, so both
- * run the same code with the filter transform reading the weight the pass's way.
+ * run the same code with the filter transform reading the weight the pass's way. The weight gradient
+ * reads the forward GEMMs backwards: dU[ξ] (CO/g, CI/g) = dM[ξ] · V[ξ]ᵀ, one NT per position and group
+ * with K = T, dM = A dY Aᵀ from the output gradient (winograd_grad_output, written where m lies) and V
+ * the input's tiles as the forward pass makes them; then dW += Gᵀ dU G (winograd_filter_grad).
  * Per chunk of nb images the region holds (T = nb·ceil(H/2)·ceil(W/2) tiles)
  *   v (P, CI, T)   the transformed tiles, position ξ's (CI, T) at ξ·sv
  *   m (P, CO, T)   the GEMMs' products, position ξ's (CO, T) at ξ·sm
