@@ -43,8 +43,10 @@ static int assert_same_calls(const char *what, const an_gemm_log *log, const an_
 }
 
 /* chunked: the workspace narrowed to one image of conv1, so its GEMMs run image by image (the buffer
- * stays as large as planned) */
-static void run_training_step(const char *model, int chunked) {
+ * stays as large as planned); winograd: the runtime's Winograd passes for this step (-1: as they are) */
+static void run_training_step(const char *model, int chunked, int winograd) {
+  const int saved_winograd = test_rt->winograd;
+  if (winograd >= 0) test_rt->winograd = winograd;
   an_net *net = NULL;
   TEST_OK(an_net_create(test_rt, model, CLASSES, BATCH, INPUT, &net));
   if (chunked) {
@@ -70,8 +72,9 @@ static void run_training_step(const char *model, int chunked) {
   an_gemm_call *listed = calloc((size_t)n + 1, sizeof *listed);
   assert_non_null(listed);
   assert_int_equal(an_net_gemm_calls(net, passes, listed, n), n);
-  char what[64];
-  snprintf(what, sizeof what, "%s training step%s", model, chunked ? ", conv1 image by image" : "");
+  char what[128];
+  snprintf(what, sizeof what, "%s training step%s, ALEXNET_WINOGRAD passes %d", model,
+           chunked ? ", conv1 image by image" : "", test_rt->winograd);
   assert_same_calls(what, &log, listed, n);
   assert_true(n > 0);
 
@@ -85,6 +88,7 @@ static void run_training_step(const char *model, int chunked) {
   free(log.calls);
   free(images);
   an_net_destroy(net);
+  test_rt->winograd = saved_winograd;
 }
 
 /* max_memory_bytes 0: the default limit (whole-batch workspace); else a limit that chunks the batch */
@@ -124,21 +128,26 @@ static size_t chunking_limit(const char *model, int batch) {
 
 static void test_alexnet(void **state) {
   (void)state;
-  run_training_step("alexnet", 0);
+  run_training_step("alexnet", 0, -1);
+  /* every pass of the 3x3 and 5x5 layers on Winograd (at 63 px the default runs their gradients on
+   * im2col); and the weight gradient alone, the input gradient then on im2col */
+  run_training_step("alexnet", 0, AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD | AN_WINOGRAD_WEIGHT_GRAD);
+  run_training_step("alexnet", 0, AN_WINOGRAD_WEIGHT_GRAD);
   run_inference("alexnet", BATCH, 0, 0);
 }
 
 static void test_alexnet_half(void **state) {
   (void)state;
-  run_training_step("alexnet-half", 0);
-  run_training_step("alexnet-half", 1);
+  run_training_step("alexnet-half", 0, -1);
+  run_training_step("alexnet-half", 1, -1);
+  run_training_step("alexnet-half", 0, AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD | AN_WINOGRAD_WEIGHT_GRAD);
   run_inference("alexnet-half", BATCH, 0, 0);
   run_inference("alexnet-half", 4, chunking_limit("alexnet-half", 4), 1);
 }
 
 static void test_alexnet_tv(void **state) {
   (void)state;
-  run_training_step("alexnet-tv", 0);
+  run_training_step("alexnet-tv", 0, -1);
   run_inference("alexnet-tv", BATCH, 0, 0);
 }
 

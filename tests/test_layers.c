@@ -166,7 +166,8 @@ typedef struct conv_case {
   uint64_t seed;
   int path; /* 0: the runtime's choice (ALEXNET_WINOGRAD); PATH_IM2COL or PATH_WINOGRAD forces one */
 } conv_case;
-enum { PATH_IM2COL = 1, PATH_WINOGRAD = 2, PATH_AUTO = 3 }; /* PATH_AUTO: ALEXNET_WINOGRAD=auto */
+/* PATH_AUTO: ALEXNET_WINOGRAD=auto; PATH_WEIGHT: the weight gradient alone through Winograd */
+enum { PATH_IM2COL = 1, PATH_WINOGRAD = 2, PATH_AUTO = 3, PATH_WEIGHT = 4 };
 
 /* The GEMMs a pass issued are the path's: Winograd's (r+1)² NN per group of k = the input channels per
  * group (C/g forward, OC/g for the input gradient), or im2col's of k = C/g·KH·KW (forward) */
@@ -200,12 +201,14 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
   if (cc->path)
     rt->winograd = cc->path == PATH_WINOGRAD ? AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD | AN_WINOGRAD_WEIGHT_GRAD
                    : cc->path == PATH_AUTO   ? AN_WINOGRAD_DEFAULT
+                   : cc->path == PATH_WEIGHT ? AN_WINOGRAD_WEIGHT_GRAD
                                              : 0;
   /* which path each pass takes on PATH_AUTO: the forward pass Winograd's, the input and weight gradients
    * Winograd's from 7x7 tiles per image (AN_WINOGRAD_LARGE_TILES) */
   const int large = ((cc->h + 1) / 2) * ((cc->w + 1) / 2) >= AN_WINOGRAD_LARGE_TILES;
   const int wino_fwd = cc->path == PATH_WINOGRAD || cc->path == PATH_AUTO;
-  const int wino_dinp = cc->path == PATH_WINOGRAD || (cc->path == PATH_AUTO && large), wino_dw = wino_dinp;
+  const int wino_dinp = cc->path == PATH_WINOGRAD || (cc->path == PATH_AUTO && large);
+  const int wino_dw = wino_dinp || cc->path == PATH_WEIGHT;
   an_gemm_log log = {0};
   an_gemm_record(rt, &log);
 
@@ -254,18 +257,24 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
   rt->winograd = saved_winograd;
   int first = forward_gemms; /* the weight gradient's NT GEMMs come first */
   while (first < log.n && log.calls[first].trans_b) first++;
-  if (cc->path == PATH_WINOGRAD || cc->path == PATH_AUTO) { /* Winograd's: (r+1)² per group and chunk, dU
-                                                               * (OC/g, C/g), k = the tiles; im2col's: n = C/g·K² */
+  if (cc->path != PATH_IM2COL && cc->path) { /* Winograd's: (r+1)² per group and chunk, dU (OC/g, C/g), k the
+                                              * chunk's tiles; im2col's: n = C/g·K², k its output pixels */
     const int nt = first - forward_gemms, p = (cc->k + 1) * (cc->k + 1);
     const int want_n = wino_dw ? cg : cg * cc->k * cc->k;
-    printf("  weight gradient: %d NT GEMMs of %s's shape (m=%d n=%d)\n", nt, wino_dw ? "Winograd" : "im2col", ocg,
-           want_n);
-    assert_true(nt > 0 && nt % cc->groups == 0);
-    if (wino_dw) assert_int_equal(nt % (p * cc->groups), 0);
+    /* Σk over the calls: every tile (output pixel) of every image once per position (1 for im2col) and group */
+    const size_t want_k = (size_t)(wino_dw ? p : 1) * cc->groups * cc->n *
+                          (wino_dw ? (size_t)((cc->h + 1) / 2) * ((cc->w + 1) / 2) : (size_t)d.oh * d.ow);
+    size_t sum_k = 0;
     for (int i = forward_gemms; i < first; i++) {
       assert_int_equal(log.calls[i].m, ocg);
       assert_int_equal(log.calls[i].n, want_n);
+      sum_k += log.calls[i].k;
     }
+    printf("  weight gradient: %d NT GEMMs of %s's shape (m=%d n=%d, k summing to %zu)\n", nt,
+           wino_dw ? "Winograd" : "im2col", ocg, want_n, sum_k);
+    assert_true(nt > 0 && nt % cc->groups == 0);
+    if (wino_dw) assert_int_equal(nt % (p * cc->groups), 0);
+    assert_int_equal(sum_k, want_k);
   }
   if (wino_dinp && !cc->skip_dinp) { /* the weight gradient's NT GEMMs, then Winograd's NN */
     assert_path_gemms("input gradient", &log, first, PATH_WINOGRAD, (size_t)cg, (size_t)ocg, cc->groups, cc->k);
@@ -379,6 +388,10 @@ CONV_TEST_ON(PATH_WINOGRAD, test_conv_alexnet_conv2_winograd, 2, 96, 27, 27, 256
  * tiles), both through im2col at 11x11 (6x6) */
 CONV_TEST_ON(PATH_AUTO, test_conv_small_winograd_auto_13x13, 1, 2, 13, 13, 2, 3, 1, 1, 1, 1, 0, 0, 1, 148)
 CONV_TEST_ON(PATH_AUTO, test_conv_small_winograd_auto_11x11, 1, 2, 11, 11, 2, 3, 1, 1, 1, 1, 0, 0, 1, 149)
+/* the weight gradient alone through Winograd, the forward pass and the input gradient on im2col (which
+ * then skips im2col and its row sums: the bias gradient from NCHW); a chunk per image, groups 2, 5x5 */
+CONV_TEST_ON(PATH_WEIGHT, test_conv_small_winograd_weight_only_g2, 3, 4, 9, 7, 6, 3, 1, 1, 2, 1, 1, 0, 1, 151)
+CONV_TEST_ON(PATH_WEIGHT, test_conv_small_winograd5_weight_only, 2, 3, 7, 8, 4, 5, 1, 2, 1, 0, 0, 0, 1, 152)
 
 /* A workspace that cannot hold one image is an error with a message, not a crash or a silent no-op. */
 static void test_conv_workspace_too_small(void **state) {
@@ -977,6 +990,8 @@ int main(void) {
       cmocka_unit_test(test_conv_alexnet_conv2_winograd),
       cmocka_unit_test(test_conv_small_winograd_auto_13x13),
       cmocka_unit_test(test_conv_small_winograd_auto_11x11),
+      cmocka_unit_test(test_conv_small_winograd_weight_only_g2),
+      cmocka_unit_test(test_conv_small_winograd5_weight_only),
       cmocka_unit_test(test_fc_small),
       cmocka_unit_test(test_fc_small_relu),
       cmocka_unit_test(test_fc_small_batch1_relu),

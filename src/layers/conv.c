@@ -220,8 +220,8 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
   const size_t ohw = (size_t)d->oh * d->ow, ckk_g = (size_t)(d->c / d->groups) * d->kh * d->kw;
   const size_t oc_g = (size_t)(d->oc / d->groups);
   const int wino_dw = winograd(rt, d, work_floats, AN_WINOGRAD_WEIGHT_GRAD);
-  const int wino_chunk = dinp.mem ? winograd(rt, d, work_floats, AN_WINOGRAD_INPUT_GRAD)
-                                  : 0;          /* then dinp after every chunk's dW */
+  /* the input gradient through Winograd after the weight gradient, its workspace free again */
+  const int wino_chunk = dinp.mem ? winograd(rt, d, work_floats, AN_WINOGRAD_INPUT_GRAD) : 0;
   const int col_dinp = dinp.mem && !wino_chunk; /* the input gradient through im2col's TN and col2im */
   if (wino_dw) AN_TRY(wino_weight_grad(rt, d, dweight, dbias, dout, out, inp, relu, work, wino_dw));
   for (int n0 = 0; n0 < d->n && (!wino_dw || col_dinp); n0 += chunk) {
