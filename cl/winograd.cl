@@ -89,10 +89,12 @@ inline void winograd6_filter(const float *f, __global float *restrict dst, size_
   }
 }
 
-/* work-item = (i, o): filter (o, i) of the convolution CO x CI/g, r x r. Forward: weight (CO, CI/g, r, r)
- * read as is (c_g = CI/g). Backward data (flip): the input gradient convolves the output gradient with
- * the filters turned 180° and their channels swapped: filter (o = input channel, i = output channel
- * within o's group) is weight[g·oc_g + i][o mod c_g] rotated, for weight (g·oc_g, c_g, r, r). */
+/* work-item = (i, o): filter (o, i) of the convolution CO x CI/g, r x r. Forward (flip 0): weight (CO,
+ * CI/g, r, r) read as is (c_g = CI/g). Backward data (flip 1): the input gradient convolves the output
+ * gradient with the filters turned 180° and their channels swapped: filter (o = input channel, i =
+ * output channel within o's group) is weight[g·oc_g + i][o mod c_g] rotated, for weight (g·oc_g, c_g, r,
+ * r). Flip 2: the channels swapped, not turned: U[ξ]ᵀ of the forward's U[ξ] per group (the adjoint
+ * input gradient, winograd_input_grad). */
 __kernel void winograd_filter(__global const float *restrict weight, ulong weight_off, __global float *restrict u,
                               ulong u_off, int n_out, int n_in_g, int c_g, int oc_g, int flip, int r) {
   const int i = (int)get_global_id(0), o = (int)get_global_id(1);
@@ -106,7 +108,7 @@ __kernel void winograd_filter(__global const float *restrict weight, ulong weigh
     base = weight_off + ((size_t)o * n_in_g + i) * taps;
   }
   float f[25];
-  for (int k = 0; k < taps; k++) f[k] = weight[base + (flip ? taps - 1 - k : k)];
+  for (int k = 0; k < taps; k++) f[k] = weight[base + (flip == 1 ? taps - 1 - k : k)];
   const size_t plane = (size_t)n_out * n_in_g;
   __global float *restrict dst = u + u_off + (size_t)o * n_in_g + i;
   if (r == 5) winograd6_filter(f, dst, plane);
@@ -374,4 +376,60 @@ __kernel void winograd_filter_grad(__global const float *restrict du, ulong du_o
     winograd_gt(t[k], out, r);
     for (int l = 0; l < r; l++) dst[k * r + l] += out[l];
   }
+}
+
+/* ---- the input gradient as the adjoint of the forward pass (when the weight gradient's dM is at hand):
+ * dV[ξ] = U[ξ]ᵀ · dM[ξ] (the host's GEMMs, U from winograd_filter with flip 2), then the input's
+ * gradient dX = Σ over the tiles covering each pixel of B dV Bᵀ (the input transform's adjoint; the
+ * tiles overlap by a-2 rows and columns, and their parts in the padding are dropped). ---- */
+
+/* a = r+1 points to the tile's a values: B x, B = (Bᵀ)ᵀ of winograd_bt */
+inline void winograd_b(const float *x, float *out, int r) {
+  if (r == 5) {
+    out[0] = 4.0f * x[0];
+    out[1] = 4.0f * (x[2] - x[1] + x[5]) + 2.0f * (x[4] - x[3]);
+    out[2] = -5.0f * x[0] - 4.0f * (x[1] + x[2]) - x[3] - x[4];
+    out[3] = x[1] - x[2] + 2.0f * (x[3] - x[4]) - 5.0f * x[5];
+    out[4] = x[0] + x[1] + x[2] + x[3] + x[4];
+    out[5] = x[5];
+  } else {
+    out[0] = x[0];
+    out[1] = x[1] - x[2] + x[3];
+    out[2] = x[1] + x[2] - x[0];
+    out[3] = -x[3];
+  }
+}
+
+/* work-item = (ch, img), one plane of dinp (N, C, H, W): cleared, then each tile's B dV Bᵀ (dV[ξ] at
+ * v[ξ·stride], (P, C, T) as winograd_input writes V) added where it lies inside the image. One writer
+ * per plane: no atomics; the plane stays in cache. Both kernel variants take this one. */
+__kernel void winograd_input_grad(__global const float *restrict v, ulong v_off, ulong stride,
+                                  __global float *restrict dinp, ulong dinp_off, int ci, int h, int w, int th,
+                                  int tw, int n0, int nb, int r) {
+  const int ch = (int)get_global_id(0), img = (int)get_global_id(1);
+  if (ch >= ci || img >= nb) return;
+  const int tiles = th * tw, n_t = nb * tiles, a = r + 1, p = (r - 1) / 2;
+  __global float *restrict plane = dinp + dinp_off + ((size_t)(n0 + img) * ci + ch) * h * w;
+  __global const float *restrict src = v + v_off + (size_t)ch * n_t + (size_t)img * tiles;
+  for (int i = 0; i < h * w; i++) plane[i] = 0.0f;
+  for (int ty = 0; ty < th; ty++)
+    for (int tx = 0; tx < tw; tx++) {
+      __global const float *restrict t = src + ty * tw + tx;
+      float b[6][6]; /* B dV, a column at a time */
+      for (int j = 0; j < a; j++) {
+        float col[6], out[6];
+        for (int i = 0; i < a; i++) col[i] = t[(a * i + j) * stride];
+        winograd_b(col, out, r);
+        for (int i = 0; i < a; i++) b[i][j] = out[i];
+      }
+      const int y0 = 2 * ty - p, x0 = 2 * tx - p;
+      for (int i = 0; i < a; i++) { /* (B dV) Bᵀ, a row at a time, added inside the image */
+        if (y0 + i < 0 || y0 + i >= h) continue;
+        float out[6];
+        winograd_b(b[i], out, r);
+        __global float *restrict row = plane + (y0 + i) * w;
+        for (int j = 0; j < a; j++)
+          if (x0 + j >= 0 && x0 + j < w) row[x0 + j] += out[j];
+      }
+    }
 }

@@ -148,6 +148,7 @@ static void test_alexnet_half(void **state) {
 static void test_alexnet_tv(void **state) {
   (void)state;
   run_training_step("alexnet-tv", 0, -1);
+  run_training_step("alexnet-tv", 0, AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD); /* the input gradient alone */
   run_inference("alexnet-tv", BATCH, 0, 0);
 }
 

@@ -166,8 +166,8 @@ typedef struct conv_case {
   uint64_t seed;
   int path; /* 0: the runtime's choice (ALEXNET_WINOGRAD); PATH_IM2COL or PATH_WINOGRAD forces one */
 } conv_case;
-/* PATH_AUTO: ALEXNET_WINOGRAD=auto; PATH_WEIGHT: the weight gradient alone through Winograd */
-enum { PATH_IM2COL = 1, PATH_WINOGRAD = 2, PATH_AUTO = 3, PATH_WEIGHT = 4 };
+/* PATH_AUTO: ALEXNET_WINOGRAD=auto; PATH_WEIGHT, PATH_INPUT: that gradient alone through Winograd */
+enum { PATH_IM2COL = 1, PATH_WINOGRAD = 2, PATH_AUTO = 3, PATH_WEIGHT = 4, PATH_INPUT = 5 };
 
 /* The GEMMs a pass issued are the path's: Winograd's (r+1)² NN per group of k = the input channels per
  * group (C/g forward, OC/g for the input gradient), or im2col's of k = C/g·KH·KW (forward) */
@@ -190,7 +190,7 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
   assert_int_equal(d.oh, rd.oh);
   assert_int_equal(d.ow, rd.ow);
   int chunk = cc->work_images > 0 ? cc->work_images : cc->n;
-  size_t work_floats = an_conv_work_floats(&d, chunk);
+  size_t work_floats = an_conv_train_work_floats(&d, chunk);
   printf("%s: (%d,%d,%d,%d) -> (%d,%d,%d,%d), k=%d stride=%d pad=%d groups=%d relu=%d, workspace %zu "
          "floats (%d of %d images a chunk)%s%s\n",
          name, cc->n, cc->c, cc->h, cc->w, cc->n, cc->oc, d.oh, d.ow, cc->k, cc->stride, cc->pad, cc->groups,
@@ -202,13 +202,14 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
     rt->winograd = cc->path == PATH_WINOGRAD ? AN_WINOGRAD_FORWARD | AN_WINOGRAD_INPUT_GRAD | AN_WINOGRAD_WEIGHT_GRAD
                    : cc->path == PATH_AUTO   ? AN_WINOGRAD_DEFAULT
                    : cc->path == PATH_WEIGHT ? AN_WINOGRAD_WEIGHT_GRAD
+                   : cc->path == PATH_INPUT  ? AN_WINOGRAD_INPUT_GRAD
                                              : 0;
   /* which path each pass takes on PATH_AUTO: the forward pass Winograd's, the input and weight gradients
    * Winograd's from 7x7 tiles per image (AN_WINOGRAD_LARGE_TILES) */
   const int large = ((cc->h + 1) / 2) * ((cc->w + 1) / 2) >= AN_WINOGRAD_LARGE_TILES;
   const int wino_fwd = cc->path == PATH_WINOGRAD || cc->path == PATH_AUTO;
-  const int wino_dinp = cc->path == PATH_WINOGRAD || (cc->path == PATH_AUTO && large);
-  const int wino_dw = wino_dinp || cc->path == PATH_WEIGHT;
+  const int wino_dinp = cc->path == PATH_WINOGRAD || cc->path == PATH_INPUT || (cc->path == PATH_AUTO && large);
+  const int wino_dw = (wino_dinp && cc->path != PATH_INPUT) || cc->path == PATH_WEIGHT;
   an_gemm_log log = {0};
   an_gemm_record(rt, &log);
 
@@ -255,36 +256,50 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
                            work_floats));
   an_gemm_record(rt, NULL);
   rt->winograd = saved_winograd;
-  int first = forward_gemms; /* the weight gradient's NT GEMMs come first */
-  while (first < log.n && log.calls[first].trans_b) first++;
-  if (cc->path != PATH_IM2COL && cc->path) { /* Winograd's: (r+1)² per group and chunk, dU (OC/g, C/g), k the
-                                              * chunk's tiles; im2col's: n = C/g·K², k its output pixels */
-    const int nt = first - forward_gemms, p = (cc->k + 1) * (cc->k + 1);
-    const int want_n = wino_dw ? cg : cg * cc->k * cc->k;
-    /* Σk over the calls: every tile (output pixel) of every image once per position (1 for im2col) and group */
+  /* The backward pass's GEMMs, chunk by chunk: the weight gradient's NT (Winograd's or im2col's), the
+   * input gradient's NN (Winograd's: after the chunk's NT when both run on it, the adjoint path; else
+   * after all of them) or TN (im2col's) */
+  int nt = 0, nn = 0, tn = 0;
+  size_t sum_k = 0;
+  const int p = (cc->k + 1) * (cc->k + 1), want_n = wino_dw ? cg : cg * cc->k * cc->k;
+  for (int i = forward_gemms; i < log.n && cc->path; i++) { /* path 0: ALEXNET_WINOGRAD's, not asserted */
+    const an_gemm_call *c = &log.calls[i];
+    if (c->trans_b) { /* Winograd's dU (OC/g, C/g), k the chunk's tiles; im2col's n = C/g·K² */
+      nt++, sum_k += c->k;
+      assert_int_equal(c->m, ocg);
+      assert_int_equal(c->n, want_n);
+    } else if (c->trans_a) {
+      tn++;
+    } else { /* Winograd's dV (C/g, T) from k = OC/g */
+      nn++;
+      assert_int_equal(c->m, cg);
+      assert_int_equal(c->k, ocg);
+    }
+  }
+  if (cc->path != PATH_IM2COL && cc->path) {
+    /* Σk over the NT calls: every tile (output pixel) of every image once per position (1 for im2col)
+     * and group */
     const size_t want_k = (size_t)(wino_dw ? p : 1) * cc->groups * cc->n *
                           (wino_dw ? (size_t)((cc->h + 1) / 2) * ((cc->w + 1) / 2) : (size_t)d.oh * d.ow);
-    size_t sum_k = 0;
-    for (int i = forward_gemms; i < first; i++) {
-      assert_int_equal(log.calls[i].m, ocg);
-      assert_int_equal(log.calls[i].n, want_n);
-      sum_k += log.calls[i].k;
-    }
     printf("  weight gradient: %d NT GEMMs of %s's shape (m=%d n=%d, k summing to %zu)\n", nt,
            wino_dw ? "Winograd" : "im2col", ocg, want_n, sum_k);
     assert_true(nt > 0 && nt % cc->groups == 0);
     if (wino_dw) assert_int_equal(nt % (p * cc->groups), 0);
     assert_int_equal(sum_k, want_k);
   }
-  if (wino_dinp && !cc->skip_dinp) { /* the weight gradient's NT GEMMs, then Winograd's NN */
-    assert_path_gemms("input gradient", &log, first, PATH_WINOGRAD, (size_t)cg, (size_t)ocg, cc->groups, cc->k);
+  if (wino_dinp && !cc->skip_dinp) {
+    printf("  input gradient: %d NN GEMMs of Winograd's shape (m=%d k=%d)%s\n", nn, cg, ocg,
+           wino_dw ? ", from the weight gradient's dM" : "");
+    assert_true(nn > 0 && nn % (p * cc->groups) == 0);
+    assert_int_equal(tn, 0);
   }
-  if (cc->path == PATH_AUTO && !wino_dinp && !cc->skip_dinp) { /* im2col's TN, one per group and chunk */
-    int tn = 0;
-    for (int i = forward_gemms; i < log.n; i++) tn += log.calls[i].trans_a;
+  if (!cc->skip_dinp && cc->path && cc->path != PATH_IM2COL && !wino_dinp) { /* im2col's TN, one per group and
+                                                                              * chunk */
     printf("  input gradient: %d TN GEMMs of im2col\n", tn);
     assert_true(tn > 0 && tn % cc->groups == 0);
+    assert_int_equal(nn, 0);
   }
+  if (cc->skip_dinp && cc->path) assert_int_equal(nn + tn, 0);
   free(log.calls);
   float *dweight = download(rt, d_dweight, n_w), *dbias = download(rt, d_dbias, n_b);
   double *out_d = test_dup_double(out, n_out), *dout_d = test_dup_double(dout, n_out);
@@ -392,6 +407,10 @@ CONV_TEST_ON(PATH_AUTO, test_conv_small_winograd_auto_11x11, 1, 2, 11, 11, 2, 3,
  * then skips im2col and its row sums: the bias gradient from NCHW); a chunk per image, groups 2, 5x5 */
 CONV_TEST_ON(PATH_WEIGHT, test_conv_small_winograd_weight_only_g2, 3, 4, 9, 7, 6, 3, 1, 1, 2, 1, 1, 0, 1, 151)
 CONV_TEST_ON(PATH_WEIGHT, test_conv_small_winograd5_weight_only, 2, 3, 7, 8, 4, 5, 1, 2, 1, 0, 0, 0, 1, 152)
+/* the input gradient alone through Winograd (the output gradient convolved with the turned filters),
+ * the weight gradient on im2col: 3x3 chunked with groups, 5x5 */
+CONV_TEST_ON(PATH_INPUT, test_conv_small_winograd_input_only_g2, 3, 4, 9, 7, 6, 3, 1, 1, 2, 1, 1, 0, 1, 153)
+CONV_TEST_ON(PATH_INPUT, test_conv_small_winograd5_input_only, 2, 3, 7, 8, 4, 5, 1, 2, 1, 1, 0, 0, 1, 154)
 
 /* A workspace that cannot hold one image is an error with a message, not a crash or a silent no-op. */
 static void test_conv_workspace_too_small(void **state) {
@@ -992,6 +1011,8 @@ int main(void) {
       cmocka_unit_test(test_conv_small_winograd_auto_11x11),
       cmocka_unit_test(test_conv_small_winograd_weight_only_g2),
       cmocka_unit_test(test_conv_small_winograd5_weight_only),
+      cmocka_unit_test(test_conv_small_winograd_input_only_g2),
+      cmocka_unit_test(test_conv_small_winograd5_input_only),
       cmocka_unit_test(test_fc_small),
       cmocka_unit_test(test_fc_small_relu),
       cmocka_unit_test(test_fc_small_batch1_relu),

@@ -27,9 +27,13 @@ typedef struct an_conv_dims {
 
 an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int stride, int pad, int groups);
 
-/* Floats of workspace one chunk of `images` images needs (forward and backward alike, on either path:
- * im2col, or Winograd's for a convolution it computes, whose filters do not grow with the chunk). */
+/* Floats of workspace one chunk of `images` images needs (the forward pass, and the backward pass but
+ * for Winograd's weight gradient, on either path: im2col, or Winograd's for a convolution it computes,
+ * whose filters do not grow with the chunk). */
 size_t an_conv_work_floats(const an_conv_dims *d, int images);
+/* The same for training: Winograd's weight gradient holds one more set of transformed filters (in a
+ * workspace too small for it and one image that gradient runs on im2col, the input gradient alone) */
+size_t an_conv_train_work_floats(const an_conv_dims *d, int images);
 /* The least workspace the convolution runs in: one image per chunk, on im2col (a workspace too small
  * for Winograd's filters and one image runs that path, whatever rt->winograd says). */
 size_t an_conv_min_work_floats(const an_conv_dims *d);

@@ -37,11 +37,21 @@ static size_t im2col_floats(const an_conv_dims *d, int images) { /* col + ybuf *
   return ((size_t)d->c * d->kh * d->kw + (size_t)d->oc) * d->oh * d->ow * (size_t)images;
 }
 
-size_t an_conv_work_floats(const an_conv_dims *d, int images) {
+/* the larger of im2col's and Winograd's workspace for `images` images; fixed: Winograd's filters and
+ * padding (an_wino_fixed_floats, or the backward pass's) */
+static size_t work_floats_for(const an_conv_dims *d, int images, size_t fixed) {
   const size_t im2col = im2col_floats(d, images);
   if (!an_wino_applies(d)) return im2col;
-  const size_t wino = an_wino_fixed_floats(d) + an_wino_image_floats(d) * (size_t)images;
+  const size_t wino = fixed + an_wino_image_floats(d) * (size_t)images;
   return im2col > wino ? im2col : wino;
+}
+
+size_t an_conv_work_floats(const an_conv_dims *d, int images) {
+  return work_floats_for(d, images, an_wino_applies(d) ? an_wino_fixed_floats(d) : 0);
+}
+
+size_t an_conv_train_work_floats(const an_conv_dims *d, int images) {
+  return work_floats_for(d, images, an_wino_applies(d) ? an_wino_backward_fixed_floats(d) : 0);
 }
 
 /* the chunk rule of an_conv_chunk_images, for `fit` images' worth of workspace */
@@ -73,8 +83,10 @@ static int winograd(const an_runtime *rt, const an_conv_dims *d, size_t work_flo
                                                            : 0;
   const int large = rt->winograd & large_flag && an_wino_tiles(d) >= AN_WINOGRAD_LARGE_TILES;
   if (!(rt->winograd & pass) && !large) return 0;
-  if (!an_wino_applies(d) || work_floats < an_wino_fixed_floats(d)) return 0;
-  return chunk_of(d, (work_floats - an_wino_fixed_floats(d)) / an_wino_image_floats(d));
+  if (!an_wino_applies(d)) return 0;
+  const size_t fixed = pass == AN_WINOGRAD_WEIGHT_GRAD ? an_wino_backward_fixed_floats(d) : an_wino_fixed_floats(d);
+  if (work_floats < fixed) return 0;
+  return chunk_of(d, (work_floats - fixed) / an_wino_image_floats(d));
 }
 
 static an_status check_dims(const an_conv_dims *d, size_t work_floats, int *chunk) {
@@ -194,9 +206,11 @@ static an_status weight_grad_chunk(an_runtime *rt, const an_conv_dims *d, an_buf
 
 /* The weight and bias gradients on the Winograd path over the batch, wino_chunk images at a time:
  * dbias from dout in NCHW (planes_sum_add), du = Σ dM · Vᵀ in the workspace (layers/winograd.c), then
- * dweight += Gᵀ du G */
+ * dweight += Gᵀ du G. With dinp.mem, the input gradient from the same dM, chunk by chunk (the adjoint's
+ * filters ut next to du). Workspace: du, ut (an_wino_filter_floats each), then the chunk's region. */
 static an_status wino_weight_grad(an_runtime *rt, const an_conv_dims *d, an_buf dweight, an_buf dbias, an_buf dout,
-                                  an_buf out, an_buf inp, int relu, an_buf work, int wino_chunk) {
+                                  an_buf out, an_buf inp, an_buf weight, int relu, an_buf work, int wino_chunk,
+                                  an_buf dinp) {
   {
     const size_t local = 64, global = (size_t)d->oc * local; /* a work-group per channel */
     const an_arg args[] = {an_arg_mem(dout.mem),  an_arg_ulong(dout.off), an_arg_mem(out.mem),
@@ -205,10 +219,13 @@ static an_status wino_weight_grad(an_runtime *rt, const an_conv_dims *d, an_buf 
                            an_arg_mem(dbias.mem), an_arg_ulong(dbias.off)};
     AN_TRY(an_launch(rt, "planes_sum_add", 1, &global, &local, args));
   }
-  const an_buf du = work, region = an_at(work.mem, work.off + an_wino_filter_floats(d));
+  const size_t filters = an_wino_filter_floats(d);
+  const an_buf du = work, ut = an_at(work.mem, work.off + filters);
+  const an_buf region = an_at(work.mem, work.off + 2 * filters);
+  if (dinp.mem) AN_TRY(an_wino_filters(rt, d, AN_WINO_ADJOINT, weight, ut));
   for (int n0 = 0; n0 < d->n; n0 += wino_chunk)
     AN_TRY(an_wino_weight_chunk(rt, d, inp, dout, out, relu, du, region, n0,
-                                d->n - n0 < wino_chunk ? d->n - n0 : wino_chunk, n0 > 0));
+                                d->n - n0 < wino_chunk ? d->n - n0 : wino_chunk, n0 > 0, dinp, ut));
   return an_wino_filter_grad(rt, d, du, dweight);
 }
 
@@ -223,7 +240,10 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
   /* the input gradient through Winograd after the weight gradient, its workspace free again */
   const int wino_chunk = dinp.mem ? winograd(rt, d, work_floats, AN_WINOGRAD_INPUT_GRAD) : 0;
   const int col_dinp = dinp.mem && !wino_chunk; /* the input gradient through im2col's TN and col2im */
-  if (wino_dw) AN_TRY(wino_weight_grad(rt, d, dweight, dbias, dout, out, inp, relu, work, wino_dw));
+  /* both gradients on Winograd: the input gradient from the weight gradient's dM (the adjoint path) */
+  if (wino_dw)
+    AN_TRY(wino_weight_grad(rt, d, dweight, dbias, dout, out, inp, weight, relu, work, wino_dw,
+                            wino_chunk ? dinp : an_at(NULL, 0)));
   for (int n0 = 0; n0 < d->n && (!wino_dw || col_dinp); n0 += chunk) {
     const int nb = d->n - n0 < chunk ? d->n - n0 : chunk;
     const size_t ncols = (size_t)nb * ohw;
@@ -254,7 +274,7 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
     if (rt->kernels_variant == AN_KERNELS_GPU) AN_TRY(an_launch(rt, "col2im_gpu", 2, global_gpu, local_gpu, args));
     else AN_TRY(an_launch(rt, "col2im", 2, global, NULL, args));
   }
-  if (wino_chunk) /* the workspace is free again: Winograd's filters and tiles */
+  if (wino_chunk && !wino_dw) /* the workspace is free again: Winograd's filters and tiles */
     AN_TRY(wino_run(rt, d, AN_WINO_BACKWARD_DATA, dinp, dout, out, weight, dbias, relu, work, wino_chunk));
   return AN_OK;
 }
@@ -301,10 +321,11 @@ static int conv_gemms(const an_layer_io *io, int passes, an_gemm_call *out, int 
   const int wino_dw = winograd(io->rt, &d, io->work_floats, AN_WINOGRAD_WEIGHT_GRAD);
   int n = 0;
   if (passes & AN_PASS_FORWARD && wino_fwd) n = wino_gemms(&d, AN_WINO_FORWARD, col, wino_fwd, out, n, max);
+  const size_t filters = an_wino_filter_floats(&d);
   if (passes & AN_PASS_BACKWARD && wino_dw)
     for (int n0 = 0; n0 < d.n; n0 += wino_dw)
-      n = an_wino_weight_gemms(&d, col, col + an_wino_filter_floats(&d), d.n - n0 < wino_dw ? d.n - n0 : wino_dw,
-                               out, n, max);
+      n = an_wino_weight_gemms(&d, col, col + 2 * filters, d.n - n0 < wino_dw ? d.n - n0 : wino_dw, wino_dinp != 0,
+                               col + filters, out, n, max);
   for (int n0 = 0; n0 < d.n; n0 += chunk) { /* per chunk: forward, then the weight and input gradients */
     const size_t ncols = (size_t)(d.n - n0 < chunk ? d.n - n0 : chunk) * ohw;
     const size_t ybuf = col + ckk_g * d.groups * ncols;
@@ -324,7 +345,8 @@ static int conv_gemms(const an_layer_io *io, int passes, an_gemm_call *out, int 
       n = an_gemm_call_add(out, n, max, 1, 0, ckk_g, ncols, oc_g, w + g * oc_g * ckk_g, ckk_g,
                            ybuf + g * oc_g * ncols, ncols, col + g * ckk_g * ncols, ncols);
   }
-  if (passes & AN_PASS_BACKWARD && wino_dinp) n = wino_gemms(&d, AN_WINO_BACKWARD_DATA, col, wino_dinp, out, n, max);
+  if (passes & AN_PASS_BACKWARD && wino_dinp && !wino_dw)
+    n = wino_gemms(&d, AN_WINO_BACKWARD_DATA, col, wino_dinp, out, n, max);
   return n;
 }
 

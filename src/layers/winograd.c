@@ -75,6 +75,10 @@ size_t an_wino_fixed_floats(const an_conv_dims *d) {
   return an_wino_filter_floats(d) + (spread(d) ? (size_t)positions(d) * 2 * 1040 : 0);
 }
 
+size_t an_wino_backward_fixed_floats(const an_conv_dims *d) {
+  return an_wino_fixed_floats(d) + an_wino_filter_floats(d);
+}
+
 size_t an_wino_image_floats(const an_conv_dims *d) {
   return (size_t)positions(d) * an_wino_tiles(d) * ((size_t)d->c + d->oc);
 }
@@ -92,7 +96,9 @@ an_status an_wino_filters(an_runtime *rt, const an_conv_dims *d, an_wino_pass pa
                          an_arg_int(in_g),
                          an_arg_int(d->c / d->groups),
                          an_arg_int(d->oc / d->groups),
-                         an_arg_int(pass != AN_WINO_FORWARD),
+                         an_arg_int(pass == AN_WINO_FORWARD         ? 0
+                                    : pass == AN_WINO_BACKWARD_DATA ? 1
+                                                                    : 2),
                          an_arg_int(s.r)};
   return an_launch(rt, "winograd_filter", 2, global, local, args);
 }
@@ -206,21 +212,37 @@ static an_gemm_call weight_gemm_of(const wino_shape *s, size_t du_off, size_t re
   return c;
 }
 
-int an_wino_weight_gemms(const an_conv_dims *d, size_t du_off, size_t region_off, int nb, an_gemm_call *out, int n,
-                         int max) {
+/* The adjoint input gradient: dV[ξ] (CI/g, T) = Uᵀ[ξ] (CI/g, CO/g) · dM[ξ] (CO/g, T), written over V */
+static an_gemm_call adjoint_gemm_of(const wino_shape *s, size_t ut_off, size_t region_off, size_t t, int g, int xi) {
+  const size_t ci_g = (size_t)(s->ci / s->groups), co_g = (size_t)(s->co / s->groups);
+  const size_t sv = pos_stride(s, (size_t)s->ci * t), sm = pos_stride(s, (size_t)s->co * t);
+  const size_t v = region_off, m = region_off + (size_t)s->p * sv;
+  const an_gemm_call c = {0,    0,
+                          ci_g, t,
+                          co_g, ut_off + (size_t)xi * s->ci * co_g + g * ci_g * co_g,
+                          co_g, m + (size_t)xi * sm + g * co_g * t,
+                          t,    v + (size_t)xi * sv + g * ci_g * t,
+                          t};
+  return c;
+}
+
+int an_wino_weight_gemms(const an_conv_dims *d, size_t du_off, size_t region_off, int nb, int with_dinp,
+                         size_t ut_off, an_gemm_call *out, int n, int max) {
   const wino_shape s = shape_of(d, AN_WINO_FORWARD);
   const size_t t = (size_t)nb * s.th * s.tw;
-  for (int g = 0; g < s.groups; g++)
-    for (int xi = 0; xi < s.p; xi++) {
-      const an_gemm_call c = weight_gemm_of(&s, du_off, region_off, t, g, xi);
-      n = an_gemm_call_add(out, n, max, c.trans_a, c.trans_b, c.m, c.n, c.k, c.a_off, c.lda, c.b_off, c.ldb, c.c_off,
-                           c.ldc);
-    }
+  for (int pass = 0; pass < 1 + !!with_dinp; pass++)
+    for (int g = 0; g < s.groups; g++)
+      for (int xi = 0; xi < s.p; xi++) {
+        const an_gemm_call c = pass ? adjoint_gemm_of(&s, ut_off, region_off, t, g, xi)
+                                    : weight_gemm_of(&s, du_off, region_off, t, g, xi);
+        n = an_gemm_call_add(out, n, max, c.trans_a, c.trans_b, c.m, c.n, c.k, c.a_off, c.lda, c.b_off, c.ldb,
+                             c.c_off, c.ldc);
+      }
   return n;
 }
 
 an_status an_wino_weight_chunk(an_runtime *rt, const an_conv_dims *d, an_buf inp, an_buf dout, an_buf out, int relu,
-                               an_buf du, an_buf region, int n0, int nb, int accumulate) {
+                               an_buf du, an_buf region, int n0, int nb, int accumulate, an_buf dinp, an_buf ut) {
   const wino_shape s = shape_of(d, AN_WINO_FORWARD);
   const size_t t = (size_t)nb * s.th * s.tw;
   const size_t sv = pos_stride(&s, (size_t)s.ci * t), sm = pos_stride(&s, (size_t)s.co * t);
@@ -234,7 +256,19 @@ an_status an_wino_weight_chunk(an_runtime *rt, const an_conv_dims *d, an_buf inp
       AN_TRY(an_gemm(rt, 0, 1, c.m, c.n, c.k, 1.0f, an_at(m.mem, c.a_off), c.lda, an_at(v.mem, c.b_off), c.ldb,
                      accumulate ? 1.0f : 0.0f, an_at(du.mem, c.c_off), c.ldc));
     }
-  return AN_OK;
+  if (!dinp.mem) return AN_OK;
+  for (int g = 0; g < s.groups; g++) /* dV over V, which the weight gradient no longer needs */
+    for (int xi = 0; xi < s.p; xi++) {
+      const an_gemm_call c = adjoint_gemm_of(&s, ut.off, region.off, t, g, xi);
+      AN_TRY(an_gemm(rt, 0, 0, c.m, c.n, c.k, 1.0f, an_at(ut.mem, c.a_off), c.lda, an_at(m.mem, c.b_off), c.ldb,
+                     0.0f, an_at(v.mem, c.c_off), c.ldc));
+    }
+  const size_t global[2] = {(size_t)s.ci, (size_t)nb}; /* (channel, image): a plane each, both variants */
+  const an_arg args[] = {an_arg_mem(v.mem),      an_arg_ulong(v.off), an_arg_ulong(sv), an_arg_mem(dinp.mem),
+                         an_arg_ulong(dinp.off), an_arg_int(s.ci),    an_arg_int(d->h), an_arg_int(d->w),
+                         an_arg_int(s.th),       an_arg_int(s.tw),    an_arg_int(n0),   an_arg_int(nb),
+                         an_arg_int(s.r)};
+  return an_launch(rt, "winograd_input_grad", 2, global, NULL, args);
 }
 
 an_status an_wino_filter_grad(an_runtime *rt, const an_conv_dims *d, an_buf du, an_buf dweight) {

@@ -8,7 +8,9 @@
 
 #include "alexnet/layers.h"
 
-typedef enum an_wino_pass { AN_WINO_FORWARD, AN_WINO_BACKWARD_DATA } an_wino_pass;
+/* AN_WINO_ADJOINT: only for an_wino_filters, U[ξ]ᵀ per group (channels swapped, not turned) for the
+ * input gradient that an_wino_weight_chunk computes from the weight gradient's dM */
+typedef enum an_wino_pass { AN_WINO_FORWARD, AN_WINO_BACKWARD_DATA, AN_WINO_ADJOINT } an_wino_pass;
 
 /* 1 when d is a convolution Winograd computes: 3x3 pad 1 or 5x5 pad 2, stride 1 */
 int an_wino_applies(const an_conv_dims *d);
@@ -18,8 +20,10 @@ int an_wino_tiles(const an_conv_dims *d);
  * both passes; and per image the transformed tiles and products, P·tiles·(C + OC) */
 size_t an_wino_filter_floats(const an_conv_dims *d);
 /* Workspace floats a call needs besides the images': the transformed filters, then the region's padding
- * (its positions' rows are spaced apart: layers/winograd.c) */
+ * (its positions' rows are spaced apart: layers/winograd.c); the weight gradient's pass one set of
+ * filters more (dU, and the adjoint input gradient's U beside it) */
 size_t an_wino_fixed_floats(const an_conv_dims *d);
+size_t an_wino_backward_fixed_floats(const an_conv_dims *d);
 size_t an_wino_image_floats(const an_conv_dims *d);
 
 /* u (an_wino_filter_floats) = the pass's filters, transformed */
@@ -35,13 +39,16 @@ int an_wino_gemms(const an_conv_dims *d, an_wino_pass pass, size_t u_off, size_t
 
 /* Weight gradient, one chunk of nb images from n0 (region as an_wino_chunk's, forward shape): du (P, OC,
  * C/groups) = (accumulate ? du : 0) + Σ_t dM · Vᵀ, V the input's tiles, dM = A dY Aᵀ of dout (N,OC,H,W),
- * through the ReLU when relu (mask: out, the forward output). */
+ * through the ReLU when relu (mask: out, the forward output). With dinp.mem, the chunk's input gradient
+ * too, from the same dM: dV = U[ξ]ᵀ · dM (ut: an_wino_filters' AN_WINO_ADJOINT) over V's place, then
+ * dinp (N,C,H,W) = the input transform's adjoint of dV. */
 an_status an_wino_weight_chunk(an_runtime *rt, const an_conv_dims *d, an_buf inp, an_buf dout, an_buf out, int relu,
-                               an_buf du, an_buf region, int n0, int nb, int accumulate);
+                               an_buf du, an_buf region, int n0, int nb, int accumulate, an_buf dinp, an_buf ut);
 /* dweight (OC, C/groups, K, K) += Gᵀ dU G, du as an_wino_weight_chunk left it */
 an_status an_wino_filter_grad(an_runtime *rt, const an_conv_dims *d, an_buf du, an_buf dweight);
-/* The GEMMs an_wino_weight_chunk issues for nb images, appended to out from n */
-int an_wino_weight_gemms(const an_conv_dims *d, size_t du_off, size_t region_off, int nb, an_gemm_call *out, int n,
-                         int max);
+/* The GEMMs an_wino_weight_chunk issues for nb images (with_dinp: and the input gradient's, ut at
+ * ut_off), appended to out from n */
+int an_wino_weight_gemms(const an_conv_dims *d, size_t du_off, size_t region_off, int nb, int with_dinp,
+                         size_t ut_off, an_gemm_call *out, int n, int max);
 
 #endif

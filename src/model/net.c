@@ -55,7 +55,7 @@ static size_t workspace_floats(const an_net *net) {
     const an_layer_plan *L = &net->layers[i];
     if (L->desc->kind != AN_LAYER_CONV) continue;
     const an_conv_dims d = an_layer_conv_dims(L, net->batch);
-    const size_t one = an_conv_min_work_floats(&d), all = an_conv_work_floats(&d, net->batch);
+    const size_t one = an_conv_min_work_floats(&d), all = an_conv_train_work_floats(&d, net->batch);
     size_t want = all < WORKSPACE_BUDGET_FLOATS ? all : WORKSPACE_BUDGET_FLOATS;
     if (want < one) want = one;
     if (want < all) want = want / one * one; /* whole images of im2col (all: the whole batch on either path) */
