@@ -111,6 +111,19 @@ __kernel void conv_grad_prologue(__global const float *restrict dout, ulong dout
 #ifndef ROWSUM_WGS
 #define ROWSUM_WGS 64
 #endif
+/* the work-group's partial sums s (part: ROWSUM_WGS floats of local memory) added into *sum by
+ * work-item 0 */
+inline void workgroup_sum_add(__local float *part, float s, __global float *sum) {
+  const int l = (int)get_local_id(0);
+  part[l] = s;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  for (int span = ROWSUM_WGS / 2; span > 0; span /= 2) {
+    if (l < span) part[l] += part[l + span];
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+  if (l == 0) *sum += part[0];
+}
+
 /* one work-group per row of m (rows, cols): sum[row] += Σ_j m[row, j] (the bias gradient) */
 __kernel __attribute__((reqd_work_group_size(ROWSUM_WGS, 1, 1)))
 void rowsum_add(__global const float *m, ulong m_off, int cols, __global float *sum, ulong sum_off) {
@@ -118,13 +131,7 @@ void rowsum_add(__global const float *m, ulong m_off, int cols, __global float *
   const int row = (int)get_group_id(0), l = (int)get_local_id(0);
   float s = 0.0f;
   for (int j = l; j < cols; j += ROWSUM_WGS) s += m[m_off + (size_t)row * cols + j];
-  part[l] = s;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int span = ROWSUM_WGS / 2; span > 0; span /= 2) {
-    if (l < span) part[l] += part[l + span];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  if (l == 0) sum[sum_off + row] += part[0];
+  workgroup_sum_add(part, s, sum + sum_off + row);
 }
 
 /* one work-group per channel o of dout (N, OC, OHW): sum[o] += Σ over the images n0 … n0+nb-1 and the
@@ -140,13 +147,7 @@ void planes_sum_add(__global const float *dout, ulong dout_off, __global const f
     for (int p = l; p < ohw; p += ROWSUM_WGS)
       s += !relu || out[out_off + base + p] > 0.0f ? dout[dout_off + base + p] : 0.0f;
   }
-  part[l] = s;
-  barrier(CLK_LOCAL_MEM_FENCE);
-  for (int span = ROWSUM_WGS / 2; span > 0; span /= 2) {
-    if (l < span) part[l] += part[l + span];
-    barrier(CLK_LOCAL_MEM_FENCE);
-  }
-  if (l == 0) sum[sum_off + o] += part[0];
+  workgroup_sum_add(part, s, sum + sum_off + o);
 }
 
 /* ---- GPU variants (the runtime's AN_KERNELS_GPU): a work-item per element written, consecutive

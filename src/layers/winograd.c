@@ -216,17 +216,11 @@ static an_gemm_call weight_gemm_of(const wino_shape *s, size_t du_off, size_t re
   return c;
 }
 
-/* The adjoint input gradient: dV[ξ] (CI/g, T) = Uᵀ[ξ] (CI/g, CO/g) · dM[ξ] (CO/g, T), written over V */
+/* The adjoint input gradient: dV[ξ] (CI/g, T) = Uᵀ[ξ] (CI/g, CO/g) · dM[ξ] (CO/g, T), written over V:
+ * gemm_of's operands (Uᵀ's offsets are U's, CO·CI/g per position) with B and C swapped */
 static an_gemm_call adjoint_gemm_of(const wino_shape *s, size_t ut_off, size_t region_off, size_t t, int g, int xi) {
-  const size_t ci_g = (size_t)(s->ci / s->groups), co_g = (size_t)(s->co / s->groups);
-  const size_t sv = pos_stride(s, (size_t)s->ci * t), sm = pos_stride(s, (size_t)s->co * t);
-  const size_t v = region_off, m = region_off + (size_t)s->p * sv;
-  const an_gemm_call c = {0,    0,
-                          ci_g, t,
-                          co_g, ut_off + (size_t)xi * s->ci * co_g + g * ci_g * co_g,
-                          co_g, m + (size_t)xi * sm + g * co_g * t,
-                          t,    v + (size_t)xi * sv + g * ci_g * t,
-                          t};
+  const an_gemm_call f = gemm_of(s, ut_off, region_off, t, g, xi);
+  const an_gemm_call c = {0, 0, f.k, f.n, f.m, f.a_off, f.m, f.c_off, f.ldc, f.b_off, f.ldb};
   return c;
 }
 
