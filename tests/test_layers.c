@@ -935,6 +935,20 @@ static void test_kernel_variant(void **state) {
   assert_non_null(strstr(an_last_error(), "ALEXNET_KERNELS is 'fast'"));
   if (forced) setenv("ALEXNET_KERNELS", saved, 1);
   else unsetenv("ALEXNET_KERNELS");
+  /* the Winograd transforms: the same, but a CPU with 16-lane float vectors takes the GPU shape */
+  const int forced_any = forced && *forced;
+  printf("  Winograd transforms' variant: %s (native float width %u)\n",
+         an_kernel_variant_name(rt->winograd_variant), rt->info.native_float_width);
+  assert_int_equal(rt->winograd_variant, forced_any || rt->info.native_float_width < 16 ? want : AN_KERNELS_GPU);
+  info.type = CL_DEVICE_TYPE_CPU, info.native_float_width = 8; /* AVX2 */
+  TEST_OK(an_winograd_variant_choose(&info, &got));
+  assert_int_equal(got, forced_any ? want : AN_KERNELS_CPU);
+  info.native_float_width = 16; /* AVX-512 */
+  TEST_OK(an_winograd_variant_choose(&info, &got));
+  assert_int_equal(got, forced_any ? want : AN_KERNELS_GPU);
+  info.type = CL_DEVICE_TYPE_GPU, info.native_float_width = 1;
+  TEST_OK(an_winograd_variant_choose(&info, &got));
+  assert_int_equal(got, forced_any ? want : AN_KERNELS_GPU);
 }
 
 /* ---- the suite ---- */

@@ -29,7 +29,8 @@ typedef struct an_device_info {
   cl_uint compute_units;
   cl_ulong global_mem_bytes, local_mem_bytes, max_alloc_bytes;
   int fp16, fp64, host_unified;
-  cl_uint base_align_bytes; /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes: where a sub-buffer may start */
+  cl_uint base_align_bytes;   /* CL_DEVICE_MEM_BASE_ADDR_ALIGN in bytes: where a sub-buffer may start */
+  cl_uint native_float_width; /* CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT: 16 on PoCL's AVX-512 CPUs, 8 on AVX2 */
 } an_device_info;
 
 /* Every device of every platform. *devices is malloc'd; free() it. No device at all is AN_ERR_NO_DEVICE. */
@@ -83,6 +84,13 @@ typedef enum an_kernel_variant {
  * value), else by the device's type. */
 an_status an_kernel_variant_choose(const an_device_info *info, an_kernel_variant *out);
 const char *an_kernel_variant_name(an_kernel_variant v); /* "cpu", "gpu" */
+/* The variant of the Winograd transforms (cl/winograd.cl: winograd_input, winograd_output,
+ * winograd_grad_output): as the other kernels', except on a CPU device whose native float vector holds
+ * 16 lanes or more (AVX-512), which takes the GPU shape, a work-item per tile: there the compiler packs
+ * 16 neighbouring tiles into one vector, and each of the P positions' stores fills a cache line (measured
+ * on PoCL's pthread-skylake-avx512: 93 against 132 ms for alexnet-half's input transforms per step,
+ * docs/BENCHMARKS.md; on AVX2 not measured, so it keeps the CPU shape). ALEXNET_KERNELS forces both. */
+an_status an_winograd_variant_choose(const an_device_info *info, an_kernel_variant *out);
 /* Which passes of the 3x3 and 5x5 stride-1 "same" convolutions run as Winograd, a mask of
  * AN_WINOGRAD_FORWARD, AN_WINOGRAD_INPUT_GRAD, AN_WINOGRAD_WEIGHT_GRAD, and AN_WINOGRAD_INPUT_GRAD_LARGE
  * and AN_WINOGRAD_WEIGHT_GRAD_LARGE: that gradient only where one image has AN_WINOGRAD_LARGE_TILES 2x2
@@ -101,7 +109,8 @@ an_status an_winograd_choose(int *out);
 
 typedef struct an_runtime {
   an_device_info info;
-  an_kernel_variant kernels_variant; /* the layers' kernel shapes (see an_kernel_variant) */
+  an_kernel_variant kernels_variant;  /* the layers' kernel shapes (see an_kernel_variant) */
+  an_kernel_variant winograd_variant; /* the Winograd transforms' (an_winograd_variant_choose) */
   int winograd; /* the passes of 3x3 and 5x5 stride-1 convolutions run as Winograd (an_winograd_choose) */
   cl_context context;
   cl_command_queue queue; /* in-order; profiling enabled */

@@ -55,8 +55,9 @@ typedef struct bench_result {
   size_t device_bytes;
   device_time dev[2];
   /* --kernels, one device: the same steps with the kernel variant the runtime did not choose */
-  an_kernel_variant variant; /* the runtime's choice, which dev[0] ran */
-  int winograd;              /* the runtime's Winograd passes (ALEXNET_WINOGRAD) */
+  an_kernel_variant variant;          /* the runtime's choice, which dev[0] ran */
+  an_kernel_variant winograd_variant; /* the Winograd transforms' (rt->winograd_variant), in dev[0] */
+  int winograd;                       /* the runtime's Winograd passes (ALEXNET_WINOGRAD) */
   int has_other;
   device_time other; /* its kernels and times */
   double other_step_ms;
@@ -275,8 +276,9 @@ static int time_other_variant(target *t, int classes, int size, int warmup, int 
   describe_device(&o->dev[0], rt, t->net->model);
   o->dev[0].count = r->batch;
   rt->kernels_variant = r->variant == AN_KERNELS_GPU ? AN_KERNELS_CPU : AN_KERNELS_GPU;
+  rt->winograd_variant = r->winograd_variant == AN_KERNELS_GPU ? AN_KERNELS_CPU : AN_KERNELS_GPU;
   const int rc = time_steps(t, classes, size, warmup, iterations, o);
-  rt->kernels_variant = r->variant;
+  rt->kernels_variant = r->variant, rt->winograd_variant = r->winograd_variant;
   if (rc == 0) r->has_other = 1, r->other = o->dev[0], r->other_step_ms = o->step_ms;
   free(o);
   return rc;
@@ -314,7 +316,7 @@ static int bench_model(an_runtime *rt, const char *model, int classes, int batch
   snprintf(r->device, sizeof r->device, "%s", r->dev[0].device);
   r->dev[0].count = batch;
   r->dev[0].device_bytes = an_net_device_bytes(t.net);
-  r->variant = rt->kernels_variant;
+  r->variant = rt->kernels_variant, r->winograd_variant = rt->winograd_variant;
   r->winograd = rt->winograd;
   int rc = time_steps(&t, classes, size, warmup, iterations, r);
   if (rc == 0 && kernels) rc = time_other_variant(&t, classes, size, warmup, iterations, r);
@@ -386,15 +388,24 @@ static void print_kernels(const device_time *d, double device_ms) {
            100 * d->kernels_other_ms / device_ms);
 }
 
-/* A kernel's time per step in d, its variants' names (name, name_gpu) summed over their ranges. */
-static double variant_ms(const device_time *d, const char *base) {
+/* A kernel's time per step in d under exactly this name, summed over its ranges. */
+static double named_ms(const device_time *d, const char *name) {
   double ms = 0;
-  const size_t n = strlen(base);
   for (int i = 0; i < d->n_kernels; i++)
-    if (!strncmp(d->kernels[i].kernel, base, n) &&
-        (!d->kernels[i].kernel[n] || !strcmp(d->kernels[i].kernel + n, "_gpu")))
-      ms += d->kernels[i].ms;
+    if (!strcmp(d->kernels[i].kernel, name)) ms += d->kernels[i].ms;
   return ms;
+}
+
+/* A kernel's time per step in each variant, from the two runs: a kernel with a GPU shape (base_gpu)
+ * ran as base in one run and as base_gpu in the other, whichever run that was (the Winograd
+ * transforms' choice can differ from the other kernels'); one without ran in both, by run. */
+static void variant_ms(const device_time *cpu_run, const device_time *gpu_run, const char *base, double *cpu,
+                       double *gpu) {
+  char gpu_name[80];
+  snprintf(gpu_name, sizeof gpu_name, "%s_gpu", base);
+  *gpu = named_ms(cpu_run, gpu_name) + named_ms(gpu_run, gpu_name);
+  if (*gpu > 0) *cpu = named_ms(cpu_run, base) + named_ms(gpu_run, base);
+  else *cpu = named_ms(cpu_run, base), *gpu = named_ms(gpu_run, base);
 }
 
 /* --kernels, one device: each kernel per step in both variants, the runtime's choice marked */
@@ -402,9 +413,9 @@ static void print_variants(const bench_result *r) {
   if (!r->has_other) return;
   const device_time *cpu = r->variant == AN_KERNELS_CPU ? &r->dev[0] : &r->other;
   const device_time *gpu = r->variant == AN_KERNELS_CPU ? &r->other : &r->dev[0];
-  printf(
-      "  kernel variants on this device, ms per step (the runtime chose %s; ALEXNET_KERNELS=cpu|gpu forces one):\n",
-      an_kernel_variant_name(r->variant));
+  printf("  kernel variants on this device, ms per step (the runtime chose %s, for the Winograd transforms %s; "
+         "ALEXNET_KERNELS=cpu|gpu forces one):\n",
+         an_kernel_variant_name(r->variant), an_kernel_variant_name(r->winograd_variant));
   printf("    %-24s %10s %10s\n", "kernel", "cpu", "gpu");
   static char seen[2 * MAX_KERNEL_ROWS][64]; /* the base names printed */
   int n_seen = 0;
@@ -419,12 +430,16 @@ static void print_variants(const bench_result *r) {
       while (j < n_seen && strcmp(seen[j], base)) j++;
       if (j < n_seen) continue;
       snprintf(seen[n_seen++], sizeof seen[0], "%s", base);
-      printf("    %-24s %10.2f %10.2f\n", base, variant_ms(cpu, base), variant_ms(gpu, base));
+      double cpu_ms, gpu_ms;
+      variant_ms(cpu, gpu, base, &cpu_ms, &gpu_ms);
+      printf("    %-24s %10.2f %10.2f\n", base, cpu_ms, gpu_ms);
     }
   }
   printf("    %-24s %10.2f %10.2f\n", "all the project's kernels", cpu->kernels_ms, gpu->kernels_ms);
   printf("    %-24s %10.1f %10.1f\n", "step", r->variant == AN_KERNELS_CPU ? r->step_ms : r->other_step_ms,
          r->variant == AN_KERNELS_CPU ? r->other_step_ms : r->step_ms);
+  if (r->winograd_variant != r->variant) /* the last two rows are whole runs, named by the other kernels */
+    printf("    (those two rows are whole runs: each ran the Winograd transforms in the other column's variant)\n");
 }
 
 /* The device's GEMMs and the whole step against the host's BLAS on the same GEMM calls and cores. */

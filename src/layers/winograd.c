@@ -134,7 +134,7 @@ int an_wino_gemms(const an_conv_dims *d, an_wino_pass pass, size_t u_off, size_t
 }
 
 /* Tiles in, positions out: winograd_input (V = Bᵀ d B) or winograd_grad_output (dM = A dY Aᵀ), their
- * CPU or GPU variant, over `channels` planes of src (N, channels, H, W), written at dst (P, channels, T)
+ * CPU or GPU variant (rt->winograd_variant), over `channels` planes of src (N, channels, H, W), written at dst (P, channels, T)
  * with positions `stride` apart; use_mask: src through the ReLU (mask > 0) */
 static an_status transform_tiles(an_runtime *rt, const char *name, const an_conv_dims *d, const wino_shape *s,
                                  int channels, an_buf src, an_buf mask, int use_mask, an_buf dst, size_t stride,
@@ -158,7 +158,7 @@ static an_status transform_tiles(an_runtime *rt, const char *name, const an_conv
                          an_arg_int(n0),
                          an_arg_int(nb),
                          an_arg_int(s->r)};
-  if (rt->kernels_variant != AN_KERNELS_GPU) return an_launch(rt, name, 2, global, NULL, args);
+  if (rt->winograd_variant != AN_KERNELS_GPU) return an_launch(rt, name, 2, global, NULL, args);
   char gpu_name[64];
   snprintf(gpu_name, sizeof gpu_name, "%s_gpu", name);
   return an_launch(rt, gpu_name, 2, global_gpu, local_gpu, args);
@@ -172,7 +172,7 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
   const an_buf v = region;                                           /* (P, CI, T), positions sv apart */
   const an_buf m = an_at(region.mem, region.off + (size_t)s.p * sv); /* (P, CO, T), positions sm apart */
   const int use_mask = pass != AN_WINO_FORWARD && relu;
-  const int gpu = rt->kernels_variant == AN_KERNELS_GPU;
+  const int gpu = rt->winograd_variant == AN_KERNELS_GPU;
   const size_t local_gpu[2] = {AN_GPU_WGS, 1};
   AN_TRY(transform_tiles(rt, "winograd_input", d, &s, s.ci, src, mask, use_mask, v, sv, n0, nb));
   /* P GEMMs per group, one an_gemm each: CLBlast's strided-batched GEMM (one call per group) computed

@@ -46,6 +46,8 @@ static void fill_info(an_device_info *di, cl_platform_id p, cl_device_id d, int 
   cl_uint align_bits = 0;
   clGetDeviceInfo(d, CL_DEVICE_MEM_BASE_ADDR_ALIGN, sizeof align_bits, &align_bits, NULL);
   di->base_align_bytes = align_bits / 8;
+  clGetDeviceInfo(d, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof di->native_float_width, &di->native_float_width,
+                  NULL);
   /* fp16 from the extension string only: CL_DEVICE_HALF_FP_CONFIG is cl_khr_fp16's own query, an invalid
    * param_name on a device without it (Oclgrind's API check reports it) */
   char ext[8192] = {0};
@@ -106,6 +108,14 @@ an_status an_kernel_variant_choose(const an_device_info *info, an_kernel_variant
   else
     return AN_FAIL(AN_ERR_ARGUMENT, "ALEXNET_KERNELS is '%s'; it takes cpu or gpu (unset: by the device's type)",
                    forced);
+  return AN_OK;
+}
+
+an_status an_winograd_variant_choose(const an_device_info *info, an_kernel_variant *out) {
+  AN_TRY(an_kernel_variant_choose(info, out));
+  const char *forced = getenv("ALEXNET_KERNELS");
+  if (forced && *forced) return AN_OK;
+  if (info->native_float_width >= 16) *out = AN_KERNELS_GPU;
   return AN_OK;
 }
 
@@ -386,6 +396,7 @@ static an_status runtime_create(const an_device_info *info, cl_context shared, a
   if (!rt) return AN_FAIL(AN_ERR_HOST_ALLOC, "runtime");
   rt->info = *info;
   AN_TRY_GOTO(an_kernel_variant_choose(info, &rt->kernels_variant));
+  AN_TRY_GOTO(an_winograd_variant_choose(info, &rt->winograd_variant));
   rt->gemv_off = getenv("ALEXNET_NO_GEMV") && *getenv("ALEXNET_NO_GEMV"); /* comparisons: Xgemm for every GEMM */
   AN_TRY_GOTO(an_winograd_choose(&rt->winograd));
   if (shared) {
