@@ -27,6 +27,9 @@
 #include "layers/ops.h"
 #include "layers/winograd.h"
 
+/* the bias sums' work-group: cl/conv.cl's ROWSUM_WGS, which rowsum_add and planes_sum_add require */
+#define ROWSUM_WGS 64
+
 an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int stride, int pad, int groups) {
   an_conv_dims d = {n, c, h, w, oc, k, k, stride, pad, groups, 0, 0};
   d.oh = (h + 2 * pad - k) / stride + 1;
@@ -186,7 +189,7 @@ static an_status weight_grad_chunk(an_runtime *rt, const an_conv_dims *d, an_buf
                                    an_buf dybuf, size_t ncols) {
   const size_t ckk_g = (size_t)(d->c / d->groups) * d->kh * d->kw, oc_g = (size_t)(d->oc / d->groups);
   {
-    const size_t local = 64, global = (size_t)d->oc * local;
+    const size_t local = ROWSUM_WGS, global = (size_t)d->oc * local;
     const an_arg args[] = {an_arg_mem(dybuf.mem), an_arg_ulong(dybuf.off), an_arg_int((int)ncols),
                            an_arg_mem(dbias.mem), an_arg_ulong(dbias.off)};
     AN_TRY(an_launch(rt, "rowsum_add", 1, &global, &local, args));
@@ -213,7 +216,7 @@ static an_status wino_weight_grad(an_runtime *rt, const an_conv_dims *d, an_buf 
                                   an_buf out, an_buf inp, an_buf weight, int relu, an_buf work, int wino_chunk,
                                   an_buf dinp) {
   {
-    const size_t local = 64, global = (size_t)d->oc * local; /* a work-group per channel */
+    const size_t local = ROWSUM_WGS, global = (size_t)d->oc * local; /* a work-group per channel */
     const an_arg args[] = {an_arg_mem(dout.mem),  an_arg_ulong(dout.off), an_arg_mem(out.mem),
                            an_arg_ulong(out.off), an_arg_int(d->oc),      an_arg_int(d->oh * d->ow),
                            an_arg_int(0),         an_arg_int(d->n),       an_arg_int(relu != 0),
