@@ -29,7 +29,8 @@ an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int st
 
 /* Floats of workspace one chunk of `images` images needs (the forward pass, and the backward pass but
  * for Winograd's weight gradient, on either path: im2col, or Winograd's for a convolution it computes,
- * whose filters do not grow with the chunk). */
+ * whose filters do not grow with the chunk; im2col's forward pass with a reduction C·KH·KW that is no
+ * multiple of 16 holds a zero-padded copy of the weight that does not grow with it either). */
 size_t an_conv_work_floats(const an_conv_dims *d, int images);
 /* The same for training: Winograd's weight gradient holds one more set of transformed filters (in a
  * workspace too small for it and one image that gradient runs on im2col, the input gradient alone) */

@@ -4,6 +4,8 @@
  * Per chunk of nb images the workspace holds
  *   col  (C·KH·KW, nb·OH·OW)   im2col of the chunk; in the backward pass, then the input gradient's col
  *   ybuf (OC, nb·OH·OW)        the GEMM output (forward) or the output gradient (backward)
+ * except that a forward pass whose reduction is no multiple of 16 (conv1: 363) first holds the weight
+ * zero-padded to K_pad columns (OC, K_pad), then col with K_pad rows, the last ones zero (k_padded).
  * Forward   ybuf_g  = W_g · col_g
  * Backward  dW_g   += dybuf_g · col_gᵀ,  db += Σ_cols dybuf,  dcol_g = W_gᵀ · dybuf_g,  dinp = col2im(dcol)
  * im2col, col2im, the epilogue and the gradient's prologue take the runtime's kernel variant
@@ -37,14 +39,33 @@ an_conv_dims an_conv_dims_make(int n, int c, int h, int w, int oc, int k, int st
   return d;
 }
 
-static size_t im2col_floats(const an_conv_dims *d, int images) { /* col + ybuf */
-  return ((size_t)d->c * d->kh * d->kw + (size_t)d->oc) * d->oh * d->ow * (size_t)images;
+/* The im2col forward GEMM's reduction (C·KH·KW, one group) when it is no multiple of 16 (CLBlast's
+ * smallest KWG), rounded up to 32 (its largest): conv1's 3·11·11 = 363 -> 384. CLBlast's indirect GEMM
+ * copies an operand whose size is no multiple of its tiles into a padded temporary on every call, here
+ * all of col (363 x 193600 floats for alexnet-half at batch 64: 111 against 87 ms for the GEMM,
+ * docs/BENCHMARKS.md). col's extra rows are zero, and the weight is read from a zero-padded copy
+ * (OC, K_pad) at the workspace's start. Every other convolution of the three models has a multiple of 16
+ * (grouped ones keep theirs whatever it is); the backward pass keeps the reduction as it is. */
+static size_t k_padded(const an_conv_dims *d) {
+  const size_t k = (size_t)d->c * d->kh * d->kw;
+  return d->groups == 1 && k % 16 ? an_round_up(k, 32) : k;
+}
+
+/* the padded weight's floats at the workspace's start (0 without padding), rounded up to 1024 floats so
+ * that col after it starts where a sub-buffer may (gemm/gemm.c: at_zero) */
+static size_t k_pad_fixed(const an_conv_dims *d) {
+  const size_t kp = k_padded(d);
+  return kp == (size_t)d->c * d->kh * d->kw ? 0 : an_round_up((size_t)d->oc * kp, 1024);
+}
+
+static size_t im2col_floats(const an_conv_dims *d, int images) { /* col (padded reduction) + ybuf */
+  return (k_padded(d) + (size_t)d->oc) * d->oh * d->ow * (size_t)images;
 }
 
 /* the larger of im2col's and Winograd's workspace for `images` images; fixed: Winograd's filters and
  * padding (an_wino_fixed_floats, or the backward pass's) */
 static size_t work_floats_for(const an_conv_dims *d, int images, size_t fixed) {
-  const size_t im2col = im2col_floats(d, images);
+  const size_t im2col = k_pad_fixed(d) + im2col_floats(d, images);
   if (!an_wino_applies(d)) return im2col;
   const size_t wino = fixed + an_wino_image_floats(d) * (size_t)images;
   return im2col > wino ? im2col : wino;
@@ -65,10 +86,11 @@ static int chunk_of(const an_conv_dims *d, size_t fit) {
   return (int)fit;
 }
 
-size_t an_conv_min_work_floats(const an_conv_dims *d) { return im2col_floats(d, 1); }
+size_t an_conv_min_work_floats(const an_conv_dims *d) { return k_pad_fixed(d) + im2col_floats(d, 1); }
 
 int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats) {
-  return chunk_of(d, work_floats / im2col_floats(d, 1));
+  const size_t fixed = k_pad_fixed(d);
+  return work_floats < fixed ? 0 : chunk_of(d, (work_floats - fixed) / im2col_floats(d, 1));
 }
 
 static int winograd(const an_runtime *rt, const an_conv_dims *d, size_t work_floats, int pass);
@@ -99,7 +121,7 @@ static an_status check_dims(const an_conv_dims *d, size_t work_floats, int *chun
     return AN_FAIL(AN_ERR_ARGUMENT,
                    "convolution %dx%dx%dx%d -> %d channels (k %d, stride %d, pad %d, groups %d) is not valid", d->n,
                    d->c, d->h, d->w, d->oc, d->kh, d->stride, d->pad, d->groups);
-  const size_t per_image = im2col_floats(d, 1);
+  const size_t per_image = an_conv_min_work_floats(d);
   *chunk = an_conv_chunk_images(d, work_floats);
   if (*chunk < 1)
     return AN_FAIL(AN_ERR_ARGUMENT, "convolution workspace of %zu floats holds less than one image (%zu)",
@@ -157,6 +179,16 @@ static an_status plane_launch(an_runtime *rt, const char *name, int oc, int nb, 
   return an_launch_at(rt, name, 2, global, NULL, args, n_args, __FILE__, __LINE__);
 }
 
+/* The weight (OC, C·KH·KW) into dst (OC, kp) with zeros in the columns past C·KH·KW (k_padded) */
+static an_status pad_weight(an_runtime *rt, const an_conv_dims *d, an_buf weight, an_buf dst, size_t kp) {
+  const size_t k = (size_t)d->c * d->kh * d->kw, all = (size_t)d->oc * kp, count = (size_t)d->oc * k;
+  const an_arg zero[] = {an_arg_mem(dst.mem), an_arg_ulong(dst.off)};
+  AN_TRY(an_launch(rt, "zero_floats", 1, &all, NULL, zero));
+  const an_arg args[] = {an_arg_mem(weight.mem), an_arg_ulong(weight.off), an_arg_ulong(k), an_arg_mem(dst.mem),
+                         an_arg_ulong(dst.off),  an_arg_ulong(kp),         an_arg_ulong(k)};
+  return an_launch(rt, "copy_rows", 1, &count, NULL, args);
+}
+
 an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_buf inp, an_buf weight, an_buf bias,
                           int relu, an_buf work, size_t work_floats) {
   int chunk;
@@ -164,16 +196,24 @@ an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_
   const int wino_chunk = winograd(rt, d, work_floats, AN_WINOGRAD_FORWARD);
   if (wino_chunk) return wino_run(rt, d, AN_WINO_FORWARD, out, inp, out, weight, bias, relu, work, wino_chunk);
   const size_t ohw = (size_t)d->oh * d->ow, ckk_g = (size_t)(d->c / d->groups) * d->kh * d->kw;
-  const size_t oc_g = (size_t)(d->oc / d->groups);
+  const size_t oc_g = (size_t)(d->oc / d->groups), fixed = k_pad_fixed(d), kp_g = fixed ? k_padded(d) : ckk_g;
+  an_buf w = weight; /* (OC, kp_g): the weight, or its zero-padded copy at the workspace's start */
+  if (fixed) AN_TRY(pad_weight(rt, d, weight, work, kp_g));
+  if (fixed) w = work;
   for (int n0 = 0; n0 < d->n; n0 += chunk) {
     const int nb = d->n - n0 < chunk ? d->n - n0 : chunk;
     const size_t ncols = (size_t)nb * ohw;
-    const an_buf col = work;                                                   /* (C·KH·KW, ncols) */
-    const an_buf ybuf = an_at(work.mem, work.off + ckk_g * d->groups * ncols); /* (OC, ncols) */
+    const an_buf col = an_at(work.mem, work.off + fixed);                    /* (kp_g·groups, ncols) */
+    const an_buf ybuf = an_at(work.mem, col.off + kp_g * d->groups * ncols); /* (OC, ncols) */
     AN_TRY(im2col(rt, d, inp, col, n0, nb));
+    if (fixed) { /* the padding rows of col: zero */
+      const size_t count = (kp_g - ckk_g) * ncols;
+      const an_arg args[] = {an_arg_mem(col.mem), an_arg_ulong(col.off + ckk_g * ncols)};
+      AN_TRY(an_launch(rt, "zero_floats", 1, &count, NULL, args));
+    }
     for (int g = 0; g < d->groups; g++)
-      AN_TRY(an_gemm(rt, 0, 0, oc_g, ncols, ckk_g, 1.0f, an_at(weight.mem, weight.off + g * oc_g * ckk_g), ckk_g,
-                     an_at(col.mem, col.off + g * ckk_g * ncols), ncols, 0.0f,
+      AN_TRY(an_gemm(rt, 0, 0, oc_g, ncols, kp_g, 1.0f, an_at(w.mem, w.off + g * oc_g * kp_g), kp_g,
+                     an_at(col.mem, col.off + g * kp_g * ncols), ncols, 0.0f,
                      an_at(ybuf.mem, ybuf.off + g * oc_g * ncols), ncols));
     const an_arg args[] = {an_arg_mem(ybuf.mem),   an_arg_ulong(ybuf.off), an_arg_mem(bias.mem),
                            an_arg_ulong(bias.off), an_arg_mem(out.mem),    an_arg_ulong(out.off),
@@ -330,13 +370,15 @@ static int conv_gemms(const an_layer_io *io, int passes, an_gemm_call *out, int 
     for (int n0 = 0; n0 < d.n; n0 += wino_dw)
       n = an_wino_weight_gemms(&d, col, col + 2 * filters, d.n - n0 < wino_dw ? d.n - n0 : wino_dw, wino_dinp != 0,
                                col + filters, out, n, max);
+  const size_t fixed = k_pad_fixed(&d), kp_g = fixed ? k_padded(&d) : ckk_g; /* the forward's reduction */
   for (int n0 = 0; n0 < d.n; n0 += chunk) { /* per chunk: forward, then the weight and input gradients */
     const size_t ncols = (size_t)(d.n - n0 < chunk ? d.n - n0 : chunk) * ohw;
-    const size_t ybuf = col + ckk_g * d.groups * ncols;
+    const size_t ybuf = col + ckk_g * d.groups * ncols, col_f = col + fixed,
+                 ybuf_f = col_f + kp_g * d.groups * ncols;
     if (passes & AN_PASS_FORWARD && !wino_fwd)
       for (int g = 0; g < d.groups; g++)
-        n = an_gemm_call_add(out, n, max, 0, 0, oc_g, ncols, ckk_g, w + g * oc_g * ckk_g, ckk_g,
-                             col + g * ckk_g * ncols, ncols, ybuf + g * oc_g * ncols, ncols);
+        n = an_gemm_call_add(out, n, max, 0, 0, oc_g, ncols, kp_g, fixed ? col : w + g * oc_g * ckk_g, kp_g,
+                             col_f + g * kp_g * ncols, ncols, ybuf_f + g * oc_g * ncols, ncols);
     if (!(passes & AN_PASS_BACKWARD)) continue;
     const size_t width = an_gemm_dw_slice(io->rt, oc_g, ckk_g, ncols);
     for (int g = 0; g < d.groups && !wino_dw; g++)
