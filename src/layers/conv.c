@@ -198,8 +198,10 @@ an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_
   const size_t ohw = (size_t)d->oh * d->ow, ckk_g = (size_t)(d->c / d->groups) * d->kh * d->kw;
   const size_t oc_g = (size_t)(d->oc / d->groups), fixed = k_pad_fixed(d), kp_g = fixed ? k_padded(d) : ckk_g;
   an_buf w = weight; /* (OC, kp_g): the weight, or its zero-padded copy at the workspace's start */
-  if (fixed) AN_TRY(pad_weight(rt, d, weight, work, kp_g));
-  if (fixed) w = work;
+  if (fixed) {
+    AN_TRY(pad_weight(rt, d, weight, work, kp_g));
+    w = work;
+  }
   for (int n0 = 0; n0 < d->n; n0 += chunk) {
     const int nb = d->n - n0 < chunk ? d->n - n0 : chunk;
     const size_t ncols = (size_t)nb * ohw;

@@ -134,8 +134,8 @@ int an_wino_gemms(const an_conv_dims *d, an_wino_pass pass, size_t u_off, size_t
 }
 
 /* Tiles in, positions out: winograd_input (V = Bᵀ d B) or winograd_grad_output (dM = A dY Aᵀ), their
- * CPU or GPU variant (rt->winograd_variant), over `channels` planes of src (N, channels, H, W), written at dst (P, channels, T)
- * with positions `stride` apart; use_mask: src through the ReLU (mask > 0) */
+ * CPU or GPU variant (rt->winograd_variant), over `channels` planes of src (N, channels, H, W), written
+ * at dst (P, channels, T) with positions `stride` apart; use_mask: src through the ReLU (mask > 0) */
 static an_status transform_tiles(an_runtime *rt, const char *name, const an_conv_dims *d, const wino_shape *s,
                                  int channels, an_buf src, an_buf mask, int use_mask, an_buf dst, size_t stride,
                                  int n0, int nb) {
