@@ -91,6 +91,12 @@ const char *an_kernel_variant_name(an_kernel_variant v); /* "cpu", "gpu" */
  * on PoCL's pthread-skylake-avx512: 93 against 132 ms for alexnet-half's input transforms per step,
  * docs/BENCHMARKS.md; on AVX2 not measured, so it keeps the CPU shape). ALEXNET_KERNELS forces both. */
 an_status an_winograd_variant_choose(const an_device_info *info, an_kernel_variant *out);
+/* Whether the GEMMs run on the project's own kernel (cl/gemm.cl) instead of CLBlast's, where the shape
+ * suits it (src/gemm/panel.c): on a CPU device whose native float vector holds 16 lanes or more
+ * (AVX-512), where PoCL builds it into the register-tiled loop OpenBLAS uses and CLBlast's kernels reach
+ * a quarter of the host's BLAS (docs/BENCHMARKS.md); elsewhere CLBlast. ALEXNET_GEMM=clblast|project
+ * forces it (else AN_ERR_ARGUMENT naming the value). */
+an_status an_gemm_engine_choose(const an_device_info *info, int *own);
 /* Which passes of the 3x3 and 5x5 stride-1 "same" convolutions run as Winograd, a mask of
  * AN_WINOGRAD_FORWARD, AN_WINOGRAD_INPUT_GRAD, AN_WINOGRAD_WEIGHT_GRAD, and AN_WINOGRAD_INPUT_GRAD_LARGE
  * and AN_WINOGRAD_WEIGHT_GRAD_LARGE: that gradient only where one image has AN_WINOGRAD_LARGE_TILES 2x2
@@ -112,6 +118,7 @@ typedef struct an_runtime {
   an_kernel_variant kernels_variant;  /* the layers' kernel shapes (see an_kernel_variant) */
   an_kernel_variant winograd_variant; /* the Winograd transforms' (an_winograd_variant_choose) */
   int winograd; /* the passes of 3x3 and 5x5 stride-1 convolutions run as Winograd (an_winograd_choose) */
+  int own_gemm; /* 1: GEMMs that suit it run on the project's kernel, not CLBlast's (an_gemm_engine_choose) */
   cl_context context;
   cl_command_queue queue; /* in-order; profiling enabled */
   cl_program program;

@@ -1,4 +1,4 @@
-/* The one place the project calls CLBlast's SGEMM. */
+/* The one place the project calls CLBlast's SGEMM, or on wide-vector CPUs the project's own (panel.c). */
 #include <clblast_c.h>
 
 #include "alexnet/status.h"
@@ -60,6 +60,7 @@ size_t an_clblast_temp_bytes(an_runtime *rt, int trans_a, int trans_b, size_t m,
 
 size_t an_gemm_temp_bytes(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, size_t a_off,
                           size_t lda, size_t b_off, size_t ldb, size_t c_off, size_t ldc) {
+  if (an_panel_gemm_wanted(rt, trans_a, trans_b, m, n, k)) return an_panel_scratch_bytes(trans_b, m, n, k);
   if (an_gemm_select(rt, trans_a, trans_b, m, n, k) != AN_OK) return 0;
   const size_t bytes = an_clblast_temp_bytes(rt, trans_a, trans_b, m, n, k, a_off, lda, b_off, ldb, c_off, ldc);
   return bytes == (size_t)-1 ? 0 : bytes;
@@ -139,6 +140,13 @@ an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t 
     if (rc != CLBlastSuccess)
       return an_error((an_status)rc, file, line, "CLBlastSgemv(for GEMM %c%c, m=%zu n=%zu k=%zu)",
                       trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k);
+    return an_mark_add(rt, AN_MARK_GEMM_END, -1);
+  }
+  if (an_panel_gemm_wanted(rt, trans_a, trans_b, m, n, k)) {
+    const an_status st = an_panel_gemm(rt, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (st != AN_OK)
+      return an_error(st, file, line, "the project's GEMM (%c%c, m=%zu n=%zu k=%zu)", trans_a ? 'T' : 'N',
+                      trans_b ? 'T' : 'N', m, n, k);
     return an_mark_add(rt, AN_MARK_GEMM_END, -1);
   }
   AN_TRY(an_gemm_select(rt, trans_a, trans_b, m, n, k)); /* the tuning's configuration for this shape */

@@ -119,6 +119,18 @@ an_status an_winograd_variant_choose(const an_device_info *info, an_kernel_varia
   return AN_OK;
 }
 
+an_status an_gemm_engine_choose(const an_device_info *info, int *own) {
+  const char *forced = getenv("ALEXNET_GEMM");
+  *own = info->type & CL_DEVICE_TYPE_CPU && !(info->type & CL_DEVICE_TYPE_GPU) && info->native_float_width >= 16;
+  if (!forced || !*forced) return AN_OK;
+  if (!strcmp(forced, "clblast")) *own = 0;
+  else if (!strcmp(forced, "project")) *own = 1;
+  else
+    return AN_FAIL(AN_ERR_ARGUMENT, "ALEXNET_GEMM is '%s'; it takes clblast or project (unset: by the device)",
+                   forced);
+  return AN_OK;
+}
+
 an_status an_winograd_choose(int *out) {
   const char *forced = getenv("ALEXNET_WINOGRAD");
   *out = AN_WINOGRAD_DEFAULT;
@@ -397,6 +409,7 @@ static an_status runtime_create(const an_device_info *info, cl_context shared, a
   rt->info = *info;
   AN_TRY_GOTO(an_kernel_variant_choose(info, &rt->kernels_variant));
   AN_TRY_GOTO(an_winograd_variant_choose(info, &rt->winograd_variant));
+  AN_TRY_GOTO(an_gemm_engine_choose(info, &rt->own_gemm));
   rt->gemv_off = getenv("ALEXNET_NO_GEMV") && *getenv("ALEXNET_NO_GEMV"); /* comparisons: Xgemm for every GEMM */
   AN_TRY_GOTO(an_winograd_choose(&rt->winograd));
   if (shared) {

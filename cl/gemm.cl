@@ -1,0 +1,121 @@
+/* The project's own SGEMM for CPUs with 16-lane float vectors (src/gemm/panel.c says when it runs instead
+ * of CLBlast's): C (M, N) = alpha·op(A)·op(B) + beta·C, row-major, the way OpenBLAS's kernels work. A is
+ * packed into panels of GEMM_RM rows (alpha folded in); a work-item keeps a GEMM_RM x 16·GEMM_NV tile of
+ * C in float16 registers and, per k, loads GEMM_NV vectors of a row of B and broadcasts GEMM_RM values of
+ * the panel (one load per GEMM_RM·GEMM_NV/GEMM_NV FMAs, where CLBlast's kernel through PoCL loads more
+ * than it multiplies). B is read in place when not transposed, else first transposed into scratch. A
+ * long reduction is cut into slices (split-K) whose partial products a second kernel sums. */
+
+#ifndef GEMM_RM
+#define GEMM_RM 8
+#endif
+#ifndef GEMM_NV
+#define GEMM_NV 3
+#endif
+#define GEMM_NC (16 * GEMM_NV) /* columns of C per work-item */
+
+/* ap (P, K, GEMM_RM), P = ceil(M / GEMM_RM): ap[p, k, r] = alpha·op(A)[p·GEMM_RM + r, k], 0 past row M.
+ * op(A) (M, K) is A (M, K) at a_off with row stride lda, or Aᵀ with A (K, M). work-item = (k, p) */
+__kernel void gemm_pack_a(__global float *ap, ulong ap_off, __global const float *a, ulong a_off, int lda,
+                          int trans_a, int m, int k, float alpha) {
+  const int kk = (int)get_global_id(0), p = (int)get_global_id(1);
+  __global float *dst = ap + ap_off + ((size_t)p * k + kk) * GEMM_RM;
+  for (int r = 0; r < GEMM_RM; r++) {
+    const int i = p * GEMM_RM + r;
+    float v = 0.0f;
+    if (i < m) v = alpha * (trans_a ? a[a_off + (size_t)kk * lda + i] : a[a_off + (size_t)i * lda + kk]);
+    dst[r] = v;
+  }
+}
+
+/* bt (K, N) = Bᵀ for B (N, K) at b_off with row stride ldb, in 16x16 blocks. work-item = block (kb, jb) */
+__kernel void gemm_transpose_b(__global float *bt, ulong bt_off, __global const float *b, ulong b_off, int ldb,
+                               int n, int k) {
+  const int k0 = (int)get_global_id(0) * 16, j0 = (int)get_global_id(1) * 16;
+  bt += bt_off;
+  if (k0 + 16 <= k && j0 + 16 <= n) {
+    float16 row[16];
+    for (int t = 0; t < 16; t++) row[t] = vload16(0, b + b_off + (size_t)(j0 + t) * ldb + k0);
+    float blk[256];
+    for (int t = 0; t < 16; t++) vstore16(row[t], t, blk);
+    for (int u = 0; u < 16; u++) {
+      float col[16];
+      for (int t = 0; t < 16; t++) col[t] = blk[t * 16 + u];
+      vstore16(vload16(0, col), 0, bt + (size_t)(k0 + u) * n + j0);
+    }
+    return;
+  }
+  for (int u = 0; u < 16 && k0 + u < k; u++)
+    for (int t = 0; t < 16 && j0 + t < n; t++)
+      bt[(size_t)(k0 + u) * n + j0 + t] = b[b_off + (size_t)(j0 + t) * ldb + k0 + u];
+}
+
+/* One GEMM_RM x GEMM_NC tile of C over the k in [s·ks, min(K, s·ks + ks)). ap the packed panels (above);
+ * B (K, N) at b_off with row stride ldb. slices == 1: C = acc + beta·C at c_off, row stride ldc (C not
+ * read when beta is 0); else the partial product goes to w (slices, M, N) for gemm_sum_slices.
+ * work-item = (q, p, s), or (p, q, s) when rows_first: columns q·GEMM_NC.., rows p·GEMM_RM.., slice s
+ * (neighbouring work-items share the panel of A, or with rows_first the strip of B, in cache) */
+__kernel void gemm_panel(__global const float *ap, ulong ap_off, __global const float *b, ulong b_off, int ldb,
+                         __global float *c, ulong c_off, int ldc, __global float *w, ulong w_off, int slices, int m,
+                         int n, int k, int ks, float beta, int rows_first) {
+  const int q = (int)get_global_id(rows_first ? 1 : 0), p = (int)get_global_id(rows_first ? 0 : 1);
+  const int s = (int)get_global_id(2);
+  const int j = q * GEMM_NC, k0 = s * ks, k1 = min(k, k0 + ks);
+  float16 acc[GEMM_RM][GEMM_NV];
+#pragma unroll
+  for (int r = 0; r < GEMM_RM; r++)
+#pragma unroll
+    for (int v = 0; v < GEMM_NV; v++) acc[r][v] = (float16)0.0f;
+  const __global float *pa = ap + ap_off + (size_t)p * k * GEMM_RM;
+  const __global float *pb = b + b_off + j;
+  const int full = j + GEMM_NC <= n;
+  for (int kk = k0; kk < k1; kk++) {
+    float16 bv[GEMM_NV];
+    if (full) {
+#pragma unroll
+      for (int v = 0; v < GEMM_NV; v++) bv[v] = vload16(v, pb + (size_t)kk * ldb);
+    } else {
+      float row[GEMM_NC];
+      for (int t = 0; t < GEMM_NC; t++) row[t] = j + t < n ? pb[(size_t)kk * ldb + t] : 0.0f;
+#pragma unroll
+      for (int v = 0; v < GEMM_NV; v++) bv[v] = vload16(v, row);
+    }
+#pragma unroll
+    for (int r = 0; r < GEMM_RM; r++) {
+      const float16 av = (float16)pa[(size_t)kk * GEMM_RM + r];
+#pragma unroll
+      for (int v = 0; v < GEMM_NV; v++) acc[r][v] = fma(av, bv[v], acc[r][v]);
+    }
+  }
+  __global float *out = slices == 1 ? c + c_off : w + w_off + (size_t)s * m * n;
+  const int ld = slices == 1 ? ldc : n;
+  const float bt = slices == 1 ? beta : 0.0f;
+  for (int r = 0; r < GEMM_RM; r++) {
+    const int i = p * GEMM_RM + r;
+    if (i >= m) break;
+    __global float *o = out + (size_t)i * ld + j;
+    if (full) {
+#pragma unroll
+      for (int v = 0; v < GEMM_NV; v++) {
+        float16 x = acc[r][v];
+        if (bt != 0.0f) x += bt * vload16(v, o);
+        vstore16(x, v, o);
+      }
+    } else {
+      float row[GEMM_NC];
+#pragma unroll
+      for (int v = 0; v < GEMM_NV; v++) vstore16(acc[r][v], v, row);
+      for (int t = 0; t < GEMM_NC && j + t < n; t++) o[t] = bt != 0.0f ? row[t] + bt * o[t] : row[t];
+    }
+  }
+}
+
+/* C = Σ_s w[s] + beta·C (C not read when beta is 0): the slices' partial products. work-item = (j, i) */
+__kernel void gemm_sum_slices(__global float *c, ulong c_off, int ldc, __global const float *w, ulong w_off,
+                              int slices, int m, int n, float beta) {
+  const int j = (int)get_global_id(0), i = (int)get_global_id(1);
+  float v = 0.0f;
+  for (int s = 0; s < slices; s++) v += w[w_off + ((size_t)s * m + i) * n + j];
+  __global float *o = c + c_off + (size_t)i * ldc + j;
+  *o = beta != 0.0f ? v + beta * *o : v;
+}
