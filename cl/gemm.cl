@@ -7,10 +7,10 @@
  * long reduction is cut into slices (split-K) whose partial products a second kernel sums. */
 
 #ifndef GEMM_RM
-#define GEMM_RM 8
+#define GEMM_RM 6
 #endif
 #ifndef GEMM_NV
-#define GEMM_NV 3
+#define GEMM_NV 4
 #endif
 #define GEMM_NC (16 * GEMM_NV) /* columns of C per work-item */
 
@@ -118,4 +118,71 @@ __kernel void gemm_sum_slices(__global float *c, ulong c_off, int ldc, __global 
   for (int s = 0; s < slices; s++) v += w[w_off + ((size_t)s * m + i) * n + j];
   __global float *o = c + c_off + (size_t)i * ldc + j;
   *o = beta != 0.0f ? v + beta * *o : v;
+}
+
+#ifndef GEMM_DM
+#define GEMM_DM 3
+#endif
+#ifndef GEMM_DN
+#define GEMM_DN 8
+#endif
+
+static float sum16(float16 v) {
+  const float8 a = v.lo + v.hi;
+  const float4 b = a.lo + a.hi;
+  const float2 c = b.lo + b.hi;
+  return c.x + c.y;
+}
+
+/* C = alpha·A·Bᵀ + beta·C for A (M, K) and B (N, K) with rows along K (row strides lda, ldb): both read in
+ * place, 16 values of k at a time, a GEMM_DM x GEMM_DN tile of float16 partial sums per work-item, summed
+ * across lanes at the end. slices == 1: written to C (beta 0: C not read); else alpha·(slice s's part) to
+ * w (slices, M, N) for gemm_sum_slices. work-item = (rows it·GEMM_DM.., columns jt·GEMM_DN.., slice s);
+ * the row blocks innermost, so a slice of A stays in cache while B's rows stream past once */
+__kernel void gemm_dot(__global const float *a, ulong a_off, int lda, __global const float *b, ulong b_off, int ldb,
+                       __global float *c, ulong c_off, int ldc, __global float *w, ulong w_off, int slices, int m,
+                       int n, int k, int ks, float alpha, float beta) {
+  const int it = (int)get_global_id(0), jt = (int)get_global_id(1), s = (int)get_global_id(2);
+  const int k0 = s * ks, k1 = min(k, k0 + ks);
+  const __global float *pa[GEMM_DM], *pb[GEMM_DN];
+  for (int r = 0; r < GEMM_DM; r++) pa[r] = a + a_off + (size_t)min(it * GEMM_DM + r, m - 1) * lda;
+  for (int t = 0; t < GEMM_DN; t++) pb[t] = b + b_off + (size_t)min(jt * GEMM_DN + t, n - 1) * ldb;
+  float16 acc[GEMM_DM][GEMM_DN];
+#pragma unroll
+  for (int r = 0; r < GEMM_DM; r++)
+#pragma unroll
+    for (int t = 0; t < GEMM_DN; t++) acc[r][t] = (float16)0.0f;
+  int kk = k0;
+  for (; kk + 16 <= k1; kk += 16) {
+    float16 av[GEMM_DM];
+#pragma unroll
+    for (int r = 0; r < GEMM_DM; r++) av[r] = vload16(0, pa[r] + kk);
+#pragma unroll
+    for (int t = 0; t < GEMM_DN; t++) {
+      const float16 bv = vload16(0, pb[t] + kk);
+#pragma unroll
+      for (int r = 0; r < GEMM_DM; r++) acc[r][t] = fma(av[r], bv, acc[r][t]);
+    }
+  }
+  float tail[GEMM_DM][GEMM_DN];
+  for (int r = 0; r < GEMM_DM; r++)
+    for (int t = 0; t < GEMM_DN; t++) {
+      float x = 0.0f;
+      for (int q = kk; q < k1; q++) x += pa[r][q] * pb[t][q];
+      tail[r][t] = x;
+    }
+  __global float *out = slices == 1 ? c + c_off : w + w_off + (size_t)s * m * n;
+  const int ld = slices == 1 ? ldc : n;
+  const float bt = slices == 1 ? beta : 0.0f;
+  for (int r = 0; r < GEMM_DM; r++) {
+    const int i = it * GEMM_DM + r;
+    if (i >= m) break;
+    for (int t = 0; t < GEMM_DN; t++) {
+      const int j = jt * GEMM_DN + t;
+      if (j >= n) break;
+      __global float *o = out + (size_t)i * ld + j;
+      const float x = alpha * (sum16(acc[r][t]) + tail[r][t]);
+      *o = bt != 0.0f ? x + bt * *o : x;
+    }
+  }
 }

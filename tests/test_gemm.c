@@ -1,5 +1,5 @@
 /* The project's own GEMM (src/gemm/panel.c, cl/gemm.cl) against a plain-C reference in double: every
- * transpose pair, edges of its 8x48 tiles, operands at offsets with padded leading dimensions, alpha and
+ * transpose pair, edges of its 6x64 tiles (and gemm_dot's 3x8), operands at offsets with padded leading dimensions, alpha and
  * beta (beta 0 must not read C: C starts as NaN), a reduction cut into slices and into chunks, and the
  * rule that sends a GEMM to it or to CLBlast. ALEXNET_GEMM=project forces it on any device, so this runs
  * the same cases on whatever device CI has; the same cases through CLBlast are the control. */
@@ -85,9 +85,11 @@ static const gemm_case cases[] = {
     {1, 0, 21, 97, 33, -1.0f, 0.25f},  /* A transposed */
     {1, 1, 9, 47, 5, 2.0f, 0.0f},      /* both */
     {0, 0, 3, 5, 1, 1.0f, 1.0f},       /* k = 1, fewer than one tile each way */
-    {0, 1, 17, 30, 700, 1.0f, 0.0f},   /* 3 slices of 256 summed by gemm_sum_slices */
+    {0, 1, 17, 30, 700, 1.0f, 0.0f},   /* NT: gemm_dot, k not a multiple of its 16 */
+    {1, 1, 17, 30, 700, 1.0f, 0.0f},   /* 3 slices of 256 summed by gemm_sum_slices */
     {1, 0, 10, 60, 700, 0.5f, 0.5f},   /* slices, beta added once */
-    {0, 1, 6, 20, 4500, 1.0f, 0.5f},   /* 3 chunks of the reduction (2048, 2048, 404), each sliced */
+    {0, 1, 6, 20, 4500, 1.0f, 0.5f},   /* NT in 5 slices of 1024 (the last 404), beta added once */
+    {1, 1, 6, 20, 4500, 1.0f, 0.5f},   /* 3 chunks of the reduction (2048, 2048, 404), each sliced */
     {0, 0, 40, 100, 2100, 1.0f, 0.0f}, /* 2 chunks: the second adds to the first */
 };
 
@@ -121,7 +123,7 @@ static void test_clblast(void **state) {
 
 /* The rule: a CPU with 16-lane float vectors takes the project's kernel, a CPU with 8 and a GPU keep
  * CLBlast; ALEXNET_GEMM forces either and rejects anything else. Which shapes take it on such a
- * runtime: not a transposed B of 4M floats or more (fc6's weight), not an empty product. */
+ * runtime: every non-empty product. */
 static void test_rule(void **state) {
   (void)state;
   an_device_info info;
@@ -155,15 +157,18 @@ static void test_rule(void **state) {
   assert_true(an_panel_gemm_wanted(&rt, 0, 0, 48, 193600, 384));
   assert_true(an_panel_gemm_wanted(&rt, 0, 1, 128, 48, 12544));
   assert_true(an_panel_gemm_wanted(&rt, 1, 0, 2048, 4608, 64));
-  assert_false(an_panel_gemm_wanted(&rt, 0, 1, 64, 2048, 4608)); /* fc6 forward: the weight stays in place */
+  assert_true(an_panel_gemm_wanted(&rt, 0, 1, 64, 2048, 4608));
   assert_false(an_panel_gemm_wanted(&rt, 0, 0, 0, 10, 10));
   rt.own_gemm = 0;
   assert_false(an_panel_gemm_wanted(&rt, 0, 0, 48, 193600, 384));
-  /* its scratch: the packed panels (2 of 8 rows) and, for a transposed B, B's chunk */
-  assert_int_equal(an_panel_scratch_bytes(0, 13, 50, 17), 16 * 17 * sizeof(float));
-  assert_int_equal(an_panel_scratch_bytes(1, 13, 50, 17), (16 * 17 + 864) * sizeof(float)); /* 850 -> 864 */
+  /* its scratch: the packed panels (3 of 6 rows) and, for a transposed B, B's chunk */
+  assert_int_equal(an_panel_scratch_bytes(0, 0, 13, 50, 17), 320 * sizeof(float)); /* 18 x 17 = 306 -> 320 */
+  assert_int_equal(an_panel_scratch_bytes(1, 1, 13, 50, 17), (320 + 864) * sizeof(float)); /* Bᵀ 850 -> 864 */
   /* 3 slices of 256: their partial products too */
-  assert_int_equal(an_panel_scratch_bytes(0, 17, 30, 700), (24 * 700 + 3 * 17 * 30) * sizeof(float));
+  assert_int_equal(an_panel_scratch_bytes(1, 0, 17, 30, 700), (12608 + 3 * 17 * 30) * sizeof(float)); /* 18 x 700 */
+  /* NT reads both operands in place: nothing, or its slices' partial products (5 of 1024 for k 4500) */
+  assert_int_equal(an_panel_scratch_bytes(0, 1, 13, 50, 17), 0);
+  assert_int_equal(an_panel_scratch_bytes(0, 1, 6, 20, 4500), 5 * 6 * 20 * sizeof(float));
 }
 
 int main(void) {

@@ -60,7 +60,7 @@ size_t an_clblast_temp_bytes(an_runtime *rt, int trans_a, int trans_b, size_t m,
 
 size_t an_gemm_temp_bytes(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, size_t a_off,
                           size_t lda, size_t b_off, size_t ldb, size_t c_off, size_t ldc) {
-  if (an_panel_gemm_wanted(rt, trans_a, trans_b, m, n, k)) return an_panel_scratch_bytes(trans_b, m, n, k);
+  if (an_panel_gemm_wanted(rt, trans_a, trans_b, m, n, k)) return an_panel_scratch_bytes(trans_a, trans_b, m, n, k);
   if (an_gemm_select(rt, trans_a, trans_b, m, n, k) != AN_OK) return 0;
   const size_t bytes = an_clblast_temp_bytes(rt, trans_a, trans_b, m, n, k, a_off, lda, b_off, ldb, c_off, ldc);
   return bytes == (size_t)-1 ? 0 : bytes;

@@ -24,7 +24,7 @@ size_t an_clblast_temp_bytes(an_runtime *rt, int trans_a, int trans_b, size_t m,
 /* The project's own GEMM (panel.c, cl/gemm.cl), on runtimes with rt->own_gemm: whether a GEMM takes it
  * (else CLBlast), its scratch in rt->gemm_temp, and the call (which grows that scratch when short). */
 int an_panel_gemm_wanted(const an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k);
-size_t an_panel_scratch_bytes(int trans_b, size_t m, size_t n, size_t k);
+size_t an_panel_scratch_bytes(int trans_a, int trans_b, size_t m, size_t n, size_t k);
 an_status an_panel_gemm(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
                         an_buf a, size_t lda, an_buf b, size_t ldb, float beta, an_buf c, size_t ldc);
 #define an_gemm(rt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) \

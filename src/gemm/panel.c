@@ -8,24 +8,51 @@
 #include "runtime/launch.h"
 #include "gemm/gemm.h"
 
-#define PANEL_RM 8       /* rows of C per work-item: cl/gemm.cl's GEMM_RM */
-#define PANEL_NC 48      /* columns of C per work-item: 16·GEMM_NV */
+#define PANEL_RM 6       /* rows of C per work-item: cl/gemm.cl's GEMM_RM */
+#define PANEL_NC 64      /* columns of C per work-item: 16·GEMM_NV */
 #define PANEL_CHUNK 2048 /* the reduction runs in chunks of at most this many (B's transposed copy: chunk x N) */
 #define PANEL_SLICE 256  /* a chunk longer than 2 slices is cut into slices summed by gemm_sum_slices */
-#define PANEL_W_MAX (1u << 22)    /* floats of the slices' partial products at most (else one slice) */
-#define PANEL_BT_MAX (1u << 22)   /* a transposed B over this many floats stays on CLBlast (see below) */
-#define PANEL_B_CACHED (1u << 21) /* floats of B's chunk beyond which it is taken as out of the caches */
+#define PANEL_W_MAX (1u << 22)   /* floats of the slices' partial products at most (else one slice) */
+#define PANEL_ROWS_FIRST_MAX 512 /* the panels innermost up to this many rows of C (see an_panel_gemm) */
+
+#define DOT_DM 3 /* cl/gemm.cl's GEMM_DM x GEMM_DN: gemm_dot's tile of C */
+#define DOT_DN 8
+#define DOT_SLICE 1024       /* gemm_dot's slices of the reduction */
+#define DOT_W_MAX (1u << 23) /* floats of their partial products at most (else one slice) */
 
 static size_t up16(size_t floats) { return (floats + 15) / 16 * 16; }
 
 int an_panel_gemm_wanted(const an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k) {
-  if (!rt->own_gemm || !m || !n || !k || m > INT_MAX / 2 || n > INT_MAX / 2 || k > INT_MAX / 2) return 0;
-  /* a transposed B of 16 MB or more (the fully connected forward pass's (OUT, IN) weight): CLBlast's
-   * kernel 1 reads it in place, where this GEMM would first copy it (alexnet-half's fc6, 64x2048x4608:
-   * 46 GFLOP/s here against CLBlast's 53) */
-  if (trans_b && n * k >= PANEL_BT_MAX) return 0;
-  (void)trans_a;
-  return 1;
+  (void)trans_a, (void)trans_b;
+  return rt->own_gemm && m && n && k && m <= INT_MAX / 2 && n <= INT_MAX / 2 && k <= INT_MAX / 2;
+}
+
+/* NT, C = A·Bᵀ with both operands' rows along k, runs on gemm_dot (no copies): slices of DOT_SLICE
+ * summed by gemm_sum_slices when k is longer and their partial products fit DOT_W_MAX floats */
+static size_t dot_slices(size_t m, size_t n, size_t k) {
+  const size_t slices = (k + DOT_SLICE - 1) / DOT_SLICE;
+  return slices > 1 && slices * m * n <= DOT_W_MAX ? slices : 1;
+}
+
+static an_status dot_gemm(an_runtime *rt, size_t m, size_t n, size_t k, float alpha, an_buf a, size_t lda, an_buf b,
+                          size_t ldb, float beta, an_buf c, size_t ldc) {
+  const size_t slices = dot_slices(m, n, k);
+  if (slices > 1) AN_TRY(an_reserve_gemm_temp(rt, slices * m * n * sizeof(float)));
+  cl_mem w = slices > 1 ? rt->gemm_temp : c.mem;
+  const size_t g[3] = {(m + DOT_DM - 1) / DOT_DM, (n + DOT_DN - 1) / DOT_DN, slices}, one[3] = {1, 1, 1};
+  const an_arg args[] = {
+      an_arg_mem(a.mem),    an_arg_ulong(a.off),  an_arg_int((int)lda), an_arg_mem(b.mem),
+      an_arg_ulong(b.off),  an_arg_int((int)ldb), an_arg_mem(c.mem),    an_arg_ulong(c.off),
+      an_arg_int((int)ldc), an_arg_mem(w),        an_arg_ulong(0),      an_arg_int((int)slices),
+      an_arg_int((int)m),   an_arg_int((int)n),   an_arg_int((int)k),   an_arg_int(slices > 1 ? DOT_SLICE : (int)k),
+      an_arg_float(alpha),  an_arg_float(beta)};
+  AN_TRY(an_launch(rt, "gemm_dot", 3, g, one, args));
+  if (slices == 1) return AN_OK;
+  const size_t g_sum[2] = {n, m};
+  const an_arg sum[] = {an_arg_mem(c.mem),  an_arg_ulong(c.off), an_arg_int((int)ldc),
+                        an_arg_mem(w),      an_arg_ulong(0),     an_arg_int((int)slices),
+                        an_arg_int((int)m), an_arg_int((int)n),  an_arg_float(beta)};
+  return an_launch(rt, "gemm_sum_slices", 2, g_sum, NULL, sum);
 }
 
 typedef struct panel_plan {
@@ -46,12 +73,14 @@ static panel_plan plan_of(int trans_b, size_t m, size_t n, size_t k) {
   return p;
 }
 
-size_t an_panel_scratch_bytes(int trans_b, size_t m, size_t n, size_t k) {
+size_t an_panel_scratch_bytes(int trans_a, int trans_b, size_t m, size_t n, size_t k) {
+  if (!trans_a && trans_b) return dot_slices(m, n, k) > 1 ? dot_slices(m, n, k) * m * n * sizeof(float) : 0;
   return plan_of(trans_b, m, n, k).total * sizeof(float);
 }
 
 an_status an_panel_gemm(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
                         an_buf a, size_t lda, an_buf b, size_t ldb, float beta, an_buf c, size_t ldc) {
+  if (!trans_a && trans_b) return dot_gemm(rt, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   const panel_plan p = plan_of(trans_b, m, n, k);
   AN_TRY(an_reserve_gemm_temp(rt, p.total * sizeof(float)));
   cl_mem s = rt->gemm_temp;
@@ -81,11 +110,13 @@ an_status an_panel_gemm(an_runtime *rt, int trans_a, int trans_b, size_t m, size
     }
     const size_t slices = kn > 2 * PANEL_SLICE ? (kn + p.slice - 1) / p.slice : 1;
     const size_t use = p.slices > 1 ? slices : 1, slice = use > 1 ? p.slice : kn;
-    /* a private tile per work-item: one work-item per group, so the compiler keeps it in registers. B's
-     * rows past the caches (conv1's forward: 384 x 193600) are read once with the panels innermost:
-     * 124 against 34 GFLOP/s there; within them the strips innermost share a panel (113-181 against
-     * 87-155 on the Winograd shapes) */
-    const int rows_first = kn * n > PANEL_B_CACHED;
+    /* a private tile per work-item: one work-item per group, so the compiler keeps it in registers. With
+     * few rows of A (the convolutions' weights) the panels run innermost: B's strip is read from memory
+     * once and the panels stay in cache (alexnet-half's step, the Winograd GEMMs and conv1's forward: 70.4
+     * against 54.7 images/s with the strips innermost, conv1's forward 58 against 214 ms); a tall A (the
+     * fully connected weight gradients, m 1000-4096) keeps its panel in cache across the strips instead
+     * (6.1 against 9.4 ms for 2048x4608x64) */
+    const int rows_first = m <= PANEL_ROWS_FIRST_MAX;
     const size_t g_panel[3] = {rows_first ? panels : strips, rows_first ? strips : panels, use}, one[3] = {1, 1, 1};
     const an_arg panel[] = {an_arg_mem(s),
                             an_arg_ulong(p.ap),
