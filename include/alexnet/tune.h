@@ -155,7 +155,8 @@ an_status an_gemm_select(an_runtime *rt, int trans_a, int trans_b, size_t m, siz
 /* How many per-shape entries rt's tuning has (0 untuned or fallback only). */
 int an_gemm_tuned_shapes(const an_runtime *rt);
 
-/* The slice width rt's tuning gives this reduction (AN_CONV_DW_SLICE without one). */
+/* The slice width rt's tuning gives this reduction (AN_CONV_DW_SLICE without one); the whole of ncols
+ * on a runtime whose GEMMs run on the project's kernel (rt->own_gemm), which slices it itself. */
 size_t an_gemm_dw_slice(const an_runtime *rt, size_t m, size_t n, size_t ncols);
 /* Sets that width on rt (1 ≤ width ≤ ncols), as a tuning file's line would. */
 an_status an_gemm_set_dw_slice(an_runtime *rt, size_t m, size_t n, size_t ncols, size_t width);

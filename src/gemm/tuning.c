@@ -218,6 +218,7 @@ static size_t table_dw_slice(const struct an_gemm_table *t, size_t m, size_t n, 
 }
 
 size_t an_gemm_dw_slice(const an_runtime *rt, size_t m, size_t n, size_t ncols) {
+  if (rt->own_gemm) return ncols; /* the project's gemm_dot slices the reduction itself (gemm/panel.c) */
   return table_dw_slice(rt->gemm_table, m, n, ncols);
 }
 
