@@ -27,7 +27,25 @@ static inline float maxpool_window(__global const float *restrict x, int w, int 
   return best;
 }
 
-/* work-item = one output row (oy, plane) */
+/* Eight outputs (oy, ox .. ox+7) of a stride-2 window at once, as maxpool_window computes each (same
+ * order, same NaN rule): per window position one 16-wide load whose even lanes are the eight windows'
+ * values. The caller keeps ox·2 + k + 14 < w, so every load stays in the row. */
+inline float8 maxpool_window8_s2(__global const float *restrict x, int w, int oy, int ox, int k, int8 *arg) {
+  float8 best = (float8)(-INFINITY);
+  const int8 lane = (int8)(0, 2, 4, 6, 8, 10, 12, 14);
+  *arg = (int8)(oy * 2 * w + ox * 2) + lane;
+  for (int ki = 0; ki < k; ki++)
+    for (int kj = 0; kj < k; kj++) {
+      const int at = (oy * 2 + ki) * w + ox * 2 + kj;
+      const float8 v = vload16(0, x + at).even;
+      const int8 take = isgreater(v, best) | isnan(v);
+      best = select(best, v, take);
+      *arg = select(*arg, (int8)at + lane, take);
+    }
+  return best;
+}
+
+/* work-item = one output row (oy, plane); stride 2 (AlexNet's 3/2 pools) eight outputs at a time */
 __kernel void maxpool_forward(__global const float *restrict inp, ulong inp_off,
                               __global float *restrict out, ulong out_off, __global float *restrict argmax,
                               ulong argmax_off, int h, int w, int oh, int ow, int k, int stride) {
@@ -36,7 +54,13 @@ __kernel void maxpool_forward(__global const float *restrict inp, ulong inp_off,
   __global const float *restrict x = inp + inp_off + plane * h * w;
   __global float *restrict o = out + out_off + row;
   __global int *restrict a = (__global int *)argmax + argmax_off + row;
-  for (int ox = 0; ox < ow; ox++) {
+  int ox = 0;
+  for (; stride == 2 && ox + 8 <= ow && ox * 2 + k + 14 < w; ox += 8) {
+    int8 arg;
+    vstore8(maxpool_window8_s2(x, w, oy, ox, k, &arg), 0, o + ox);
+    vstore8(arg, 0, a + ox);
+  }
+  for (; ox < ow; ox++) {
     int arg;
     o[ox] = maxpool_window(x, w, oy, ox, k, stride, &arg);
     a[ox] = arg;
@@ -51,7 +75,12 @@ __kernel void maxpool_forward_infer(__global const float *restrict inp, ulong in
   const size_t plane = get_global_id(1);
   __global const float *restrict x = inp + inp_off + plane * h * w;
   __global float *restrict o = out + out_off + (plane * oh + oy) * ow;
-  for (int ox = 0; ox < ow; ox++) {
+  int ox = 0;
+  for (; stride == 2 && ox + 8 <= ow && ox * 2 + k + 14 < w; ox += 8) {
+    int8 arg;
+    vstore8(maxpool_window8_s2(x, w, oy, ox, k, &arg), 0, o + ox);
+  }
+  for (; ox < ow; ox++) {
     float best = -INFINITY;
     for (int ki = 0; ki < k; ki++)
       for (int kj = 0; kj < k; kj++) {

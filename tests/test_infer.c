@@ -265,7 +265,7 @@ static void test_alexnet_tv_batch1(void **state) {
 
 static void test_forward_only_layers(void **state) {
   (void)state;
-  const int n = 2, c = 7, h = 13, w = 11, k = 3, stride = 2, oh = 6, ow = 5;
+  const int n = 2, c = 7, h = 13, w = 37, k = 3, stride = 2, oh = 6, ow = 18; /* w: the 8-wide path too */
   const size_t in_count = (size_t)n * c * h * w, out_count = (size_t)n * c * oh * ow;
   float *x = test_floats(in_count); /* (N, C, H, W) */
   test_rng r = test_rng_seeded(SEED);

@@ -653,6 +653,7 @@ MAXPOOL_TEST(test_maxpool_small_floor, 3, 2, 8, 10, 3, 2, POOL_DISTINCT, 1, 404)
 MAXPOOL_TEST(test_maxpool_small_2x2, 1, 3, 7, 9, 2, 2, POOL_NEGATIVE, 1, 405)
 MAXPOOL_TEST(test_maxpool_small_ties, 2, 3, 9, 11, 3, 2, POOL_TIES, 1, 406)
 MAXPOOL_TEST(test_maxpool_small_ties_s1, 1, 2, 6, 5, 3, 1, POOL_TIES, 1, 407)
+MAXPOOL_TEST(test_maxpool_ties_wide, 2, 3, 9, 37, 3, 2, POOL_TIES, 1, 408) /* the 8-wide stride-2 path */
 
 /* ---- adaptive average pool ---- */
 
@@ -1052,6 +1053,7 @@ int main(void) {
       cmocka_unit_test(test_maxpool_small_2x2),
       cmocka_unit_test(test_maxpool_small_ties),
       cmocka_unit_test(test_maxpool_small_ties_s1),
+      cmocka_unit_test(test_maxpool_ties_wide),
       cmocka_unit_test(test_avgpool_alexnet_6_to_6),
       cmocka_unit_test(test_avgpool_alexnet_13_to_6),
       cmocka_unit_test(test_avgpool_alexnet_4_to_6),
