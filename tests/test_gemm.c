@@ -162,7 +162,7 @@ static void test_rule(void **state) {
   rt.own_gemm = 0;
   assert_false(an_panel_gemm_wanted(&rt, 0, 0, 48, 193600, 384));
   /* its scratch: the packed panels (3 of 6 rows) and, for a transposed B, B's chunk */
-  assert_int_equal(an_panel_scratch_bytes(0, 0, 13, 50, 17), 320 * sizeof(float)); /* 18 x 17 = 306 -> 320 */
+  assert_int_equal(an_panel_scratch_bytes(0, 0, 13, 50, 17), 320 * sizeof(float));         /* 18 x 17 = 306 -> 320 */
   assert_int_equal(an_panel_scratch_bytes(1, 1, 13, 50, 17), (320 + 864) * sizeof(float)); /* Bᵀ 850 -> 864 */
   /* 3 slices of 256: their partial products too */
   assert_int_equal(an_panel_scratch_bytes(1, 0, 17, 30, 700), (12608 + 3 * 17 * 30) * sizeof(float)); /* 18 x 700 */

@@ -29,6 +29,7 @@ typedef struct kernel_time {
 /* One device's share of a step, from its profiling marks, averaged over the timed steps. */
 typedef struct device_time {
   char device[320], tuning[512];
+  int own_gemm;               /* its GEMMs run on the project's kernel (an_gemm_engine_choose), not CLBlast's */
   const an_model_desc *model; /* the layers it runs: the model, or alexnet's column in a split */
   layer_time layers[32];
   int n_layers, first, count;  /* samples [first, first + count) of the batch */
@@ -258,6 +259,7 @@ done:
 static void describe_device(device_time *d, an_runtime *rt, const an_model_desc *m) {
   snprintf(d->device, sizeof d->device, "%d:%d %s", rt->info.platform_index, rt->info.device_index, rt->info.name);
   snprintf(d->tuning, sizeof d->tuning, "%s", rt->gemm_tuned ? rt->gemm_tuning : "");
+  d->own_gemm = rt->own_gemm;
   d->build_s = rt->build_seconds;
   d->model = m;
   d->n_layers = m->n_layers;
@@ -479,6 +481,9 @@ static void print_result(const bench_result *r) {
          r->device_bytes / 1048576.0);
   printf("  cold start: program build %.2f s, first step %.2f s (CLBlast builds its kernels)\n", r->build_s,
          r->first_step_s);
+  if (d->own_gemm)
+    printf(
+        "  GEMMs: the project's kernel (cl/gemm.cl; ALEXNET_GEMM=clblast runs CLBlast's, with the tuning below)\n");
   printf("  GEMM tuning: %s\n", d->tuning[0] ? d->tuning : "none (untuned CLBlast defaults; see alexnet tune)");
   if (r->n_devices == 1)
     printf("  3x3 and 5x5 stride-1 convolutions: %s (ALEXNET_WINOGRAD=0|forward|1|auto)\n",
@@ -577,8 +582,10 @@ static void print_json(const bench_result *r, int first) {
          r->batch, r->n_devices, r->img_s, r->step_ms, r->step_min_ms, r->step_max_ms, r->iterations, r->device_ms,
          r->host_ms, r->gemm_ms, r->gflops, r->device_bytes, r->build_s, r->first_step_s);
   if (r->n_devices == 1) {
-    printf("\"loss_ms\": %.3f, \"zero_grads_ms\": %.3f, \"sgd_ms\": %.3f, \"gemm_tuning\": \"%s\", ", d->loss_ms,
-           d->zero_ms, d->sgd_ms, cli_json(d->tuning, esc[1], sizeof esc[1]));
+    printf("\"loss_ms\": %.3f, \"zero_grads_ms\": %.3f, \"sgd_ms\": %.3f, \"gemm_tuning\": \"%s\", "
+           "\"gemm_engine\": \"%s\", ",
+           d->loss_ms, d->zero_ms, d->sgd_ms, cli_json(d->tuning, esc[1], sizeof esc[1]),
+           d->own_gemm ? "project" : "clblast");
     if (r->host_blas[0])
       printf("\"host_blas\": \"%s\", \"host_blas_threads\": %d, \"host_blas_ms\": %.3f, \"host_blas_gflops\": "
              "%.3f, ",

@@ -47,6 +47,12 @@ int cmd_devices(int argc, char **argv) {
            d->host_unified ? "yes" : "no");
     char tuning[4400];
     an_tuning_describe(d, tuning, sizeof tuning);
+    int own = 0;
+    if (an_gemm_engine_choose(d, &own) != AN_OK) own = -1;
+    printf("      GEMMs           %s\n",
+           own < 0 ? "(ALEXNET_GEMM is not clblast or project)"
+           : own   ? "the project's kernel (AVX-512 CPU; ALEXNET_GEMM=clblast for CLBlast's)"
+                   : "CLBlast's");
     printf("      GEMM tuning     %s\n", tuning);
   }
   free(list);

@@ -175,6 +175,11 @@ int cmd_tune(int argc, char **argv) {
     an_runtime_destroy(rt);
     return cli_fail(model);
   }
+  if (rt->own_gemm && !report) { /* the search is CLBlast's: its shapes as CLBlast would run them */
+    printf("note: this device's GEMMs run on the project's kernel (cl/gemm.cl); this tunes CLBlast's, which\n"
+           "runs with ALEXNET_GEMM=clblast\n");
+    rt->own_gemm = 0;
+  }
   an_gemm_shape shapes[512];
   an_dw_reduction red[64];
   int n_red, n_step;
