@@ -79,8 +79,11 @@ def check_result(r):
               f"all rows {rows:.1f} ms ({100 * rows / step:.1f} %)")
         check(close(rows, dev["device_ms"], 1e-3, 0.05), f"{name} [{k}]: rows {rows:.3f} ms, device_ms "
               f"{dev['device_ms']}", r)
-        check(0.9 * step <= rows <= 1.01 * step, f"{name} [{k}]: rows {rows:.1f} ms against step {step:.1f} ms "
-              "(not within 10 %)", r)
+        # each device's rows within the step; the busier one's cover it (in a split the other may finish
+        # early: alexnet's second column runs no loss, 28 ms of a 286 ms step at the test's size)
+        busiest = k == max(range(len(devices)), key=lambda i: devices[i]["device_ms"])
+        check((0.9 * step if busiest else 0) <= rows <= 1.01 * step,
+              f"{name} [{k}]: rows {rows:.1f} ms against step {step:.1f} ms (not within 10 %)", r)
     if r["split"] != 2:
         check(r["split"] == 1 and "layers" in r, f"{name}: split {r['split']}", r)
         return

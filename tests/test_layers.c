@@ -343,6 +343,8 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
 static void test_conv_tuned_slice_width(void **state) {
   an_runtime *rt = *state;
   const conv_case cc = {3, 4, 9, 7, 6, 3, 1, 1, 2, 1, 1, 0, 1, 107, PATH_IM2COL};
+  const int own_gemm = rt->own_gemm; /* slice widths are CLBlast's: the project's GEMM slices itself */
+  rt->own_gemm = 0;
   TEST_OK(an_gemm_set_dw_slice(rt, 3, 18, 63, 10));
   assert_int_equal(an_gemm_dw_slice(rt, 3, 18, 63), 10);
   an_marks_clear(rt);
@@ -356,6 +358,11 @@ static void test_conv_tuned_slice_width(void **state) {
   assert_int_equal(gemms, 6 + 6 + 42);
   TEST_OK(an_gemm_set_dw_slice(rt, 3, 18, 63, 63)); /* back to one slice (the default's effect here) */
   assert_int_equal(an_gemm_set_dw_slice(rt, 3, 18, 63, 64), AN_ERR_ARGUMENT);
+  rt->own_gemm = 1; /* on the project's GEMM a tuned width is not used: one GEMM over the columns */
+  TEST_OK(an_gemm_set_dw_slice(rt, 3, 18, 63, 10));
+  assert_int_equal(an_gemm_dw_slice(rt, 3, 18, 63), 63);
+  TEST_OK(an_gemm_set_dw_slice(rt, 3, 18, 63, 63));
+  rt->own_gemm = own_gemm;
 }
 
 /*        name                              n   c   h    w   oc   k  s  p  g relu work noDinp shared seed */
