@@ -1,10 +1,12 @@
 /* The project's own SGEMM for CPUs with 16-lane float vectors (src/gemm/panel.c says when it runs instead
- * of CLBlast's): C (M, N) = alpha·op(A)·op(B) + beta·C, row-major, the way OpenBLAS's kernels work. A is
- * packed into panels of GEMM_RM rows (alpha folded in); a work-item keeps a GEMM_RM x 16·GEMM_NV tile of
- * C in float16 registers and, per k, loads GEMM_NV vectors of a row of B and broadcasts GEMM_RM values of
- * the panel (one load per GEMM_RM·GEMM_NV/GEMM_NV FMAs, where CLBlast's kernel through PoCL loads more
- * than it multiplies). B is read in place when not transposed, else first transposed into scratch. A
- * long reduction is cut into slices (split-K) whose partial products a second kernel sums. */
+ * of CLBlast's): C (M, N) = alpha·op(A)·op(B) + beta·C, row-major, the way OpenBLAS's kernels work.
+ * NN, TN (and TT): A is packed into panels of GEMM_RM rows (alpha folded in); a work-item keeps a
+ * GEMM_RM x 16·GEMM_NV tile of C in float16 registers and, per k, loads GEMM_NV vectors of a row of B and
+ * broadcasts GEMM_RM values of the panel: one load per GEMM_RM FMAs, where CLBlast's kernel through PoCL
+ * loads more than it multiplies. B is read in place unless transposed (TT: transposed into scratch).
+ * NT: gemm_dot reads both operands in place along k (below). A long reduction is cut into slices whose
+ * partial products gemm_sum_slices adds. The host runs the tiled kernels with one work-item per work-group,
+ * so that PoCL keeps the tile in registers. */
 
 #ifndef GEMM_RM
 #define GEMM_RM 6
@@ -127,11 +129,14 @@ __kernel void gemm_sum_slices(__global float *c, ulong c_off, int ldc, __global 
 #define GEMM_DN 8
 #endif
 
+/* the sum of v's lanes, through memory (once per tile: Oclgrind's uninitialized-value check crashed on the
+ * .lo/.hi halving) */
 static float sum16(float16 v) {
-  const float8 a = v.lo + v.hi;
-  const float4 b = a.lo + a.hi;
-  const float2 c = b.lo + b.hi;
-  return c.x + c.y;
+  float lanes[16];
+  vstore16(v, 0, lanes);
+  float s = 0.0f;
+  for (int i = 0; i < 16; i++) s += lanes[i];
+  return s;
 }
 
 /* C = alpha·A·Bᵀ + beta·C for A (M, K) and B (N, K) with rows along K (row strides lda, ldb): both read in

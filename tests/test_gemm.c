@@ -90,7 +90,7 @@ static const gemm_case cases[] = {
     {1, 0, 10, 60, 700, 0.5f, 0.5f},   /* slices, beta added once */
     {0, 1, 6, 20, 4500, 1.0f, 0.5f},   /* NT in 5 slices of 1024 (the last 404), beta added once */
     {1, 1, 6, 20, 4500, 1.0f, 0.5f},   /* 3 chunks of the reduction (2048, 2048, 404), each sliced */
-    {0, 0, 40, 100, 2100, 1.0f, 0.0f}, /* 2 chunks: the second adds to the first */
+    {0, 0, 13, 70, 2100, 1.0f, 0.0f},  /* 2 chunks: the second adds to the first */
 };
 
 static void test_cases(void **state) {

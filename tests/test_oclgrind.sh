@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project on a second OpenCL implementation, Oclgrind, with its checks: every kernel forward and
 # backward and the layers' CLBlast calls on small shapes (test_layers with ALEXNET_LAYERS_SMALL=1, once per
-# kernel variant), then tests/test_oclgrind.c (each model's test width trained one step and run once for
+# kernel variant), the project's GEMM kernels and CLBlast's against a plain-C reference (test_gemm), then
+# tests/test_oclgrind.c (each model's test width trained one step and run once for
 # inference on Oclgrind against PoCL, and alexnet-narrow's column split over PoCL + Oclgrind).
 # Oclgrind is registered beside PoCL as a second platform (an ICD directory of our own in OCL_ICD_VENDORS:
 # Debian ships no oclgrind.icd) and configured by its environment variables, as its `oclgrind` wrapper
@@ -41,6 +42,9 @@ run layers_gpu env ALEXNET_DEVICE=Oclgrind ALEXNET_LAYERS_SMALL=1 OCLGRIND_UNINI
 # the CPU variants: the layers whose kernels have two (fc, dropout, the loss and SGD have one, run above)
 run layers_cpu env ALEXNET_DEVICE=Oclgrind ALEXNET_LAYERS_SMALL=1 ALEXNET_KERNELS=cpu ALEXNET_LAYERS_ONLY=conv_,lrn_,pool_ \
   OCLGRIND_UNINITIALIZED=1 "$tests/test_layers"
+# the project's GEMM kernels (forced with ALEXNET_GEMM=project inside test_gemm) and CLBlast's, every
+# transpose pair, edges, slices and chunks
+run gemm env ALEXNET_DEVICE=Oclgrind OCLGRIND_UNINITIALIZED=1 "$tests/test_gemm"
 # Not the uninitialized-value check here: Oclgrind 21.10's does not see clEnqueueFillBuffer (it stores
 # without telling its plugins) and forgets the rest of a buffer after a host write at an offset, and
 # the nets zero their gradients by fills and upload a batch into part of a buffer
