@@ -58,7 +58,10 @@ static int report_shapes(an_runtime *rt, const an_gemm_shape *shapes, int n) {
   double seconds[128];
   const an_status s = an_gemm_time_shapes(rt, shapes, n, seconds);
   char esc[1024];
-  cli_json(rt->gemm_tuned ? rt->gemm_tuning : "untuned", esc, sizeof esc);
+  cli_json(rt->own_gemm     ? "the project's GEMM kernel (cl/gemm.cl)"
+           : rt->gemm_tuned ? rt->gemm_tuning
+                            : "untuned",
+           esc, sizeof esc);
   for (int i = 0; s == AN_OK && i < n; i++)
     printf("{\"m\": %zu, \"n\": %zu, \"k\": %zu, \"trans_a\": %d, \"trans_b\": %d, \"count\": %d, "
            "\"seconds\": %.6f, \"gflops\": %.3f, \"tuning\": \"%s\"}\n",
