@@ -403,14 +403,12 @@ inline void winograd_b(const float *x, float *out, int r) {
 /* work-item = (ch, img), one plane of dinp (N, C, H, W): cleared, then each tile's B dV Bᵀ (dV[ξ] at
  * v[ξ·stride], (P, C, T) as winograd_input writes V) added where it lies inside the image. One writer
  * per plane: no atomics; the plane stays in cache. Both kernel variants take this one. */
-__kernel void winograd_input_grad(__global const float *restrict v, ulong v_off, ulong stride,
-                                  __global float *restrict dinp, ulong dinp_off, int ci, int h, int w, int th,
-                                  int tw, int n0, int nb, int r) {
-  const int ch = (int)get_global_id(0), img = (int)get_global_id(1);
-  if (ch >= ci || img >= nb) return;
-  const int tiles = th * tw, n_t = nb * tiles, a = r + 1, p = (r - 1) / 2;
-  __global float *restrict plane = dinp + dinp_off + ((size_t)(n0 + img) * ci + ch) * h * w;
-  __global const float *restrict src = v + v_off + (size_t)ch * n_t + (size_t)img * tiles;
+/* one plane of winograd_input_grad for a filter side r the caller passes as a literal, so that the
+ * compiler unrolls the tile loops and keeps b in registers (with r a kernel argument they ran through
+ * memory) */
+inline void winograd_input_grad_plane(__global const float *restrict src, size_t stride,
+                                      __global float *restrict plane, int h, int w, int th, int tw, const int r) {
+  const int a = r + 1, p = (r - 1) / 2;
   for (int i = 0; i < h * w; i++) plane[i] = 0.0f;
   for (int ty = 0; ty < th; ty++)
     for (int tx = 0; tx < tw; tx++) {
@@ -432,4 +430,16 @@ __kernel void winograd_input_grad(__global const float *restrict v, ulong v_off,
           if (x0 + j >= 0 && x0 + j < w) row[x0 + j] += out[j];
       }
     }
+}
+
+__kernel void winograd_input_grad(__global const float *restrict v, ulong v_off, ulong stride,
+                                  __global float *restrict dinp, ulong dinp_off, int ci, int h, int w, int th,
+                                  int tw, int n0, int nb, int r) {
+  const int ch = (int)get_global_id(0), img = (int)get_global_id(1);
+  if (ch >= ci || img >= nb) return;
+  const int tiles = th * tw, n_t = nb * tiles;
+  __global float *restrict plane = dinp + dinp_off + ((size_t)(n0 + img) * ci + ch) * h * w;
+  __global const float *restrict src = v + v_off + (size_t)ch * n_t + (size_t)img * tiles;
+  if (r == 5) winograd_input_grad_plane(src, stride, plane, h, w, th, tw, 5);
+  else winograd_input_grad_plane(src, stride, plane, h, w, th, tw, 3);
 }
