@@ -9,8 +9,9 @@
 
 an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, an_buf a,
                      size_t lda, an_buf b, size_t ldb, float beta, an_buf c, size_t ldc, const char *file, int line);
-/* The scratch bytes CLBlast wants for this GEMM under the configuration the tuning gives its shape
- * (0 on its direct kernel, or when CLBlast cannot say). */
+/* The scratch bytes this GEMM wants in rt->gemm_temp: the project's GEMM's (panel.c) where it runs
+ * it, else CLBlast's under the configuration the tuning gives its shape (0 on its direct kernel, or
+ * when CLBlast cannot say). */
 size_t an_gemm_temp_bytes(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, size_t a_off,
                           size_t lda, size_t b_off, size_t ldb, size_t c_off, size_t ldc);
 /* CLBlast's SGEMM for a row-major problem, in the orientation this project calls it in (temp: a scratch
