@@ -79,18 +79,18 @@ static int run_case(an_runtime *rt, const gemm_case *g) {
 }
 
 static const gemm_case cases[] = {
-    {0, 0, 8, 48, 16, 1.0f, 0.0f},     /* one whole tile */
-    {0, 0, 13, 50, 17, 0.5f, 0.0f},    /* a partial panel and a partial strip */
-    {0, 1, 13, 50, 17, 1.0f, 0.75f},   /* B transposed, beta */
-    {1, 0, 21, 97, 33, -1.0f, 0.25f},  /* A transposed */
-    {1, 1, 9, 47, 5, 2.0f, 0.0f},      /* both */
-    {0, 0, 3, 5, 1, 1.0f, 1.0f},       /* k = 1, fewer than one tile each way */
-    {0, 1, 17, 30, 700, 1.0f, 0.0f},   /* NT: gemm_dot, k not a multiple of its 16 */
-    {1, 1, 17, 30, 700, 1.0f, 0.0f},   /* 3 slices of 256 summed by gemm_sum_slices */
-    {1, 0, 10, 60, 700, 0.5f, 0.5f},   /* slices, beta added once */
-    {0, 1, 6, 20, 4500, 1.0f, 0.5f},   /* NT in 5 slices of 1024 (the last 404), beta added once */
-    {1, 1, 6, 20, 4500, 1.0f, 0.5f},   /* 3 chunks of the reduction (2048, 2048, 404), each sliced */
-    {0, 0, 13, 70, 2100, 1.0f, 0.0f},  /* 2 chunks: the second adds to the first */
+    {0, 0, 8, 48, 16, 1.0f, 0.0f},    /* one whole tile */
+    {0, 0, 13, 50, 17, 0.5f, 0.0f},   /* a partial panel and a partial strip */
+    {0, 1, 13, 50, 17, 1.0f, 0.75f},  /* B transposed, beta */
+    {1, 0, 21, 97, 33, -1.0f, 0.25f}, /* A transposed */
+    {1, 1, 9, 47, 5, 2.0f, 0.0f},     /* both */
+    {0, 0, 3, 5, 1, 1.0f, 1.0f},      /* k = 1, fewer than one tile each way */
+    {0, 1, 17, 30, 700, 1.0f, 0.0f},  /* NT: gemm_dot, k not a multiple of its 16 */
+    {1, 1, 17, 30, 700, 1.0f, 0.0f},  /* 3 slices of 256 summed by gemm_sum_slices */
+    {1, 0, 10, 60, 700, 0.5f, 0.5f},  /* slices, beta added once */
+    {0, 1, 6, 20, 4500, 1.0f, 0.5f},  /* NT in 5 slices of 1024 (the last 404), beta added once */
+    {1, 1, 6, 20, 4500, 1.0f, 0.5f},  /* 3 chunks of the reduction (2048, 2048, 404), each sliced */
+    {0, 0, 13, 70, 2100, 1.0f, 0.0f}, /* 2 chunks: the second adds to the first */
 };
 
 static void test_cases(void **state) {
