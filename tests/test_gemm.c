@@ -103,22 +103,23 @@ static void test_cases(void **state) {
 }
 
 /* the same cases on the project's kernel (forced) and on CLBlast's */
-static void test_project(void **state) {
-  setenv("ALEXNET_GEMM", "project", 1);
+static void run_engine(const char *engine, int own) {
+  setenv("ALEXNET_GEMM", engine, 1);
   an_runtime *rt = test_runtime();
-  assert_int_equal(rt->own_gemm, 1);
+  assert_int_equal(rt->own_gemm, own);
   an_runtime_destroy(rt);
-  test_cases(state);
+  test_cases(NULL);
   unsetenv("ALEXNET_GEMM");
 }
 
+static void test_project(void **state) {
+  (void)state;
+  run_engine("project", 1);
+}
+
 static void test_clblast(void **state) {
-  setenv("ALEXNET_GEMM", "clblast", 1);
-  an_runtime *rt = test_runtime();
-  assert_int_equal(rt->own_gemm, 0);
-  an_runtime_destroy(rt);
-  test_cases(state);
-  unsetenv("ALEXNET_GEMM");
+  (void)state;
+  run_engine("clblast", 0);
 }
 
 /* The rule: a CPU with 16-lane float vectors takes the project's kernel, a CPU with 8 and a GPU keep
