@@ -8,6 +8,10 @@
  * partial products gemm_sum_slices adds. The host runs the tiled kernels with one work-item per work-group,
  * so that PoCL keeps the tile in registers. */
 
+/* *o = x + beta·*o, *o not read when beta is 0 (a new C holds anything, and 0·NaN is NaN): the scalar
+ * epilogue of gemm_panel's partial strips, gemm_sum_slices and gemm_dot */
+inline void gemm_put(__global float *o, float x, float beta) { *o = beta != 0.0f ? x + beta * *o : x; }
+
 #ifndef GEMM_RM
 #define GEMM_RM 6
 #endif
@@ -107,7 +111,7 @@ __kernel void gemm_panel(__global const float *ap, ulong ap_off, __global const 
       float row[GEMM_NC];
 #pragma unroll
       for (int v = 0; v < GEMM_NV; v++) vstore16(acc[r][v], v, row);
-      for (int t = 0; t < GEMM_NC && j + t < n; t++) o[t] = bt != 0.0f ? row[t] + bt * o[t] : row[t];
+      for (int t = 0; t < GEMM_NC && j + t < n; t++) gemm_put(o + t, row[t], bt);
     }
   }
 }
@@ -119,7 +123,7 @@ __kernel void gemm_sum_slices(__global float *c, ulong c_off, int ldc, __global 
   float v = 0.0f;
   for (int s = 0; s < slices; s++) v += w[w_off + ((size_t)s * m + i) * n + j];
   __global float *o = c + c_off + (size_t)i * ldc + j;
-  *o = beta != 0.0f ? v + beta * *o : v;
+  gemm_put(o, v, beta);
 }
 
 #ifndef GEMM_DM
@@ -187,7 +191,7 @@ __kernel void gemm_dot(__global const float *a, ulong a_off, int lda, __global c
       if (j >= n) break;
       __global float *o = out + (size_t)i * ld + j;
       const float x = alpha * (sum16(acc[r][t]) + tail[r][t]);
-      *o = bt != 0.0f ? x + bt * *o : x;
+      gemm_put(o, x, bt);
     }
   }
 }
