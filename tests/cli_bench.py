@@ -24,6 +24,7 @@ only that the figures account for the step.
 """
 import argparse
 import json
+import re
 import os
 import subprocess
 import sys
@@ -123,8 +124,10 @@ def check_kernels(r, dev):
     check(dev["kernels_ms"] <= dev["device_ms"] * 1.001 + 1e-3,
           f"{name}: kernels {dev['kernels_ms']} ms above the device's {dev['device_ms']} ms", r)
     launches = {}  # by kernel, either variant (name or name_gpu: the Winograd transforms take their GPU
-    for k in rows:  # shape on a CPU with 16-lane vectors, the other kernels their CPU shape)
+    for k in rows:  # shape on a CPU with 16-lane vectors, the other kernels their CPU shape), and for the
+        # Winograd kernels any tile (winograd4_input, winograd8_input, ... count as winograd_input)
         base = k["kernel"][:-4] if k["kernel"].endswith("_gpu") else k["kernel"]
+        base = re.sub(r"^winograd[0-9]+_", "winograd_", base)
         launches[base] = launches.get(base, 0) + k["launches"]
     convs = sum(1 for L in dev["layers"] if L["kind"] == "conv")
     lrns = sum(1 for L in dev["layers"] if L["kind"] == "lrn")

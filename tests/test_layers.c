@@ -169,15 +169,23 @@ typedef struct conv_case {
 /* PATH_AUTO: ALEXNET_WINOGRAD=auto; PATH_WEIGHT, PATH_INPUT: that gradient alone through Winograd */
 enum { PATH_IM2COL = 1, PATH_WINOGRAD = 2, PATH_AUTO = 3, PATH_WEIGHT = 4, PATH_INPUT = 5 };
 
-/* The GEMMs a pass issued are the path's: Winograd's (r+1)² NN per group of k = the input channels per
- * group (C/g forward, OC/g for the input gradient), or im2col's of k = C/g·KH·KW (forward; padded, below) */
+/* Winograd's output tile side for an r x r convolution of h x w images, as the layer's rule states it: 4
+ * for 5x5 (F(4x4,5x5)); for 3x3 F(4x4,3x3) where its tiles take fewer products than F(2x2,3x3)'s */
+static int wino_side(int r, int h, int w) {
+  if (r == 5) return 4;
+  return ((h + 3) / 4) * ((w + 3) / 4) * 36 < ((h + 1) / 2) * ((w + 1) / 2) * 16 ? 4 : 2;
+}
+
+/* The GEMMs a pass issued are the path's: Winograd's P NN per group (P positions: (m+r-1)², m the tile
+ * side) of k = the input channels per group (C/g forward, OC/g for the input gradient), or im2col's of k
+ * = C/g·KH·KW (forward; padded, below) */
 static void assert_path_gemms(const char *pass, const an_gemm_log *log, int from, int path, size_t m, size_t k,
-                              int groups, int r) {
+                              int groups, int p) {
   const int n = log->n - from;
   printf("  %s: %d GEMMs of %s's shape (m=%zu k=%zu)\n", pass, n, path == PATH_WINOGRAD ? "Winograd" : "im2col", m,
          k);
   assert_true(n > 0);
-  if (path == PATH_WINOGRAD) assert_int_equal(n % ((r + 1) * (r + 1) * groups), 0);
+  if (path == PATH_WINOGRAD) assert_int_equal(n % (p * groups), 0);
   for (int i = from; i < log->n; i++) {
     assert_int_equal(log->calls[i].m, m);
     assert_int_equal(log->calls[i].k, k);
@@ -210,6 +218,9 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
   const int wino_fwd = cc->path == PATH_WINOGRAD || cc->path == PATH_AUTO;
   const int wino_dinp = cc->path == PATH_WINOGRAD || cc->path == PATH_INPUT || (cc->path == PATH_AUTO && large);
   const int wino_dw = (wino_dinp && cc->path != PATH_INPUT) || cc->path == PATH_WEIGHT;
+  const int side = wino_side(cc->k, cc->h, cc->w), p = (side + cc->k - 1) * (side + cc->k - 1);
+  if (wino_fwd || wino_dinp || wino_dw)
+    printf("  Winograd F(%dx%d,%dx%d): %d positions\n", side, side, cc->k, cc->k, p);
   an_gemm_log log = {0};
   an_gemm_record(rt, &log);
 
@@ -246,12 +257,12 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
   const double grad_atol = wino_dinp ? 0.0 : GRAD_ATOL;
   int fails = check_close("conv out", out, want_out, n_out, FWD_RTOL, fwd_atol);
   const int cg = cc->c / cc->groups, ocg = cc->oc / cc->groups;
-  if (wino_fwd) assert_path_gemms("forward", &log, 0, PATH_WINOGRAD, (size_t)ocg, (size_t)cg, cc->groups, cc->k);
+  if (wino_fwd) assert_path_gemms("forward", &log, 0, PATH_WINOGRAD, (size_t)ocg, (size_t)cg, cc->groups, p);
   /* im2col's forward reduction: C/g·K², rounded up to 32 with one group when no multiple of 16 (the
    * zero-padded col and weight that spare CLBlast its copy of col: conv1's 363 runs as 384) */
   const size_t ckk = (size_t)cg * cc->k * cc->k, k_fwd = cc->groups == 1 && ckk % 16 ? (ckk + 31) / 32 * 32 : ckk;
   if (cc->path == PATH_IM2COL || (!cc->path && cc->k != 3 && cc->k != 5)) /* 11x11 and 1x1: no Winograd */
-    assert_path_gemms("forward", &log, 0, PATH_IM2COL, (size_t)ocg, k_fwd, cc->groups, cc->k);
+    assert_path_gemms("forward", &log, 0, PATH_IM2COL, (size_t)ocg, k_fwd, cc->groups, 0);
   const int forward_gemms = log.n;
 
   /* backward */
@@ -264,7 +275,7 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
    * after all of them) or TN (im2col's) */
   int nt = 0, nn = 0, tn = 0;
   size_t sum_k = 0;
-  const int p = (cc->k + 1) * (cc->k + 1), want_n = wino_dw ? cg : cg * cc->k * cc->k;
+  const int want_n = wino_dw ? cg : cg * cc->k * cc->k;
   for (int i = forward_gemms; i < log.n && cc->path; i++) { /* path 0: ALEXNET_WINOGRAD's, not asserted */
     const an_gemm_call *c = &log.calls[i];
     if (c->trans_b) { /* Winograd's dU (OC/g, C/g), k the chunk's tiles; im2col's n = C/g·K² */
@@ -283,7 +294,8 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
     /* Σk over the NT calls: every tile (output pixel) of every image once per position (1 for im2col)
      * and group */
     const size_t want_k = (size_t)(wino_dw ? p : 1) * cc->groups * cc->n *
-                          (wino_dw ? (size_t)((cc->h + 1) / 2) * ((cc->w + 1) / 2) : (size_t)d.oh * d.ow);
+                          (wino_dw ? (size_t)((cc->h + side - 1) / side) * ((cc->w + side - 1) / side)
+                                   : (size_t)d.oh * d.ow);
     printf("  weight gradient: %d NT GEMMs of %s's shape (m=%d n=%d, k summing to %zu)\n", nt,
            wino_dw ? "Winograd" : "im2col", ocg, want_n, sum_k);
     assert_true(nt > 0 && nt % cc->groups == 0);
@@ -390,17 +402,20 @@ CONV_TEST(test_conv_alexnet_conv2, 1, 96, 27, 27, 256, 5, 1, 2, 2, 1, 0, 0, 1, 1
 CONV_TEST(test_conv_alexnet_conv3, 1, 256, 13, 13, 384, 3, 1, 1, 1, 1, 0, 0, 0, 114)
 CONV_TEST(test_conv_alexnet_conv4, 1, 384, 13, 13, 384, 3, 1, 1, 2, 1, 0, 0, 1, 115)
 CONV_TEST(test_conv_alexnet_conv5_chunk1, 2, 384, 13, 13, 256, 3, 1, 1, 2, 1, 1, 0, 1, 116)
-/* 3x3 stride-1 pad-1 on each path whatever ALEXNET_WINOGRAD says: Winograd F(2x2,3x3) for the forward
- * pass and the input gradient (odd sizes: a last row and column of tiles half outside; a chunk per
- * image; groups 2; a 1x1 image; no input gradient), and im2col. Few GEMMs each (16 per group per
- * chunk and pass): Oclgrind runs them too. */
+/* 3x3 stride-1 pad-1 on each path whatever ALEXNET_WINOGRAD says: Winograd for the forward pass and the
+ * input gradient, F(4x4,3x3) (odd sizes: a last row and column of tiles partly outside; a chunk per
+ * image; groups 2; no input gradient) or F(2x2,3x3) where its tiles take fewer products (a 1x1 image,
+ * 2x10), and im2col. Few GEMMs each (36 or 16 per group per chunk and pass): Oclgrind runs them too. */
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_13x13_chunk1, 2, 3, 13, 13, 4, 3, 1, 1, 1, 1, 1, 0, 1, 131)
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_g2_relu0, 2, 6, 7, 9, 4, 3, 1, 1, 2, 0, 0, 0, 0, 133)
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_1x1_image, 3, 3, 1, 1, 5, 3, 1, 1, 1, 1, 0, 0, 1, 134)
+/* 2x10 images: F(2x2,3x3)'s five tiles (80 products) against F(4x4,3x3)'s three (108), groups 2, a
+ * chunk per image */
+CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_2x10_image, 3, 4, 2, 10, 6, 3, 1, 1, 2, 1, 1, 0, 1, 137)
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_no_dinp, 2, 3, 5, 4, 4, 3, 1, 1, 1, 1, 0, 1, 1, 135)
 CONV_TEST_ON(PATH_IM2COL, test_conv_small_im2col_k3_pad1_g2, 2, 4, 5, 7, 4, 3, 1, 1, 2, 1, 0, 0, 1, 132)
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_alexnet_conv4_winograd, 2, 384, 13, 13, 384, 3, 1, 1, 2, 1, 0, 0, 1, 136)
-/* 5x5 stride-1 pad-2 through Winograd F(2x2,5x5) (36 GEMMs per group per chunk and pass): the same
+/* 5x5 stride-1 pad-2 through Winograd F(4x4,5x5) (64 GEMMs per group per chunk and pass): the same
  * cases, and AlexNet's conv2 (groups 2, 27x27: a last row and column of tiles half outside) */
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd5_13x13_chunk1, 2, 3, 13, 13, 4, 5, 1, 2, 1, 1, 1, 0, 1, 141)
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd5_g2_relu0, 2, 6, 7, 9, 4, 5, 1, 2, 2, 0, 0, 0, 0, 143)
@@ -1022,6 +1037,7 @@ int main(void) {
       cmocka_unit_test(test_conv_small_winograd_13x13_chunk1),
       cmocka_unit_test(test_conv_small_winograd_g2_relu0),
       cmocka_unit_test(test_conv_small_winograd_1x1_image),
+      cmocka_unit_test(test_conv_small_winograd_2x10_image),
       cmocka_unit_test(test_conv_small_winograd_no_dinp),
       cmocka_unit_test(test_conv_small_im2col_k3_pad1_g2),
       cmocka_unit_test(test_conv_alexnet_conv4_winograd),

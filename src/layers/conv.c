@@ -13,7 +13,7 @@
  *
  * A 3x3 pad-1 or 5x5 pad-2 stride-1 convolution runs its forward pass, its input gradient and its
  * weight gradient (with the bias gradient then summed from NCHW) through Winograd F(2x2,3x3) or
- * F(2x2,5x5) (layers/winograd.c) as rt->winograd says, when the workspace holds its transformed filters
+ * F(4x4,5x5) (layers/winograd.c) as rt->winograd says, when the workspace holds its transformed filters
  * (the weight gradient: two sets) and one image; with both gradients on it, the input gradient comes
  * from the weight gradient's transformed output gradient, chunk by chunk. The workspace size is the
  * larger of the two paths' (so the plan does not depend on the switch); each path chunks the images its
@@ -107,7 +107,7 @@ static int winograd(const an_runtime *rt, const an_conv_dims *d, size_t work_flo
   const int large_flag = pass == AN_WINOGRAD_INPUT_GRAD    ? AN_WINOGRAD_INPUT_GRAD_LARGE
                          : pass == AN_WINOGRAD_WEIGHT_GRAD ? AN_WINOGRAD_WEIGHT_GRAD_LARGE
                                                            : 0;
-  const int large = rt->winograd & large_flag && an_wino_tiles(d) >= AN_WINOGRAD_LARGE_TILES;
+  const int large = rt->winograd & large_flag && ((d->h + 1) / 2) * ((d->w + 1) / 2) >= AN_WINOGRAD_LARGE_TILES;
   if (!(rt->winograd & pass) && !large) return 0;
   if (!an_wino_applies(d)) return 0;
   const size_t fixed = pass == AN_WINOGRAD_WEIGHT_GRAD ? an_wino_backward_fixed_floats(d) : an_wino_fixed_floats(d);

@@ -1,7 +1,8 @@
-/* Winograd F(2x2,r x r) convolutions (r x r, stride 1, "same" padding; r = 3 or 5): the filter, input
- * and output transforms of cl/winograd.cl around P = (r+1)² GEMMs per group, M[ξ] (CO/g, T) = U[ξ]
- * (CO/g, CI/g) · V[ξ] (CI/g, T): P multiplies per 2x2 output tile and input channel where im2col's GEMM
- * takes 4·r² (16 against 36 for 3x3, 36 against 100 for 5x5).
+/* Winograd F(m x m,r x r) convolutions (r x r, stride 1, "same" padding): F(2x2,3x3) or F(4x4,3x3), and
+ * F(4x4,5x5); the filter, input and output transforms of cl/winograd.cl around P = (m+r-1)² GEMMs per
+ * group, M[ξ] (CO/g, T) = U[ξ] (CO/g, CI/g) · V[ξ] (CI/g, T): P multiplies per m x m output tile and
+ * input channel where im2col's GEMM takes m²·r² (16 against 36 and 36 against 144 for 3x3, 64 against
+ * 400 for 5x5).
  *
  * The forward pass convolves the input (CI = C, CO = OC); the backward pass's input gradient convolves
  * the output gradient (CI = OC, CO = C) with the filters turned 180° and their channels swapped, so both
@@ -13,7 +14,7 @@
  * (NN, over V's place), then the input transform's adjoint (winograd_input_grad) adds each tile's
  * B dV Bᵀ into the input gradient: one transform of the output gradient per chunk where the input
  * gradient on its own (AN_WINO_BACKWARD_DATA) takes another.
- * Per chunk of nb images the region holds (T = nb·ceil(H/2)·ceil(W/2) tiles)
+ * Per chunk of nb images the region holds (T = nb·ceil(H/m)·ceil(W/m) tiles)
  *   v (P, CI, T)   the transformed tiles, position ξ's (CI, T) at ξ·sv
  *   m (P, CO, T)   the GEMMs' products, position ξ's (CO, T) at ξ·sm
  * Each transform work-item reads or writes its tiles' P positions as P streams; with the positions
@@ -34,21 +35,39 @@
 typedef struct wino_shape {
   int ci, co, groups;
   int th, tw; /* tiles per image */
-  int r, p;   /* the filter's side; its positions P = (r+1)² */
+  int r, m;   /* the filter's side, the output tile's (tile_side) */
+  int p;      /* positions P = (m+r-1)² */
   int spread; /* positions spaced apart (pos_stride) */
 } wino_shape;
 
 static int spread(const an_conv_dims *d);
 
-static int positions(const an_conv_dims *d) { return (d->kh + 1) * (d->kh + 1); }
+/* products per image and channel pair with output tiles of side m: tiles · (m+r-1)² */
+static size_t products(const an_conv_dims *d, int m) {
+  return (size_t)((d->h + m - 1) / m) * ((d->w + m - 1) / m) * (m + d->kh - 1) * (m + d->kh - 1);
+}
+
+/* The output tile's side m: 4 for 5x5 (F(4x4,5x5): conv2's 27x27 in 7x7 tiles, 64 products per 16
+ * outputs where F(2x2,5x5) took 36 per 4); for 3x3 the side of fewer products, 2 on a tie (F(2x2,3x3) is
+ * the more exact): 4 at 13x13 (576 against 784, the padding's share counted), 2 at 2x2 (16 against 36) */
+static int tile_side(const an_conv_dims *d) {
+  if (d->kh == 5) return 4;
+  return products(d, 4) < products(d, 2) ? 4 : 2;
+}
+
+static int positions(const an_conv_dims *d) {
+  const int a = tile_side(d) + d->kh - 1;
+  return a * a;
+}
 
 static wino_shape shape_of(const an_conv_dims *d, an_wino_pass pass) {
   const wino_shape s = {pass == AN_WINO_FORWARD ? d->c : d->oc,
                         pass == AN_WINO_FORWARD ? d->oc : d->c,
                         d->groups,
-                        (d->h + 1) / 2,
-                        (d->w + 1) / 2,
+                        (d->h + tile_side(d) - 1) / tile_side(d),
+                        (d->w + tile_side(d) - 1) / tile_side(d),
                         d->kh,
+                        tile_side(d),
                         positions(d),
                         spread(d)};
   return s;
@@ -59,7 +78,22 @@ int an_wino_applies(const an_conv_dims *d) {
          d->oh == d->h && d->ow == d->w;
 }
 
-int an_wino_tiles(const an_conv_dims *d) { return ((d->h + 1) / 2) * ((d->w + 1) / 2); }
+int an_wino_tiles(const an_conv_dims *d) {
+  return ((d->h + tile_side(d) - 1) / tile_side(d)) * ((d->w + tile_side(d) - 1) / tile_side(d));
+}
+
+int an_wino_tile_side(const an_conv_dims *d) { return tile_side(d); }
+
+/* cl/winograd.cl's kernel `what` for this shape's tile: winograd<a>_<what>[_gpu], a = m+r-1 points */
+typedef struct kernel_name {
+  char s[48];
+} kernel_name;
+
+static kernel_name name_of(const wino_shape *s, const char *what, int gpu) {
+  kernel_name k;
+  snprintf(k.s, sizeof k.s, "winograd%d_%s%s", s->m + s->r - 1, what, gpu ? "_gpu" : "");
+  return k;
+}
 
 /* 1 when one image's tiles of the smaller side hold 1024 floats or more: positions then spaced */
 static int spread(const an_conv_dims *d) {
@@ -102,9 +136,8 @@ an_status an_wino_filters(an_runtime *rt, const an_conv_dims *d, an_wino_pass pa
                          an_arg_int(d->oc / d->groups),
                          an_arg_int(pass == AN_WINO_FORWARD         ? 0
                                     : pass == AN_WINO_BACKWARD_DATA ? 1
-                                                                    : 2),
-                         an_arg_int(s.r)};
-  return an_launch(rt, "winograd_filter", 2, global, local, args);
+                                                                    : 2)};
+  return an_launch(rt, name_of(&s, "filter", 0).s, 2, global, local, args);
 }
 
 /* group g's GEMM at position xi (0 … P-1) over t tiles; offsets from u's and the region's */
@@ -133,10 +166,10 @@ int an_wino_gemms(const an_conv_dims *d, an_wino_pass pass, size_t u_off, size_t
   return n;
 }
 
-/* Tiles in, positions out: winograd_input (V = Bᵀ d B) or winograd_grad_output (dM = A dY Aᵀ), their
+/* Tiles in, positions out: what = "input" (V = Bᵀ d B) or "grad_output" (dM = A dY Aᵀ), the kernel's
  * CPU or GPU variant (rt->winograd_variant), over `channels` planes of src (N, channels, H, W), written
  * at dst (P, channels, T) with positions `stride` apart; use_mask: src through the ReLU (mask > 0) */
-static an_status transform_tiles(an_runtime *rt, const char *name, const an_conv_dims *d, const wino_shape *s,
+static an_status transform_tiles(an_runtime *rt, const char *what, const an_conv_dims *d, const wino_shape *s,
                                  int channels, an_buf src, an_buf mask, int use_mask, an_buf dst, size_t stride,
                                  int n0, int nb) {
   const size_t t_round = an_round_up((size_t)nb * s->th * s->tw, AN_GPU_WGS);
@@ -156,12 +189,9 @@ static an_status transform_tiles(an_runtime *rt, const char *name, const an_conv
                          an_arg_int(s->th),
                          an_arg_int(s->tw),
                          an_arg_int(n0),
-                         an_arg_int(nb),
-                         an_arg_int(s->r)};
-  if (rt->winograd_variant != AN_KERNELS_GPU) return an_launch(rt, name, 2, global, NULL, args);
-  char gpu_name[64];
-  snprintf(gpu_name, sizeof gpu_name, "%s_gpu", name);
-  return an_launch(rt, gpu_name, 2, global_gpu, local_gpu, args);
+                         an_arg_int(nb)};
+  if (rt->winograd_variant != AN_KERNELS_GPU) return an_launch(rt, name_of(s, what, 0).s, 2, global, NULL, args);
+  return an_launch(rt, name_of(s, what, 1).s, 2, global_gpu, local_gpu, args);
 }
 
 an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass, an_buf dst, an_buf src,
@@ -174,7 +204,7 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
   const int use_mask = pass != AN_WINO_FORWARD && relu;
   const int gpu = rt->winograd_variant == AN_KERNELS_GPU;
   const size_t local_gpu[2] = {AN_GPU_WGS, 1};
-  AN_TRY(transform_tiles(rt, "winograd_input", d, &s, s.ci, src, mask, use_mask, v, sv, n0, nb));
+  AN_TRY(transform_tiles(rt, "input", d, &s, s.ci, src, mask, use_mask, v, sv, n0, nb));
   /* P GEMMs per group, one an_gemm each: CLBlast's strided-batched GEMM (one call per group) computed
    * wrong products once the tuning had switched Xgemm's parameters between shapes (test_models), and
    * was no faster here (docs/BENCHMARKS.md) */
@@ -201,10 +231,9 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
                          an_arg_int(s.tw),
                          an_arg_int(n0),
                          an_arg_int(nb),
-                         an_arg_int(use_bias && relu),
-                         an_arg_int(s.r)};
-  if (gpu) return an_launch(rt, "winograd_output_gpu", 2, global_gpu, local_gpu, args);
-  return an_launch(rt, "winograd_output", 2, global, NULL, args);
+                         an_arg_int(use_bias && relu)};
+  if (gpu) return an_launch(rt, name_of(&s, "output", 1).s, 2, global_gpu, local_gpu, args);
+  return an_launch(rt, name_of(&s, "output", 0).s, 2, global, NULL, args);
 }
 
 /* Weight gradient: the forward pass's GEMM M[ξ] = U[ξ] · V[ξ] read backwards, dU[ξ] (CO/g, CI/g) =
@@ -246,8 +275,8 @@ an_status an_wino_weight_chunk(an_runtime *rt, const an_conv_dims *d, an_buf inp
   const size_t sv = pos_stride(&s, (size_t)s.ci * t), sm = pos_stride(&s, (size_t)s.co * t);
   const an_buf v = region;                                           /* (P, C, T), positions sv apart */
   const an_buf m = an_at(region.mem, region.off + (size_t)s.p * sv); /* (P, OC, T) dM, positions sm apart */
-  AN_TRY(transform_tiles(rt, "winograd_input", d, &s, s.ci, inp, inp, 0, v, sv, n0, nb));
-  AN_TRY(transform_tiles(rt, "winograd_grad_output", d, &s, s.co, dout, out, relu, m, sm, n0, nb));
+  AN_TRY(transform_tiles(rt, "input", d, &s, s.ci, inp, inp, 0, v, sv, n0, nb));
+  AN_TRY(transform_tiles(rt, "grad_output", d, &s, s.co, dout, out, relu, m, sm, n0, nb));
   for (int g = 0; g < s.groups; g++)
     for (int xi = 0; xi < s.p; xi++) {
       const an_gemm_call c = weight_gemm_of(&s, du.off, region.off, t, g, xi);
@@ -264,9 +293,8 @@ an_status an_wino_weight_chunk(an_runtime *rt, const an_conv_dims *d, an_buf inp
   const size_t global[2] = {(size_t)s.ci, (size_t)nb}; /* (channel, image): a plane each, both variants */
   const an_arg args[] = {an_arg_mem(v.mem),      an_arg_ulong(v.off), an_arg_ulong(sv), an_arg_mem(dinp.mem),
                          an_arg_ulong(dinp.off), an_arg_int(s.ci),    an_arg_int(d->h), an_arg_int(d->w),
-                         an_arg_int(s.th),       an_arg_int(s.tw),    an_arg_int(n0),   an_arg_int(nb),
-                         an_arg_int(s.r)};
-  return an_launch(rt, "winograd_input_grad", 2, global, NULL, args);
+                         an_arg_int(s.th),       an_arg_int(s.tw),    an_arg_int(n0),   an_arg_int(nb)};
+  return an_launch(rt, name_of(&s, "input_grad", 0).s, 2, global, NULL, args);
 }
 
 an_status an_wino_filter_grad(an_runtime *rt, const an_conv_dims *d, an_buf du, an_buf dweight) {
@@ -274,7 +302,7 @@ an_status an_wino_filter_grad(an_runtime *rt, const an_conv_dims *d, an_buf du, 
   /* (input channel in the group, output channel), whole work-groups of 64 (the kernel skips the rest) */
   const size_t global[2] = {an_round_up((size_t)in_g, AN_GPU_WGS), (size_t)d->oc}, local[2] = {AN_GPU_WGS, 1};
   const an_arg args[] = {an_arg_mem(du.mem),        an_arg_ulong(du.off), an_arg_mem(dweight.mem),
-                         an_arg_ulong(dweight.off), an_arg_int(d->oc),    an_arg_int(in_g),
-                         an_arg_int(d->kh)};
-  return an_launch(rt, "winograd_filter_grad", 2, global, local, args);
+                         an_arg_ulong(dweight.off), an_arg_int(d->oc),    an_arg_int(in_g)};
+  const wino_shape s = shape_of(d, AN_WINO_FORWARD);
+  return an_launch(rt, name_of(&s, "filter_grad", 0).s, 2, global, local, args);
 }

@@ -1,4 +1,4 @@
-/* Internal: Winograd F(2x2,3x3) and F(2x2,5x5) for the convolutions that are 3x3 or 5x5, stride 1, with
+/* Internal: Winograd F(2x2,3x3), F(4x4,3x3) and F(4x4,5x5) for the convolutions that are 3x3 or 5x5, stride 1, with
  * "same" padding (layers/winograd.c, cl/winograd.cl): the forward pass; the backward pass's input
  * gradient, which is the same kind of convolution of the output gradient (filters turned 180°, channels
  * swapped); and the weight gradient, the forward GEMMs read backwards (dU = dM · Vᵀ, then Gᵀ dU G).
@@ -14,9 +14,11 @@ typedef enum an_wino_pass { AN_WINO_FORWARD, AN_WINO_BACKWARD_DATA, AN_WINO_ADJO
 
 /* 1 when d is a convolution Winograd computes: 3x3 pad 1 or 5x5 pad 2, stride 1 */
 int an_wino_applies(const an_conv_dims *d);
-/* 2x2 tiles per image: ceil(H/2)·ceil(W/2) */
+/* output tiles per image: ceil(H/m)·ceil(W/m), m = an_wino_tile_side */
 int an_wino_tiles(const an_conv_dims *d);
-/* Workspace floats: the transformed filters (P, OC, C/groups), P = (K+1)² positions, the same count in
+/* the output tile's side m: 4 for 5x5; for 3x3 2 or 4, the one of fewer products per image (2 on a tie) */
+int an_wino_tile_side(const an_conv_dims *d);
+/* Workspace floats: the transformed filters (P, OC, C/groups), P = (m+K-1)² positions, the same count in
  * both passes; and per image the transformed tiles and products, P·tiles·(C + OC) */
 size_t an_wino_filter_floats(const an_conv_dims *d);
 /* Workspace floats a call needs besides the images': the transformed filters, then the region's padding
