@@ -170,10 +170,12 @@ typedef struct conv_case {
 enum { PATH_IM2COL = 1, PATH_WINOGRAD = 2, PATH_AUTO = 3, PATH_WEIGHT = 4, PATH_INPUT = 5 };
 
 /* Winograd's output tile side for an r x r convolution of h x w images, as the layer's rule states it: 4
- * for 5x5 (F(4x4,5x5)); for 3x3 F(4x4,3x3) where its tiles take fewer products than F(2x2,3x3)'s */
+ * for 5x5 (F(4x4,5x5)); for 3x3 F(4x4,3x3) on images of 13x13 pixels or more where its tiles take fewer
+ * products than F(2x2,3x3)'s */
 static int wino_side(int r, int h, int w) {
   if (r == 5) return 4;
-  return ((h + 3) / 4) * ((w + 3) / 4) * 36 < ((h + 1) / 2) * ((w + 1) / 2) * 16 ? 4 : 2;
+  const int tiles2 = ((h + 1) / 2) * ((w + 1) / 2);
+  return tiles2 >= AN_WINOGRAD_LARGE_TILES && ((h + 3) / 4) * ((w + 3) / 4) * 36 < tiles2 * 16 ? 4 : 2;
 }
 
 /* The GEMMs a pass issued are the path's: Winograd's P NN per group (P positions: (m+r-1)², m the tile
@@ -403,15 +405,17 @@ CONV_TEST(test_conv_alexnet_conv3, 1, 256, 13, 13, 384, 3, 1, 1, 1, 1, 0, 0, 0, 
 CONV_TEST(test_conv_alexnet_conv4, 1, 384, 13, 13, 384, 3, 1, 1, 2, 1, 0, 0, 1, 115)
 CONV_TEST(test_conv_alexnet_conv5_chunk1, 2, 384, 13, 13, 256, 3, 1, 1, 2, 1, 1, 0, 1, 116)
 /* 3x3 stride-1 pad-1 on each path whatever ALEXNET_WINOGRAD says: Winograd for the forward pass and the
- * input gradient, F(4x4,3x3) (odd sizes: a last row and column of tiles partly outside; a chunk per
- * image; groups 2; no input gradient) or F(2x2,3x3) where its tiles take fewer products (a 1x1 image,
- * 2x10), and im2col. Few GEMMs each (36 or 16 per group per chunk and pass): Oclgrind runs them too. */
+ * input gradient, F(4x4,3x3) from 13x13 (a last row and column of tiles partly outside; a chunk per
+ * image; groups 2 without the ReLU) and F(2x2,3x3) below (odd sizes; groups 2; a 1x1 image; 2x10; no
+ * input gradient), and im2col. Few GEMMs each (36 or 16 per group per chunk and pass): Oclgrind runs
+ * them too. */
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_13x13_chunk1, 2, 3, 13, 13, 4, 3, 1, 1, 1, 1, 1, 0, 1, 131)
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_g2_relu0, 2, 6, 7, 9, 4, 3, 1, 1, 2, 0, 0, 0, 0, 133)
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_1x1_image, 3, 3, 1, 1, 5, 3, 1, 1, 1, 1, 0, 0, 1, 134)
-/* 2x10 images: F(2x2,3x3)'s five tiles (80 products) against F(4x4,3x3)'s three (108), groups 2, a
- * chunk per image */
+/* 2x10 images (F(2x2,3x3): five tiles, 80 products, against F(4x4,3x3)'s three, 108), groups 2, a chunk
+ * per image; 13x14 (F(4x4,3x3): 576 against 784) */
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_2x10_image, 3, 4, 2, 10, 6, 3, 1, 1, 2, 1, 1, 0, 1, 137)
+CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_13x14_g2_relu0, 2, 4, 13, 14, 6, 3, 1, 1, 2, 0, 0, 0, 0, 138)
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_small_winograd_no_dinp, 2, 3, 5, 4, 4, 3, 1, 1, 1, 1, 0, 1, 1, 135)
 CONV_TEST_ON(PATH_IM2COL, test_conv_small_im2col_k3_pad1_g2, 2, 4, 5, 7, 4, 3, 1, 1, 2, 1, 0, 0, 1, 132)
 CONV_TEST_ON(PATH_WINOGRAD, test_conv_alexnet_conv4_winograd, 2, 384, 13, 13, 384, 3, 1, 1, 2, 1, 0, 0, 1, 136)
@@ -1038,6 +1042,7 @@ int main(void) {
       cmocka_unit_test(test_conv_small_winograd_g2_relu0),
       cmocka_unit_test(test_conv_small_winograd_1x1_image),
       cmocka_unit_test(test_conv_small_winograd_2x10_image),
+      cmocka_unit_test(test_conv_small_winograd_13x14_g2_relu0),
       cmocka_unit_test(test_conv_small_winograd_no_dinp),
       cmocka_unit_test(test_conv_small_im2col_k3_pad1_g2),
       cmocka_unit_test(test_conv_alexnet_conv4_winograd),

@@ -16,8 +16,8 @@ extern "C" {
 #endif
 
 /* ---- convolution: batched im2col + one CLBlast GEMM per group per chunk of images; the stride-1 3x3
- * pad-1 and 5x5 pad-2 ones through Winograd F(2x2,3x3) and F(2x2,5x5) as rt->winograd says
- * (layers/winograd.c) ---- */
+ * pad-1 and 5x5 pad-2 ones through Winograd F(2x2,3x3) or F(4x4,3x3), and F(4x4,5x5), as rt->winograd
+ * says (layers/winograd.c) ---- */
 typedef struct an_conv_dims {
   int n, c, h, w;          /* input (N, C, H, W) */
   int oc, kh, kw;          /* weight (OC, C/groups, KH, KW) */

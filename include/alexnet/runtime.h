@@ -100,8 +100,9 @@ an_status an_gemm_engine_choose(const an_device_info *info, int *own);
 /* Which passes of the 3x3 and 5x5 stride-1 "same" convolutions run as Winograd, a mask of
  * AN_WINOGRAD_FORWARD, AN_WINOGRAD_INPUT_GRAD, AN_WINOGRAD_WEIGHT_GRAD, and AN_WINOGRAD_INPUT_GRAD_LARGE
  * and AN_WINOGRAD_WEIGHT_GRAD_LARGE: that gradient only where one image has AN_WINOGRAD_LARGE_TILES 2x2
- * tiles or more (at 224 px every 3x3 and 5x5 layer, at the main job's 63 px none; measured on CPUs, the
- * gradients through Winograd won at the one size and lost at the other, docs/BENCHMARKS.md).
+ * tiles or more, counted in 2x2 tiles whatever tile the layer runs (at 224 px every 3x3 and 5x5 layer,
+ * at the main job's 63 px none; measured on CPUs, the gradients through Winograd won at the one size and
+ * lost at the other, docs/BENCHMARKS.md).
  * ALEXNET_WINOGRAD when set ("0" none, "1" all three passes, "forward", "auto" the default; else
  * AN_ERR_ARGUMENT naming the value), else AN_WINOGRAD_DEFAULT. */
 #define AN_WINOGRAD_FORWARD 1

@@ -12,8 +12,8 @@
  * (rt->kernels_variant: cl/conv.cl's CPU shapes, or the _gpu ones).
  *
  * A 3x3 pad-1 or 5x5 pad-2 stride-1 convolution runs its forward pass, its input gradient and its
- * weight gradient (with the bias gradient then summed from NCHW) through Winograd F(2x2,3x3) or
- * F(4x4,5x5) (layers/winograd.c) as rt->winograd says, when the workspace holds its transformed filters
+ * weight gradient (with the bias gradient then summed from NCHW) through Winograd (F(2x2,3x3) or
+ * F(4x4,3x3), F(4x4,5x5): layers/winograd.c) as rt->winograd says, when the workspace holds its transformed filters
  * (the weight gradient: two sets) and one image; with both gradients on it, the input gradient comes
  * from the weight gradient's transformed output gradient, chunk by chunk. The workspace size is the
  * larger of the two paths' (so the plan does not depend on the switch); each path chunks the images its

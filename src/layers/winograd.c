@@ -48,11 +48,16 @@ static size_t products(const an_conv_dims *d, int m) {
 }
 
 /* The output tile's side m: 4 for 5x5 (F(4x4,5x5): conv2's 27x27 in 7x7 tiles, 64 products per 16
- * outputs where F(2x2,5x5) took 36 per 4); for 3x3 the side of fewer products, 2 on a tie (F(2x2,3x3) is
- * the more exact): 4 at 13x13 (576 against 784, the padding's share counted), 2 at 2x2 (16 against 36) */
+ * outputs where F(2x2,5x5) took 36 per 4; faster at 6x6 too). For 3x3, 4 on images of
+ * AN_WINOGRAD_LARGE_TILES 2x2 tiles or more (13x13) where 4x4 tiles take fewer products (576 against 784
+ * per image and channel pair at 13x13, the padding's share counted), else 2 (F(2x2,3x3), the more
+ * exact): at the main job's 3x3 images F(4x4,3x3) takes 36 products against 64 and still ran conv3-conv5
+ * 1.6-1.9x slower, its fixed costs (2.25x the filter transform, 36 GEMM launches against 16) over
+ * products of 32 tiles a position */
 static int tile_side(const an_conv_dims *d) {
   if (d->kh == 5) return 4;
-  return products(d, 4) < products(d, 2) ? 4 : 2;
+  const int large = ((d->h + 1) / 2) * ((d->w + 1) / 2) >= AN_WINOGRAD_LARGE_TILES;
+  return large && products(d, 4) < products(d, 2) ? 4 : 2;
 }
 
 static int positions(const an_conv_dims *d) {
