@@ -24,8 +24,8 @@ only that the figures account for the step.
 """
 import argparse
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 

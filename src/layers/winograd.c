@@ -87,8 +87,6 @@ int an_wino_tiles(const an_conv_dims *d) {
   return ((d->h + tile_side(d) - 1) / tile_side(d)) * ((d->w + tile_side(d) - 1) / tile_side(d));
 }
 
-int an_wino_tile_side(const an_conv_dims *d) { return tile_side(d); }
-
 /* cl/winograd.cl's kernel `what` for this shape's tile: winograd<a>_<what>[_gpu], a = m+r-1 points */
 typedef struct kernel_name {
   char s[48];

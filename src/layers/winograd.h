@@ -14,10 +14,9 @@ typedef enum an_wino_pass { AN_WINO_FORWARD, AN_WINO_BACKWARD_DATA, AN_WINO_ADJO
 
 /* 1 when d is a convolution Winograd computes: 3x3 pad 1 or 5x5 pad 2, stride 1 */
 int an_wino_applies(const an_conv_dims *d);
-/* output tiles per image: ceil(H/m)·ceil(W/m), m = an_wino_tile_side */
+/* output tiles per image: ceil(H/m)·ceil(W/m), m the output tile's side: 4 for 5x5; for 3x3 4 on images
+ * of 13x13 or more where 4x4 tiles take fewer products, else 2 (layers/winograd.c) */
 int an_wino_tiles(const an_conv_dims *d);
-/* the output tile's side m: 4 for 5x5; for 3x3 2 or 4, the one of fewer products per image (2 on a tie) */
-int an_wino_tile_side(const an_conv_dims *d);
 /* Workspace floats: the transformed filters (P, OC, C/groups), P = (m+K-1)² positions, the same count in
  * both passes; and per image the transformed tiles and products, P·tiles·(C + OC) */
 size_t an_wino_filter_floats(const an_conv_dims *d);
