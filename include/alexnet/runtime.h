@@ -84,8 +84,8 @@ typedef enum an_kernel_variant {
  * value), else by the device's type. */
 an_status an_kernel_variant_choose(const an_device_info *info, an_kernel_variant *out);
 const char *an_kernel_variant_name(an_kernel_variant v); /* "cpu", "gpu" */
-/* The variant of the Winograd transforms (cl/winograd.cl: winograd_input, winograd_output,
- * winograd_grad_output): as the other kernels', except on a CPU device whose native float vector holds
+/* The variant of the Winograd transforms (cl/winograd.cl: winograd<a>_input, _output and _grad_output,
+ * one set per tile): as the other kernels', except on a CPU device whose native float vector holds
  * 16 lanes or more (AVX-512), which takes the GPU shape, a work-item per tile: there the compiler packs
  * 16 neighbouring tiles into one vector, and each of the P positions' stores fills a cache line (measured
  * on PoCL's pthread-skylake-avx512: 93 against 132 ms for alexnet-half's input transforms per step,

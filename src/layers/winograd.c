@@ -8,10 +8,10 @@
  * the output gradient (CI = OC, CO = C) with the filters turned 180° and their channels swapped, so both
  * run the same code with the filter transform reading the weight the pass's way. The weight gradient
  * reads the forward GEMMs backwards: dU[ξ] (CO/g, CI/g) = dM[ξ] · V[ξ]ᵀ, one NT per position and group
- * with K = T, dM = A dY Aᵀ from the output gradient (winograd_grad_output, written where m lies) and V
- * the input's tiles as the forward pass makes them; then dW += Gᵀ dU G (winograd_filter_grad). With
+ * with K = T, dM = A dY Aᵀ from the output gradient (winograd<a>_grad_output, written where m lies) and
+ * V the input's tiles as the forward pass makes them; then dW += Gᵀ dU G (winograd<a>_filter_grad). With
  * both gradients on Winograd the input gradient comes from the same dM: dV[ξ] (CI/g, T) = U[ξ]ᵀ · dM[ξ]
- * (NN, over V's place), then the input transform's adjoint (winograd_input_grad) adds each tile's
+ * (NN, over V's place), then the input transform's adjoint (winograd<a>_input_grad) adds each tile's
  * B dV Bᵀ into the input gradient: one transform of the output gradient per chunk where the input
  * gradient on its own (AN_WINO_BACKWARD_DATA) takes another.
  * Per chunk of nb images the region holds (T = nb·ceil(H/m)·ceil(W/m) tiles)
