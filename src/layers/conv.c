@@ -107,7 +107,7 @@ static int winograd(const an_runtime *rt, const an_conv_dims *d, size_t work_flo
   const int large_flag = pass == AN_WINOGRAD_INPUT_GRAD    ? AN_WINOGRAD_INPUT_GRAD_LARGE
                          : pass == AN_WINOGRAD_WEIGHT_GRAD ? AN_WINOGRAD_WEIGHT_GRAD_LARGE
                                                            : 0;
-  const int large = rt->winograd & large_flag && ((d->h + 1) / 2) * ((d->w + 1) / 2) >= AN_WINOGRAD_LARGE_TILES;
+  const int large = rt->winograd & large_flag && an_wino_large(d);
   if (!(rt->winograd & pass) && !large) return 0;
   if (!an_wino_applies(d)) return 0;
   const size_t fixed = pass == AN_WINOGRAD_WEIGHT_GRAD ? an_wino_backward_fixed_floats(d) : an_wino_fixed_floats(d);

@@ -56,8 +56,7 @@ static size_t products(const an_conv_dims *d, int m) {
  * products of 32 tiles a position */
 static int tile_side(const an_conv_dims *d) {
   if (d->kh == 5) return 4;
-  const int large = ((d->h + 1) / 2) * ((d->w + 1) / 2) >= AN_WINOGRAD_LARGE_TILES;
-  return large && products(d, 4) < products(d, 2) ? 4 : 2;
+  return an_wino_large(d) && products(d, 4) < products(d, 2) ? 4 : 2;
 }
 
 static int positions(const an_conv_dims *d) {
@@ -82,6 +81,8 @@ int an_wino_applies(const an_conv_dims *d) {
   return (d->kh == 3 || d->kh == 5) && d->kw == d->kh && d->stride == 1 && d->pad == (d->kh - 1) / 2 &&
          d->oh == d->h && d->ow == d->w;
 }
+
+int an_wino_large(const an_conv_dims *d) { return ((d->h + 1) / 2) * ((d->w + 1) / 2) >= AN_WINOGRAD_LARGE_TILES; }
 
 int an_wino_tiles(const an_conv_dims *d) {
   return ((d->h + tile_side(d) - 1) / tile_side(d)) * ((d->w + tile_side(d) - 1) / tile_side(d));

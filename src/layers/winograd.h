@@ -14,6 +14,9 @@ typedef enum an_wino_pass { AN_WINO_FORWARD, AN_WINO_BACKWARD_DATA, AN_WINO_ADJO
 
 /* 1 when d is a convolution Winograd computes: 3x3 pad 1 or 5x5 pad 2, stride 1 */
 int an_wino_applies(const an_conv_dims *d);
+/* 1 when one image has AN_WINOGRAD_LARGE_TILES 2x2 tiles or more (13x13 pixels), whatever tile the layer
+ * runs: where the gradients go through Winograd by default, and where 3x3 may take 4x4 tiles */
+int an_wino_large(const an_conv_dims *d);
 /* output tiles per image: ceil(H/m)·ceil(W/m), m the output tile's side: 4 for 5x5; for 3x3 4 on images
  * of 13x13 or more where 4x4 tiles take fewer products, else 2 (layers/winograd.c) */
 int an_wino_tiles(const an_conv_dims *d);
