@@ -219,3 +219,31 @@ __kernel void conv_grad_prologue_gpu(__global const float *restrict dout, ulong 
   const float g = dout[dout_off + src];
   dybuf[dybuf_off + (size_t)plane * ohw + p] = !relu || out[out_off + src] > 0.0f ? g : 0.0f;
 }
+
+/* A strided convolution's input as phase planes, for gemm_conv_phase (layers/conv_phase.c): plane
+ * (ch·S + ry)·S + rx of image img holds the zero-padded input's pixels (S·a + ry, S·b + rx) at (a, b) in
+ * HQ x WQ (a row stride of WQ), then zeros up to the plane stride. A tap (ki, kj) of output (oy, ox)
+ * reads input pixel (S·oy + ki, S·ox + kj), which is plane (ki mod S, kj mod S)'s (oy + ki / S, ox +
+ * kj / S): each tap's reads over a row of outputs are contiguous. work-item = (plane, image) */
+__kernel void conv_phase(__global const float *restrict inp, ulong inp_off, __global float *restrict ph,
+                         ulong ph_off, int c, int h, int w, int s, int pad, int hq, int wq, int plane, int n0) {
+  const int pc = (int)get_global_id(0), img = (int)get_global_id(1);
+  const int ch = pc / (s * s), ry = pc / s % s, rx = pc % s;
+  __global const float *restrict src = inp + inp_off + ((size_t)(n0 + img) * c + ch) * h * w;
+  __global float *restrict dst = ph + ph_off + ((size_t)img * c * s * s + pc) * plane;
+  for (int a = 0; a < hq; a++, dst += wq) {
+    const int y = s * a + ry - pad;
+    for (int b = 0; b < wq; b++) {
+      const int x = s * b + rx - pad;
+      dst[b] = y >= 0 && y < h && x >= 0 && x < w ? src[y * w + x] : 0.0f;
+    }
+  }
+  for (int t = hq * wq; t < plane; t++, dst++) *dst = 0.0f; /* dst is at hq·wq */
+}
+
+/* rows[kk] for gemm_conv_phase: where the reduction's row kk = (ch·K + ki)·K + kj starts in an image's
+ * phase planes (conv_phase). work-item = kk */
+__kernel void conv_phase_rows(__global int *rows, ulong rows_off, int k, int s, int wq, int plane) {
+  const int kk = (int)get_global_id(0), ch = kk / (k * k), ki = kk / k % k, kj = kk % k;
+  rows[rows_off + kk] = ((ch * s + ki % s) * s + kj % s) * plane + ki / s * wq + kj / s;
+}

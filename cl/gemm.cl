@@ -34,6 +34,30 @@ __kernel void gemm_pack_a(__global float *ap, ulong ap_off, __global const float
   }
 }
 
+/* The panel kernels' tile: acc (GEMM_RM x GEMM_NV float16s) = panel pa (rows p·GEMM_RM.., packed by
+ * gemm_pack_a) times B's rows kk in [k0, k1) over the columns j … j + GEMM_NC - 1, where ROW(kk) points
+ * at row kk's column j; columns at or past n read as 0 (full: none is) */
+#define GEMM_PANEL_TILE(ROW)                                                                          \
+  do {                                                                                                \
+    _Pragma("unroll") for (int r = 0; r < GEMM_RM; r++)                                               \
+      _Pragma("unroll") for (int v = 0; v < GEMM_NV; v++) acc[r][v] = (float16)0.0f;                  \
+    for (int kk = k0; kk < k1; kk++) {                                                                \
+      const __global float *brow = ROW(kk);                                                           \
+      float16 bv[GEMM_NV];                                                                            \
+      if (full) {                                                                                     \
+        _Pragma("unroll") for (int v = 0; v < GEMM_NV; v++) bv[v] = vload16(v, brow);                 \
+      } else {                                                                                        \
+        float row[GEMM_NC];                                                                           \
+        for (int t = 0; t < GEMM_NC; t++) row[t] = j + t < n ? brow[t] : 0.0f;                        \
+        _Pragma("unroll") for (int v = 0; v < GEMM_NV; v++) bv[v] = vload16(v, row);                  \
+      }                                                                                               \
+      _Pragma("unroll") for (int r = 0; r < GEMM_RM; r++) {                                           \
+        const float16 av = (float16)pa[(size_t)kk * GEMM_RM + r];                                     \
+        _Pragma("unroll") for (int v = 0; v < GEMM_NV; v++) acc[r][v] = fma(av, bv[v], acc[r][v]);    \
+      }                                                                                               \
+    }                                                                                                 \
+  } while (0)
+
 /* bt (K, N) = Bᵀ for B (N, K) at b_off with row stride ldb, in 16x16 blocks. work-item = block (kb, jb) */
 __kernel void gemm_transpose_b(__global float *bt, ulong bt_off, __global const float *b, ulong b_off, int ldb,
                                int n, int k) {
@@ -68,31 +92,12 @@ __kernel void gemm_panel(__global const float *ap, ulong ap_off, __global const 
   const int s = (int)get_global_id(2);
   const int j = q * GEMM_NC, k0 = s * ks, k1 = min(k, k0 + ks);
   float16 acc[GEMM_RM][GEMM_NV];
-#pragma unroll
-  for (int r = 0; r < GEMM_RM; r++)
-#pragma unroll
-    for (int v = 0; v < GEMM_NV; v++) acc[r][v] = (float16)0.0f;
   const __global float *pa = ap + ap_off + (size_t)p * k * GEMM_RM;
   const __global float *pb = b + b_off + j;
   const int full = j + GEMM_NC <= n;
-  for (int kk = k0; kk < k1; kk++) {
-    float16 bv[GEMM_NV];
-    if (full) {
-#pragma unroll
-      for (int v = 0; v < GEMM_NV; v++) bv[v] = vload16(v, pb + (size_t)kk * ldb);
-    } else {
-      float row[GEMM_NC];
-      for (int t = 0; t < GEMM_NC; t++) row[t] = j + t < n ? pb[(size_t)kk * ldb + t] : 0.0f;
-#pragma unroll
-      for (int v = 0; v < GEMM_NV; v++) bv[v] = vload16(v, row);
-    }
-#pragma unroll
-    for (int r = 0; r < GEMM_RM; r++) {
-      const float16 av = (float16)pa[(size_t)kk * GEMM_RM + r];
-#pragma unroll
-      for (int v = 0; v < GEMM_NV; v++) acc[r][v] = fma(av, bv[v], acc[r][v]);
-    }
-  }
+#define GEMM_ROW(kk) (pb + (size_t)(kk) * ldb)
+  GEMM_PANEL_TILE(GEMM_ROW);
+#undef GEMM_ROW
   __global float *out = slices == 1 ? c + c_off : w + w_off + (size_t)s * m * n;
   const int ld = slices == 1 ? ldc : n;
   const float bt = slices == 1 ? beta : 0.0f;
@@ -112,6 +117,47 @@ __kernel void gemm_panel(__global const float *ap, ulong ap_off, __global const 
 #pragma unroll
       for (int v = 0; v < GEMM_NV; v++) vstore16(acc[r][v], v, row);
       for (int t = 0; t < GEMM_NC && j + t < n; t++) gemm_put(o + t, row[t], bt);
+    }
+  }
+}
+
+/* A strided convolution's forward pass as one GEMM with no im2col (layers/conv_phase.c):
+ * out (N, M, OH, OW) = act(W · cols + bias) for images n0 + img, where the columns j = oy·WQ + ox
+ * (ox < WQ, n = OH·WQ; ox ≥ OW are computed and dropped) are read in place from the image's phase
+ * planes ph (C·S·S planes of HQ x WQ at the stride ph_plane, image at img·ph_image): the column block of
+ * the reduction's row kk starts at rows[kk] (conv_phase_rows). ap the weight (M, K) packed by
+ * gemm_pack_a. work-item = (p, q, img): rows p·GEMM_RM.., columns q·GEMM_NC.. of image img */
+__kernel void gemm_conv_phase(__global const float *ap, ulong ap_off, __global const float *ph, ulong ph_off,
+                              ulong ph_image, __global const int *rows, ulong rows_off,
+                              __global const float *bias, ulong bias_off, __global float *out, ulong out_off,
+                              int m, int n, int k, int wq, int ow, int n0, int relu) {
+  const int p = (int)get_global_id(0), q = (int)get_global_id(1), img = (int)get_global_id(2);
+  const int j = q * GEMM_NC, k0 = 0, k1 = k;
+  float16 acc[GEMM_RM][GEMM_NV];
+  const __global float *pa = ap + ap_off + (size_t)p * k * GEMM_RM;
+  const __global float *pb = ph + ph_off + img * ph_image + j;
+  const __global int *rk = rows + rows_off;
+  const int full = j + GEMM_NC <= n;
+#define GEMM_ROW(kk) (pb + rk[kk])
+  GEMM_PANEL_TILE(GEMM_ROW);
+#undef GEMM_ROW
+  const int ohw = n / wq * ow, oy0 = j / wq, ox0 = j - oy0 * wq;
+  __global float *dst = out + out_off + (size_t)(n0 + img) * m * ohw;
+  for (int r = 0; r < GEMM_RM; r++) {
+    const int i = p * GEMM_RM + r;
+    if (i >= m) break;
+    float row[GEMM_NC];
+#pragma unroll
+    for (int v = 0; v < GEMM_NV; v++) vstore16(acc[r][v], v, row);
+    __global float *o = dst + (size_t)i * ohw;
+    const float b = bias[bias_off + i];
+    int oy = oy0, ox = ox0;
+    for (int t = 0; t < GEMM_NC && j + t < n; t++) {
+      if (ox < ow) {
+        const float x = row[t] + b;
+        o[oy * ow + ox] = relu && x < 0.0f ? 0.0f : x; /* NaN passes */
+      }
+      if (++ox == wq) ox = 0, oy++;
     }
   }
 }

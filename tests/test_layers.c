@@ -261,8 +261,16 @@ static void run_conv(an_runtime *rt, const char *name, const conv_case *cc) {
   const int cg = cc->c / cc->groups, ocg = cc->oc / cc->groups;
   if (wino_fwd) assert_path_gemms("forward", &log, 0, PATH_WINOGRAD, (size_t)ocg, (size_t)cg, cc->groups, p);
   /* im2col's forward reduction: C/g·K², rounded up to 32 with one group when no multiple of 16 (the
-   * zero-padded col and weight that spare CLBlast its copy of col: conv1's 363 runs as 384) */
-  const size_t ckk = (size_t)cg * cc->k * cc->k, k_fwd = cc->groups == 1 && ckk % 16 ? (ckk + 31) / 32 * 32 : ckk;
+   * zero-padded col and weight that spare CLBlast its copy of col: conv1's 363 runs as 384); on the
+   * project's GEMM a strided convolution of one group and a kernel at least the stride wide runs on the
+   * phase planes instead (layers/conv_phase.c), one call per chunk of C·K² unpadded */
+  const int phase_fwd = rt->own_gemm && cc->stride > 1 && cc->groups == 1 && cc->k >= cc->stride;
+  const size_t ckk = (size_t)cg * cc->k * cc->k;
+  const size_t k_fwd = !phase_fwd && cc->groups == 1 && ckk % 16 ? (ckk + 31) / 32 * 32 : ckk;
+  if (phase_fwd) {
+    printf("  forward: the phase planes' GEMM\n");
+    assert_int_equal(log.n, (cc->n + chunk - 1) / chunk);
+  }
   if (cc->path == PATH_IM2COL || (!cc->path && cc->k != 3 && cc->k != 5)) /* 11x11 and 1x1: no Winograd */
     assert_path_gemms("forward", &log, 0, PATH_IM2COL, (size_t)ocg, k_fwd, cc->groups, 0);
   const int forward_gemms = log.n;

@@ -119,6 +119,14 @@ static an_buf at_zero(const an_runtime *rt, an_buf x, cl_mem *sub) {
   return an_at(cut, 0);
 }
 
+an_status an_gemm_own_begin(an_runtime *rt, const an_gemm_call *call) {
+  AN_TRY(an_mark_add(rt, AN_MARK_GEMM_BEGIN, -1));
+  if (rt->gemm_log) record(rt->gemm_log, call);
+  return AN_OK;
+}
+
+an_status an_gemm_own_end(an_runtime *rt) { return an_mark_add(rt, AN_MARK_GEMM_END, -1); }
+
 an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, an_buf a,
                      size_t lda, an_buf b, size_t ldb, float beta, an_buf c, size_t ldc, const char *file,
                      int line) {

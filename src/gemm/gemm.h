@@ -6,6 +6,7 @@
 #include <clblast_c.h>
 
 #include "alexnet/runtime.h"
+#include "alexnet/tune.h"
 
 an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, an_buf a,
                      size_t lda, an_buf b, size_t ldb, float beta, an_buf c, size_t ldc, const char *file, int line);
@@ -28,6 +29,10 @@ int an_panel_gemm_wanted(const an_runtime *rt, int trans_a, int trans_b, size_t 
 size_t an_panel_scratch_bytes(int trans_a, int trans_b, size_t m, size_t n, size_t k);
 an_status an_panel_gemm(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
                         an_buf a, size_t lda, an_buf b, size_t ldb, float beta, an_buf c, size_t ldc);
+/* A GEMM that a layer runs on a kernel of its own (layers/conv_phase.c): recorded in rt's log as `call`
+ * and timed as a GEMM from an_gemm_own_begin to an_gemm_own_end */
+an_status an_gemm_own_begin(an_runtime *rt, const an_gemm_call *call);
+an_status an_gemm_own_end(an_runtime *rt);
 #define an_gemm(rt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) \
   an_gemm_at(rt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, __FILE__, __LINE__)
 

@@ -26,6 +26,7 @@
 #include "runtime/launch.h"
 #include "alexnet/tune.h"
 #include "gemm/gemm.h"
+#include "layers/conv_phase.h"
 #include "layers/ops.h"
 #include "layers/winograd.h"
 
@@ -94,6 +95,13 @@ int an_conv_chunk_images(const an_conv_dims *d, size_t work_floats) {
 }
 
 static int winograd(const an_runtime *rt, const an_conv_dims *d, size_t work_floats, int pass);
+
+/* 1 when the forward pass takes the phase path (layers/conv_phase.c) in im2col's chunks: its table and
+ * one image's planes fit in one image's im2col */
+static int phase(const an_runtime *rt, const an_conv_dims *d) {
+  return an_conv_phase_applies(rt, d) &&
+         an_conv_phase_fixed_floats(d) + an_conv_phase_image_floats(d) <= im2col_floats(d, 1);
+}
 
 int an_conv_weight_grad_im2col(const an_runtime *rt, const an_conv_dims *d, size_t work_floats) {
   return !winograd(rt, d, work_floats, AN_WINOGRAD_WEIGHT_GRAD);
@@ -195,6 +203,10 @@ an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_
   AN_TRY(check_dims(d, work_floats, &chunk));
   const int wino_chunk = winograd(rt, d, work_floats, AN_WINOGRAD_FORWARD);
   if (wino_chunk) return wino_run(rt, d, AN_WINO_FORWARD, out, inp, out, weight, bias, relu, work, wino_chunk);
+  for (int n0 = 0; n0 < d->n && phase(rt, d); n0 += chunk)
+    AN_TRY(
+        an_conv_phase_forward(rt, d, out, inp, weight, bias, relu, work, n0, d->n - n0 < chunk ? d->n - n0 : chunk));
+  if (phase(rt, d)) return AN_OK;
   const size_t ohw = (size_t)d->oh * d->ow, ckk_g = (size_t)(d->c / d->groups) * d->kh * d->kw;
   const size_t oc_g = (size_t)(d->oc / d->groups), fixed = k_pad_fixed(d), kp_g = fixed ? k_padded(d) : ckk_g;
   an_buf w = weight; /* (OC, kp_g): the weight, or its zero-padded copy at the workspace's start */
@@ -377,7 +389,11 @@ static int conv_gemms(const an_layer_io *io, int passes, an_gemm_call *out, int 
     const size_t ncols = (size_t)(d.n - n0 < chunk ? d.n - n0 : chunk) * ohw;
     const size_t ybuf = col + ckk_g * d.groups * ncols, col_f = col + fixed,
                  ybuf_f = col_f + kp_g * d.groups * ncols;
-    if (passes & AN_PASS_FORWARD && !wino_fwd)
+    if (passes & AN_PASS_FORWARD && !wino_fwd && phase(io->rt, &d)) {
+      const int nb = d.n - n0 < chunk ? d.n - n0 : chunk;
+      if (n < max) out[n] = an_conv_phase_call(&d, w, col, io->out.off, n0, nb);
+      n++;
+    } else if (passes & AN_PASS_FORWARD && !wino_fwd)
       for (int g = 0; g < d.groups; g++)
         n = an_gemm_call_add(out, n, max, 0, 0, oc_g, ncols, kp_g, fixed ? col : w + g * oc_g * ckk_g, kp_g,
                              col_f + g * kp_g * ncols, ncols, ybuf_f + g * oc_g * ncols, ncols);
