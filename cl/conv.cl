@@ -231,12 +231,20 @@ __kernel void conv_phase(__global const float *restrict inp, ulong inp_off, __gl
   const int ch = pc / (s * s), ry = pc / s % s, rx = pc % s;
   __global const float *restrict src = inp + inp_off + ((size_t)(n0 + img) * c + ch) * h * w;
   __global float *restrict dst = ph + ph_off + ((size_t)img * c * s * s + pc) * plane;
+  /* x = s·b + x0 lies in [0, w) for b in [lo, hi) (as im2col's) */
+  const int x0 = rx - pad;
+  const int lo = x0 >= 0 ? 0 : min((-x0 + s - 1) / s, wq);
+  const int hi = max(lo, min(wq, x0 >= w ? 0 : (w - 1 - x0) / s + 1));
   for (int a = 0; a < hq; a++, dst += wq) {
     const int y = s * a + ry - pad;
-    for (int b = 0; b < wq; b++) {
-      const int x = s * b + rx - pad;
-      dst[b] = y >= 0 && y < h && x >= 0 && x < w ? src[y * w + x] : 0.0f;
+    if (y < 0 || y >= h) {
+      for (int b = 0; b < wq; b++) dst[b] = 0.0f;
+      continue;
     }
+    __global const float *restrict row = src + y * w + x0;
+    for (int b = 0; b < lo; b++) dst[b] = 0.0f;
+    for (int b = lo; b < hi; b++) dst[b] = row[s * b];
+    for (int b = hi; b < wq; b++) dst[b] = 0.0f;
   }
   for (int t = hq * wq; t < plane; t++, dst++) *dst = 0.0f; /* dst is at hq·wq */
 }
@@ -246,4 +254,34 @@ __kernel void conv_phase(__global const float *restrict inp, ulong inp_off, __gl
 __kernel void conv_phase_rows(__global int *rows, ulong rows_off, int k, int s, int wq, int plane) {
   const int kk = (int)get_global_id(0), ch = kk / (k * k), ki = kk / k % k, kj = kk % k;
   rows[rows_off + kk] = ((ch * s + ki % s) * s + kj % s) * plane + ki / s * wq + kj / s;
+}
+
+/* work-item = (channel o, image): dy (nb, OC, OH·WQ) = dout · [out > 0 when relu] at the columns
+ * j = oy·WQ + ox with ox < OW, 0 at the others (the columns gemm_conv_phase drops), for gemm_dot_phase;
+ * db (nb, OC) its sums over the plane, the image's part of the bias gradient */
+__kernel void conv_phase_grad_prologue(__global const float *restrict dout, ulong dout_off,
+                                       __global const float *restrict out, ulong out_off,
+                                       __global float *restrict dy, ulong dy_off, __global float *restrict db,
+                                       ulong db_off, int oc, int oh, int ow, int wq, int n0, int relu) {
+  const int o = (int)get_global_id(0), img = (int)get_global_id(1);
+  const size_t src = ((size_t)(n0 + img) * oc + o) * oh * ow;
+  __global const float *restrict g = dout + dout_off + src, *restrict y = out + out_off + src;
+  __global float *restrict dst = dy + dy_off + ((size_t)img * oc + o) * oh * wq;
+  float4 sum = (float4)0.0f; /* four chains: one sum's chain of adds ran the kernel 2x longer */
+  for (int oy = 0; oy < oh; oy++, g += ow, y += ow, dst += wq) {
+    int ox = 0;
+    for (; ox + 4 <= ow; ox += 4) {
+      const float4 gv = vload4(0, g + ox), yv = vload4(0, y + ox);
+      const float4 v = relu ? select((float4)0.0f, gv, yv > 0.0f) : gv;
+      vstore4(v, 0, dst + ox);
+      sum += v;
+    }
+    for (; ox < ow; ox++) {
+      const float v = !relu || y[ox] > 0.0f ? g[ox] : 0.0f;
+      dst[ox] = v;
+      sum.x += v;
+    }
+    for (; ox < wq; ox++) dst[ox] = 0.0f;
+  }
+  db[db_off + (size_t)img * oc + o] = (sum.x + sum.y) + (sum.z + sum.w);
 }

@@ -189,6 +189,28 @@ static float sum16(float16 v) {
   return s;
 }
 
+/* gemm_dot's tile: acc[r][t] (16 lanes) + tail[r][t] = Σ_{q in [k0, k1)} pa[r][q]·pb[t][q] */
+#define GEMM_DOT_TILE()                                                                                 \
+  do {                                                                                                  \
+    _Pragma("unroll") for (int r = 0; r < GEMM_DM; r++)                                                 \
+      _Pragma("unroll") for (int t = 0; t < GEMM_DN; t++) acc[r][t] = (float16)0.0f;                    \
+    int kk = k0;                                                                                        \
+    for (; kk + 16 <= k1; kk += 16) {                                                                   \
+      float16 av[GEMM_DM];                                                                              \
+      _Pragma("unroll") for (int r = 0; r < GEMM_DM; r++) av[r] = vload16(0, pa[r] + kk);               \
+      _Pragma("unroll") for (int t = 0; t < GEMM_DN; t++) {                                             \
+        const float16 bv = vload16(0, pb[t] + kk);                                                      \
+        _Pragma("unroll") for (int r = 0; r < GEMM_DM; r++) acc[r][t] = fma(av[r], bv, acc[r][t]);      \
+      }                                                                                                 \
+    }                                                                                                   \
+    for (int r = 0; r < GEMM_DM; r++)                                                                   \
+      for (int t = 0; t < GEMM_DN; t++) {                                                               \
+        float x = 0.0f;                                                                                 \
+        for (int q = kk; q < k1; q++) x += pa[r][q] * pb[t][q];                                         \
+        tail[r][t] = x;                                                                                 \
+      }                                                                                                 \
+  } while (0)
+
 /* C = alpha·A·Bᵀ + beta·C for A (M, K) and B (N, K) with rows along K (row strides lda, ldb): both read in
  * place, 16 values of k at a time, a GEMM_DM x GEMM_DN tile of float16 partial sums per work-item, summed
  * across lanes at the end. slices == 1: written to C (beta 0: C not read); else alpha·(slice s's part) to
@@ -203,29 +225,8 @@ __kernel void gemm_dot(__global const float *a, ulong a_off, int lda, __global c
   for (int r = 0; r < GEMM_DM; r++) pa[r] = a + a_off + (size_t)min(it * GEMM_DM + r, m - 1) * lda;
   for (int t = 0; t < GEMM_DN; t++) pb[t] = b + b_off + (size_t)min(jt * GEMM_DN + t, n - 1) * ldb;
   float16 acc[GEMM_DM][GEMM_DN];
-#pragma unroll
-  for (int r = 0; r < GEMM_DM; r++)
-#pragma unroll
-    for (int t = 0; t < GEMM_DN; t++) acc[r][t] = (float16)0.0f;
-  int kk = k0;
-  for (; kk + 16 <= k1; kk += 16) {
-    float16 av[GEMM_DM];
-#pragma unroll
-    for (int r = 0; r < GEMM_DM; r++) av[r] = vload16(0, pa[r] + kk);
-#pragma unroll
-    for (int t = 0; t < GEMM_DN; t++) {
-      const float16 bv = vload16(0, pb[t] + kk);
-#pragma unroll
-      for (int r = 0; r < GEMM_DM; r++) acc[r][t] = fma(av[r], bv, acc[r][t]);
-    }
-  }
   float tail[GEMM_DM][GEMM_DN];
-  for (int r = 0; r < GEMM_DM; r++)
-    for (int t = 0; t < GEMM_DN; t++) {
-      float x = 0.0f;
-      for (int q = kk; q < k1; q++) x += pa[r][q] * pb[t][q];
-      tail[r][t] = x;
-    }
+  GEMM_DOT_TILE();
   __global float *out = slices == 1 ? c + c_off : w + w_off + (size_t)s * m * n;
   const int ld = slices == 1 ? ldc : n;
   const float bt = slices == 1 ? beta : 0.0f;
@@ -238,6 +239,35 @@ __kernel void gemm_dot(__global const float *a, ulong a_off, int lda, __global c
       __global float *o = out + (size_t)i * ld + j;
       const float x = alpha * (sum16(acc[r][t]) + tail[r][t]);
       gemm_put(o, x, bt);
+    }
+  }
+}
+
+/* A strided convolution's weight gradient on the phase planes (layers/conv_phase.c), one image a slice:
+ * w[img] (M, K) = dy[img] (M, N) · colᵀ, col's row kk being ph[img]'s N values from rows[kk] (the
+ * forward's implicit col, gemm_conv_phase); dy (nb, M, N) is the output gradient at the columns j =
+ * oy·WQ + ox, 0 at the dropped ones (conv_phase_grad_prologue). gemm_sum_slices adds the images' w into
+ * the gradient. work-item = (rows it·GEMM_DM.., reduction rows jt·GEMM_DN.., image img), as gemm_dot */
+__kernel void gemm_dot_phase(__global const float *dy, ulong dy_off, __global const float *ph, ulong ph_off,
+                             ulong ph_image, __global const int *rows, ulong rows_off, __global float *w,
+                             ulong w_off, int m, int n, int k) {
+  const int it = (int)get_global_id(0), jt = (int)get_global_id(1), img = (int)get_global_id(2);
+  const int k0 = 0, k1 = n;
+  const __global float *pa[GEMM_DM], *pb[GEMM_DN];
+  for (int r = 0; r < GEMM_DM; r++) pa[r] = dy + dy_off + ((size_t)img * m + min(it * GEMM_DM + r, m - 1)) * n;
+  for (int t = 0; t < GEMM_DN; t++)
+    pb[t] = ph + ph_off + img * ph_image + rows[rows_off + min(jt * GEMM_DN + t, k - 1)];
+  float16 acc[GEMM_DM][GEMM_DN];
+  float tail[GEMM_DM][GEMM_DN];
+  GEMM_DOT_TILE();
+  __global float *out = w + w_off + (size_t)img * m * k;
+  for (int r = 0; r < GEMM_DM; r++) {
+    const int i = it * GEMM_DM + r;
+    if (i >= m) break;
+    for (int t = 0; t < GEMM_DN; t++) {
+      const int j = jt * GEMM_DN + t;
+      if (j >= k) break;
+      out[(size_t)i * k + j] = sum16(acc[r][t]) + tail[r][t];
     }
   }
 }

@@ -103,6 +103,12 @@ static int phase(const an_runtime *rt, const an_conv_dims *d) {
          an_conv_phase_fixed_floats(d) + an_conv_phase_image_floats(d) <= im2col_floats(d, 1);
 }
 
+/* and the weight gradient, when no input gradient is wanted (conv1's case) */
+static int phase_dw(const an_runtime *rt, const an_conv_dims *d, int dinp) {
+  return !dinp && an_conv_phase_applies(rt, d) &&
+         an_conv_phase_fixed_floats(d) + an_conv_phase_dw_image_floats(d) <= im2col_floats(d, 1);
+}
+
 int an_conv_weight_grad_im2col(const an_runtime *rt, const an_conv_dims *d, size_t work_floats) {
   return !winograd(rt, d, work_floats, AN_WINOGRAD_WEIGHT_GRAD);
 }
@@ -262,6 +268,17 @@ static an_status weight_grad_chunk(an_runtime *rt, const an_conv_dims *d, an_buf
   return AN_OK;
 }
 
+/* dbias += Σ over the batch and the planes of dout (N, OC, OH, OW), through the ReLU when relu */
+static an_status bias_grad_planes(an_runtime *rt, const an_conv_dims *d, an_buf dbias, an_buf dout, an_buf out,
+                                  int relu) {
+  const size_t local = ROWSUM_WGS, global = (size_t)d->oc * local; /* a work-group per channel */
+  const an_arg args[] = {an_arg_mem(dout.mem),  an_arg_ulong(dout.off), an_arg_mem(out.mem),
+                         an_arg_ulong(out.off), an_arg_int(d->oc),      an_arg_int(d->oh * d->ow),
+                         an_arg_int(0),         an_arg_int(d->n),       an_arg_int(relu != 0),
+                         an_arg_mem(dbias.mem), an_arg_ulong(dbias.off)};
+  return an_launch(rt, "planes_sum_add", 1, &global, &local, args);
+}
+
 /* The weight and bias gradients on the Winograd path over the batch, wino_chunk images at a time:
  * dbias from dout in NCHW (planes_sum_add), du = Σ dM · Vᵀ in the workspace (layers/winograd.c), then
  * dweight += Gᵀ du G. With dinp.mem, the input gradient from the same dM, chunk by chunk (the adjoint's
@@ -269,14 +286,7 @@ static an_status weight_grad_chunk(an_runtime *rt, const an_conv_dims *d, an_buf
 static an_status wino_weight_grad(an_runtime *rt, const an_conv_dims *d, an_buf dweight, an_buf dbias, an_buf dout,
                                   an_buf out, an_buf inp, an_buf weight, int relu, an_buf work, int wino_chunk,
                                   an_buf dinp) {
-  {
-    const size_t local = ROWSUM_WGS, global = (size_t)d->oc * local; /* a work-group per channel */
-    const an_arg args[] = {an_arg_mem(dout.mem),  an_arg_ulong(dout.off), an_arg_mem(out.mem),
-                           an_arg_ulong(out.off), an_arg_int(d->oc),      an_arg_int(d->oh * d->ow),
-                           an_arg_int(0),         an_arg_int(d->n),       an_arg_int(relu != 0),
-                           an_arg_mem(dbias.mem), an_arg_ulong(dbias.off)};
-    AN_TRY(an_launch(rt, "planes_sum_add", 1, &global, &local, args));
-  }
+  AN_TRY(bias_grad_planes(rt, d, dbias, dout, out, relu));
   const size_t filters = an_wino_filter_floats(d);
   const an_buf du = work, ut = an_at(work.mem, work.off + filters);
   const an_buf region = an_at(work.mem, work.off + 2 * filters);
@@ -302,6 +312,12 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
   if (wino_dw)
     AN_TRY(wino_weight_grad(rt, d, dweight, dbias, dout, out, inp, weight, relu, work, wino_dw,
                             wino_chunk ? dinp : an_at(NULL, 0)));
+  if (!wino_dw && phase_dw(rt, d, dinp.mem != NULL)) {
+    for (int n0 = 0; n0 < d->n; n0 += chunk)
+      AN_TRY(an_conv_phase_weight_grad(rt, d, dweight, dbias, dout, out, inp, relu, work, n0,
+                                       d->n - n0 < chunk ? d->n - n0 : chunk));
+    return AN_OK;
+  }
   for (int n0 = 0; n0 < d->n && (!wino_dw || col_dinp); n0 += chunk) {
     const int nb = d->n - n0 < chunk ? d->n - n0 : chunk;
     const size_t ncols = (size_t)nb * ohw;
@@ -398,6 +414,11 @@ static int conv_gemms(const an_layer_io *io, int passes, an_gemm_call *out, int 
         n = an_gemm_call_add(out, n, max, 0, 0, oc_g, ncols, kp_g, fixed ? col : w + g * oc_g * ckk_g, kp_g,
                              col_f + g * kp_g * ncols, ncols, ybuf_f + g * oc_g * ncols, ncols);
     if (!(passes & AN_PASS_BACKWARD)) continue;
+    if (!wino_dw && phase_dw(io->rt, &d, io->dinp.mem != NULL)) {
+      if (n < max) out[n] = an_conv_phase_dw_call(&d, col, io->dweight.off, (int)(ncols / ohw));
+      n++;
+      continue;
+    }
     const size_t width = an_gemm_dw_slice(io->rt, oc_g, ckk_g, ncols);
     for (int g = 0; g < d.groups && !wino_dw; g++)
       for (size_t j0 = 0; j0 < ncols; j0 += width)

@@ -19,6 +19,14 @@ size_t an_conv_phase_image_floats(const an_conv_dims *d);
  * images' planes; the weight is packed into rt->gemm_temp (an_panel_scratch_bytes of an_conv_phase_call) */
 an_status an_conv_phase_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_buf inp, an_buf weight,
                                 an_buf bias, int relu, an_buf work, int n0, int nb);
+/* The weight and bias gradients for images n0 … n0+nb-1: dweight (OC, C·K·K) += Σ dY·colᵀ, dbias (OC) +=
+ * Σ dY (dY = dout through the ReLU when relu, out the forward output), col the forward's implicit one;
+ * work holding the fixed part and nb·an_conv_phase_dw_image_floats. */
+size_t an_conv_phase_dw_image_floats(const an_conv_dims *d);
+an_status an_conv_phase_weight_grad(an_runtime *rt, const an_conv_dims *d, an_buf dweight, an_buf dbias, an_buf dout,
+                                    an_buf out, an_buf inp, int relu, an_buf work, int n0, int nb);
+/* The weight gradient's GEMM for a chunk of nb images, as the im2col NT it replaces (OC x C·K·K x nb·OH·OW) */
+an_gemm_call an_conv_phase_dw_call(const an_conv_dims *d, size_t work_off, size_t dweight_off, int nb);
 /* The GEMM a chunk of nb images from n0 counts as (recorded and listed as the im2col GEMM it replaces:
  * OC x nb·OH·OW x C·KH·KW, offsets of the weight, the workspace and the chunk's output) */
 an_gemm_call an_conv_phase_call(const an_conv_dims *d, size_t weight_off, size_t work_off, size_t out_off, int n0,
