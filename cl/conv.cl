@@ -228,7 +228,10 @@ __kernel void conv_grad_prologue_gpu(__global const float *restrict dout, ulong 
 __kernel void conv_phase(__global const float *restrict inp, ulong inp_off, __global float *restrict ph,
                          ulong ph_off, int c, int h, int w, int s, int pad, int hq, int wq, int plane, int n0) {
   const int pc = (int)get_global_id(0), img = (int)get_global_id(1);
-  const int ch = pc / (s * s), ry = pc / s % s, rx = pc % s;
+  int ch = 0, ry = 0, rx = pc; /* pc = (ch·S + ry)·S + rx, without / and % (Oclgrind cannot run the freeze
+                                  they become) */
+  while (rx >= s * s) rx -= s * s, ch++;
+  while (rx >= s) rx -= s, ry++;
   __global const float *restrict src = inp + inp_off + ((size_t)(n0 + img) * c + ch) * h * w;
   __global float *restrict dst = ph + ph_off + ((size_t)img * c * s * s + pc) * plane;
   /* x = s·b + x0 lies in [0, w) for b in [lo, hi) (as im2col's) */
@@ -250,10 +253,14 @@ __kernel void conv_phase(__global const float *restrict inp, ulong inp_off, __gl
 }
 
 /* rows[kk] for gemm_conv_phase: where the reduction's row kk = (ch·K + ki)·K + kj starts in an image's
- * phase planes (conv_phase). work-item = kk */
+ * phase planes (conv_phase). work-item = (kj, ki, ch) */
 __kernel void conv_phase_rows(__global int *rows, ulong rows_off, int k, int s, int wq, int plane) {
-  const int kk = (int)get_global_id(0), ch = kk / (k * k), ki = kk / k % k, kj = kk % k;
-  rows[rows_off + kk] = ((ch * s + ki % s) * s + kj % s) * plane + ki / s * wq + kj / s;
+  const int kj = (int)get_global_id(0), ki = (int)get_global_id(1), ch = (int)get_global_id(2);
+  int qi = 0, ri = ki, qj = 0, rj = kj; /* ki = qi·S + ri, kj = qj·S + rj, without / and % (Oclgrind cannot
+                                           run the freeze they become) */
+  while (ri >= s) ri -= s, qi++;
+  while (rj >= s) rj -= s, qj++;
+  rows[rows_off + (ch * k + ki) * k + kj] = ((ch * s + ri) * s + rj) * plane + qi * wq + qj;
 }
 
 /* work-item = (channel o, image): dy (nb, OC, OH·WQ) = dout · [out > 0 when relu] at the columns
@@ -279,9 +286,11 @@ __kernel void conv_phase_grad_prologue(__global const float *restrict dout, ulon
     for (; ox < ow; ox++) {
       const float v = !relu || y[ox] > 0.0f ? g[ox] : 0.0f;
       dst[ox] = v;
-      sum.x += v;
+      sum += (float4)(v, 0.0f, 0.0f, 0.0f);
     }
     for (; ox < wq; ox++) dst[ox] = 0.0f;
   }
-  db[db_off + (size_t)img * oc + o] = (sum.x + sum.y) + (sum.z + sum.w);
+  float lanes[4]; /* through memory: Oclgrind's uninitialized-value check crashed on the lanes' extraction */
+  vstore4(sum, 0, lanes);
+  db[db_off + (size_t)img * oc + o] = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
 }

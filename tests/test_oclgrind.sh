@@ -19,7 +19,7 @@ for icd in /etc/OpenCL/vendors/*.icd; do cp "$icd" "$work/vendors/"; done
 echo "$lib" > "$work/vendors/zz-oclgrind.icd"
 export OCL_ICD_VENDORS=$work/vendors OCLGRIND_CHECK_API=1 OCLGRIND_DATA_RACES=1
 export ALEXNET_CACHE_DIR=$work/cache ALEXNET_NO_TUNING=1
-# The three runs at once: much of Oclgrind's time is serial (building CLBlast's kernels, one work-group
+# The runs at once: much of Oclgrind's time is serial (building CLBlast's kernels, one work-group
 # of a small launch), so they share the cores better than one after the other.
 run() { # name, then the command (in $work), in the background: $work/NAME.out its output
   local name=$1
@@ -42,6 +42,10 @@ run layers_gpu env ALEXNET_DEVICE=Oclgrind ALEXNET_LAYERS_SMALL=1 OCLGRIND_UNINI
 # the CPU variants: the layers whose kernels have two (fc, dropout, the loss and SGD have one, run above)
 run layers_cpu env ALEXNET_DEVICE=Oclgrind ALEXNET_LAYERS_SMALL=1 ALEXNET_KERNELS=cpu ALEXNET_LAYERS_ONLY=conv_,lrn_,pool_ \
   OCLGRIND_UNINITIALIZED=1 "$tests/test_layers"
+# the convolutions on the project's GEMM (an AVX-512 CPU's): conv1's phase planes and their GEMM kernels
+# (layers/conv_phase.c), which no other run reaches (Oclgrind's device does not choose that GEMM)
+run layers_project_gemm env ALEXNET_DEVICE=Oclgrind ALEXNET_LAYERS_SMALL=1 ALEXNET_KERNELS=cpu \
+  ALEXNET_GEMM=project ALEXNET_LAYERS_ONLY=conv_ OCLGRIND_UNINITIALIZED=1 "$tests/test_layers"
 # the project's GEMM kernels (forced with ALEXNET_GEMM=project inside test_gemm) and CLBlast's, every
 # transpose pair, edges, slices and chunks
 run gemm env ALEXNET_DEVICE=Oclgrind OCLGRIND_UNINITIALIZED=1 "$tests/test_gemm"

@@ -64,10 +64,10 @@ static an_status planes(an_runtime *rt, const an_conv_dims *d, an_buf inp, an_bu
   const phase_geom g = geom_of(d);
   const int s = d->stride;
   {
-    const size_t global = g.k;
+    const size_t global[3] = {(size_t)d->kw, (size_t)d->kh, (size_t)d->c}; /* (kj, ki, ch) */
     const an_arg args[] = {an_arg_mem(rows.mem), an_arg_ulong(rows.off), an_arg_int(d->kh),
                            an_arg_int(s),        an_arg_int(g.wq),       an_arg_int((int)g.plane)};
-    AN_TRY(an_launch(rt, "conv_phase_rows", 1, &global, NULL, args));
+    AN_TRY(an_launch(rt, "conv_phase_rows", 3, global, NULL, args));
   }
   {
     const size_t global[2] = {(size_t)d->c * s * s, (size_t)nb}; /* (plane, image) */
