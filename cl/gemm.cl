@@ -21,11 +21,14 @@ inline void gemm_put(__global float *o, float x, float beta) { *o = beta != 0.0f
 #define GEMM_NC (16 * GEMM_NV) /* columns of C per work-item */
 
 /* ap (P, K, GEMM_RM), P = ceil(M / GEMM_RM): ap[p, k, r] = alpha·op(A)[p·GEMM_RM + r, k], 0 past row M.
- * op(A) (M, K) is A (M, K) at a_off with row stride lda, or Aᵀ with A (K, M). work-item = (k, p) */
-__kernel void gemm_pack_a(__global float *ap, ulong ap_off, __global const float *a, ulong a_off, int lda,
-                          int trans_a, int m, int k, float alpha) {
+ * op(A) (M, K) is A (M, K) at a_off with row stride lda, or Aᵀ with A (K, M). A batch of such (a range's
+ * third dimension z): A at a_off + z·a_step, ap at ap_off + z·ap_step. work-item = (k, p, z) */
+__kernel void gemm_pack_a(__global float *ap, ulong ap_off, ulong ap_step, __global const float *a, ulong a_off,
+                          ulong a_step, int lda, int trans_a, int m, int k, float alpha) {
   const int kk = (int)get_global_id(0), p = (int)get_global_id(1);
-  __global float *dst = ap + ap_off + ((size_t)p * k + kk) * GEMM_RM;
+  const size_t z = get_global_id(2);
+  a_off += z * a_step;
+  __global float *dst = ap + ap_off + z * ap_step + ((size_t)p * k + kk) * GEMM_RM;
   for (int r = 0; r < GEMM_RM; r++) {
     const int i = p * GEMM_RM + r;
     float v = 0.0f;
@@ -83,13 +86,17 @@ __kernel void gemm_transpose_b(__global float *bt, ulong bt_off, __global const 
 /* One GEMM_RM x GEMM_NC tile of C over the k in [s·ks, min(K, s·ks + ks)). ap the packed panels (above);
  * B (K, N) at b_off with row stride ldb. slices == 1: C = acc + beta·C at c_off, row stride ldc (C not
  * read when beta is 0); else the partial product goes to w (slices, M, N) for gemm_sum_slices.
- * work-item = (q, p, s), or (p, q, s) when rows_first: columns q·GEMM_NC.., rows p·GEMM_RM.., slice s
- * (neighbouring work-items share the panel of A, or with rows_first the strip of B, in cache) */
+ * work-item = (q, p, z), or (p, q, z) when rows_first: columns q·GEMM_NC.., rows p·GEMM_RM.., slice z
+ * (neighbouring work-items share the panel of A, or with rows_first the strip of B, in cache). With one
+ * slice, z is a batch's GEMM instead: ap, B and C at their offsets + z times their steps */
 __kernel void gemm_panel(__global const float *ap, ulong ap_off, __global const float *b, ulong b_off, int ldb,
                          __global float *c, ulong c_off, int ldc, __global float *w, ulong w_off, int slices, int m,
-                         int n, int k, int ks, float beta, int rows_first) {
+                         int n, int k, int ks, float beta, int rows_first, ulong ap_step, ulong b_step,
+                         ulong c_step) {
   const int q = (int)get_global_id(rows_first ? 1 : 0), p = (int)get_global_id(rows_first ? 0 : 1);
-  const int s = (int)get_global_id(2);
+  const int s = slices > 1 ? (int)get_global_id(2) : 0;
+  const size_t z = slices > 1 ? 0 : get_global_id(2);
+  ap_off += z * ap_step, b_off += z * b_step, c_off += z * c_step;
   const int j = q * GEMM_NC, k0 = s * ks, k1 = min(k, k0 + ks);
   float16 acc[GEMM_RM][GEMM_NV];
   const __global float *pa = ap + ap_off + (size_t)p * k * GEMM_RM;

@@ -1,7 +1,8 @@
 /* The project's own GEMM (src/gemm/panel.c, cl/gemm.cl) against a plain-C reference in double: every
  * transpose pair, edges of its 6x64 tiles (and gemm_dot's 3x8), operands at offsets with padded leading dimensions, alpha and
- * beta (beta 0 must not read C: C starts as NaN), a reduction cut into slices and into chunks, and the
- * rule that sends a GEMM to it or to CLBlast. ALEXNET_GEMM=project forces it on any device, so this runs
+ * beta (beta 0 must not read C: C starts as NaN), a reduction cut into slices and into chunks, batches of
+ * GEMMs a step apart (an_gemm_batched: Winograd's positions), and the rule that sends a GEMM to it or to
+ * CLBlast. ALEXNET_GEMM=project forces it on any device, so this runs
  * the same cases on whatever device CI has; the same cases through CLBlast are the control. */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -93,10 +94,62 @@ static const gemm_case cases[] = {
     {0, 0, 13, 70, 2100, 1.0f, 0.0f}, /* 2 chunks: the second adds to the first */
 };
 
+/* an_gemm_batched: count GEMMs (m, n, k) with A (op(A) as ta says) and B one after another with a gap of
+ * 5 floats, C the same, each against the reference; per_launch: the GEMMs the scratch holds the packed A
+ * of (the project's GEMM then runs the batch in launches of that many, the last one shorter). */
+static int run_batched(an_runtime *rt, int ta, size_t m, size_t n, size_t k, int count, float beta, int per_launch) {
+  const size_t sa = m * k + 5, sb = k * n + 5, sc = m * n + 5, lda = ta ? m : k;
+  const size_t na = sa * count, nb = sb * count, nc = sc * count;
+  float *a = test_floats(na), *b = test_floats(nb), *c = test_floats(nc);
+  test_rng rng = test_rng_seeded(m * 17 + n + k * 3 + (size_t)count);
+  test_fill_uniform(a, na, -1.0f, 1.0f, &rng);
+  test_fill_uniform(b, nb, -1.0f, 1.0f, &rng);
+  test_fill_uniform(c, nc, -1.0f, 1.0f, &rng);
+  float *c0 = test_floats(nc);
+  memcpy(c0, c, nc * sizeof(float));
+  double *want = test_doubles(nc);
+  for (int z = 0; z < count; z++)
+    for (size_t i = 0; i < m; i++)
+      for (size_t j = 0; j < n; j++) {
+        double s = 0;
+        for (size_t kk = 0; kk < k; kk++)
+          s += (double)a[z * sa + (ta ? kk * lda + i : i * lda + kk)] * b[z * sb + kk * n + j];
+        want[z * sc + i * n + j] = s + beta * (double)c[z * sc + i * n + j];
+      }
+  cl_mem da, db, dc;
+  TEST_OK(an_alloc(rt, na, &da));
+  TEST_OK(an_alloc(rt, nb, &db));
+  TEST_OK(an_alloc(rt, nc, &dc));
+  TEST_OK(an_write(rt, an_at(da, 0), a, na));
+  TEST_OK(an_write(rt, an_at(db, 0), b, nb));
+  TEST_OK(an_write(rt, an_at(dc, 0), c, nc));
+  if (rt->own_gemm) TEST_OK(an_reserve_gemm_temp(rt, (size_t)per_launch * an_panel_scratch_bytes(ta, 0, m, n, k)));
+  TEST_OK(an_gemm_batched(rt, ta, 0, m, n, k, 1.0f, an_at(da, 0), lda, sa, an_at(db, 0), n, sb, beta, an_at(dc, 0),
+                          n, sc, count));
+  TEST_OK(an_read(rt, c, an_at(dc, 0), nc));
+  int failed = 0;
+  for (int z = 0; z < count; z++) {
+    char what[128];
+    snprintf(what, sizeof what, "%s batched %d/%d %c %zux%zux%zu beta %.2g", rt->own_gemm ? "project" : "clblast",
+             z + 1, count, ta ? 'T' : 'N', m, n, k, beta);
+    failed += check_close(what, c + z * sc, want + z * sc, m * n, 1e-5, 1e-5 * sqrt((double)k));
+    for (size_t g = m * n; g < sc; g++) /* the gap after each C: left as it was */
+      if (memcmp(&c[z * sc + g], &c0[z * sc + g], sizeof c[0])) failed++;
+  }
+  clReleaseMemObject(da);
+  clReleaseMemObject(db);
+  clReleaseMemObject(dc);
+  free(a), free(b), free(c), free(c0), free(want);
+  return failed;
+}
+
 static void test_cases(void **state) {
   (void)state;
   an_runtime *rt = test_runtime();
   int failed = 0;
+  /* first, while the scratch is as small as they reserve it (it only grows) */
+  failed += run_batched(rt, 1, 8, 65, 30, 5, 0.5f, 2);  /* launches of 2, 2 and 1; A transposed, beta */
+  failed += run_batched(rt, 0, 13, 70, 24, 7, 0.0f, 7); /* the whole batch in one launch */
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) failed += run_case(rt, &cases[i]);
   an_runtime_destroy(rt);
   assert_int_equal(failed, 0);

@@ -29,6 +29,18 @@ int an_panel_gemm_wanted(const an_runtime *rt, int trans_a, int trans_b, size_t 
 size_t an_panel_scratch_bytes(int trans_a, int trans_b, size_t m, size_t n, size_t k);
 an_status an_panel_gemm(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
                         an_buf a, size_t lda, an_buf b, size_t ldb, float beta, an_buf c, size_t ldc);
+/* count GEMMs of one shape, the i-th's operands at a.off + i·a_step, b.off + i·b_step, c.off + i·c_step
+ * (Winograd's positions): on the project's GEMM one launch for the batch where an_panel_batch_ok (B not
+ * transposed, one reduction slice), else one an_gemm each. Recorded and timed as count GEMMs. */
+an_status an_gemm_batched_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+                             an_buf a, size_t lda, size_t a_step, an_buf b, size_t ldb, size_t b_step, float beta,
+                             an_buf c, size_t ldc, size_t c_step, int count, const char *file, int line);
+#define an_gemm_batched(rt, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, count) \
+  an_gemm_batched_at(rt, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, count, __FILE__, __LINE__)
+int an_panel_batch_ok(const an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k);
+an_status an_panel_gemm_batched(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+                                an_buf a, size_t lda, size_t a_step, an_buf b, size_t ldb, size_t b_step, float beta,
+                                an_buf c, size_t ldc, size_t c_step, size_t count);
 /* A GEMM that a layer runs on a kernel of its own (layers/conv_phase.c): recorded in rt's log as `call`
  * and timed as a GEMM from an_gemm_own_begin to an_gemm_own_end */
 an_status an_gemm_own_begin(an_runtime *rt, const an_gemm_call *call);

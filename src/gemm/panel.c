@@ -78,11 +78,13 @@ size_t an_panel_scratch_bytes(int trans_a, int trans_b, size_t m, size_t n, size
   return plan_of(trans_b, m, n, k).total * sizeof(float);
 }
 
-an_status an_panel_gemm(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
-                        an_buf a, size_t lda, an_buf b, size_t ldb, float beta, an_buf c, size_t ldc) {
-  if (!trans_a && trans_b) return dot_gemm(rt, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+/* The GEMM over the reduction's chunks (one launch of the packing and one of the product per chunk), or
+ * with count > 1 a batch of `count` GEMMs in one launch of each, operand i at its offset + i·step (one
+ * chunk, one slice, B not transposed: an_panel_batch_ok); ap_step: floats between the batch's packed A */
+static an_status panel_run(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+                           an_buf a, size_t lda, size_t a_step, an_buf b, size_t ldb, size_t b_step, float beta,
+                           an_buf c, size_t ldc, size_t c_step, size_t count, size_t ap_step) {
   const panel_plan p = plan_of(trans_b, m, n, k);
-  AN_TRY(an_reserve_gemm_temp(rt, p.total * sizeof(float)));
   cl_mem s = rt->gemm_temp;
   const size_t panels = (m + PANEL_RM - 1) / PANEL_RM, strips = (n + PANEL_NC - 1) / PANEL_NC;
   const int mi = (int)m, ni = (int)n;
@@ -90,14 +92,20 @@ an_status an_panel_gemm(an_runtime *rt, int trans_a, int trans_b, size_t m, size
     const size_t kn = k - k0 < p.chunk ? k - k0 : p.chunk;
     const int kni = (int)kn;
     const float chunk_beta = k0 ? 1.0f : beta; /* later chunks add to what the first wrote */
-    /* ap (panels, kn, RM) = alpha·op(A)[:, k0 : k0 + kn] */
-    const size_t g_pack[2] = {kn, panels};
-    const an_arg pack[] = {an_arg_mem(s),        an_arg_ulong(p.ap),
-                           an_arg_mem(a.mem),    an_arg_ulong(a.off + (trans_a ? k0 * lda : k0)),
-                           an_arg_int((int)lda), an_arg_int(trans_a),
-                           an_arg_int(mi),       an_arg_int(kni),
+    /* ap (panels, kn, RM) = alpha·op(A)[:, k0 : k0 + kn], per GEMM of the batch */
+    const size_t g_pack[3] = {kn, panels, count};
+    const an_arg pack[] = {an_arg_mem(s),
+                           an_arg_ulong(p.ap),
+                           an_arg_ulong(ap_step),
+                           an_arg_mem(a.mem),
+                           an_arg_ulong(a.off + (trans_a ? k0 * lda : k0)),
+                           an_arg_ulong(a_step),
+                           an_arg_int((int)lda),
+                           an_arg_int(trans_a),
+                           an_arg_int(mi),
+                           an_arg_int(kni),
                            an_arg_float(alpha)};
-    AN_TRY(an_launch(rt, "gemm_pack_a", 2, g_pack, NULL, pack));
+    AN_TRY(an_launch(rt, "gemm_pack_a", 3, g_pack, NULL, pack));
     /* B's rows k0 : k0 + kn as (kn, n): in place, or transposed into scratch */
     an_buf rows = an_at(b.mem, b.off + k0 * ldb);
     size_t ld_rows = ldb;
@@ -117,7 +125,8 @@ an_status an_panel_gemm(an_runtime *rt, int trans_a, int trans_b, size_t m, size
      * fully connected weight gradients, m 1000-4096) keeps its panel in cache across the strips instead
      * (6.1 against 9.4 ms for 2048x4608x64) */
     const int rows_first = m <= PANEL_ROWS_FIRST_MAX;
-    const size_t g_panel[3] = {rows_first ? panels : strips, rows_first ? strips : panels, use}, one[3] = {1, 1, 1};
+    const size_t g_panel[3] = {rows_first ? panels : strips, rows_first ? strips : panels, use > 1 ? use : count};
+    const size_t one[3] = {1, 1, 1};
     const an_arg panel[] = {an_arg_mem(s),
                             an_arg_ulong(p.ap),
                             an_arg_mem(rows.mem),
@@ -134,7 +143,10 @@ an_status an_panel_gemm(an_runtime *rt, int trans_a, int trans_b, size_t m, size
                             an_arg_int(kni),
                             an_arg_int((int)slice),
                             an_arg_float(chunk_beta),
-                            an_arg_int(rows_first)};
+                            an_arg_int(rows_first),
+                            an_arg_ulong(ap_step),
+                            an_arg_ulong(b_step),
+                            an_arg_ulong(c_step)};
     AN_TRY(an_launch(rt, "gemm_panel", 3, g_panel, one, panel));
     if (use > 1) {
       const size_t g_sum[2] = {n, m};
@@ -143,6 +155,36 @@ an_status an_panel_gemm(an_runtime *rt, int trans_a, int trans_b, size_t m, size
                             an_arg_int(mi),    an_arg_int(ni),      an_arg_float(chunk_beta)};
       AN_TRY(an_launch(rt, "gemm_sum_slices", 2, g_sum, NULL, sum));
     }
+  }
+  return AN_OK;
+}
+
+an_status an_panel_gemm(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+                        an_buf a, size_t lda, an_buf b, size_t ldb, float beta, an_buf c, size_t ldc) {
+  if (!trans_a && trans_b) return dot_gemm(rt, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  AN_TRY(an_reserve_gemm_temp(rt, plan_of(trans_b, m, n, k).total * sizeof(float)));
+  return panel_run(rt, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1, 0);
+}
+
+int an_panel_batch_ok(const an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k) {
+  return an_panel_gemm_wanted(rt, trans_a, trans_b, m, n, k) && !trans_b && k <= 2 * PANEL_SLICE;
+}
+
+an_status an_panel_gemm_batched(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+                                an_buf a, size_t lda, size_t a_step, an_buf b, size_t ldb, size_t b_step, float beta,
+                                an_buf c, size_t ldc, size_t c_step, size_t count) {
+  const size_t one = plan_of(trans_b, m, n, k).total; /* packed A only (no slices, B in place) */
+  /* as many GEMMs a launch as the scratch holds packed A's (the net reserved it for its largest GEMM) */
+  size_t per = rt->gemm_temp_bytes / (one * sizeof(float));
+  if (per < 1) {
+    AN_TRY(an_reserve_gemm_temp(rt, one * sizeof(float)));
+    per = 1;
+  }
+  for (size_t i = 0; i < count; i += per) {
+    const size_t now = count - i < per ? count - i : per;
+    AN_TRY(panel_run(rt, trans_a, trans_b, m, n, k, alpha, an_at(a.mem, a.off + i * a_step), lda, a_step,
+                     an_at(b.mem, b.off + i * b_step), ldb, b_step, beta, an_at(c.mem, c.off + i * c_step), ldc,
+                     c_step, now, one));
   }
   return AN_OK;
 }

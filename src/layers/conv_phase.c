@@ -93,8 +93,10 @@ an_status an_conv_phase_forward(an_runtime *rt, const an_conv_dims *d, an_buf ou
     const size_t global[2] = {g.k, panels}; /* ap (panels, K, RM) = the weight (OC, K) */
     const an_arg args[] = {an_arg_mem(rt->gemm_temp),
                            an_arg_ulong(0),
+                           an_arg_ulong(0),
                            an_arg_mem(weight.mem),
                            an_arg_ulong(weight.off),
+                           an_arg_ulong(0),
                            an_arg_int(kk),
                            an_arg_int(0),
                            an_arg_int(m),

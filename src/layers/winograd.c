@@ -209,15 +209,16 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
   const int gpu = rt->winograd_variant == AN_KERNELS_GPU;
   const size_t local_gpu[2] = {AN_GPU_WGS, 1};
   AN_TRY(transform_tiles(rt, "input", d, &s, s.ci, src, mask, use_mask, v, sv, n0, nb));
-  /* P GEMMs per group, one an_gemm each: CLBlast's strided-batched GEMM (one call per group) computed
-   * wrong products once the tuning had switched Xgemm's parameters between shapes (test_models), and
-   * was no faster here (docs/BENCHMARKS.md) */
-  for (int g = 0; g < s.groups; g++)
-    for (int xi = 0; xi < s.p; xi++) {
-      const an_gemm_call c = gemm_of(&s, u.off, region.off, t, g, xi);
-      AN_TRY(an_gemm(rt, 0, 0, c.m, c.n, c.k, 1.0f, an_at(u.mem, c.a_off), c.lda, an_at(v.mem, c.b_off), c.ldb, 0.0f,
-                     an_at(m.mem, c.c_off), c.ldc));
-    }
+  /* P GEMMs per group, their operands a step apart: on the project's GEMM one launch for the P
+   * (an_gemm_batched), on CLBlast one an_gemm each: its strided-batched GEMM (one call per group)
+   * computed wrong products once the tuning had switched Xgemm's parameters between shapes
+   * (test_models), and was no faster here (docs/BENCHMARKS.md) */
+  for (int g = 0; g < s.groups; g++) {
+    const an_gemm_call c = gemm_of(&s, u.off, region.off, t, g, 0), c1 = gemm_of(&s, u.off, region.off, t, g, 1);
+    AN_TRY(an_gemm_batched(rt, 0, 0, c.m, c.n, c.k, 1.0f, an_at(u.mem, c.a_off), c.lda, c1.a_off - c.a_off,
+                           an_at(v.mem, c.b_off), c.ldb, c1.b_off - c.b_off, 0.0f, an_at(m.mem, c.c_off), c.ldc,
+                           c1.c_off - c.c_off, s.p));
+  }
   const int use_bias = pass == AN_WINO_FORWARD;
   const size_t global[2] = {(size_t)s.co, (size_t)nb}, global_gpu[2] = {t_round, (size_t)s.co}; /* see cl/ */
   const an_arg args[] = {an_arg_mem(m.mem),
@@ -288,12 +289,13 @@ an_status an_wino_weight_chunk(an_runtime *rt, const an_conv_dims *d, an_buf inp
                      accumulate ? 1.0f : 0.0f, an_at(du.mem, c.c_off), c.ldc));
     }
   if (!dinp.mem) return AN_OK;
-  for (int g = 0; g < s.groups; g++) /* dV over V, which the weight gradient no longer needs */
-    for (int xi = 0; xi < s.p; xi++) {
-      const an_gemm_call c = adjoint_gemm_of(&s, ut.off, region.off, t, g, xi);
-      AN_TRY(an_gemm(rt, 0, 0, c.m, c.n, c.k, 1.0f, an_at(ut.mem, c.a_off), c.lda, an_at(m.mem, c.b_off), c.ldb,
-                     0.0f, an_at(v.mem, c.c_off), c.ldc));
-    }
+  for (int g = 0; g < s.groups; g++) { /* dV over V, which the weight gradient no longer needs; a batch of P */
+    const an_gemm_call c = adjoint_gemm_of(&s, ut.off, region.off, t, g, 0);
+    const an_gemm_call c1 = adjoint_gemm_of(&s, ut.off, region.off, t, g, 1);
+    AN_TRY(an_gemm_batched(rt, 0, 0, c.m, c.n, c.k, 1.0f, an_at(ut.mem, c.a_off), c.lda, c1.a_off - c.a_off,
+                           an_at(m.mem, c.b_off), c.ldb, c1.b_off - c.b_off, 0.0f, an_at(v.mem, c.c_off), c.ldc,
+                           c1.c_off - c.c_off, s.p));
+  }
   const size_t global[2] = {(size_t)s.ci, (size_t)nb}; /* (channel, image): a plane each, both variants */
   const an_arg args[] = {an_arg_mem(v.mem),      an_arg_ulong(v.off), an_arg_ulong(sv), an_arg_mem(dinp.mem),
                          an_arg_ulong(dinp.off), an_arg_int(s.ci),    an_arg_int(d->h), an_arg_int(d->w),
