@@ -13,7 +13,8 @@ takes seconds (Python's standard library only):
   4. `--kernels` (alexnet, one device and split): every kernel row's time is >= 0, the rows add up to
      kernels_ms (none left over beyond the table's rows), which is at most the device's device_ms; training runs im2col twice per convolution
      (forward and backward), but once for conv3-conv5, whose forward pass runs Winograd's three transforms once each
-     (ALEXNET_WINOGRAD=forward), and alexnet's LRN once each way per LRN layer, per device;
+     (ALEXNET_WINOGRAD=forward), and conv1 on the project's GEMM (AVX-512), which runs conv_phase twice
+     instead, and alexnet's LRN once each way per LRN layer, per device;
   5. a CPU device alone: the step's GEMM calls timed on the host's BLAS too (host_blas_*), and not
      with --no-host-blas;
   6. bad options: --split 3, --split 2 with one device named: exit status 2.
@@ -133,10 +134,13 @@ def check_kernels(r, dev):
     lrns = sum(1 for L in dev["layers"] if L["kind"] == "lrn")
     # alexnet's conv2 (5x5) and conv3-conv5 (3x3), all stride 1, run their forward pass through Winograd
     # (ALEXNET_WINOGRAD=forward): one filter, input and output transform each; every convolution's backward
-    # pass runs im2col
+    # pass runs im2col; but on the project's GEMM (an AVX-512 CPU) conv1 (stride 4) runs its forward pass and
+    # its weight gradient on phase planes instead (layers/conv_phase.c: it has no input gradient)
     winograd = 4
-    want = {"im2col": 2 * convs - winograd, "winograd_filter": winograd, "winograd_input": winograd,
-            "winograd_output": winograd, "lrn_forward": lrns, "lrn_backward": lrns}  # one chunk: the batch is 2
+    phase = 1 if dev.get("gemm_engine", r.get("gemm_engine")) == "project" else 0
+    want = {"im2col": 2 * convs - winograd - 2 * phase, "conv_phase": 2 * phase, "winograd_filter": winograd,
+            "winograd_input": winograd, "winograd_output": winograd, "lrn_forward": lrns,
+            "lrn_backward": lrns}  # one chunk: the batch is 2
     for kernel, n in want.items():
         check(abs(launches.get(kernel, 0) - n) < 1e-6,
               f"{name}: {launches.get(kernel, 0)} launches of {kernel} per step, expected {n}", r)

@@ -602,11 +602,11 @@ static void print_json(const bench_result *r, int first) {
     printf("%s{\"device\": \"%s\", \"first_sample\": %d, \"samples\": %d, \"device_ms\": %.3f, \"busy_ms\": %.3f, "
            "\"exchange_ms\": %.3f, \"gemm_ms\": %.3f, \"gflops\": %.3f, \"loss_ms\": %.3f, \"zero_grads_ms\": %.3f, "
            "\"grad_sum_ms\": %.3f, \"sgd_ms\": %.3f, \"device_bytes\": %zu, \"build_s\": %.3f, \"gemm_tuning\": "
-           "\"%s\", ",
+           "\"%s\", \"gemm_engine\": \"%s\", ",
            k ? ", " : "", cli_json(d[k].device, esc[0], sizeof esc[0]), d[k].first, d[k].count, d[k].device_ms,
            d[k].busy_ms, d[k].exchange_ms, d[k].gemm_ms, d[k].flop / (r->step_ms * 1e-3) / 1e9, d[k].loss_ms,
            d[k].zero_ms, d[k].grad_sum_ms, d[k].sgd_ms, d[k].device_bytes, d[k].build_s,
-           cli_json(d[k].tuning, esc[1], sizeof esc[1]));
+           cli_json(d[k].tuning, esc[1], sizeof esc[1]), d[k].own_gemm ? "project" : "clblast");
     print_json_layers(&d[k], r->train);
     printf("}");
   }

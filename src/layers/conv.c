@@ -18,7 +18,11 @@
  * from the weight gradient's transformed output gradient, chunk by chunk. The workspace size is the
  * larger of the two paths' (so the plan does not depend on the switch); each path chunks the images its
  * own way, Winograd's workspace holding the transformed filters ((K+1)², OC, C/groups) and then a
- * chunk's tiles. */
+ * chunk's tiles.
+ *
+ * On the project's GEMM (rt->own_gemm) a strided convolution of one group (conv1) runs its forward pass,
+ * and its weight and bias gradients when no input gradient is wanted, on phase planes instead of im2col
+ * (layers/conv_phase.c), in im2col's chunks: its workspace per image is smaller than im2col's. */
 #include <stdio.h>
 
 #include "alexnet/layers.h"
