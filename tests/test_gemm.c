@@ -92,6 +92,9 @@ static const gemm_case cases[] = {
     {0, 1, 6, 20, 4500, 1.0f, 0.5f},  /* NT in 5 slices of 1024 (the last 404), beta added once */
     {1, 1, 6, 20, 4500, 1.0f, 0.5f},  /* 3 chunks of the reduction (2048, 2048, 404), each sliced */
     {0, 0, 13, 70, 2100, 1.0f, 0.0f}, /* 2 chunks: the second adds to the first */
+    {0, 1, 1, 40, 300, 1.0f, 0.0f},   /* one row of C (fc at batch 1): CLBlast's GEMV, or gemm_dot */
+    {0, 0, 1, 70, 33, 1.0f, 0.5f},    /* one row, NN (its input gradient), beta */
+    {1, 0, 20, 1, 17, 1.0f, 0.0f},    /* one column */
 };
 
 /* an_gemm_batched: count GEMMs (m, n, k) with A (op(A) as ta says) and B one after another with a gap of

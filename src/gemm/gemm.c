@@ -81,7 +81,9 @@ static void record(an_gemm_log *log, const an_gemm_call *c) {
 /* A GEMM with one row or one column of C is a matrix-vector product: CLBlast's GEMV on it reads the
  * matrix once, where Xgemm pads the lone row to its tile (alexnet's fc6 at batch 1 ran at 0.1 GFLOP/s).
  * Row-major C (1, n) = op(A)·op(B) is y = op(B)ᵀ·x with x A's row (A (1, k), or Aᵀ a column of stride
- * lda); C (m, 1) is y = op(A)·x with x B's column, y of stride ldc. Returns CLBlast's status. */
+ * lda); C (m, 1) is y = op(A)·x with x B's column, y of stride ldc. Returns CLBlast's status. Where the
+ * project's GEMM runs (an_panel_gemm_wanted) it takes these too: its NT kernel read fc6's weight 4x faster
+ * than CLBlast's GEMV at batch 1 (alexnet-half, 1.85 against 7.5 ms, docs/BENCHMARKS.md). */
 static CLBlastStatusCode gemv(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
                               an_buf a, size_t lda, an_buf b, size_t ldb, float beta, an_buf c, size_t ldc) {
   const CLBlastTranspose no = CLBlastTransposeNo, yes = CLBlastTransposeYes;
@@ -162,7 +164,8 @@ an_status an_gemm_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t 
   /* CLBlast's GEMV reads y even when beta is 0 (0·NaN is NaN, and new buffers hold anything): y is
    * zeroed first, which needs it contiguous (one row of C, or one column with ldc 1) */
   const int zero_y = beta == 0.0f, y_contiguous = m == 1 || ldc == 1;
-  if ((m == 1 || n == 1) && k > 1 && !rt->gemv_off && (!zero_y || y_contiguous)) {
+  if ((m == 1 || n == 1) && k > 1 && !rt->gemv_off && (!zero_y || y_contiguous) &&
+      !an_panel_gemm_wanted(rt, trans_a, trans_b, m, n, k)) {
     if (zero_y) {
       const size_t count = m == 1 ? n : m;
       const an_arg args[] = {an_arg_mem(c.mem), an_arg_ulong(c.off)};
