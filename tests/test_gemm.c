@@ -25,6 +25,14 @@ typedef struct gemm_case {
   float alpha, beta;
 } gemm_case;
 
+/* a device buffer holding host's n floats */
+static cl_mem upload(an_runtime *rt, const float *host, size_t n) {
+  cl_mem d;
+  TEST_OK(an_alloc(rt, n, &d));
+  TEST_OK(an_write(rt, an_at(d, 0), host, n));
+  return d;
+}
+
 /* One case on rt: A, B, C at offsets 5, 7, 3 in their buffers with leading dimensions 3 past the
  * minimum; C starts as NaN when beta is 0. Returns check_close's result. */
 static int run_case(an_runtime *rt, const gemm_case *g) {
@@ -50,13 +58,7 @@ static int run_case(an_runtime *rt, const gemm_case *g) {
              (g->tb ? b[b_off + j * ldb + kk] : b[b_off + kk * ldb + j]);
       want[i * g->n + j] = g->alpha * s + (g->beta != 0.0f ? g->beta * (double)c[c_off + i * ldc + j] : 0.0);
     }
-  cl_mem da, db, dc;
-  TEST_OK(an_alloc(rt, na, &da));
-  TEST_OK(an_alloc(rt, nb, &db));
-  TEST_OK(an_alloc(rt, nc, &dc));
-  TEST_OK(an_write(rt, an_at(da, 0), a, na));
-  TEST_OK(an_write(rt, an_at(db, 0), b, nb));
-  TEST_OK(an_write(rt, an_at(dc, 0), c, nc));
+  cl_mem da = upload(rt, a, na), db = upload(rt, b, nb), dc = upload(rt, c, nc);
   TEST_OK(an_gemm(rt, g->ta, g->tb, g->m, g->n, g->k, g->alpha, an_at(da, a_off), lda, an_at(db, b_off), ldb,
                   g->beta, an_at(dc, c_off), ldc));
   TEST_OK(an_read(rt, c, an_at(dc, 0), nc));
@@ -119,13 +121,7 @@ static int run_batched(an_runtime *rt, int ta, size_t m, size_t n, size_t k, int
           s += (double)a[z * sa + (ta ? kk * lda + i : i * lda + kk)] * b[z * sb + kk * n + j];
         want[z * sc + i * n + j] = s + beta * (double)c[z * sc + i * n + j];
       }
-  cl_mem da, db, dc;
-  TEST_OK(an_alloc(rt, na, &da));
-  TEST_OK(an_alloc(rt, nb, &db));
-  TEST_OK(an_alloc(rt, nc, &dc));
-  TEST_OK(an_write(rt, an_at(da, 0), a, na));
-  TEST_OK(an_write(rt, an_at(db, 0), b, nb));
-  TEST_OK(an_write(rt, an_at(dc, 0), c, nc));
+  cl_mem da = upload(rt, a, na), db = upload(rt, b, nb), dc = upload(rt, c, nc);
   if (rt->own_gemm) TEST_OK(an_reserve_gemm_temp(rt, (size_t)per_launch * an_panel_scratch_bytes(ta, 0, m, n, k)));
   TEST_OK(an_gemm_batched(rt, ta, 0, m, n, k, 1.0f, an_at(da, 0), lda, sa, an_at(db, 0), n, sb, beta, an_at(dc, 0),
                           n, sc, count));
