@@ -124,7 +124,7 @@ static an_buf at_zero(const an_runtime *rt, an_buf x, cl_mem *sub) {
 an_status an_gemm_batched_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
                              an_buf a, size_t lda, size_t a_step, an_buf b, size_t ldb, size_t b_step, float beta,
                              an_buf c, size_t ldc, size_t c_step, int count, const char *file, int line) {
-  if (count < 2 || m < 2 || n < 2 || !an_panel_batch_ok(rt, trans_a, trans_b, m, n, k)) {
+  if (count < 2 || !an_panel_batch_ok(rt, trans_a, trans_b, m, n, k)) {
     for (int i = 0; i < count; i++)
       AN_TRY(an_gemm_at(rt, trans_a, trans_b, m, n, k, alpha, an_at(a.mem, a.off + i * a_step), lda,
                         an_at(b.mem, b.off + i * b_step), ldb, beta, an_at(c.mem, c.off + i * c_step), ldc, file,

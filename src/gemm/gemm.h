@@ -23,6 +23,12 @@ CLBlastStatusCode an_clblast_sgemm(an_runtime *rt, int trans_a, int trans_b, siz
 /* The scratch bytes that call wants under the configuration in effect ((size_t)-1: CLBlast cannot say). */
 size_t an_clblast_temp_bytes(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, size_t a_off,
                              size_t lda, size_t b_off, size_t ldb, size_t c_off, size_t ldc);
+/* The project's GEMM's tiles of C per work-item: cl/gemm.cl's GEMM_RM x 16·GEMM_NV (gemm_panel) and
+ * GEMM_DM x GEMM_DN (gemm_dot) */
+#define AN_PANEL_RM 6
+#define AN_PANEL_NC 64
+#define AN_DOT_DM 3
+#define AN_DOT_DN 8
 /* The project's own GEMM (panel.c, cl/gemm.cl), on runtimes with rt->own_gemm: whether a GEMM takes it
  * (else CLBlast), its scratch in rt->gemm_temp, and the call (which grows that scratch when short). */
 int an_panel_gemm_wanted(const an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k);
@@ -37,6 +43,9 @@ an_status an_gemm_batched_at(an_runtime *rt, int trans_a, int trans_b, size_t m,
                              an_buf c, size_t ldc, size_t c_step, int count, const char *file, int line);
 #define an_gemm_batched(rt, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, count) \
   an_gemm_batched_at(rt, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, count, __FILE__, __LINE__)
+/* A (m, k) with row stride lda packed at rt->gemm_temp's start as gemm_panel reads its A (panels of
+ * AN_PANEL_RM rows; the scratch grown when short), for a layer's own kernel on the panels (conv_phase.c) */
+an_status an_panel_pack_a(an_runtime *rt, an_buf a, size_t lda, size_t m, size_t k);
 int an_panel_batch_ok(const an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k);
 an_status an_panel_gemm_batched(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
                                 an_buf a, size_t lda, size_t a_step, an_buf b, size_t ldb, size_t b_step, float beta,

@@ -8,15 +8,11 @@
 #include "runtime/launch.h"
 #include "gemm/gemm.h"
 
-#define PANEL_RM 6       /* rows of C per work-item: cl/gemm.cl's GEMM_RM */
-#define PANEL_NC 64      /* columns of C per work-item: 16·GEMM_NV */
 #define PANEL_CHUNK 2048 /* the reduction runs in chunks of at most this many (B's transposed copy: chunk x N) */
 #define PANEL_SLICE 256  /* a chunk longer than 2 slices is cut into slices summed by gemm_sum_slices */
 #define PANEL_W_MAX (1u << 22)   /* floats of the slices' partial products at most (else one slice) */
 #define PANEL_ROWS_FIRST_MAX 512 /* the panels innermost up to this many rows of C (see an_panel_gemm) */
 
-#define DOT_DM 3 /* cl/gemm.cl's GEMM_DM x GEMM_DN: gemm_dot's tile of C */
-#define DOT_DN 8
 #define DOT_SLICE 1024       /* gemm_dot's slices of the reduction */
 #define DOT_W_MAX (1u << 23) /* floats of their partial products at most (else one slice) */
 
@@ -39,7 +35,7 @@ static an_status dot_gemm(an_runtime *rt, size_t m, size_t n, size_t k, float al
   const size_t slices = dot_slices(m, n, k);
   if (slices > 1) AN_TRY(an_reserve_gemm_temp(rt, slices * m * n * sizeof(float)));
   cl_mem w = slices > 1 ? rt->gemm_temp : c.mem;
-  const size_t g[3] = {(m + DOT_DM - 1) / DOT_DM, (n + DOT_DN - 1) / DOT_DN, slices}, one[3] = {1, 1, 1};
+  const size_t g[3] = {(m + AN_DOT_DM - 1) / AN_DOT_DM, (n + AN_DOT_DN - 1) / AN_DOT_DN, slices}, one[3] = {1, 1, 1};
   const an_arg args[] = {
       an_arg_mem(a.mem),    an_arg_ulong(a.off),  an_arg_int((int)lda), an_arg_mem(b.mem),
       an_arg_ulong(b.off),  an_arg_int((int)ldb), an_arg_mem(c.mem),    an_arg_ulong(c.off),
@@ -67,7 +63,7 @@ static panel_plan plan_of(int trans_b, size_t m, size_t n, size_t k) {
   const size_t slices = (p.chunk + PANEL_SLICE - 1) / PANEL_SLICE;
   if (slices > 2 && slices * m * n <= PANEL_W_MAX) p.slices = slices, p.slice = PANEL_SLICE;
   p.ap = 0;
-  p.bt = up16((m + PANEL_RM - 1) / PANEL_RM * PANEL_RM * p.chunk);
+  p.bt = up16((m + AN_PANEL_RM - 1) / AN_PANEL_RM * AN_PANEL_RM * p.chunk);
   p.w = p.bt + (trans_b ? up16(p.chunk * n) : 0);
   p.total = p.w + (p.slices > 1 ? p.slices * m * n : 0);
   return p;
@@ -78,6 +74,22 @@ size_t an_panel_scratch_bytes(int trans_a, int trans_b, size_t m, size_t n, size
   return plan_of(trans_b, m, n, k).total * sizeof(float);
 }
 
+/* ap (panels, k, RM) at gemm_temp + ap_off (+ z·ap_step for the z-th of count) = alpha·op(A) (m, k), A
+ * (+ z·a_step) with row stride lda: gemm_panel's operand */
+static an_status pack_a(an_runtime *rt, size_t ap_off, size_t ap_step, an_buf a, size_t a_step, size_t lda,
+                        int trans_a, size_t m, size_t k, float alpha, size_t count) {
+  const size_t global[3] = {k, (m + AN_PANEL_RM - 1) / AN_PANEL_RM, count};
+  const an_arg args[] = {an_arg_mem(rt->gemm_temp), an_arg_ulong(ap_off), an_arg_ulong(ap_step), an_arg_mem(a.mem),
+                         an_arg_ulong(a.off),       an_arg_ulong(a_step), an_arg_int((int)lda),  an_arg_int(trans_a),
+                         an_arg_int((int)m),        an_arg_int((int)k),   an_arg_float(alpha)};
+  return an_launch(rt, "gemm_pack_a", 3, global, NULL, args);
+}
+
+an_status an_panel_pack_a(an_runtime *rt, an_buf a, size_t lda, size_t m, size_t k) {
+  AN_TRY(an_reserve_gemm_temp(rt, (m + AN_PANEL_RM - 1) / AN_PANEL_RM * AN_PANEL_RM * k * sizeof(float)));
+  return pack_a(rt, 0, 0, a, 0, lda, 0, m, k, 1.0f, 1);
+}
+
 /* The GEMM over the reduction's chunks (one launch of the packing and one of the product per chunk), or
  * with count > 1 a batch of `count` GEMMs in one launch of each, operand i at its offset + i·step (one
  * chunk, one slice, B not transposed: an_panel_batch_ok); ap_step: floats between the batch's packed A */
@@ -86,26 +98,15 @@ static an_status panel_run(an_runtime *rt, int trans_a, int trans_b, size_t m, s
                            an_buf c, size_t ldc, size_t c_step, size_t count, size_t ap_step) {
   const panel_plan p = plan_of(trans_b, m, n, k);
   cl_mem s = rt->gemm_temp;
-  const size_t panels = (m + PANEL_RM - 1) / PANEL_RM, strips = (n + PANEL_NC - 1) / PANEL_NC;
+  const size_t panels = (m + AN_PANEL_RM - 1) / AN_PANEL_RM, strips = (n + AN_PANEL_NC - 1) / AN_PANEL_NC;
   const int mi = (int)m, ni = (int)n;
   for (size_t k0 = 0; k0 < k; k0 += p.chunk) {
     const size_t kn = k - k0 < p.chunk ? k - k0 : p.chunk;
     const int kni = (int)kn;
     const float chunk_beta = k0 ? 1.0f : beta; /* later chunks add to what the first wrote */
     /* ap (panels, kn, RM) = alpha·op(A)[:, k0 : k0 + kn], per GEMM of the batch */
-    const size_t g_pack[3] = {kn, panels, count};
-    const an_arg pack[] = {an_arg_mem(s),
-                           an_arg_ulong(p.ap),
-                           an_arg_ulong(ap_step),
-                           an_arg_mem(a.mem),
-                           an_arg_ulong(a.off + (trans_a ? k0 * lda : k0)),
-                           an_arg_ulong(a_step),
-                           an_arg_int((int)lda),
-                           an_arg_int(trans_a),
-                           an_arg_int(mi),
-                           an_arg_int(kni),
-                           an_arg_float(alpha)};
-    AN_TRY(an_launch(rt, "gemm_pack_a", 3, g_pack, NULL, pack));
+    AN_TRY(pack_a(rt, p.ap, ap_step, an_at(a.mem, a.off + (trans_a ? k0 * lda : k0)), a_step, lda, trans_a, m, kn,
+                  alpha, count));
     /* B's rows k0 : k0 + kn as (kn, n): in place, or transposed into scratch */
     an_buf rows = an_at(b.mem, b.off + k0 * ldb);
     size_t ld_rows = ldb;

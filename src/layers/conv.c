@@ -213,10 +213,12 @@ an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_
   AN_TRY(check_dims(d, work_floats, &chunk));
   const int wino_chunk = winograd(rt, d, work_floats, AN_WINOGRAD_FORWARD);
   if (wino_chunk) return wino_run(rt, d, AN_WINO_FORWARD, out, inp, out, weight, bias, relu, work, wino_chunk);
-  for (int n0 = 0; n0 < d->n && phase(rt, d); n0 += chunk)
-    AN_TRY(
-        an_conv_phase_forward(rt, d, out, inp, weight, bias, relu, work, n0, d->n - n0 < chunk ? d->n - n0 : chunk));
-  if (phase(rt, d)) return AN_OK;
+  if (phase(rt, d)) {
+    for (int n0 = 0; n0 < d->n; n0 += chunk)
+      AN_TRY(an_conv_phase_forward(rt, d, out, inp, weight, bias, relu, work, n0,
+                                   d->n - n0 < chunk ? d->n - n0 : chunk));
+    return AN_OK;
+  }
   const size_t ohw = (size_t)d->oh * d->ow, ckk_g = (size_t)(d->c / d->groups) * d->kh * d->kw;
   const size_t oc_g = (size_t)(d->oc / d->groups), fixed = k_pad_fixed(d), kp_g = fixed ? k_padded(d) : ckk_g;
   an_buf w = weight; /* (OC, kp_g): the weight, or its zero-padded copy at the workspace's start */

@@ -18,11 +18,6 @@
 #include "gemm/gemm.h"
 #include "layers/conv_phase.h"
 
-#define PANEL_RM 6  /* rows of C per work-item: cl/gemm.cl's GEMM_RM */
-#define PANEL_NC 64 /* columns of C per work-item: 16·GEMM_NV */
-#define DOT_DM 3    /* cl/gemm.cl's GEMM_DM x GEMM_DN: gemm_dot_phase's tile */
-#define DOT_DN 8
-
 typedef struct phase_geom {
   int q, hq, wq; /* Q, the planes' rows and columns */
   size_t plane;  /* P: HQ·WQ + Q (the last tap's reads past a plane's end, on dropped columns), rounded to 16 */
@@ -87,25 +82,10 @@ an_status an_conv_phase_forward(an_runtime *rt, const an_conv_dims *d, an_buf ou
   AN_TRY(planes(rt, d, inp, rows, ph, n0, nb));
   const an_gemm_call call = an_conv_phase_call(d, weight.off, work.off, out.off, n0, nb);
   AN_TRY(an_gemm_own_begin(rt, &call)); /* the packing and the product count as the GEMM, as in panel.c */
-  const size_t panels = ((size_t)m + PANEL_RM - 1) / PANEL_RM;
-  AN_TRY(an_reserve_gemm_temp(rt, an_round_up(panels * PANEL_RM * g.k, 16) * sizeof(float)));
-  {
-    const size_t global[2] = {g.k, panels}; /* ap (panels, K, RM) = the weight (OC, K) */
-    const an_arg args[] = {an_arg_mem(rt->gemm_temp),
-                           an_arg_ulong(0),
-                           an_arg_ulong(0),
-                           an_arg_mem(weight.mem),
-                           an_arg_ulong(weight.off),
-                           an_arg_ulong(0),
-                           an_arg_int(kk),
-                           an_arg_int(0),
-                           an_arg_int(m),
-                           an_arg_int(kk),
-                           an_arg_float(1.0f)};
-    AN_TRY(an_launch(rt, "gemm_pack_a", 2, global, NULL, args));
-  }
+  const size_t panels = ((size_t)m + AN_PANEL_RM - 1) / AN_PANEL_RM;
+  AN_TRY(an_panel_pack_a(rt, weight, g.k, (size_t)m, g.k)); /* the weight (OC, K) as gemm_panel's A */
   /* one work-item per group, the panels innermost (as an_panel_gemm's rows_first) */
-  const size_t global[3] = {panels, ((size_t)n + PANEL_NC - 1) / PANEL_NC, (size_t)nb}, one[3] = {1, 1, 1};
+  const size_t global[3] = {panels, ((size_t)n + AN_PANEL_NC - 1) / AN_PANEL_NC, (size_t)nb}, one[3] = {1, 1, 1};
   const an_arg args[] = {an_arg_mem(rt->gemm_temp),
                          an_arg_ulong(0),
                          an_arg_mem(ph.mem),
@@ -166,7 +146,8 @@ an_status an_conv_phase_weight_grad(an_runtime *rt, const an_conv_dims *d, an_bu
   const an_gemm_call call = an_conv_phase_dw_call(d, work.off, dweight.off, nb);
   AN_TRY(an_gemm_own_begin(rt, &call));
   {
-    const size_t global[3] = {((size_t)m + DOT_DM - 1) / DOT_DM, (g.k + DOT_DN - 1) / DOT_DN, (size_t)nb};
+    const size_t global[3] = {((size_t)m + AN_DOT_DM - 1) / AN_DOT_DM, (g.k + AN_DOT_DN - 1) / AN_DOT_DN,
+                              (size_t)nb};
     const size_t one[3] = {1, 1, 1};
     const an_arg args[] = {an_arg_mem(dy.mem),     an_arg_ulong(dy.off),   an_arg_mem(ph.mem),
                            an_arg_ulong(ph.off),   an_arg_ulong(ph_image), an_arg_mem(rows.mem),
