@@ -67,27 +67,60 @@ __kernel void maxpool_forward(__global const float *restrict inp, ulong inp_off,
   }
 }
 
-/* Inference: the same maximum (first in row-major window order, NaN propagates), no argmax kept */
+/* a where b is not larger, else b; NaN in a stays, NaN in b wins (maxpool_window's rule, lane-wise) */
+inline float16 maxpool_max16(float16 a, float16 b) { return select(a, b, isgreater(b, a) | isnan(b)); }
+inline float8 maxpool_max8(float8 a, float8 b) { return select(a, b, isgreater(b, a) | isnan(b)); }
+
+/* The maxima of eight (four) stride-2 windows (oy, ox ..): per window position one 16-wide (8-wide) load
+ * from column 2·ox + kj - shift, whose lanes shift, shift + 2, ... are the windows' values. shift 1 keeps
+ * the load inside the row for the row's last eight (four) outputs: 2·ox + k + 14 <= w (+ 6) holds for
+ * ox = ow - 8 (ow - 4). */
+inline float8 maxpool8_s2(__global const float *restrict x, int w, int oy, int ox, int k, int shift) {
+  float16 best = (float16)(-INFINITY);
+  for (int ki = 0; ki < k; ki++)
+    for (int kj = 0; kj < k; kj++)
+      best = maxpool_max16(best, vload16(0, x + (oy * 2 + ki) * w + ox * 2 + kj - shift));
+  return shift ? best.odd : best.even;
+}
+inline float4 maxpool4_s2(__global const float *restrict x, int w, int oy, int ox, int k, int shift) {
+  float8 best = (float8)(-INFINITY);
+  for (int ki = 0; ki < k; ki++)
+    for (int kj = 0; kj < k; kj++) best = maxpool_max8(best, vload8(0, x + (oy * 2 + ki) * w + ox * 2 + kj - shift));
+  return shift ? best.odd : best.even;
+}
+
+/* Inference: the same maximum (NaN propagates), no argmax kept. work-item = one plane, row by row; at
+ * stride 2 eight (or four) outputs at a time, the row's last eight (four) overlapping the previous group
+ * from loads shifted by one, so no output of a row of five or more is left to the per-window loop. */
 __kernel void maxpool_forward_infer(__global const float *restrict inp, ulong inp_off,
                                     __global float *restrict out, ulong out_off, int h, int w, int oh,
                                     int ow, int k, int stride) {
-  const int oy = (int)get_global_id(0);
-  const size_t plane = get_global_id(1);
+  const size_t plane = get_global_id(0);
   __global const float *restrict x = inp + inp_off + plane * h * w;
-  __global float *restrict o = out + out_off + (plane * oh + oy) * ow;
-  int ox = 0;
-  for (; stride == 2 && ox + 8 <= ow && ox * 2 + k + 14 < w; ox += 8) {
-    int8 arg;
-    vstore8(maxpool_window8_s2(x, w, oy, ox, k, &arg), 0, o + ox);
-  }
-  for (; ox < ow; ox++) {
-    float best = -INFINITY;
-    for (int ki = 0; ki < k; ki++)
-      for (int kj = 0; kj < k; kj++) {
-        const float v = x[(oy * stride + ki) * w + ox * stride + kj];
-        if (v > best || isnan(v)) best = v;
-      }
-    o[ox] = best;
+  for (int oy = 0; oy < oh; oy++) {
+    __global float *restrict o = out + out_off + (plane * oh + oy) * ow;
+    int ox = 0;
+    for (; stride == 2 && ox + 8 <= ow && ox * 2 + k + 14 < w; ox += 8)
+      vstore8(maxpool8_s2(x, w, oy, ox, k, 0), 0, o + ox);
+    if (stride == 2 && ox < ow && ow >= 9) {
+      vstore8(maxpool8_s2(x, w, oy, ow - 8, k, 1), 0, o + ow - 8);
+      ox = ow;
+    }
+    for (; stride == 2 && ox + 4 <= ow && ox * 2 + k + 6 < w; ox += 4)
+      vstore4(maxpool4_s2(x, w, oy, ox, k, 0), 0, o + ox);
+    if (stride == 2 && ox < ow && ow >= 5) {
+      vstore4(maxpool4_s2(x, w, oy, ow - 4, k, 1), 0, o + ow - 4);
+      ox = ow;
+    }
+    for (; ox < ow; ox++) {
+      float best = -INFINITY;
+      for (int ki = 0; ki < k; ki++)
+        for (int kj = 0; kj < k; kj++) {
+          const float v = x[(oy * stride + ki) * w + ox * stride + kj];
+          if (v > best || isnan(v)) best = v;
+        }
+      o[ox] = best;
+    }
   }
 }
 

@@ -160,13 +160,17 @@ static float *random_images(int n, int input_hw, uint64_t seed, float scale) {
   return x;
 }
 
+/* The plan's logits with weights from the file, or with NULL an_infer_init's. */
 static float *infer_logits(const char *model, int classes, int batch, int input_hw, const char *weights,
                            const an_infer_options *o, const float *images, int slot) {
   an_infer *inf;
   TEST_OK(an_infer_create(rt, model, classes, batch, input_hw, o, &inf));
   char path[128];
-  path_in(path, sizeof path, weights);
-  TEST_OK(an_infer_load(inf, path));
+  path_in(path, sizeof path, weights ? weights : "");
+  if (weights)
+    TEST_OK(an_infer_load(inf, path));
+  else /* the model's initialisation from SEED: the training net's numbers (an_net_init) */
+    TEST_OK(an_infer_init(inf, SEED));
   memcpy(an_infer_input(inf, slot), images, (size_t)batch * 3 * input_hw * input_hw * sizeof(float));
   const float *logits;
   TEST_OK(an_infer_run(inf, slot, &logits));
@@ -207,6 +211,10 @@ static void check_model(const char *model, int classes, int batch, int input_hw,
   assert_int_equal(check_close("inference vs training net", a, net_d, n_logits, 1e-4, 1e-6), 0);
   /* the same computation whichever way the batch travels */
   assert_memory_equal(a, b, n_logits * sizeof *a);
+  /* an_infer_init draws the weights the net was initialised (and saved) with: the same logits, bit for bit */
+  float *init = infer_logits(model, classes, batch, input_hw, NULL, &copying, x, 0);
+  assert_memory_equal(init, b, n_logits * sizeof *b);
+  free(init);
 
   if (batch > 1) { /* a workspace of one image per chunk: the limit leaves no room for more */
     an_infer_memory whole;

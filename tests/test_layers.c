@@ -653,9 +653,10 @@ static void run_maxpool(an_runtime *rt, const char *name, int n, int c, int h, i
   test_fill_uniform(dout, n_out, -1.0f, 1.0f, &rng);
 
   arena a;
-  arena_open(&a, rt, shared, 2 * count + 3 * n_out, 5);
+  arena_open(&a, rt, shared, 2 * count + 4 * n_out, 6);
   an_buf d_inp = arena_put(&a, inp, count), d_out = arena_take(&a, n_out), d_arg = arena_take(&a, n_out);
   an_buf d_dout = arena_put(&a, dout, n_out), d_dinp = arena_filled(&a, GARBAGE, count);
+  an_buf d_infer = arena_filled(&a, GARBAGE, n_out);
 
   TEST_OK(an_maxpool_forward(rt, n, c, h, w, k, stride, d_out, d_arg, d_inp));
   float *out = download(rt, d_out, n_out);
@@ -663,6 +664,11 @@ static void run_maxpool(an_runtime *rt, const char *name, int n, int c, int h, i
   double *want_out = test_doubles(n_out), *want_dinp = test_doubles(count);
   ref_maxpool_forward(want_out, inp_d, n, c, h, w, k, stride);
   int fails = check_close("maxpool out", out, want_out, n_out, 0.0, 0.0); /* a copy: exact */
+  /* the inference kernel (no argmax; stride 2 in chunks of 16 outputs): the same maxima */
+  TEST_OK(an_maxpool_forward_infer(rt, n, c, h, w, k, stride, d_infer, d_inp));
+  float *infer = download(rt, d_infer, n_out);
+  fails += check_close("maxpool out (inference)", infer, want_out, n_out, 0.0, 0.0);
+  free(infer);
 
   TEST_OK(an_maxpool_backward(rt, n, c, h, w, k, stride, d_dinp, d_dout, d_arg));
   float *dinp = download(rt, d_dinp, count);
@@ -688,6 +694,53 @@ MAXPOOL_TEST(test_maxpool_small_2x2, 1, 3, 7, 9, 2, 2, POOL_NEGATIVE, 1, 405)
 MAXPOOL_TEST(test_maxpool_small_ties, 2, 3, 9, 11, 3, 2, POOL_TIES, 1, 406)
 MAXPOOL_TEST(test_maxpool_small_ties_s1, 1, 2, 6, 5, 3, 1, POOL_TIES, 1, 407)
 MAXPOOL_TEST(test_maxpool_ties_wide, 2, 3, 9, 37, 3, 2, POOL_TIES, 1, 408) /* the 8-wide stride-2 path */
+/* inference's chunks of 16 outputs: two whole chunks and a partial one (w 100); k 4; k 5 (per window) */
+MAXPOOL_TEST(test_maxpool_wide_chunks, 1, 3, 7, 100, 3, 2, POOL_NEGATIVE, 1, 409)
+MAXPOOL_TEST(test_maxpool_k4_s2, 2, 2, 9, 70, 4, 2, POOL_DISTINCT, 0, 410)
+MAXPOOL_TEST(test_maxpool_k5_s2, 1, 2, 9, 21, 5, 2, POOL_DISTINCT, 1, 411)
+
+/* NaN propagates through both forward kernels: an output is NaN exactly where its window holds one (a
+ * NaN in rows, columns and chunks of every kind: first in a window, last, both), else the plain maximum. */
+static void test_maxpool_nan(void **state) {
+  an_runtime *rt = (an_runtime *)*state;
+  const int n = 1, c = 2, h = 9, w = 70, k = 3, s = 2, oh = an_pool_out(h, k, s), ow = an_pool_out(w, k, s);
+  const size_t count = (size_t)n * c * h * w, n_out = (size_t)n * c * oh * ow;
+  test_rng rng = test_rng_seeded(412);
+  float *inp = test_floats(count);
+  test_fill_distinct(inp, count, &rng);
+  for (size_t i = 0; i < count; i += 1 + (size_t)test_rng_below(&rng, 40)) inp[i] = NAN;
+  arena a;
+  arena_open(&a, rt, 1, count + 3 * n_out, 4);
+  an_buf d_inp = arena_put(&a, inp, count), d_out = arena_take(&a, n_out), d_arg = arena_take(&a, n_out);
+  an_buf d_infer = arena_filled(&a, GARBAGE, n_out);
+  TEST_OK(an_maxpool_forward(rt, n, c, h, w, k, s, d_out, d_arg, d_inp));
+  TEST_OK(an_maxpool_forward_infer(rt, n, c, h, w, k, s, d_infer, d_inp));
+  float *got[2] = {download(rt, d_out, n_out), download(rt, d_infer, n_out)};
+  int bad = 0, nans = 0;
+  for (size_t p = 0; p < (size_t)n * c; p++)
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < ow; ox++) {
+        float want = -INFINITY;
+        int nan = 0;
+        for (int ki = 0; ki < k; ki++)
+          for (int kj = 0; kj < k; kj++) {
+            const float v = inp[(p * h + oy * s + ki) * w + ox * s + kj];
+            nan |= isnan(v);
+            if (v > want) want = v;
+          }
+        nans += nan;
+        for (int j = 0; j < 2; j++) {
+          const float g = got[j][(p * oh + oy) * ow + ox];
+          if (nan ? !isnan(g) : g != want) bad++;
+        }
+      }
+  printf("maxpool with NaNs: %d of %zu windows hold one; %d outputs of both kernels wrong\n", nans, n_out, bad);
+  bad += arena_check_gaps(&a);
+  arena_close(&a);
+  free(inp), free(got[0]), free(got[1]);
+  assert_true(nans > 0 && nans < (int)n_out);
+  assert_int_equal(bad, 0);
+}
 
 /* ---- adaptive average pool ---- */
 
@@ -1090,6 +1143,10 @@ int main(void) {
       cmocka_unit_test(test_maxpool_small_ties),
       cmocka_unit_test(test_maxpool_small_ties_s1),
       cmocka_unit_test(test_maxpool_ties_wide),
+      cmocka_unit_test(test_maxpool_wide_chunks),
+      cmocka_unit_test(test_maxpool_k4_s2),
+      cmocka_unit_test(test_maxpool_k5_s2),
+      cmocka_unit_test(test_maxpool_nan),
       cmocka_unit_test(test_avgpool_alexnet_6_to_6),
       cmocka_unit_test(test_avgpool_alexnet_13_to_6),
       cmocka_unit_test(test_avgpool_alexnet_4_to_6),

@@ -93,6 +93,9 @@ size_t an_infer_device_bytes(const an_infer *inf);
  * into the mapped parameter buffer: every tensor of the model must be there, F32, in the model's shape;
  * a model named in the metadata must be this one. */
 an_status an_infer_load(an_infer *inf, const char *path);
+/* Fills the weights with the model's initialisation from seed instead: the numbers an_net_init(seed)
+ * gives the training net (benchmarks and tests: `alexnet bench --mode infer` times the plan this way). */
+an_status an_infer_init(an_infer *inf, uint64_t seed);
 
 /* Host memory the caller fills with slot's batch, (N, 3, H, W) floats, before an_infer_run(inf, slot). */
 float *an_infer_input(an_infer *inf, int slot);
@@ -104,6 +107,8 @@ an_status an_infer_run(an_infer *inf, int slot, const float **logits);
 /* Every GEMM call a run of slot 0 issues, in order, from the layer table; fills up to max, returns how
  * many there are. */
 int an_infer_gemm_calls(const an_infer *inf, an_gemm_call *out, int max);
+/* FLOPs of layer i in a run: its GEMMs' 2·m·n·k (0 for a layer the plan skips or without GEMMs). */
+double an_infer_layer_flops(const an_infer *inf, int i);
 
 /* ---- what a weights file says about itself ---- */
 typedef struct an_weights_info {

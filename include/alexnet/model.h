@@ -111,6 +111,11 @@ size_t an_net_device_bytes(const an_net *net);
 an_status an_net_init(an_net *net, uint64_t seed);
 /* The same numbers into a host array of n_params floats (a plan without device buffers will do). */
 void an_net_init_host(const an_net *net, uint64_t seed, float *host);
+/* One layer's share of those numbers: its weight (the tensor's shape, PyTorch's layout) into weight and
+ * its bias into bias (b may be NULL), drawn from the splitmix64 *state, which it advances. Layers in
+ * order from *state = seed give an_net_init_host's numbers (the inference plan's an_infer_init). */
+void an_layer_init_host(const an_layer_plan *L, const an_tensor *w, const an_tensor *b, uint64_t *state,
+                        float *weight, float *bias);
 
 /* Uploads a batch: images (N, 3, H, W) float, labels (N) in [0, classes). */
 an_status an_net_set_batch(an_net *net, const float *images, const int *labels);

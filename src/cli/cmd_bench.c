@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "alexnet/infer.h"
 #include "alexnet/split.h"
 #include "alexnet/train.h"
 #include "cli.h"
@@ -68,9 +69,6 @@ typedef struct bench_result {
   double host_blas_ms, host_flop;
 } bench_result;
 
-/* FLOPs of a layer's forward and backward: its GEMMs, as the layer table lists them (the rest move
- * memory). */
-static void layer_flops(const an_net *net, int i, double *fwd, double *bwd) { an_net_layer_flops(net, i, fwd, bwd); }
 
 /* Splits the recorded marks of the timed steps into per-layer, loss, zeroing, gradient sum, SGD and
  * GEMM time. */
@@ -105,9 +103,11 @@ static int collect(an_runtime *rt, device_time *r, int steps) {
   return 0;
 }
 
-/* What the timed loop drives: one net on one device, or a split over two. */
+/* What the timed loop drives: one net on one device, the inference plan on one device (inference), or a
+ * split over two. */
 typedef struct target {
   an_net *net;
+  an_infer *inf; /* one device's inference: the plan classify and the C API run (infer/infer.c) */
   an_split *split;
   an_runtime *rt[2];
   int n_devices;
@@ -134,6 +134,10 @@ static an_status run_step(target *t, const float *images, const int *labels, flo
     }
     for (int d = 0; d < 2 && s == AN_OK; d++) s = an_finish(t->rt[d]);
     return s;
+  }
+  if (t->inf) { /* the batch waits in the plan's input slot (time_steps put it there) */
+    const float *out;
+    return an_infer_run(t->inf, 0, &out);
   }
   if (train) return an_net_train_step(t->net, images, labels, &sgd, 1, k, &loss);
   s = an_net_set_batch(t->net, images, labels);
@@ -176,6 +180,17 @@ static int collect_kernels(an_runtime *rt, device_time *d, int steps) {
   return 0;
 }
 
+/* FLOPs of device k's layer i, forward and backward: its GEMMs, as the layer table lists them (the rest
+ * move memory). */
+static void layer_flops(const target *t, int k, int i, double *fwd, double *bwd) {
+  if (t->inf) {
+    *bwd = 0;
+    *fwd = an_infer_layer_flops(t->inf, i);
+    return;
+  }
+  an_net_layer_flops(t->split ? t->split->net[k] : t->net, i, fwd, bwd);
+}
+
 /* Warm-up steps, then the timed ones with profiling on; fills the step time, every device's rows and the
  * totals. */
 static int time_steps(target *t, int classes, int size, int warmup, int iterations, bench_result *r) {
@@ -190,6 +205,7 @@ static int time_steps(target *t, int classes, int size, int warmup, int iteratio
   }
   for (size_t i = 0; i < pixels; i++) images[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
   for (int i = 0; i < batch; i++) labels[i] = i % classes;
+  if (t->inf) memcpy(an_infer_input(t->inf, 0), images, pixels * sizeof *images);
   double wall = 0;
   for (int k = 0; k < warmup + iterations; k++) {
     set_profiling(t, k >= warmup);
@@ -212,7 +228,6 @@ static int time_steps(target *t, int classes, int size, int warmup, int iteratio
   double flop = 0;
   for (int k = 0; k < t->n_devices; k++) {
     device_time *d = &r->dev[k];
-    const an_net *net = t->split ? t->split->net[k] : t->net;
     if (d->n_layers > (int)(sizeof d->layers / sizeof d->layers[0])) {
       fprintf(stderr, "alexnet bench: %s has %d layers, the bench keeps %d\n", d->model->name, d->n_layers,
               (int)(sizeof d->layers / sizeof d->layers[0]));
@@ -223,7 +238,7 @@ static int time_steps(target *t, int classes, int size, int warmup, int iteratio
       goto done;
     }
     for (int i = 0; i < d->n_layers; i++) {
-      layer_flops(net, i, &d->layers[i].fwd_flop, &d->layers[i].bwd_flop);
+      layer_flops(t, k, i, &d->layers[i].fwd_flop, &d->layers[i].bwd_flop);
       d->device_ms += d->layers[i].fwd_ms + d->layers[i].bwd_ms;
       d->flop += d->layers[i].fwd_flop + (r->train ? d->layers[i].bwd_flop : 0);
     }
@@ -275,7 +290,7 @@ static int time_other_variant(target *t, int classes, int size, int warmup, int 
     return 1;
   }
   o->batch = r->batch, o->train = r->train, o->n_devices = 1;
-  describe_device(&o->dev[0], rt, t->net->model);
+  describe_device(&o->dev[0], rt, t->inf ? t->inf->model : t->net->model);
   o->dev[0].count = r->batch;
   rt->kernels_variant = r->variant == AN_KERNELS_GPU ? AN_KERNELS_CPU : AN_KERNELS_GPU;
   rt->winograd_variant = r->winograd_variant == AN_KERNELS_GPU ? AN_KERNELS_CPU : AN_KERNELS_GPU;
@@ -288,14 +303,16 @@ static int time_other_variant(target *t, int classes, int size, int warmup, int 
 
 /* The step's GEMM calls timed on the host's BLAS with the device's cores as threads (best of 3), when the
  * device is the host's CPU and a BLAS is installed: the yardstick for the device's GEMMs. */
-static void measure_host_blas(const an_runtime *rt, const an_net *net, int train, bench_result *r) {
+static void measure_host_blas(const an_runtime *rt, const target *t, int train, bench_result *r) {
   enum { MAX_CALLS = 8192 };
   if (!(rt->info.type & CL_DEVICE_TYPE_CPU)) return;
   const int threads = (int)rt->info.compute_units;
   const char *name = host_blas_open(threads);
   const int passes = AN_PASS_FORWARD | (train ? AN_PASS_BACKWARD : 0);
   an_gemm_call *calls = name ? malloc(MAX_CALLS * sizeof *calls) : NULL;
-  const int n = calls ? an_net_gemm_calls(net, passes, calls, MAX_CALLS) : 0;
+  const int n = !calls   ? 0
+                : t->inf ? an_infer_gemm_calls(t->inf, calls, MAX_CALLS)
+                         : an_net_gemm_calls(t->net, passes, calls, MAX_CALLS);
   double seconds;
   if (n > 0 && n <= MAX_CALLS && host_blas_time(calls, n, 3, &seconds, &r->host_flop) == 0) {
     snprintf(r->host_blas, sizeof r->host_blas, "%s", name);
@@ -306,31 +323,35 @@ static void measure_host_blas(const an_runtime *rt, const an_net *net, int train
 
 static int bench_model(an_runtime *rt, const char *model, int classes, int batch, int size, int train, int warmup,
                        int iterations, int kernels, int host_blas, bench_result *r) {
-  target t = {NULL, NULL, {rt, NULL}, 1, kernels};
+  target t = {NULL, NULL, NULL, {rt, NULL}, 1, kernels};
   memset(r, 0, sizeof *r);
   snprintf(r->model, sizeof r->model, "%s", model);
   r->batch = batch, r->train = train, r->n_devices = 1, r->build_s = rt->build_seconds;
-  if (an_net_create(rt, model, classes, batch, size, &t.net) != AN_OK || an_net_init(t.net, 1) != AN_OK) {
+  if (train ? an_net_create(rt, model, classes, batch, size, &t.net) != AN_OK || an_net_init(t.net, 1) != AN_OK
+            : an_infer_create(rt, model, classes, batch, size, NULL, &t.inf) != AN_OK ||
+                  an_infer_init(t.inf, 1) != AN_OK) {
     an_net_destroy(t.net);
+    an_infer_destroy(t.inf);
     return cli_fail(model);
   }
-  describe_device(&r->dev[0], rt, t.net->model);
+  describe_device(&r->dev[0], rt, train ? t.net->model : t.inf->model);
   snprintf(r->device, sizeof r->device, "%s", r->dev[0].device);
   r->dev[0].count = batch;
-  r->dev[0].device_bytes = an_net_device_bytes(t.net);
+  r->dev[0].device_bytes = train ? an_net_device_bytes(t.net) : an_infer_device_bytes(t.inf);
   r->variant = rt->kernels_variant, r->winograd_variant = rt->winograd_variant;
   r->winograd = rt->winograd;
   int rc = time_steps(&t, classes, size, warmup, iterations, r);
   if (rc == 0 && kernels) rc = time_other_variant(&t, classes, size, warmup, iterations, r);
-  if (rc == 0 && host_blas) measure_host_blas(rt, t.net, train, r);
+  if (rc == 0 && host_blas) measure_host_blas(rt, &t, train, r);
   an_net_destroy(t.net);
+  an_infer_destroy(t.inf);
   return rc;
 }
 
 /* The model split over rt0 and rt1 (an_runtime_create_pair): alexnet's columns, or the batch. */
 static int bench_split(an_runtime *rt0, an_runtime *rt1, const char *model, int classes, int batch, int size,
                        int train, int warmup, int iterations, int kernels, bench_result *r) {
-  target t = {NULL, NULL, {rt0, rt1}, 2, kernels};
+  target t = {NULL, NULL, NULL, {rt0, rt1}, 2, kernels};
   memset(r, 0, sizeof *r);
   snprintf(r->model, sizeof r->model, "%s", model);
   r->batch = batch, r->train = train, r->n_devices = 2, r->build_s = rt0->build_seconds + rt1->build_seconds;
@@ -625,7 +646,9 @@ static void help(void) {
          "  --device D        all | P:D | name substring, or a comma-separated list (default: the usual choice)\n"
          "  --model M         alexnet | alexnet-half | alexnet-tv | all   (default all)\n"
          "  --batch B         images per step                         (default 64)\n"
-         "  --mode M          train | infer                           (default train)\n"
+         "  --mode M          train | infer                           (default train). infer on one device\n"
+         "                    times the inference plan that classify and the C API run (no gradients, no\n"
+         "                    argmax, the batch in its input slot; weights: the training net's initialisation)\n"
          "  --split N         devices per model: 1, or 2 for the split (default 1). With 2, --device A,B\n"
          "                    names the pair; --device all benches every device alone and then the first\n"
          "                    two as a pair; without --device, ALEXNET_DEVICE if it names two, else the\n"

@@ -433,38 +433,84 @@ size_t an_infer_device_bytes(const an_infer *inf) {
 
 /* ---- weights ---- */
 
-/* A fully connected weight (OUT, IN) from the file, transposed into its buffer (IN, OUT_pad) with zero
- * columns of padding. The file's layout passes through host memory once, while loading. */
-static an_status load_fc_weight(an_infer *inf, an_safetensors *st, int index, int layer) {
+/* A fully connected weight w (OUT, IN) transposed into its buffer (IN, OUT_pad) with zero columns of
+ * padding. */
+static an_status store_fc_weight(an_infer *inf, int layer, const float *w /* (OUT, IN) */) {
   const an_layer_plan *L = &inf->layers[layer];
   const size_t in = (size_t)L->in_c * L->in_h * L->in_w, out = (size_t)L->out_c, pad = (size_t)inf->out_pad[layer];
-  float *w = malloc(in * out * sizeof *w); /* (OUT, IN) */
+  cl_int rc;
+  float *wt = clEnqueueMapBuffer(inf->rt->queue, inf->fc_weight[layer], CL_TRUE, CL_MAP_WRITE_INVALIDATE_REGION, 0,
+                                 in * pad * sizeof(float), 0, NULL, NULL, &rc); /* (IN, OUT_pad) */
+  if (rc != CL_SUCCESS) return AN_FAIL(rc, "clEnqueueMapBuffer(%s)", inf->tensors[L->weight].name);
+  enum { TILE = 32 }; /* blocked, so that both sides stream through the cache */
+  for (size_t i0 = 0; i0 < in; i0 += TILE)
+    for (size_t o0 = 0; o0 < out; o0 += TILE)
+      for (size_t i = i0; i < i0 + TILE && i < in; i++)
+        for (size_t o = o0; o < o0 + TILE && o < out; o++) wt[i * pad + o] = w[o * in + i];
+  for (size_t i = 0; i < in && pad > out; i++) memset(wt + i * pad + out, 0, (pad - out) * sizeof(float));
+  rc = clEnqueueUnmapMemObject(inf->rt->queue, inf->fc_weight[layer], wt, 0, NULL, NULL);
+  return rc == CL_SUCCESS ? AN_OK : AN_FAIL(rc, "clEnqueueUnmapMemObject(%s)", inf->tensors[L->weight].name);
+}
+
+/* A fully connected weight from the file into its buffer (store_fc_weight). The file's layout passes
+ * through host memory once, while loading. */
+static an_status load_fc_weight(an_infer *inf, an_safetensors *st, int index, int layer) {
+  const an_layer_plan *L = &inf->layers[layer];
+  const size_t count = inf->tensors[L->weight].count;
+  float *w = malloc(count * sizeof *w); /* (OUT, IN) */
   if (!w)
     return AN_FAIL(AN_ERR_HOST_ALLOC, "%s: host copy of %s (%zu floats)", st->source, inf->tensors[L->weight].name,
-                   in * out);
-  an_status status = an_st_read(st, index, w, in * out * sizeof *w);
-  cl_int rc = CL_SUCCESS;
-  float *wt = status != AN_OK ? NULL /* (IN, OUT_pad) */
-                              : clEnqueueMapBuffer(inf->rt->queue, inf->fc_weight[layer], CL_TRUE,
-                                                   CL_MAP_WRITE_INVALIDATE_REGION, 0, in * pad * sizeof(float), 0,
-                                                   NULL, NULL, &rc);
-  if (status == AN_OK && rc != CL_SUCCESS)
-    status = AN_FAIL(rc, "clEnqueueMapBuffer(%s)", inf->tensors[L->weight].name);
-  if (status == AN_OK) {
-    enum { TILE = 32 }; /* blocked, so that both sides stream through the cache */
-    for (size_t i0 = 0; i0 < in; i0 += TILE)
-      for (size_t o0 = 0; o0 < out; o0 += TILE)
-        for (size_t i = i0; i < i0 + TILE && i < in; i++)
-          for (size_t o = o0; o < o0 + TILE && o < out; o++) wt[i * pad + o] = w[o * in + i];
-    for (size_t i = 0; i < in && pad > out; i++) memset(wt + i * pad + out, 0, (pad - out) * sizeof(float));
-  }
-  if (wt) {
-    rc = clEnqueueUnmapMemObject(inf->rt->queue, inf->fc_weight[layer], wt, 0, NULL, NULL);
-    if (rc != CL_SUCCESS && status == AN_OK)
-      status = AN_FAIL(rc, "clEnqueueUnmapMemObject(%s)", inf->tensors[L->weight].name);
-  }
+                   count);
+  an_status status = an_st_read(st, index, w, count * sizeof *w);
+  if (status == AN_OK) status = store_fc_weight(inf, layer, w);
   free(w);
   return status;
+}
+
+/* The parameter buffer mapped for writing, zeroed (the last bias's padding). */
+static an_status map_params(an_infer *inf, float **params) {
+  cl_int rc;
+  *params = clEnqueueMapBuffer(inf->rt->queue, inf->params, CL_TRUE, CL_MAP_WRITE_INVALIDATE_REGION, 0,
+                               alloc_bytes(inf->n_params), 0, NULL, NULL, &rc);
+  if (rc != CL_SUCCESS) {
+    *params = NULL;
+    return AN_FAIL(rc, "clEnqueueMapBuffer(parameters, %zu bytes)", alloc_bytes(inf->n_params));
+  }
+  memset(*params, 0, alloc_bytes(inf->n_params));
+  return AN_OK;
+}
+
+/* Unmaps params (when mapped) and, when all went well, waits for the device. */
+static an_status unmap_params(an_infer *inf, float *params, an_status status) {
+  if (!params) return status;
+  const cl_int rc = clEnqueueUnmapMemObject(inf->rt->queue, inf->params, params, 0, NULL, NULL);
+  if (rc != CL_SUCCESS && status == AN_OK) status = AN_FAIL(rc, "clEnqueueUnmapMemObject(parameters)");
+  if (status == AN_OK) status = an_finish(inf->rt);
+  return status;
+}
+
+an_status an_infer_init(an_infer *inf, uint64_t seed) {
+  float *params = NULL, *w = NULL;
+  uint64_t state = seed;
+  an_status status = map_params(inf, &params);
+  for (int i = 0; i < inf->model->n_layers && status == AN_OK; i++) {
+    const an_layer_plan *L = &inf->layers[i];
+    if (L->weight < 0) continue;
+    const an_tensor *wt = &inf->tensors[L->weight], *b = L->bias >= 0 ? &inf->tensors[L->bias] : NULL;
+    if (L->desc->kind != AN_LAYER_FC) {
+      an_layer_init_host(L, wt, b, &state, params + wt->offset, b ? params + b->offset : NULL);
+      continue;
+    }
+    w = malloc(wt->count * sizeof *w); /* (OUT, IN) */
+    if (!w) {
+      status = AN_FAIL(AN_ERR_HOST_ALLOC, "host copy of %s (%zu floats)", wt->name, wt->count);
+      break;
+    }
+    an_layer_init_host(L, wt, b, &state, w, b ? params + b->offset : NULL);
+    status = store_fc_weight(inf, i, w);
+    free(w);
+  }
+  return unmap_params(inf, params, status);
 }
 
 an_status an_infer_load(an_infer *inf, const char *path) {
@@ -520,15 +566,7 @@ an_status an_infer_load(an_infer *inf, const char *path) {
       goto cleanup;
     }
   /* straight from the file into the mapped buffer: no host copy of the weights on unified memory */
-  cl_int rc;
-  params = clEnqueueMapBuffer(inf->rt->queue, inf->params, CL_TRUE, CL_MAP_WRITE_INVALIDATE_REGION, 0,
-                              alloc_bytes(inf->n_params), 0, NULL, NULL, &rc);
-  if (rc != CL_SUCCESS) {
-    params = NULL;
-    status = AN_FAIL(rc, "clEnqueueMapBuffer(parameters, %zu bytes)", alloc_bytes(inf->n_params));
-    goto cleanup;
-  }
-  memset(params, 0, alloc_bytes(inf->n_params)); /* the last bias's padding */
+  status = map_params(inf, &params);
   for (int i = 0; i < inf->model->n_layers && status == AN_OK; i++) {
     const an_layer_plan *L = &inf->layers[i];
     if (L->weight < 0) continue;
@@ -539,11 +577,7 @@ an_status an_infer_load(an_infer *inf, const char *path) {
     if (status == AN_OK && L->desc->kind == AN_LAYER_FC) status = load_fc_weight(inf, st, where[L->weight], i);
   }
 cleanup:
-  if (params) {
-    const cl_int rc2 = clEnqueueUnmapMemObject(inf->rt->queue, inf->params, params, 0, NULL, NULL);
-    if (rc2 != CL_SUCCESS && status == AN_OK) status = AN_FAIL(rc2, "clEnqueueUnmapMemObject(parameters)");
-    if (status == AN_OK) status = an_finish(inf->rt);
-  }
+  status = unmap_params(inf, params, status);
   free(used);
   free(where);
   an_st_close(st);
@@ -567,6 +601,20 @@ int an_infer_gemm_calls(const an_infer *inf, an_gemm_call *out, int max) {
   return n;
 }
 
+double an_infer_layer_flops(const an_infer *inf, int i) {
+  const an_layer_ops *ops = an_layer_ops_of(inf->layers[i].desc->kind);
+  if (inf->skip[i] || !ops->gemms) return 0;
+  const an_layer_io io = infer_io(inf, i, 0, inf->work_floats);
+  const int total = ops->gemms(&io, AN_PASS_FORWARD, NULL, 0);
+  an_gemm_call *calls = malloc((size_t)(total ? total : 1) * sizeof *calls); /* (total) */
+  double flop = 0;
+  if (!calls) return 0;
+  ops->gemms(&io, AN_PASS_FORWARD, calls, total);
+  for (int j = 0; j < total; j++) flop += 2.0 * calls[j].m * calls[j].n * calls[j].k;
+  free(calls);
+  return flop;
+}
+
 /* The executor's view of a run: the plan and the slot it reads. */
 typedef struct run_ctx {
   const an_infer *inf;
@@ -578,10 +626,12 @@ static an_layer_io run_io(void *ctx, int i) {
   return infer_io(c->inf, i, c->slot, c->inf->work_floats);
 }
 
-/* The forward pass through the one executor; dropout and same-size pools are skipped. */
+/* The forward pass through the one executor; dropout and same-size pools are skipped. With the runtime's
+ * profiling on, a mark before the first layer and after each. */
 static an_status forward(an_infer *inf, int slot) {
   run_ctx c = {inf, slot};
-  return an_exec_forward(0, inf->model->n_layers, inf->skip, run_io, &c, NULL);
+  AN_TRY(an_mark_add(inf->rt, AN_MARK_BEGIN, -1)); /* the marks only while rt->profiling (bench) */
+  return an_exec_forward(0, inf->model->n_layers, inf->skip, run_io, &c, inf->rt);
 }
 
 /* (N, classes) logits: the output itself, or its rows without the padding columns. */

@@ -43,12 +43,12 @@ an_status an_maxpool_forward_infer(an_runtime *rt, int n, int c, int h, int w, i
   const int oh = an_pool_out(h, k, stride), ow = an_pool_out(w, k, stride);
   if (n < 1 || c < 1 || k < 1 || stride < 1 || h < k || w < k)
     return AN_FAIL(AN_ERR_ARGUMENT, "max-pool %d/%d on %dx%d is not valid", k, stride, h, w);
-  const size_t global[2] = {(size_t)oh, (size_t)n * c}; /* (row, plane) of out */
+  const size_t global[1] = {(size_t)n * c}; /* planes of out */
   const an_arg args[] = {an_arg_mem(inp.mem), an_arg_ulong(inp.off), an_arg_mem(out.mem), an_arg_ulong(out.off),
                          an_arg_int(h),       an_arg_int(w),         an_arg_int(oh),      an_arg_int(ow),
                          an_arg_int(k),       an_arg_int(stride)};
   if (GPU(rt)) return AN_LAUNCH_GPU(rt, "maxpool_forward_infer_gpu", (size_t)n * c * oh * ow, args);
-  return an_launch(rt, "maxpool_forward_infer", 2, global, NULL, args);
+  return an_launch(rt, "maxpool_forward_infer", 1, global, NULL, args);
 }
 
 an_status an_maxpool_backward(an_runtime *rt, int n, int c, int h, int w, int k, int stride, an_buf dinp,

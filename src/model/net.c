@@ -179,29 +179,36 @@ void an_net_destroy(an_net *net) {
 
 /* ---- initialisation: the splitmix64 stream of runtime/rng.h, Box-Muller normals, on the host, then
  *      one upload ---- */
+void an_layer_init_host(const an_layer_plan *L, const an_tensor *w, const an_tensor *b, uint64_t *state,
+                        float *weight, float *bias) {
+  an_rng r = {*state};
+  const an_layer_desc *d = L->desc;
+  const size_t fan_in = w->count / (size_t)w->shape[0];
+  const double kaiming_std = sqrt(2.0 / ((double)w->shape[0] * (w->ndim == 4 ? w->shape[2] * w->shape[3] : 1)));
+  const double bound = 1.0 / sqrt((double)fan_in);
+  for (size_t j = 0; j < w->count; j++) {
+    double v = 0;
+    switch (d->init) {
+      case AN_INIT_NORMAL: v = d->weight_std * an_rng_normal_open(&r); break;
+      case AN_INIT_KAIMING_FAN_OUT: v = kaiming_std * an_rng_normal_open(&r); break;
+      case AN_INIT_TORCH_DEFAULT: v = bound * (2.0 * an_rng_uniform_open(&r) - 1.0); break;
+      case AN_INIT_NONE: break;
+    }
+    weight[j] = (float)v;
+  }
+  for (size_t j = 0; b && j < b->count; j++)
+    bias[j] = d->init == AN_INIT_TORCH_DEFAULT ? (float)(bound * (2.0 * an_rng_uniform_open(&r) - 1.0))
+                                               : d->bias_value;
+  *state = r.state;
+}
+
 void an_net_init_host(const an_net *net, uint64_t seed, float *host) {
-  an_rng r = {seed};
+  uint64_t state = seed;
   for (int i = 0; i < net->model->n_layers; i++) {
     const an_layer_plan *L = &net->layers[i];
     if (L->weight < 0) continue;
-    const an_layer_desc *d = L->desc;
     const an_tensor *w = &net->tensors[L->weight], *b = L->bias >= 0 ? &net->tensors[L->bias] : NULL;
-    const size_t fan_in = w->count / (size_t)w->shape[0];
-    const double kaiming_std = sqrt(2.0 / ((double)w->shape[0] * (w->ndim == 4 ? w->shape[2] * w->shape[3] : 1)));
-    const double bound = 1.0 / sqrt((double)fan_in);
-    for (size_t j = 0; j < w->count; j++) {
-      double v = 0;
-      switch (d->init) {
-        case AN_INIT_NORMAL: v = d->weight_std * an_rng_normal_open(&r); break;
-        case AN_INIT_KAIMING_FAN_OUT: v = kaiming_std * an_rng_normal_open(&r); break;
-        case AN_INIT_TORCH_DEFAULT: v = bound * (2.0 * an_rng_uniform_open(&r) - 1.0); break;
-        case AN_INIT_NONE: break;
-      }
-      host[w->offset + j] = (float)v;
-    }
-    for (size_t j = 0; b && j < b->count; j++)
-      host[b->offset + j] = d->init == AN_INIT_TORCH_DEFAULT ? (float)(bound * (2.0 * an_rng_uniform_open(&r) - 1.0))
-                                                             : d->bias_value;
+    an_layer_init_host(L, w, b, &state, host + w->offset, b ? host + b->offset : NULL);
   }
 }
 
