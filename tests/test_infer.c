@@ -167,8 +167,7 @@ static float *infer_logits(const char *model, int classes, int batch, int input_
   TEST_OK(an_infer_create(rt, model, classes, batch, input_hw, o, &inf));
   char path[128];
   path_in(path, sizeof path, weights ? weights : "");
-  if (weights)
-    TEST_OK(an_infer_load(inf, path));
+  if (weights) TEST_OK(an_infer_load(inf, path));
   else /* the model's initialisation from SEED: the training net's numbers (an_net_init) */
     TEST_OK(an_infer_init(inf, SEED));
   memcpy(an_infer_input(inf, slot), images, (size_t)batch * 3 * input_hw * input_hw * sizeof(float));
@@ -353,6 +352,11 @@ static void test_memory_plan_and_training_ratio(void **state) {
    * kept for a backward pass */
   assert_int_equal(inf->act_floats, 2 * 96 * 55 * 55);
   created += fc;
+  /* the Winograd convolutions' filters, transformed once (conv2's F(4x4,5x5), conv3-conv5's F(4x4,3x3)) */
+  const size_t prepared = inf->prepared ? mem_size(inf->prepared) : 0;
+  assert_int_equal(prepared, inf->prepared_floats * sizeof(float));
+  assert_int_equal(inf->prepared_floats, (size_t)64 * 256 * 48 + (size_t)36 * (384 * 256 + 384 * 192 + 256 * 192));
+  created += prepared;
   /* no scratch at all when every GEMM of the plan runs CLBlast's direct kernel (untuned defaults) */
   const size_t temp = fresh->gemm_temp ? mem_size(fresh->gemm_temp) : 0;
   assert_int_equal(temp, fresh->gemm_temp_bytes);
@@ -360,10 +364,10 @@ static void test_memory_plan_and_training_ratio(void **state) {
          planned.total_bytes, created, temp);
   assert_int_equal(planned.total_bytes, created + temp);
   assert_int_equal(an_infer_device_bytes(inf), created + temp);
-  assert_int_equal(inf->mem.params_bytes, mem_size(inf->params) + fc);
-  /* weights: exactly the model's parameters (plus the last bias's padding) */
-  assert_true(inf->mem.params_bytes >= (size_t)60965224 * 4);
-  assert_true(inf->mem.params_bytes <= (size_t)60965224 * 4 + (size_t)(4096 + 1) * 256 * 4);
+  assert_int_equal(inf->mem.params_bytes, mem_size(inf->params) + fc + prepared);
+  /* weights: exactly the model's parameters (plus the last bias's padding), and the prepared filters */
+  assert_true(inf->mem.params_bytes - prepared >= (size_t)60965224 * 4);
+  assert_true(inf->mem.params_bytes - prepared <= (size_t)60965224 * 4 + (size_t)(4096 + 1) * 256 * 4);
   an_infer_destroy(inf);
 
   an_net *net;

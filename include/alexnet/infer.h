@@ -4,6 +4,8 @@
  * An inference plan (an_infer) is made from the same const model tables as the training net but holds
  * no gradients, no momentum and nothing kept for a backward pass (no LRN scale, no max-pool argmax):
  *   params  (n_params)            conv weights and all biases, loaded from a safetensors file
+ *   prepared (prepared_floats)    the convolutions' Winograd filters, transformed once when the weights
+ *                                 are loaded instead of on every run (counted with the weights)
  *   fc_weight[i] (IN, OUT_pad)    each fully connected weight, transposed, in a buffer of its own: so
  *                                 CLBlast's GEMM reads it in place instead of copying the whole matrix
  *                                 to its scratch on every call (see infer.c)
@@ -61,8 +63,11 @@ typedef struct an_infer {
   size_t act_floats, work_floats, input_floats /* one slot */, output_floats;
   int zero_copy; /* input and output are host memory (CL_MEM_USE_HOST_PTR) */
   an_infer_memory mem;
-  cl_mem params;       /* (n_params) conv weights, biases; tensors[].offset points here */
-  cl_mem *fc_weight;   /* (model->n_layers) fc: (IN, OUT_pad) transposed weight; NULL elsewhere */
+  cl_mem params;     /* (n_params) conv weights, biases; tensors[].offset points here */
+  cl_mem *fc_weight; /* (model->n_layers) fc: (IN, OUT_pad) transposed weight; NULL elsewhere */
+  cl_mem prepared;   /* (prepared_floats) conv: the filters an_conv_prepare transformed once (Winograd's), layer
+                        * after layer; NULL when no layer has any */
+  size_t prepared_floats;
   cl_mem acts;         /* (act_floats) */
   cl_mem work;         /* (work_floats) */
   cl_mem input;        /* (input_slots, N, 3, H, W) */

@@ -52,6 +52,17 @@ int an_conv_weight_grad_im2col(const an_runtime *rt, const an_conv_dims *d, size
 an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out /* (N,OC,OH,OW) */,
                           an_buf inp /* (N,C,H,W) */, an_buf weight /* (OC,C/g,KH,KW) */, an_buf bias /* (OC) */,
                           int relu, an_buf work, size_t work_floats);
+/* Fixed weights (inference) transformed once instead of on every call: the floats of the forward pass's
+ * prepared filters with this workspace (Winograd's transformed filters, an_wino_filter_floats; 0 when the
+ * forward pass does not take the Winograd path), an_conv_prepare to write them, and the forward pass
+ * reading them (prepared.mem NULL: an_conv_forward, which transforms them itself) */
+size_t an_conv_prepared_floats(const an_runtime *rt, const an_conv_dims *d, size_t work_floats);
+an_status an_conv_prepare(an_runtime *rt, const an_conv_dims *d, an_buf weight /* (OC,C/g,KH,KW) */,
+                          an_buf prepared /* (an_conv_prepared_floats) */);
+an_status an_conv_forward_prepared(an_runtime *rt, const an_conv_dims *d, an_buf out /* (N,OC,OH,OW) */,
+                                   an_buf inp /* (N,C,H,W) */, an_buf weight /* (OC,C/g,KH,KW) */,
+                                   an_buf bias /* (OC) */, int relu, an_buf work, size_t work_floats,
+                                   an_buf prepared);
 
 /* dout is the gradient of the layer's output (after the ReLU when relu != 0; out is then that output,
  * used as the mask). dweight and dbias are accumulated; dinp written (skipped when dinp.mem is NULL). */
@@ -203,7 +214,9 @@ typedef struct an_layer_io {
   an_buf dinp, dout, dweight, dbias;
   an_buf work; /* (work_floats) the im2col workspace */
   size_t work_floats;
-  int dropout_active; /* dropout: draw masks (training) or pass through */
+  an_buf prepared;        /* conv, inference: the filters an_conv_prepare wrote there, when prepared_floats */
+  size_t prepared_floats; /* (an_conv_prepared_floats) 0: none, the forward pass transforms them itself */
+  int dropout_active;     /* dropout: draw masks (training) or pass through */
   uint64_t dropout_key, dropout_first;
 } an_layer_io;
 

@@ -2,6 +2,9 @@
  *
  * Buffers (floats):
  *   params  (n_params)                  conv weights and every bias (the last layer's bias padded)
+ *   prepared (prepared_floats)          each convolution's filters as its forward pass reads them when that
+ *                                       is Winograd's (an_conv_prepare: transformed once per load, not
+ *                                       per run), layer after layer
  *   fc_weight[i] (IN, OUT_pad)          each fully connected weight transposed, in its own buffer at
  *                                       offset 0: CLBlast's indirect GEMM then uses it in place. In
  *                                       PyTorch's (OUT, IN) layout, or at an offset, it copies the whole
@@ -133,6 +136,23 @@ static size_t temp_bytes(an_runtime *rt, int ta, int tb, size_t m, size_t n, siz
   return an_gemm_temp_bytes(rt, ta, tb, m, n, k, a_off, lda, b_off, ldb, c_off, ldc);
 }
 
+/* Layer i's prepared filters with work_floats of workspace: their floats (0: none), and in *off where they
+ * start in the prepared buffer (the layers before it, in order); the total after the last layer with i =
+ * n_layers. */
+static size_t prepared_of(const an_infer *inf, int i, size_t work_floats, size_t *off) {
+  size_t at = 0, floats = 0;
+  for (int j = 0; j <= i && j < inf->model->n_layers; j++) {
+    at += floats, floats = 0;
+    const an_layer_plan *L = &inf->layers[j];
+    if (L->desc->kind != AN_LAYER_CONV || inf->skip[j]) continue;
+    const an_conv_dims d = an_layer_conv_dims(L, inf->batch);
+    floats = an_conv_prepared_floats(inf->rt, &d, work_floats);
+  }
+  if (i >= inf->model->n_layers) at += floats, floats = 0;
+  *off = at;
+  return floats;
+}
+
 /* Layer i's buffers in the inference layout, reading slot's batch (buffers NULL before allocation: the
  * GEMM list reads offsets only). */
 static an_layer_io infer_io(const an_infer *inf, int i, int slot, size_t work_floats) {
@@ -150,6 +170,9 @@ static an_layer_io infer_io(const an_infer *inf, int i, int slot, size_t work_fl
   io.weight_in_out = L->desc->kind == AN_LAYER_FC;
   io.out_pad = inf->out_pad[i];
   io.work = an_at(inf->work, 0), io.work_floats = work_floats;
+  size_t at;
+  io.prepared_floats = prepared_of(inf, i, work_floats, &at);
+  io.prepared = an_at(inf->prepared, at);
   return io;
 }
 
@@ -185,6 +208,9 @@ static size_t fc_weight_floats(const an_infer *inf, int i) {
 
 static void memory_of(const an_infer *inf, size_t work_floats, size_t temp, an_infer_memory *mem) {
   mem->params_bytes = alloc_bytes(inf->n_params);
+  size_t prepared;
+  prepared_of(inf, inf->model->n_layers, work_floats, &prepared);
+  if (prepared) mem->params_bytes += alloc_bytes(prepared);
   for (int i = 0; i < inf->model->n_layers; i++)
     if (inf->layers[i].desc->kind == AN_LAYER_FC) mem->params_bytes += alloc_bytes(fc_weight_floats(inf, i));
   mem->acts_bytes = alloc_bytes(inf->act_floats);
@@ -242,6 +268,7 @@ static int fit(an_infer *inf, size_t limit) {
         buffers_ok = 0;
     if (inf->mem.total_bytes <= limit && buffers_ok) {
       inf->work_floats = work;
+      prepared_of(inf, inf->model->n_layers, work, &inf->prepared_floats);
       return 1;
     }
     if (work == one || !buffers_ok) break;
@@ -375,6 +402,7 @@ an_status an_infer_create(an_runtime *rt, const char *model, int classes, int ba
     goto cleanup;
   }
   AN_TRY_GOTO(an_alloc(rt, inf->n_params, &inf->params));
+  if (inf->prepared_floats) AN_TRY_GOTO(an_alloc(rt, inf->prepared_floats, &inf->prepared));
   for (int i = 0; i < inf->model->n_layers; i++)
     if (inf->layers[i].desc->kind == AN_LAYER_FC)
       AN_TRY_GOTO(an_alloc(rt, fc_weight_floats(inf, i), &inf->fc_weight[i]));
@@ -415,7 +443,7 @@ void an_infer_destroy(an_infer *inf) {
     if (inf->output_map) clEnqueueUnmapMemObject(inf->rt->queue, inf->output, inf->output_map, 0, NULL, NULL);
     clFinish(inf->rt->queue);
   }
-  cl_mem mems[] = {inf->output, inf->input, inf->work, inf->acts, inf->params};
+  cl_mem mems[] = {inf->output, inf->input, inf->work, inf->acts, inf->prepared, inf->params};
   for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
     if (mems[i]) clReleaseMemObject(mems[i]);
   for (int i = 0; inf->fc_weight && inf->model && i < inf->model->n_layers; i++)
@@ -489,6 +517,17 @@ static an_status unmap_params(an_infer *inf, float *params, an_status status) {
   return status;
 }
 
+/* Every convolution's prepared filters from the weights now in params (after each load). */
+static an_status prepare(an_infer *inf) {
+  for (int i = 0; i < inf->model->n_layers; i++) {
+    const an_layer_io io = infer_io(inf, i, 0, inf->work_floats);
+    if (!io.prepared_floats) continue;
+    const an_conv_dims d = an_layer_conv_dims(&inf->layers[i], inf->batch);
+    AN_TRY(an_conv_prepare(inf->rt, &d, io.weight, io.prepared));
+  }
+  return an_finish(inf->rt);
+}
+
 an_status an_infer_init(an_infer *inf, uint64_t seed) {
   float *params = NULL, *w = NULL;
   uint64_t state = seed;
@@ -510,7 +549,8 @@ an_status an_infer_init(an_infer *inf, uint64_t seed) {
     status = store_fc_weight(inf, i, w);
     free(w);
   }
-  return unmap_params(inf, params, status);
+  status = unmap_params(inf, params, status);
+  return status == AN_OK ? prepare(inf) : status;
 }
 
 an_status an_infer_load(an_infer *inf, const char *path) {
@@ -578,6 +618,7 @@ an_status an_infer_load(an_infer *inf, const char *path) {
   }
 cleanup:
   status = unmap_params(inf, params, status);
+  if (status == AN_OK) status = prepare(inf);
   free(used);
   free(where);
   an_st_close(st);

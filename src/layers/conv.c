@@ -148,22 +148,25 @@ static an_status check_dims(const an_conv_dims *d, size_t work_floats, int *chun
 }
 
 /* The Winograd path over the batch, wino_chunk images at a time (layers/winograd.c): the forward
- * output, or the input gradient (then src is the output gradient and out the ReLU's mask) */
+ * output, or the input gradient (then src is the output gradient and out the ReLU's mask). The filters
+ * transformed into the workspace's start, or those of prepared (the forward pass's, an_conv_prepare);
+ * the chunk's region after the filters' room either way (the chunk rule counts it). */
 static an_status wino_run(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass, an_buf dst, an_buf src,
-                          an_buf out, an_buf weight, an_buf bias, int relu, an_buf work, int wino_chunk) {
-  const an_buf u = work, region = an_at(work.mem, work.off + an_wino_filter_floats(d));
-  AN_TRY(an_wino_filters(rt, d, pass, weight, u));
+                          an_buf out, an_buf weight, an_buf bias, int relu, an_buf work, int wino_chunk,
+                          an_buf prepared) {
+  const an_buf u = prepared.mem ? prepared : work, region = an_at(work.mem, work.off + an_wino_filter_floats(d));
+  if (!prepared.mem) AN_TRY(an_wino_filters(rt, d, pass, weight, u));
   for (int n0 = 0; n0 < d->n; n0 += wino_chunk)
     AN_TRY(an_wino_chunk(rt, d, pass, dst, src, out, bias, relu, u, region, n0,
                          d->n - n0 < wino_chunk ? d->n - n0 : wino_chunk));
   return AN_OK;
 }
 
-/* the Winograd path's GEMMs over the batch, as wino_run issues them */
-static int wino_gemms(const an_conv_dims *d, an_wino_pass pass, size_t work_off, int wino_chunk, an_gemm_call *out,
-                      int n, int max) {
+/* the Winograd path's GEMMs over the batch, as wino_run issues them (the filters at u_off) */
+static int wino_gemms(const an_conv_dims *d, an_wino_pass pass, size_t u_off, size_t work_off, int wino_chunk,
+                      an_gemm_call *out, int n, int max) {
   for (int n0 = 0; n0 < d->n; n0 += wino_chunk)
-    n = an_wino_gemms(d, pass, work_off, work_off + an_wino_filter_floats(d),
+    n = an_wino_gemms(d, pass, u_off, work_off + an_wino_filter_floats(d),
                       d->n - n0 < wino_chunk ? d->n - n0 : wino_chunk, out, n, max);
   return n;
 }
@@ -207,12 +210,26 @@ static an_status pad_weight(an_runtime *rt, const an_conv_dims *d, an_buf weight
   return an_launch(rt, "copy_rows", 1, &count, NULL, args);
 }
 
+size_t an_conv_prepared_floats(const an_runtime *rt, const an_conv_dims *d, size_t work_floats) {
+  return winograd(rt, d, work_floats, AN_WINOGRAD_FORWARD) ? an_wino_filter_floats(d) : 0;
+}
+
+an_status an_conv_prepare(an_runtime *rt, const an_conv_dims *d, an_buf weight, an_buf prepared) {
+  return an_wino_filters(rt, d, AN_WINO_FORWARD, weight, prepared);
+}
+
 an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_buf inp, an_buf weight, an_buf bias,
                           int relu, an_buf work, size_t work_floats) {
+  return an_conv_forward_prepared(rt, d, out, inp, weight, bias, relu, work, work_floats, an_at(NULL, 0));
+}
+
+an_status an_conv_forward_prepared(an_runtime *rt, const an_conv_dims *d, an_buf out, an_buf inp, an_buf weight,
+                                   an_buf bias, int relu, an_buf work, size_t work_floats, an_buf prepared) {
   int chunk;
   AN_TRY(check_dims(d, work_floats, &chunk));
   const int wino_chunk = winograd(rt, d, work_floats, AN_WINOGRAD_FORWARD);
-  if (wino_chunk) return wino_run(rt, d, AN_WINO_FORWARD, out, inp, out, weight, bias, relu, work, wino_chunk);
+  if (wino_chunk)
+    return wino_run(rt, d, AN_WINO_FORWARD, out, inp, out, weight, bias, relu, work, wino_chunk, prepared);
   if (phase(rt, d)) {
     for (int n0 = 0; n0 < d->n; n0 += chunk)
       AN_TRY(an_conv_phase_forward(rt, d, out, inp, weight, bias, relu, work, n0,
@@ -355,7 +372,8 @@ an_status an_conv_backward(an_runtime *rt, const an_conv_dims *d, an_buf dinp, a
     else AN_TRY(an_launch(rt, "col2im", 2, global, NULL, args));
   }
   if (wino_chunk && !wino_dw) /* the workspace is free again: Winograd's filters and tiles */
-    AN_TRY(wino_run(rt, d, AN_WINO_BACKWARD_DATA, dinp, dout, out, weight, dbias, relu, work, wino_chunk));
+    AN_TRY(wino_run(rt, d, AN_WINO_BACKWARD_DATA, dinp, dout, out, weight, dbias, relu, work, wino_chunk,
+                    an_at(NULL, 0)));
   return AN_OK;
 }
 
@@ -400,7 +418,8 @@ static int conv_gemms(const an_layer_io *io, int passes, an_gemm_call *out, int 
   const int wino_dinp = io->dinp.mem ? winograd(io->rt, &d, io->work_floats, AN_WINOGRAD_INPUT_GRAD) : 0;
   const int wino_dw = winograd(io->rt, &d, io->work_floats, AN_WINOGRAD_WEIGHT_GRAD);
   int n = 0;
-  if (passes & AN_PASS_FORWARD && wino_fwd) n = wino_gemms(&d, AN_WINO_FORWARD, col, wino_fwd, out, n, max);
+  if (passes & AN_PASS_FORWARD && wino_fwd)
+    n = wino_gemms(&d, AN_WINO_FORWARD, io->prepared_floats ? io->prepared.off : col, col, wino_fwd, out, n, max);
   const size_t filters = an_wino_filter_floats(&d);
   if (passes & AN_PASS_BACKWARD && wino_dw)
     for (int n0 = 0; n0 < d.n; n0 += wino_dw)
@@ -437,14 +456,14 @@ static int conv_gemms(const an_layer_io *io, int passes, an_gemm_call *out, int 
                            ybuf + g * oc_g * ncols, ncols, col + g * ckk_g * ncols, ncols);
   }
   if (passes & AN_PASS_BACKWARD && wino_dinp && !wino_dw)
-    n = wino_gemms(&d, AN_WINO_BACKWARD_DATA, col, wino_dinp, out, n, max);
+    n = wino_gemms(&d, AN_WINO_BACKWARD_DATA, col, col, wino_dinp, out, n, max);
   return n;
 }
 
 static an_status conv_forward_io(const an_layer_io *io) {
   const an_conv_dims d = an_layer_conv_dims(io->L, io->n);
-  return an_conv_forward(io->rt, &d, io->out, io->in, io->weight, io->bias, io->L->desc->relu, io->work,
-                         io->work_floats);
+  return an_conv_forward_prepared(io->rt, &d, io->out, io->in, io->weight, io->bias, io->L->desc->relu, io->work,
+                                  io->work_floats, io->prepared_floats ? io->prepared : an_at(NULL, 0));
 }
 
 static an_status conv_backward_io(const an_layer_io *io) {
