@@ -355,7 +355,13 @@ static void test_memory_plan_and_training_ratio(void **state) {
   /* the Winograd convolutions' filters, transformed once (conv2's F(4x4,5x5), conv3-conv5's F(4x4,3x3)) */
   const size_t prepared = inf->prepared ? mem_size(inf->prepared) : 0;
   assert_int_equal(prepared, inf->prepared_floats * sizeof(float));
-  assert_int_equal(inf->prepared_floats, (size_t)64 * 256 * 48 + (size_t)36 * (384 * 256 + 384 * 192 + 256 * 192));
+  /* per group (CO/g, CI/g) at every position (64 and 36), the rows rounded up to the project GEMM's panels
+   * of 6 where it runs (the filters packed as its A) */
+  const size_t panel = fresh->own_gemm ? 6 : 1;
+#define ROWS(co) (((size_t)(co) + panel - 1) / panel * panel)
+  assert_int_equal(inf->prepared_floats,
+                   64 * 2 * ROWS(128) * 48 + 36 * (ROWS(384) * 256 + 2 * ROWS(192) * 192 + 2 * ROWS(128) * 192));
+#undef ROWS
   created += prepared;
   /* no scratch at all when every GEMM of the plan runs CLBlast's direct kernel (untuned defaults) */
   const size_t temp = fresh->gemm_temp ? mem_size(fresh->gemm_temp) : 0;

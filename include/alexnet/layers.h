@@ -53,12 +53,13 @@ an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out /* (
                           an_buf inp /* (N,C,H,W) */, an_buf weight /* (OC,C/g,KH,KW) */, an_buf bias /* (OC) */,
                           int relu, an_buf work, size_t work_floats);
 /* Fixed weights (inference) transformed once instead of on every call: the floats of the forward pass's
- * prepared filters with this workspace (Winograd's transformed filters, an_wino_filter_floats; 0 when the
- * forward pass does not take the Winograd path), an_conv_prepare to write them, and the forward pass
- * reading them (prepared.mem NULL: an_conv_forward, which transforms them itself) */
+ * prepared filters with this workspace (Winograd's transformed filters, packed as the project's GEMM reads
+ * them where it runs; 0 when the forward pass does not take the Winograd path), an_conv_prepare to write
+ * them (through the workspace), and the forward pass reading them (prepared.mem NULL: an_conv_forward,
+ * which transforms them itself) */
 size_t an_conv_prepared_floats(const an_runtime *rt, const an_conv_dims *d, size_t work_floats);
 an_status an_conv_prepare(an_runtime *rt, const an_conv_dims *d, an_buf weight /* (OC,C/g,KH,KW) */,
-                          an_buf prepared /* (an_conv_prepared_floats) */);
+                          an_buf prepared /* (an_conv_prepared_floats) */, an_buf work /* (work_floats) */);
 an_status an_conv_forward_prepared(an_runtime *rt, const an_conv_dims *d, an_buf out /* (N,OC,OH,OW) */,
                                    an_buf inp /* (N,C,H,W) */, an_buf weight /* (OC,C/g,KH,KW) */,
                                    an_buf bias /* (OC) */, int relu, an_buf work, size_t work_floats,

@@ -145,6 +145,22 @@ an_status an_gemm_batched_at(an_runtime *rt, int trans_a, int trans_b, size_t m,
   return an_mark_add(rt, AN_MARK_GEMM_END, -1);
 }
 
+an_status an_gemm_batched_packed_at(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf a, size_t lda,
+                                    size_t a_step, an_buf b, size_t ldb, size_t b_step, float beta, an_buf c,
+                                    size_t ldc, size_t c_step, int count, const char *file, int line) {
+  AN_TRY(an_mark_add(rt, AN_MARK_GEMM_BEGIN, -1));
+  for (int i = 0; i < count && rt->gemm_log; i++) {
+    const an_gemm_call call = {0,  0, m, n, k, a.off + i * a_step, lda, b.off + i * b_step, ldb, c.off + i * c_step,
+                               ldc};
+    record(rt->gemm_log, &call);
+  }
+  const an_status st = an_panel_gemm_batched_packed(rt, m, n, k, ap, b, ldb, b_step, beta, c, ldc, c_step,
+                                                    (size_t)count);
+  if (st != AN_OK)
+    return an_error(st, file, line, "the project's GEMM (%d of NN on packed A, m=%zu n=%zu k=%zu)", count, m, n, k);
+  return an_mark_add(rt, AN_MARK_GEMM_END, -1);
+}
+
 an_status an_gemm_own_begin(an_runtime *rt, const an_gemm_call *call) {
   AN_TRY(an_mark_add(rt, AN_MARK_GEMM_BEGIN, -1));
   if (rt->gemm_log) record(rt->gemm_log, call);

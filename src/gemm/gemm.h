@@ -47,6 +47,21 @@ an_status an_gemm_batched_at(an_runtime *rt, int trans_a, int trans_b, size_t m,
  * AN_PANEL_RM rows; the scratch grown when short), for a layer's own kernel on the panels (conv_phase.c) */
 an_status an_panel_pack_a(an_runtime *rt, an_buf a, size_t lda, size_t m, size_t k);
 int an_panel_batch_ok(const an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k);
+/* Fixed operands packed once (the inference plan's Winograd filters): count A (m, k) at a + i·a_step,
+ * row stride lda, packed into dst + i·an_panel_packed_floats(m, k) as gemm_panel reads them; and the
+ * batched GEMM on them (an_panel_batch_ok's shapes, alpha 1: one launch, no packing, no scratch) */
+size_t an_panel_packed_floats(size_t m, size_t k);
+an_status an_panel_pack_batched(an_runtime *rt, an_buf a, size_t lda, size_t a_step, size_t m, size_t k,
+                                size_t count, an_buf dst);
+an_status an_panel_gemm_batched_packed(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf b, size_t ldb,
+                                       size_t b_step, float beta, an_buf c, size_t ldc, size_t c_step, size_t count);
+/* an_gemm_batched on A packed by an_panel_pack_batched at ap: recorded and timed as the count GEMMs on
+ * the unpacked A that a, lda and a_step describe (offsets only) */
+an_status an_gemm_batched_packed_at(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf a, size_t lda,
+                                    size_t a_step, an_buf b, size_t ldb, size_t b_step, float beta, an_buf c,
+                                    size_t ldc, size_t c_step, int count, const char *file, int line);
+#define an_gemm_batched_packed(rt, m, n, k, ap, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, count) \
+  an_gemm_batched_packed_at(rt, m, n, k, ap, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, count, __FILE__, __LINE__)
 an_status an_panel_gemm_batched(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
                                 an_buf a, size_t lda, size_t a_step, an_buf b, size_t ldb, size_t b_step, float beta,
                                 an_buf c, size_t ldc, size_t c_step, size_t count);

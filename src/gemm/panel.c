@@ -76,13 +76,24 @@ size_t an_panel_scratch_bytes(int trans_a, int trans_b, size_t m, size_t n, size
 
 /* ap (panels, k, RM) at gemm_temp + ap_off (+ z·ap_step for the z-th of count) = alpha·op(A) (m, k), A
  * (+ z·a_step) with row stride lda: gemm_panel's operand */
+static an_status pack_into(an_runtime *rt, cl_mem dst, size_t ap_off, size_t ap_step, an_buf a, size_t a_step,
+                           size_t lda, int trans_a, size_t m, size_t k, float alpha, size_t count) {
+  const size_t global[3] = {k, (m + AN_PANEL_RM - 1) / AN_PANEL_RM, count};
+  const an_arg args[] = {an_arg_mem(dst),     an_arg_ulong(ap_off), an_arg_ulong(ap_step), an_arg_mem(a.mem),
+                         an_arg_ulong(a.off), an_arg_ulong(a_step), an_arg_int((int)lda),  an_arg_int(trans_a),
+                         an_arg_int((int)m),  an_arg_int((int)k),   an_arg_float(alpha)};
+  return an_launch(rt, "gemm_pack_a", 3, global, NULL, args);
+}
 static an_status pack_a(an_runtime *rt, size_t ap_off, size_t ap_step, an_buf a, size_t a_step, size_t lda,
                         int trans_a, size_t m, size_t k, float alpha, size_t count) {
-  const size_t global[3] = {k, (m + AN_PANEL_RM - 1) / AN_PANEL_RM, count};
-  const an_arg args[] = {an_arg_mem(rt->gemm_temp), an_arg_ulong(ap_off), an_arg_ulong(ap_step), an_arg_mem(a.mem),
-                         an_arg_ulong(a.off),       an_arg_ulong(a_step), an_arg_int((int)lda),  an_arg_int(trans_a),
-                         an_arg_int((int)m),        an_arg_int((int)k),   an_arg_float(alpha)};
-  return an_launch(rt, "gemm_pack_a", 3, global, NULL, args);
+  return pack_into(rt, rt->gemm_temp, ap_off, ap_step, a, a_step, lda, trans_a, m, k, alpha, count);
+}
+
+size_t an_panel_packed_floats(size_t m, size_t k) { return (m + AN_PANEL_RM - 1) / AN_PANEL_RM * AN_PANEL_RM * k; }
+
+an_status an_panel_pack_batched(an_runtime *rt, an_buf a, size_t lda, size_t a_step, size_t m, size_t k,
+                                size_t count, an_buf dst) {
+  return pack_into(rt, dst.mem, dst.off, an_panel_packed_floats(m, k), a, a_step, lda, 0, m, k, 1.0f, count);
 }
 
 an_status an_panel_pack_a(an_runtime *rt, an_buf a, size_t lda, size_t m, size_t k) {
@@ -95,9 +106,12 @@ an_status an_panel_pack_a(an_runtime *rt, an_buf a, size_t lda, size_t m, size_t
  * chunk, one slice, B not transposed: an_panel_batch_ok); ap_step: floats between the batch's packed A */
 static an_status panel_run(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
                            an_buf a, size_t lda, size_t a_step, an_buf b, size_t ldb, size_t b_step, float beta,
-                           an_buf c, size_t ldc, size_t c_step, size_t count, size_t ap_step) {
+                           an_buf c, size_t ldc, size_t c_step, size_t count, size_t ap_step, an_buf packed) {
   const panel_plan p = plan_of(trans_b, m, n, k);
   cl_mem s = rt->gemm_temp;
+  /* A packed already (packed.mem: one chunk, an_panel_pack_batched's layout), or packed here per chunk */
+  const cl_mem ap = packed.mem ? packed.mem : s;
+  const size_t ap_off = packed.mem ? packed.off : p.ap;
   const size_t panels = (m + AN_PANEL_RM - 1) / AN_PANEL_RM, strips = (n + AN_PANEL_NC - 1) / AN_PANEL_NC;
   const int mi = (int)m, ni = (int)n;
   for (size_t k0 = 0; k0 < k; k0 += p.chunk) {
@@ -105,8 +119,9 @@ static an_status panel_run(an_runtime *rt, int trans_a, int trans_b, size_t m, s
     const int kni = (int)kn;
     const float chunk_beta = k0 ? 1.0f : beta; /* later chunks add to what the first wrote */
     /* ap (panels, kn, RM) = alpha·op(A)[:, k0 : k0 + kn], per GEMM of the batch */
-    AN_TRY(pack_a(rt, p.ap, ap_step, an_at(a.mem, a.off + (trans_a ? k0 * lda : k0)), a_step, lda, trans_a, m, kn,
-                  alpha, count));
+    if (!packed.mem)
+      AN_TRY(pack_a(rt, p.ap, ap_step, an_at(a.mem, a.off + (trans_a ? k0 * lda : k0)), a_step, lda, trans_a, m, kn,
+                    alpha, count));
     /* B's rows k0 : k0 + kn as (kn, n): in place, or transposed into scratch */
     an_buf rows = an_at(b.mem, b.off + k0 * ldb);
     size_t ld_rows = ldb;
@@ -128,26 +143,13 @@ static an_status panel_run(an_runtime *rt, int trans_a, int trans_b, size_t m, s
     const int rows_first = m <= PANEL_ROWS_FIRST_MAX;
     const size_t g_panel[3] = {rows_first ? panels : strips, rows_first ? strips : panels, use > 1 ? use : count};
     const size_t one[3] = {1, 1, 1};
-    const an_arg panel[] = {an_arg_mem(s),
-                            an_arg_ulong(p.ap),
-                            an_arg_mem(rows.mem),
-                            an_arg_ulong(rows.off),
-                            an_arg_int((int)ld_rows),
-                            an_arg_mem(c.mem),
-                            an_arg_ulong(c.off),
-                            an_arg_int((int)ldc),
-                            an_arg_mem(s),
-                            an_arg_ulong(p.w),
-                            an_arg_int((int)use),
-                            an_arg_int(mi),
-                            an_arg_int(ni),
-                            an_arg_int(kni),
-                            an_arg_int((int)slice),
-                            an_arg_float(chunk_beta),
-                            an_arg_int(rows_first),
-                            an_arg_ulong(ap_step),
-                            an_arg_ulong(b_step),
-                            an_arg_ulong(c_step)};
+    const an_arg panel[] = {an_arg_mem(ap),           an_arg_ulong(ap_off),     an_arg_mem(rows.mem),
+                            an_arg_ulong(rows.off),   an_arg_int((int)ld_rows), an_arg_mem(c.mem),
+                            an_arg_ulong(c.off),      an_arg_int((int)ldc),     an_arg_mem(s),
+                            an_arg_ulong(p.w),        an_arg_int((int)use),     an_arg_int(mi),
+                            an_arg_int(ni),           an_arg_int(kni),          an_arg_int((int)slice),
+                            an_arg_float(chunk_beta), an_arg_int(rows_first),   an_arg_ulong(ap_step),
+                            an_arg_ulong(b_step),     an_arg_ulong(c_step)};
     AN_TRY(an_launch(rt, "gemm_panel", 3, g_panel, one, panel));
     if (use > 1) {
       const size_t g_sum[2] = {n, m};
@@ -164,7 +166,8 @@ an_status an_panel_gemm(an_runtime *rt, int trans_a, int trans_b, size_t m, size
                         an_buf a, size_t lda, an_buf b, size_t ldb, float beta, an_buf c, size_t ldc) {
   if (!trans_a && trans_b) return dot_gemm(rt, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   AN_TRY(an_reserve_gemm_temp(rt, plan_of(trans_b, m, n, k).total * sizeof(float)));
-  return panel_run(rt, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1, 0);
+  return panel_run(rt, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1, 0,
+                   an_at(NULL, 0));
 }
 
 int an_panel_batch_ok(const an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k) {
@@ -185,7 +188,14 @@ an_status an_panel_gemm_batched(an_runtime *rt, int trans_a, int trans_b, size_t
     const size_t now = count - i < per ? count - i : per;
     AN_TRY(panel_run(rt, trans_a, trans_b, m, n, k, alpha, an_at(a.mem, a.off + i * a_step), lda, a_step,
                      an_at(b.mem, b.off + i * b_step), ldb, b_step, beta, an_at(c.mem, c.off + i * c_step), ldc,
-                     c_step, now, one));
+                     c_step, now, one, an_at(NULL, 0)));
   }
   return AN_OK;
+}
+
+an_status an_panel_gemm_batched_packed(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf b, size_t ldb,
+                                       size_t b_step, float beta, an_buf c, size_t ldc, size_t c_step,
+                                       size_t count) {
+  return panel_run(rt, 0, 0, m, n, k, 1.0f, an_at(NULL, 0), k, 0, b, ldb, b_step, beta, c, ldc, c_step, count,
+                   an_panel_packed_floats(m, k), ap);
 }

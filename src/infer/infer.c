@@ -523,7 +523,7 @@ static an_status prepare(an_infer *inf) {
     const an_layer_io io = infer_io(inf, i, 0, inf->work_floats);
     if (!io.prepared_floats) continue;
     const an_conv_dims d = an_layer_conv_dims(&inf->layers[i], inf->batch);
-    AN_TRY(an_conv_prepare(inf->rt, &d, io.weight, io.prepared));
+    AN_TRY(an_conv_prepare(inf->rt, &d, io.weight, io.prepared, io.work));
   }
   return an_finish(inf->rt);
 }

@@ -155,9 +155,10 @@ static an_status wino_run(an_runtime *rt, const an_conv_dims *d, an_wino_pass pa
                           an_buf out, an_buf weight, an_buf bias, int relu, an_buf work, int wino_chunk,
                           an_buf prepared) {
   const an_buf u = prepared.mem ? prepared : work, region = an_at(work.mem, work.off + an_wino_filter_floats(d));
+  const an_buf packed = prepared.mem && an_wino_prepacked(rt, d) ? prepared : an_at(NULL, 0);
   if (!prepared.mem) AN_TRY(an_wino_filters(rt, d, pass, weight, u));
   for (int n0 = 0; n0 < d->n; n0 += wino_chunk)
-    AN_TRY(an_wino_chunk(rt, d, pass, dst, src, out, bias, relu, u, region, n0,
+    AN_TRY(an_wino_chunk(rt, d, pass, dst, src, out, bias, relu, u, packed, region, n0,
                          d->n - n0 < wino_chunk ? d->n - n0 : wino_chunk));
   return AN_OK;
 }
@@ -211,11 +212,11 @@ static an_status pad_weight(an_runtime *rt, const an_conv_dims *d, an_buf weight
 }
 
 size_t an_conv_prepared_floats(const an_runtime *rt, const an_conv_dims *d, size_t work_floats) {
-  return winograd(rt, d, work_floats, AN_WINOGRAD_FORWARD) ? an_wino_filter_floats(d) : 0;
+  return winograd(rt, d, work_floats, AN_WINOGRAD_FORWARD) ? an_wino_prepared_floats(rt, d) : 0;
 }
 
-an_status an_conv_prepare(an_runtime *rt, const an_conv_dims *d, an_buf weight, an_buf prepared) {
-  return an_wino_filters(rt, d, AN_WINO_FORWARD, weight, prepared);
+an_status an_conv_prepare(an_runtime *rt, const an_conv_dims *d, an_buf weight, an_buf prepared, an_buf work) {
+  return an_wino_prepare(rt, d, weight, prepared, work);
 }
 
 an_status an_conv_forward(an_runtime *rt, const an_conv_dims *d, an_buf out, an_buf inp, an_buf weight, an_buf bias,

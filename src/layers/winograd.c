@@ -144,6 +144,27 @@ an_status an_wino_filters(an_runtime *rt, const an_conv_dims *d, an_wino_pass pa
   return an_launch(rt, name_of(&s, "filter", 0).s, 2, global, local, args);
 }
 
+int an_wino_prepacked(const an_runtime *rt, const an_conv_dims *d) {
+  return an_panel_batch_ok(rt, 0, 0, (size_t)(d->oc / d->groups), 1, (size_t)(d->c / d->groups));
+}
+
+size_t an_wino_prepared_floats(const an_runtime *rt, const an_conv_dims *d) {
+  if (!an_wino_prepacked(rt, d)) return an_wino_filter_floats(d);
+  return (size_t)positions(d) * d->groups *
+         an_panel_packed_floats((size_t)(d->oc / d->groups), (size_t)(d->c / d->groups));
+}
+
+an_status an_wino_prepare(an_runtime *rt, const an_conv_dims *d, an_buf weight, an_buf prepared, an_buf scratch) {
+  if (!an_wino_prepacked(rt, d)) return an_wino_filters(rt, d, AN_WINO_FORWARD, weight, prepared);
+  AN_TRY(an_wino_filters(rt, d, AN_WINO_FORWARD, weight, scratch)); /* U (P, CO, CI/g) */
+  const size_t co_g = (size_t)(d->oc / d->groups), ci_g = (size_t)(d->c / d->groups), p = (size_t)positions(d);
+  for (int g = 0; g < d->groups; g++) /* group g's P filters (CO/g, CI/g), packed one after another */
+    AN_TRY(an_panel_pack_batched(rt, an_at(scratch.mem, scratch.off + g * co_g * ci_g), ci_g, (size_t)d->oc * ci_g,
+                                 co_g, ci_g, p,
+                                 an_at(prepared.mem, prepared.off + g * p * an_panel_packed_floats(co_g, ci_g))));
+  return AN_OK;
+}
+
 /* group g's GEMM at position xi (0 … P-1) over t tiles; offsets from u's and the region's */
 static an_gemm_call gemm_of(const wino_shape *s, size_t u_off, size_t region_off, size_t t, int g, int xi) {
   const size_t ci_g = (size_t)(s->ci / s->groups), co_g = (size_t)(s->co / s->groups);
@@ -199,7 +220,7 @@ static an_status transform_tiles(an_runtime *rt, const char *what, const an_conv
 }
 
 an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass, an_buf dst, an_buf src,
-                        an_buf mask, an_buf bias, int relu, an_buf u, an_buf region, int n0, int nb) {
+                        an_buf mask, an_buf bias, int relu, an_buf u, an_buf packed, an_buf region, int n0, int nb) {
   const wino_shape s = shape_of(d, pass);
   const size_t t = (size_t)nb * s.th * s.tw, t_round = an_round_up(t, AN_GPU_WGS);
   const size_t sv = pos_stride(&s, (size_t)s.ci * t), sm = pos_stride(&s, (size_t)s.co * t);
@@ -215,6 +236,13 @@ an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass
    * (test_models), and was no faster here (docs/BENCHMARKS.md) */
   for (int g = 0; g < s.groups; g++) {
     const an_gemm_call c = gemm_of(&s, u.off, region.off, t, g, 0), c1 = gemm_of(&s, u.off, region.off, t, g, 1);
+    if (packed.mem) {
+      const an_buf ap = an_at(packed.mem, packed.off + g * (size_t)s.p * an_panel_packed_floats(c.m, c.k));
+      AN_TRY(an_gemm_batched_packed(rt, c.m, c.n, c.k, ap, an_at(u.mem, c.a_off), c.lda, c1.a_off - c.a_off,
+                                    an_at(v.mem, c.b_off), c.ldb, c1.b_off - c.b_off, 0.0f, an_at(m.mem, c.c_off),
+                                    c.ldc, c1.c_off - c.c_off, s.p));
+      continue;
+    }
     AN_TRY(an_gemm_batched(rt, 0, 0, c.m, c.n, c.k, 1.0f, an_at(u.mem, c.a_off), c.lda, c1.a_off - c.a_off,
                            an_at(v.mem, c.b_off), c.ldb, c1.b_off - c.b_off, 0.0f, an_at(m.mem, c.c_off), c.ldc,
                            c1.c_off - c.c_off, s.p));

@@ -32,11 +32,18 @@ size_t an_wino_image_floats(const an_conv_dims *d);
 
 /* u (an_wino_filter_floats) = the pass's filters, transformed */
 an_status an_wino_filters(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass, an_buf weight, an_buf u);
+/* The forward pass's filters prepared once for fixed weights (inference): transformed, and where the
+ * project's GEMM runs the position GEMMs (an_wino_prepacked) also packed as its A (per group, the P
+ * positions' an_panel_packed_floats apart), through scratch (an_wino_filter_floats); the floats they take */
+int an_wino_prepacked(const an_runtime *rt, const an_conv_dims *d);
+size_t an_wino_prepared_floats(const an_runtime *rt, const an_conv_dims *d);
+an_status an_wino_prepare(an_runtime *rt, const an_conv_dims *d, an_buf weight, an_buf prepared, an_buf scratch);
 /* One chunk of nb images from n0, region holding nb·an_wino_image_floats. Forward: dst (N,OC,H,W) =
  * act(conv(src (N,C,H,W)) + bias); backward data: dst (N,C,H,W) = the input gradient of src, the output
- * gradient (N,OC,H,W), through the ReLU when relu (mask: the forward output). */
+ * gradient (N,OC,H,W), through the ReLU when relu (mask: the forward output). The GEMMs read u, or with
+ * packed.mem the forward's filters an_wino_prepare packed (u then gives the offsets they are recorded at). */
 an_status an_wino_chunk(an_runtime *rt, const an_conv_dims *d, an_wino_pass pass, an_buf dst, an_buf src,
-                        an_buf mask, an_buf bias, int relu, an_buf u, an_buf region, int n0, int nb);
+                        an_buf mask, an_buf bias, int relu, an_buf u, an_buf packed, an_buf region, int n0, int nb);
 /* The GEMMs an_wino_chunk issues for nb images, appended to out from n (as an_gemm_call_add) */
 int an_wino_gemms(const an_conv_dims *d, an_wino_pass pass, size_t u_off, size_t region_off, int nb,
                   an_gemm_call *out, int n, int max);
