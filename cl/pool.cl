@@ -74,19 +74,28 @@ inline float8 maxpool_max8(float8 a, float8 b) { return select(a, b, isgreater(b
 /* The maxima of eight (four) stride-2 windows (oy, ox ..): per window position one 16-wide (8-wide) load
  * from column 2·ox + kj - shift, whose lanes shift, shift + 2, ... are the windows' values. shift 1 keeps
  * the load inside the row for the row's last eight (four) outputs: 2·ox + k + 14 <= w (+ 6) holds for
- * ox = ow - 8 (ow - 4). */
+ * ox = ow - 8 (ow - 4). The lanes are taken through private memory, as the even lanes from `shift` on:
+ * Oclgrind 21.10's uninitialized-value check loses the values of an odd-lane swizzle (.odd), and reports
+ * them as uninitialized; PoCL compiles either to the same shuffle. */
 inline float8 maxpool8_s2(__global const float *restrict x, int w, int oy, int ox, int k, int shift) {
   float16 best = (float16)(-INFINITY);
   for (int ki = 0; ki < k; ki++)
     for (int kj = 0; kj < k; kj++)
       best = maxpool_max16(best, vload16(0, x + (oy * 2 + ki) * w + ox * 2 + kj - shift));
-  return shift ? best.odd : best.even;
+  float l[17]; /* (17) the lanes, and one more so that the shifted load stays in the array */
+  vstore16(best, 0, l);
+  l[16] = 0.0f;
+  return vload16(0, l + shift).even;
 }
 inline float4 maxpool4_s2(__global const float *restrict x, int w, int oy, int ox, int k, int shift) {
   float8 best = (float8)(-INFINITY);
   for (int ki = 0; ki < k; ki++)
-    for (int kj = 0; kj < k; kj++) best = maxpool_max8(best, vload8(0, x + (oy * 2 + ki) * w + ox * 2 + kj - shift));
-  return shift ? best.odd : best.even;
+    for (int kj = 0; kj < k; kj++)
+      best = maxpool_max8(best, vload8(0, x + (oy * 2 + ki) * w + ox * 2 + kj - shift));
+  float l[9];
+  vstore8(best, 0, l);
+  l[8] = 0.0f;
+  return vload8(0, l + shift).even;
 }
 
 /* Inference: the same maximum (NaN propagates), no argmax kept. work-item = one plane, row by row; at

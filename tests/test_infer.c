@@ -263,6 +263,14 @@ static void test_alexnet_half(void **state) {
   (void)state;
   check_model("alexnet-half", 7, 3, 99, 1.7f);
 }
+/* a batch that fills the project GEMM's strips: there (AVX-512 CPUs) the fully connected weights are
+ * packed as its A (an_fc_forward_packed); on other devices the same check of the transposed layout */
+static void test_alexnet_half_batch64(void **state) {
+  (void)state;
+  assert_int_equal(an_fc_packed_applies(rt, 64), rt->own_gemm);
+  printf("fully connected weights %s\n", rt->own_gemm ? "packed as the project's GEMM's A" : "transposed (IN, OUT)");
+  check_model("alexnet-half", 10, 64, 67, 1.7f);
+}
 static void test_alexnet_tv_batch1(void **state) {
   (void)state;
   check_model("alexnet-tv", 1000, 1, 224, 1.7f);
@@ -725,6 +733,7 @@ int main(void) {
       cmocka_unit_test(test_forward_only_layers),
       cmocka_unit_test(test_alexnet_half),
       cmocka_unit_test(test_alexnet_small),
+      cmocka_unit_test(test_alexnet_half_batch64),
       cmocka_unit_test(test_alexnet_tv_batch1),
       cmocka_unit_test(test_memory_does_not_fit),
       cmocka_unit_test(test_classify_mixed_files),

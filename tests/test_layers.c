@@ -26,6 +26,7 @@
 #include "alexnet/tune.h"
 #include "check.h"
 #include "ref.h"
+#include "../src/gemm/gemm.h" /* an_panel_pack_host: the packed fully connected weight's layout */
 
 /* Forward: float accumulation of at most a few thousand products, against max|want|. */
 #define FWD_RTOL 1e-4
@@ -546,6 +547,60 @@ static void run_fc(an_runtime *rt, const char *name, int n, int in, int out_feat
   free(want_dinp), free(want_dweight), free(want_dbias);
   assert_int_equal(fails, 0);
 }
+
+/* Inference's packed fully connected layer (an_fc_forward_packed, the project's GEMM): the weight packed
+ * on the host, out (N, OUT_pad) against the reference, 0 in the padding columns; needs rt->own_gemm
+ * (an AVX-512 CPU, or ALEXNET_GEMM=project), else it checks that the path says it does not apply. */
+static void run_fc_packed(an_runtime *rt, const char *name, int n, int in, int out_features, int out_pad, int relu,
+                          uint64_t seed) {
+  printf("%s: (%d,%d) -> (%d,%d of %d) relu=%d, weight packed\n", name, n, in, n, out_features, out_pad, relu);
+  fflush(stdout);
+  if (!an_fc_packed_applies(rt, n)) {
+    printf("  not on this runtime (own GEMM %d)\n", rt->own_gemm);
+    assert_false(rt->own_gemm && (size_t)n * 4 >= ((size_t)n + 63) / 64 * 64 * 3);
+    return;
+  }
+  const size_t n_inp = (size_t)n * in, n_w = (size_t)out_features * in, n_out = (size_t)n * out_pad;
+  test_rng rng = test_rng_seeded(seed);
+  float *inp = test_floats(n_inp), *weight = test_floats(n_w), *bias = test_floats((size_t)out_pad);
+  test_fill_uniform(inp, n_inp, -1.0f, 1.0f, &rng);
+  fill_weights(weight, n_w, in, &rng);
+  test_fill_uniform(bias, (size_t)out_pad, -0.1f, 0.1f, &rng);
+  for (int o = out_features; o < out_pad; o++) bias[o] = 0.0f; /* the plan's padded bias */
+  float *packed = test_floats(an_panel_packed_floats((size_t)out_features, (size_t)in));
+  an_panel_pack_host(weight, (size_t)out_features, (size_t)in, packed);
+  const size_t work_floats = an_fc_packed_work_floats(n, in, out_features);
+  arena a;
+  arena_open(&a, rt, 1,
+             n_inp + an_panel_packed_floats((size_t)out_features, (size_t)in) + out_pad + n_out + work_floats, 5);
+  an_buf d_inp = arena_put(&a, inp, n_inp);
+  an_buf d_weight = arena_put(&a, packed, an_panel_packed_floats((size_t)out_features, (size_t)in));
+  an_buf d_bias = arena_put(&a, bias, (size_t)out_pad), d_out = arena_filled(&a, GARBAGE, n_out);
+  an_buf d_work = arena_filled(&a, GARBAGE, work_floats);
+  TEST_OK(an_fc_forward_packed(rt, n, in, out_features, out_pad, d_out, d_inp, d_weight, d_bias, relu, d_work,
+                               work_floats));
+  float *out = download(rt, d_out, n_out);
+  double *inp_d = test_dup_double(inp, n_inp), *weight_d = test_dup_double(weight, n_w);
+  double *bias_d = test_dup_double(bias, (size_t)out_pad), *want = test_doubles((size_t)n * out_features);
+  double *want_pad = test_doubles(n_out);
+  ref_fc_forward(want, inp_d, weight_d, bias_d, n, in, out_features, relu);
+  for (int i = 0; i < n; i++)
+    for (int o = 0; o < out_pad; o++)
+      want_pad[(size_t)i * out_pad + o] = o < out_features ? want[(size_t)i * out_features + o] : 0.0;
+  int fails = check_close("fc out (packed weight)", out, want_pad, n_out, FWD_RTOL, FWD_ATOL);
+  fails += arena_check_gaps(&a);
+  arena_close(&a);
+  free(inp), free(weight), free(bias), free(packed), free(out);
+  free(inp_d), free(weight_d), free(bias_d), free(want), free(want_pad);
+  assert_int_equal(fails, 0);
+}
+
+#define FC_PACKED_TEST(fn, ...) \
+  static void fn(void **state) { run_fc_packed((an_runtime *)*state, #fn, __VA_ARGS__); }
+/* a reduction in two of the GEMM's chunks (2048), classes padded; a full strip with rows past a panel */
+FC_PACKED_TEST(test_fc_packed_small_chunks, 48, 2100, 13, 16, 0, 221)
+FC_PACKED_TEST(test_fc_packed_small_relu, 64, 300, 20, 20, 1, 222)
+FC_PACKED_TEST(test_fc_packed_alexnet_fc6, 64, 9216, 4096, 4096, 1, 223)
 
 #define FC_TEST(fn, ...) \
   static void fn(void **state) { run_fc((an_runtime *)*state, #fn, __VA_ARGS__); }
@@ -1128,6 +1183,9 @@ int main(void) {
       cmocka_unit_test(test_fc_alexnet_fc6),
       cmocka_unit_test(test_fc_alexnet_fc7),
       cmocka_unit_test(test_fc_alexnet_fc8),
+      cmocka_unit_test(test_fc_packed_small_chunks),
+      cmocka_unit_test(test_fc_packed_small_relu),
+      cmocka_unit_test(test_fc_packed_alexnet_fc6),
       cmocka_unit_test(test_lrn_alexnet_lrn1),
       cmocka_unit_test(test_lrn_alexnet_lrn2),
       cmocka_unit_test(test_lrn_small_size5),

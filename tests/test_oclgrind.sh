@@ -43,9 +43,10 @@ run layers_gpu env ALEXNET_DEVICE=Oclgrind ALEXNET_LAYERS_SMALL=1 OCLGRIND_UNINI
 run layers_cpu env ALEXNET_DEVICE=Oclgrind ALEXNET_LAYERS_SMALL=1 ALEXNET_KERNELS=cpu ALEXNET_LAYERS_ONLY=conv_,lrn_,pool_ \
   OCLGRIND_UNINITIALIZED=1 "$tests/test_layers"
 # the convolutions on the project's GEMM (an AVX-512 CPU's): conv1's phase planes and their GEMM kernels
-# (layers/conv_phase.c), which no other run reaches (Oclgrind's device does not choose that GEMM)
+# (layers/conv_phase.c), and inference's fully connected layer on the packed weight (layers/fc.c), which
+# no other run reaches (Oclgrind's device does not choose that GEMM)
 run layers_project_gemm env ALEXNET_DEVICE=Oclgrind ALEXNET_LAYERS_SMALL=1 ALEXNET_KERNELS=cpu \
-  ALEXNET_GEMM=project ALEXNET_LAYERS_ONLY=conv_ OCLGRIND_UNINITIALIZED=1 "$tests/test_layers"
+  ALEXNET_GEMM=project ALEXNET_LAYERS_ONLY=conv_,fc_packed_ OCLGRIND_UNINITIALIZED=1 "$tests/test_layers"
 # the project's GEMM kernels (forced with ALEXNET_GEMM=project inside test_gemm) and CLBlast's, every
 # transpose pair, edges, slices and chunks
 run gemm env ALEXNET_DEVICE=Oclgrind OCLGRIND_UNINITIALIZED=1 "$tests/test_gemm"

@@ -81,6 +81,16 @@ an_status an_fc_forward_in_out(an_runtime *rt, int n, int in, int out_pad, an_bu
                                an_buf inp /* (N,IN) */, an_buf weight /* (IN,OUT_pad) */,
                                an_buf bias /* (OUT_pad) */, int relu);
 
+/* Inference on the project's GEMM (where an_fc_packed_applies: rt->own_gemm, and the batch fills 3/4 of
+ * the GEMM's 64-column strips): weight (OUT, IN) packed as its A (an_panel_pack_host, gemm/gemm.h);
+ * out (N, OUT_pad) = act(inp · weightᵀ + bias), 0 in the columns past OUT, through work (at least
+ * an_fc_packed_work_floats: the input transposed and the product, 64-column padded) */
+int an_fc_packed_applies(const an_runtime *rt, int n);
+size_t an_fc_packed_work_floats(int n, int in, int out_features);
+an_status an_fc_forward_packed(an_runtime *rt, int n, int in, int out_features, int out_pad,
+                               an_buf out /* (N,OUT_pad) */, an_buf inp /* (N,IN) */, an_buf weight /* packed */,
+                               an_buf bias /* (OUT_pad) */, int relu, an_buf work, size_t work_floats);
+
 /* With relu != 0, dout is overwritten in place by the gradient before the ReLU (masked by out > 0). */
 an_status an_fc_backward(an_runtime *rt, int n, int in, int out_features, an_buf dinp /* (N,IN) */,
                          an_buf dweight /* (OUT,IN) */, an_buf dbias /* (OUT) */, an_buf dout /* (N,OUT) */,
@@ -212,6 +222,7 @@ typedef struct an_layer_io {
   an_buf weight, bias; /* the layer's parameters */
   int weight_in_out;   /* fc: weight stored (IN, out_pad) rather than PyTorch's (OUT, IN) */
   int out_pad;         /* fc with weight_in_out: the stored output width (>= out_c) */
+  int weight_packed;   /* fc, inference: weight (OUT, IN) packed as the project's GEMM's A (an_fc_forward_packed) */
   an_buf dinp, dout, dweight, dbias;
   an_buf work; /* (work_floats) the im2col workspace */
   size_t work_floats;

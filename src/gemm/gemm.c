@@ -161,6 +161,16 @@ an_status an_gemm_batched_packed_at(an_runtime *rt, size_t m, size_t n, size_t k
   return an_mark_add(rt, AN_MARK_GEMM_END, -1);
 }
 
+an_status an_gemm_packed_at(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf a, size_t lda, an_buf b,
+                            size_t ldb, float beta, an_buf c, size_t ldc, const char *file, int line) {
+  const an_gemm_call call = {0, 0, m, n, k, a.off, lda, b.off, ldb, c.off, ldc};
+  AN_TRY(an_gemm_own_begin(rt, &call));
+  const an_status st = an_panel_gemm_packed(rt, m, n, k, ap, b, ldb, beta, c, ldc);
+  if (st != AN_OK)
+    return an_error(st, file, line, "the project's GEMM (NN on packed A, m=%zu n=%zu k=%zu)", m, n, k);
+  return an_gemm_own_end(rt);
+}
+
 an_status an_gemm_own_begin(an_runtime *rt, const an_gemm_call *call) {
   AN_TRY(an_mark_add(rt, AN_MARK_GEMM_BEGIN, -1));
   if (rt->gemm_log) record(rt->gemm_log, call);

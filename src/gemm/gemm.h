@@ -51,6 +51,18 @@ int an_panel_batch_ok(const an_runtime *rt, int trans_a, int trans_b, size_t m, 
  * row stride lda, packed into dst + i·an_panel_packed_floats(m, k) as gemm_panel reads them; and the
  * batched GEMM on them (an_panel_batch_ok's shapes, alpha 1: one launch, no packing, no scratch) */
 size_t an_panel_packed_floats(size_t m, size_t k);
+/* A (m, k) row-major packed on the host into dst (an_panel_packed_floats), the reduction's chunks one after
+ * another as the GEMM runs them (the inference plan's fully connected weights) */
+void an_panel_pack_host(const float *a, size_t m, size_t k, float *dst);
+/* C (m, n) = A·B + beta·C, A packed by an_panel_pack_host at ap (one GEMM, any k); the scratch it needs
+ * (the reduction's slices, none for A) */
+size_t an_panel_packed_scratch_bytes(size_t m, size_t n, size_t k);
+an_status an_panel_gemm_packed(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf b, size_t ldb,
+                               float beta, an_buf c, size_t ldc);
+an_status an_gemm_packed_at(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf a, size_t lda, an_buf b,
+                            size_t ldb, float beta, an_buf c, size_t ldc, const char *file, int line);
+#define an_gemm_packed(rt, m, n, k, ap, a, lda, b, ldb, beta, c, ldc) \
+  an_gemm_packed_at(rt, m, n, k, ap, a, lda, b, ldb, beta, c, ldc, __FILE__, __LINE__)
 an_status an_panel_pack_batched(an_runtime *rt, an_buf a, size_t lda, size_t a_step, size_t m, size_t k,
                                 size_t count, an_buf dst);
 an_status an_panel_gemm_batched_packed(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf b, size_t ldb,

@@ -91,8 +91,23 @@ static an_status pack_a(an_runtime *rt, size_t ap_off, size_t ap_step, an_buf a,
 
 size_t an_panel_packed_floats(size_t m, size_t k) { return (m + AN_PANEL_RM - 1) / AN_PANEL_RM * AN_PANEL_RM * k; }
 
+void an_panel_pack_host(const float *a, size_t m, size_t k, float *dst) {
+  const size_t panels = (m + AN_PANEL_RM - 1) / AN_PANEL_RM;
+  for (size_t k0 = 0; k0 < k; k0 += PANEL_CHUNK) { /* panel_run's chunks, one after another */
+    const size_t kn = k - k0 < PANEL_CHUNK ? k - k0 : PANEL_CHUNK;
+    float *chunk = dst + k0 * panels * AN_PANEL_RM; /* (panels, kn, RM) */
+    for (size_t p = 0; p < panels; p++)
+      for (size_t r = 0; r < AN_PANEL_RM; r++) {
+        const size_t i = p * AN_PANEL_RM + r;
+        float *to = chunk + p * kn * AN_PANEL_RM + r;
+        for (size_t kk = 0; kk < kn; kk++) to[kk * AN_PANEL_RM] = i < m ? a[i * k + k0 + kk] : 0.0f;
+      }
+  }
+}
+
 an_status an_panel_pack_batched(an_runtime *rt, an_buf a, size_t lda, size_t a_step, size_t m, size_t k,
                                 size_t count, an_buf dst) {
+  if (k > PANEL_CHUNK) return AN_FAIL(AN_ERR_ARGUMENT, "a batch's packed A of k %zu > %d", k, PANEL_CHUNK);
   return pack_into(rt, dst.mem, dst.off, an_panel_packed_floats(m, k), a, a_step, lda, 0, m, k, 1.0f, count);
 }
 
@@ -109,14 +124,16 @@ static an_status panel_run(an_runtime *rt, int trans_a, int trans_b, size_t m, s
                            an_buf c, size_t ldc, size_t c_step, size_t count, size_t ap_step, an_buf packed) {
   const panel_plan p = plan_of(trans_b, m, n, k);
   cl_mem s = rt->gemm_temp;
-  /* A packed already (packed.mem: one chunk, an_panel_pack_batched's layout), or packed here per chunk */
+  /* A packed already (packed.mem: an_panel_pack_host's or an_panel_pack_batched's layout, the chunks one
+   * after another), or packed here per chunk */
   const cl_mem ap = packed.mem ? packed.mem : s;
-  const size_t ap_off = packed.mem ? packed.off : p.ap;
+  const size_t w_off = packed.mem ? 0 : p.w; /* the slices' partial products: packed A needs no room before */
   const size_t panels = (m + AN_PANEL_RM - 1) / AN_PANEL_RM, strips = (n + AN_PANEL_NC - 1) / AN_PANEL_NC;
   const int mi = (int)m, ni = (int)n;
   for (size_t k0 = 0; k0 < k; k0 += p.chunk) {
     const size_t kn = k - k0 < p.chunk ? k - k0 : p.chunk;
     const int kni = (int)kn;
+    const size_t ap_off = packed.mem ? packed.off + k0 * panels * AN_PANEL_RM : p.ap;
     const float chunk_beta = k0 ? 1.0f : beta; /* later chunks add to what the first wrote */
     /* ap (panels, kn, RM) = alpha·op(A)[:, k0 : k0 + kn], per GEMM of the batch */
     if (!packed.mem)
@@ -146,7 +163,7 @@ static an_status panel_run(an_runtime *rt, int trans_a, int trans_b, size_t m, s
     const an_arg panel[] = {an_arg_mem(ap),           an_arg_ulong(ap_off),     an_arg_mem(rows.mem),
                             an_arg_ulong(rows.off),   an_arg_int((int)ld_rows), an_arg_mem(c.mem),
                             an_arg_ulong(c.off),      an_arg_int((int)ldc),     an_arg_mem(s),
-                            an_arg_ulong(p.w),        an_arg_int((int)use),     an_arg_int(mi),
+                            an_arg_ulong(w_off),      an_arg_int((int)use),     an_arg_int(mi),
                             an_arg_int(ni),           an_arg_int(kni),          an_arg_int((int)slice),
                             an_arg_float(chunk_beta), an_arg_int(rows_first),   an_arg_ulong(ap_step),
                             an_arg_ulong(b_step),     an_arg_ulong(c_step)};
@@ -154,7 +171,7 @@ static an_status panel_run(an_runtime *rt, int trans_a, int trans_b, size_t m, s
     if (use > 1) {
       const size_t g_sum[2] = {n, m};
       const an_arg sum[] = {an_arg_mem(c.mem), an_arg_ulong(c.off), an_arg_int((int)ldc),
-                            an_arg_mem(s),     an_arg_ulong(p.w),   an_arg_int((int)use),
+                            an_arg_mem(s),     an_arg_ulong(w_off), an_arg_int((int)use),
                             an_arg_int(mi),    an_arg_int(ni),      an_arg_float(chunk_beta)};
       AN_TRY(an_launch(rt, "gemm_sum_slices", 2, g_sum, NULL, sum));
     }
@@ -191,6 +208,17 @@ an_status an_panel_gemm_batched(an_runtime *rt, int trans_a, int trans_b, size_t
                      c_step, now, one, an_at(NULL, 0)));
   }
   return AN_OK;
+}
+
+size_t an_panel_packed_scratch_bytes(size_t m, size_t n, size_t k) {
+  const panel_plan p = plan_of(0, m, n, k);
+  return (p.total - p.w) * sizeof(float);
+}
+
+an_status an_panel_gemm_packed(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf b, size_t ldb,
+                               float beta, an_buf c, size_t ldc) {
+  AN_TRY(an_reserve_gemm_temp(rt, an_panel_packed_scratch_bytes(m, n, k)));
+  return panel_run(rt, 0, 0, m, n, k, 1.0f, an_at(NULL, 0), k, 0, b, ldb, 0, beta, c, ldc, 0, 1, 0, ap);
 }
 
 an_status an_panel_gemm_batched_packed(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf b, size_t ldb,

@@ -12,6 +12,8 @@
  *                                       more than half the weights again). OUT_pad: the last layer's
  *                                       classes rounded up to the GEMM's tile (1000 -> 1024) for the same
  *                                       reason; the padding is zeros and never read back.
+ *                                       On the project's GEMM, at batches that fill its 64-column strips,
+ *                                       the weight (OUT, IN) packed as that GEMM's A instead (layers/fc.c)
  *   acts    (act_floats)                layer outputs, ping-pong: side 0 starts at 0, side 1 ends at
  *                                       act_floats; a layer reads one side and writes the other, so
  *                                       act_floats = max over layers of (input + output) floats
@@ -136,6 +138,11 @@ static size_t temp_bytes(an_runtime *rt, int ta, int tb, size_t m, size_t n, siz
   return an_gemm_temp_bytes(rt, ta, tb, m, n, k, a_off, lda, b_off, ldb, c_off, ldc);
 }
 
+/* 1 when fully connected layer i keeps its weight packed as the project's GEMM's A (an_fc_forward_packed) */
+static int fc_packed(const an_infer *inf, int i) {
+  return inf->layers[i].desc->kind == AN_LAYER_FC && an_fc_packed_applies(inf->rt, inf->batch);
+}
+
 /* Layer i's prepared filters with work_floats of workspace: their floats (0: none), and in *off where they
  * start in the prepared buffer (the layers before it, in order); the total after the last layer with i =
  * n_layers. */
@@ -168,6 +175,7 @@ static an_layer_io infer_io(const an_infer *inf, int i, int slot, size_t work_fl
                                              : an_at(inf->params, inf->tensors[L->weight].offset);
   if (L->bias >= 0) io.bias = an_at(inf->params, inf->tensors[L->bias].offset);
   io.weight_in_out = L->desc->kind == AN_LAYER_FC;
+  io.weight_packed = fc_packed(inf, i);
   io.out_pad = inf->out_pad[i];
   io.work = an_at(inf->work, 0), io.work_floats = work_floats;
   size_t at;
@@ -184,6 +192,13 @@ static size_t gemm_temp_need(const an_infer *inf, size_t work_floats) {
     const an_layer_ops *ops = an_layer_ops_of(inf->layers[i].desc->kind);
     if (inf->skip[i] || !ops->gemms) continue;
     const an_layer_io io = infer_io(inf, i, 0, work_floats);
+    if (io.weight_packed) { /* the product on the packed weight: no room for packing A */
+      an_gemm_call c;
+      ops->gemms(&io, AN_PASS_FORWARD, &c, 1);
+      const size_t t = an_panel_packed_scratch_bytes(c.m, c.n, c.k);
+      if (t > most) most = t;
+      continue;
+    }
     const int total = ops->gemms(&io, AN_PASS_FORWARD, NULL, 0);
     an_gemm_call *calls = malloc((size_t)(total ? total : 1) * sizeof *calls); /* (total) */
     if (!calls) return (size_t)-1;
@@ -203,7 +218,8 @@ static size_t gemm_temp_need(const an_infer *inf, size_t work_floats) {
 
 static size_t fc_weight_floats(const an_infer *inf, int i) {
   const an_layer_plan *L = &inf->layers[i];
-  return (size_t)L->in_c * L->in_h * L->in_w * inf->out_pad[i];
+  const size_t in = (size_t)L->in_c * L->in_h * L->in_w;
+  return fc_packed(inf, i) ? an_panel_packed_floats((size_t)L->out_c, in) : in * inf->out_pad[i];
 }
 
 static void memory_of(const an_infer *inf, size_t work_floats, size_t temp, an_infer_memory *mem) {
@@ -253,6 +269,13 @@ static int fit(an_infer *inf, size_t limit) {
     const an_conv_dims d = an_layer_conv_dims(L, inf->batch);
     if (an_conv_work_floats(&d, inf->batch) > all) all = an_conv_work_floats(&d, inf->batch);
     if (an_conv_min_work_floats(&d) > one) one = an_conv_min_work_floats(&d);
+  }
+  for (int i = 0; i < inf->model->n_layers; i++) { /* the packed fully connected layers' transposes */
+    const an_layer_plan *L = &inf->layers[i];
+    if (!fc_packed(inf, i)) continue;
+    const size_t need = an_fc_packed_work_floats(inf->batch, L->in_c * L->in_h * L->in_w, L->out_c);
+    if (need > all) all = need;
+    if (need > one) one = need;
   }
   size_t work = all;
   if (work * sizeof(float) > max_alloc) work = max_alloc / sizeof(float);
@@ -461,21 +484,25 @@ size_t an_infer_device_bytes(const an_infer *inf) {
 
 /* ---- weights ---- */
 
-/* A fully connected weight w (OUT, IN) transposed into its buffer (IN, OUT_pad) with zero columns of
- * padding. */
+/* A fully connected weight w (OUT, IN) into its buffer: packed as the project's GEMM's A (fc_packed),
+ * else transposed, (IN, OUT_pad) with zero columns of padding. */
 static an_status store_fc_weight(an_infer *inf, int layer, const float *w /* (OUT, IN) */) {
   const an_layer_plan *L = &inf->layers[layer];
   const size_t in = (size_t)L->in_c * L->in_h * L->in_w, out = (size_t)L->out_c, pad = (size_t)inf->out_pad[layer];
   cl_int rc;
   float *wt = clEnqueueMapBuffer(inf->rt->queue, inf->fc_weight[layer], CL_TRUE, CL_MAP_WRITE_INVALIDATE_REGION, 0,
-                                 in * pad * sizeof(float), 0, NULL, NULL, &rc); /* (IN, OUT_pad) */
+                                 fc_weight_floats(inf, layer) * sizeof(float), 0, NULL, NULL, &rc);
   if (rc != CL_SUCCESS) return AN_FAIL(rc, "clEnqueueMapBuffer(%s)", inf->tensors[L->weight].name);
-  enum { TILE = 32 }; /* blocked, so that both sides stream through the cache */
-  for (size_t i0 = 0; i0 < in; i0 += TILE)
-    for (size_t o0 = 0; o0 < out; o0 += TILE)
-      for (size_t i = i0; i < i0 + TILE && i < in; i++)
-        for (size_t o = o0; o < o0 + TILE && o < out; o++) wt[i * pad + o] = w[o * in + i];
-  for (size_t i = 0; i < in && pad > out; i++) memset(wt + i * pad + out, 0, (pad - out) * sizeof(float));
+  if (fc_packed(inf, layer)) {
+    an_panel_pack_host(w, out, in, wt);
+  } else {              /* (IN, OUT_pad) */
+    enum { TILE = 32 }; /* blocked, so that both sides stream through the cache */
+    for (size_t i0 = 0; i0 < in; i0 += TILE)
+      for (size_t o0 = 0; o0 < out; o0 += TILE)
+        for (size_t i = i0; i < i0 + TILE && i < in; i++)
+          for (size_t o = o0; o < o0 + TILE && o < out; o++) wt[i * pad + o] = w[o * in + i];
+    for (size_t i = 0; i < in && pad > out; i++) memset(wt + i * pad + out, 0, (pad - out) * sizeof(float));
+  }
   rc = clEnqueueUnmapMemObject(inf->rt->queue, inf->fc_weight[layer], wt, 0, NULL, NULL);
   return rc == CL_SUCCESS ? AN_OK : AN_FAIL(rc, "clEnqueueUnmapMemObject(%s)", inf->tensors[L->weight].name);
 }
