@@ -41,7 +41,8 @@ typedef struct an_infer_options {
   int input_slots;         /* 1, or 2 to fill one batch while the device runs the other (0 means 1) */
 } an_infer_options;
 
-/* Device bytes of a plan, by buffer; total is their sum. */
+/* Device bytes of a plan, by buffer; total is their sum. params_bytes: the weights as the plan keeps them,
+ * with the convolutions' prepared (transformed, packed) filters. */
 typedef struct an_infer_memory {
   size_t params_bytes, acts_bytes, work_bytes, input_bytes, output_bytes, gemm_temp_bytes, total_bytes;
   size_t limit_bytes; /* the limit the plan was fitted to */

@@ -54,9 +54,7 @@ size_t an_panel_packed_floats(size_t m, size_t k);
 /* A (m, k) row-major packed on the host into dst (an_panel_packed_floats), the reduction's chunks one after
  * another as the GEMM runs them (the inference plan's fully connected weights) */
 void an_panel_pack_host(const float *a, size_t m, size_t k, float *dst);
-/* C (m, n) = A·B + beta·C, A packed by an_panel_pack_host at ap (one GEMM, any k); the scratch it needs
- * (the reduction's slices, none for A) */
-size_t an_panel_packed_scratch_bytes(size_t m, size_t n, size_t k);
+/* C (m, n) = A·B + beta·C, A packed by an_panel_pack_host at ap (one GEMM, any k; no slices, no scratch) */
 an_status an_panel_gemm_packed(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf b, size_t ldb,
                                float beta, an_buf c, size_t ldc);
 an_status an_gemm_packed_at(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf a, size_t lda, an_buf b,

@@ -127,7 +127,6 @@ static an_status panel_run(an_runtime *rt, int trans_a, int trans_b, size_t m, s
   /* A packed already (packed.mem: an_panel_pack_host's or an_panel_pack_batched's layout, the chunks one
    * after another), or packed here per chunk */
   const cl_mem ap = packed.mem ? packed.mem : s;
-  const size_t w_off = packed.mem ? 0 : p.w; /* the slices' partial products: packed A needs no room before */
   const size_t panels = (m + AN_PANEL_RM - 1) / AN_PANEL_RM, strips = (n + AN_PANEL_NC - 1) / AN_PANEL_NC;
   const int mi = (int)m, ni = (int)n;
   for (size_t k0 = 0; k0 < k; k0 += p.chunk) {
@@ -150,7 +149,8 @@ static an_status panel_run(an_runtime *rt, int trans_a, int trans_b, size_t m, s
       rows = an_at(s, p.bt), ld_rows = n;
     }
     const size_t slices = kn > 2 * PANEL_SLICE ? (kn + p.slice - 1) / p.slice : 1;
-    const size_t use = p.slices > 1 ? slices : 1, slice = use > 1 ? p.slice : kn;
+    /* packed A (the inference plan's): rows enough to spread without slices, and no scratch at all */
+    const size_t use = p.slices > 1 && !packed.mem ? slices : 1, slice = use > 1 ? p.slice : kn;
     /* a private tile per work-item: one work-item per group, so the compiler keeps it in registers. With
      * few rows of A (the convolutions' weights) the panels run innermost: B's strip is read from memory
      * once and the panels stay in cache (alexnet-half's step, the Winograd GEMMs and conv1's forward: 70.4
@@ -159,11 +159,11 @@ static an_status panel_run(an_runtime *rt, int trans_a, int trans_b, size_t m, s
      * (6.1 against 9.4 ms for 2048x4608x64) */
     const int rows_first = m <= PANEL_ROWS_FIRST_MAX;
     const size_t g_panel[3] = {rows_first ? panels : strips, rows_first ? strips : panels, use > 1 ? use : count};
-    const size_t one[3] = {1, 1, 1};
+    const size_t one[3] = {1, 1, 1}; /* (the slices' buffer, unread with one slice: C, as scratch may not exist) */
     const an_arg panel[] = {an_arg_mem(ap),           an_arg_ulong(ap_off),     an_arg_mem(rows.mem),
                             an_arg_ulong(rows.off),   an_arg_int((int)ld_rows), an_arg_mem(c.mem),
-                            an_arg_ulong(c.off),      an_arg_int((int)ldc),     an_arg_mem(s),
-                            an_arg_ulong(w_off),      an_arg_int((int)use),     an_arg_int(mi),
+                            an_arg_ulong(c.off),      an_arg_int((int)ldc),     an_arg_mem(use > 1 ? s : c.mem),
+                            an_arg_ulong(p.w),        an_arg_int((int)use),     an_arg_int(mi),
                             an_arg_int(ni),           an_arg_int(kni),          an_arg_int((int)slice),
                             an_arg_float(chunk_beta), an_arg_int(rows_first),   an_arg_ulong(ap_step),
                             an_arg_ulong(b_step),     an_arg_ulong(c_step)};
@@ -171,7 +171,7 @@ static an_status panel_run(an_runtime *rt, int trans_a, int trans_b, size_t m, s
     if (use > 1) {
       const size_t g_sum[2] = {n, m};
       const an_arg sum[] = {an_arg_mem(c.mem), an_arg_ulong(c.off), an_arg_int((int)ldc),
-                            an_arg_mem(s),     an_arg_ulong(w_off), an_arg_int((int)use),
+                            an_arg_mem(s),     an_arg_ulong(p.w),   an_arg_int((int)use),
                             an_arg_int(mi),    an_arg_int(ni),      an_arg_float(chunk_beta)};
       AN_TRY(an_launch(rt, "gemm_sum_slices", 2, g_sum, NULL, sum));
     }
@@ -210,14 +210,8 @@ an_status an_panel_gemm_batched(an_runtime *rt, int trans_a, int trans_b, size_t
   return AN_OK;
 }
 
-size_t an_panel_packed_scratch_bytes(size_t m, size_t n, size_t k) {
-  const panel_plan p = plan_of(0, m, n, k);
-  return (p.total - p.w) * sizeof(float);
-}
-
 an_status an_panel_gemm_packed(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf b, size_t ldb,
                                float beta, an_buf c, size_t ldc) {
-  AN_TRY(an_reserve_gemm_temp(rt, an_panel_packed_scratch_bytes(m, n, k)));
   return panel_run(rt, 0, 0, m, n, k, 1.0f, an_at(NULL, 0), k, 0, b, ldb, 0, beta, c, ldc, 0, 1, 0, ap);
 }
 

@@ -192,13 +192,7 @@ static size_t gemm_temp_need(const an_infer *inf, size_t work_floats) {
     const an_layer_ops *ops = an_layer_ops_of(inf->layers[i].desc->kind);
     if (inf->skip[i] || !ops->gemms) continue;
     const an_layer_io io = infer_io(inf, i, 0, work_floats);
-    if (io.weight_packed) { /* the product on the packed weight: no room for packing A */
-      an_gemm_call c;
-      ops->gemms(&io, AN_PASS_FORWARD, &c, 1);
-      const size_t t = an_panel_packed_scratch_bytes(c.m, c.n, c.k);
-      if (t > most) most = t;
-      continue;
-    }
+    if (io.weight_packed) continue; /* the product on the packed weight takes no scratch */
     const int total = ops->gemms(&io, AN_PASS_FORWARD, NULL, 0);
     an_gemm_call *calls = malloc((size_t)(total ? total : 1) * sizeof *calls); /* (total) */
     if (!calls) return (size_t)-1;
