@@ -251,6 +251,9 @@ const an_layer_ops *an_layer_ops_of(an_layer_kind kind);
  * layer when the kind has none. */
 an_status an_layer_forward(const an_layer_io *io);
 an_status an_layer_backward(const an_layer_io *io);
+/* FLOPs of the layer's GEMMs in passes (2·m·n·k each, as the layer table lists them; 0 without GEMMs):
+ * what `alexnet bench` counts (the other layers move memory) */
+double an_layer_gemm_flops(const an_layer_io *io, int passes);
 /* The convolution dims of a planned conv layer at batch n. */
 an_conv_dims an_layer_conv_dims(const an_layer_plan *L, int n);
 

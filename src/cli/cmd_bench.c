@@ -69,7 +69,6 @@ typedef struct bench_result {
   double host_blas_ms, host_flop;
 } bench_result;
 
-
 /* Splits the recorded marks of the timed steps into per-layer, loss, zeroing, gradient sum, SGD and
  * GEMM time. */
 static int collect(an_runtime *rt, device_time *r, int steps) {

@@ -121,6 +121,19 @@ static an_buf at_zero(const an_runtime *rt, an_buf x, cl_mem *sub) {
   return an_at(cut, 0);
 }
 
+/* A batch's GEMM mark, and its count calls in the log, operand i at its offset + i·step */
+static an_status begin_batch(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, size_t a_off,
+                             size_t lda, size_t a_step, size_t b_off, size_t ldb, size_t b_step, size_t c_off,
+                             size_t ldc, size_t c_step, int count) {
+  AN_TRY(an_mark_add(rt, AN_MARK_GEMM_BEGIN, -1));
+  for (int i = 0; i < count && rt->gemm_log; i++) {
+    const an_gemm_call call = {
+        trans_a, trans_b, m, n, k, a_off + i * a_step, lda, b_off + i * b_step, ldb, c_off + i * c_step, ldc};
+    record(rt->gemm_log, &call);
+  }
+  return AN_OK;
+}
+
 an_status an_gemm_batched_at(an_runtime *rt, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
                              an_buf a, size_t lda, size_t a_step, an_buf b, size_t ldb, size_t b_step, float beta,
                              an_buf c, size_t ldc, size_t c_step, int count, const char *file, int line) {
@@ -131,12 +144,8 @@ an_status an_gemm_batched_at(an_runtime *rt, int trans_a, int trans_b, size_t m,
                         line));
     return AN_OK;
   }
-  AN_TRY(an_mark_add(rt, AN_MARK_GEMM_BEGIN, -1));
-  for (int i = 0; i < count && rt->gemm_log; i++) {
-    const an_gemm_call call = {
-        trans_a, trans_b, m, n, k, a.off + i * a_step, lda, b.off + i * b_step, ldb, c.off + i * c_step, ldc};
-    record(rt->gemm_log, &call);
-  }
+  AN_TRY(
+      begin_batch(rt, trans_a, trans_b, m, n, k, a.off, lda, a_step, b.off, ldb, b_step, c.off, ldc, c_step, count));
   const an_status st = an_panel_gemm_batched(rt, trans_a, trans_b, m, n, k, alpha, a, lda, a_step, b, ldb, b_step,
                                              beta, c, ldc, c_step, (size_t)count);
   if (st != AN_OK)
@@ -148,27 +157,12 @@ an_status an_gemm_batched_at(an_runtime *rt, int trans_a, int trans_b, size_t m,
 an_status an_gemm_batched_packed_at(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf a, size_t lda,
                                     size_t a_step, an_buf b, size_t ldb, size_t b_step, float beta, an_buf c,
                                     size_t ldc, size_t c_step, int count, const char *file, int line) {
-  AN_TRY(an_mark_add(rt, AN_MARK_GEMM_BEGIN, -1));
-  for (int i = 0; i < count && rt->gemm_log; i++) {
-    const an_gemm_call call = {0,  0, m, n, k, a.off + i * a_step, lda, b.off + i * b_step, ldb, c.off + i * c_step,
-                               ldc};
-    record(rt->gemm_log, &call);
-  }
+  AN_TRY(begin_batch(rt, 0, 0, m, n, k, a.off, lda, a_step, b.off, ldb, b_step, c.off, ldc, c_step, count));
   const an_status st = an_panel_gemm_batched_packed(rt, m, n, k, ap, b, ldb, b_step, beta, c, ldc, c_step,
                                                     (size_t)count);
   if (st != AN_OK)
     return an_error(st, file, line, "the project's GEMM (%d of NN on packed A, m=%zu n=%zu k=%zu)", count, m, n, k);
   return an_mark_add(rt, AN_MARK_GEMM_END, -1);
-}
-
-an_status an_gemm_packed_at(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf a, size_t lda, an_buf b,
-                            size_t ldb, float beta, an_buf c, size_t ldc, const char *file, int line) {
-  const an_gemm_call call = {0, 0, m, n, k, a.off, lda, b.off, ldb, c.off, ldc};
-  AN_TRY(an_gemm_own_begin(rt, &call));
-  const an_status st = an_panel_gemm_packed(rt, m, n, k, ap, b, ldb, beta, c, ldc);
-  if (st != AN_OK)
-    return an_error(st, file, line, "the project's GEMM (NN on packed A, m=%zu n=%zu k=%zu)", m, n, k);
-  return an_gemm_own_end(rt);
 }
 
 an_status an_gemm_own_begin(an_runtime *rt, const an_gemm_call *call) {

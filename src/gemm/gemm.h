@@ -54,19 +54,13 @@ size_t an_panel_packed_floats(size_t m, size_t k);
 /* A (m, k) row-major packed on the host into dst (an_panel_packed_floats), the reduction's chunks one after
  * another as the GEMM runs them (the inference plan's fully connected weights) */
 void an_panel_pack_host(const float *a, size_t m, size_t k, float *dst);
-/* C (m, n) = A·B + beta·C, A packed by an_panel_pack_host at ap (one GEMM, any k; no slices, no scratch) */
-an_status an_panel_gemm_packed(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf b, size_t ldb,
-                               float beta, an_buf c, size_t ldc);
-an_status an_gemm_packed_at(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf a, size_t lda, an_buf b,
-                            size_t ldb, float beta, an_buf c, size_t ldc, const char *file, int line);
-#define an_gemm_packed(rt, m, n, k, ap, a, lda, b, ldb, beta, c, ldc) \
-  an_gemm_packed_at(rt, m, n, k, ap, a, lda, b, ldb, beta, c, ldc, __FILE__, __LINE__)
 an_status an_panel_pack_batched(an_runtime *rt, an_buf a, size_t lda, size_t a_step, size_t m, size_t k,
                                 size_t count, an_buf dst);
 an_status an_panel_gemm_batched_packed(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf b, size_t ldb,
                                        size_t b_step, float beta, an_buf c, size_t ldc, size_t c_step, size_t count);
 /* an_gemm_batched on A packed by an_panel_pack_batched at ap: recorded and timed as the count GEMMs on
- * the unpacked A that a, lda and a_step describe (offsets only) */
+ * the unpacked A that a, lda and a_step describe (offsets only). A batch of one takes any k (no slices, no
+ * scratch): C (m, n) = A·B + beta·C on A that an_panel_pack_host packed (an_gemm_packed) */
 an_status an_gemm_batched_packed_at(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf a, size_t lda,
                                     size_t a_step, an_buf b, size_t ldb, size_t b_step, float beta, an_buf c,
                                     size_t ldc, size_t c_step, int count, const char *file, int line);
@@ -81,5 +75,8 @@ an_status an_gemm_own_begin(an_runtime *rt, const an_gemm_call *call);
 an_status an_gemm_own_end(an_runtime *rt);
 #define an_gemm(rt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) \
   an_gemm_at(rt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, __FILE__, __LINE__)
+
+#define an_gemm_packed(rt, m, n, k, ap, a, lda, b, ldb, beta, c, ldc) \
+  an_gemm_batched_packed_at(rt, m, n, k, ap, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1, __FILE__, __LINE__)
 
 #endif

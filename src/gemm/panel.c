@@ -63,7 +63,7 @@ static panel_plan plan_of(int trans_b, size_t m, size_t n, size_t k) {
   const size_t slices = (p.chunk + PANEL_SLICE - 1) / PANEL_SLICE;
   if (slices > 2 && slices * m * n <= PANEL_W_MAX) p.slices = slices, p.slice = PANEL_SLICE;
   p.ap = 0;
-  p.bt = up16((m + AN_PANEL_RM - 1) / AN_PANEL_RM * AN_PANEL_RM * p.chunk);
+  p.bt = up16(an_panel_packed_floats(m, p.chunk));
   p.w = p.bt + (trans_b ? up16(p.chunk * n) : 0);
   p.total = p.w + (p.slices > 1 ? p.slices * m * n : 0);
   return p;
@@ -74,7 +74,7 @@ size_t an_panel_scratch_bytes(int trans_a, int trans_b, size_t m, size_t n, size
   return plan_of(trans_b, m, n, k).total * sizeof(float);
 }
 
-/* ap (panels, k, RM) at gemm_temp + ap_off (+ z·ap_step for the z-th of count) = alpha·op(A) (m, k), A
+/* ap (panels, k, RM) at dst + ap_off (+ z·ap_step for the z-th of count) = alpha·op(A) (m, k), A
  * (+ z·a_step) with row stride lda: gemm_panel's operand */
 static an_status pack_into(an_runtime *rt, cl_mem dst, size_t ap_off, size_t ap_step, an_buf a, size_t a_step,
                            size_t lda, int trans_a, size_t m, size_t k, float alpha, size_t count) {
@@ -112,7 +112,7 @@ an_status an_panel_pack_batched(an_runtime *rt, an_buf a, size_t lda, size_t a_s
 }
 
 an_status an_panel_pack_a(an_runtime *rt, an_buf a, size_t lda, size_t m, size_t k) {
-  AN_TRY(an_reserve_gemm_temp(rt, (m + AN_PANEL_RM - 1) / AN_PANEL_RM * AN_PANEL_RM * k * sizeof(float)));
+  AN_TRY(an_reserve_gemm_temp(rt, an_panel_packed_floats(m, k) * sizeof(float)));
   return pack_a(rt, 0, 0, a, 0, lda, 0, m, k, 1.0f, 1);
 }
 
@@ -208,11 +208,6 @@ an_status an_panel_gemm_batched(an_runtime *rt, int trans_a, int trans_b, size_t
                      c_step, now, one, an_at(NULL, 0)));
   }
   return AN_OK;
-}
-
-an_status an_panel_gemm_packed(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf b, size_t ldb,
-                               float beta, an_buf c, size_t ldc) {
-  return panel_run(rt, 0, 0, m, n, k, 1.0f, an_at(NULL, 0), k, 0, b, ldb, 0, beta, c, ldc, 0, 1, 0, ap);
 }
 
 an_status an_panel_gemm_batched_packed(an_runtime *rt, size_t m, size_t n, size_t k, an_buf ap, an_buf b, size_t ldb,

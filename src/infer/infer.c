@@ -664,17 +664,9 @@ int an_infer_gemm_calls(const an_infer *inf, an_gemm_call *out, int max) {
 }
 
 double an_infer_layer_flops(const an_infer *inf, int i) {
-  const an_layer_ops *ops = an_layer_ops_of(inf->layers[i].desc->kind);
-  if (inf->skip[i] || !ops->gemms) return 0;
+  if (inf->skip[i]) return 0;
   const an_layer_io io = infer_io(inf, i, 0, inf->work_floats);
-  const int total = ops->gemms(&io, AN_PASS_FORWARD, NULL, 0);
-  an_gemm_call *calls = malloc((size_t)(total ? total : 1) * sizeof *calls); /* (total) */
-  double flop = 0;
-  if (!calls) return 0;
-  ops->gemms(&io, AN_PASS_FORWARD, calls, total);
-  for (int j = 0; j < total; j++) flop += 2.0 * calls[j].m * calls[j].n * calls[j].k;
-  free(calls);
-  return flop;
+  return an_layer_gemm_flops(&io, AN_PASS_FORWARD);
 }
 
 /* The executor's view of a run: the plan and the slot it reads. */

@@ -1,6 +1,8 @@
 /* The layer table: each kind of layer is one entry (its shape rule, its parameters, the GEMMs it issues
  * as data, forward, backward), defined beside its kernels' host code in this folder. The planner, the
  * executors (training and inference), the tuner, bench and the GEMM-list test all read these entries. */
+#include <stdlib.h>
+
 #include "alexnet/layers.h"
 #include "layers/ops.h"
 #include "runtime/check.h"
@@ -60,4 +62,17 @@ an_status an_layer_backward(const an_layer_io *io) {
   if (!ops || !ops->backward)
     return AN_FAIL(AN_ERR_ARGUMENT, "layer %s exchanges between devices: a split runs it", ops ? ops->name : "?");
   return ops->backward(io);
+}
+
+double an_layer_gemm_flops(const an_layer_io *io, int passes) {
+  const an_layer_ops *ops = an_layer_ops_of(io->L->desc->kind);
+  if (!ops || !ops->gemms) return 0;
+  const int total = ops->gemms(io, passes, NULL, 0);
+  an_gemm_call *calls = malloc((size_t)(total ? total : 1) * sizeof *calls); /* (total) */
+  double flop = 0;
+  if (!calls) return 0;
+  ops->gemms(io, passes, calls, total);
+  for (int j = 0; j < total; j++) flop += 2.0 * calls[j].m * calls[j].n * calls[j].k;
+  free(calls);
+  return flop;
 }

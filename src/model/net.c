@@ -429,19 +429,9 @@ static int add_shape(an_gemm_shape *shapes, int n, int max, const an_gemm_call *
 }
 
 void an_net_layer_flops(const an_net *net, int i, double *fwd, double *bwd) {
-  const an_layer_ops *ops = an_layer_ops_of(net->layers[i].desc->kind);
-  *fwd = *bwd = 0;
-  if (!ops->gemms) return;
   const an_layer_io io = layer_io(net, i, 0, 0);
-  for (int pass = AN_PASS_FORWARD; pass <= AN_PASS_BACKWARD; pass <<= 1) {
-    const int total = ops->gemms(&io, pass, NULL, 0);
-    an_gemm_call *calls = malloc((size_t)(total ? total : 1) * sizeof *calls); /* (total) */
-    if (!calls) return;
-    ops->gemms(&io, pass, calls, total);
-    for (int j = 0; j < total; j++)
-      *(pass == AN_PASS_FORWARD ? fwd : bwd) += 2.0 * calls[j].m * calls[j].n * calls[j].k;
-    free(calls);
-  }
+  *fwd = an_layer_gemm_flops(&io, AN_PASS_FORWARD);
+  *bwd = an_layer_gemm_flops(&io, AN_PASS_BACKWARD);
 }
 
 /* Per layer in forward order, its forward then its backward calls: the order the tuner reports. */
